@@ -1,0 +1,739 @@
+//! Checking: a raw config in, every rule applied, a [`Model`] out.
+//!
+//! This is the second stage of input (ripgrep's `LowArgs` → `HiArgs`): the
+//! raw entries still carry their places and may be wrong in every way; the
+//! model that comes out names only users that exist, grants that follow the
+//! domain's rules, and defaults filled in. Every violation is collected, none
+//! stops the check. Pure: no files, no clock (the caller passes today).
+//! Rule numbers are those of SPEC §2.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::config::{RawConfig, RawTenancy, RawUserEntry, Spanned, raw};
+use crate::diag::{Diagnostic, Location, Rule, did_you_mean};
+use crate::model::{
+    Approval, Date, Model, Privilege, Role, SupportAccount, SupportLink, Tenancy, User,
+    is_iana_time_zone,
+};
+
+/// Checks `raw` against every rule. The model is `Some` exactly when no
+/// error was found (warnings allowed).
+pub fn check(raw: &RawConfig, today: Date) -> (Option<Model>, Vec<Diagnostic>) {
+    let mut checker = Checker {
+        today,
+        diagnostics: Vec::new(),
+    };
+    let model = checker.run(raw);
+    let has_errors = checker.diagnostics.iter().any(Diagnostic::is_error);
+    (model.filter(|_| !has_errors), checker.diagnostics)
+}
+
+struct Checker {
+    today: Date,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// What checking knows of a declared user while it checks references.
+struct Declared<'a> {
+    id: &'a Spanned<String>,
+    entry: &'a RawUserEntry,
+}
+
+/// Whether `id` is a well-formed user id (rule 3): `^[a-z0-9][a-z0-9._-]{0,62}$`.
+pub fn is_valid_id(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Whether `email` is a plausible address: one `@`, a dot-atom local part and
+/// a domain of at least two labels. Deliverability is not ours to judge.
+pub fn is_valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = domain.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    local_ok && domain_ok
+}
+
+impl Checker {
+    fn push(&mut self, diagnostic: Diagnostic) {
+        self.diagnostics.push(diagnostic);
+    }
+
+    fn run(&mut self, raw: &RawConfig) -> Option<Model> {
+        let tenancy = self.tenancy(raw);
+        let users = self.users(raw);
+        let tenancy = tenancy?;
+        let admin_id = tenancy.admin.value.as_str();
+        self.admin(&tenancy, &users);
+
+        let memberships = self.memberships(raw, &users, admin_id);
+        let links = self.links_by_user(raw, &users, admin_id);
+        let approvals = self.approvals(raw, &users, admin_id, &memberships, &links);
+        self.check_approval_chains(&approvals, admin_id);
+        self.links(&links, &users, admin_id, &approvals, &memberships);
+        self.single_admin(&tenancy, &approvals);
+
+        Some(self.build(&tenancy, &users, &memberships, &approvals, &links))
+    }
+
+    fn tenancy<'a>(&mut self, raw: &'a RawConfig) -> Option<&'a RawTenancy> {
+        let Some(first) = raw.tenancies.first() else {
+            self.push(
+                Diagnostic::new(Rule::TenancyMissing, None, "the config set has no `tenancy` section")
+                    .with_hint("add `tenancy: { name: …, csi: \"…\", admin: … }` to one file"),
+            );
+            return None;
+        };
+        for extra in &raw.tenancies[1..] {
+            self.push(
+                Diagnostic::at(
+                    Rule::TenancyDuplicate,
+                    extra.location,
+                    "a second `tenancy` section: a config set describes exactly one tenancy",
+                )
+                .with_related(first.location, "the first `tenancy` is")
+                .with_hint("keep one `tenancy`; use a separate config set for another tenancy"),
+            );
+        }
+        let t = &first.value;
+        if !is_valid_id(&t.name) {
+            self.push(
+                Diagnostic::at(
+                    Rule::InvalidTenancyName,
+                    t.name.location,
+                    format!("tenancy name `{}` is not a valid name", t.name.value),
+                )
+                .with_hint(id_hint(&t.name)),
+            );
+        }
+        if t.csi.is_empty() || !t.csi.bytes().all(|b| b.is_ascii_digit()) {
+            self.push(
+                Diagnostic::at(
+                    Rule::CsiNotDigits,
+                    t.csi.location,
+                    format!("CSI `{}` is not all digits", t.csi.value),
+                )
+                .with_hint("a CSI is the number on the support contract, e.g. \"20817431\""),
+            );
+        }
+        Some(t)
+    }
+
+    /// Rule 3 and 10 for each user, and duplicate ids and emails.
+    fn users<'a>(&mut self, raw: &'a RawConfig) -> BTreeMap<&'a str, Declared<'a>> {
+        let mut users: BTreeMap<&str, Declared> = BTreeMap::new();
+        let mut emails: HashMap<String, Location> = HashMap::with_capacity(raw.users.len());
+        for entry in &raw.users {
+            let id = &entry.id;
+            if let Some(first) = users.get(id.value.as_str()) {
+                self.push(
+                    Diagnostic::at(Rule::DuplicateKey, id.location, format!("user `{}` is declared twice", id.value))
+                        .with_related(first.id.location, "first declared")
+                        .with_hint("a user id is declared in one place; rename or remove one"),
+                );
+                continue;
+            }
+            if !is_valid_id(id) {
+                self.push(
+                    Diagnostic::at(Rule::InvalidUserId, id.location, format!("user id `{}` is not a valid id", id.value))
+                        .with_hint(id_hint(id)),
+                );
+            }
+            let user = &entry.user;
+            if !is_valid_email(&user.email) {
+                self.push(
+                    Diagnostic::at(
+                        Rule::InvalidEmail,
+                        user.email.location,
+                        format!("`{}` is not a valid email address", user.email.value),
+                    )
+                    .with_hint("write it as `name@domain.example`"),
+                );
+            } else {
+                let folded = user.email.to_lowercase();
+                if let Some(&first) = emails.get(&folded) {
+                    self.push(
+                        Diagnostic::at(
+                            Rule::DuplicateEmail,
+                            user.email.location,
+                            format!("email `{}` is already used by another user", user.email.value),
+                        )
+                        .with_related(first, "first used")
+                        .with_hint("emails are compared without regard to case; each user needs its own"),
+                    );
+                } else {
+                    emails.insert(folded, user.email.location);
+                }
+            }
+            if let Some(account) = &user.support_account {
+                if account.phone.trim().is_empty() {
+                    self.push(
+                        Diagnostic::at(Rule::EmptyPhone, account.phone.location, "support account phone is empty")
+                            .with_hint("Oracle Support calls this number for severity 1 SRs"),
+                    );
+                }
+                if !is_iana_time_zone(&account.timezone) {
+                    let hint = timezone_hint(&account.timezone);
+                    self.push(
+                        Diagnostic::at(
+                            Rule::InvalidTimezone,
+                            account.timezone.location,
+                            format!("`{}` is not an IANA time zone", account.timezone.value),
+                        )
+                        .with_hint(hint),
+                    );
+                }
+            }
+            users.insert(&id.value, Declared { id, entry });
+        }
+        self.renames(&users);
+        users
+    }
+
+    fn renames(&mut self, users: &BTreeMap<&str, Declared>) {
+        let mut claimed: HashMap<&str, Location> = HashMap::new();
+        for (id, declared) in users {
+            let Some(previously) = &declared.entry.user.previously else {
+                continue;
+            };
+            let old = previously.value.as_str();
+            let problem = if !is_valid_id(old) {
+                Some(format!("`{old}` is not a valid user id"))
+            } else if old == *id {
+                Some(format!("user `{id}` names itself as its previous id"))
+            } else if users.contains_key(old) {
+                Some(format!("`{old}` is still declared, so `{id}` cannot be its rename"))
+            } else {
+                None
+            };
+            if let Some(message) = problem {
+                self.push(
+                    Diagnostic::at(Rule::InvalidRename, previously.location, message)
+                        .with_hint("`previously` names the id a user had before a rename; remove it once applied"),
+                );
+                continue;
+            }
+            if let Some(&first) = claimed.get(old) {
+                self.push(
+                    Diagnostic::at(
+                        Rule::InvalidRename,
+                        previously.location,
+                        format!("`{old}` is claimed as the previous id of two users"),
+                    )
+                    .with_related(first, "first claimed"),
+                );
+            } else {
+                claimed.insert(old, previously.location);
+            }
+        }
+    }
+
+    /// Rule 2: the tenancy admin is declared and has a support account.
+    fn admin(&mut self, tenancy: &RawTenancy, users: &BTreeMap<&str, Declared>) {
+        let admin = &tenancy.admin;
+        match users.get(admin.value.as_str()) {
+            None => {
+                let hint = match did_you_mean(&admin.value, users.keys().copied()) {
+                    Some(best) => format!("did you mean `{best}`?"),
+                    None => format!("declare `{}` under `users:` with a `support_account`", admin.value),
+                };
+                self.push(
+                    Diagnostic::at(
+                        Rule::AdminNotDeclared,
+                        admin.location,
+                        format!("tenancy admin `{}` is not a declared user", admin.value),
+                    )
+                    .with_hint(hint),
+                );
+            }
+            Some(declared) if declared.entry.user.support_account.is_none() => self.push(
+                Diagnostic::at(
+                    Rule::AdminWithoutSupportAccount,
+                    admin.location,
+                    format!("tenancy admin `{}` has no support account", admin.value),
+                )
+                .with_related(declared.id.location, "the user is declared")
+                .with_hint("the CSI administrator needs a MOS account: add `support_account` to the user"),
+            ),
+            Some(_) => {}
+        }
+    }
+
+    fn unknown_user(&mut self, name: &Spanned<String>, users: &BTreeMap<&str, Declared>, what: &str) {
+        let mut d = Diagnostic::at(
+            Rule::UnknownUser,
+            name.location,
+            format!("{what} `{}` is not a declared user", name.value),
+        );
+        if let Some(best) = did_you_mean(&name.value, users.keys().copied()) {
+            d = d.with_hint(format!("did you mean `{best}`?"));
+        } else {
+            d = d.with_hint(format!("declare it under `users:` as `{}: {{ email: … }}`", name.value));
+        }
+        self.push(d);
+    }
+
+    /// Checks a reference to a user; true when the user is declared.
+    fn known(&mut self, name: &Spanned<String>, users: &BTreeMap<&str, Declared>, what: &str) -> bool {
+        if users.contains_key(name.value.as_str()) {
+            true
+        } else {
+            self.unknown_user(name, users, what);
+            false
+        }
+    }
+
+    /// Reports a second entry for one user in a section.
+    fn first_per_user<'a, T>(
+        &mut self,
+        seen: &mut BTreeMap<&'a str, &'a Spanned<T>>,
+        user: &'a Spanned<String>,
+        entry: &'a Spanned<T>,
+        what: &str,
+    ) -> bool {
+        if let Some(first) = seen.get(user.value.as_str()) {
+            self.push(
+                Diagnostic::at(
+                    Rule::DuplicateKey,
+                    user.location,
+                    format!("a second {what} for user `{}`", user.value),
+                )
+                .with_related(first.location, "the first is")
+                .with_hint(format!("a user has at most one {what}; merge them into one")),
+            );
+            false
+        } else {
+            seen.insert(&user.value, entry);
+            true
+        }
+    }
+
+    fn tenancy_admin_grant(&mut self, user: &Spanned<String>, admin_id: &str, what: &str) -> bool {
+        if user.value == admin_id {
+            self.push(
+                Diagnostic::at(
+                    Rule::TenancyAdminGrant,
+                    user.location,
+                    format!("`{admin_id}` is the tenancy admin and needs no {what}"),
+                )
+                .with_hint("the tenancy admin is a CSI administrator by definition; remove this entry"),
+            );
+            true
+        } else {
+            false
+        }
+    }
+
+    fn memberships<'a>(
+        &mut self,
+        raw: &'a RawConfig,
+        users: &BTreeMap<&str, Declared>,
+        admin_id: &str,
+    ) -> BTreeMap<&'a str, &'a Spanned<raw::RawMembership>> {
+        let mut seen = BTreeMap::new();
+        for m in &raw.memberships {
+            if !self.known(&m.user, users, "membership user") {
+                continue;
+            }
+            if !self.first_per_user(&mut seen, &m.user, m, "membership") {
+                continue;
+            }
+            if self.tenancy_admin_grant(&m.user, admin_id, "membership") {
+                continue;
+            }
+            let declared = &users[m.user.value.as_str()];
+            if declared.entry.user.support_account.is_none() {
+                self.push(
+                    Diagnostic::at(
+                        Rule::MembershipWithoutSupportAccount,
+                        m.user.location,
+                        format!("`{}` has no support account, so it cannot request CSI membership", m.user.value),
+                    )
+                    .with_related(declared.id.location, "the user is declared")
+                    .with_hint("add `support_account` to the user, or give it a support link instead"),
+                );
+            }
+        }
+        seen
+    }
+
+    fn links_by_user<'a>(
+        &mut self,
+        raw: &'a RawConfig,
+        users: &BTreeMap<&str, Declared>,
+        admin_id: &str,
+    ) -> BTreeMap<&'a str, &'a Spanned<raw::RawSupportLink>> {
+        let mut seen = BTreeMap::new();
+        for link in &raw.support_links {
+            if !self.known(&link.user, users, "linked user") {
+                continue;
+            }
+            if !self.first_per_user(&mut seen, &link.user, link, "support link") {
+                continue;
+            }
+            self.tenancy_admin_grant(&link.user, admin_id, "support link");
+        }
+        seen
+    }
+
+    fn approvals<'a>(
+        &mut self,
+        raw: &'a RawConfig,
+        users: &BTreeMap<&str, Declared>,
+        admin_id: &str,
+        memberships: &BTreeMap<&str, &Spanned<raw::RawMembership>>,
+        links: &BTreeMap<&str, &Spanned<raw::RawSupportLink>>,
+    ) -> BTreeMap<&'a str, &'a Spanned<raw::RawApproval>> {
+        let mut seen = BTreeMap::new();
+        for a in &raw.approvals {
+            if !self.known(&a.user, users, "approved user") {
+                continue;
+            }
+            if !self.first_per_user(&mut seen, &a.user, a, "approval") {
+                continue;
+            }
+            if self.tenancy_admin_grant(&a.user, admin_id, "approval") {
+                continue;
+            }
+            if !memberships.contains_key(a.user.value.as_str()) {
+                self.push(
+                    Diagnostic::at(
+                        Rule::ApprovalWithoutMembership,
+                        a.user.location,
+                        format!("`{}` has no membership request to approve", a.user.value),
+                    )
+                    .with_hint(format!("add `- user: {}` under `memberships:`", a.user.value)),
+                );
+            }
+            if let Some(link) = links.get(a.user.value.as_str()) {
+                self.push(
+                    Diagnostic::at(
+                        Rule::LinkedUserApproved,
+                        a.user.location,
+                        format!(
+                            "`{}` has a support link, so it acts through the CSI admin and cannot also be approved",
+                            a.user.value
+                        ),
+                    )
+                    .with_related(link.user.location, "the support link is")
+                    .with_hint("keep either the approval (own MOS access) or the link (acts through the admin)"),
+                );
+            }
+            self.expiry(a.expires.as_ref(), "approval");
+        }
+        // `approved_by` is checked once every approval is known, since an
+        // approver's own approval may come later in the files.
+        for a in seen.values() {
+            if let Some(by) = &a.approved_by
+                && self.known(by, users, "approver")
+                && by.value != admin_id
+                && !seen
+                    .get(by.value.as_str())
+                    .is_some_and(|b| b.role.value == raw::RawRole::Admin)
+            {
+                self.push(
+                    Diagnostic::at(
+                        Rule::ApproverNotAdmin,
+                        by.location,
+                        format!("`{}` is not a CSI administrator, so it cannot approve", by.value),
+                    )
+                    .with_hint(admin_hint(admin_id)),
+                );
+            }
+        }
+        seen
+    }
+
+    /// Rule 6: every chain of admin approvals ends at the tenancy admin.
+    fn check_approval_chains(&mut self, approvals: &BTreeMap<&str, &Spanned<raw::RawApproval>>, admin_id: &str) {
+        // approver of each admin-role approval, where the approver is itself
+        // an admin-role approval (other cases end a chain or were reported).
+        let parent = |user: &str| -> Option<&str> {
+            let by = approvals.get(user)?.approved_by.as_ref()?;
+            let by = by.value.as_str();
+            (by != admin_id && approvals.get(by).is_some_and(|b| b.role.value == raw::RawRole::Admin)).then_some(by)
+        };
+        let mut reported: BTreeSet<&str> = BTreeSet::new();
+        for &start in approvals.keys() {
+            if reported.contains(start) {
+                continue;
+            }
+            let mut path = vec![start];
+            let mut current = start;
+            while let Some(next) = parent(current) {
+                if let Some(pos) = path.iter().position(|&p| p == next) {
+                    let cycle = &path[pos..];
+                    if cycle.iter().any(|c| reported.contains(c)) {
+                        break;
+                    }
+                    reported.extend(cycle.iter().copied());
+                    let first = *cycle.iter().min().unwrap_or(&next);
+                    let shown: Vec<String> = cycle_from(cycle, first).iter().map(|c| format!("`{c}`")).collect();
+                    let by = approvals[first].approved_by.as_ref().map_or(approvals[first].location, |b| b.location);
+                    self.push(
+                        Diagnostic::at(
+                            Rule::ApprovalCycle,
+                            by,
+                            format!("approvals form a loop: {} → {}", shown.join(" → "), shown[0]),
+                        )
+                        .with_hint(format!("approval chains start at the tenancy admin: let `{admin_id}` approve one of them")),
+                    );
+                    break;
+                }
+                path.push(next);
+                current = next;
+            }
+        }
+    }
+
+    fn links(
+        &mut self,
+        links: &BTreeMap<&str, &Spanned<raw::RawSupportLink>>,
+        users: &BTreeMap<&str, Declared>,
+        admin_id: &str,
+        approvals: &BTreeMap<&str, &Spanned<raw::RawApproval>>,
+        memberships: &BTreeMap<&str, &Spanned<raw::RawMembership>>,
+    ) {
+        for (&user, link) in links {
+            if let Some(via) = &link.via
+                && self.known(via, users, "`via` administrator")
+                && via.value != admin_id
+                && !approvals
+                    .get(via.value.as_str())
+                    .is_some_and(|a| a.role.value == raw::RawRole::Admin)
+            {
+                self.push(
+                    Diagnostic::at(
+                        Rule::LinkViaNotAdmin,
+                        via.location,
+                        format!("`{}` is not a CSI administrator, so no user can be linked through it", via.value),
+                    )
+                    .with_hint(admin_hint(admin_id)),
+                );
+            }
+            if user != admin_id && memberships.contains_key(user) && !approvals.contains_key(user) {
+                self.push(
+                    Diagnostic::at(
+                        Rule::LinkedUserPending,
+                        link.user.location,
+                        format!("`{user}` is linked and also has a pending membership request"),
+                    )
+                    .with_related(memberships[user].user.location, "the request is")
+                    .with_hint("a linked user acts through the CSI admin; the request will not be approved while the link stands"),
+                );
+            }
+            self.expiry(link.expires.as_ref(), "support link");
+        }
+    }
+
+    /// Rule 9: a valid date; one already past is warned about.
+    fn expiry(&mut self, expires: Option<&Spanned<String>>, what: &str) {
+        let Some(expires) = expires else { return };
+        match Date::parse(&expires.value) {
+            None => self.push(
+                Diagnostic::at(
+                    Rule::InvalidDate,
+                    expires.location,
+                    format!("`{}` is not a valid date", expires.value),
+                )
+                .with_hint("write dates as YYYY-MM-DD, e.g. 2027-06-30"),
+            ),
+            Some(date) if date <= self.today => self.push(
+                Diagnostic::at(
+                    Rule::ExpiredGrant,
+                    expires.location,
+                    format!("this {what} expired on {date}; it grants nothing"),
+                )
+                .with_hint("remove the entry, or move `expires` to a later date"),
+            ),
+            Some(_) => {}
+        }
+    }
+
+    /// Oracle recommends at least two CSI administrators.
+    fn single_admin(&mut self, tenancy: &RawTenancy, approvals: &BTreeMap<&str, &Spanned<raw::RawApproval>>) {
+        let today = self.today;
+        let others = approvals
+            .values()
+            .filter(|a| a.role.value == raw::RawRole::Admin)
+            .filter(|a| {
+                a.expires
+                    .as_ref()
+                    .and_then(|e| Date::parse(e))
+                    .is_none_or(|d| today < d)
+            })
+            .count();
+        if others == 0 {
+            self.push(
+                Diagnostic::at(
+                    Rule::SingleCsiAdmin,
+                    tenancy.admin.location,
+                    format!("`{}` is the CSI's only administrator", tenancy.admin.value),
+                )
+                .with_hint("approve a second user with `role: admin`; if the last administrator leaves, only Oracle Support can appoint one"),
+            );
+        }
+    }
+
+    fn build(
+        &self,
+        tenancy: &RawTenancy,
+        users: &BTreeMap<&str, Declared>,
+        memberships: &BTreeMap<&str, &Spanned<raw::RawMembership>>,
+        approvals: &BTreeMap<&str, &Spanned<raw::RawApproval>>,
+        links: &BTreeMap<&str, &Spanned<raw::RawSupportLink>>,
+    ) -> Model {
+        let admin = tenancy.admin.value.clone();
+        let mut model = Model {
+            tenancy: Tenancy {
+                name: tenancy.name.value.clone(),
+                csi: tenancy.csi.value.clone(),
+                home_region: tenancy.home_region.as_ref().map(|r| r.value.clone()),
+                admin: admin.clone(),
+            },
+            users: BTreeMap::new(),
+            support_accounts: BTreeMap::new(),
+            memberships: memberships.keys().map(|k| (*k).to_owned()).collect(),
+            approvals: BTreeMap::new(),
+            support_links: BTreeMap::new(),
+            renames: BTreeMap::new(),
+        };
+        for (&id, declared) in users {
+            let user = &declared.entry.user;
+            model.users.insert(
+                id.to_owned(),
+                User {
+                    email: user.email.value.clone(),
+                    name: user.name.as_ref().map(|n| n.value.clone()),
+                },
+            );
+            if let Some(account) = &user.support_account {
+                model.support_accounts.insert(
+                    id.to_owned(),
+                    SupportAccount {
+                        phone: account.phone.value.clone(),
+                        timezone: account.timezone.value.clone(),
+                    },
+                );
+            }
+            if let Some(previously) = &user.previously {
+                model.renames.insert(id.to_owned(), previously.value.clone());
+            }
+        }
+        for (&id, a) in approvals {
+            let access = a
+                .access
+                .as_ref()
+                .map(|list| {
+                    list.iter()
+                        .map(|p| match p.value {
+                            raw::RawPrivilege::CreateSr => Privilege::CreateSr,
+                            raw::RawPrivilege::ViewSr => Privilege::ViewSr,
+                            raw::RawPrivilege::Download => Privilege::Download,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            model.approvals.insert(
+                id.to_owned(),
+                Approval {
+                    role: match a.role.value {
+                        raw::RawRole::User => Role::User,
+                        raw::RawRole::Admin => Role::Admin,
+                    },
+                    access,
+                    approved_by: a.approved_by.as_ref().map_or_else(|| admin.clone(), |b| b.value.clone()),
+                    expires: a.expires.as_ref().and_then(|e| Date::parse(e)),
+                },
+            );
+        }
+        for (&id, link) in links {
+            model.support_links.insert(
+                id.to_owned(),
+                SupportLink {
+                    via: link.via.as_ref().map_or_else(|| admin.clone(), |v| v.value.clone()),
+                    expires: link.expires.as_ref().and_then(|e| Date::parse(e)),
+                },
+            );
+        }
+        model
+    }
+}
+
+fn cycle_from<'a>(cycle: &[&'a str], first: &str) -> Vec<&'a str> {
+    let start = cycle.iter().position(|&c| c == first).unwrap_or(0);
+    cycle[start..].iter().chain(&cycle[..start]).copied().collect()
+}
+
+fn admin_hint(admin_id: &str) -> String {
+    format!("CSI administrators are the tenancy admin `{admin_id}` and users approved with `role: admin`")
+}
+
+fn id_hint(id: &str) -> String {
+    let lowered: String = id
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
+        .collect();
+    if lowered != id && is_valid_id(&lowered) {
+        format!("ids are lowercase letters, digits, `.`, `_` and `-`: try `{lowered}`")
+    } else {
+        "ids are 1 to 63 lowercase letters, digits, `.`, `_` and `-`, starting with a letter or digit".to_string()
+    }
+}
+
+fn timezone_hint(zone: &str) -> String {
+    let names: Vec<String> = jiff::tz::db().available().map(|n| n.as_str().to_owned()).collect();
+    match did_you_mean(zone, names.iter().map(String::as_str)) {
+        Some(best) => format!("did you mean `{best}`?"),
+        None => "time zones are IANA names such as `Asia/Seoul` or `Europe/Berlin`".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_follow_the_pattern() {
+        for ok in ["alice", "a", "0", "dan.kim", "a_b-c", &"a".repeat(63)] {
+            assert!(is_valid_id(ok), "{ok}");
+        }
+        for bad in ["", "Alice", "-a", ".a", "a b", "a@b", &"a".repeat(64), "ä"] {
+            assert!(!is_valid_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn emails_are_plausible_addresses() {
+        for ok in ["a@b.example", "dan.kim+sr@acme.co.kr", "A@X.EXAMPLE"] {
+            assert!(is_valid_email(ok), "{ok}");
+        }
+        for bad in ["", "a", "a@b", "@b.example", "a@@b.example", "a b@c.example", "a@-b.example", "a..b@c.example", "a@b..example"] {
+            assert!(!is_valid_email(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! The command line: flags, dispatch, and everything printed.
+//!
+//! Commands parse their flags with clap, call the pure stages and the I/O
+//! edges, and print: data to stdout, diagnostics and logs to stderr. Failures
+//! are [`CliError`]s whose kind decides the exit code (SPEC §5), in one place.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::check;
+use crate::config::{self, Limits};
+use crate::diag::{self, Diagnostic, Palette};
+use crate::model::{Date, Model};
+
+/// Manage who may open Oracle Cloud support requests, as code.
+///
+/// supportctl reads a tenancy's users, support accounts, CSI memberships,
+/// approvals and support links from YAML, and checks them against the rules
+/// of the domain: a linked user acts through the CSI administrator.
+#[derive(Debug, Parser)]
+#[command(name = "supportctl", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The state database.
+    #[arg(long, global = true, env = "SUPPORTCTL_DB", default_value = "supportctl.db", value_name = "PATH")]
+    pub db: PathBuf,
+    /// When to colour output; `NO_COLOR` set in the environment means never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+    /// Log more: `-v` for each step, `-vv` for everything.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Log errors only.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// The format of log lines on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a config set and print every violation.
+    Validate(ValidateArgs),
+    /// Print the JSON Schema of the config format.
+    Schema,
+}
+
+/// Where a config set is and the limits it is read under.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// A config file, or a directory of `*.yaml`/`*.yml` files.
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+    /// The largest config file read, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_file_bytes, value_name = "BYTES")]
+    pub max_file_size: u64,
+}
+
+impl ConfigArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            max_file_bytes: self.max_file_size,
+            max_total_bytes: Limits::default().max_total_bytes.max(self.max_file_size),
+            ..Limits::default()
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// How to print findings: text for people, json for scripts, github for
+    /// workflow annotations on the offending lines.
+    #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
+    pub format: DiagnosticFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiagnosticFormat {
+    Text,
+    Json,
+    Github,
+}
+
+/// How a command failed, which decides the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Exit 1: invalid config, refusal, I/O. The message is already printed
+    /// when `message` is empty.
+    Error,
+}
+
+#[derive(Debug)]
+pub struct CliError {
+    pub failure: Failure,
+    pub message: String,
+    broken_pipe: bool,
+}
+
+impl CliError {
+    pub fn error(message: impl Into<String>) -> Self {
+        CliError {
+            failure: Failure::Error,
+            message: message.into(),
+            broken_pipe: false,
+        }
+    }
+
+    /// Output cut short by a closed pipe (`supportctl … | head`): not a failure.
+    pub fn is_broken_pipe(&self) -> bool {
+        self.broken_pipe
+    }
+
+    /// A failure whose explanation was already printed.
+    pub fn reported() -> Self {
+        Self::error(String::new())
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        match self.failure {
+            Failure::Error => 1,
+        }
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        let mut error = CliError::error(e.to_string());
+        error.broken_pipe = e.kind() == std::io::ErrorKind::BrokenPipe;
+        error
+    }
+}
+
+/// What a command prints to, with the colour decisions made once.
+pub struct Output {
+    pub stderr_palette: Palette,
+}
+
+impl Output {
+    fn new(choice: ColorChoice) -> Self {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let colour = match choice {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => !no_color && std::io::stderr().is_terminal(),
+        };
+        Output {
+            stderr_palette: if colour { Palette::ANSI } else { Palette::PLAIN },
+        }
+    }
+}
+
+/// Writes `text` to stdout. A closed pipe (`supportctl … | head`) ends the
+/// write quietly.
+pub fn print_stdout(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+pub fn print_stderr(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.flush();
+}
+
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    init_logging(&cli.global);
+    let output = Output::new(cli.global.color);
+    match cli.command {
+        Command::Validate(args) => validate(&args, &output),
+        Command::Schema => Ok(print_stdout(&config::raw::json_schema())?),
+    }
+}
+
+fn init_logging(global: &GlobalArgs) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (global.quiet, global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = if global.quiet || global.verbose > 0 {
+        EnvFilter::new(format!("supportctl={default}"))
+    } else {
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("supportctl={default}")))
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = match global.log_format {
+        LogFormat::Text => builder.with_ansi(false).try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// A config set loaded and checked, with its findings.
+pub struct Checked {
+    pub loaded: config::Loaded,
+    pub diagnostics: Vec<Diagnostic>,
+    pub model: Option<Model>,
+}
+
+/// Loads and checks a config set: the first half of every command that reads one.
+pub fn load_and_check(path: &Path, limits: &Limits, today: Date) -> Checked {
+    let started = std::time::Instant::now();
+    let (loaded, mut diagnostics) = config::load(path, limits);
+    let loaded_in = started.elapsed();
+    let model = if loaded.raw.tenancies.is_empty() && loaded.incomplete {
+        // The files that failed may hold the tenancy: "no tenancy" would mislead.
+        None
+    } else {
+        let (model, findings) = check::check(&loaded.raw, today);
+        // Rules about references cannot be trusted when files are missing:
+        // report only what the readable files show for certain.
+        if loaded.incomplete {
+            diagnostics.extend(findings.into_iter().filter(|d| !is_cross_reference(d)));
+        } else {
+            diagnostics.extend(findings);
+        }
+        model
+    };
+    diag::sort(&mut diagnostics);
+    tracing::debug!(
+        files = loaded.sources.len(),
+        load_ms = loaded_in.as_millis() as u64,
+        total_ms = started.elapsed().as_millis() as u64,
+        "config set checked"
+    );
+    let model = model.filter(|_| !diagnostics.iter().any(Diagnostic::is_error));
+    Checked {
+        loaded,
+        diagnostics,
+        model,
+    }
+}
+
+/// Findings that depend on the whole config set being readable.
+fn is_cross_reference(d: &Diagnostic) -> bool {
+    use diag::Rule::*;
+    matches!(
+        d.rule,
+        TenancyMissing
+            | AdminNotDeclared
+            | UnknownUser
+            | ApprovalWithoutMembership
+            | ApproverNotAdmin
+            | LinkViaNotAdmin
+            | SingleCsiAdmin
+            | LinkedUserPending
+    )
+}
+
+fn summary_counts(diagnostics: &[Diagnostic]) -> (usize, usize) {
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    (errors, diagnostics.len() - errors)
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+fn validate(args: &ValidateArgs, output: &Output) -> Result<(), CliError> {
+    let checked = load_and_check(&args.config.path, &args.config.limits(), Date::today_utc());
+    let sources = &checked.loaded.sources;
+    let (errors, warnings) = summary_counts(&checked.diagnostics);
+    match args.format {
+        DiagnosticFormat::Json => print_stdout(&diag::render_json(&checked.diagnostics, sources))?,
+        DiagnosticFormat::Github => print_stdout(&diag::render_github(&checked.diagnostics, sources))?,
+        DiagnosticFormat::Text => {
+            print_stderr(&diag::render_text(&checked.diagnostics, sources, output.stderr_palette));
+            if let Some(model) = &checked.model {
+                print_stdout(&format!(
+                    "The configuration is valid: tenancy `{}`, {}, {}, {}, {}{}.\n",
+                    diag::escape_control(&model.tenancy.name),
+                    plural(model.users.len(), "user"),
+                    plural(model.memberships.len(), "membership"),
+                    plural(model.approvals.len(), "approval"),
+                    plural(model.support_links.len(), "support link"),
+                    if warnings > 0 {
+                        format!(" ({})", plural(warnings, "warning"))
+                    } else {
+                        String::new()
+                    }
+                ))?;
+            } else {
+                print_stderr(&format!(
+                    "error: the configuration is invalid: {}, {}\n",
+                    plural(errors, "error"),
+                    plural(warnings, "warning")
+                ));
+            }
+        }
+    }
+    if errors > 0 {
+        Err(CliError::reported())
+    } else {
+        Ok(())
+    }
+}

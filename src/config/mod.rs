@@ -1,0 +1,616 @@
+//! Config sets in: files found, read, parsed and merged into a [`RawConfig`].
+//!
+//! This module owns everything between a path on the command line and the
+//! raw config: finding the files (one file, or a directory walked in sorted
+//! path order, hidden entries skipped), the input limits, reading, YAML, and
+//! merging the sections of every file. It reports every problem it meets as a
+//! diagnostic and goes on with the next entry or file, so that one run shows
+//! them all. It checks no domain rule: that is `check`'s job.
+
+mod de;
+pub mod raw;
+mod yaml;
+
+use std::collections::HashMap;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::diag::{Diagnostic, Location, Rule, Sources, did_you_mean};
+use de::{DeError, DeErrorKind, NodeDe, location_of};
+pub use raw::{RawApproval, RawMembership, RawSupportLink, RawTenancy, RawUser, Spanned};
+use yaml::{Node, NodeKind};
+
+/// Limits on what a config set may be, so that no input can exhaust memory
+/// or time. Each breach is an `input-limit` error with its place.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest single file, in bytes.
+    pub max_file_bytes: u64,
+    /// Largest config set, all files together, in bytes.
+    pub max_total_bytes: u64,
+    /// Most files in a config set.
+    pub max_files: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_file_bytes: 64 * 1024 * 1024,
+            max_total_bytes: 512 * 1024 * 1024,
+            max_files: 10_000,
+        }
+    }
+}
+
+/// One user as the config set declares it, with the place of its id.
+#[derive(Clone, Debug)]
+pub struct RawUserEntry {
+    pub id: Spanned<String>,
+    pub user: RawUser,
+}
+
+/// Every entry of every file of a config set, in file order, before checking.
+#[derive(Clone, Debug, Default)]
+pub struct RawConfig {
+    pub tenancies: Vec<Spanned<RawTenancy>>,
+    pub users: Vec<RawUserEntry>,
+    pub memberships: Vec<Spanned<RawMembership>>,
+    pub approvals: Vec<Spanned<RawApproval>>,
+    pub support_links: Vec<Spanned<RawSupportLink>>,
+}
+
+/// A loaded config set: its sources (for rendering diagnostics), its raw
+/// entries and the digest of its content.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub sources: Sources,
+    pub raw: RawConfig,
+    /// `sha256:` of every file's relative path and bytes, in order: equal
+    /// digests mean equal config sets.
+    pub digest: String,
+    /// Whether any file could not be read or parsed, so that the entries are
+    /// known to be incomplete.
+    pub incomplete: bool,
+}
+
+/// Loads the config set at `path`. Problems become diagnostics; whatever
+/// could be read is kept.
+pub fn load(path: &Path, limits: &Limits) -> (Loaded, Vec<Diagnostic>) {
+    let mut loaded = Loaded::default();
+    let mut diagnostics = Vec::new();
+    let files = match discover(path, limits) {
+        Ok(files) => files,
+        Err(message) => {
+            diagnostics.push(message);
+            loaded.incomplete = true;
+            loaded.digest = digest_of(&[]);
+            return (loaded, diagnostics);
+        }
+    };
+    let mut total: u64 = 0;
+    let mut hashed: Vec<(String, Vec<u8>)> = Vec::with_capacity(files.len());
+    for file_path in files {
+        let shown = file_path.display().to_string();
+        match read_limited(&file_path, limits.max_file_bytes) {
+            Err(ReadError::TooLarge(size)) => {
+                let file = loaded.sources.add(shown, String::new());
+                loaded.incomplete = true;
+                diagnostics.push(
+                    Diagnostic::at(
+                        Rule::InputLimit,
+                        file_start(file),
+                        format!(
+                            "file is {} bytes, over the limit of {} bytes",
+                            size, limits.max_file_bytes
+                        ),
+                    )
+                    .with_hint("split the config set into smaller files, or raise `--max-file-size`"),
+                );
+            }
+            Err(ReadError::Io(e)) => {
+                let file = loaded.sources.add(shown, String::new());
+                loaded.incomplete = true;
+                diagnostics.push(Diagnostic::at(
+                    Rule::Unreadable,
+                    file_start(file),
+                    format!("cannot read the file: {e}"),
+                ));
+            }
+            Ok(bytes) => {
+                total += bytes.len() as u64;
+                if total > limits.max_total_bytes {
+                    let file = loaded.sources.add(shown, String::new());
+                    loaded.incomplete = true;
+                    diagnostics.push(Diagnostic::at(
+                        Rule::InputLimit,
+                        file_start(file),
+                        format!(
+                            "the config set passes {} bytes in all at this file",
+                            limits.max_total_bytes
+                        ),
+                    ));
+                    break;
+                }
+                let relative = file_path
+                    .strip_prefix(path)
+                    .unwrap_or(&file_path)
+                    .to_string_lossy()
+                    .into_owned();
+                load_file(shown, &bytes, &mut loaded, &mut diagnostics);
+                hashed.push((relative, bytes));
+            }
+        }
+    }
+    loaded.digest = digest_of(&hashed);
+    (loaded, diagnostics)
+}
+
+fn digest_of(files: &[(String, Vec<u8>)]) -> String {
+    let mut hasher = Sha256::new();
+    for (name, bytes) in files {
+        // Length-prefix both parts so that no two sets hash alike by shifting
+        // bytes between a name and a content.
+        hasher.update((name.len() as u64).to_le_bytes());
+        hasher.update(name.as_bytes());
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    }
+    let digest = hasher.finalize();
+    let mut text = String::with_capacity(7 + 64);
+    text.push_str("sha256:");
+    for byte in digest.iter() {
+        text.push_str(&format!("{byte:02x}"));
+    }
+    text
+}
+
+fn file_start(file: usize) -> Location {
+    Location {
+        file,
+        line: 1,
+        column: 1,
+        len: 0,
+    }
+}
+
+enum ReadError {
+    TooLarge(u64),
+    Io(std::io::Error),
+}
+
+/// Reads a file, refusing it before reading when it is over the limit (and
+/// while reading, should it grow meanwhile).
+fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
+    let file = std::fs::File::open(path).map_err(ReadError::Io)?;
+    let size = file.metadata().map_err(ReadError::Io)?.len();
+    if size > max {
+        return Err(ReadError::TooLarge(size));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(ReadError::Io)?;
+    if bytes.len() as u64 > max {
+        return Err(ReadError::TooLarge(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+/// The config files at `path`: the file itself, or every `*.yaml`/`*.yml`
+/// under the directory, hidden entries skipped, in sorted path order.
+fn discover(path: &Path, limits: &Limits) -> Result<Vec<PathBuf>, Diagnostic> {
+    let shown = path.display();
+    let metadata = std::fs::metadata(path).map_err(|e| {
+        let rule = if e.kind() == std::io::ErrorKind::NotFound {
+            Rule::ConfigNotFound
+        } else {
+            Rule::Unreadable
+        };
+        Diagnostic::new(rule, None, format!("cannot read `{shown}`: {e}"))
+    })?;
+    if !metadata.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    let mut ancestors = Vec::new();
+    walk(path, &mut ancestors, &mut files, limits)?;
+    if files.is_empty() {
+        return Err(Diagnostic::new(
+            Rule::ConfigNotFound,
+            None,
+            format!("no `*.yaml` or `*.yml` files in `{shown}`"),
+        )
+        .with_hint("hidden files and folders (starting with `.`) are skipped"));
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn walk(
+    dir: &Path,
+    ancestors: &mut Vec<PathBuf>,
+    files: &mut Vec<PathBuf>,
+    limits: &Limits,
+) -> Result<(), Diagnostic> {
+    let unreadable = |e: std::io::Error| {
+        Diagnostic::new(
+            Rule::Unreadable,
+            None,
+            format!("cannot read the folder `{}`: {e}", dir.display()),
+        )
+    };
+    // A directory that is its own ancestor (through a symlink) would be
+    // walked forever.
+    let canonical = std::fs::canonicalize(dir).map_err(unreadable)?;
+    if ancestors.contains(&canonical) {
+        return Err(Diagnostic::new(
+            Rule::Unreadable,
+            None,
+            format!("symlink loop: `{}` leads back to `{}`", dir.display(), canonical.display()),
+        ));
+    }
+    ancestors.push(canonical);
+    for entry in std::fs::read_dir(dir).map_err(unreadable)? {
+        let entry = entry.map_err(unreadable)?;
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let child = entry.path();
+        // Follow symlinks: a folder mounted as a link (as Kubernetes mounts a
+        // ConfigMap) is part of the set.
+        let metadata = std::fs::metadata(&child).map_err(|e| {
+            Diagnostic::new(
+                Rule::Unreadable,
+                None,
+                format!("cannot read `{}`: {e}", child.display()),
+            )
+        })?;
+        if metadata.is_dir() {
+            walk(&child, ancestors, files, limits)?;
+        } else if is_yaml_name(&child) {
+            files.push(child);
+            if files.len() > limits.max_files {
+                return Err(Diagnostic::new(
+                    Rule::InputLimit,
+                    None,
+                    format!(
+                        "more than {} config files under `{}`",
+                        limits.max_files,
+                        ancestors[0].display()
+                    ),
+                )
+                .with_hint("merge small files, or point at a narrower folder"));
+            }
+        }
+    }
+    ancestors.pop();
+    Ok(())
+}
+
+fn is_yaml_name(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
+}
+
+/// Decodes, parses and merges one file into `loaded`.
+fn load_file(shown: String, bytes: &[u8], loaded: &mut Loaded, diagnostics: &mut Vec<Diagnostic>) {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(e) => {
+            let valid = String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned();
+            let line = valid.matches('\n').count() as u32 + 1;
+            let column = valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u32 + 1;
+            let bad = bytes[e.valid_up_to()];
+            let text = String::from_utf8_lossy(bytes).into_owned();
+            let file = loaded.sources.add(shown, text);
+            loaded.incomplete = true;
+            diagnostics.push(
+                Diagnostic::at(
+                    Rule::Unreadable,
+                    Location {
+                        file,
+                        line,
+                        column,
+                        len: 1,
+                    },
+                    format!("the file is not UTF-8: byte 0x{bad:02x} cannot start a character here"),
+                )
+                .with_hint("save the file as UTF-8"),
+            );
+            return;
+        }
+    };
+    let parsed = yaml::parse(&text);
+    let file = loaded.sources.add(shown, text);
+    let mut root = match parsed {
+        Ok(root) => root,
+        Err(e) => {
+            loaded.incomplete = true;
+            let rule = if e.limit {
+                Rule::InputLimit
+            } else {
+                Rule::YamlSyntax
+            };
+            diagnostics.push(Diagnostic::at(
+                rule,
+                Location {
+                    file,
+                    line: e.line,
+                    column: e.column,
+                    len: 1,
+                },
+                e.message,
+            ));
+            return;
+        }
+    };
+    remove_duplicate_keys(&mut root, file, diagnostics);
+    merge_sections(&root, file, &mut loaded.raw, diagnostics);
+}
+
+/// Reports every mapping key written twice in one mapping, naming both
+/// places, and keeps the first.
+fn remove_duplicate_keys(node: &mut Node, file: usize, diagnostics: &mut Vec<Diagnostic>) {
+    match &mut node.kind {
+        NodeKind::Seq(items) => {
+            for item in items {
+                remove_duplicate_keys(item, file, diagnostics);
+            }
+        }
+        NodeKind::Map(entries) => {
+            let mut first: HashMap<String, Location> = HashMap::with_capacity(entries.len());
+            entries.retain(|(key, _)| {
+                let Some(text) = key.kind.scalar_text() else {
+                    return true;
+                };
+                let here = location_of(key, file);
+                match first.get(text.as_ref()) {
+                    Some(&earlier) => {
+                        diagnostics.push(
+                            Diagnostic::at(
+                                Rule::DuplicateKey,
+                                here,
+                                format!("key `{text}` is written twice in this mapping"),
+                            )
+                            .with_related(earlier, "first written")
+                            .with_hint("remove one of them; only the first is read"),
+                        );
+                        false
+                    }
+                    None => {
+                        first.insert(text.into_owned(), here);
+                        true
+                    }
+                }
+            });
+            for (_, value) in entries {
+                remove_duplicate_keys(value, file, diagnostics);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn de_diagnostic(error: DeError, fallback: Location) -> Diagnostic {
+    let rule = match error.kind {
+        DeErrorKind::InvalidType => Rule::InvalidType,
+        DeErrorKind::MissingField => Rule::MissingField,
+        DeErrorKind::UnknownField => Rule::UnknownField,
+        DeErrorKind::DuplicateField => Rule::DuplicateKey,
+    };
+    let mut d = Diagnostic::at(rule, error.location.unwrap_or(fallback), error.message);
+    d.hint = error.hint;
+    d
+}
+
+/// Reads one entry; a failure becomes a diagnostic and the entry is skipped.
+fn read_entry<'a, T: Deserialize<'a>>(
+    node: &'a Node,
+    file: usize,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<T> {
+    let de = NodeDe::new(node, file);
+    T::deserialize(de)
+        .map_err(|e| diagnostics.push(de_diagnostic(e, de.location())))
+        .ok()
+}
+
+fn merge_sections(root: &Node, file: usize, raw: &mut RawConfig, diagnostics: &mut Vec<Diagnostic>) {
+    let entries = match &root.kind {
+        NodeKind::Null => return,
+        NodeKind::Map(entries) => entries,
+        other => {
+            diagnostics.push(
+                Diagnostic::at(
+                    Rule::InvalidType,
+                    location_of(root, file),
+                    format!(
+                        "a config file holds a mapping of sections, found {}",
+                        other.describe()
+                    ),
+                )
+                .with_hint(format!("the sections are {}", backticked(raw::SECTIONS))),
+            );
+            return;
+        }
+    };
+    for (key, value) in entries {
+        let key_location = location_of(key, file);
+        let name = key.kind.scalar_text().unwrap_or_default();
+        match name.as_ref() {
+            "tenancy" => {
+                if let Some(t) = read_entry(value, file, diagnostics) {
+                    raw.tenancies.push(t);
+                }
+            }
+            "users" => merge_users(value, file, raw, diagnostics),
+            "memberships" => merge_list(value, file, "memberships", &mut raw.memberships, diagnostics),
+            "approvals" => merge_list(value, file, "approvals", &mut raw.approvals, diagnostics),
+            "support_links" => {
+                merge_list(value, file, "support_links", &mut raw.support_links, diagnostics)
+            }
+            other => {
+                let hint = match did_you_mean(other, raw::SECTIONS.iter().copied()) {
+                    Some(best) => format!("did you mean `{best}`?"),
+                    None => format!("the sections are {}", backticked(raw::SECTIONS)),
+                };
+                diagnostics.push(
+                    Diagnostic::at(Rule::UnknownField, key_location, format!("unknown section `{other}`"))
+                        .with_hint(hint),
+                );
+            }
+        }
+    }
+}
+
+fn backticked(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn merge_users(value: &Node, file: usize, raw: &mut RawConfig, diagnostics: &mut Vec<Diagnostic>) {
+    let entries = match &value.kind {
+        NodeKind::Null => return,
+        NodeKind::Map(entries) => entries,
+        other => {
+            diagnostics.push(
+                Diagnostic::at(
+                    Rule::InvalidType,
+                    location_of(value, file),
+                    format!("`users` is a mapping of user id to user, found {}", other.describe()),
+                )
+                .with_hint("write each user as `id: { email: … }` under `users:`"),
+            );
+            return;
+        }
+    };
+    raw.users.reserve(entries.len());
+    for (key, value) in entries {
+        let key_location = location_of(key, file);
+        let Some(id) = key.kind.scalar_text() else {
+            diagnostics.push(Diagnostic::at(
+                Rule::InvalidType,
+                key_location,
+                format!("a user id is a string, found {}", key.kind.describe()),
+            ));
+            continue;
+        };
+        let id = Spanned {
+            value: id.into_owned(),
+            location: key_location,
+        };
+        if let Some(user) = read_entry::<RawUser>(value, file, diagnostics) {
+            raw.users.push(RawUserEntry { id, user });
+        }
+    }
+}
+
+fn merge_list<'a, T: Deserialize<'a>>(
+    value: &'a Node,
+    file: usize,
+    section: &str,
+    into: &mut Vec<T>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    match &value.kind {
+        NodeKind::Null => {}
+        NodeKind::Seq(items) => {
+            into.reserve(items.len());
+            for item in items {
+                if let Some(entry) = read_entry(item, file, diagnostics) {
+                    into.push(entry);
+                }
+            }
+        }
+        other => diagnostics.push(
+            Diagnostic::at(
+                Rule::InvalidType,
+                location_of(value, file),
+                format!("`{section}` is a list, found {}", other.describe()),
+            )
+            .with_hint(format!("write each entry as `- user: …` under `{section}:`")),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> (Loaded, Vec<Diagnostic>) {
+        let mut loaded = Loaded::default();
+        let mut diagnostics = Vec::new();
+        load_file("t.yaml".into(), text.as_bytes(), &mut loaded, &mut diagnostics);
+        (loaded, diagnostics)
+    }
+
+    #[test]
+    fn every_bad_entry_is_reported_and_good_ones_kept() {
+        let (loaded, diags) = load_text(
+            "users:\n  a: { email: a@x.example, emial: 1 }\n  b: { name: B }\n  c: { email: c@x.example }\n",
+        );
+        let rules: Vec<_> = diags.iter().map(|d| (d.rule, d.location.unwrap().line)).collect();
+        assert_eq!(rules, vec![(Rule::UnknownField, 2), (Rule::MissingField, 3)]);
+        assert_eq!(diags[0].hint.as_deref(), Some("did you mean `email`?"));
+        assert_eq!(loaded.raw.users.len(), 1);
+        assert_eq!(loaded.raw.users[0].id.value, "c");
+    }
+
+    #[test]
+    fn values_keep_their_places() {
+        let (loaded, diags) = load_text("approvals:\n  - user: bob\n    role: user\n");
+        assert!(diags.is_empty(), "{diags:?}");
+        let approval = &loaded.raw.approvals[0];
+        assert_eq!(approval.user.value, "bob");
+        let l = approval.user.location;
+        assert_eq!((l.line, l.column, l.len), (2, 11, 3));
+    }
+
+    #[test]
+    fn a_wrong_enum_value_gets_a_hint() {
+        let (_, diags) = load_text("approvals:\n  - user: bob\n    role: admn\n");
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].rule, Rule::InvalidType);
+        assert_eq!(diags[0].location.unwrap().line, 3);
+        assert!(diags[0].hint.as_deref().unwrap().contains("`admin`"));
+    }
+
+    #[test]
+    fn duplicate_mapping_keys_name_both_places() {
+        let (_, diags) = load_text("users:\n  a: { email: a@x.example }\n  a: { email: b@x.example }\n");
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].rule, Rule::DuplicateKey);
+        assert_eq!(diags[0].location.unwrap().line, 3);
+        assert_eq!(diags[0].related[0].location.line, 2);
+    }
+
+    #[test]
+    fn non_utf8_is_reported_at_its_byte() {
+        let mut loaded = Loaded::default();
+        let mut diags = Vec::new();
+        load_file("t.yaml".into(), b"users:\n  a\xff: 1\n", &mut loaded, &mut diags);
+        assert_eq!(diags[0].rule, Rule::Unreadable);
+        let l = diags[0].location.unwrap();
+        assert_eq!((l.line, l.column), (2, 4));
+    }
+
+    #[test]
+    fn scalars_and_lists_at_the_top_are_errors() {
+        for text in ["- a\n- b\n", "hello\n"] {
+            let (_, diags) = load_text(text);
+            assert_eq!(diags[0].rule, Rule::InvalidType, "{text}");
+        }
+        let (_, diags) = load_text("");
+        assert!(diags.is_empty());
+    }
+}

@@ -1,0 +1,593 @@
+//! Diagnostics: the catalogue of rules, located findings, and their rendering.
+//!
+//! Every problem supportctl finds in a config set is a [`Diagnostic`] naming a
+//! [`Rule`] — a stable code, a kebab-case name and a severity — and the place
+//! in a file it is about. Checking collects them all; rendering sorts them by
+//! file and line and prints them as text (with the source line and a caret),
+//! JSON, or GitHub workflow commands. Nothing here reads files: the caller
+//! hands in the sources it loaded.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+/// How bad a finding is. Errors fail `validate` and block a plan; warnings do not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+macro_rules! rules {
+    ($( $variant:ident = ($code:literal, $name:literal, $severity:ident, $summary:literal, $example:literal); )*) => {
+        /// Every rule supportctl checks. Codes and names are stable: scripts and
+        /// editors match on them, so a rule is never renumbered, only retired.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Rule {
+            $( $variant, )*
+        }
+
+        impl Rule {
+            pub const ALL: &'static [Rule] = &[ $( Rule::$variant, )* ];
+
+            /// The stable code, e.g. `E101`.
+            pub fn code(self) -> &'static str {
+                match self { $( Rule::$variant => $code, )* }
+            }
+
+            /// The stable kebab-case name, e.g. `csi-not-digits`.
+            pub fn name(self) -> &'static str {
+                match self { $( Rule::$variant => $name, )* }
+            }
+
+            pub fn severity(self) -> Severity {
+                match self { $( Rule::$variant => Severity::$severity, )* }
+            }
+
+            /// One line saying what the rule asks for.
+            pub fn summary(self) -> &'static str {
+                match self { $( Rule::$variant => $summary, )* }
+            }
+
+            /// A one-line example of a config that breaks the rule.
+            pub fn example(self) -> &'static str {
+                match self { $( Rule::$variant => $example, )* }
+            }
+        }
+    };
+}
+
+rules! {
+    // Structure: files, YAML and the shape of the config.
+    ConfigNotFound = ("E001", "config-not-found", Error,
+        "the config path exists and holds at least one `*.yaml`/`*.yml` file",
+        "supportctl validate ./empty-dir");
+    Unreadable = ("E002", "unreadable", Error,
+        "every config file can be read, and is UTF-8; no symlink loops",
+        "a file with mode 000, or bytes that are not UTF-8");
+    YamlSyntax = ("E003", "yaml-syntax", Error,
+        "every file is well-formed YAML",
+        "users: [alice");
+    InvalidType = ("E004", "invalid-type", Error,
+        "every value has the type the format expects",
+        "users: [alice, bob]   # a mapping of id to user is expected");
+    MissingField = ("E005", "missing-field", Error,
+        "required fields are present",
+        "users: { alice: { name: Alice } }   # no `email`");
+    UnknownField = ("E006", "unknown-field", Error,
+        "no field or section the format does not define",
+        "users: { alice: { emial: a@x.example } }");
+    DuplicateKey = ("E007", "duplicate-key", Error,
+        "a key is defined once: a YAML mapping key, a user id, one membership, approval or link per user",
+        "approvals: [{user: alice, role: user}, {user: alice, role: admin}]");
+    TenancyMissing = ("E008", "tenancy-missing", Error,
+        "the config set has a `tenancy` section",
+        "a config set with `users:` only");
+    TenancyDuplicate = ("E009", "tenancy-duplicate", Error,
+        "the config set has exactly one `tenancy` section",
+        "`tenancy:` in both a.yaml and b.yaml");
+    InputLimit = ("E010", "input-limit", Error,
+        "files stay within the size, nesting, node and alias limits",
+        "a 100 MB file, or a YAML \"billion laughs\" of nested aliases");
+    // Domain rules, numbered as in SPEC §2.
+    CsiNotDigits = ("E101", "csi-not-digits", Error,
+        "rule 1: `tenancy.csi` is all digits",
+        "tenancy: { csi: \"CSI-2081\" }");
+    AdminNotDeclared = ("E102", "admin-not-declared", Error,
+        "rule 2: `tenancy.admin` is a declared user",
+        "tenancy: { admin: dankim }   # no user `dankim`");
+    AdminWithoutSupportAccount = ("E103", "admin-without-support-account", Error,
+        "rule 2: the tenancy admin has a support account",
+        "users: { dankim: { email: d@x.example } }   # no `support_account`");
+    InvalidUserId = ("E104", "invalid-user-id", Error,
+        "rule 3: user ids match `^[a-z0-9][a-z0-9._-]{0,62}$`",
+        "users: { Alice: { email: a@x.example } }");
+    InvalidEmail = ("E105", "invalid-email", Error,
+        "rule 3: emails are valid addresses",
+        "users: { alice: { email: alice-at-example } }");
+    DuplicateEmail = ("E106", "duplicate-email", Error,
+        "rule 3: emails are unique in the tenancy, compared case-insensitively",
+        "alice and bob both with `email: A@x.example` / `a@x.example`");
+    MembershipWithoutSupportAccount = ("E107", "membership-without-support-account", Error,
+        "rule 4: a membership needs the user to have a support account",
+        "memberships: [{user: bob}]   # bob has no `support_account`");
+    ApprovalWithoutMembership = ("E108", "approval-without-membership", Error,
+        "rule 5: an approval needs a membership request for that user",
+        "approvals: [{user: carol, role: user}]   # carol is not in `memberships`");
+    ApproverNotAdmin = ("E109", "approver-not-admin", Error,
+        "rule 6: `approved_by` names a CSI administrator",
+        "approvals: [{user: alice, role: user, approved_by: carol}]   # carol is not an admin");
+    LinkViaNotAdmin = ("E110", "link-via-not-admin", Error,
+        "rule 6: `via` names a CSI administrator",
+        "support_links: [{user: bob, via: alice}]   # alice is approved with role user");
+    ApprovalCycle = ("E111", "approval-cycle", Error,
+        "rule 6: approval chains are rooted at the tenancy admin",
+        "alice approved_by erin, erin approved_by alice, both role admin");
+    TenancyAdminGrant = ("E112", "tenancy-admin-grant", Error,
+        "rule 7: the tenancy admin has no membership, approval or support link of its own",
+        "memberships: [{user: dankim}]   # dankim is tenancy.admin");
+    LinkedUserApproved = ("E113", "linked-user-approved", Error,
+        "rule 8: a linked user acts through the CSI admin and has no approval",
+        "bob in both `support_links` and `approvals`");
+    InvalidDate = ("E114", "invalid-date", Error,
+        "rule 9: `expires` is a real date, written YYYY-MM-DD",
+        "expires: 2027-02-30");
+    EmptyPhone = ("E115", "empty-phone", Error,
+        "rule 10: a support account's phone is not empty",
+        "support_account: { phone: \"\", timezone: Asia/Seoul }");
+    InvalidTimezone = ("E116", "invalid-timezone", Error,
+        "rule 10: a support account's timezone is an IANA zone",
+        "support_account: { phone: \"+82 2 555 0100\", timezone: Seoul }");
+    UnknownUser = ("E117", "unknown-user", Error,
+        "a membership, approval, link, `approved_by` or `via` names a declared user",
+        "memberships: [{user: alcie}]");
+    InvalidRename = ("E118", "invalid-rename", Error,
+        "`previously` names an id no other user has now, and only one user claims it",
+        "users: { bob: { email: b@x.example, previously: alice } }   # alice still declared");
+    InvalidTenancyName = ("E119", "invalid-tenancy-name", Error,
+        "`tenancy.name` matches `^[a-z0-9][a-z0-9._-]{0,62}$`",
+        "tenancy: { name: \"Acme Prod\" }");
+    // Warnings: reported, never fail `validate`.
+    LinkedUserPending = ("W201", "linked-user-pending", Warning,
+        "rule 8: a linked user with a pending membership request acts through the CSI admin all the same",
+        "bob in `support_links` and in `memberships`");
+    ExpiredGrant = ("W202", "expired-grant", Warning,
+        "rule 9: an `expires` in the past makes the grant absent",
+        "expires: 2020-01-01");
+    SingleCsiAdmin = ("W203", "single-csi-admin", Warning,
+        "a CSI has at least two administrators, as Oracle recommends",
+        "no approval with `role: admin`");
+}
+
+/// A place in a config file: 1-based line and column (in characters), and the
+/// length of the offending text in characters (0 when it is a point).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Location {
+    /// Index into the [`Sources`] the diagnostic is rendered with.
+    pub file: usize,
+    pub line: u32,
+    pub column: u32,
+    pub len: u32,
+}
+
+/// A second place a diagnostic speaks of, such as the first of two duplicates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Related {
+    pub location: Location,
+    pub label: String,
+}
+
+/// One finding about a config set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub rule: Rule,
+    /// `None` when the finding is about the config set as a whole.
+    pub location: Option<Location>,
+    pub message: String,
+    pub hint: Option<String>,
+    pub related: Vec<Related>,
+}
+
+impl Diagnostic {
+    pub fn new(rule: Rule, location: Option<Location>, message: impl Into<String>) -> Self {
+        Diagnostic {
+            rule,
+            location,
+            message: message.into(),
+            hint: None,
+            related: Vec::new(),
+        }
+    }
+
+    pub fn at(rule: Rule, location: Location, message: impl Into<String>) -> Self {
+        Self::new(rule, Some(location), message)
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn with_related(mut self, location: Location, label: impl Into<String>) -> Self {
+        self.related.push(Related {
+            location,
+            label: label.into(),
+        });
+        self
+    }
+
+    pub fn severity(&self) -> Severity {
+        self.rule.severity()
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity() == Severity::Error
+    }
+}
+
+/// Sorts diagnostics by file, line and column, then code, and drops exact repeats.
+pub fn sort(diagnostics: &mut Vec<Diagnostic>) {
+    diagnostics.sort_by(|a, b| {
+        let key = |d: &Diagnostic| {
+            (
+                d.location.is_some(),
+                d.location.map(|l| (l.file, l.line, l.column)),
+                d.rule,
+            )
+        };
+        key(a).cmp(&key(b)).then_with(|| a.message.cmp(&b.message))
+    });
+    diagnostics.dedup();
+}
+
+/// The text of the files diagnostics point into, by file index.
+#[derive(Clone, Debug, Default)]
+pub struct Sources {
+    files: Vec<SourceFile>,
+}
+
+#[derive(Clone, Debug)]
+struct SourceFile {
+    path: String,
+    text: String,
+}
+
+impl Sources {
+    /// Adds a file and returns its index. `text` may be empty for a file that
+    /// could not be read.
+    pub fn add(&mut self, path: String, text: String) -> usize {
+        self.files.push(SourceFile { path, text });
+        self.files.len() - 1
+    }
+
+    pub fn path(&self, file: usize) -> &str {
+        self.files.get(file).map_or("<unknown>", |f| f.path.as_str())
+    }
+
+    pub fn text(&self, file: usize) -> &str {
+        self.files.get(file).map_or("", |f| f.text.as_str())
+    }
+
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// The 1-based line `line` of `file`, without its line break.
+    fn line(&self, file: usize, line: u32) -> Option<&str> {
+        let index = usize::try_from(line).ok()?.checked_sub(1)?;
+        self.text(file).lines().nth(index)
+    }
+}
+
+/// Replaces control characters with visible escapes, so that nothing read from
+/// a file can move the cursor, clear the screen or forge a log line.
+pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\t') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Colours for the text renderer; all empty when colour is off.
+#[derive(Clone, Copy, Debug)]
+pub struct Palette {
+    pub error: &'static str,
+    pub warning: &'static str,
+    pub note: &'static str,
+    pub bold: &'static str,
+    pub reset: &'static str,
+}
+
+impl Palette {
+    pub const PLAIN: Palette = Palette {
+        error: "",
+        warning: "",
+        note: "",
+        bold: "",
+        reset: "",
+    };
+    pub const ANSI: Palette = Palette {
+        error: "\x1b[1;31m",
+        warning: "\x1b[1;33m",
+        note: "\x1b[1;36m",
+        bold: "\x1b[1m",
+        reset: "\x1b[0m",
+    };
+}
+
+/// Renders diagnostics as text: `FILE:LINE:COL: error[CODE]: message`, the
+/// source line with a caret under the offending value, then notes and a hint.
+pub fn render_text(diagnostics: &[Diagnostic], sources: &Sources, palette: Palette) -> String {
+    let mut out = String::new();
+    for d in diagnostics {
+        let (label, colour) = match d.severity() {
+            Severity::Error => ("error", palette.error),
+            Severity::Warning => ("warning", palette.warning),
+        };
+        if let Some(loc) = d.location {
+            let _ = write!(
+                out,
+                "{}{}:{}:{}:{} ",
+                palette.bold,
+                escape_control(sources.path(loc.file)),
+                loc.line,
+                loc.column,
+                palette.reset
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{colour}{label}[{}]{}: {}{}{}",
+            d.rule.code(),
+            palette.reset,
+            palette.bold,
+            escape_control(&d.message),
+            palette.reset
+        );
+        if let Some(loc) = d.location {
+            render_snippet(&mut out, sources, loc, colour, palette);
+        }
+        for related in &d.related {
+            let loc = related.location;
+            let _ = writeln!(
+                out,
+                "  {}note{}: {} at {}:{}:{}",
+                palette.note,
+                palette.reset,
+                escape_control(&related.label),
+                escape_control(sources.path(loc.file)),
+                loc.line,
+                loc.column
+            );
+            render_snippet(&mut out, sources, loc, palette.note, palette);
+        }
+        if let Some(hint) = &d.hint {
+            let _ = writeln!(
+                out,
+                "  {}hint{}: {}",
+                palette.note,
+                palette.reset,
+                escape_control(hint)
+            );
+        }
+    }
+    out
+}
+
+fn render_snippet(out: &mut String, sources: &Sources, loc: Location, colour: &str, palette: Palette) {
+    let Some(line) = sources.line(loc.file, loc.line) else {
+        return;
+    };
+    let number = loc.line.to_string();
+    let gutter = " ".repeat(number.len());
+    let shown = escape_control(line);
+    // Columns count characters of the raw line; escaping can only widen what
+    // precedes the caret, so measure the prefix through the same escaping.
+    let prefix: String = line
+        .chars()
+        .take(loc.column.saturating_sub(1) as usize)
+        .collect();
+    let pad = escape_control(&prefix)
+        .chars()
+        .map(|c| if c == '\t' { '\t' } else { ' ' })
+        .collect::<String>();
+    let rest = line.chars().count().saturating_sub(prefix.chars().count()).max(1);
+    let width = (loc.len.max(1) as usize).min(rest);
+    let _ = writeln!(out, "  {gutter} |");
+    let _ = writeln!(out, "  {number} | {shown}");
+    let _ = writeln!(
+        out,
+        "  {gutter} | {pad}{colour}{}{}",
+        "^".repeat(width),
+        palette.reset
+    );
+}
+
+/// The JSON form of one diagnostic (`validate --format json`).
+#[derive(Serialize)]
+pub struct JsonDiagnostic<'a> {
+    pub file: Option<&'a str>,
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+    pub code: &'static str,
+    pub name: &'static str,
+    pub severity: Severity,
+    pub message: &'a str,
+    pub hint: Option<&'a str>,
+    pub related: Vec<JsonRelated<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct JsonRelated<'a> {
+    pub file: &'a str,
+    pub line: u32,
+    pub column: u32,
+    pub message: &'a str,
+}
+
+/// The JSON document `validate --format json` prints.
+#[derive(Serialize)]
+pub struct JsonReport<'a> {
+    pub format_version: u32,
+    pub valid: bool,
+    pub errors: usize,
+    pub warnings: usize,
+    pub diagnostics: Vec<JsonDiagnostic<'a>>,
+}
+
+pub fn render_json(diagnostics: &[Diagnostic], sources: &Sources) -> String {
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let report = JsonReport {
+        format_version: 1,
+        valid: errors == 0,
+        errors,
+        warnings: diagnostics.len() - errors,
+        diagnostics: diagnostics
+            .iter()
+            .map(|d| JsonDiagnostic {
+                file: d.location.map(|l| sources.path(l.file)),
+                line: d.location.map(|l| l.line),
+                column: d.location.map(|l| l.column),
+                code: d.rule.code(),
+                name: d.rule.name(),
+                severity: d.severity(),
+                message: &d.message,
+                hint: d.hint.as_deref(),
+                related: d
+                    .related
+                    .iter()
+                    .map(|r| JsonRelated {
+                        file: sources.path(r.location.file),
+                        line: r.location.line,
+                        column: r.location.column,
+                        message: &r.label,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    let mut text = serde_json::to_string_pretty(&report).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// GitHub Actions workflow commands, so a pull request shows each finding on its line.
+pub fn render_github(diagnostics: &[Diagnostic], sources: &Sources) -> String {
+    // Workflow command values escape `%`, CR and LF; properties also `:` and `,`.
+    fn data(text: &str) -> String {
+        text.replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
+    }
+    fn property(text: &str) -> String {
+        data(text).replace(':', "%3A").replace(',', "%2C")
+    }
+    let mut out = String::new();
+    for d in diagnostics {
+        let kind = match d.severity() {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let mut message = escape_control(&d.message).into_owned();
+        if let Some(hint) = &d.hint {
+            message.push_str("\nhint: ");
+            message.push_str(&escape_control(hint));
+        }
+        let title = format!("{} {}", d.rule.code(), d.rule.name());
+        match d.location {
+            Some(l) => {
+                let _ = writeln!(
+                    out,
+                    "::{kind} file={},line={},col={},title={}::{}",
+                    property(sources.path(l.file)),
+                    l.line,
+                    l.column,
+                    property(&title),
+                    data(&message)
+                );
+            }
+            None => {
+                let _ = writeln!(out, "::{kind} title={}::{}", property(&title), data(&message));
+            }
+        }
+    }
+    out
+}
+
+/// The closest of `candidates` to `word`, when it is close enough to be a
+/// likely typo.
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let mut best: Option<(f64, &str)> = None;
+    for candidate in candidates {
+        let score = strsim::jaro_winkler(word, candidate);
+        if score > 0.8 && best.is_none_or(|(s, _)| score > s) {
+            best = Some((score, candidate));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_names_are_unique_and_well_formed() {
+        let mut codes: Vec<_> = Rule::ALL.iter().map(|r| r.code()).collect();
+        let mut names: Vec<_> = Rule::ALL.iter().map(|r| r.name()).collect();
+        codes.sort_unstable();
+        names.sort_unstable();
+        codes.dedup();
+        names.dedup();
+        assert_eq!(codes.len(), Rule::ALL.len());
+        assert_eq!(names.len(), Rule::ALL.len());
+        for rule in Rule::ALL {
+            let name = rule.name();
+            assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'), "{name}");
+            let prefix = if rule.severity() == Severity::Error { 'E' } else { 'W' };
+            assert!(rule.code().starts_with(prefix), "{}", rule.code());
+        }
+    }
+
+    #[test]
+    fn caret_sits_under_the_value() {
+        let mut sources = Sources::default();
+        let file = sources.add("a.yaml".into(), "approvals:\n  - user: bob\n".into());
+        let d = Diagnostic::at(
+            Rule::UnknownUser,
+            Location { file, line: 2, column: 11, len: 3 },
+            "unknown user `bob`",
+        )
+        .with_hint("did you mean `bobby`?");
+        let text = render_text(&[d], &sources, Palette::PLAIN);
+        assert_eq!(
+            text,
+            "a.yaml:2:11: error[E117]: unknown user `bob`\n    |\n  2 |   - user: bob\n    |           ^^^\n  hint: did you mean `bobby`?\n"
+        );
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape_control("a\x1b[2Jb"), "a\\u{1b}[2Jb");
+        assert_eq!(escape_control("plain"), "plain");
+    }
+
+    #[test]
+    fn did_you_mean_finds_typos_only() {
+        assert_eq!(did_you_mean("alcie", ["alice", "bob"]), Some("alice"));
+        assert_eq!(did_you_mean("zed", ["alice", "bob"]), None);
+    }
+}

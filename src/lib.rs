@@ -1,0 +1,12 @@
+//! supportctl: manage who may open Oracle Cloud support requests, as code.
+//!
+//! The crate is a pipeline (see ARCHITECTURE.md): [`config`] reads files into
+//! a raw config with source places, [`check`] turns it into a [`model::Model`]
+//! or diagnostics, and [`cli`] drives it all and prints. Only `config` names
+//! the YAML crate; only `cli` prints.
+
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod diag;
+pub mod model;

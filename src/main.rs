@@ -1,0 +1,21 @@
+//! The `supportctl` binary: parse the command line, run it, map the outcome
+//! to an exit code (SPEC §5). Everything else lives in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use supportctl::{cli, diag};
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cli::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(e) => {
+            if !e.message.is_empty() {
+                cli::print_stderr(&format!("error: {}\n", diag::escape_control(&e.message)));
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
