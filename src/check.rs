@@ -45,9 +45,9 @@ pub fn is_valid_id(id: &str) -> bool {
     !bytes.is_empty()
         && bytes.len() <= 63
         && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+        && bytes.iter().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        })
 }
 
 /// Whether `email` is a plausible address: one `@`, a dot-atom local part and
@@ -87,23 +87,27 @@ impl Checker {
         let users = self.users(raw);
         let tenancy = tenancy?;
         let admin_id = tenancy.admin.value.as_str();
-        self.admin(&tenancy, &users);
+        self.admin(tenancy, &users);
 
         let memberships = self.memberships(raw, &users, admin_id);
         let links = self.links_by_user(raw, &users, admin_id);
         let approvals = self.approvals(raw, &users, admin_id, &memberships, &links);
         self.check_approval_chains(&approvals, admin_id);
         self.links(&links, &users, admin_id, &approvals, &memberships);
-        self.single_admin(&tenancy, &approvals);
+        self.single_admin(tenancy, &approvals);
 
-        Some(self.build(&tenancy, &users, &memberships, &approvals, &links))
+        Some(self.build(tenancy, &users, &memberships, &approvals, &links))
     }
 
     fn tenancy<'a>(&mut self, raw: &'a RawConfig) -> Option<&'a RawTenancy> {
         let Some(first) = raw.tenancies.first() else {
             self.push(
-                Diagnostic::new(Rule::TenancyMissing, None, "the config set has no `tenancy` section")
-                    .with_hint("add `tenancy: { name: …, csi: \"…\", admin: … }` to one file"),
+                Diagnostic::new(
+                    Rule::TenancyMissing,
+                    None,
+                    "the config set has no `tenancy` section",
+                )
+                .with_hint("add `tenancy: { name: …, csi: \"…\", admin: … }` to one file"),
             );
             return None;
         };
@@ -150,16 +154,24 @@ impl Checker {
             let id = &entry.id;
             if let Some(first) = users.get(id.value.as_str()) {
                 self.push(
-                    Diagnostic::at(Rule::DuplicateKey, id.location, format!("user `{}` is declared twice", id.value))
-                        .with_related(first.id.location, "first declared")
-                        .with_hint("a user id is declared in one place; rename or remove one"),
+                    Diagnostic::at(
+                        Rule::DuplicateKey,
+                        id.location,
+                        format!("user `{}` is declared twice", id.value),
+                    )
+                    .with_related(first.id.location, "first declared")
+                    .with_hint("a user id is declared in one place; rename or remove one"),
                 );
                 continue;
             }
             if !is_valid_id(id) {
                 self.push(
-                    Diagnostic::at(Rule::InvalidUserId, id.location, format!("user id `{}` is not a valid id", id.value))
-                        .with_hint(id_hint(id)),
+                    Diagnostic::at(
+                        Rule::InvalidUserId,
+                        id.location,
+                        format!("user id `{}` is not a valid id", id.value),
+                    )
+                    .with_hint(id_hint(id)),
                 );
             }
             let user = &entry.user;
@@ -179,10 +191,15 @@ impl Checker {
                         Diagnostic::at(
                             Rule::DuplicateEmail,
                             user.email.location,
-                            format!("email `{}` is already used by another user", user.email.value),
+                            format!(
+                                "email `{}` is already used by another user",
+                                user.email.value
+                            ),
                         )
                         .with_related(first, "first used")
-                        .with_hint("emails are compared without regard to case; each user needs its own"),
+                        .with_hint(
+                            "emails are compared without regard to case; each user needs its own",
+                        ),
                     );
                 } else {
                     emails.insert(folded, user.email.location);
@@ -191,8 +208,12 @@ impl Checker {
             if let Some(account) = &user.support_account {
                 if account.phone.trim().is_empty() {
                     self.push(
-                        Diagnostic::at(Rule::EmptyPhone, account.phone.location, "support account phone is empty")
-                            .with_hint("Oracle Support calls this number for severity 1 SRs"),
+                        Diagnostic::at(
+                            Rule::EmptyPhone,
+                            account.phone.location,
+                            "support account phone is empty",
+                        )
+                        .with_hint("Oracle Support calls this number for severity 1 SRs"),
                     );
                 }
                 if !is_iana_time_zone(&account.timezone) {
@@ -225,7 +246,9 @@ impl Checker {
             } else if old == *id {
                 Some(format!("user `{id}` names itself as its previous id"))
             } else if users.contains_key(old) {
-                Some(format!("`{old}` is still declared, so `{id}` cannot be its rename"))
+                Some(format!(
+                    "`{old}` is still declared, so `{id}` cannot be its rename"
+                ))
             } else {
                 None
             };
@@ -258,7 +281,10 @@ impl Checker {
             None => {
                 let hint = match did_you_mean(&admin.value, users.keys().copied()) {
                     Some(best) => format!("did you mean `{best}`?"),
-                    None => format!("declare `{}` under `users:` with a `support_account`", admin.value),
+                    None => format!(
+                        "declare `{}` under `users:` with a `support_account`",
+                        admin.value
+                    ),
                 };
                 self.push(
                     Diagnostic::at(
@@ -276,13 +302,20 @@ impl Checker {
                     format!("tenancy admin `{}` has no support account", admin.value),
                 )
                 .with_related(declared.id.location, "the user is declared")
-                .with_hint("the CSI administrator needs a MOS account: add `support_account` to the user"),
+                .with_hint(
+                    "the CSI administrator needs a MOS account: add `support_account` to the user",
+                ),
             ),
             Some(_) => {}
         }
     }
 
-    fn unknown_user(&mut self, name: &Spanned<String>, users: &BTreeMap<&str, Declared>, what: &str) {
+    fn unknown_user(
+        &mut self,
+        name: &Spanned<String>,
+        users: &BTreeMap<&str, Declared>,
+        what: &str,
+    ) {
         let mut d = Diagnostic::at(
             Rule::UnknownUser,
             name.location,
@@ -291,13 +324,21 @@ impl Checker {
         if let Some(best) = did_you_mean(&name.value, users.keys().copied()) {
             d = d.with_hint(format!("did you mean `{best}`?"));
         } else {
-            d = d.with_hint(format!("declare it under `users:` as `{}: {{ email: … }}`", name.value));
+            d = d.with_hint(format!(
+                "declare it under `users:` as `{}: {{ email: … }}`",
+                name.value
+            ));
         }
         self.push(d);
     }
 
     /// Checks a reference to a user; true when the user is declared.
-    fn known(&mut self, name: &Spanned<String>, users: &BTreeMap<&str, Declared>, what: &str) -> bool {
+    fn known(
+        &mut self,
+        name: &Spanned<String>,
+        users: &BTreeMap<&str, Declared>,
+        what: &str,
+    ) -> bool {
         if users.contains_key(name.value.as_str()) {
             true
         } else {
@@ -312,6 +353,7 @@ impl Checker {
         seen: &mut BTreeMap<&'a str, &'a Spanned<T>>,
         user: &'a Spanned<String>,
         entry: &'a Spanned<T>,
+        first_user: impl Fn(&T) -> Location,
         what: &str,
     ) -> bool {
         if let Some(first) = seen.get(user.value.as_str()) {
@@ -321,8 +363,10 @@ impl Checker {
                     user.location,
                     format!("a second {what} for user `{}`", user.value),
                 )
-                .with_related(first.location, "the first is")
-                .with_hint(format!("a user has at most one {what}; merge them into one")),
+                .with_related(first_user(&first.value), "the first is")
+                .with_hint(format!(
+                    "a user has at most one {what}; merge them into one"
+                )),
             );
             false
         } else {
@@ -339,7 +383,9 @@ impl Checker {
                     user.location,
                     format!("`{admin_id}` is the tenancy admin and needs no {what}"),
                 )
-                .with_hint("the tenancy admin is a CSI administrator by definition; remove this entry"),
+                .with_hint(
+                    "the tenancy admin is a CSI administrator by definition; remove this entry",
+                ),
             );
             true
         } else {
@@ -358,7 +404,7 @@ impl Checker {
             if !self.known(&m.user, users, "membership user") {
                 continue;
             }
-            if !self.first_per_user(&mut seen, &m.user, m, "membership") {
+            if !self.first_per_user(&mut seen, &m.user, m, |f| f.user.location, "membership") {
                 continue;
             }
             if self.tenancy_admin_grant(&m.user, admin_id, "membership") {
@@ -370,10 +416,15 @@ impl Checker {
                     Diagnostic::at(
                         Rule::MembershipWithoutSupportAccount,
                         m.user.location,
-                        format!("`{}` has no support account, so it cannot request CSI membership", m.user.value),
+                        format!(
+                            "`{}` has no support account, so it cannot request CSI membership",
+                            m.user.value
+                        ),
                     )
                     .with_related(declared.id.location, "the user is declared")
-                    .with_hint("add `support_account` to the user, or give it a support link instead"),
+                    .with_hint(
+                        "add `support_account` to the user, or give it a support link instead",
+                    ),
                 );
             }
         }
@@ -391,7 +442,13 @@ impl Checker {
             if !self.known(&link.user, users, "linked user") {
                 continue;
             }
-            if !self.first_per_user(&mut seen, &link.user, link, "support link") {
+            if !self.first_per_user(
+                &mut seen,
+                &link.user,
+                link,
+                |f| f.user.location,
+                "support link",
+            ) {
                 continue;
             }
             self.tenancy_admin_grant(&link.user, admin_id, "support link");
@@ -412,7 +469,7 @@ impl Checker {
             if !self.known(&a.user, users, "approved user") {
                 continue;
             }
-            if !self.first_per_user(&mut seen, &a.user, a, "approval") {
+            if !self.first_per_user(&mut seen, &a.user, a, |f| f.user.location, "approval") {
                 continue;
             }
             if self.tenancy_admin_grant(&a.user, admin_id, "approval") {
@@ -425,7 +482,10 @@ impl Checker {
                         a.user.location,
                         format!("`{}` has no membership request to approve", a.user.value),
                     )
-                    .with_hint(format!("add `- user: {}` under `memberships:`", a.user.value)),
+                    .with_hint(format!(
+                        "add `- user: {}` under `memberships:`",
+                        a.user.value
+                    )),
                 );
             }
             if let Some(link) = links.get(a.user.value.as_str()) {
@@ -458,7 +518,10 @@ impl Checker {
                     Diagnostic::at(
                         Rule::ApproverNotAdmin,
                         by.location,
-                        format!("`{}` is not a CSI administrator, so it cannot approve", by.value),
+                        format!(
+                            "`{}` is not a CSI administrator, so it cannot approve",
+                            by.value
+                        ),
                     )
                     .with_hint(admin_hint(admin_id)),
                 );
@@ -468,13 +531,21 @@ impl Checker {
     }
 
     /// Rule 6: every chain of admin approvals ends at the tenancy admin.
-    fn check_approval_chains(&mut self, approvals: &BTreeMap<&str, &Spanned<raw::RawApproval>>, admin_id: &str) {
+    fn check_approval_chains(
+        &mut self,
+        approvals: &BTreeMap<&str, &Spanned<raw::RawApproval>>,
+        admin_id: &str,
+    ) {
         // approver of each admin-role approval, where the approver is itself
         // an admin-role approval (other cases end a chain or were reported).
         let parent = |user: &str| -> Option<&str> {
             let by = approvals.get(user)?.approved_by.as_ref()?;
             let by = by.value.as_str();
-            (by != admin_id && approvals.get(by).is_some_and(|b| b.role.value == raw::RawRole::Admin)).then_some(by)
+            (by != admin_id
+                && approvals
+                    .get(by)
+                    .is_some_and(|b| b.role.value == raw::RawRole::Admin))
+            .then_some(by)
         };
         let mut reported: BTreeSet<&str> = BTreeSet::new();
         for &start in approvals.keys() {
@@ -491,8 +562,14 @@ impl Checker {
                     }
                     reported.extend(cycle.iter().copied());
                     let first = *cycle.iter().min().unwrap_or(&next);
-                    let shown: Vec<String> = cycle_from(cycle, first).iter().map(|c| format!("`{c}`")).collect();
-                    let by = approvals[first].approved_by.as_ref().map_or(approvals[first].location, |b| b.location);
+                    let shown: Vec<String> = cycle_from(cycle, first)
+                        .iter()
+                        .map(|c| format!("`{c}`"))
+                        .collect();
+                    let by = approvals[first]
+                        .approved_by
+                        .as_ref()
+                        .map_or(approvals[first].location, |b| b.location);
                     self.push(
                         Diagnostic::at(
                             Rule::ApprovalCycle,
@@ -529,7 +606,10 @@ impl Checker {
                     Diagnostic::at(
                         Rule::LinkViaNotAdmin,
                         via.location,
-                        format!("`{}` is not a CSI administrator, so no user can be linked through it", via.value),
+                        format!(
+                            "`{}` is not a CSI administrator, so no user can be linked through it",
+                            via.value
+                        ),
                     )
                     .with_hint(admin_hint(admin_id)),
                 );
@@ -574,7 +654,11 @@ impl Checker {
     }
 
     /// Oracle recommends at least two CSI administrators.
-    fn single_admin(&mut self, tenancy: &RawTenancy, approvals: &BTreeMap<&str, &Spanned<raw::RawApproval>>) {
+    fn single_admin(
+        &mut self,
+        tenancy: &RawTenancy,
+        approvals: &BTreeMap<&str, &Spanned<raw::RawApproval>>,
+    ) {
         let today = self.today;
         let others = approvals
             .values()
@@ -640,7 +724,9 @@ impl Checker {
                 );
             }
             if let Some(previously) = &user.previously {
-                model.renames.insert(id.to_owned(), previously.value.clone());
+                model
+                    .renames
+                    .insert(id.to_owned(), previously.value.clone());
             }
         }
         for (&id, a) in approvals {
@@ -665,7 +751,10 @@ impl Checker {
                         raw::RawRole::Admin => Role::Admin,
                     },
                     access,
-                    approved_by: a.approved_by.as_ref().map_or_else(|| admin.clone(), |b| b.value.clone()),
+                    approved_by: a
+                        .approved_by
+                        .as_ref()
+                        .map_or_else(|| admin.clone(), |b| b.value.clone()),
                     expires: a.expires.as_ref().and_then(|e| Date::parse(e)),
                 },
             );
@@ -674,7 +763,10 @@ impl Checker {
             model.support_links.insert(
                 id.to_owned(),
                 SupportLink {
-                    via: link.via.as_ref().map_or_else(|| admin.clone(), |v| v.value.clone()),
+                    via: link
+                        .via
+                        .as_ref()
+                        .map_or_else(|| admin.clone(), |v| v.value.clone()),
                     expires: link.expires.as_ref().and_then(|e| Date::parse(e)),
                 },
             );
@@ -685,18 +777,30 @@ impl Checker {
 
 fn cycle_from<'a>(cycle: &[&'a str], first: &str) -> Vec<&'a str> {
     let start = cycle.iter().position(|&c| c == first).unwrap_or(0);
-    cycle[start..].iter().chain(&cycle[..start]).copied().collect()
+    cycle[start..]
+        .iter()
+        .chain(&cycle[..start])
+        .copied()
+        .collect()
 }
 
 fn admin_hint(admin_id: &str) -> String {
-    format!("CSI administrators are the tenancy admin `{admin_id}` and users approved with `role: admin`")
+    format!(
+        "CSI administrators are the tenancy admin `{admin_id}` and users approved with `role: admin`"
+    )
 }
 
 fn id_hint(id: &str) -> String {
     let lowered: String = id
         .to_lowercase()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     if lowered != id && is_valid_id(&lowered) {
         format!("ids are lowercase letters, digits, `.`, `_` and `-`: try `{lowered}`")
@@ -706,7 +810,10 @@ fn id_hint(id: &str) -> String {
 }
 
 fn timezone_hint(zone: &str) -> String {
-    let names: Vec<String> = jiff::tz::db().available().map(|n| n.as_str().to_owned()).collect();
+    let names: Vec<String> = jiff::tz::db()
+        .available()
+        .map(|n| n.as_str().to_owned())
+        .collect();
     match did_you_mean(zone, names.iter().map(String::as_str)) {
         Some(best) => format!("did you mean `{best}`?"),
         None => "time zones are IANA names such as `Asia/Seoul` or `Europe/Berlin`".to_string(),
@@ -732,7 +839,17 @@ mod tests {
         for ok in ["a@b.example", "dan.kim+sr@acme.co.kr", "A@X.EXAMPLE"] {
             assert!(is_valid_email(ok), "{ok}");
         }
-        for bad in ["", "a", "a@b", "@b.example", "a@@b.example", "a b@c.example", "a@-b.example", "a..b@c.example", "a@b..example"] {
+        for bad in [
+            "",
+            "a",
+            "a@b",
+            "@b.example",
+            "a@@b.example",
+            "a b@c.example",
+            "a@-b.example",
+            "a..b@c.example",
+            "a@b..example",
+        ] {
             assert!(!is_valid_email(bad), "{bad}");
         }
     }

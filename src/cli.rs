@@ -20,7 +20,12 @@ use crate::model::{Date, Model};
 /// approvals and support links from YAML, and checks them against the rules
 /// of the domain: a linked user acts through the CSI administrator.
 #[derive(Debug, Parser)]
-#[command(name = "supportctl", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "supportctl",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -31,7 +36,13 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// The state database.
-    #[arg(long, global = true, env = "SUPPORTCTL_DB", default_value = "supportctl.db", value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        env = "SUPPORTCTL_DB",
+        default_value = "supportctl.db",
+        value_name = "PATH"
+    )]
     pub db: PathBuf,
     /// When to colour output; `NO_COLOR` set in the environment means never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
@@ -169,7 +180,11 @@ impl Output {
             ColorChoice::Auto => !no_color && std::io::stderr().is_terminal(),
         };
         Output {
-            stderr_palette: if colour { Palette::ANSI } else { Palette::PLAIN },
+            stderr_palette: if colour {
+                Palette::ANSI
+            } else {
+                Palette::PLAIN
+            },
         }
     }
 }
@@ -209,7 +224,8 @@ fn init_logging(global: &GlobalArgs) {
     let filter = if global.quiet || global.verbose > 0 {
         EnvFilter::new(format!("supportctl={default}"))
     } else {
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("supportctl={default}")))
+        EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| EnvFilter::new(format!("supportctl={default}")))
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -291,15 +307,34 @@ fn plural(n: usize, word: &str) -> String {
     }
 }
 
+/// Today's date in UTC, or the day `SUPPORTCTL_TODAY` (YYYY-MM-DD) names, so
+/// that tests and dry runs can see how a config reads on another day.
+pub fn today() -> Result<Date, CliError> {
+    match std::env::var("SUPPORTCTL_TODAY") {
+        Ok(text) if !text.is_empty() => Date::parse(&text).ok_or_else(|| {
+            CliError::error(format!(
+                "SUPPORTCTL_TODAY=`{text}` is not a date in the form YYYY-MM-DD"
+            ))
+        }),
+        _ => Ok(Date::today_utc()),
+    }
+}
+
 fn validate(args: &ValidateArgs, output: &Output) -> Result<(), CliError> {
-    let checked = load_and_check(&args.config.path, &args.config.limits(), Date::today_utc());
+    let checked = load_and_check(&args.config.path, &args.config.limits(), today()?);
     let sources = &checked.loaded.sources;
     let (errors, warnings) = summary_counts(&checked.diagnostics);
     match args.format {
         DiagnosticFormat::Json => print_stdout(&diag::render_json(&checked.diagnostics, sources))?,
-        DiagnosticFormat::Github => print_stdout(&diag::render_github(&checked.diagnostics, sources))?,
+        DiagnosticFormat::Github => {
+            print_stdout(&diag::render_github(&checked.diagnostics, sources))?
+        }
         DiagnosticFormat::Text => {
-            print_stderr(&diag::render_text(&checked.diagnostics, sources, output.stderr_palette));
+            print_stderr(&diag::render_text(
+                &checked.diagnostics,
+                sources,
+                output.stderr_palette,
+            ));
             if let Some(model) = &checked.model {
                 print_stdout(&format!(
                     "The configuration is valid: tenancy `{}`, {}, {}, {}, {}{}.\n",

@@ -262,7 +262,9 @@ impl Sources {
     }
 
     pub fn path(&self, file: usize) -> &str {
-        self.files.get(file).map_or("<unknown>", |f| f.path.as_str())
+        self.files
+            .get(file)
+            .map_or("<unknown>", |f| f.path.as_str())
     }
 
     pub fn text(&self, file: usize) -> &str {
@@ -387,7 +389,13 @@ pub fn render_text(diagnostics: &[Diagnostic], sources: &Sources, palette: Palet
     out
 }
 
-fn render_snippet(out: &mut String, sources: &Sources, loc: Location, colour: &str, palette: Palette) {
+fn render_snippet(
+    out: &mut String,
+    sources: &Sources,
+    loc: Location,
+    colour: &str,
+    palette: Palette,
+) {
     let Some(line) = sources.line(loc.file, loc.line) else {
         return;
     };
@@ -404,7 +412,11 @@ fn render_snippet(out: &mut String, sources: &Sources, loc: Location, colour: &s
         .chars()
         .map(|c| if c == '\t' { '\t' } else { ' ' })
         .collect::<String>();
-    let rest = line.chars().count().saturating_sub(prefix.chars().count()).max(1);
+    let rest = line
+        .chars()
+        .count()
+        .saturating_sub(prefix.chars().count())
+        .max(1);
     let width = (loc.len.max(1) as usize).min(rest);
     let _ = writeln!(out, "  {gutter} |");
     let _ = writeln!(out, "  {number} | {shown}");
@@ -520,7 +532,12 @@ pub fn render_github(diagnostics: &[Diagnostic], sources: &Sources) -> String {
                 );
             }
             None => {
-                let _ = writeln!(out, "::{kind} title={}::{}", property(&title), data(&message));
+                let _ = writeln!(
+                    out,
+                    "::{kind} title={}::{}",
+                    property(&title),
+                    data(&message)
+                );
             }
         }
     }
@@ -529,7 +546,10 @@ pub fn render_github(diagnostics: &[Diagnostic], sources: &Sources) -> String {
 
 /// The closest of `candidates` to `word`, when it is close enough to be a
 /// likely typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let mut best: Option<(f64, &str)> = None;
     for candidate in candidates {
         let score = strsim::jaro_winkler(word, candidate);
@@ -556,8 +576,15 @@ mod tests {
         assert_eq!(names.len(), Rule::ALL.len());
         for rule in Rule::ALL {
             let name = rule.name();
-            assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'), "{name}");
-            let prefix = if rule.severity() == Severity::Error { 'E' } else { 'W' };
+            assert!(
+                name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
+                "{name}"
+            );
+            let prefix = if rule.severity() == Severity::Error {
+                'E'
+            } else {
+                'W'
+            };
             assert!(rule.code().starts_with(prefix), "{}", rule.code());
         }
     }
@@ -568,7 +595,12 @@ mod tests {
         let file = sources.add("a.yaml".into(), "approvals:\n  - user: bob\n".into());
         let d = Diagnostic::at(
             Rule::UnknownUser,
-            Location { file, line: 2, column: 11, len: 3 },
+            Location {
+                file,
+                line: 2,
+                column: 11,
+                len: 3,
+            },
             "unknown user `bob`",
         )
         .with_hint("did you mean `bobby`?");

@@ -33,9 +33,11 @@ impl Date {
 
     /// Today's date in UTC.
     pub fn today_utc() -> Date {
-        Date(jiff::Timestamp::now()
-            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
-            .date())
+        Date(
+            jiff::Timestamp::now()
+                .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+                .date(),
+        )
     }
 
     /// Days from `self` to `other` (negative when `other` is earlier).

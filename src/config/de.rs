@@ -74,7 +74,10 @@ impl de::Error for DeError {
     fn invalid_type(unexpected: de::Unexpected, expected: &dyn de::Expected) -> Self {
         DeError::new(
             DeErrorKind::InvalidType,
-            format!("expected {expected}, found {}", describe_unexpected(&unexpected)),
+            format!(
+                "expected {expected}, found {}",
+                describe_unexpected(&unexpected)
+            ),
         )
     }
 
@@ -86,7 +89,10 @@ impl de::Error for DeError {
     }
 
     fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
-        let mut e = DeError::new(DeErrorKind::UnknownField, format!("unknown field `{field}`"));
+        let mut e = DeError::new(
+            DeErrorKind::UnknownField,
+            format!("unknown field `{field}`"),
+        );
         e.hint = Some(match did_you_mean(field, expected.iter().copied()) {
             Some(best) => format!("did you mean `{best}`?"),
             None => one_of(expected),
@@ -95,7 +101,10 @@ impl de::Error for DeError {
     }
 
     fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
-        let mut e = DeError::new(DeErrorKind::InvalidType, format!("unknown value `{variant}`"));
+        let mut e = DeError::new(
+            DeErrorKind::InvalidType,
+            format!("unknown value `{variant}`"),
+        );
         e.hint = Some(match did_you_mean(variant, expected.iter().copied()) {
             Some(best) => format!("did you mean `{best}`? ({})", one_of(expected)),
             None => one_of(expected),
@@ -104,11 +113,17 @@ impl de::Error for DeError {
     }
 
     fn missing_field(field: &'static str) -> Self {
-        DeError::new(DeErrorKind::MissingField, format!("missing field `{field}`"))
+        DeError::new(
+            DeErrorKind::MissingField,
+            format!("missing field `{field}`"),
+        )
     }
 
     fn duplicate_field(field: &'static str) -> Self {
-        DeError::new(DeErrorKind::DuplicateField, format!("field `{field}` is given twice"))
+        DeError::new(
+            DeErrorKind::DuplicateField,
+            format!("field `{field}` is given twice"),
+        )
     }
 }
 
@@ -249,10 +264,7 @@ impl<'de, 'a> Deserializer<'de> for NodeDe<'a> {
         visitor: V,
     ) -> Result<V::Value, DeError> {
         if name == SPANNED_MARKER {
-            visitor.visit_map(SpanAccess {
-                de: self,
-                step: 0,
-            })
+            visitor.visit_map(SpanAccess { de: self, step: 0 })
         } else {
             visitor.visit_newtype_struct(self)
         }
@@ -296,12 +308,17 @@ struct Entries<'a> {
 impl<'de, 'a> MapAccess<'de> for Entries<'a> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         match self.iter.next() {
             Some((key, value)) => {
                 self.value = Some(value);
                 let de = NodeDe::new(key, self.file);
-                seed.deserialize(de).map(Some).map_err(|e| e.at(de.location()))
+                seed.deserialize(de)
+                    .map(Some)
+                    .map_err(|e| e.at(de.location()))
             }
             None => Ok(None),
         }
@@ -331,7 +348,10 @@ const SPAN_KEYS: [&str; 5] = ["file", "line", "column", "len", "value"];
 impl<'de, 'a> MapAccess<'de> for SpanAccess<'a> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         match SPAN_KEYS.get(usize::from(self.step)) {
             Some(key) => seed.deserialize((*key).into_deserializer()).map(Some),
             None => Ok(None),

@@ -80,16 +80,8 @@ pub struct Loaded {
 /// could be read is kept.
 pub fn load(path: &Path, limits: &Limits) -> (Loaded, Vec<Diagnostic>) {
     let mut loaded = Loaded::default();
-    let mut diagnostics = Vec::new();
-    let files = match discover(path, limits) {
-        Ok(files) => files,
-        Err(message) => {
-            diagnostics.push(message);
-            loaded.incomplete = true;
-            loaded.digest = digest_of(&[]);
-            return (loaded, diagnostics);
-        }
-    };
+    let (files, mut diagnostics) = discover(path, limits);
+    loaded.incomplete = !diagnostics.is_empty();
     let mut total: u64 = 0;
     let mut hashed: Vec<(String, Vec<u8>)> = Vec::with_capacity(files.len());
     for file_path in files {
@@ -107,7 +99,9 @@ pub fn load(path: &Path, limits: &Limits) -> (Loaded, Vec<Diagnostic>) {
                             size, limits.max_file_bytes
                         ),
                     )
-                    .with_hint("split the config set into smaller files, or raise `--max-file-size`"),
+                    .with_hint(
+                        "split the config set into smaller files, or raise `--max-file-size`",
+                    ),
                 );
             }
             Err(ReadError::Io(e)) => {
@@ -139,7 +133,9 @@ pub fn load(path: &Path, limits: &Limits) -> (Loaded, Vec<Diagnostic>) {
                     .unwrap_or(&file_path)
                     .to_string_lossy()
                     .into_owned();
-                load_file(shown, &bytes, &mut loaded, &mut diagnostics);
+                if !load_file(shown, &bytes, &mut loaded, &mut diagnostics) {
+                    loaded.incomplete = true;
+                }
                 hashed.push((relative, bytes));
             }
         }
@@ -200,95 +196,179 @@ fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
 }
 
 /// The config files at `path`: the file itself, or every `*.yaml`/`*.yml`
-/// under the directory, hidden entries skipped, in sorted path order.
-fn discover(path: &Path, limits: &Limits) -> Result<Vec<PathBuf>, Diagnostic> {
+/// under the directory, hidden entries skipped, in sorted path order; and
+/// what could not be walked.
+fn discover(path: &Path, limits: &Limits) -> (Vec<PathBuf>, Vec<Diagnostic>) {
     let shown = path.display();
-    let metadata = std::fs::metadata(path).map_err(|e| {
-        let rule = if e.kind() == std::io::ErrorKind::NotFound {
-            Rule::ConfigNotFound
-        } else {
-            Rule::Unreadable
-        };
-        Diagnostic::new(rule, None, format!("cannot read `{shown}`: {e}"))
-    })?;
-    if !metadata.is_dir() {
-        return Ok(vec![path.to_path_buf()]);
+    let metadata = match std::fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(e) => {
+            let rule = if e.kind() == std::io::ErrorKind::NotFound {
+                Rule::ConfigNotFound
+            } else {
+                Rule::Unreadable
+            };
+            return (
+                Vec::new(),
+                vec![Diagnostic::new(
+                    rule,
+                    None,
+                    format!("cannot read `{shown}`: {e}"),
+                )],
+            );
+        }
+    };
+    if metadata.is_file() {
+        return (vec![path.to_path_buf()], Vec::new());
     }
-    let mut files = Vec::new();
-    let mut ancestors = Vec::new();
-    walk(path, &mut ancestors, &mut files, limits)?;
-    if files.is_empty() {
-        return Err(Diagnostic::new(
-            Rule::ConfigNotFound,
-            None,
-            format!("no `*.yaml` or `*.yml` files in `{shown}`"),
-        )
-        .with_hint("hidden files and folders (starting with `.`) are skipped"));
+    if !metadata.is_dir() {
+        return (Vec::new(), vec![not_regular(path)]);
+    }
+    let mut walker = Walker {
+        limits,
+        root: path,
+        ancestors: Vec::new(),
+        files: Vec::new(),
+        diagnostics: Vec::new(),
+    };
+    walker.walk(path);
+    let Walker {
+        mut files,
+        mut diagnostics,
+        ..
+    } = walker;
+    if files.is_empty() && diagnostics.is_empty() {
+        diagnostics.push(
+            Diagnostic::new(
+                Rule::ConfigNotFound,
+                None,
+                format!("no `*.yaml` or `*.yml` files in `{shown}`"),
+            )
+            .with_hint("hidden files and folders (starting with `.`) are skipped"),
+        );
     }
     files.sort();
-    Ok(files)
+    (files, diagnostics)
 }
 
-fn walk(
-    dir: &Path,
-    ancestors: &mut Vec<PathBuf>,
-    files: &mut Vec<PathBuf>,
-    limits: &Limits,
-) -> Result<(), Diagnostic> {
-    let unreadable = |e: std::io::Error| {
-        Diagnostic::new(
+fn not_regular(path: &Path) -> Diagnostic {
+    Diagnostic::new(
+        Rule::Unreadable,
+        None,
+        format!("`{}` is neither a file nor a folder", path.display()),
+    )
+    .with_hint("config files are regular files; pipes, sockets and devices are not read")
+}
+
+struct Walker<'a> {
+    limits: &'a Limits,
+    root: &'a Path,
+    ancestors: Vec<PathBuf>,
+    files: Vec<PathBuf>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Walker<'_> {
+    fn unreadable(&mut self, path: &Path, e: &std::io::Error) {
+        self.diagnostics.push(Diagnostic::new(
             Rule::Unreadable,
             None,
-            format!("cannot read the folder `{}`: {e}", dir.display()),
-        )
-    };
-    // A directory that is its own ancestor (through a symlink) would be
-    // walked forever.
-    let canonical = std::fs::canonicalize(dir).map_err(unreadable)?;
-    if ancestors.contains(&canonical) {
-        return Err(Diagnostic::new(
-            Rule::Unreadable,
-            None,
-            format!("symlink loop: `{}` leads back to `{}`", dir.display(), canonical.display()),
+            format!("cannot read `{}`: {e}", path.display()),
         ));
     }
-    ancestors.push(canonical);
-    for entry in std::fs::read_dir(dir).map_err(unreadable)? {
-        let entry = entry.map_err(unreadable)?;
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let child = entry.path();
-        // Follow symlinks: a folder mounted as a link (as Kubernetes mounts a
-        // ConfigMap) is part of the set.
-        let metadata = std::fs::metadata(&child).map_err(|e| {
-            Diagnostic::new(
+
+    /// Walks `dir`; false once the file limit is passed, to stop the walk.
+    fn walk(&mut self, dir: &Path) -> bool {
+        // A directory that is its own ancestor (through a symlink) would be
+        // walked forever.
+        let canonical = match std::fs::canonicalize(dir) {
+            Ok(canonical) => canonical,
+            Err(e) => {
+                self.unreadable(dir, &e);
+                return true;
+            }
+        };
+        if self.ancestors.contains(&canonical) {
+            self.diagnostics.push(Diagnostic::new(
                 Rule::Unreadable,
                 None,
-                format!("cannot read `{}`: {e}", child.display()),
-            )
-        })?;
-        if metadata.is_dir() {
-            walk(&child, ancestors, files, limits)?;
-        } else if is_yaml_name(&child) {
-            files.push(child);
-            if files.len() > limits.max_files {
-                return Err(Diagnostic::new(
-                    Rule::InputLimit,
-                    None,
-                    format!(
-                        "more than {} config files under `{}`",
-                        limits.max_files,
-                        ancestors[0].display()
-                    ),
-                )
-                .with_hint("merge small files, or point at a narrower folder"));
+                format!(
+                    "symlink loop: `{}` leads back to `{}`",
+                    dir.display(),
+                    canonical.display()
+                ),
+            ));
+            return true;
+        }
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                self.unreadable(dir, &e);
+                return true;
+            }
+        };
+        self.ancestors.push(canonical);
+        let mut going = true;
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    self.unreadable(dir, &e);
+                    continue;
+                }
+            };
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let child = entry.path();
+            // Follow symlinks: a folder mounted as a link (as Kubernetes
+            // mounts a ConfigMap) is part of the set.
+            let metadata = match std::fs::metadata(&child) {
+                Ok(metadata) => metadata,
+                Err(e) => {
+                    // A dangling or looping link of any name may have been a folder.
+                    if is_yaml_name(&child)
+                        || entry
+                            .file_type()
+                            .is_ok_and(|t| t.is_symlink() || t.is_dir())
+                    {
+                        self.unreadable(&child, &e);
+                    }
+                    continue;
+                }
+            };
+            if metadata.is_dir() {
+                going = self.walk(&child);
+            } else if is_yaml_name(&child) {
+                if !metadata.is_file() {
+                    self.diagnostics.push(not_regular(&child));
+                    continue;
+                }
+                self.files.push(child);
+                if self.files.len() > self.limits.max_files {
+                    self.diagnostics.push(
+                        Diagnostic::new(
+                            Rule::InputLimit,
+                            None,
+                            format!(
+                                "more than {} config files under `{}`",
+                                self.limits.max_files,
+                                self.root.display()
+                            ),
+                        )
+                        .with_hint("merge small files, or point at a narrower folder"),
+                    );
+                    self.files.clear();
+                    going = false;
+                }
+            }
+            if !going {
+                break;
             }
         }
+        self.ancestors.pop();
+        going
     }
-    ancestors.pop();
-    Ok(())
 }
 
 fn is_yaml_name(path: &Path) -> bool {
@@ -298,8 +378,14 @@ fn is_yaml_name(path: &Path) -> bool {
     )
 }
 
-/// Decodes, parses and merges one file into `loaded`.
-fn load_file(shown: String, bytes: &[u8], loaded: &mut Loaded, diagnostics: &mut Vec<Diagnostic>) {
+/// Decodes, parses and merges one file into `loaded`; false when the file
+/// could not be decoded or parsed.
+fn load_file(
+    shown: String,
+    bytes: &[u8],
+    loaded: &mut Loaded,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> bool {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text.to_owned(),
@@ -310,7 +396,6 @@ fn load_file(shown: String, bytes: &[u8], loaded: &mut Loaded, diagnostics: &mut
             let bad = bytes[e.valid_up_to()];
             let text = String::from_utf8_lossy(bytes).into_owned();
             let file = loaded.sources.add(shown, text);
-            loaded.incomplete = true;
             diagnostics.push(
                 Diagnostic::at(
                     Rule::Unreadable,
@@ -320,11 +405,13 @@ fn load_file(shown: String, bytes: &[u8], loaded: &mut Loaded, diagnostics: &mut
                         column,
                         len: 1,
                     },
-                    format!("the file is not UTF-8: byte 0x{bad:02x} cannot start a character here"),
+                    format!(
+                        "the file is not UTF-8: byte 0x{bad:02x} cannot start a character here"
+                    ),
                 )
                 .with_hint("save the file as UTF-8"),
             );
-            return;
+            return false;
         }
     };
     let parsed = yaml::parse(&text);
@@ -332,7 +419,6 @@ fn load_file(shown: String, bytes: &[u8], loaded: &mut Loaded, diagnostics: &mut
     let mut root = match parsed {
         Ok(root) => root,
         Err(e) => {
-            loaded.incomplete = true;
             let rule = if e.limit {
                 Rule::InputLimit
             } else {
@@ -348,11 +434,12 @@ fn load_file(shown: String, bytes: &[u8], loaded: &mut Loaded, diagnostics: &mut
                 },
                 e.message,
             ));
-            return;
+            return false;
         }
     };
     remove_duplicate_keys(&mut root, file, diagnostics);
     merge_sections(&root, file, &mut loaded.raw, diagnostics);
+    true
 }
 
 /// Reports every mapping key written twice in one mapping, naming both
@@ -422,7 +509,12 @@ fn read_entry<'a, T: Deserialize<'a>>(
         .ok()
 }
 
-fn merge_sections(root: &Node, file: usize, raw: &mut RawConfig, diagnostics: &mut Vec<Diagnostic>) {
+fn merge_sections(
+    root: &Node,
+    file: usize,
+    raw: &mut RawConfig,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
     let entries = match &root.kind {
         NodeKind::Null => return,
         NodeKind::Map(entries) => entries,
@@ -451,19 +543,33 @@ fn merge_sections(root: &Node, file: usize, raw: &mut RawConfig, diagnostics: &m
                 }
             }
             "users" => merge_users(value, file, raw, diagnostics),
-            "memberships" => merge_list(value, file, "memberships", &mut raw.memberships, diagnostics),
+            "memberships" => merge_list(
+                value,
+                file,
+                "memberships",
+                &mut raw.memberships,
+                diagnostics,
+            ),
             "approvals" => merge_list(value, file, "approvals", &mut raw.approvals, diagnostics),
-            "support_links" => {
-                merge_list(value, file, "support_links", &mut raw.support_links, diagnostics)
-            }
+            "support_links" => merge_list(
+                value,
+                file,
+                "support_links",
+                &mut raw.support_links,
+                diagnostics,
+            ),
             other => {
                 let hint = match did_you_mean(other, raw::SECTIONS.iter().copied()) {
                     Some(best) => format!("did you mean `{best}`?"),
                     None => format!("the sections are {}", backticked(raw::SECTIONS)),
                 };
                 diagnostics.push(
-                    Diagnostic::at(Rule::UnknownField, key_location, format!("unknown section `{other}`"))
-                        .with_hint(hint),
+                    Diagnostic::at(
+                        Rule::UnknownField,
+                        key_location,
+                        format!("unknown section `{other}`"),
+                    )
+                    .with_hint(hint),
                 );
             }
         }
@@ -487,7 +593,10 @@ fn merge_users(value: &Node, file: usize, raw: &mut RawConfig, diagnostics: &mut
                 Diagnostic::at(
                     Rule::InvalidType,
                     location_of(value, file),
-                    format!("`users` is a mapping of user id to user, found {}", other.describe()),
+                    format!(
+                        "`users` is a mapping of user id to user, found {}",
+                        other.describe()
+                    ),
                 )
                 .with_hint("write each user as `id: { email: … }` under `users:`"),
             );
@@ -538,7 +647,9 @@ fn merge_list<'a, T: Deserialize<'a>>(
                 location_of(value, file),
                 format!("`{section}` is a list, found {}", other.describe()),
             )
-            .with_hint(format!("write each entry as `- user: …` under `{section}:`")),
+            .with_hint(format!(
+                "write each entry as `- user: …` under `{section}:`"
+            )),
         ),
     }
 }
@@ -550,7 +661,12 @@ mod tests {
     fn load_text(text: &str) -> (Loaded, Vec<Diagnostic>) {
         let mut loaded = Loaded::default();
         let mut diagnostics = Vec::new();
-        load_file("t.yaml".into(), text.as_bytes(), &mut loaded, &mut diagnostics);
+        load_file(
+            "t.yaml".into(),
+            text.as_bytes(),
+            &mut loaded,
+            &mut diagnostics,
+        );
         (loaded, diagnostics)
     }
 
@@ -559,8 +675,14 @@ mod tests {
         let (loaded, diags) = load_text(
             "users:\n  a: { email: a@x.example, emial: 1 }\n  b: { name: B }\n  c: { email: c@x.example }\n",
         );
-        let rules: Vec<_> = diags.iter().map(|d| (d.rule, d.location.unwrap().line)).collect();
-        assert_eq!(rules, vec![(Rule::UnknownField, 2), (Rule::MissingField, 3)]);
+        let rules: Vec<_> = diags
+            .iter()
+            .map(|d| (d.rule, d.location.unwrap().line))
+            .collect();
+        assert_eq!(
+            rules,
+            vec![(Rule::UnknownField, 2), (Rule::MissingField, 3)]
+        );
         assert_eq!(diags[0].hint.as_deref(), Some("did you mean `email`?"));
         assert_eq!(loaded.raw.users.len(), 1);
         assert_eq!(loaded.raw.users[0].id.value, "c");
@@ -587,7 +709,8 @@ mod tests {
 
     #[test]
     fn duplicate_mapping_keys_name_both_places() {
-        let (_, diags) = load_text("users:\n  a: { email: a@x.example }\n  a: { email: b@x.example }\n");
+        let (_, diags) =
+            load_text("users:\n  a: { email: a@x.example }\n  a: { email: b@x.example }\n");
         assert_eq!(diags.len(), 1);
         assert_eq!(diags[0].rule, Rule::DuplicateKey);
         assert_eq!(diags[0].location.unwrap().line, 3);
@@ -598,7 +721,12 @@ mod tests {
     fn non_utf8_is_reported_at_its_byte() {
         let mut loaded = Loaded::default();
         let mut diags = Vec::new();
-        load_file("t.yaml".into(), b"users:\n  a\xff: 1\n", &mut loaded, &mut diags);
+        load_file(
+            "t.yaml".into(),
+            b"users:\n  a\xff: 1\n",
+            &mut loaded,
+            &mut diags,
+        );
         assert_eq!(diags[0].rule, Rule::Unreadable);
         let l = diags[0].location.unwrap();
         assert_eq!((l.line, l.column), (2, 4));

@@ -56,12 +56,16 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
                         SpanField::Value => value = Some(map.next_value::<T>()?),
                     }
                 }
-                let value = value.ok_or_else(|| de::Error::custom("a placed value has no value"))?;
+                let value =
+                    value.ok_or_else(|| de::Error::custom("a placed value has no value"))?;
                 Ok(Spanned { value, location })
             }
 
             // Any other deserializer: the value, at no known place.
-            fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Spanned<T>, D::Error> {
+            fn visit_newtype_struct<D: Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Spanned<T>, D::Error> {
                 Ok(Spanned {
                     value: T::deserialize(d)?,
                     location: Location::default(),
@@ -141,7 +145,13 @@ pub struct ConfigFile {
 }
 
 /// The names of the sections of a config file, as [`ConfigFile`] defines them.
-pub const SECTIONS: &[&str] = &["tenancy", "users", "memberships", "approvals", "support_links"];
+pub const SECTIONS: &[&str] = &[
+    "tenancy",
+    "users",
+    "memberships",
+    "approvals",
+    "support_links",
+];
 
 /// A user id: lowercase letters, digits, `.`, `_` and `-`, starting with a
 /// letter or digit, at most 63 characters.

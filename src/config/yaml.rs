@@ -104,16 +104,22 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
     serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|e| to_parse_error(&e))
 }
 
+/// Whether the error is a budget or limit breach, however deeply wrapped.
+fn is_limit(error: &serde_saphyr::Error) -> bool {
+    match error.without_snippet() {
+        serde_saphyr::Error::AliasError { error, .. } => is_limit(error),
+        serde_saphyr::Error::Budget { .. }
+        | serde_saphyr::Error::AliasReplayLimitExceeded { .. }
+        | serde_saphyr::Error::AliasExpansionLimitExceeded { .. }
+        | serde_saphyr::Error::AliasReplayStackDepthExceeded { .. }
+        | serde_saphyr::Error::AliasReplayCounterOverflow { .. } => true,
+        _ => false,
+    }
+}
+
 fn to_parse_error(error: &serde_saphyr::Error) -> ParseError {
     let inner = error.without_snippet();
-    let limit = matches!(
-        inner,
-        serde_saphyr::Error::Budget { .. }
-            | serde_saphyr::Error::AliasReplayLimitExceeded { .. }
-            | serde_saphyr::Error::AliasExpansionLimitExceeded { .. }
-            | serde_saphyr::Error::AliasReplayStackDepthExceeded { .. }
-            | serde_saphyr::Error::AliasReplayCounterOverflow { .. }
-    );
+    let limit = is_limit(error);
     let (line, column) = error
         .location()
         .map(|l| (to_u32(l.line()), to_u32(l.column())))
@@ -133,6 +139,15 @@ fn to_parse_error(error: &serde_saphyr::Error) -> ParseError {
     }
     if let Some(stripped) = message.strip_prefix("error: ") {
         message = stripped.to_string();
+    }
+    if limit {
+        // Wrapped breaches repeat every place they passed through.
+        if let Some(cut) = message.find(" at line ") {
+            message.truncate(cut);
+        }
+        message = format!(
+            "{message}: the file needs more YAML events, nodes, nesting or alias expansion than its size allows"
+        );
     }
     ParseError {
         limit,
