@@ -590,6 +590,15 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_lists_every_rule() {
+        let readme = include_str!("../README.md");
+        for rule in Rule::ALL {
+            let row = format!("| `{}` | `{}` |", rule.code(), rule.name());
+            assert!(readme.contains(&row), "README.md has no row {row}");
+        }
+    }
+
+    #[test]
     fn caret_sits_under_the_value() {
         let mut sources = Sources::default();
         let file = sources.add("a.yaml".into(), "approvals:\n  - user: bob\n".into());
