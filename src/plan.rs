@@ -1,0 +1,612 @@
+//! Planning: the desired model and the actual model in, a list of changes out.
+//!
+//! Pure and deterministic: the same two models always give the same plan, in
+//! the order SPEC §4 sets — deletes first, in reverse dependency order, then
+//! creates, updates and replacements in dependency order (tenancy, user,
+//! support account, membership, approval with an approver's own approval
+//! before the ones it grants, link), each kind sorted by id. Renames
+//! (`previously:`) come first of all, as moves that delete nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::model::{Approval, Model, SupportAccount, SupportLink, Tenancy, User};
+
+/// The kinds of resource, in dependency order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Tenancy,
+    User,
+    SupportAccount,
+    Membership,
+    Approval,
+    SupportLink,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 6] = [
+        Kind::Tenancy,
+        Kind::User,
+        Kind::SupportAccount,
+        Kind::Membership,
+        Kind::Approval,
+        Kind::SupportLink,
+    ];
+
+    /// The name used in addresses and JSON: `support_account`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Tenancy => "tenancy",
+            Kind::User => "user",
+            Kind::SupportAccount => "support_account",
+            Kind::Membership => "membership",
+            Kind::Approval => "approval",
+            Kind::SupportLink => "support_link",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+/// What a change does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+    /// Delete then create, for a change that cannot be made in place.
+    Replace,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+            Action::Replace => "replace",
+        }
+    }
+
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Delete => "-",
+            Action::Replace => "-/+",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Action> {
+        [
+            Action::Create,
+            Action::Update,
+            Action::Delete,
+            Action::Replace,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == text)
+    }
+}
+
+/// The value of one resource: what a row holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    Tenancy(Tenancy),
+    User(User),
+    SupportAccount(SupportAccount),
+    Membership,
+    Approval(Approval),
+    SupportLink(SupportLink),
+}
+
+/// One change to one resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub kind: Kind,
+    /// The user id, or the tenancy name for the tenancy itself.
+    pub id: String,
+    pub action: Action,
+    /// Why a replacement is forced, or that an update is a rename.
+    pub reason: Option<String>,
+    /// For a rename: the id the resource had before.
+    pub renamed_from: Option<String>,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+impl Change {
+    /// The Terraform-style address, e.g. `support_link.bob`.
+    pub fn address(&self) -> String {
+        format!("{}.{}", self.kind.as_str(), self.id)
+    }
+}
+
+/// Counts for the summary line; a replacement counts in `add` and `destroy`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+}
+
+/// Every change that takes the actual state to the desired one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub tenancy: String,
+    pub changes: Vec<Change>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for c in &self.changes {
+            match c.action {
+                Action::Create => s.add += 1,
+                Action::Update => s.change += 1,
+                Action::Delete => s.destroy += 1,
+                Action::Replace => {
+                    s.add += 1;
+                    s.destroy += 1;
+                }
+            }
+        }
+        s
+    }
+
+    /// How many resources the plan deletes outright (replacements put back
+    /// what they remove, so they do not count).
+    pub fn deletions(&self) -> usize {
+        self.changes
+            .iter()
+            .filter(|c| c.action == Action::Delete)
+            .count()
+    }
+}
+
+/// The number of resources a model holds: what the mass-delete guard weighs
+/// deletions against.
+pub fn resource_count(model: &Model) -> usize {
+    1 + model.users.len()
+        + model.support_accounts.len()
+        + model.memberships.len()
+        + model.approvals.len()
+        + model.support_links.len()
+}
+
+/// The mass-delete guard (SPEC §4): a plan that deletes more than 25% of the
+/// existing resources, and more than 5, needs `--allow-mass-delete`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MassDelete {
+    pub deletes: usize,
+    pub existing: usize,
+}
+
+pub fn mass_delete(plan: &Plan, actual: Option<&Model>) -> Option<MassDelete> {
+    let existing = actual.map_or(0, resource_count);
+    let deletes = plan.deletions();
+    (deletes > 5 && deletes * 4 > existing).then_some(MassDelete { deletes, existing })
+}
+
+/// Plans the changes that take `actual` (absent: a tenancy not yet in
+/// state) to `desired`.
+pub fn plan(desired: &Model, actual: Option<&Model>) -> Plan {
+    let mut changes = Vec::new();
+    let Some(actual) = actual else {
+        // Everything is new.
+        let empty = empty_like(desired);
+        push_tenancy(&mut changes, None, &desired.tenancy);
+        diff_all(&mut changes, desired, &empty, &Forced::default());
+        return finish(desired, changes);
+    };
+
+    // Renames first: move each renamed user, with everything attached, so
+    // that the diff below compares like with like.
+    let mut moved = actual.clone();
+    for (new, old) in &desired.renames {
+        if moved.users.contains_key(old) && !moved.users.contains_key(new) {
+            rename_user(&mut moved, old, new);
+            let user = moved.users[new].clone();
+            changes.push(Change {
+                kind: Kind::User,
+                id: new.clone(),
+                action: Action::Update,
+                reason: Some(format!("renamed from `{old}`, with everything attached")),
+                renamed_from: Some(old.clone()),
+                before: Some(Value::User(actual.users[old].clone())),
+                after: Some(Value::User(user)),
+            });
+        }
+    }
+
+    let mut forced = Forced::default();
+    if moved.tenancy.csi != desired.tenancy.csi {
+        forced.csi_changed = true;
+    }
+    for (id, user) in &desired.users {
+        if let Some(before) = moved.users.get(id)
+            && !before.email.eq_ignore_ascii_case(&user.email)
+            && moved.support_accounts.contains_key(id)
+        {
+            forced.email_changed.insert(id.clone());
+        }
+    }
+    if moved.tenancy != desired.tenancy {
+        push_tenancy(&mut changes, Some(&moved.tenancy), &desired.tenancy);
+    }
+    diff_all(&mut changes, desired, &moved, &forced);
+    // A rename that also changed fields shows as one change: the move.
+    merge_rename_updates(&mut changes);
+    finish(desired, changes)
+}
+
+#[derive(Default)]
+struct Forced {
+    csi_changed: bool,
+    email_changed: BTreeSet<String>,
+}
+
+impl Forced {
+    /// Why a membership, approval or link of `id` must be replaced, if it must.
+    fn grant_reason(&self, kind: Kind, id: &str) -> Option<String> {
+        if self.csi_changed {
+            return Some("tenancy.csi changed: grants belong to a CSI".to_string());
+        }
+        if kind != Kind::SupportLink && self.email_changed.contains(id) {
+            return Some(format!(
+                "user.{id} email changed: the support account is keyed by email"
+            ));
+        }
+        None
+    }
+}
+
+fn empty_like(desired: &Model) -> Model {
+    Model {
+        tenancy: desired.tenancy.clone(),
+        users: BTreeMap::new(),
+        support_accounts: BTreeMap::new(),
+        memberships: BTreeSet::new(),
+        approvals: BTreeMap::new(),
+        support_links: BTreeMap::new(),
+        renames: BTreeMap::new(),
+    }
+}
+
+fn push_tenancy(changes: &mut Vec<Change>, before: Option<&Tenancy>, after: &Tenancy) {
+    changes.push(Change {
+        kind: Kind::Tenancy,
+        id: after.name.clone(),
+        action: if before.is_some() {
+            Action::Update
+        } else {
+            Action::Create
+        },
+        reason: None,
+        renamed_from: None,
+        before: before.cloned().map(Value::Tenancy),
+        after: Some(Value::Tenancy(after.clone())),
+    });
+}
+
+/// Moves user `old` to `new` in `model`, with its account, grants and every
+/// reference to it.
+pub fn rename_user(model: &mut Model, old: &str, new: &str) {
+    fn move_key<V>(map: &mut BTreeMap<String, V>, old: &str, new: &str) {
+        if let Some(v) = map.remove(old) {
+            map.insert(new.to_owned(), v);
+        }
+    }
+    move_key(&mut model.users, old, new);
+    move_key(&mut model.support_accounts, old, new);
+    move_key(&mut model.approvals, old, new);
+    move_key(&mut model.support_links, old, new);
+    if model.memberships.remove(old) {
+        model.memberships.insert(new.to_owned());
+    }
+    for approval in model.approvals.values_mut() {
+        if approval.approved_by == old {
+            approval.approved_by = new.to_owned();
+        }
+    }
+    for link in model.support_links.values_mut() {
+        if link.via == old {
+            link.via = new.to_owned();
+        }
+    }
+    if model.tenancy.admin == old {
+        model.tenancy.admin = new.to_owned();
+    }
+}
+
+fn diff_map<V: Clone + PartialEq>(
+    changes: &mut Vec<Change>,
+    kind: Kind,
+    desired: &BTreeMap<String, V>,
+    actual: &BTreeMap<String, V>,
+    wrap: impl Fn(V) -> Value,
+    forced: &Forced,
+) {
+    for (id, after) in desired {
+        match actual.get(id) {
+            None => changes.push(Change {
+                kind,
+                id: id.clone(),
+                action: Action::Create,
+                reason: None,
+                renamed_from: None,
+                before: None,
+                after: Some(wrap(after.clone())),
+            }),
+            Some(before) => {
+                let reason = match kind {
+                    Kind::SupportAccount => forced.email_changed.contains(id).then(|| {
+                        format!("user.{id} email changed: the support account is keyed by email")
+                    }),
+                    Kind::Approval | Kind::SupportLink => forced.grant_reason(kind, id),
+                    _ => None,
+                };
+                if reason.is_some() || before != after {
+                    changes.push(Change {
+                        kind,
+                        id: id.clone(),
+                        action: if reason.is_some() {
+                            Action::Replace
+                        } else {
+                            Action::Update
+                        },
+                        reason,
+                        renamed_from: None,
+                        before: Some(wrap(before.clone())),
+                        after: Some(wrap(after.clone())),
+                    });
+                }
+            }
+        }
+    }
+    for (id, before) in actual {
+        if !desired.contains_key(id) {
+            changes.push(Change {
+                kind,
+                id: id.clone(),
+                action: Action::Delete,
+                reason: None,
+                renamed_from: None,
+                before: Some(wrap(before.clone())),
+                after: None,
+            });
+        }
+    }
+}
+
+fn diff_all(changes: &mut Vec<Change>, desired: &Model, actual: &Model, forced: &Forced) {
+    diff_map(
+        changes,
+        Kind::User,
+        &desired.users,
+        &actual.users,
+        Value::User,
+        forced,
+    );
+    diff_map(
+        changes,
+        Kind::SupportAccount,
+        &desired.support_accounts,
+        &actual.support_accounts,
+        Value::SupportAccount,
+        forced,
+    );
+    for id in &desired.memberships {
+        if !actual.memberships.contains(id) {
+            changes.push(Change {
+                kind: Kind::Membership,
+                id: id.clone(),
+                action: Action::Create,
+                reason: None,
+                renamed_from: None,
+                before: None,
+                after: Some(Value::Membership),
+            });
+        } else if let Some(reason) = forced.grant_reason(Kind::Membership, id) {
+            changes.push(Change {
+                kind: Kind::Membership,
+                id: id.clone(),
+                action: Action::Replace,
+                reason: Some(reason),
+                renamed_from: None,
+                before: Some(Value::Membership),
+                after: Some(Value::Membership),
+            });
+        }
+    }
+    for id in &actual.memberships {
+        if !desired.memberships.contains(id) {
+            changes.push(Change {
+                kind: Kind::Membership,
+                id: id.clone(),
+                action: Action::Delete,
+                reason: None,
+                renamed_from: None,
+                before: Some(Value::Membership),
+                after: None,
+            });
+        }
+    }
+    diff_map(
+        changes,
+        Kind::Approval,
+        &desired.approvals,
+        &actual.approvals,
+        Value::Approval,
+        forced,
+    );
+    diff_map(
+        changes,
+        Kind::SupportLink,
+        &desired.support_links,
+        &actual.support_links,
+        Value::SupportLink,
+        forced,
+    );
+}
+
+/// When a renamed user also changed fields, the diff adds an update for the
+/// new id beside the move: fold it into the move.
+fn merge_rename_updates(changes: &mut Vec<Change>) {
+    let renamed: BTreeSet<String> = changes
+        .iter()
+        .filter(|c| c.renamed_from.is_some())
+        .map(|c| c.id.clone())
+        .collect();
+    let mut updates: BTreeMap<String, Value> = BTreeMap::new();
+    changes.retain(|c| {
+        if c.kind == Kind::User
+            && c.renamed_from.is_none()
+            && c.action == Action::Update
+            && renamed.contains(&c.id)
+        {
+            if let Some(after) = &c.after {
+                updates.insert(c.id.clone(), after.clone());
+            }
+            false
+        } else {
+            true
+        }
+    });
+    for c in changes.iter_mut() {
+        if c.renamed_from.is_some()
+            && let Some(after) = updates.remove(&c.id)
+        {
+            c.after = Some(after);
+        }
+    }
+}
+
+/// Puts the changes in SPEC §4 order.
+fn finish(desired: &Model, mut changes: Vec<Change>) -> Plan {
+    // Approvals are created after the approvals of their approvers: rank
+    // each approval by the length of its chain to the tenancy admin.
+    let depth = approval_depths(desired);
+    changes.sort_by(|a, b| {
+        let phase = |c: &Change| match (c.renamed_from.is_some(), c.action) {
+            (true, _) => 0,
+            (false, Action::Delete) => 1,
+            _ => 2,
+        };
+        let kind_rank = |c: &Change| {
+            let k = c.kind as usize;
+            if c.action == Action::Delete && c.renamed_from.is_none() {
+                Kind::ALL.len() - k
+            } else {
+                k
+            }
+        };
+        let approval_rank = |c: &Change| {
+            if c.kind == Kind::Approval && c.action != Action::Delete {
+                depth.get(&c.id).copied().unwrap_or(0)
+            } else {
+                0
+            }
+        };
+        (phase(a), kind_rank(a), approval_rank(a), &a.id).cmp(&(
+            phase(b),
+            kind_rank(b),
+            approval_rank(b),
+            &b.id,
+        ))
+    });
+    Plan {
+        tenancy: desired.tenancy.name.clone(),
+        changes,
+    }
+}
+
+fn approval_depths(model: &Model) -> BTreeMap<String, usize> {
+    let mut depths = BTreeMap::new();
+    for id in model.approvals.keys() {
+        let mut depth = 0;
+        let mut current = id.as_str();
+        // Chains are acyclic in a checked model; the bound guards the rest.
+        while let Some(a) = model.approvals.get(current) {
+            if a.approved_by == model.tenancy.admin || depth > model.approvals.len() {
+                break;
+            }
+            depth += 1;
+            current = &a.approved_by;
+        }
+        depths.insert(id.clone(), depth);
+    }
+    depths
+}
+
+/// The model a plan leads to from `actual`: what apply writes, computed
+/// without a database (used to check plans and in tests).
+pub fn apply_to(actual: Option<&Model>, plan: &Plan) -> Option<Model> {
+    let mut model = actual.cloned();
+    for change in &plan.changes {
+        if let Some(old) = &change.renamed_from
+            && let Some(m) = model.as_mut()
+        {
+            rename_user(m, old, &change.id);
+        }
+        match (&change.after, change.action) {
+            (Some(Value::Tenancy(t)), _) => match model.as_mut() {
+                Some(m) => m.tenancy = t.clone(),
+                None => {
+                    model = Some(Model {
+                        tenancy: t.clone(),
+                        users: BTreeMap::new(),
+                        support_accounts: BTreeMap::new(),
+                        memberships: BTreeSet::new(),
+                        approvals: BTreeMap::new(),
+                        support_links: BTreeMap::new(),
+                        renames: BTreeMap::new(),
+                    })
+                }
+            },
+            (after, _) => {
+                let m = model.as_mut()?;
+                let id = change.id.clone();
+                match (change.kind, after) {
+                    (Kind::User, Some(Value::User(u))) => {
+                        m.users.insert(id, u.clone());
+                    }
+                    (Kind::User, None) => {
+                        m.users.remove(&id);
+                    }
+                    (Kind::SupportAccount, Some(Value::SupportAccount(a))) => {
+                        m.support_accounts.insert(id, a.clone());
+                    }
+                    (Kind::SupportAccount, None) => {
+                        m.support_accounts.remove(&id);
+                    }
+                    (Kind::Membership, Some(_)) => {
+                        m.memberships.insert(id);
+                    }
+                    (Kind::Membership, None) => {
+                        m.memberships.remove(&id);
+                    }
+                    (Kind::Approval, Some(Value::Approval(a))) => {
+                        m.approvals.insert(id, a.clone());
+                    }
+                    (Kind::Approval, None) => {
+                        m.approvals.remove(&id);
+                    }
+                    (Kind::SupportLink, Some(Value::SupportLink(l))) => {
+                        m.support_links.insert(id, l.clone());
+                    }
+                    (Kind::SupportLink, None) => {
+                        m.support_links.remove(&id);
+                    }
+                    _ => return None,
+                }
+            }
+        }
+    }
+    model
+}

@@ -1,0 +1,545 @@
+//! Plans for people and for programs: the text plan and the JSON plan.
+//!
+//! The JSON plan (`format_version: 1`, SPEC §5) is a public contract, so it
+//! has its own types here, converted from and to the planner's types at this
+//! boundary; the planner's types stay free to change. A saved plan is read
+//! back through the same types. Nothing here does I/O.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::diag::escape_control;
+use crate::model::{Approval, Date, Privilege, Role, SupportAccount, SupportLink, Tenancy, User};
+use crate::plan::{Action, Change, Kind, Plan, Summary, Value};
+
+/// Colours for the text plan; all empty when colour is off.
+#[derive(Clone, Copy, Debug)]
+pub struct PlanPalette {
+    pub create: &'static str,
+    pub update: &'static str,
+    pub delete: &'static str,
+    pub replace: &'static str,
+    pub bold: &'static str,
+    pub reset: &'static str,
+}
+
+impl PlanPalette {
+    pub const PLAIN: PlanPalette = PlanPalette {
+        create: "",
+        update: "",
+        delete: "",
+        replace: "",
+        bold: "",
+        reset: "",
+    };
+    pub const ANSI: PlanPalette = PlanPalette {
+        create: "\x1b[32m",
+        update: "\x1b[33m",
+        delete: "\x1b[31m",
+        replace: "\x1b[35m",
+        bold: "\x1b[1m",
+        reset: "\x1b[0m",
+    };
+
+    fn of(&self, action: Action) -> &'static str {
+        match action {
+            Action::Create => self.create,
+            Action::Update => self.update,
+            Action::Delete => self.delete,
+            Action::Replace => self.replace,
+        }
+    }
+}
+
+/// The fields of a value, in a fixed order, as display text (`None`: unset).
+fn fields(value: &Value) -> Vec<(&'static str, Option<String>)> {
+    let quoted = |s: &str| Some(format!("\"{}\"", escape_control(s)));
+    let date = |d: &Option<Date>| d.map(|d| d.to_string());
+    match value {
+        Value::Tenancy(t) => vec![
+            ("csi", quoted(&t.csi)),
+            ("home_region", t.home_region.as_deref().and_then(quoted)),
+            ("admin", quoted(&t.admin)),
+        ],
+        Value::User(u) => vec![
+            ("email", quoted(&u.email)),
+            ("name", u.name.as_deref().and_then(quoted)),
+        ],
+        Value::SupportAccount(a) => vec![
+            ("phone", quoted(&a.phone)),
+            ("timezone", quoted(&a.timezone)),
+        ],
+        Value::Membership => vec![],
+        Value::Approval(a) => vec![
+            ("role", Some(a.role.as_str().to_string())),
+            (
+                "access",
+                Some(format!(
+                    "[{}]",
+                    a.access
+                        .iter()
+                        .map(|p| p.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            ),
+            ("approved_by", quoted(&a.approved_by)),
+            ("expires", date(&a.expires)),
+        ],
+        Value::SupportLink(l) => vec![("via", quoted(&l.via)), ("expires", date(&l.expires))],
+    }
+}
+
+fn show(value: &Option<String>) -> &str {
+    value.as_deref().unwrap_or("(none)")
+}
+
+/// Renders one field change; multi-line values get a line diff.
+fn field_change(out: &mut String, name: &str, before: &Option<String>, after: &Option<String>) {
+    let (b, a) = (show(before), show(after));
+    if b.contains("\\n") || a.contains("\\n") {
+        let b = b.replace("\\n", "\n");
+        let a = a.replace("\\n", "\n");
+        let _ = writeln!(out, "      {name}:");
+        let diff = similar::TextDiff::from_lines(&b, &a);
+        for change in diff.iter_all_changes() {
+            let sign = match change.tag() {
+                similar::ChangeTag::Delete => "-",
+                similar::ChangeTag::Insert => "+",
+                similar::ChangeTag::Equal => " ",
+            };
+            let _ = writeln!(
+                out,
+                "        {sign} {}",
+                change.value().trim_end_matches('\n')
+            );
+        }
+    } else {
+        let _ = writeln!(out, "      {name}: {b} → {a}");
+    }
+}
+
+/// The text plan: one line per change, changed fields, then the summary line.
+pub fn plan_text(plan: &Plan, palette: PlanPalette) -> String {
+    let mut out = String::new();
+    if plan.is_empty() {
+        out.push_str("No changes. The state matches the configuration.\n");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "supportctl will make these changes to tenancy `{}`:\n",
+        escape_control(&plan.tenancy)
+    );
+    for change in &plan.changes {
+        let colour = palette.of(change.action);
+        let _ = write!(
+            out,
+            "  {colour}{}{} {}{}{}",
+            change.action.symbol(),
+            palette.reset,
+            palette.bold,
+            escape_control(&change.address()),
+            palette.reset
+        );
+        if let Some(reason) = &change.reason {
+            let _ = write!(out, "  ({})", escape_control(reason));
+        }
+        out.push('\n');
+        let before = change.before.as_ref().map(fields).unwrap_or_default();
+        let after = change.after.as_ref().map(fields).unwrap_or_default();
+        match change.action {
+            Action::Create => {
+                for (name, value) in after.iter().filter(|(_, v)| v.is_some()) {
+                    let _ = writeln!(out, "      {name}: {}", show(value));
+                }
+            }
+            Action::Delete => {}
+            Action::Update | Action::Replace => {
+                if let Some(old) = &change.renamed_from {
+                    let _ = writeln!(
+                        out,
+                        "      id: \"{}\" → \"{}\"",
+                        escape_control(old),
+                        escape_control(&change.id)
+                    );
+                }
+                for ((name, b), (_, a)) in before.iter().zip(after.iter()) {
+                    if b != a {
+                        field_change(&mut out, name, b, a);
+                    }
+                }
+            }
+        }
+    }
+    let s = plan.summary();
+    let _ = writeln!(out, "\n{}", summary_line(s));
+    out
+}
+
+pub fn summary_line(s: Summary) -> String {
+    format!(
+        "Plan: {} to add, {} to change, {} to destroy.",
+        s.add, s.change, s.destroy
+    )
+}
+
+// ---- The JSON plan: format_version 1 ----
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JsonPlan {
+    pub format_version: u32,
+    pub tenancy: String,
+    pub lineage: String,
+    pub serial: u64,
+    pub config_digest: String,
+    pub changes: Vec<JsonChange>,
+    pub summary: JsonSummary,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JsonChange {
+    pub address: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+    pub action: String,
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renamed_from: Option<String>,
+    pub before: Option<JsonValue>,
+    pub after: Option<JsonValue>,
+}
+
+/// A resource's fields. Every field a kind has is present, `null` when unset.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct JsonValue {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csi: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home_region: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<Option<String>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct JsonSummary {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+}
+
+fn to_json_value(value: &Value) -> JsonValue {
+    let expires = |d: &Option<Date>| Some(d.map(|d| d.to_string()));
+    match value {
+        Value::Tenancy(t) => JsonValue {
+            name: Some(Some(t.name.clone())),
+            csi: Some(t.csi.clone()),
+            home_region: Some(t.home_region.clone()),
+            admin: Some(t.admin.clone()),
+            ..JsonValue::default()
+        },
+        Value::User(u) => JsonValue {
+            email: Some(u.email.clone()),
+            name: Some(u.name.clone()),
+            ..JsonValue::default()
+        },
+        Value::SupportAccount(a) => JsonValue {
+            phone: Some(a.phone.clone()),
+            timezone: Some(a.timezone.clone()),
+            ..JsonValue::default()
+        },
+        Value::Membership => JsonValue::default(),
+        Value::Approval(a) => JsonValue {
+            role: Some(a.role.as_str().to_string()),
+            access: Some(a.access.iter().map(|p| p.as_str().to_string()).collect()),
+            approved_by: Some(a.approved_by.clone()),
+            expires: expires(&a.expires),
+            ..JsonValue::default()
+        },
+        Value::SupportLink(l) => JsonValue {
+            via: Some(l.via.clone()),
+            expires: expires(&l.expires),
+            ..JsonValue::default()
+        },
+    }
+}
+
+/// The JSON plan of `plan` against a state at `lineage`/`serial`.
+pub fn plan_json(plan: &Plan, lineage: &str, serial: u64, config_digest: &str) -> String {
+    let s = plan.summary();
+    let doc = JsonPlan {
+        format_version: 1,
+        tenancy: plan.tenancy.clone(),
+        lineage: lineage.to_string(),
+        serial,
+        config_digest: config_digest.to_string(),
+        changes: plan
+            .changes
+            .iter()
+            .map(|c| JsonChange {
+                address: c.address(),
+                kind: c.kind.as_str().to_string(),
+                id: c.id.clone(),
+                action: c.action.as_str().to_string(),
+                reason: c.reason.clone(),
+                renamed_from: c.renamed_from.clone(),
+                before: c.before.as_ref().map(to_json_value),
+                after: c.after.as_ref().map(to_json_value),
+            })
+            .collect(),
+        summary: JsonSummary {
+            add: s.add,
+            change: s.change,
+            destroy: s.destroy,
+        },
+    };
+    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// A saved plan read back: the plan and the state it was made against.
+#[derive(Debug)]
+pub struct SavedPlan {
+    pub plan: Plan,
+    pub lineage: String,
+    pub serial: u64,
+    pub config_digest: String,
+}
+
+/// Reads a saved JSON plan; the error says what is wrong with it.
+pub fn parse_plan_json(text: &str) -> Result<SavedPlan, String> {
+    let doc: JsonPlan =
+        serde_json::from_str(text).map_err(|e| format!("not a supportctl plan: {e}"))?;
+    if doc.format_version != 1 {
+        return Err(format!(
+            "plan format_version {} is not supported (this supportctl reads 1)",
+            doc.format_version
+        ));
+    }
+    let mut changes = Vec::with_capacity(doc.changes.len());
+    for (i, c) in doc.changes.iter().enumerate() {
+        let at = |what: String| format!("change {} (`{}`): {what}", i + 1, c.address);
+        let kind = Kind::parse(&c.kind).ok_or_else(|| at(format!("unknown type `{}`", c.kind)))?;
+        let action =
+            Action::parse(&c.action).ok_or_else(|| at(format!("unknown action `{}`", c.action)))?;
+        let value = |v: &Option<JsonValue>| -> Result<Option<Value>, String> {
+            v.as_ref()
+                .map(|v| from_json_value(kind, &c.id, v).map_err(&at))
+                .transpose()
+        };
+        let change = Change {
+            kind,
+            id: c.id.clone(),
+            action,
+            reason: c.reason.clone(),
+            renamed_from: c.renamed_from.clone(),
+            before: value(&c.before)?,
+            after: value(&c.after)?,
+        };
+        if change.address() != c.address {
+            return Err(at("the address does not match its type and id".into()));
+        }
+        let needs_after = action != Action::Delete;
+        if needs_after != change.after.is_some() {
+            return Err(at(format!(
+                "a {} must {}have `after`",
+                action.as_str(),
+                if needs_after { "" } else { "not " }
+            )));
+        }
+        changes.push(change);
+    }
+    let plan = Plan {
+        tenancy: doc.tenancy,
+        changes,
+    };
+    let s = plan.summary();
+    if (s.add, s.change, s.destroy) != (doc.summary.add, doc.summary.change, doc.summary.destroy) {
+        return Err("the plan's summary does not match its changes".into());
+    }
+    Ok(SavedPlan {
+        plan,
+        lineage: doc.lineage,
+        serial: doc.serial,
+        config_digest: doc.config_digest,
+    })
+}
+
+fn from_json_value(kind: Kind, id: &str, v: &JsonValue) -> Result<Value, String> {
+    fn need<T: Clone>(field: &Option<T>, name: &str) -> Result<T, String> {
+        field.clone().ok_or_else(|| format!("missing `{name}`"))
+    }
+    let date = |e: &Option<Option<String>>| -> Result<Option<Date>, String> {
+        match e.clone().flatten() {
+            None => Ok(None),
+            Some(text) => Date::parse(&text)
+                .map(Some)
+                .ok_or_else(|| format!("`{text}` is not a date")),
+        }
+    };
+    Ok(match kind {
+        Kind::Tenancy => Value::Tenancy(Tenancy {
+            name: need(&v.name, "name")?.unwrap_or_else(|| id.to_string()),
+            csi: need(&v.csi, "csi")?,
+            home_region: v.home_region.clone().flatten(),
+            admin: need(&v.admin, "admin")?,
+        }),
+        Kind::User => Value::User(User {
+            email: need(&v.email, "email")?,
+            name: v.name.clone().flatten(),
+        }),
+        Kind::SupportAccount => Value::SupportAccount(SupportAccount {
+            phone: need(&v.phone, "phone")?,
+            timezone: need(&v.timezone, "timezone")?,
+        }),
+        Kind::Membership => Value::Membership,
+        Kind::Approval => Value::Approval(Approval {
+            role: match need(&v.role, "role")?.as_str() {
+                "user" => Role::User,
+                "admin" => Role::Admin,
+                other => return Err(format!("unknown role `{other}`")),
+            },
+            access: need(&v.access, "access")?
+                .iter()
+                .map(|p| Privilege::parse(p).ok_or_else(|| format!("unknown privilege `{p}`")))
+                .collect::<Result<_, _>>()?,
+            approved_by: need(&v.approved_by, "approved_by")?,
+            expires: date(&v.expires)?,
+        }),
+        Kind::SupportLink => Value::SupportLink(SupportLink {
+            via: need(&v.via, "via")?,
+            expires: date(&v.expires)?,
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+    use crate::model::Model;
+
+    fn model() -> Model {
+        let mut m = Model {
+            tenancy: Tenancy {
+                name: "acme".into(),
+                csi: "1".into(),
+                home_region: None,
+                admin: "dan".into(),
+            },
+            users: BTreeMap::new(),
+            support_accounts: BTreeMap::new(),
+            memberships: BTreeSet::new(),
+            approvals: BTreeMap::new(),
+            support_links: BTreeMap::new(),
+            renames: BTreeMap::new(),
+        };
+        for id in ["dan", "alice", "bob"] {
+            m.users.insert(
+                id.into(),
+                User {
+                    email: format!("{id}@x.example"),
+                    name: None,
+                },
+            );
+        }
+        for id in ["dan", "alice"] {
+            m.support_accounts.insert(
+                id.into(),
+                SupportAccount {
+                    phone: "1".into(),
+                    timezone: "UTC".into(),
+                },
+            );
+        }
+        m.memberships.insert("alice".into());
+        m.approvals.insert(
+            "alice".into(),
+            Approval {
+                role: Role::User,
+                access: [Privilege::CreateSr].into_iter().collect(),
+                approved_by: "dan".into(),
+                expires: Date::parse("2030-01-01"),
+            },
+        );
+        m.support_links.insert(
+            "bob".into(),
+            SupportLink {
+                via: "dan".into(),
+                expires: None,
+            },
+        );
+        m
+    }
+
+    #[test]
+    fn a_saved_plan_reads_back_as_the_same_plan() {
+        let desired = model();
+        let mut actual = model();
+        actual.tenancy.csi = "2".into();
+        actual.users.remove("bob");
+        actual.support_links.clear();
+        actual.users.insert(
+            "zed".into(),
+            User {
+                email: "z@x.example".into(),
+                name: Some("Zed".into()),
+            },
+        );
+        let plan = crate::plan::plan(&desired, Some(&actual));
+        let text = plan_json(&plan, "lin", 7, "sha256:00");
+        let saved = parse_plan_json(&text).unwrap();
+        assert_eq!(saved.plan, plan);
+        assert_eq!((saved.lineage.as_str(), saved.serial), ("lin", 7));
+        assert!(!plan.is_empty());
+    }
+
+    #[test]
+    fn an_empty_plan_says_so() {
+        let m = model();
+        let plan = crate::plan::plan(&m, Some(&m));
+        assert_eq!(
+            plan_text(&plan, PlanPalette::PLAIN),
+            "No changes. The state matches the configuration.\n"
+        );
+    }
+
+    #[test]
+    fn tampered_plans_are_refused() {
+        let plan = crate::plan::plan(&model(), None);
+        let text = plan_json(&plan, "lin", 0, "sha256:00");
+        let tampered = text.replacen("\"add\": ", "\"add\": 1", 1);
+        assert!(parse_plan_json(&tampered).is_err());
+        assert!(parse_plan_json("{}").is_err());
+        assert!(
+            parse_plan_json(&text.replace("\"format_version\": 1", "\"format_version\": 9"))
+                .is_err()
+        );
+    }
+}
