@@ -610,3 +610,225 @@ pub fn apply_to(actual: Option<&Model>, plan: &Plan) -> Option<Model> {
     }
     model
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+
+    use super::*;
+    use crate::model::{Date, Privilege, Role};
+
+    const IDS: [&str; 6] = ["admin", "alice", "bob", "carol", "dave", "erin"];
+
+    /// Models over a small pool of ids, so that two random models overlap.
+    fn arb_model() -> impl Strategy<Value = Model> {
+        (
+            prop::sample::select(vec!["1", "2"]),
+            prop::collection::vec((any::<bool>(), 0u8..3, 0u8..4, 0u8..3), IDS.len()),
+        )
+            .prop_map(|(csi, rows)| {
+                let mut m = Model {
+                    tenancy: Tenancy {
+                        name: "t".into(),
+                        csi: csi.into(),
+                        home_region: None,
+                        admin: "admin".into(),
+                    },
+                    users: BTreeMap::new(),
+                    support_accounts: BTreeMap::new(),
+                    memberships: BTreeSet::new(),
+                    approvals: BTreeMap::new(),
+                    support_links: BTreeMap::new(),
+                    renames: BTreeMap::new(),
+                };
+                for (i, (present, email, grant, variant)) in rows.into_iter().enumerate() {
+                    let id = IDS[i].to_string();
+                    if !present && i > 0 {
+                        continue;
+                    }
+                    m.users.insert(
+                        id.clone(),
+                        User {
+                            email: format!("{id}{email}@x.example"),
+                            name: (variant == 1).then(|| format!("{id} name")),
+                        },
+                    );
+                    if i == 0 || grant >= 1 {
+                        m.support_accounts.insert(
+                            id.clone(),
+                            SupportAccount {
+                                phone: format!("+1 {variant}"),
+                                timezone: "UTC".into(),
+                            },
+                        );
+                    }
+                    if i == 0 {
+                        continue;
+                    }
+                    match grant {
+                        1 => {
+                            m.memberships.insert(id.clone());
+                        }
+                        2 => {
+                            m.memberships.insert(id.clone());
+                            m.approvals.insert(
+                                id.clone(),
+                                Approval {
+                                    role: if variant == 2 {
+                                        Role::Admin
+                                    } else {
+                                        Role::User
+                                    },
+                                    access: [Privilege::CreateSr].into_iter().collect(),
+                                    approved_by: "admin".into(),
+                                    expires: Date::parse(if variant == 1 {
+                                        "2030-01-01"
+                                    } else {
+                                        "2031-01-01"
+                                    }),
+                                },
+                            );
+                        }
+                        3 => {
+                            m.support_links.insert(
+                                id.clone(),
+                                SupportLink {
+                                    via: "admin".into(),
+                                    expires: None,
+                                },
+                            );
+                        }
+                        _ => {}
+                    }
+                }
+                m
+            })
+    }
+
+    fn without_renames(mut m: Model) -> Model {
+        m.renames.clear();
+        m
+    }
+
+    proptest! {
+        #[test]
+        fn applying_a_plan_reaches_the_desired_model(a in arb_model(), b in arb_model()) {
+            let plan = plan(&b, Some(&a));
+            let reached = apply_to(Some(&a), &plan).map(without_renames);
+            prop_assert_eq!(reached, Some(without_renames(b.clone())));
+            let from_nothing = apply_to(None, &super::plan(&b, None)).map(without_renames);
+            prop_assert_eq!(from_nothing, Some(without_renames(b)));
+        }
+
+        #[test]
+        fn a_model_plans_to_nothing_against_itself(a in arb_model()) {
+            prop_assert!(plan(&a, Some(&a)).is_empty());
+        }
+
+        #[test]
+        fn plans_are_deterministic(a in arb_model(), b in arb_model()) {
+            prop_assert_eq!(plan(&b, Some(&a)), plan(&b, Some(&a)));
+        }
+
+        #[test]
+        fn a_rename_moves_without_deleting(a in arb_model()) {
+            let mut b = a.clone();
+            let old = "alice";
+            prop_assume!(b.users.contains_key(old));
+            rename_user(&mut b, old, "alicia");
+            b.renames.insert("alicia".into(), old.into());
+            let plan = plan(&b, Some(&a));
+            prop_assert_eq!(plan.summary().destroy, 0);
+            prop_assert_eq!(plan.changes.len(), 1);
+            prop_assert_eq!(apply_to(Some(&a), &plan).map(without_renames), Some(without_renames(b)));
+        }
+    }
+
+    #[test]
+    fn a_csi_change_replaces_every_grant_and_deletes_nothing() {
+        let mut a = Model {
+            tenancy: Tenancy {
+                name: "t".into(),
+                csi: "1".into(),
+                home_region: None,
+                admin: "admin".into(),
+            },
+            users: BTreeMap::new(),
+            support_accounts: BTreeMap::new(),
+            memberships: ["alice".to_string()].into_iter().collect(),
+            approvals: BTreeMap::new(),
+            support_links: BTreeMap::new(),
+            renames: BTreeMap::new(),
+        };
+        a.support_links.insert(
+            "bob".into(),
+            SupportLink {
+                via: "admin".into(),
+                expires: None,
+            },
+        );
+        let mut b = a.clone();
+        b.tenancy.csi = "2".into();
+        let plan = plan(&b, Some(&a));
+        let actions: Vec<_> = plan
+            .changes
+            .iter()
+            .map(|c| (c.address(), c.action))
+            .collect();
+        assert_eq!(
+            actions,
+            vec![
+                ("tenancy.t".to_string(), Action::Update),
+                ("membership.alice".to_string(), Action::Replace),
+                ("support_link.bob".to_string(), Action::Replace),
+            ]
+        );
+        assert_eq!(plan.deletions(), 0);
+    }
+
+    #[test]
+    fn the_guard_weighs_deletions_against_what_exists() {
+        let plan_of = |n: usize| Plan {
+            tenancy: "t".into(),
+            changes: (0..n)
+                .map(|i| Change {
+                    kind: Kind::User,
+                    id: format!("u{i}"),
+                    action: Action::Delete,
+                    reason: None,
+                    renamed_from: None,
+                    before: None,
+                    after: None,
+                })
+                .collect(),
+        };
+        let mut actual = arb_model()
+            .new_tree(&mut proptest::test_runner::TestRunner::deterministic())
+            .unwrap()
+            .current();
+        for i in 0..30 {
+            actual.users.insert(
+                format!("u{i}"),
+                User {
+                    email: format!("u{i}@x.example"),
+                    name: None,
+                },
+            );
+        }
+        let existing = resource_count(&actual);
+        assert!(
+            mass_delete(&plan_of(5), Some(&actual)).is_none(),
+            "5 deletes never trip the guard"
+        );
+        let over = existing / 4 + 1;
+        assert_eq!(
+            mass_delete(&plan_of(over), Some(&actual)),
+            Some(MassDelete {
+                deletes: over,
+                existing
+            })
+        );
+        assert!(mass_delete(&plan_of(existing / 4), Some(&actual)).is_none());
+    }
+}
