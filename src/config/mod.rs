@@ -8,6 +8,7 @@
 //! them all. It checks no domain rule: that is `check`'s job.
 
 mod de;
+pub mod export;
 pub mod raw;
 mod yaml;
 

@@ -1,0 +1,258 @@
+//! Config sets out: a model written back as config files.
+//!
+//! `export` turns the state of a tenancy into a config set that plans to no
+//! changes: one file, or a directory in the GitOps layout of `examples/`
+//! (`tenancy.yaml`, `users/ID.yaml` with the user's membership, `approvals.yaml`,
+//! `links.yaml`). Defaults are written out in full (`approved_by`, `via`),
+//! so the files say what the state holds without relying on defaults.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::model::{Model, Role};
+
+const MODELINE: &str = "# yaml-language-server: $schema=";
+
+#[derive(Serialize, Default)]
+struct File<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenancy: Option<Tenancy<'a>>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    users: BTreeMap<&'a str, User<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    memberships: Vec<Membership<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    approvals: Vec<Approval<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    support_links: Vec<Link<'a>>,
+}
+
+#[derive(Serialize)]
+struct Tenancy<'a> {
+    name: &'a str,
+    csi: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    home_region: Option<&'a str>,
+    admin: &'a str,
+}
+
+#[derive(Serialize)]
+struct User<'a> {
+    email: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    support_account: Option<Account<'a>>,
+}
+
+#[derive(Serialize)]
+struct Account<'a> {
+    phone: &'a str,
+    timezone: &'a str,
+}
+
+#[derive(Serialize)]
+struct Membership<'a> {
+    user: &'a str,
+}
+
+#[derive(Serialize)]
+struct Approval<'a> {
+    user: &'a str,
+    role: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    access: Vec<&'static str>,
+    approved_by: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Link<'a> {
+    user: &'a str,
+    via: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires: Option<String>,
+}
+
+fn tenancy(model: &Model) -> Tenancy<'_> {
+    let t = &model.tenancy;
+    Tenancy {
+        name: &t.name,
+        csi: &t.csi,
+        home_region: t.home_region.as_deref(),
+        admin: &t.admin,
+    }
+}
+
+fn user<'a>(model: &'a Model, id: &str) -> User<'a> {
+    let u = &model.users[id];
+    User {
+        email: &u.email,
+        name: u.name.as_deref(),
+        support_account: model.support_accounts.get(id).map(|a| Account {
+            phone: &a.phone,
+            timezone: &a.timezone,
+        }),
+    }
+}
+
+fn approvals(model: &Model) -> Vec<Approval<'_>> {
+    model
+        .approvals
+        .iter()
+        .map(|(id, a)| Approval {
+            user: id,
+            role: a.role.as_str(),
+            // An admin holds every privilege; listing them would say nothing.
+            access: if a.role == Role::Admin {
+                Vec::new()
+            } else {
+                a.access.iter().map(|p| p.as_str()).collect()
+            },
+            approved_by: &a.approved_by,
+            expires: a.expires.map(|d| d.to_string()),
+        })
+        .collect()
+}
+
+fn links(model: &Model) -> Vec<Link<'_>> {
+    model
+        .support_links
+        .iter()
+        .map(|(id, l)| Link {
+            user: id,
+            via: &l.via,
+            expires: l.expires.map(|d| d.to_string()),
+        })
+        .collect()
+}
+
+fn yaml(file: &File, comment: &str) -> String {
+    let body = serde_saphyr::to_string(file).unwrap_or_default();
+    format!("{comment}\n{body}")
+}
+
+/// The whole tenancy as one config file.
+pub fn to_single_file(model: &Model, schema: &str) -> String {
+    let file = File {
+        tenancy: Some(tenancy(model)),
+        users: model
+            .users
+            .keys()
+            .map(|id| (id.as_str(), user(model, id)))
+            .collect(),
+        memberships: model
+            .memberships
+            .iter()
+            .map(|id| Membership { user: id })
+            .collect(),
+        approvals: approvals(model),
+        support_links: links(model),
+    };
+    yaml(
+        &file,
+        &format!(
+            "{MODELINE}{schema}\n# Exported by supportctl from the state of tenancy `{}`.\n",
+            model.tenancy.name
+        ),
+    )
+}
+
+/// The tenancy as a GitOps directory: relative paths and their contents.
+/// `schema` is the schema's path relative to the directory's root.
+pub fn to_directory(model: &Model, schema: &str) -> Vec<(PathBuf, String)> {
+    let mut files = Vec::new();
+    let top = format!("{MODELINE}../{schema}\n");
+    let nested = format!("{MODELINE}../../{schema}\n");
+    files.push((
+        PathBuf::from("tenancy.yaml"),
+        yaml(
+            &File {
+                tenancy: Some(tenancy(model)),
+                ..File::default()
+            },
+            &top,
+        ),
+    ));
+    for id in model.users.keys() {
+        let file = File {
+            users: [(id.as_str(), user(model, id))].into_iter().collect(),
+            memberships: if model.memberships.contains(id) {
+                vec![Membership { user: id }]
+            } else {
+                Vec::new()
+            },
+            ..File::default()
+        };
+        files.push((
+            PathBuf::from("users").join(format!("{id}.yaml")),
+            yaml(&file, &nested),
+        ));
+    }
+    files.push((
+        PathBuf::from("approvals.yaml"),
+        yaml(
+            &File {
+                approvals: approvals(model),
+                ..File::default()
+            },
+            &top,
+        ),
+    ));
+    files.push((
+        PathBuf::from("links.yaml"),
+        yaml(
+            &File {
+                support_links: links(model),
+                ..File::default()
+            },
+            &top,
+        ),
+    ));
+    files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Limits, Loaded, load, load_file};
+    use crate::model::Date;
+
+    fn checked(loaded: &Loaded) -> Model {
+        let (model, diags) = crate::check::check(&loaded.raw, Date::parse("2026-11-24").unwrap());
+        model.unwrap_or_else(|| panic!("{diags:?}"))
+    }
+
+    #[test]
+    fn an_exported_model_reads_back_as_the_same_model() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/acme-prod.yaml");
+        let (loaded, _) = load(&path, &Limits::default());
+        let mut model = checked(&loaded);
+        model.renames.clear();
+
+        let mut single = Loaded::default();
+        let mut diags = Vec::new();
+        let text = to_single_file(&model, "schema.json");
+        assert!(
+            load_file("x.yaml".into(), text.as_bytes(), &mut single, &mut diags),
+            "{text}"
+        );
+        assert!(diags.is_empty(), "{diags:?}\n{text}");
+        assert_eq!(checked(&single), model);
+
+        let mut split = Loaded::default();
+        for (path, text) in to_directory(&model, "schema.json") {
+            assert!(load_file(
+                path.display().to_string(),
+                text.as_bytes(),
+                &mut split,
+                &mut diags
+            ));
+        }
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(checked(&split), model);
+    }
+}
