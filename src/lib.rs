@@ -12,3 +12,4 @@ pub mod diag;
 pub mod model;
 pub mod plan;
 pub mod render;
+pub mod state;

@@ -9,11 +9,13 @@ use supportctl::{cli, diag};
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match cli::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
             if !e.message.is_empty() {
-                cli::print_stderr(&format!("error: {}\n", diag::escape_control(&e.message)));
+                // Escape each line: a message may carry a `hint:` line of its own.
+                let lines: Vec<_> = e.message.lines().map(diag::escape_control).collect();
+                cli::print_stderr(&format!("error: {}\n", lines.join("\n")));
             }
             ExitCode::from(e.exit_code())
         }

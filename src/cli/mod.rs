@@ -4,6 +4,9 @@
 //! edges, and print: data to stdout, diagnostics and logs to stderr. Failures
 //! are [`CliError`]s whose kind decides the exit code (SPEC §5), in one place.
 
+mod inspect;
+mod reconcile;
+
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -13,6 +16,8 @@ use crate::check;
 use crate::config::{self, Limits};
 use crate::diag::{self, Diagnostic, Palette};
 use crate::model::{Date, Model};
+use crate::render::PlanPalette;
+use crate::state::StateError;
 
 /// Manage who may open Oracle Cloud support requests, as code.
 ///
@@ -75,6 +80,16 @@ pub enum LogFormat {
 pub enum Command {
     /// Check a config set and print every violation.
     Validate(ValidateArgs),
+    /// Show what `apply` would change in the state.
+    Plan(reconcile::PlanArgs),
+    /// Apply a config set, or a plan saved by `plan -o`, in one transaction.
+    Apply(reconcile::ApplyArgs),
+    /// Print the state of a tenancy.
+    Show(inspect::ShowArgs),
+    /// Write the state of a tenancy as a config set that plans to no changes.
+    Export(inspect::ExportArgs),
+    /// List the applies made to a tenancy.
+    History(inspect::HistoryArgs),
     /// Print the JSON Schema of the config format.
     Schema,
 }
@@ -120,9 +135,11 @@ pub enum DiagnosticFormat {
 /// How a command failed, which decides the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// Exit 1: invalid config, refusal, I/O. The message is already printed
-    /// when `message` is empty.
+    /// Exit 1: invalid config, refusal, stale plan, I/O. The message is
+    /// already printed when `message` is empty.
     Error,
+    /// Exit 3: refused by the mass-delete guard.
+    MassDelete,
 }
 
 #[derive(Debug)]
@@ -146,6 +163,13 @@ impl CliError {
         self.broken_pipe
     }
 
+    pub fn mass_delete(message: impl Into<String>) -> Self {
+        CliError {
+            failure: Failure::MassDelete,
+            ..Self::error(message)
+        }
+    }
+
     /// A failure whose explanation was already printed.
     pub fn reported() -> Self {
         Self::error(String::new())
@@ -154,6 +178,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self.failure {
             Failure::Error => 1,
+            Failure::MassDelete => 3,
         }
     }
 }
@@ -166,24 +191,36 @@ impl From<std::io::Error> for CliError {
     }
 }
 
+impl From<StateError> for CliError {
+    fn from(e: StateError) -> Self {
+        CliError::error(e.to_string())
+    }
+}
+
 /// What a command prints to, with the colour decisions made once.
 pub struct Output {
     pub stderr_palette: Palette,
+    pub stdout_plan: PlanPalette,
 }
 
 impl Output {
     fn new(choice: ColorChoice) -> Self {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let colour = match choice {
+        let colour = |terminal: bool| match choice {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => !no_color && std::io::stderr().is_terminal(),
+            ColorChoice::Auto => !no_color && terminal,
         };
         Output {
-            stderr_palette: if colour {
+            stderr_palette: if colour(std::io::stderr().is_terminal()) {
                 Palette::ANSI
             } else {
                 Palette::PLAIN
+            },
+            stdout_plan: if colour(std::io::stdout().is_terminal()) {
+                PlanPalette::ANSI
+            } else {
+                PlanPalette::PLAIN
             },
         }
     }
@@ -203,12 +240,23 @@ pub fn print_stderr(text: &str) {
     let _ = err.flush();
 }
 
-pub fn run(cli: Cli) -> Result<(), CliError> {
+/// Runs a command; `Ok` carries the exit code of a success (0, or 2 for
+/// `plan --detailed-exitcode` with changes).
+pub fn run(cli: Cli) -> Result<u8, CliError> {
     init_logging(&cli.global);
     let output = Output::new(cli.global.color);
+    let db = &cli.global.db;
     match cli.command {
-        Command::Validate(args) => validate(&args, &output),
-        Command::Schema => Ok(print_stdout(&config::raw::json_schema())?),
+        Command::Validate(args) => validate(&args, &output).map(|()| 0),
+        Command::Plan(args) => reconcile::plan_command(&args, db, &output),
+        Command::Apply(args) => reconcile::apply_command(&args, db, &output),
+        Command::Show(args) => inspect::show(&args, db),
+        Command::Export(args) => inspect::export(&args, db),
+        Command::History(args) => inspect::history(&args, db),
+        Command::Schema => {
+            print_stdout(&config::raw::json_schema())?;
+            Ok(0)
+        }
     }
 }
 
@@ -292,6 +340,27 @@ fn is_cross_reference(d: &Diagnostic) -> bool {
             | SingleCsiAdmin
             | LinkedUserPending
     )
+}
+
+/// Prints a checked config set's findings (text, on stderr) for commands
+/// whose stdout carries something else.
+fn report_diagnostics(checked: &Checked, output: &Output) {
+    if checked.diagnostics.is_empty() {
+        return;
+    }
+    print_stderr(&diag::render_text(
+        &checked.diagnostics,
+        &checked.loaded.sources,
+        output.stderr_palette,
+    ));
+    let (errors, warnings) = summary_counts(&checked.diagnostics);
+    if errors > 0 {
+        print_stderr(&format!(
+            "error: the configuration is invalid: {}, {}\n",
+            plural(errors, "error"),
+            plural(warnings, "warning")
+        ));
+    }
 }
 
 fn summary_counts(diagnostics: &[Diagnostic]) -> (usize, usize) {

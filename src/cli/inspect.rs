@@ -1,0 +1,394 @@
+//! `show`, `export` and `history`: reading the state back.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use super::{CliError, print_stdout};
+use crate::config::export;
+use crate::diag::escape_control;
+use crate::model::Model;
+use crate::state::Store;
+
+#[derive(Debug, Args)]
+pub struct TenancyArg {
+    /// The tenancy, when the database holds more than one.
+    #[arg(long, value_name = "NAME")]
+    pub tenancy: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub tenancy: TenancyArg,
+    #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+    pub format: ShowFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShowFormat {
+    Text,
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub tenancy: TenancyArg,
+    /// Write a config directory in the GitOps layout (tenancy.yaml, users/,
+    /// approvals.yaml, links.yaml) instead of one file on stdout.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub tenancy: TenancyArg,
+    #[arg(long, value_enum, default_value_t = HistoryFormat::Text)]
+    pub format: HistoryFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HistoryFormat {
+    Text,
+    Json,
+}
+
+/// Opens an existing database for reading; a missing one is an error, not
+/// a new empty database.
+fn open_existing(db: &Path) -> Result<Store, CliError> {
+    if !db.exists() {
+        return Err(CliError::error(format!(
+            "no state database at `{}`\n  hint: `supportctl apply PATH` creates it; `--db` or SUPPORTCTL_DB point elsewhere",
+            db.display()
+        )));
+    }
+    Ok(Store::open(db)?)
+}
+
+/// The tenancy a command is about: the one named, or the only one there is.
+fn choose_tenancy(store: &Store, arg: &TenancyArg) -> Result<String, CliError> {
+    let names = store.tenancies()?;
+    match &arg.tenancy {
+        Some(name) if names.contains(name) => Ok(name.clone()),
+        Some(name) => Err(CliError::error(format!(
+            "tenancy `{}` is not in the state; it holds {}",
+            escape_control(name),
+            listed(&names)
+        ))),
+        None => match names.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(CliError::error(
+                "the state holds no tenancy yet\n  hint: run `supportctl apply PATH` first",
+            )),
+            _ => Err(CliError::error(format!(
+                "the state holds several tenancies: {}\n  hint: name one with `--tenancy NAME`",
+                listed(&names)
+            ))),
+        },
+    }
+}
+
+fn listed(names: &[String]) -> String {
+    if names.is_empty() {
+        return "none".to_string();
+    }
+    names
+        .iter()
+        .map(|n| format!("`{}`", escape_control(n)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn load_model(store: &Store, tenancy: &str) -> Result<(Model, u64), CliError> {
+    let snapshot = store.load(tenancy)?.ok_or_else(|| {
+        CliError::error(format!(
+            "tenancy `{}` is not in the state",
+            escape_control(tenancy)
+        ))
+    })?;
+    Ok((snapshot.model, snapshot.serial))
+}
+
+pub fn show(args: &ShowArgs, db: &Path) -> Result<u8, CliError> {
+    let store = open_existing(db)?;
+    let tenancy = choose_tenancy(&store, &args.tenancy)?;
+    let (model, serial) = load_model(&store, &tenancy)?;
+    let text = match args.format {
+        ShowFormat::Text => show_text(&model, serial),
+        ShowFormat::Yaml => export::to_single_file(&model, "supportctl.schema.json"),
+        ShowFormat::Json => {
+            let mut text =
+                serde_json::to_string_pretty(&ShowJson::new(&model, serial, store.lineage()))
+                    .unwrap_or_default();
+            text.push('\n');
+            text
+        }
+    };
+    print_stdout(&text)?;
+    Ok(0)
+}
+
+fn show_text(model: &Model, serial: u64) -> String {
+    let t = &model.tenancy;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "tenancy {}  csi {}  admin {}{}  (serial {serial})",
+        escape_control(&t.name),
+        escape_control(&t.csi),
+        escape_control(&t.admin),
+        t.home_region
+            .as_deref()
+            .map(|r| format!("  home region {}", escape_control(r)))
+            .unwrap_or_default()
+    );
+    for (id, user) in &model.users {
+        let _ = write!(
+            out,
+            "\nuser {}  <{}>",
+            escape_control(id),
+            escape_control(&user.email)
+        );
+        if let Some(name) = &user.name {
+            let _ = write!(out, "  {}", escape_control(name));
+        }
+        out.push('\n');
+        if let Some(a) = model.support_accounts.get(id) {
+            let _ = writeln!(
+                out,
+                "  support account  phone {}  timezone {}",
+                escape_control(&a.phone),
+                escape_control(&a.timezone)
+            );
+        }
+        if id == &t.admin {
+            let _ = writeln!(out, "  tenancy admin (CSI administrator)");
+        }
+        if let Some(a) = model.approvals.get(id) {
+            let _ = writeln!(
+                out,
+                "  approved  role {}  access [{}]  by {}{}",
+                a.role.as_str(),
+                a.privileges()
+                    .iter()
+                    .map(|p| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                escape_control(&a.approved_by),
+                a.expires
+                    .map(|d| format!("  until {d}"))
+                    .unwrap_or_default()
+            );
+        } else if model.memberships.contains(id) {
+            let _ = writeln!(out, "  membership pending");
+        }
+        if let Some(l) = model.support_links.get(id) {
+            let _ = writeln!(
+                out,
+                "  linked via {}{}",
+                escape_control(&l.via),
+                l.expires
+                    .map(|d| format!("  until {d}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    out
+}
+
+/// `show --format json`: the state of one tenancy.
+#[derive(Serialize)]
+struct ShowJson<'a> {
+    format_version: u32,
+    lineage: &'a str,
+    serial: u64,
+    tenancy: ShowTenancy<'a>,
+    users: Vec<ShowUser<'a>>,
+}
+
+#[derive(Serialize)]
+struct ShowTenancy<'a> {
+    name: &'a str,
+    csi: &'a str,
+    home_region: Option<&'a str>,
+    admin: &'a str,
+}
+
+#[derive(Serialize)]
+struct ShowUser<'a> {
+    id: &'a str,
+    email: &'a str,
+    name: Option<&'a str>,
+    support_account: Option<ShowAccount<'a>>,
+    membership: bool,
+    approval: Option<ShowApproval<'a>>,
+    support_link: Option<ShowLink<'a>>,
+}
+
+#[derive(Serialize)]
+struct ShowAccount<'a> {
+    phone: &'a str,
+    timezone: &'a str,
+}
+
+#[derive(Serialize)]
+struct ShowApproval<'a> {
+    role: &'static str,
+    access: Vec<&'static str>,
+    approved_by: &'a str,
+    expires: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ShowLink<'a> {
+    via: &'a str,
+    expires: Option<String>,
+}
+
+impl<'a> ShowJson<'a> {
+    fn new(model: &'a Model, serial: u64, lineage: &'a str) -> Self {
+        let t = &model.tenancy;
+        ShowJson {
+            format_version: 1,
+            lineage,
+            serial,
+            tenancy: ShowTenancy {
+                name: &t.name,
+                csi: &t.csi,
+                home_region: t.home_region.as_deref(),
+                admin: &t.admin,
+            },
+            users: model
+                .users
+                .iter()
+                .map(|(id, u)| ShowUser {
+                    id,
+                    email: &u.email,
+                    name: u.name.as_deref(),
+                    support_account: model.support_accounts.get(id).map(|a| ShowAccount {
+                        phone: &a.phone,
+                        timezone: &a.timezone,
+                    }),
+                    membership: model.memberships.contains(id),
+                    approval: model.approvals.get(id).map(|a| ShowApproval {
+                        role: a.role.as_str(),
+                        access: a.privileges().iter().map(|p| p.as_str()).collect(),
+                        approved_by: &a.approved_by,
+                        expires: a.expires.map(|d| d.to_string()),
+                    }),
+                    support_link: model.support_links.get(id).map(|l| ShowLink {
+                        via: &l.via,
+                        expires: l.expires.map(|d| d.to_string()),
+                    }),
+                })
+                .collect(),
+        }
+    }
+}
+
+pub fn export(args: &ExportArgs, db: &Path) -> Result<u8, CliError> {
+    let store = open_existing(db)?;
+    let tenancy = choose_tenancy(&store, &args.tenancy)?;
+    let (model, _) = load_model(&store, &tenancy)?;
+    let Some(dir) = &args.out else {
+        print_stdout(&export::to_single_file(&model, "supportctl.schema.json"))?;
+        return Ok(0);
+    };
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(CliError::error(format!(
+            "`{}` exists and is not an empty folder; export writes a new config set and overwrites nothing",
+            dir.display()
+        )));
+    }
+    for (relative, text) in export::to_directory(&model, "supportctl.schema.json") {
+        let path = dir.join(&relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                CliError::error(format!("cannot create `{}`: {e}", parent.display()))
+            })?;
+        }
+        super::reconcile::write_private(&path, text.as_bytes())
+            .map_err(|e| CliError::error(format!("cannot write `{}`: {e}", path.display())))?;
+    }
+    super::print_stderr(&format!(
+        "Exported tenancy `{}` to `{}`.\n",
+        escape_control(&tenancy),
+        dir.display()
+    ));
+    Ok(0)
+}
+
+#[derive(Serialize)]
+struct HistoryJson<'a> {
+    id: i64,
+    tenancy: &'a str,
+    time: &'a str,
+    serial: u64,
+    summary: crate::render::JsonSummary,
+    config_digest: &'a str,
+    git_commit: Option<&'a str>,
+}
+
+pub fn history(args: &HistoryArgs, db: &Path) -> Result<u8, CliError> {
+    let store = open_existing(db)?;
+    let tenancy = choose_tenancy(&store, &args.tenancy)?;
+    let records = store.history(Some(&tenancy))?;
+    let text = match args.format {
+        HistoryFormat::Json => {
+            let docs: Vec<HistoryJson> = records
+                .iter()
+                .map(|r| HistoryJson {
+                    id: r.id,
+                    tenancy: &r.tenancy,
+                    time: &r.time,
+                    serial: r.serial,
+                    summary: crate::render::JsonSummary {
+                        add: r.summary.add,
+                        change: r.summary.change,
+                        destroy: r.summary.destroy,
+                    },
+                    config_digest: &r.config_digest,
+                    git_commit: r.git_commit.as_deref(),
+                })
+                .collect();
+            let mut text = serde_json::to_string_pretty(&docs).unwrap_or_default();
+            text.push('\n');
+            text
+        }
+        HistoryFormat::Text => {
+            let mut out = String::new();
+            if records.is_empty() {
+                out.push_str("No applies yet.\n");
+            }
+            for r in &records {
+                let _ = writeln!(
+                    out,
+                    "#{:<4} {}  serial {:<4} +{} ~{} -{}  {}{}",
+                    r.id,
+                    escape_control(&r.time),
+                    r.serial,
+                    r.summary.add,
+                    r.summary.change,
+                    r.summary.destroy,
+                    escape_control(&r.config_digest),
+                    r.git_commit
+                        .as_deref()
+                        .map(|c| format!("  commit {}", escape_control(c)))
+                        .unwrap_or_default()
+                );
+            }
+            out
+        }
+    };
+    print_stdout(&text)?;
+    Ok(0)
+}

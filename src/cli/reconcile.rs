@@ -1,0 +1,310 @@
+//! `plan` and `apply`: the reconciler's commands.
+//!
+//! Both load and check the config set, load the tenancy's state, and plan.
+//! `plan` prints (and may save) the plan; `apply` asks for consent and hands
+//! the plan to the store, which applies it in one transaction or not at all.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+
+use super::{
+    CliError, ConfigArgs, Output, load_and_check, print_stdout, report_diagnostics, today,
+};
+use crate::model::Model;
+use crate::plan::{self, Plan};
+use crate::render;
+use crate::state::{JournalEntry, Store};
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Save the plan as JSON, for `supportctl apply FILE` (mode 0600).
+    #[arg(short = 'o', long = "out", value_name = "PLANFILE")]
+    pub out: Option<PathBuf>,
+    /// How to print the plan.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+    /// Exit 0 when there are no changes, 2 when there are.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Plan even when more than 25% of the tenancy's resources (and more
+    /// than 5) would be deleted.
+    #[arg(long)]
+    pub allow_mass_delete: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A config set (file or directory), or a plan saved by `plan -o`.
+    #[arg(value_name = "PATH|PLANFILE")]
+    pub path: PathBuf,
+    /// The largest config file read, in bytes.
+    #[arg(long, default_value_t = crate::config::Limits::default().max_file_bytes, value_name = "BYTES")]
+    pub max_file_size: u64,
+    /// Apply without asking.
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Apply even when more than 25% of the tenancy's resources (and more
+    /// than 5) would be deleted.
+    #[arg(long)]
+    pub allow_mass_delete: bool,
+}
+
+/// A plan made from a config set, with what it was made against.
+struct Planned {
+    plan: Plan,
+    actual: Option<Model>,
+    lineage: String,
+    serial: u64,
+    digest: String,
+}
+
+/// Loads, checks and plans; diagnostics are printed, errors end the command.
+fn make_plan(config: &ConfigArgs, store: &Store, output: &Output) -> Result<Planned, CliError> {
+    let checked = load_and_check(&config.path, &config.limits(), today()?);
+    report_diagnostics(&checked, output);
+    let Some(desired) = checked.model else {
+        return Err(CliError::reported());
+    };
+    let snapshot = store.load(&desired.tenancy.name)?;
+    let (actual, serial) = match snapshot {
+        Some(s) => (Some(s.model), s.serial),
+        None => (None, 0),
+    };
+    let started = std::time::Instant::now();
+    let plan = plan::plan(&desired, actual.as_ref());
+    tracing::debug!(
+        changes = plan.changes.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "planned"
+    );
+    Ok(Planned {
+        plan,
+        actual,
+        lineage: store.lineage().to_string(),
+        serial,
+        digest: checked.loaded.digest,
+    })
+}
+
+fn guard(plan: &Plan, actual: Option<&Model>, allowed: bool) -> Result<(), CliError> {
+    match plan::mass_delete(plan, actual) {
+        Some(m) if !allowed => Err(CliError::mass_delete(format!(
+            "refusing to delete {} of the {} resources of tenancy `{}` (more than 25%)\n  hint: check the config set is complete; if the deletions are meant, run again with `--allow-mass-delete`",
+            m.deletes, m.existing, plan.tenancy
+        ))),
+        _ => Ok(()),
+    }
+}
+
+pub fn plan_command(args: &PlanArgs, db: &Path, output: &Output) -> Result<u8, CliError> {
+    let store = Store::open(db)?;
+    let planned = make_plan(&args.config, &store, output)?;
+    let json = render::plan_json(
+        &planned.plan,
+        &planned.lineage,
+        planned.serial,
+        &planned.digest,
+    );
+    match args.format {
+        PlanFormat::Text => print_stdout(&render::plan_text(&planned.plan, output.stdout_plan))?,
+        PlanFormat::Json => print_stdout(&json)?,
+    }
+    guard(
+        &planned.plan,
+        planned.actual.as_ref(),
+        args.allow_mass_delete,
+    )?;
+    if let Some(out) = &args.out {
+        write_private(out, json.as_bytes()).map_err(|e| {
+            CliError::error(format!("cannot write the plan to `{}`: {e}", out.display()))
+        })?;
+        if args.format == PlanFormat::Text {
+            super::print_stderr(&format!(
+                "Saved the plan to `{}`. Apply exactly this plan with `supportctl apply {}`.\n",
+                out.display(),
+                out.display()
+            ));
+        }
+    }
+    Ok(if args.detailed_exitcode && !planned.plan.is_empty() {
+        2
+    } else {
+        0
+    })
+}
+
+/// Writes a file only its owner can read: plans name people and phones.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // An existing file keeps its mode on open: tighten it too.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Whether `path` is a saved plan rather than a config set: a file whose
+/// first non-blank byte opens a JSON object.
+fn is_plan_file(path: &Path) -> bool {
+    if !path.is_file() {
+        return false;
+    }
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut reader = std::io::BufReader::new(file);
+    let Ok(head) = reader.fill_buf() else {
+        return false;
+    };
+    head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+pub fn apply_command(args: &ApplyArgs, db: &Path, output: &Output) -> Result<u8, CliError> {
+    let mut store = Store::open(db)?;
+    if is_plan_file(&args.path) {
+        return apply_saved(args, &mut store, output);
+    }
+    let config = ConfigArgs {
+        path: args.path.clone(),
+        max_file_size: args.max_file_size,
+    };
+    let planned = make_plan(&config, &store, output)?;
+    let plan = &planned.plan;
+    if plan.is_empty() {
+        print_stdout(&render::plan_text(plan, output.stdout_plan))?;
+        return Ok(0);
+    }
+    print_stdout(&render::plan_text(plan, output.stdout_plan))?;
+    guard(plan, planned.actual.as_ref(), args.allow_mass_delete)?;
+    if !args.auto_approve {
+        consent(plan)?;
+    }
+    let json = render::plan_json(plan, &planned.lineage, planned.serial, &planned.digest);
+    commit(
+        &mut store,
+        plan,
+        &planned.lineage,
+        planned.serial,
+        json,
+        planned.digest,
+        git_commit(&args.path),
+    )
+}
+
+fn apply_saved(args: &ApplyArgs, store: &mut Store, output: &Output) -> Result<u8, CliError> {
+    let text = std::fs::read_to_string(&args.path).map_err(|e| {
+        CliError::error(format!(
+            "cannot read the plan `{}`: {e}",
+            args.path.display()
+        ))
+    })?;
+    let saved = render::parse_plan_json(&text)
+        .map_err(|e| CliError::error(format!("`{}`: {e}", args.path.display())))?;
+    // Weigh the deletions against the state as it is now; the store checks
+    // inside its transaction that the state has not moved since the plan.
+    let actual = store.load(&saved.plan.tenancy)?.map(|s| s.model);
+    print_stdout(&render::plan_text(&saved.plan, output.stdout_plan))?;
+    if saved.plan.is_empty() {
+        return Ok(0);
+    }
+    guard(&saved.plan, actual.as_ref(), args.allow_mass_delete)?;
+    commit(
+        store,
+        &saved.plan,
+        &saved.lineage,
+        saved.serial,
+        text,
+        saved.config_digest,
+        None,
+    )
+}
+
+fn commit(
+    store: &mut Store,
+    plan: &Plan,
+    lineage: &str,
+    serial: u64,
+    plan_json: String,
+    config_digest: String,
+    git_commit: Option<String>,
+) -> Result<u8, CliError> {
+    let summary = plan.summary();
+    let entry = JournalEntry {
+        time: jiff::Timestamp::now().to_string(),
+        summary,
+        plan_json,
+        config_digest,
+        git_commit,
+    };
+    let started = std::time::Instant::now();
+    let new_serial = store.apply(&plan.tenancy, lineage, serial, plan, &entry)?;
+    tracing::info!(
+        tenancy = %plan.tenancy,
+        serial = new_serial,
+        add = summary.add,
+        change = summary.change,
+        destroy = summary.destroy,
+        ms = started.elapsed().as_millis() as u64,
+        "applied"
+    );
+    print_stdout(&format!(
+        "Apply complete! Resources: {} added, {} changed, {} destroyed.\n",
+        summary.add, summary.change, summary.destroy
+    ))?;
+    Ok(0)
+}
+
+/// Asks on the terminal; only `yes` goes ahead. Without a terminal there is
+/// nobody to ask, so the answer is no.
+fn consent(plan: &Plan) -> Result<(), CliError> {
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::error(
+            "refusing to apply: stdin is not a terminal, so nobody can confirm the plan\n  hint: review the plan and run again with `--auto-approve`, or save it with `plan -o FILE` and `apply FILE`",
+        ));
+    }
+    super::print_stderr(&format!(
+        "\nDo you want to apply these changes to tenancy `{}`?\n  Only 'yes' will be accepted: ",
+        crate::diag::escape_control(&plan.tenancy)
+    ));
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim() == "yes" {
+        Ok(())
+    } else {
+        Err(CliError::error("apply cancelled: nothing was changed"))
+    }
+}
+
+/// The commit of the git work tree holding `path`, when it is in one.
+fn git_commit(path: &Path) -> Option<String> {
+    let dir = if path.is_dir() { path } else { path.parent()? };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let output = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "--verify", "--quiet", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let commit = String::from_utf8(output.stdout).ok()?.trim().to_string();
+    (output.status.success() && commit.len() >= 40).then_some(commit)
+}

@@ -1,0 +1,301 @@
+//! The database's identity and its schema: the application id, the
+//! migrations keyed by `PRAGMA user_version`, and the checks that recognise a
+//! supportctl database before anything is written to it.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::{StateError, sql_error};
+
+/// `PRAGMA application_id` of every supportctl database: "SPCT" in ASCII.
+/// `file(1)` and other tools use it to tell our files from other SQLite files.
+pub const APPLICATION_ID: i32 = 0x5350_4354;
+
+/// The schema versions, in order: `MIGRATIONS[n]` takes a database from
+/// `user_version` n to n + 1, in one transaction. Append, never edit: a
+/// released migration has already run on someone's database.
+///
+/// Migrations run with foreign keys off (as SQLite's table-rebuild procedure
+/// needs), and the runner checks the foreign keys before each commit.
+///
+/// A later migration adds service requests and their comments (SPEC §3).
+/// They are runtime data: no reconcile deletes or rewrites one, so they must
+/// not cascade from users; and a rename (`rows::rename_user`) must learn to
+/// move their references.
+pub const MIGRATIONS: &[&str] = &[
+    // v1: the configuration state and the apply journal.
+    r"
+PRAGMA application_id = 1397769044;
+
+-- One row per database: its lineage, made once. A saved plan names the
+-- lineage it was made against, so a plan for another database (or for one
+-- recreated since) is refused as stale.
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL
+) STRICT;
+INSERT INTO meta (key, value) VALUES ('lineage', lower(hex(randomblob(16))));
+
+-- Every foreign key is deferred to the commit: a plan's changes run in
+-- SPEC §4 order, and the rows in between need not be consistent, only the
+-- state the plan leads to (which `check` has already vetted).
+CREATE TABLE tenancies (
+    name        TEXT PRIMARY KEY NOT NULL,
+    csi         TEXT NOT NULL,
+    home_region TEXT,
+    admin       TEXT NOT NULL,
+    -- Advanced by every apply to this tenancy.
+    serial      INTEGER NOT NULL DEFAULT 0 CHECK (serial >= 0),
+    FOREIGN KEY (name, admin) REFERENCES users (tenancy, id)
+        DEFERRABLE INITIALLY DEFERRED
+) STRICT;
+
+CREATE TABLE users (
+    tenancy TEXT NOT NULL REFERENCES tenancies (name)
+        DEFERRABLE INITIALLY DEFERRED,
+    id      TEXT NOT NULL,
+    email   TEXT NOT NULL,
+    name    TEXT,
+    PRIMARY KEY (tenancy, id)
+) STRICT;
+
+CREATE TABLE support_accounts (
+    tenancy  TEXT NOT NULL,
+    user     TEXT NOT NULL,
+    phone    TEXT NOT NULL,
+    timezone TEXT NOT NULL,
+    PRIMARY KEY (tenancy, user),
+    FOREIGN KEY (tenancy, user) REFERENCES users (tenancy, id)
+        DEFERRABLE INITIALLY DEFERRED
+) STRICT;
+
+-- SPEC §2 rule 4: a membership needs a support account.
+CREATE TABLE memberships (
+    tenancy TEXT NOT NULL,
+    user    TEXT NOT NULL,
+    PRIMARY KEY (tenancy, user),
+    FOREIGN KEY (tenancy, user) REFERENCES support_accounts (tenancy, user)
+        DEFERRABLE INITIALLY DEFERRED
+) STRICT;
+
+-- SPEC §2 rule 5: an approval needs a membership request.
+CREATE TABLE approvals (
+    tenancy     TEXT NOT NULL,
+    user        TEXT NOT NULL,
+    role        TEXT NOT NULL CHECK (role IN ('user', 'admin')),
+    -- The privilege names, sorted, joined by commas; '' for none.
+    access      TEXT NOT NULL,
+    approved_by TEXT NOT NULL,
+    expires     TEXT CHECK (expires IS NULL
+        OR expires GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'),
+    PRIMARY KEY (tenancy, user),
+    FOREIGN KEY (tenancy, user) REFERENCES memberships (tenancy, user)
+        DEFERRABLE INITIALLY DEFERRED,
+    FOREIGN KEY (tenancy, approved_by) REFERENCES users (tenancy, id)
+        DEFERRABLE INITIALLY DEFERRED
+) STRICT;
+CREATE INDEX approvals_approved_by ON approvals (tenancy, approved_by);
+
+CREATE TABLE support_links (
+    tenancy TEXT NOT NULL,
+    user    TEXT NOT NULL,
+    via     TEXT NOT NULL,
+    expires TEXT CHECK (expires IS NULL
+        OR expires GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'),
+    PRIMARY KEY (tenancy, user),
+    FOREIGN KEY (tenancy, user) REFERENCES users (tenancy, id)
+        DEFERRABLE INITIALLY DEFERRED,
+    FOREIGN KEY (tenancy, via) REFERENCES users (tenancy, id)
+        DEFERRABLE INITIALLY DEFERRED
+) STRICT;
+CREATE INDEX support_links_via ON support_links (tenancy, via);
+
+-- The apply journal: append-only, and kept when a tenancy's rows go.
+CREATE TABLE journal (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenancy       TEXT NOT NULL,
+    time          TEXT NOT NULL,
+    serial        INTEGER NOT NULL,
+    add_count     INTEGER NOT NULL,
+    change_count  INTEGER NOT NULL,
+    destroy_count INTEGER NOT NULL,
+    plan_json     TEXT NOT NULL,
+    config_digest TEXT NOT NULL,
+    git_commit    TEXT,
+    UNIQUE (tenancy, serial)
+) STRICT;
+",
+];
+
+/// The schema version this binary writes: the number of migrations.
+pub const LATEST: u32 = MIGRATIONS.len() as u32;
+
+const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// Recognises an existing, non-empty file from its header bytes alone,
+/// without SQLite, so a file that is not ours is never opened by SQLite
+/// (which could roll back a hot journal or checkpoint a WAL into it).
+///
+/// Passes a supportctl database no newer than this binary, and a SQLite
+/// database that holds nothing at all; [`inspect`] confirms through SQLite,
+/// since the newest pages may still be in a write-ahead log.
+pub fn inspect_header(path: &Path) -> Result<(), StateError> {
+    let io = |source| StateError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut header = [0u8; 108];
+    let mut file = File::open(path).map_err(io)?;
+    let mut len = 0;
+    while len < header.len() {
+        match file.read(&mut header[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+    if len < 100 || &header[..16] != MAGIC {
+        return Err(not_ours(path, "it is not a SQLite database"));
+    }
+    let be32 = |at: usize| {
+        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    let user_version = be32(60);
+    let application_id = be32(68) as i32;
+    // Page 1 holds the schema table; a leaf page (0x0D) with no cells is an
+    // empty schema.
+    let empty_schema = len == 108 && header[100] == 0x0D && header[103] == 0 && header[104] == 0;
+    classify(path, application_id, i64::from(user_version), empty_schema)
+}
+
+/// Recognises the database through SQLite, before anything is written.
+pub fn inspect(conn: &Connection, path: &Path) -> Result<(), StateError> {
+    let read = || -> rusqlite::Result<(i32, i64, i64)> {
+        let application_id = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
+        let user_version = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let objects = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+        Ok((application_id, user_version, objects))
+    };
+    let (application_id, user_version, objects) =
+        read().map_err(|e| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+                not_ours(path, "it is not a readable SQLite database")
+            }
+            _ => sql_error(path, e),
+        })?;
+    classify(path, application_id, user_version, objects == 0)
+}
+
+fn classify(
+    path: &Path,
+    application_id: i32,
+    user_version: i64,
+    empty_schema: bool,
+) -> Result<(), StateError> {
+    if application_id == APPLICATION_ID {
+        if user_version > i64::from(LATEST) || user_version < 0 {
+            return Err(StateError::TooNew {
+                path: path.to_path_buf(),
+                found: u32::try_from(user_version).unwrap_or(u32::MAX),
+                supported: LATEST,
+            });
+        }
+        Ok(())
+    } else if application_id == 0 && user_version == 0 && empty_schema {
+        // An empty SQLite database (e.g. made by `sqlite3 FILE ''`): nothing
+        // in it to lose, so it becomes a supportctl database.
+        Ok(())
+    } else if application_id == 0 {
+        Err(not_ours(
+            path,
+            "it is a SQLite database that supportctl did not create",
+        ))
+    } else {
+        Err(not_ours(
+            path,
+            "it is a SQLite database of another application",
+        ))
+    }
+}
+
+fn not_ours(path: &Path, reason: &'static str) -> StateError {
+    StateError::NotSupportctl {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+/// Runs the migrations the database lacks, each in its own `BEGIN
+/// IMMEDIATE` transaction that re-reads the version first, so two processes
+/// opening a new database at once migrate it once.
+pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StateError> {
+    let sql = |e| sql_error(path, e);
+    let current: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(sql)?;
+    if current == i64::from(LATEST) {
+        // The common case takes no write lock.
+        return Ok(());
+    }
+    loop {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let version: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(sql)?;
+        let Ok(index) = usize::try_from(version) else {
+            return Err(StateError::TooNew {
+                path: path.to_path_buf(),
+                found: u32::MAX,
+                supported: LATEST,
+            });
+        };
+        if index >= MIGRATIONS.len() {
+            if index > MIGRATIONS.len() {
+                // Another, newer supportctl got there first.
+                return Err(StateError::TooNew {
+                    path: path.to_path_buf(),
+                    found: u32::try_from(index).unwrap_or(u32::MAX),
+                    supported: LATEST,
+                });
+            }
+            return Ok(());
+        }
+        tx.execute_batch(MIGRATIONS[index]).map_err(sql)?;
+        let broken: i64 = tx
+            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })
+            .map_err(sql)?;
+        if broken > 0 {
+            return Err(StateError::Corrupt {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "migration to schema version {} leaves {broken} broken references",
+                    index + 1
+                ),
+            });
+        }
+        tx.pragma_update(None, "user_version", index as i64 + 1)
+            .map_err(sql)?;
+        tx.commit().map_err(sql)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_application_id_in_the_first_migration_is_the_constant() {
+        assert!(
+            MIGRATIONS[0].contains(&format!("PRAGMA application_id = {APPLICATION_ID};")),
+            "MIGRATIONS[0] must set application_id to {APPLICATION_ID}"
+        );
+    }
+}
