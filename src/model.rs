@@ -31,13 +31,11 @@ impl Date {
         text.parse::<jiff::civil::Date>().ok().map(Date)
     }
 
-    /// Today's date in UTC.
-    pub fn today_utc() -> Date {
-        Date(
-            jiff::Timestamp::now()
-                .to_zoned_datetime(jiff::tz::TimeZone::UTC)
-                .date(),
-        )
+    /// The UTC day of a moment given as seconds since the Unix epoch; the
+    /// caller reads the clock.
+    pub fn from_unix_seconds(seconds: i64) -> Option<Date> {
+        let moment = jiff::Timestamp::from_second(seconds).ok()?;
+        Some(Date(moment.to_zoned_datetime(jiff::tz::TimeZone::UTC).date()))
     }
 
     /// Days from `self` to `other` (negative when `other` is earlier).

@@ -193,6 +193,21 @@ pub fn mass_delete(plan: &Plan, actual: Option<&Model>) -> Option<MassDelete> {
     (deletes > 5 && deletes * 4 > existing).then_some(MassDelete { deletes, existing })
 }
 
+/// Renames that cannot be made: both the previous and the new id are in
+/// the state, so moving one onto the other would lose a user. Each is
+/// `(new, previous)`.
+pub fn rename_conflicts(desired: &Model, actual: Option<&Model>) -> Vec<(String, String)> {
+    let Some(actual) = actual else {
+        return Vec::new();
+    };
+    desired
+        .renames
+        .iter()
+        .filter(|(new, old)| actual.users.contains_key(*old) && actual.users.contains_key(*new))
+        .map(|(new, old)| (new.clone(), old.clone()))
+        .collect()
+}
+
 /// Plans the changes that take `actual` (absent: a tenancy not yet in
 /// state) to `desired`.
 pub fn plan(desired: &Model, actual: Option<&Model>) -> Plan {

@@ -385,7 +385,12 @@ pub fn today() -> Result<Date, CliError> {
                 "SUPPORTCTL_TODAY=`{text}` is not a date in the form YYYY-MM-DD"
             ))
         }),
-        _ => Ok(Date::today_utc()),
+        _ => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            Date::from_unix_seconds(now).ok_or_else(|| CliError::error("the system clock is out of range"))
+        }
     }
 }
 

@@ -80,6 +80,12 @@ fn make_plan(config: &ConfigArgs, store: &Store, output: &Output) -> Result<Plan
         Some(s) => (Some(s.model), s.serial),
         None => (None, 0),
     };
+    if let Some((new, old)) = plan::rename_conflicts(&desired, actual.as_ref()).first() {
+        return Err(CliError::error(format!(
+            "cannot rename user `{old}` to `{new}`: both are in the state of tenancy `{}`\n  hint: remove `previously: {old}` from user `{new}` if the rename was applied before, or delete one of the users first",
+            desired.tenancy.name
+        )));
+    }
     let started = std::time::Instant::now();
     let plan = plan::plan(&desired, actual.as_ref());
     tracing::debug!(
