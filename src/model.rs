@@ -35,7 +35,9 @@ impl Date {
     /// caller reads the clock.
     pub fn from_unix_seconds(seconds: i64) -> Option<Date> {
         let moment = jiff::Timestamp::from_second(seconds).ok()?;
-        Some(Date(moment.to_zoned_datetime(jiff::tz::TimeZone::UTC).date()))
+        Some(Date(
+            moment.to_zoned_datetime(jiff::tz::TimeZone::UTC).date(),
+        ))
     }
 
     /// Days from `self` to `other` (negative when `other` is earlier).

@@ -389,7 +389,8 @@ pub fn today() -> Result<Date, CliError> {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
-            Date::from_unix_seconds(now).ok_or_else(|| CliError::error("the system clock is out of range"))
+            Date::from_unix_seconds(now)
+                .ok_or_else(|| CliError::error("the system clock is out of range"))
         }
     }
 }

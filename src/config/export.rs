@@ -165,8 +165,8 @@ pub fn to_single_file(model: &Model, schema: &str) -> String {
 /// `schema` is the schema's path relative to the directory's root.
 pub fn to_directory(model: &Model, schema: &str) -> Vec<(PathBuf, String)> {
     let mut files = Vec::new();
-    let top = format!("{MODELINE}../{schema}\n");
-    let nested = format!("{MODELINE}../../{schema}\n");
+    let top = format!("{MODELINE}{schema}\n");
+    let nested = format!("{MODELINE}../{schema}\n");
     files.push((
         PathBuf::from("tenancy.yaml"),
         yaml(
