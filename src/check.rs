@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::config::{RawConfig, RawTenancy, RawUserEntry, Spanned, raw};
+use crate::config::{RawConfig, RawTenancy, RawUserEntry, Spanned, Unreadable, raw};
 use crate::diag::{Diagnostic, Location, Rule, did_you_mean};
 use crate::model::{
     Approval, Date, Model, Privilege, Role, SupportAccount, SupportLink, Tenancy, User,
@@ -22,6 +22,7 @@ pub fn check(raw: &RawConfig, today: Date) -> (Option<Model>, Vec<Diagnostic>) {
     let mut checker = Checker {
         today,
         diagnostics: Vec::new(),
+        unreadable: raw.unreadable.clone(),
     };
     let model = checker.run(raw);
     let has_errors = checker.diagnostics.iter().any(Diagnostic::is_error);
@@ -31,6 +32,9 @@ pub fn check(raw: &RawConfig, today: Date) -> (Option<Model>, Vec<Diagnostic>) {
 struct Checker {
     today: Date,
     diagnostics: Vec<Diagnostic>,
+    /// Entries written but not readable: already reported, so a reference
+    /// to them is not reported again as a reference to nothing.
+    unreadable: Unreadable,
 }
 
 /// What checking knows of a declared user while it checks references.
@@ -101,6 +105,9 @@ impl Checker {
 
     fn tenancy<'a>(&mut self, raw: &'a RawConfig) -> Option<&'a RawTenancy> {
         let Some(first) = raw.tenancies.first() else {
+            if self.unreadable.tenancy {
+                return None;
+            }
             self.push(
                 Diagnostic::new(
                     Rule::TenancyMissing,
@@ -277,6 +284,9 @@ impl Checker {
     /// Rule 2: the tenancy admin is declared and has a support account.
     fn admin(&mut self, tenancy: &RawTenancy, users: &BTreeMap<&str, Declared>) {
         let admin = &tenancy.admin;
+        if self.unreadable.users.contains(&admin.value) {
+            return;
+        }
         match users.get(admin.value.as_str()) {
             None => {
                 let hint = match did_you_mean(&admin.value, users.keys().copied()) {
@@ -342,7 +352,9 @@ impl Checker {
         if users.contains_key(name.value.as_str()) {
             true
         } else {
-            self.unknown_user(name, users, what);
+            if !self.unreadable.users.contains(&name.value) {
+                self.unknown_user(name, users, what);
+            }
             false
         }
     }
@@ -475,7 +487,9 @@ impl Checker {
             if self.tenancy_admin_grant(&a.user, admin_id, "approval") {
                 continue;
             }
-            if !memberships.contains_key(a.user.value.as_str()) {
+            if !memberships.contains_key(a.user.value.as_str())
+                && !self.unreadable.memberships.contains(&a.user.value)
+            {
                 self.push(
                     Diagnostic::at(
                         Rule::ApprovalWithoutMembership,
@@ -510,6 +524,7 @@ impl Checker {
             if let Some(by) = &a.approved_by
                 && self.known(by, users, "approver")
                 && by.value != admin_id
+                && !self.unreadable.approvals.contains(&by.value)
                 && !seen
                     .get(by.value.as_str())
                     .is_some_and(|b| b.role.value == raw::RawRole::Admin)
@@ -598,6 +613,7 @@ impl Checker {
             if let Some(via) = &link.via
                 && self.known(via, users, "`via` administrator")
                 && via.value != admin_id
+                && !self.unreadable.approvals.contains(&via.value)
                 && !approvals
                     .get(via.value.as_str())
                     .is_some_and(|a| a.role.value == raw::RawRole::Admin)
@@ -614,7 +630,11 @@ impl Checker {
                     .with_hint(admin_hint(admin_id)),
                 );
             }
-            if user != admin_id && memberships.contains_key(user) && !approvals.contains_key(user) {
+            if user != admin_id
+                && memberships.contains_key(user)
+                && !approvals.contains_key(user)
+                && !self.unreadable.approvals.contains(user)
+            {
                 self.push(
                     Diagnostic::at(
                         Rule::LinkedUserPending,
@@ -670,7 +690,7 @@ impl Checker {
                     .is_none_or(|d| today < d)
             })
             .count();
-        if others == 0 {
+        if others == 0 && self.unreadable.approvals.is_empty() && self.unreadable.users.is_empty() {
             self.push(
                 Diagnostic::at(
                     Rule::SingleCsiAdmin,

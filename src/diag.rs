@@ -401,13 +401,22 @@ fn render_snippet(
     };
     let number = loc.line.to_string();
     let gutter = " ".repeat(number.len());
+    // A very long line is shown as a window around the caret, so that one
+    // finding in a minified file does not print megabytes.
+    const WINDOW: usize = 120;
+    let column = loc.column.saturating_sub(1) as usize;
+    let skip = column.saturating_sub(WINDOW / 2);
+    let windowed: String;
+    let (line, column) = if line.chars().count() > WINDOW * 2 {
+        windowed = line.chars().skip(skip).take(WINDOW * 2).collect();
+        (windowed.as_str(), column - skip)
+    } else {
+        (line, column)
+    };
     let shown = escape_control(line);
     // Columns count characters of the raw line; escaping can only widen what
     // precedes the caret, so measure the prefix through the same escaping.
-    let prefix: String = line
-        .chars()
-        .take(loc.column.saturating_sub(1) as usize)
-        .collect();
+    let prefix: String = line.chars().take(column).collect();
     let pad = escape_control(&prefix)
         .chars()
         .map(|c| if c == '\t' { '\t' } else { ' ' })

@@ -311,6 +311,7 @@ pub fn load_and_check(path: &Path, limits: &Limits, today: Date) -> Checked {
         }
         model
     };
+    name_the_file_without_a_tenancy(&mut diagnostics, &loaded.sources);
     diag::sort(&mut diagnostics);
     tracing::debug!(
         files = loaded.sources.len(),
@@ -323,6 +324,34 @@ pub fn load_and_check(path: &Path, limits: &Limits, today: Date) -> Checked {
         loaded,
         diagnostics,
         model,
+    }
+}
+
+/// "No tenancy" in a config set of one file is about that file: say which,
+/// and whether it is empty.
+fn name_the_file_without_a_tenancy(diagnostics: &mut [Diagnostic], sources: &diag::Sources) {
+    if sources.len() != 1 {
+        return;
+    }
+    for d in diagnostics
+        .iter_mut()
+        .filter(|d| d.rule == diag::Rule::TenancyMissing)
+    {
+        let blank = sources
+            .text(0)
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
+        d.location = Some(diag::Location {
+            file: 0,
+            line: 1,
+            column: 1,
+            len: 0,
+        });
+        d.message = if blank {
+            "the file is empty: a config set needs a `tenancy` section".to_string()
+        } else {
+            "the file has no `tenancy` section".to_string()
+        };
     }
 }
 
@@ -399,10 +428,12 @@ fn validate(args: &ValidateArgs, output: &Output) -> Result<(), CliError> {
     let checked = load_and_check(&args.config.path, &args.config.limits(), today()?);
     let sources = &checked.loaded.sources;
     let (errors, warnings) = summary_counts(&checked.diagnostics);
-    match args.format {
-        DiagnosticFormat::Json => print_stdout(&diag::render_json(&checked.diagnostics, sources))?,
+    // The verdict does not depend on whether stdout is still open: an
+    // invalid config exits 1 even when a reader closed the pipe early.
+    let printed = match args.format {
+        DiagnosticFormat::Json => print_stdout(&diag::render_json(&checked.diagnostics, sources)),
         DiagnosticFormat::Github => {
-            print_stdout(&diag::render_github(&checked.diagnostics, sources))?
+            print_stdout(&diag::render_github(&checked.diagnostics, sources))
         }
         DiagnosticFormat::Text => {
             print_stderr(&diag::render_text(
@@ -423,19 +454,20 @@ fn validate(args: &ValidateArgs, output: &Output) -> Result<(), CliError> {
                     } else {
                         String::new()
                     }
-                ))?;
+                ))
             } else {
                 print_stderr(&format!(
                     "error: the configuration is invalid: {}, {}\n",
                     plural(errors, "error"),
                     plural(warnings, "warning")
                 ));
+                Ok(())
             }
         }
-    }
+    };
     if errors > 0 {
-        Err(CliError::reported())
-    } else {
-        Ok(())
+        return Err(CliError::reported());
     }
+    printed?;
+    Ok(())
 }

@@ -136,16 +136,17 @@ fn describe_unexpected(unexpected: &de::Unexpected) -> String {
     }
 }
 
-/// Deserializes one node of the file with index `file`.
+/// Deserializes one node of the file with index `file`, whose text is `source`.
 #[derive(Clone, Copy)]
 pub struct NodeDe<'a> {
     pub node: &'a Node,
     pub file: usize,
+    pub source: &'a str,
 }
 
 impl<'a> NodeDe<'a> {
-    pub fn new(node: &'a Node, file: usize) -> Self {
-        NodeDe { node, file }
+    pub fn new(node: &'a Node, file: usize, source: &'a str) -> Self {
+        NodeDe { node, file, source }
     }
 
     pub fn location(&self) -> Location {
@@ -185,10 +186,12 @@ impl<'de, 'a> Deserializer<'de> for NodeDe<'a> {
             NodeKind::Seq(items) => visitor.visit_seq(Items {
                 iter: items.iter(),
                 file: self.file,
+                source: self.source,
             }),
             NodeKind::Map(entries) => visitor.visit_map(Entries {
                 iter: entries.iter(),
                 file: self.file,
+                source: self.source,
                 value: None,
             }),
         };
@@ -198,7 +201,7 @@ impl<'de, 'a> Deserializer<'de> for NodeDe<'a> {
     /// Strings accept any scalar as its text: `csi: 20817431` reads as the
     /// string `"20817431"`, as a person writing it means.
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        match self.node.kind.scalar_text() {
+        match self.node.scalar_text(self.source) {
             Some(text) => visitor
                 .visit_str(&text)
                 .map_err(|e: DeError| e.at(self.location())),
@@ -250,7 +253,7 @@ impl<'de, 'a> Deserializer<'de> for NodeDe<'a> {
         variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DeError> {
-        match self.node.kind.scalar_text() {
+        match self.node.scalar_text(self.source) {
             Some(text) => visitor
                 .visit_enum(text.as_ref().into_deserializer())
                 .map_err(|e: DeError| e.at(self.location())),
@@ -279,6 +282,7 @@ impl<'de, 'a> Deserializer<'de> for NodeDe<'a> {
 struct Items<'a> {
     iter: std::slice::Iter<'a, Node>,
     file: usize,
+    source: &'a str,
 }
 
 impl<'de, 'a> SeqAccess<'de> for Items<'a> {
@@ -289,7 +293,9 @@ impl<'de, 'a> SeqAccess<'de> for Items<'a> {
         seed: T,
     ) -> Result<Option<T::Value>, DeError> {
         match self.iter.next() {
-            Some(node) => seed.deserialize(NodeDe::new(node, self.file)).map(Some),
+            Some(node) => seed
+                .deserialize(NodeDe::new(node, self.file, self.source))
+                .map(Some),
             None => Ok(None),
         }
     }
@@ -302,6 +308,7 @@ impl<'de, 'a> SeqAccess<'de> for Items<'a> {
 struct Entries<'a> {
     iter: std::slice::Iter<'a, (Node, Node)>,
     file: usize,
+    source: &'a str,
     value: Option<&'a Node>,
 }
 
@@ -315,7 +322,7 @@ impl<'de, 'a> MapAccess<'de> for Entries<'a> {
         match self.iter.next() {
             Some((key, value)) => {
                 self.value = Some(value);
-                let de = NodeDe::new(key, self.file);
+                let de = NodeDe::new(key, self.file, self.source);
                 seed.deserialize(de)
                     .map(Some)
                     .map_err(|e| e.at(de.location()))
@@ -329,7 +336,7 @@ impl<'de, 'a> MapAccess<'de> for Entries<'a> {
             .value
             .take()
             .ok_or_else(|| de::Error::custom("a mapping value was read before its key"))?;
-        seed.deserialize(NodeDe::new(value, self.file))
+        seed.deserialize(NodeDe::new(value, self.file, self.source))
     }
 
     fn size_hint(&self) -> Option<usize> {

@@ -12,7 +12,7 @@ pub mod export;
 pub mod raw;
 mod yaml;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
@@ -61,6 +61,20 @@ pub struct RawConfig {
     pub memberships: Vec<Spanned<RawMembership>>,
     pub approvals: Vec<Spanned<RawApproval>>,
     pub support_links: Vec<Spanned<RawSupportLink>>,
+    /// What was written but could not be read (a wrong type, an unknown
+    /// field): checking must not report it as missing.
+    pub unreadable: Unreadable,
+}
+
+/// Entries that exist in the files but failed to read, by the user they
+/// name where that could be seen.
+#[derive(Clone, Debug, Default)]
+pub struct Unreadable {
+    pub tenancy: bool,
+    pub users: BTreeSet<String>,
+    pub memberships: BTreeSet<String>,
+    pub approvals: BTreeSet<String>,
+    pub support_links: BTreeSet<String>,
 }
 
 /// A loaded config set: its sources (for rendering diagnostics), its raw
@@ -425,7 +439,7 @@ fn load_file(
             } else {
                 Rule::YamlSyntax
             };
-            diagnostics.push(Diagnostic::at(
+            let mut d = Diagnostic::at(
                 rule,
                 Location {
                     file,
@@ -434,28 +448,43 @@ fn load_file(
                     len: 1,
                 },
                 e.message,
-            ));
+            );
+            d.hint = e.hint;
+            diagnostics.push(d);
             return false;
         }
     };
-    remove_duplicate_keys(&mut root, file, diagnostics);
-    merge_sections(&root, file, &mut loaded.raw, diagnostics);
+    let Loaded { sources, raw, .. } = loaded;
+    let source = sources.text(file);
+    remove_duplicate_keys(&mut root, file, source, diagnostics);
+    let mut merger = Merger {
+        file,
+        source,
+        raw,
+        diagnostics,
+    };
+    merger.sections(&root);
     true
 }
 
 /// Reports every mapping key written twice in one mapping, naming both
 /// places, and keeps the first.
-fn remove_duplicate_keys(node: &mut Node, file: usize, diagnostics: &mut Vec<Diagnostic>) {
+fn remove_duplicate_keys(
+    node: &mut Node,
+    file: usize,
+    source: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
     match &mut node.kind {
         NodeKind::Seq(items) => {
             for item in items {
-                remove_duplicate_keys(item, file, diagnostics);
+                remove_duplicate_keys(item, file, source, diagnostics);
             }
         }
         NodeKind::Map(entries) => {
             let mut first: HashMap<String, Location> = HashMap::with_capacity(entries.len());
             entries.retain(|(key, _)| {
-                let Some(text) = key.kind.scalar_text() else {
+                let Some(text) = key.scalar_text(source) else {
                     return true;
                 };
                 let here = location_of(key, file);
@@ -479,7 +508,7 @@ fn remove_duplicate_keys(node: &mut Node, file: usize, diagnostics: &mut Vec<Dia
                 }
             });
             for (_, value) in entries {
-                remove_duplicate_keys(value, file, diagnostics);
+                remove_duplicate_keys(value, file, source, diagnostics);
             }
         }
         _ => {}
@@ -498,80 +527,190 @@ fn de_diagnostic(error: DeError, fallback: Location) -> Diagnostic {
     d
 }
 
-/// Reads one entry; a failure becomes a diagnostic and the entry is skipped.
-fn read_entry<'a, T: Deserialize<'a>>(
-    node: &'a Node,
+/// Merges the sections of one file into the raw config.
+struct Merger<'a> {
     file: usize,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> Option<T> {
-    let de = NodeDe::new(node, file);
-    T::deserialize(de)
-        .map_err(|e| diagnostics.push(de_diagnostic(e, de.location())))
-        .ok()
+    source: &'a str,
+    raw: &'a mut RawConfig,
+    diagnostics: &'a mut Vec<Diagnostic>,
 }
 
-fn merge_sections(
-    root: &Node,
-    file: usize,
-    raw: &mut RawConfig,
-    diagnostics: &mut Vec<Diagnostic>,
-) {
-    let entries = match &root.kind {
-        NodeKind::Null => return,
-        NodeKind::Map(entries) => entries,
-        other => {
-            diagnostics.push(
-                Diagnostic::at(
-                    Rule::InvalidType,
-                    location_of(root, file),
-                    format!(
-                        "a config file holds a mapping of sections, found {}",
-                        other.describe()
-                    ),
-                )
-                .with_hint(format!("the sections are {}", backticked(raw::SECTIONS))),
-            );
-            return;
+impl<'a> Merger<'a> {
+    fn here(&self, node: &Node) -> Location {
+        location_of(node, self.file)
+    }
+
+    /// Reads one entry; a failure becomes a diagnostic (its message led by
+    /// `what`, when given) and the entry is skipped.
+    fn read<T: Deserialize<'a>>(&mut self, node: &'a Node, what: Option<&str>) -> Option<T> {
+        let de = NodeDe::new(node, self.file, self.source);
+        match T::deserialize(de) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                let mut d = de_diagnostic(e, de.location());
+                if let Some(what) = what {
+                    d.message = format!("{what}: {}", d.message);
+                }
+                self.diagnostics.push(d);
+                None
+            }
         }
-    };
-    for (key, value) in entries {
-        let key_location = location_of(key, file);
-        let name = key.kind.scalar_text().unwrap_or_default();
-        match name.as_ref() {
-            "tenancy" => {
-                if let Some(t) = read_entry(value, file, diagnostics) {
-                    raw.tenancies.push(t);
+    }
+
+    /// The text of the `user:` of a list entry, if it has a readable one.
+    fn user_of(&self, entry: &Node) -> Option<String> {
+        let NodeKind::Map(fields) = &entry.kind else {
+            return None;
+        };
+        fields
+            .iter()
+            .find(|(k, _)| k.scalar_text(self.source).as_deref() == Some("user"))
+            .and_then(|(_, v)| v.scalar_text(self.source))
+            .map(|t| t.into_owned())
+    }
+
+    fn sections(&mut self, root: &'a Node) {
+        let entries = match &root.kind {
+            NodeKind::Null => return,
+            NodeKind::Map(entries) => entries,
+            other => {
+                self.diagnostics.push(
+                    Diagnostic::at(
+                        Rule::InvalidType,
+                        self.here(root),
+                        format!(
+                            "a config file holds a mapping of sections, found {}",
+                            other.describe()
+                        ),
+                    )
+                    .with_hint(format!("the sections are {}", backticked(raw::SECTIONS))),
+                );
+                return;
+            }
+        };
+        for (key, value) in entries {
+            let key_location = self.here(key);
+            let name = key.scalar_text(self.source).unwrap_or_default();
+            match name.as_ref() {
+                "tenancy" => match self.read::<Spanned<RawTenancy>>(value, Some("tenancy")) {
+                    Some(mut t) => {
+                        // A second tenancy is pointed at by its key.
+                        t.location = key_location;
+                        self.raw.tenancies.push(t);
+                    }
+                    None => self.raw.unreadable.tenancy = true,
+                },
+                "users" => self.users(value),
+                "memberships" => {
+                    for (item, user) in self.list(value, "memberships") {
+                        match self.read(item, None) {
+                            Some(m) => self.raw.memberships.push(m),
+                            None => self.raw.unreadable.memberships.extend(user),
+                        }
+                    }
+                }
+                "approvals" => {
+                    for (item, user) in self.list(value, "approvals") {
+                        match self.read(item, None) {
+                            Some(a) => self.raw.approvals.push(a),
+                            None => self.raw.unreadable.approvals.extend(user),
+                        }
+                    }
+                }
+                "support_links" => {
+                    for (item, user) in self.list(value, "support_links") {
+                        match self.read(item, None) {
+                            Some(l) => self.raw.support_links.push(l),
+                            None => self.raw.unreadable.support_links.extend(user),
+                        }
+                    }
+                }
+                other => {
+                    let hint = match did_you_mean(other, raw::SECTIONS.iter().copied()) {
+                        Some(best) => format!("did you mean `{best}`?"),
+                        None => format!("the sections are {}", backticked(raw::SECTIONS)),
+                    };
+                    self.diagnostics.push(
+                        Diagnostic::at(
+                            Rule::UnknownField,
+                            key_location,
+                            format!("unknown section `{other}`"),
+                        )
+                        .with_hint(hint),
+                    );
                 }
             }
-            "users" => merge_users(value, file, raw, diagnostics),
-            "memberships" => merge_list(
-                value,
-                file,
-                "memberships",
-                &mut raw.memberships,
-                diagnostics,
-            ),
-            "approvals" => merge_list(value, file, "approvals", &mut raw.approvals, diagnostics),
-            "support_links" => merge_list(
-                value,
-                file,
-                "support_links",
-                &mut raw.support_links,
-                diagnostics,
-            ),
+        }
+    }
+
+    fn users(&mut self, value: &'a Node) {
+        let entries = match &value.kind {
+            NodeKind::Null => return,
+            NodeKind::Map(entries) => entries,
             other => {
-                let hint = match did_you_mean(other, raw::SECTIONS.iter().copied()) {
-                    Some(best) => format!("did you mean `{best}`?"),
-                    None => format!("the sections are {}", backticked(raw::SECTIONS)),
-                };
-                diagnostics.push(
+                self.diagnostics.push(
                     Diagnostic::at(
-                        Rule::UnknownField,
-                        key_location,
-                        format!("unknown section `{other}`"),
+                        Rule::InvalidType,
+                        self.here(value),
+                        format!(
+                            "`users` is a mapping of user id to user, found {}",
+                            other.describe()
+                        ),
                     )
-                    .with_hint(hint),
+                    .with_hint("write each user as `id: { email: … }` under `users:`"),
                 );
+                return;
+            }
+        };
+        self.raw.users.reserve(entries.len());
+        for (key, value) in entries {
+            let key_location = self.here(key);
+            let Some(id) = key.scalar_text(self.source) else {
+                self.diagnostics.push(Diagnostic::at(
+                    Rule::InvalidType,
+                    key_location,
+                    format!("a user id is a string, found {}", key.kind.describe()),
+                ));
+                continue;
+            };
+            let id = Spanned {
+                value: id.into_owned(),
+                location: key_location,
+            };
+            let what = format!("user `{}`", id.value);
+            let errors_before = self.diagnostics.len();
+            match self.read::<RawUser>(value, Some(&what)) {
+                Some(user) => self.raw.users.push(RawUserEntry { id, user }),
+                None => {
+                    // A missing field is about the user as a whole: point at its id.
+                    if let Some(d) = self.diagnostics.get_mut(errors_before)
+                        && d.rule == Rule::MissingField
+                    {
+                        d.location = Some(key_location);
+                    }
+                    self.raw.unreadable.users.insert(id.value);
+                }
+            }
+        }
+    }
+
+    /// The entries of a list section, each with the user it names if readable.
+    fn list(&mut self, value: &'a Node, section: &str) -> Vec<(&'a Node, Option<String>)> {
+        match &value.kind {
+            NodeKind::Null => Vec::new(),
+            NodeKind::Seq(items) => items.iter().map(|i| (i, self.user_of(i))).collect(),
+            other => {
+                self.diagnostics.push(
+                    Diagnostic::at(
+                        Rule::InvalidType,
+                        self.here(value),
+                        format!("`{section}` is a list, found {}", other.describe()),
+                    )
+                    .with_hint(format!(
+                        "write each entry as `- user: …` under `{section}:`"
+                    )),
+                );
+                Vec::new()
             }
         }
     }
@@ -583,76 +722,6 @@ fn backticked(names: &[&str]) -> String {
         .map(|n| format!("`{n}`"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn merge_users(value: &Node, file: usize, raw: &mut RawConfig, diagnostics: &mut Vec<Diagnostic>) {
-    let entries = match &value.kind {
-        NodeKind::Null => return,
-        NodeKind::Map(entries) => entries,
-        other => {
-            diagnostics.push(
-                Diagnostic::at(
-                    Rule::InvalidType,
-                    location_of(value, file),
-                    format!(
-                        "`users` is a mapping of user id to user, found {}",
-                        other.describe()
-                    ),
-                )
-                .with_hint("write each user as `id: { email: … }` under `users:`"),
-            );
-            return;
-        }
-    };
-    raw.users.reserve(entries.len());
-    for (key, value) in entries {
-        let key_location = location_of(key, file);
-        let Some(id) = key.kind.scalar_text() else {
-            diagnostics.push(Diagnostic::at(
-                Rule::InvalidType,
-                key_location,
-                format!("a user id is a string, found {}", key.kind.describe()),
-            ));
-            continue;
-        };
-        let id = Spanned {
-            value: id.into_owned(),
-            location: key_location,
-        };
-        if let Some(user) = read_entry::<RawUser>(value, file, diagnostics) {
-            raw.users.push(RawUserEntry { id, user });
-        }
-    }
-}
-
-fn merge_list<'a, T: Deserialize<'a>>(
-    value: &'a Node,
-    file: usize,
-    section: &str,
-    into: &mut Vec<T>,
-    diagnostics: &mut Vec<Diagnostic>,
-) {
-    match &value.kind {
-        NodeKind::Null => {}
-        NodeKind::Seq(items) => {
-            into.reserve(items.len());
-            for item in items {
-                if let Some(entry) = read_entry(item, file, diagnostics) {
-                    into.push(entry);
-                }
-            }
-        }
-        other => diagnostics.push(
-            Diagnostic::at(
-                Rule::InvalidType,
-                location_of(value, file),
-                format!("`{section}` is a list, found {}", other.describe()),
-            )
-            .with_hint(format!(
-                "write each entry as `- user: …` under `{section}:`"
-            )),
-        ),
-    }
 }
 
 #[cfg(test)]

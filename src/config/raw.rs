@@ -165,6 +165,7 @@ pub struct UserId(#[schemars(regex(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$"))] S
 pub struct RawTenancy {
     /// The tenancy's name: its identity in the state database
     /// (`^[a-z0-9][a-z0-9._-]{0,62}$`).
+    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$"))]
     pub name: Spanned<String>,
     /// The Customer Support Identifier: digits, written as a string.
     #[schemars(regex(pattern = r"^[0-9]+$"))]

@@ -20,6 +20,9 @@ pub struct Node {
     pub column: u32,
     /// Length in characters of the scalar's text (0 for collections).
     pub len: u32,
+    /// Where a scalar's text is written, as a byte range of the file (for an
+    /// alias, the anchored original): a number is read back as written.
+    pub raw: (u32, u32),
     pub kind: NodeKind,
 }
 
@@ -48,17 +51,24 @@ impl NodeKind {
             NodeKind::Map(_) => "a mapping",
         }
     }
+}
 
-    /// The text of a scalar, as a string field would read it; `None` for
-    /// null and collections.
-    pub fn scalar_text(&self) -> Option<std::borrow::Cow<'_, str>> {
+impl Node {
+    /// The text of a scalar as a string field reads it: a string's value, or
+    /// a number or boolean exactly as written in `source` (`0x1F` stays
+    /// `0x1F`, not `31`); `None` for null and collections.
+    pub fn scalar_text<'a>(&'a self, source: &'a str) -> Option<std::borrow::Cow<'a, str>> {
         use std::borrow::Cow;
-        match self {
+        let written = || {
+            let (start, len) = (self.raw.0 as usize, self.raw.1 as usize);
+            source.get(start..start + len).map(Cow::Borrowed)
+        };
+        match &self.kind {
             NodeKind::Str(s) => Some(Cow::Borrowed(s)),
-            NodeKind::Bool(b) => Some(Cow::Owned(b.to_string())),
-            NodeKind::Int(i) => Some(Cow::Owned(i.to_string())),
-            NodeKind::UInt(u) => Some(Cow::Owned(u.to_string())),
-            NodeKind::Float(f) => Some(Cow::Owned(f.to_string())),
+            NodeKind::Bool(b) => written().or_else(|| Some(Cow::Owned(b.to_string()))),
+            NodeKind::Int(i) => written().or_else(|| Some(Cow::Owned(i.to_string()))),
+            NodeKind::UInt(u) => written().or_else(|| Some(Cow::Owned(u.to_string()))),
+            NodeKind::Float(f) => written().or_else(|| Some(Cow::Owned(f.to_string()))),
             NodeKind::Null | NodeKind::Seq(_) | NodeKind::Map(_) => None,
         }
     }
@@ -70,6 +80,7 @@ pub struct ParseError {
     /// True when a budget or limit was hit rather than the syntax being wrong.
     pub limit: bool,
     pub message: String,
+    pub hint: Option<String>,
     pub line: u32,
     pub column: u32,
 }
@@ -104,26 +115,61 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
     serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|e| to_parse_error(&e))
 }
 
-/// Whether the error is a budget or limit breach, however deeply wrapped.
-fn is_limit(error: &serde_saphyr::Error) -> bool {
+/// What a limit breach means for a person, however deeply it is wrapped;
+/// `None` when the error is not a limit. The bool says whether it is an
+/// input limit (true) or really a matter of syntax (false).
+fn limit_message(error: &serde_saphyr::Error) -> Option<(bool, String, String)> {
+    use serde_saphyr::budget::BudgetBreach;
+    let expands = || {
+        (
+            true,
+            "the YAML expands to far more than the file holds (aliases repeated too often, as in a \"billion laughs\")".to_string(),
+            "write the values out instead of nesting aliases of aliases".to_string(),
+        )
+    };
+    let too_deep = || {
+        (
+            true,
+            format!("mappings and lists are nested deeper than {MAX_DEPTH} levels"),
+            "a config file needs at most five levels; check the indentation".to_string(),
+        )
+    };
     match error.without_snippet() {
-        serde_saphyr::Error::AliasError { error, .. } => is_limit(error),
-        serde_saphyr::Error::Budget { .. }
-        | serde_saphyr::Error::AliasReplayLimitExceeded { .. }
+        serde_saphyr::Error::AliasError { error, .. } => limit_message(error),
+        serde_saphyr::Error::Budget { breach, .. } => Some(match breach {
+            BudgetBreach::Depth { .. } => too_deep(),
+            BudgetBreach::Documents { .. } => (
+                false,
+                "a config file holds one YAML document; this one has more (separated by `---`)"
+                    .to_string(),
+                "put each document in a file of its own".to_string(),
+            ),
+            _ => expands(),
+        }),
+        serde_saphyr::Error::AliasReplayLimitExceeded { .. }
         | serde_saphyr::Error::AliasExpansionLimitExceeded { .. }
-        | serde_saphyr::Error::AliasReplayStackDepthExceeded { .. }
-        | serde_saphyr::Error::AliasReplayCounterOverflow { .. } => true,
-        _ => false,
+        | serde_saphyr::Error::AliasReplayCounterOverflow { .. } => Some(expands()),
+        serde_saphyr::Error::AliasReplayStackDepthExceeded { .. } => Some(too_deep()),
+        other if other.to_string().contains("recursion limit exceeded") => Some(too_deep()),
+        _ => None,
     }
 }
 
 fn to_parse_error(error: &serde_saphyr::Error) -> ParseError {
     let inner = error.without_snippet();
-    let limit = is_limit(error);
     let (line, column) = error
         .location()
         .map(|l| (to_u32(l.line()), to_u32(l.column())))
         .unwrap_or((1, 1));
+    if let Some((limit, message, hint)) = limit_message(error) {
+        return ParseError {
+            limit,
+            message,
+            hint: Some(hint),
+            line: line.max(1),
+            column: column.max(1),
+        };
+    }
     let mut message = inner.to_string();
     // The crate appends the place; ours is printed in front instead.
     for suffix in [
@@ -140,18 +186,10 @@ fn to_parse_error(error: &serde_saphyr::Error) -> ParseError {
     if let Some(stripped) = message.strip_prefix("error: ") {
         message = stripped.to_string();
     }
-    if limit {
-        // Wrapped breaches repeat every place they passed through.
-        if let Some(cut) = message.find(" at line ") {
-            message.truncate(cut);
-        }
-        message = format!(
-            "{message}: the file needs more YAML events, nodes, nesting or alias expansion than its size allows"
-        );
-    }
     ParseError {
-        limit,
+        limit: false,
         message,
+        hint: None,
         line: line.max(1),
         column: column.max(1),
     }
@@ -165,14 +203,22 @@ impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Node, D::Error> {
         let spanned = serde_saphyr::Spanned::<NodeKind>::deserialize(deserializer)?;
         let at = spanned.referenced;
-        let len = match spanned.value {
-            NodeKind::Seq(_) | NodeKind::Map(_) => 0,
-            _ => to_u32(at.span().len()),
+        let (len, raw) = match spanned.value {
+            NodeKind::Seq(_) | NodeKind::Map(_) => (0, (0, 0)),
+            _ => {
+                let defined = spanned.defined.span();
+                let raw = (
+                    to_u32(defined.byte_offset().unwrap_or(0)),
+                    to_u32(defined.byte_len().unwrap_or(0)),
+                );
+                (to_u32(at.span().len()), raw)
+            }
         };
         Ok(Node {
             line: to_u32(at.line()),
             column: to_u32(at.column()),
             len,
+            raw,
             kind: spanned.value,
         })
     }

@@ -1,0 +1,670 @@
+//! The command-line contract (SPEC §5): what `validate` prints in each format,
+//! exit codes, help, usage errors, colour, and output into a closed pipe.
+
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use serde_json::Value;
+use supportctl::diag::{Rule, Severity};
+
+use crate::binary::{
+    Outcome, crate_root, data_dir, fixed_environment, run, supportctl, wait_or_kill,
+};
+
+fn invalid_dir() -> std::path::PathBuf {
+    data_dir().join("invalid")
+}
+
+fn validate_invalid(args: &[&str]) -> Outcome {
+    let mut all = vec!["validate"];
+    all.extend_from_slice(args);
+    let outcome = run(&mut supportctl(&invalid_dir(), all));
+    outcome.assert_no_panic();
+    outcome
+}
+
+#[test]
+fn validate_passes_the_examples_with_exit_0() {
+    for example in ["examples/acme-prod.yaml", "examples/acme-prod"] {
+        let outcome = run(&mut supportctl(&crate_root(), ["validate", example]));
+        outcome.assert_code(0).assert_no_panic();
+        assert!(
+            outcome.stdout.contains("The configuration is valid"),
+            "{}",
+            outcome.stdout
+        );
+    }
+}
+
+#[test]
+fn validate_fails_an_invalid_config_with_exit_1() {
+    let outcome = validate_invalid(&["e117-unknown-user.yaml"]);
+    outcome.assert_code(1);
+    assert_eq!(
+        outcome.stdout, "",
+        "data goes to stdout, findings to stderr"
+    );
+    assert!(outcome.stderr.starts_with(
+        "e117-unknown-user.yaml:17:11: error[E117]: membership user `alcie` is not a declared user\n"
+    ), "{}", outcome.stderr);
+    assert!(
+        outcome
+            .stderr
+            .ends_with("error: the configuration is invalid: 1 error, 0 warnings\n"),
+        "{}",
+        outcome.stderr
+    );
+}
+
+#[test]
+fn warnings_alone_exit_0() {
+    for case in [
+        "w201-linked-user-pending.yaml",
+        "w202-expired-grant.yaml",
+        "w203-single-csi-admin.yaml",
+    ] {
+        let outcome = validate_invalid(&[case]);
+        outcome.assert_code(0);
+        assert!(
+            outcome.stderr.contains(": warning[W20"),
+            "{}",
+            outcome.stderr
+        );
+        assert!(!outcome.stderr.contains("error"), "{}", outcome.stderr);
+        assert!(
+            outcome
+                .stdout
+                .starts_with("The configuration is valid: tenancy `acme-test`")
+                && outcome.stdout.ends_with(" (1 warning).\n"),
+            "{}",
+            outcome.stdout
+        );
+    }
+}
+
+/// The located diagnostics of the text output, as (file, line, column, code).
+fn text_findings(stderr: &str) -> Vec<(String, u64, u64, String)> {
+    stderr
+        .lines()
+        .filter_map(|l| {
+            let (place, rest) = l
+                .split_once(": error[")
+                .or_else(|| l.split_once(": warning["))?;
+            let code = rest.split(']').next()?.to_string();
+            let mut parts = place.rsplitn(3, ':');
+            let column = parts.next()?.parse().ok()?;
+            let line = parts.next()?.parse().ok()?;
+            Some((parts.next()?.to_string(), line, column, code))
+        })
+        .collect()
+}
+
+fn json_report(outcome: &Outcome) -> Value {
+    serde_json::from_str(&outcome.stdout).unwrap_or_else(|e| {
+        panic!(
+            "`{}` printed no JSON ({e}):\n{}",
+            outcome.shown, outcome.stdout
+        )
+    })
+}
+
+#[test]
+fn json_format_gives_every_finding_with_its_place_code_and_hint() {
+    let case = "multi-errors-sorted.yaml";
+    let outcome = validate_invalid(&["--format", "json", case]);
+    outcome.assert_code(1);
+    assert_eq!(outcome.stderr, "", "JSON mode prints nothing on stderr");
+    let report = json_report(&outcome);
+    assert_eq!(report["format_version"], 1);
+    assert_eq!(report["valid"], false);
+    let diagnostics = report["diagnostics"].as_array().expect("a list");
+    let mut errors = 0;
+    let mut warnings = 0;
+    let mut places = Vec::new();
+    for d in diagnostics {
+        for field in [
+            "file", "line", "column", "code", "name", "severity", "message", "hint",
+        ] {
+            assert!(d.get(field).is_some(), "no `{field}` in {d}");
+        }
+        let code = d["code"].as_str().expect("a code");
+        let rule = Rule::ALL
+            .iter()
+            .find(|r| r.code() == code)
+            .unwrap_or_else(|| panic!("unknown code {code}"));
+        assert_eq!(d["name"], rule.name(), "{d}");
+        let severity = match rule.severity() {
+            Severity::Error => {
+                errors += 1;
+                "error"
+            }
+            Severity::Warning => {
+                warnings += 1;
+                "warning"
+            }
+        };
+        assert_eq!(d["severity"], severity, "{d}");
+        assert_eq!(d["file"], case, "{d}");
+        assert!(!d["message"].as_str().unwrap_or_default().is_empty(), "{d}");
+        assert!(d["hint"].is_string() || d["hint"].is_null(), "{d}");
+        assert!(d["related"].is_array(), "{d}");
+        places.push((
+            d["file"].as_str().unwrap_or_default().to_string(),
+            d["line"].as_u64().expect("a line"),
+            d["column"].as_u64().expect("a column"),
+            code.to_string(),
+        ));
+    }
+    assert_eq!(report["errors"], errors);
+    assert_eq!(report["warnings"], warnings);
+    assert!(errors >= 7, "{report}");
+
+    let alcie = diagnostics
+        .iter()
+        .find(|d| d["code"] == "E117" && d["line"] == 22)
+        .expect("the unknown user `alcie`");
+    assert_eq!(alcie["column"], 11);
+    assert_eq!(alcie["name"], "unknown-user");
+    assert_eq!(
+        alcie["message"],
+        "membership user `alcie` is not a declared user"
+    );
+    assert_eq!(alcie["hint"], "did you mean `alice`?");
+
+    // The same findings, in the same order, as the text output.
+    let text = validate_invalid(&[case]);
+    assert_eq!(places, text_findings(&text.stderr));
+}
+
+#[test]
+fn json_format_names_both_places_of_a_duplicate() {
+    let outcome = validate_invalid(&["--format", "json", "e106-duplicate-email.yaml"]);
+    outcome.assert_code(1);
+    let report = json_report(&outcome);
+    let d = &report["diagnostics"][0];
+    assert_eq!(d["code"], "E106");
+    assert_eq!(
+        (d["line"].as_u64(), d["column"].as_u64()),
+        (Some(13), Some(12))
+    );
+    let related = &d["related"][0];
+    assert_eq!(related["file"], "e106-duplicate-email.yaml");
+    assert_eq!(
+        (related["line"].as_u64(), related["column"].as_u64()),
+        (Some(10), Some(12))
+    );
+    assert_eq!(related["message"], "first used");
+}
+
+#[test]
+fn json_format_of_a_finding_without_a_place_has_null_location() {
+    let outcome = validate_invalid(&["--format", "json", "e008-tenancy-missing-in-folder"]);
+    outcome.assert_code(1);
+    let report = json_report(&outcome);
+    let d = &report["diagnostics"][0];
+    assert_eq!(d["code"], "E008");
+    assert_eq!(d["name"], "tenancy-missing");
+    assert!(d["file"].is_null() && d["line"].is_null() && d["column"].is_null());
+}
+
+#[test]
+fn json_format_of_a_valid_config_is_an_empty_report() {
+    let outcome = run(&mut supportctl(
+        &crate_root(),
+        ["validate", "--format", "json", "examples/acme-prod"],
+    ));
+    outcome.assert_code(0);
+    assert_eq!(outcome.stderr, "");
+    let report = json_report(&outcome);
+    assert_eq!(report["valid"], true);
+    assert_eq!(report["errors"], 0);
+    assert_eq!(report["warnings"], 0);
+    assert_eq!(report["diagnostics"], Value::Array(Vec::new()));
+}
+
+/// One `::KIND PROPS::MESSAGE` workflow command, split.
+fn workflow_command(line: &str) -> (String, Vec<(String, String)>, String) {
+    let rest = line
+        .strip_prefix("::")
+        .unwrap_or_else(|| panic!("not a workflow command: {line}"));
+    let (head, message) = rest
+        .split_once("::")
+        .unwrap_or_else(|| panic!("no message: {line}"));
+    let (kind, props) = head.split_once(' ').unwrap_or((head, ""));
+    let props = props
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p
+                .split_once('=')
+                .unwrap_or_else(|| panic!("a property without `=` in {line}"));
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    (kind.to_string(), props, message.to_string())
+}
+
+#[test]
+fn github_format_annotates_each_finding_on_its_line() {
+    let case = "multi-errors-sorted.yaml";
+    let outcome = validate_invalid(&["--format", "github", case]);
+    outcome.assert_code(1);
+    assert_eq!(outcome.stderr, "");
+    let text = validate_invalid(&[case]);
+    let expected = text_findings(&text.stderr);
+    let lines: Vec<&str> = outcome.stdout.lines().collect();
+    assert_eq!(lines.len(), expected.len(), "{}", outcome.stdout);
+    for (line, (file, number, column, code)) in lines.iter().zip(&expected) {
+        let (kind, props, message) = workflow_command(line);
+        let wanted_kind = if code.starts_with('W') {
+            "warning"
+        } else {
+            "error"
+        };
+        assert_eq!(kind, wanted_kind, "{line}");
+        let keys: Vec<&str> = props.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["file", "line", "col", "title"], "{line}");
+        assert_eq!(props[0].1, *file, "{line}");
+        assert_eq!(props[1].1, number.to_string(), "{line}");
+        assert_eq!(props[2].1, column.to_string(), "{line}");
+        let rule = Rule::ALL.iter().find(|r| r.code() == code).expect("a rule");
+        assert_eq!(props[3].1, format!("{code} {}", rule.name()), "{line}");
+        assert!(!message.is_empty(), "{line}");
+    }
+    assert!(
+        outcome.stdout.contains(
+            "::error file=multi-errors-sorted.yaml,line=22,col=11,title=E117 unknown-user::membership user `alcie` is not a declared user%0Ahint: did you mean `alice`?\n"
+        ),
+        "{}",
+        outcome.stdout
+    );
+}
+
+#[test]
+fn github_format_of_a_finding_without_a_place_has_only_a_title() {
+    let outcome = validate_invalid(&["--format", "github", "e008-tenancy-missing-in-folder"]);
+    outcome.assert_code(1);
+    let (kind, props, message) = workflow_command(outcome.stdout.trim_end());
+    assert_eq!(kind, "error");
+    assert_eq!(
+        props,
+        [("title".to_string(), "E008 tenancy-missing".to_string())]
+    );
+    assert!(message.starts_with("the config set has no `tenancy` section"));
+}
+
+#[test]
+fn github_format_of_a_valid_config_prints_nothing() {
+    let outcome = run(&mut supportctl(
+        &crate_root(),
+        ["validate", "--format", "github", "examples/acme-prod.yaml"],
+    ));
+    outcome.assert_code(0);
+    assert_eq!(outcome.stdout, "");
+    assert_eq!(outcome.stderr, "");
+}
+
+/// The commands the top-level help lists, `help` left out.
+fn commands() -> Vec<String> {
+    let outcome = run(&mut supportctl(&crate_root(), ["--help"]));
+    outcome.assert_code(0);
+    let listed: Vec<String> = outcome
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|c| c != "help")
+        .collect();
+    assert!(
+        listed.iter().any(|c| c == "validate") && listed.iter().any(|c| c == "schema"),
+        "{}",
+        outcome.stdout
+    );
+    listed
+}
+
+#[test]
+fn help_works_for_the_top_level_and_every_command() {
+    for flag in ["--help", "-h"] {
+        let outcome = run(&mut supportctl(&crate_root(), [flag]));
+        outcome.assert_code(0).assert_no_panic();
+        assert!(
+            outcome
+                .stdout
+                .contains("Usage: supportctl [OPTIONS] <COMMAND>"),
+            "{}",
+            outcome.stdout
+        );
+        assert_eq!(outcome.stderr, "");
+    }
+    for command in commands() {
+        for args in [
+            vec![command.as_str(), "--help"],
+            vec!["help", command.as_str()],
+        ] {
+            let outcome = run(&mut supportctl(&crate_root(), &args));
+            outcome.assert_code(0).assert_no_panic();
+            assert!(
+                outcome
+                    .stdout
+                    .contains(&format!("Usage: supportctl {command}")),
+                "{}",
+                outcome.stdout
+            );
+            assert_eq!(outcome.stderr, "");
+        }
+    }
+}
+
+#[test]
+fn version_prints_the_package_version() {
+    let outcome = run(&mut supportctl(&crate_root(), ["--version"]));
+    outcome.assert_code(0);
+    assert_eq!(
+        outcome.stdout,
+        format!("supportctl {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_with_a_message_on_stderr() {
+    for (args, says) in [
+        (vec!["bogus"], "unrecognized subcommand 'bogus'"),
+        (
+            vec!["validate", "--bogus", "examples/acme-prod.yaml"],
+            "unexpected argument '--bogus'",
+        ),
+        (vec!["--bogus", "schema"], "unexpected argument '--bogus'"),
+        (
+            vec!["validate"],
+            "the following required arguments were not provided",
+        ),
+        (
+            vec!["validate", "--format", "xml", "examples/acme-prod.yaml"],
+            "invalid value 'xml' for '--format <FORMAT>'",
+        ),
+        (
+            vec!["--color", "sometimes", "schema"],
+            "invalid value 'sometimes' for '--color <WHEN>'",
+        ),
+        (
+            vec![
+                "validate",
+                "--max-file-size",
+                "-1",
+                "examples/acme-prod.yaml",
+            ],
+            "error:",
+        ),
+        (vec![], "Usage: supportctl [OPTIONS] <COMMAND>"),
+    ] {
+        let outcome = run(&mut supportctl(&crate_root(), &args));
+        outcome.assert_code(2).assert_no_panic();
+        assert_eq!(outcome.stdout, "", "{args:?}");
+        assert!(
+            outcome.stderr.contains(says),
+            "{args:?} does not say {says:?}:\n{}",
+            outcome.stderr
+        );
+    }
+}
+
+#[test]
+fn a_bad_fixed_clock_is_an_error_not_a_panic() {
+    let mut command = supportctl(&crate_root(), ["validate", "examples/acme-prod.yaml"]);
+    command.env("SUPPORTCTL_TODAY", "2026-13-01");
+    let outcome = run(&mut command);
+    outcome.assert_code(1).assert_no_panic();
+    assert!(
+        outcome.stderr.contains("SUPPORTCTL_TODAY"),
+        "{}",
+        outcome.stderr
+    );
+}
+
+#[test]
+fn the_fixed_clock_decides_what_has_expired() {
+    // The example's approval of alice expires on 2030-06-30: on that day it
+    // grants nothing any more, and `validate` says so with a warning.
+    let mut command = supportctl(&crate_root(), ["validate", "examples/acme-prod.yaml"]);
+    command.env("SUPPORTCTL_TODAY", "2030-06-30");
+    let outcome = run(&mut command);
+    outcome.assert_code(0);
+    assert!(
+        outcome.stderr.contains(
+            "examples/acme-prod.yaml:52:14: warning[W202]: this approval expired on 2030-06-30"
+        ),
+        "{}",
+        outcome.stderr
+    );
+}
+
+/// `sh -c SCRIPT` with the binary as `$0`, in the test environment.
+fn shell(script: &str) -> Outcome {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_supportctl"))
+        .current_dir(crate_root());
+    fixed_environment(&mut command);
+    run(&mut command)
+}
+
+#[test]
+fn schema_into_a_closed_pipe_does_not_panic() {
+    let outcome = shell(r#"{ "$0" schema; echo "supportctl exited $?" >&2; } | head -c 10"#);
+    outcome.assert_code(0).assert_no_panic();
+    assert_eq!(
+        outcome.stdout,
+        r#"{
+  "$sche"#
+    );
+    assert_eq!(outcome.stderr, "supportctl exited 0\n");
+}
+
+/// Runs `supportctl ARGS` with a stdout pipe whose reading end is closed
+/// before the program writes: every write fails with a broken pipe.
+fn into_closed_pipe(args: &[&str]) -> Outcome {
+    let mut command = supportctl(&invalid_dir(), args);
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = command.spawn().expect("supportctl starts");
+    drop(child.stdout.take());
+    let mut stderr = child.stderr.take().expect("a stderr pipe");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
+    let shown = format!("supportctl {} > closed pipe", args.join(" "));
+    let status = wait_or_kill(&mut child, &shown, started);
+    Outcome {
+        status,
+        stdout: String::new(),
+        stderr: reader.join().expect("the reader"),
+        elapsed: started.elapsed(),
+        shown,
+    }
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let schema = into_closed_pipe(&["schema"]);
+    schema.assert_code(0).assert_no_panic();
+    assert_eq!(schema.stderr, "");
+    let valid = into_closed_pipe(&["validate", "w203-single-csi-admin.yaml"]);
+    valid.assert_code(0).assert_no_panic();
+}
+
+#[test]
+fn an_invalid_config_exits_1_even_when_stdout_is_closed() {
+    // The exit code is the verdict a CI job reads (`validate --format json … |
+    // head` under `set -o pipefail`): a reader that stops early must not turn
+    // an invalid config into a pass.
+    for format in ["json", "github"] {
+        let outcome =
+            into_closed_pipe(&["validate", "--format", format, "multi-errors-sorted.yaml"]);
+        outcome.assert_no_panic();
+        outcome.assert_code(1);
+    }
+}
+
+#[test]
+fn colour_follows_the_color_flag_and_no_color() {
+    let case = "w202-expired-grant.yaml";
+    let coloured = validate_invalid(&["--color", "always", case]);
+    coloured.assert_code(0);
+    assert!(
+        coloured.stderr.contains("\x1b["),
+        "--color always printed no ANSI escape:\n{}",
+        coloured.stderr
+    );
+    let plain = validate_invalid(&["--color", "auto", case]);
+    plain.assert_code(0);
+    assert!(
+        !plain.stderr.contains('\x1b'),
+        "NO_COLOR=1 with --color auto coloured:\n{}",
+        plain.stderr
+    );
+    let mut without_no_color = supportctl(&invalid_dir(), ["validate", "--color", "never", case]);
+    without_no_color.env_remove("NO_COLOR");
+    let never = run(&mut without_no_color);
+    assert!(!never.stderr.contains('\x1b'), "{}", never.stderr);
+    // Stripped of its escapes, coloured output reads exactly as plain output.
+    assert_eq!(strip_ansi(&coloured.stderr), plain.stderr);
+    // Machine output is never coloured.
+    let json = validate_invalid(&["--color", "always", "--format", "json", case]);
+    assert!(!json.stdout.contains('\x1b'), "{}", json.stdout);
+}
+
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn logs_go_to_stderr_and_data_to_stdout() {
+    let outcome = run(&mut supportctl(
+        &crate_root(),
+        [
+            "-vv",
+            "--log-format",
+            "json",
+            "validate",
+            "examples/acme-prod.yaml",
+        ],
+    ));
+    outcome.assert_code(0);
+    assert!(
+        outcome
+            .stdout
+            .starts_with("The configuration is valid: tenancy `acme-prod`")
+    );
+    assert!(!outcome.stderr.is_empty(), "-vv logged nothing");
+    for line in outcome.stderr.lines() {
+        let entry: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(entry.get("level").is_some(), "{line}");
+    }
+    let quiet = run(&mut supportctl(
+        &crate_root(),
+        ["-q", "validate", "examples/acme-prod.yaml"],
+    ));
+    quiet.assert_code(0);
+    assert_eq!(quiet.stderr, "");
+}
+
+#[test]
+fn control_characters_from_a_file_are_escaped() {
+    // A value can carry terminal escapes; printed raw, they could clear the
+    // screen or forge a line of output.
+    let dir = tempfile::tempdir().expect("a temp dir");
+    std::fs::write(
+        dir.path().join("evil.yaml"),
+        "tenancy:\n  name: \"x\\e[2J\\rforged: error\"\n  csi: \"1\"\n  admin: d\n",
+    )
+    .expect("written");
+    let outcome = run(&mut supportctl(dir.path(), ["validate", "evil.yaml"]));
+    outcome.assert_code(1).assert_no_panic();
+    assert!(!outcome.stderr.contains('\x1b'), "{:?}", outcome.stderr);
+    assert!(!outcome.stderr.contains('\r'), "{:?}", outcome.stderr);
+    assert!(outcome.stderr.contains("error[E119]"), "{}", outcome.stderr);
+    let github = run(&mut supportctl(
+        dir.path(),
+        ["validate", "--format", "github", "evil.yaml"],
+    ));
+    assert!(!github.stdout.contains('\x1b') && !github.stdout.contains('\r'));
+}
+
+#[test]
+fn a_tenancy_with_a_bad_field_is_not_reported_missing() {
+    // One misspelt field makes the tenancy unreadable; saying the config set
+    // has no `tenancy` at all sends the reader looking for the wrong thing.
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let text = std::fs::read_to_string(invalid_dir().join("w203-single-csi-admin.yaml"))
+        .expect("the case")
+        .replace(
+            "  admin: dankim\n",
+            "  admin: dankim\n  region: ap-seoul-1\n",
+        );
+    std::fs::write(dir.path().join("config.yaml"), text).expect("written");
+    let outcome = run(&mut supportctl(dir.path(), ["validate", "config.yaml"]));
+    outcome.assert_code(1).assert_no_panic();
+    assert!(
+        outcome
+            .stderr
+            .contains("config.yaml:5:3: error[E006]: tenancy: unknown field `region`"),
+        "{}",
+        outcome.stderr
+    );
+    assert!(
+        !outcome.stderr.contains("E008"),
+        "the tenancy is there, with a bad field:\n{}",
+        outcome.stderr
+    );
+}
+
+#[test]
+fn a_user_with_a_bad_field_is_still_declared() {
+    // A typo inside a user's entry is one error; the user is still declared,
+    // so the entries that name it must not be reported as naming no one.
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let text = std::fs::read_to_string(crate_root().join("examples/acme-prod.yaml"))
+        .expect("the example")
+        .replace("    name: Erin Park\n", "    nmae: Erin Park\n");
+    std::fs::write(dir.path().join("config.yaml"), text).expect("written");
+    let outcome = run(&mut supportctl(dir.path(), ["validate", "config.yaml"]));
+    outcome.assert_code(1).assert_no_panic();
+    assert!(
+        outcome
+            .stderr
+            .contains("config.yaml:19:5: error[E006]: user `erin`: unknown field `nmae`"),
+        "{}",
+        outcome.stderr
+    );
+    for wrong in ["E117", "E109", "E110", "W203"] {
+        assert!(
+            !outcome.stderr.contains(wrong),
+            "`erin` is declared (with a typo), yet {wrong} is reported:\n{}",
+            outcome.stderr
+        );
+    }
+}

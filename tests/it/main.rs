@@ -1,0 +1,24 @@
+//! The integration tests of supportctl: one crate that runs the built binary.
+//!
+//! Every test here runs `supportctl` as a user would — a real process, with a
+//! fixed clock (`SUPPORTCTL_TODAY`), no colour (`NO_COLOR`) and a working
+//! directory chosen so that the paths it prints are short and stable — and
+//! judges only what it prints and how it exits. Nothing here calls the
+//! library's functions: the output is the contract.
+//!
+//! - `fixtures`: the data-driven cases under `tests/data/`, each invalid case
+//!   beside the snapshot of the diagnostics it must produce.
+//! - `cli`: the command-line contract of SPEC §5 (formats, exit codes, help,
+//!   colour, closed pipes).
+//! - `bad_input`: inputs that must end in a clear error, never a panic, a hang
+//!   or an out-of-memory.
+//! - `schema`: `supportctl schema` against the checked-in schema and the
+//!   config files it describes.
+//! - `props`: random mutations of a valid config never crash the binary.
+
+mod bad_input;
+mod binary;
+mod cli;
+mod fixtures;
+mod props;
+mod schema;
