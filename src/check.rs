@@ -750,19 +750,24 @@ impl Checker {
             }
         }
         for (&id, a) in approvals {
-            let access = a
-                .access
-                .as_ref()
-                .map(|list| {
-                    list.iter()
-                        .map(|p| match p.value {
-                            raw::RawPrivilege::CreateSr => Privilege::CreateSr,
-                            raw::RawPrivilege::ViewSr => Privilege::ViewSr,
-                            raw::RawPrivilege::Download => Privilege::Download,
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            // An administrator holds every privilege, whatever is listed
+            // (SPEC §2): store it so, and a listed subset is no difference.
+            let access = if a.role.value == raw::RawRole::Admin {
+                Privilege::ALL.into_iter().collect()
+            } else {
+                a.access
+                    .as_ref()
+                    .map(|list| {
+                        list.iter()
+                            .map(|p| match p.value {
+                                raw::RawPrivilege::CreateSr => Privilege::CreateSr,
+                                raw::RawPrivilege::ViewSr => Privilege::ViewSr,
+                                raw::RawPrivilege::Download => Privilege::Download,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
             model.approvals.insert(
                 id.to_owned(),
                 Approval {

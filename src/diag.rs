@@ -303,6 +303,25 @@ pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// Like [`escape_control`], but tabs are escaped too: for values printed in
+/// plans and state, where a raw tab could pass for alignment.
+pub fn escape_value(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().collect()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
 /// Colours for the text renderer; all empty when colour is off.
 #[derive(Clone, Copy, Debug)]
 pub struct Palette {

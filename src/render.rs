@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::diag::escape_control;
+use crate::diag::{escape_control, escape_value};
 use crate::model::{Approval, Date, Privilege, Role, SupportAccount, SupportLink, Tenancy, User};
 use crate::plan::{Action, Change, Kind, Plan, Summary, Value};
 
@@ -54,7 +54,7 @@ impl PlanPalette {
 
 /// The fields of a value, in a fixed order, as display text (`None`: unset).
 fn fields(value: &Value) -> Vec<(&'static str, Option<String>)> {
-    let quoted = |s: &str| Some(format!("\"{}\"", escape_control(s)));
+    let quoted = |s: &str| Some(format!("\"{}\"", escape_value(s)));
     let date = |d: &Option<Date>| d.map(|d| d.to_string());
     match value {
         Value::Tenancy(t) => vec![
@@ -99,8 +99,15 @@ fn show(value: &Option<String>) -> &str {
 fn field_change(out: &mut String, name: &str, before: &Option<String>, after: &Option<String>) {
     let (b, a) = (show(before), show(after));
     if b.contains("\\n") || a.contains("\\n") {
-        let b = b.replace("\\n", "\n");
-        let a = a.replace("\\n", "\n");
+        // Compare the lines of the text itself, without its quotes.
+        let unquote = |t: &str| {
+            t.strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .unwrap_or(t)
+                .replace("\\n", "\n")
+                + "\n"
+        };
+        let (b, a) = (unquote(b), unquote(a));
         let _ = writeln!(out, "      {name}:");
         let diff = similar::TextDiff::from_lines(&b, &a);
         for change in diff.iter_all_changes() {

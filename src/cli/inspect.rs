@@ -120,7 +120,7 @@ pub fn show(args: &ShowArgs, db: &Path) -> Result<u8, CliError> {
     let (model, serial) = load_model(&store, &tenancy)?;
     let text = match args.format {
         ShowFormat::Text => show_text(&model, serial),
-        ShowFormat::Yaml => export::to_single_file(&model, "supportctl.schema.json"),
+        ShowFormat::Yaml => export::to_single_file(&model, None),
         ShowFormat::Json => {
             let mut text =
                 serde_json::to_string_pretty(&ShowJson::new(&model, serial, store.lineage()))
@@ -291,12 +291,14 @@ impl<'a> ShowJson<'a> {
     }
 }
 
+const SCHEMA_FILE: &str = "supportctl.schema.json";
+
 pub fn export(args: &ExportArgs, db: &Path) -> Result<u8, CliError> {
     let store = open_existing(db)?;
     let tenancy = choose_tenancy(&store, &args.tenancy)?;
     let (model, _) = load_model(&store, &tenancy)?;
     let Some(dir) = &args.out else {
-        print_stdout(&export::to_single_file(&model, "supportctl.schema.json"))?;
+        print_stdout(&export::to_single_file(&model, None))?;
         return Ok(0);
     };
     if dir.exists()
@@ -309,7 +311,14 @@ pub fn export(args: &ExportArgs, db: &Path) -> Result<u8, CliError> {
             dir.display()
         )));
     }
-    for (relative, text) in export::to_directory(&model, "supportctl.schema.json") {
+    // The schema goes beside the files, so that their modelines resolve and
+    // editors check and explain them.
+    let mut files = export::to_directory(&model, SCHEMA_FILE);
+    files.push((
+        PathBuf::from(SCHEMA_FILE),
+        crate::config::raw::json_schema(),
+    ));
+    for (relative, text) in files {
         let path = dir.join(&relative);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| {

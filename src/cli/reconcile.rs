@@ -68,14 +68,29 @@ struct Planned {
     digest: String,
 }
 
-/// Loads, checks and plans; diagnostics are printed, errors end the command.
-fn make_plan(config: &ConfigArgs, store: &Store, output: &Output) -> Result<Planned, CliError> {
+/// Loads, checks and plans; diagnostics are printed, errors end the
+/// command. The state is read when the database exists; planning never
+/// creates it (a plan made without one has an empty lineage, and applies to
+/// any database where the tenancy is not yet).
+fn make_plan(
+    config: &ConfigArgs,
+    db: &Path,
+    output: &Output,
+) -> Result<(Planned, Option<Store>), CliError> {
     let checked = load_and_check(&config.path, &config.limits(), today()?);
     report_diagnostics(&checked, output);
     let Some(desired) = checked.model else {
         return Err(CliError::reported());
     };
-    let snapshot = store.load(&desired.tenancy.name)?;
+    let store = if db.exists() {
+        Some(Store::open(db)?)
+    } else {
+        None
+    };
+    let snapshot = match &store {
+        Some(store) => store.load(&desired.tenancy.name)?,
+        None => None,
+    };
     let (actual, serial) = match snapshot {
         Some(s) => (Some(s.model), s.serial),
         None => (None, 0),
@@ -93,13 +108,17 @@ fn make_plan(config: &ConfigArgs, store: &Store, output: &Output) -> Result<Plan
         ms = started.elapsed().as_millis() as u64,
         "planned"
     );
-    Ok(Planned {
+    let planned = Planned {
         plan,
         actual,
-        lineage: store.lineage().to_string(),
+        lineage: store
+            .as_ref()
+            .map(|s| s.lineage().to_string())
+            .unwrap_or_default(),
         serial,
         digest: checked.loaded.digest,
-    })
+    };
+    Ok((planned, store))
 }
 
 fn guard(plan: &Plan, actual: Option<&Model>, allowed: bool) -> Result<(), CliError> {
@@ -113,8 +132,7 @@ fn guard(plan: &Plan, actual: Option<&Model>, allowed: bool) -> Result<(), CliEr
 }
 
 pub fn plan_command(args: &PlanArgs, db: &Path, output: &Output) -> Result<u8, CliError> {
-    let store = Store::open(db)?;
-    let planned = make_plan(&args.config, &store, output)?;
+    let (planned, _) = make_plan(&args.config, db, output)?;
     let json = render::plan_json(
         &planned.plan,
         &planned.lineage,
@@ -164,8 +182,9 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Whether `path` is a saved plan rather than a config set: a file whose
-/// first non-blank byte opens a JSON object.
+/// Whether `path` is a saved plan rather than a config set: a file holding
+/// a JSON object with a `format_version`. (A config in YAML flow style also
+/// starts with `{`, so the first byte alone does not tell.)
 fn is_plan_file(path: &Path) -> bool {
     if !path.is_file() {
         return false;
@@ -174,22 +193,23 @@ fn is_plan_file(path: &Path) -> bool {
         return false;
     };
     let mut reader = std::io::BufReader::new(file);
-    let Ok(head) = reader.fill_buf() else {
-        return false;
-    };
-    head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+    let starts_as_object = reader
+        .fill_buf()
+        .is_ok_and(|head| head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'));
+    starts_as_object
+        && serde_json::from_reader::<_, serde_json::Map<String, serde_json::Value>>(reader)
+            .is_ok_and(|doc| doc.contains_key("format_version"))
 }
 
 pub fn apply_command(args: &ApplyArgs, db: &Path, output: &Output) -> Result<u8, CliError> {
-    let mut store = Store::open(db)?;
     if is_plan_file(&args.path) {
-        return apply_saved(args, &mut store, output);
+        return apply_saved(args, &mut Store::open(db)?, output);
     }
     let config = ConfigArgs {
         path: args.path.clone(),
         max_file_size: args.max_file_size,
     };
-    let planned = make_plan(&config, &store, output)?;
+    let (planned, store) = make_plan(&config, db, output)?;
     let plan = &planned.plan;
     if plan.is_empty() {
         print_stdout(&render::plan_text(plan, output.stdout_plan))?;
@@ -200,11 +220,21 @@ pub fn apply_command(args: &ApplyArgs, db: &Path, output: &Output) -> Result<u8,
     if !args.auto_approve {
         consent(plan)?;
     }
-    let json = render::plan_json(plan, &planned.lineage, planned.serial, &planned.digest);
+    // The database is created only now, when there is something to write.
+    let mut store = match store {
+        Some(store) => store,
+        None => Store::open(db)?,
+    };
+    let lineage = if planned.lineage.is_empty() {
+        store.lineage().to_string()
+    } else {
+        planned.lineage.clone()
+    };
+    let json = render::plan_json(plan, &lineage, planned.serial, &planned.digest);
     commit(
         &mut store,
         plan,
-        &planned.lineage,
+        &lineage,
         planned.serial,
         json,
         planned.digest,
@@ -229,14 +259,21 @@ fn apply_saved(args: &ApplyArgs, store: &mut Store, output: &Output) -> Result<u
         return Ok(0);
     }
     guard(&saved.plan, actual.as_ref(), args.allow_mass_delete)?;
+    // A plan made before the database existed has no lineage: it fits any
+    // database where its tenancy is not yet (the store checks serial 0).
+    let lineage = if saved.lineage.is_empty() {
+        store.lineage().to_string()
+    } else {
+        saved.lineage.clone()
+    };
     commit(
         store,
         &saved.plan,
-        &saved.lineage,
+        &lineage,
         saved.serial,
         text,
         saved.config_digest,
-        None,
+        git_commit(&args.path),
     )
 }
 

@@ -135,8 +135,9 @@ fn yaml(file: &File, comment: &str) -> String {
     format!("{comment}\n{body}")
 }
 
-/// The whole tenancy as one config file.
-pub fn to_single_file(model: &Model, schema: &str) -> String {
+/// The whole tenancy as one config file; `schema`, when given, is the
+/// schema's path relative to where the file will be, for the modeline.
+pub fn to_single_file(model: &Model, schema: Option<&str>) -> String {
     let file = File {
         tenancy: Some(tenancy(model)),
         users: model
@@ -152,10 +153,13 @@ pub fn to_single_file(model: &Model, schema: &str) -> String {
         approvals: approvals(model),
         support_links: links(model),
     };
+    let modeline = schema
+        .map(|s| format!("{MODELINE}{s}\n"))
+        .unwrap_or_default();
     yaml(
         &file,
         &format!(
-            "{MODELINE}{schema}\n# Exported by supportctl from the state of tenancy `{}`.\n",
+            "{modeline}# Exported by supportctl from the state of tenancy `{}`.\n",
             model.tenancy.name
         ),
     )
@@ -235,7 +239,7 @@ mod tests {
 
         let mut single = Loaded::default();
         let mut diags = Vec::new();
-        let text = to_single_file(&model, "schema.json");
+        let text = to_single_file(&model, Some("schema.json"));
         assert!(
             load_file("x.yaml".into(), text.as_bytes(), &mut single, &mut diags),
             "{text}"

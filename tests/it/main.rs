@@ -3,8 +3,9 @@
 //! Every test here runs `supportctl` as a user would — a real process, with a
 //! fixed clock (`SUPPORTCTL_TODAY`), no colour (`NO_COLOR`) and a working
 //! directory chosen so that the paths it prints are short and stable — and
-//! judges only what it prints and how it exits. Nothing here calls the
-//! library's functions: the output is the contract.
+//! judges only what it prints and how it exits: the output is the contract.
+//! The one exception is in `reconcile`, which drives the library's `Store`
+//! directly to inject a failure at every position of a plan.
 //!
 //! - `fixtures`: the data-driven cases under `tests/data/`, each invalid case
 //!   beside the snapshot of the diagnostics it must produce.
@@ -15,10 +16,14 @@
 //! - `schema`: `supportctl schema` against the checked-in schema and the
 //!   config files it describes.
 //! - `props`: random mutations of a valid config never crash the binary.
+//! - `reconcile`: `plan`, `apply`, `show`, `export`, `history` — the plan
+//!   catalogue under `tests/data/plans/`, exit codes and consent, the
+//!   reconciler's laws on random configs, all-or-nothing applies.
 
 mod bad_input;
 mod binary;
 mod cli;
 mod fixtures;
 mod props;
+mod reconcile;
 mod schema;
