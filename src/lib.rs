@@ -5,6 +5,7 @@
 //! or diagnostics, and [`cli`] drives it all and prints. Only `config` names
 //! the YAML crate; only `cli` prints.
 
+pub mod access;
 pub mod check;
 pub mod cli;
 pub mod config;

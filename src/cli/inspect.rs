@@ -60,7 +60,7 @@ pub enum HistoryFormat {
 
 /// Opens an existing database for reading; a missing one is an error, not
 /// a new empty database.
-fn open_existing(db: &Path) -> Result<Store, CliError> {
+pub(super) fn open_existing(db: &Path) -> Result<Store, CliError> {
     if !db.exists() {
         return Err(CliError::error(format!(
             "no state database at `{}`\n  hint: `supportctl apply PATH` creates it; `--db` or SUPPORTCTL_DB point elsewhere",
@@ -71,7 +71,7 @@ fn open_existing(db: &Path) -> Result<Store, CliError> {
 }
 
 /// The tenancy a command is about: the one named, or the only one there is.
-fn choose_tenancy(store: &Store, arg: &TenancyArg) -> Result<String, CliError> {
+pub(super) fn choose_tenancy(store: &Store, arg: &TenancyArg) -> Result<String, CliError> {
     let names = store.tenancies()?;
     match &arg.tenancy {
         Some(name) if names.contains(name) => Ok(name.clone()),
@@ -104,7 +104,7 @@ fn listed(names: &[String]) -> String {
         .join(", ")
 }
 
-fn load_model(store: &Store, tenancy: &str) -> Result<(Model, u64), CliError> {
+pub(super) fn load_model(store: &Store, tenancy: &str) -> Result<(Model, u64), CliError> {
     let snapshot = store.load(tenancy)?.ok_or_else(|| {
         CliError::error(format!(
             "tenancy `{}` is not in the state",

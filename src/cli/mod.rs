@@ -6,6 +6,7 @@
 
 mod inspect;
 mod reconcile;
+mod support;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -90,6 +91,9 @@ pub enum Command {
     Export(inspect::ExportArgs),
     /// List the applies made to a tenancy.
     History(inspect::HistoryArgs),
+    /// How a user (or every user) can open SRs, as whom, who is mailed,
+    /// where SRs can be read, and why.
+    Access(support::AccessArgs),
     /// Print the JSON Schema of the config format.
     Schema,
 }
@@ -253,6 +257,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Show(args) => inspect::show(&args, db),
         Command::Export(args) => inspect::export(&args, db),
         Command::History(args) => inspect::history(&args, db),
+        Command::Access(args) => support::access(&args, db),
         Command::Schema => {
             print_stdout(&config::raw::json_schema())?;
             Ok(0)

@@ -1,0 +1,233 @@
+//! `access`: how each user reaches Oracle Support, through whom, and why.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use super::inspect::{TenancyArg, choose_tenancy, load_model, open_existing};
+use super::{CliError, print_stdout, today};
+use crate::access::{self, Access};
+use crate::diag::escape_value;
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("who").required(true).args(["user", "all"])))]
+pub struct AccessArgs {
+    /// The user to resolve.
+    #[arg(value_name = "USER")]
+    pub user: Option<String>,
+    /// Every user of the tenancy: the audit view.
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub tenancy: TenancyArg,
+    #[arg(long, value_enum, default_value_t = AccessFormat::Text)]
+    pub format: AccessFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AccessFormat {
+    Text,
+    Json,
+    /// Comma-separated values with a header row (`--all` only makes sense,
+    /// but one user works too).
+    Csv,
+}
+
+/// `access --format json`: one user (SPEC §5).
+#[derive(Serialize)]
+struct AccessJson<'a> {
+    user: &'a str,
+    can_open_sr: bool,
+    acts_as: Option<&'a str>,
+    notified: Option<&'a str>,
+    visible_in_mos: bool,
+    visible_in_console: bool,
+    reason: &'a str,
+    path: &'static str,
+    via: Option<&'a str>,
+    until: Option<String>,
+    sees_all_csi_srs: bool,
+}
+
+impl<'a> From<&'a Access> for AccessJson<'a> {
+    fn from(a: &'a Access) -> Self {
+        AccessJson {
+            user: &a.user,
+            can_open_sr: a.can_open_sr,
+            acts_as: a.acts_as.as_deref(),
+            notified: a.notified.as_deref(),
+            visible_in_mos: a.visible_in_mos,
+            visible_in_console: a.visible_in_console,
+            reason: &a.reason,
+            path: a.path.as_str(),
+            via: a.via.as_deref(),
+            until: a.until.map(|d| d.to_string()),
+            sees_all_csi_srs: a.sees_all_csi_srs,
+        }
+    }
+}
+
+pub fn access(args: &AccessArgs, db: &Path) -> Result<u8, CliError> {
+    let store = open_existing(db)?;
+    let tenancy = choose_tenancy(&store, &args.tenancy)?;
+    let (model, _) = load_model(&store, &tenancy)?;
+    let today = today()?;
+    let users: Vec<&str> = match &args.user {
+        Some(user) => vec![user.as_str()],
+        None => model.users.keys().map(String::as_str).collect(),
+    };
+    let resolved = users
+        .iter()
+        .map(|u| access::resolve(&model, u, today))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CliError::error(e.to_string()))?;
+    let text = match (args.format, args.all) {
+        (AccessFormat::Json, false) => json_line(&AccessJson::from(&resolved[0])),
+        (AccessFormat::Json, true) => {
+            json_line(&resolved.iter().map(AccessJson::from).collect::<Vec<_>>())
+        }
+        (AccessFormat::Csv, _) => csv(&resolved),
+        (AccessFormat::Text, false) => one_text(&resolved[0]),
+        (AccessFormat::Text, true) => table(&resolved),
+    };
+    print_stdout(&text)?;
+    Ok(0)
+}
+
+fn json_line<T: Serialize>(value: &T) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+fn one_text(a: &Access) -> String {
+    let mut out = String::new();
+    let user = escape_value(&a.user);
+    if a.can_open_sr {
+        let owner = a.acts_as.as_deref().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{user} can open SRs, as `{}`; mail goes to {}",
+            escape_value(owner),
+            escape_value(a.notified.as_deref().unwrap_or_default())
+        );
+    } else {
+        let _ = writeln!(out, "{user} cannot open SRs");
+    }
+    let _ = writeln!(out, "  why: {}", escape_value(&a.reason));
+    let _ = writeln!(
+        out,
+        "  reads SRs in: MOS {}, Console {}{}",
+        yes_no(a.visible_in_mos),
+        yes_no(a.visible_in_console),
+        if a.sees_all_csi_srs {
+            " (every SR of the CSI in MOS)"
+        } else {
+            ""
+        }
+    );
+    if let Some(until) = a.until {
+        let _ = writeln!(out, "  until: {until}");
+    }
+    out
+}
+
+fn table(all: &[Access]) -> String {
+    let header = [
+        "USER", "OPEN SR", "AS", "MAIL TO", "MOS", "CONSOLE", "UNTIL", "WHY",
+    ];
+    let rows: Vec<[String; 8]> = all
+        .iter()
+        .map(|a| {
+            [
+                escape_value(&a.user).into_owned(),
+                yes_no(a.can_open_sr).to_string(),
+                a.acts_as
+                    .as_deref()
+                    .map(|s| escape_value(s).into_owned())
+                    .unwrap_or_else(|| "-".into()),
+                a.notified
+                    .as_deref()
+                    .map(|s| escape_value(s).into_owned())
+                    .unwrap_or_else(|| "-".into()),
+                (if a.sees_all_csi_srs && a.visible_in_mos {
+                    "all"
+                } else {
+                    yes_no(a.visible_in_mos)
+                })
+                .to_string(),
+                yes_no(a.visible_in_console).to_string(),
+                a.until.map_or_else(|| "-".into(), |d| d.to_string()),
+                escape_value(&a.reason).into_owned(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, cells: &[&str]| {
+        let mut text = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                text.push_str(cell);
+            } else {
+                let _ = write!(text, "{cell:<w$}  ");
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&mut out, &header);
+    for row in &rows {
+        line(&mut out, &row.each_ref().map(String::as_str));
+    }
+    out
+}
+
+fn csv(all: &[Access]) -> String {
+    fn field(text: &str) -> String {
+        // RFC 4180: quote fields with commas, quotes or line breaks; and
+        // neutralise a leading formula character for spreadsheets.
+        let text = if text.starts_with(['=', '+', '-', '@']) {
+            format!("'{text}")
+        } else {
+            text.to_string()
+        };
+        if text.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", text.replace('"', "\"\""))
+        } else {
+            text
+        }
+    }
+    let mut out = String::from(
+        "user,can_open_sr,acts_as,notified,visible_in_mos,visible_in_console,sees_all_csi_srs,via,until,path,reason\n",
+    );
+    for a in all {
+        let cells = [
+            field(&a.user),
+            a.can_open_sr.to_string(),
+            field(a.acts_as.as_deref().unwrap_or_default()),
+            field(a.notified.as_deref().unwrap_or_default()),
+            a.visible_in_mos.to_string(),
+            a.visible_in_console.to_string(),
+            a.sees_all_csi_srs.to_string(),
+            field(a.via.as_deref().unwrap_or_default()),
+            a.until.map(|d| d.to_string()).unwrap_or_default(),
+            a.path.as_str().to_string(),
+            field(&a.reason),
+        ];
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    out
+}
