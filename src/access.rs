@@ -508,3 +508,61 @@ mod tests {
         );
     }
 }
+
+/// Where `user` reads an SR owned by `owner` and opened by `opened_by`, on
+/// `today`: in MOS (its own, or every SR of the CSI with `view_sr`), in the
+/// Console (the SRs it opened), or not at all.
+pub fn sees(
+    model: &Model,
+    user: &str,
+    owner: &str,
+    opened_by: &str,
+    today: Date,
+) -> Option<Channel> {
+    let access = resolve(model, user, today).ok()?;
+    if access.visible_in_mos && (access.sees_all_csi_srs || owner == user) {
+        Some(Channel::Mos)
+    } else if access.visible_in_console && opened_by == user {
+        Some(Channel::Console)
+    } else {
+        None
+    }
+}
+
+/// Where `user` may comment on an SR: in MOS with create access to a
+/// visible SR, or in the Console on an SR it opened (a linked user's only
+/// way); `Err` says why not.
+pub fn may_comment(
+    model: &Model,
+    user: &str,
+    owner: &str,
+    opened_by: &str,
+    today: Date,
+) -> Result<Channel, String> {
+    let access = resolve(model, user, today).map_err(|e| e.to_string())?;
+    let creates = matches!(
+        access.path,
+        Path::TenancyAdmin | Path::ApprovedAdmin | Path::ApprovedUser
+    );
+    match sees(model, user, owner, opened_by, today) {
+        Some(Channel::Mos) if creates => Ok(Channel::Mos),
+        Some(Channel::Console) => Ok(Channel::Console),
+        Some(Channel::Mos) => Err(format!(
+            "`{user}` can read this SR in MOS but not update it: {}",
+            access.reason
+        )),
+        None if access.visible_in_console || access.visible_in_mos => Err(format!(
+            "`{user}` cannot see this SR: it was opened by `{opened_by}` and is owned by `{owner}`"
+        )),
+        None => Err(format!("`{user}` cannot see this SR: {}", access.reason)),
+    }
+}
+
+/// Where an SR or a comment is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    /// My Oracle Support.
+    Mos,
+    /// The OCI Console's support centre.
+    Console,
+}

@@ -91,9 +91,10 @@ pub enum Command {
     Export(inspect::ExportArgs),
     /// List the applies made to a tenancy.
     History(inspect::HistoryArgs),
-    /// How a user (or every user) can open SRs, as whom, who is mailed,
-    /// where SRs can be read, and why.
+    /// Show how a user (or every user) can open SRs, as whom, and why.
     Access(support::AccessArgs),
+    /// Service requests: open, list, show, comment.
+    Sr(support::SrArgs),
     /// Print the JSON Schema of the config format.
     Schema,
 }
@@ -258,6 +259,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Export(args) => inspect::export(&args, db),
         Command::History(args) => inspect::history(&args, db),
         Command::Access(args) => support::access(&args, db),
+        Command::Sr(args) => support::sr(&args, db),
         Command::Schema => {
             print_stdout(&config::raw::json_schema())?;
             Ok(0)

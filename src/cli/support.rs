@@ -1,4 +1,5 @@
-//! `access`: how each user reaches Oracle Support, through whom, and why.
+//! `access` and `sr`: how each user reaches Oracle Support, through whom,
+//! and why; and the service requests opened under those rules.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -8,8 +9,9 @@ use serde::Serialize;
 
 use super::inspect::{TenancyArg, choose_tenancy, load_model, open_existing};
 use super::{CliError, print_stdout, today};
-use crate::access::{self, Access};
+use crate::access::{self, Access, Channel};
 use crate::diag::escape_value;
+use crate::state::{Comment, NewServiceRequest, ServiceRequest};
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("who").required(true).args(["user", "all"])))]
@@ -230,4 +232,351 @@ fn csv(all: &[Access]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[derive(Debug, Args)]
+pub struct SrArgs {
+    #[command(subcommand)]
+    pub command: SrCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SrCommand {
+    /// Open an SR as USER, under the rules: a linked user's SR is owned by,
+    /// and mailed to, the administrator it is linked through.
+    Open(SrOpenArgs),
+    /// List SRs: every SR of the tenancy, or what USER can see.
+    List(SrListArgs),
+    /// Show one SR with its comments.
+    Show(SrShowArgs),
+    /// Comment on an SR as USER: in MOS, or in the Console for the SRs USER opened.
+    Comment(SrCommentArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Severity {
+    Highest,
+    High,
+    Medium,
+    Low,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SrType {
+    /// A technical problem.
+    Tech,
+    /// A service limit increase.
+    Limit,
+    /// Billing and account.
+    Account,
+}
+
+#[derive(Debug, Args)]
+pub struct SrOpenArgs {
+    #[arg(long, value_name = "USER")]
+    pub user: String,
+    #[arg(long, value_name = "TITLE")]
+    pub title: String,
+    #[arg(long, value_enum, default_value_t = Severity::Medium)]
+    pub severity: Severity,
+    #[arg(long = "type", value_enum, default_value_t = SrType::Tech)]
+    pub kind: SrType,
+    #[command(flatten)]
+    pub tenancy: TenancyArg,
+    #[arg(long, value_enum, default_value_t = SrFormat::Text)]
+    pub format: SrFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct SrListArgs {
+    /// List what this user can see, instead of every SR.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    #[command(flatten)]
+    pub tenancy: TenancyArg,
+    #[arg(long, value_enum, default_value_t = SrFormat::Text)]
+    pub format: SrFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct SrShowArgs {
+    pub id: i64,
+    /// Show the SR as this user sees it; refused when the user cannot.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    #[command(flatten)]
+    pub tenancy: TenancyArg,
+    #[arg(long, value_enum, default_value_t = SrFormat::Text)]
+    pub format: SrFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct SrCommentArgs {
+    pub id: i64,
+    #[arg(long, value_name = "USER")]
+    pub user: String,
+    #[arg(long, value_name = "TEXT")]
+    pub text: String,
+    #[command(flatten)]
+    pub tenancy: TenancyArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SrFormat {
+    Text,
+    Json,
+}
+
+fn value_name<T: ValueEnum>(value: T) -> String {
+    value
+        .to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default()
+}
+
+fn now() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+#[derive(Serialize)]
+struct SrJson<'a> {
+    id: i64,
+    tenancy: &'a str,
+    title: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    severity: &'a str,
+    opened_by: &'a str,
+    owner: &'a str,
+    contact_email: &'a str,
+    channel: &'static str,
+    opened_at: &'a str,
+    status: &'a str,
+    comments: Vec<CommentJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct CommentJson<'a> {
+    author: &'a str,
+    channel: &'static str,
+    text: &'a str,
+    at: &'a str,
+}
+
+fn channel_name(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Mos => "mos",
+        Channel::Console => "console",
+    }
+}
+
+impl<'a> From<&'a ServiceRequest> for SrJson<'a> {
+    fn from(sr: &'a ServiceRequest) -> Self {
+        SrJson {
+            id: sr.id,
+            tenancy: &sr.tenancy,
+            title: &sr.title,
+            kind: &sr.kind,
+            severity: &sr.severity,
+            opened_by: &sr.opened_by,
+            owner: &sr.owner,
+            contact_email: &sr.contact_email,
+            channel: channel_name(sr.channel),
+            opened_at: &sr.opened_at,
+            status: &sr.status,
+            comments: sr
+                .comments
+                .iter()
+                .map(|c| CommentJson {
+                    author: &c.author,
+                    channel: channel_name(c.channel),
+                    text: &c.text,
+                    at: &c.at,
+                })
+                .collect(),
+        }
+    }
+}
+
+pub fn sr(args: &SrArgs, db: &Path) -> Result<u8, CliError> {
+    match &args.command {
+        SrCommand::Open(a) => sr_open(a, db),
+        SrCommand::List(a) => sr_list(a, db),
+        SrCommand::Show(a) => sr_show(a, db),
+        SrCommand::Comment(a) => sr_comment(a, db),
+    }
+}
+
+fn sr_open(args: &SrOpenArgs, db: &Path) -> Result<u8, CliError> {
+    let mut store = open_existing(db)?;
+    let tenancy = choose_tenancy(&store, &args.tenancy)?;
+    let today = today()?;
+    let user = args.user.as_str();
+    let opened = store.open_service_request(&tenancy, |model| {
+        let access = access::resolve(model, user, today).map_err(|e| e.to_string())?;
+        let (Some(owner), Some(contact)) = (access.acts_as, access.notified) else {
+            return Err(format!("`{user}` cannot open an SR: {}", access.reason));
+        };
+        Ok(NewServiceRequest {
+            title: args.title.clone(),
+            kind: value_name(args.kind),
+            severity: value_name(args.severity),
+            opened_by: user.to_string(),
+            owner,
+            contact_email: contact,
+            channel: if access.visible_in_mos {
+                Channel::Mos
+            } else {
+                Channel::Console
+            },
+            opened_at: now(),
+        })
+    })?;
+    let sr = opened.map_err(CliError::error)?;
+    tracing::info!(id = sr.id, opened_by = %sr.opened_by, owner = %sr.owner, "SR opened");
+    match args.format {
+        SrFormat::Text => print_stdout(&format!("{}\n", sr.id))?,
+        SrFormat::Json => print_stdout(&json_line(&SrJson::from(&sr)))?,
+    }
+    Ok(0)
+}
+
+fn sr_list(args: &SrListArgs, db: &Path) -> Result<u8, CliError> {
+    let store = open_existing(db)?;
+    let tenancy = choose_tenancy(&store, &args.tenancy)?;
+    let mut requests = store.service_requests(&tenancy)?;
+    if let Some(user) = &args.user {
+        let (model, _) = load_model(&store, &tenancy)?;
+        let today = today()?;
+        access::resolve(&model, user, today).map_err(|e| CliError::error(e.to_string()))?;
+        requests.retain(|sr| access::sees(&model, user, &sr.owner, &sr.opened_by, today).is_some());
+    }
+    let text = match args.format {
+        SrFormat::Json => json_line(&requests.iter().map(SrJson::from).collect::<Vec<_>>()),
+        SrFormat::Text => {
+            let mut out = String::new();
+            if requests.is_empty() {
+                out.push_str("No SRs.\n");
+            }
+            for sr in &requests {
+                let _ = writeln!(
+                    out,
+                    "{:<5} {:<7} {:<7} {:<6} opened by {} as {}  {}",
+                    sr.id,
+                    sr.severity,
+                    sr.kind,
+                    sr.status,
+                    escape_value(&sr.opened_by),
+                    escape_value(&sr.owner),
+                    escape_value(&sr.title)
+                );
+            }
+            out
+        }
+    };
+    print_stdout(&text)?;
+    Ok(0)
+}
+
+fn find(store: &crate::state::Store, tenancy: &str, id: i64) -> Result<ServiceRequest, CliError> {
+    store
+        .service_requests(tenancy)?
+        .into_iter()
+        .find(|sr| sr.id == id)
+        .ok_or_else(|| {
+            CliError::error(format!("no SR {id} in tenancy `{}`", escape_value(tenancy)))
+        })
+}
+
+fn sr_show(args: &SrShowArgs, db: &Path) -> Result<u8, CliError> {
+    let store = open_existing(db)?;
+    let tenancy = choose_tenancy(&store, &args.tenancy)?;
+    let sr = find(&store, &tenancy, args.id)?;
+    if let Some(user) = &args.user {
+        let (model, _) = load_model(&store, &tenancy)?;
+        if access::sees(&model, user, &sr.owner, &sr.opened_by, today()?).is_none() {
+            return Err(CliError::error(format!(
+                "`{}` cannot see SR {}",
+                escape_value(user),
+                sr.id
+            )));
+        }
+    }
+    let text = match args.format {
+        SrFormat::Json => json_line(&SrJson::from(&sr)),
+        SrFormat::Text => {
+            let mut out = String::new();
+            let _ = writeln!(out, "SR {}  {}", sr.id, escape_value(&sr.title));
+            let _ = writeln!(
+                out,
+                "  type {}  severity {}  status {}",
+                sr.kind, sr.severity, sr.status
+            );
+            let _ = writeln!(
+                out,
+                "  opened by {} in {} at {}",
+                escape_value(&sr.opened_by),
+                channel_label(sr.channel),
+                escape_value(&sr.opened_at)
+            );
+            let _ = writeln!(
+                out,
+                "  owner {}  contact {}",
+                escape_value(&sr.owner),
+                escape_value(&sr.contact_email)
+            );
+            for c in &sr.comments {
+                let _ = writeln!(
+                    out,
+                    "  - {} ({}, {}): {}",
+                    escape_value(&c.author),
+                    channel_label(c.channel),
+                    escape_value(&c.at),
+                    escape_value(&c.text)
+                );
+            }
+            out
+        }
+    };
+    print_stdout(&text)?;
+    Ok(0)
+}
+
+fn channel_label(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Mos => "MOS",
+        Channel::Console => "the Console",
+    }
+}
+
+fn sr_comment(args: &SrCommentArgs, db: &Path) -> Result<u8, CliError> {
+    let mut store = open_existing(db)?;
+    let tenancy = choose_tenancy(&store, &args.tenancy)?;
+    let today = today()?;
+    let user = args.user.as_str();
+    let added = store.add_comment(&tenancy, args.id, |model, sr| -> Result<Comment, String> {
+        let channel = access::may_comment(model, user, &sr.owner, &sr.opened_by, today)?;
+        Ok(Comment {
+            author: user.to_string(),
+            channel,
+            text: args.text.clone(),
+            at: now(),
+        })
+    })?;
+    match added {
+        None => Err(CliError::error(format!(
+            "no SR {} in tenancy `{}`",
+            args.id,
+            escape_value(&tenancy)
+        ))),
+        Some(Err(refusal)) => Err(CliError::error(refusal)),
+        Some(Ok(comment)) => {
+            print_stdout(&format!(
+                "Commented on SR {} in {}.\n",
+                args.id,
+                channel_label(comment.channel)
+            ))?;
+            Ok(0)
+        }
+    }
 }

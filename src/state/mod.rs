@@ -18,6 +18,7 @@
 //! header bytes before SQLite opens it, and through SQLite before anything is
 //! written.
 
+mod requests;
 mod rows;
 mod schema;
 #[cfg(test)]
@@ -35,6 +36,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionB
 use crate::model::Model;
 use crate::plan::{Plan, Summary};
 
+pub use requests::{Channel, Comment, NewServiceRequest, ServiceRequest};
 pub use schema::LATEST as SCHEMA_VERSION;
 
 /// How long an operation waits for another process's lock before giving up

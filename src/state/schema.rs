@@ -128,6 +128,36 @@ CREATE TABLE journal (
     UNIQUE (tenancy, serial)
 ) STRICT;
 ",
+    // 2: service requests and their comments. Runtime data, not
+    // configuration: no reconcile writes here, and nothing refers to the
+    // users tables, so an SR outlives the user, approval or link it was
+    // opened under, with the owner it was opened under.
+    "
+CREATE TABLE service_requests (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenancy       TEXT NOT NULL,
+    title         TEXT NOT NULL,
+    type          TEXT NOT NULL CHECK (type IN ('tech', 'limit', 'account')),
+    severity      TEXT NOT NULL CHECK (severity IN ('highest', 'high', 'medium', 'low')),
+    opened_by     TEXT NOT NULL,
+    owner         TEXT NOT NULL,
+    contact_email TEXT NOT NULL,
+    channel       TEXT NOT NULL CHECK (channel IN ('mos', 'console')),
+    opened_at     TEXT NOT NULL,
+    status        TEXT NOT NULL DEFAULT 'open'
+) STRICT;
+CREATE INDEX service_requests_tenancy ON service_requests (tenancy, id);
+
+CREATE TABLE sr_comments (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    sr_id   INTEGER NOT NULL REFERENCES service_requests (id),
+    author  TEXT NOT NULL,
+    channel TEXT NOT NULL CHECK (channel IN ('mos', 'console')),
+    text    TEXT NOT NULL,
+    at      TEXT NOT NULL
+) STRICT;
+CREATE INDEX sr_comments_sr ON sr_comments (sr_id, id);
+",
 ];
 
 /// The schema version this binary writes: the number of migrations.

@@ -1,0 +1,244 @@
+//! Service requests and their comments: runtime data kept beside the state.
+//!
+//! Opening an SR and commenting are decided against the tenancy's rows as
+//! they are inside the write transaction, so an SR never attaches to a
+//! half-applied state and a grant removed a moment ago is gone. The rule
+//! itself (who may, as whom) is the caller's: this module only stores.
+
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+
+use super::{StateError, Store, rows, sql_error};
+use crate::model::Model;
+
+pub use crate::access::Channel;
+
+fn channel_str(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Mos => "mos",
+        Channel::Console => "console",
+    }
+}
+
+fn parse_channel(text: &str) -> Channel {
+    if text == "console" {
+        Channel::Console
+    } else {
+        Channel::Mos
+    }
+}
+
+/// An SR to be written: everything but its id and status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewServiceRequest {
+    pub title: String,
+    /// `tech`, `limit` or `account`.
+    pub kind: String,
+    /// `highest`, `high`, `medium` or `low`.
+    pub severity: String,
+    pub opened_by: String,
+    pub owner: String,
+    pub contact_email: String,
+    pub channel: Channel,
+    pub opened_at: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Comment {
+    pub author: String,
+    pub channel: Channel,
+    pub text: String,
+    pub at: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceRequest {
+    pub id: i64,
+    pub tenancy: String,
+    pub title: String,
+    pub kind: String,
+    pub severity: String,
+    pub opened_by: String,
+    pub owner: String,
+    pub contact_email: String,
+    pub channel: Channel,
+    pub opened_at: String,
+    pub status: String,
+    pub comments: Vec<Comment>,
+}
+
+const SELECT_SR: &str = "SELECT id, tenancy, title, type, severity, opened_by, owner, contact_email, channel, opened_at, status FROM service_requests";
+
+fn sr_from_row(r: &rusqlite::Row) -> rusqlite::Result<ServiceRequest> {
+    Ok(ServiceRequest {
+        id: r.get(0)?,
+        tenancy: r.get(1)?,
+        title: r.get(2)?,
+        kind: r.get(3)?,
+        severity: r.get(4)?,
+        opened_by: r.get(5)?,
+        owner: r.get(6)?,
+        contact_email: r.get(7)?,
+        channel: parse_channel(&r.get::<_, String>(8)?),
+        opened_at: r.get(9)?,
+        status: r.get(10)?,
+        comments: Vec::new(),
+    })
+}
+
+impl Store {
+    /// Opens an SR in `tenancy`. `decide` sees the tenancy's state inside
+    /// the write transaction and returns the SR to write, or its refusal,
+    /// which writes nothing. `Ok(Err(_))` is a refusal.
+    pub fn open_service_request<E>(
+        &mut self,
+        tenancy: &str,
+        decide: impl FnOnce(&Model) -> Result<NewServiceRequest, E>,
+    ) -> Result<Result<ServiceRequest, E>, StateError> {
+        let path = self.path.clone();
+        let sql = |e| sql_error(&path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let model = match rows::load(&tx, tenancy) {
+            Ok(Some((model, _))) => model,
+            Ok(None) => {
+                return Err(StateError::Mismatch {
+                    tenancy: tenancy.to_owned(),
+                    detail: "the tenancy is not in the state".into(),
+                });
+            }
+            Err(rows::ReadError::Corrupt(detail)) => {
+                return Err(StateError::Corrupt { path, detail });
+            }
+            Err(rows::ReadError::Sql(e)) => return Err(sql(e)),
+        };
+        let new = match decide(&model) {
+            Ok(new) => new,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        tx.execute(
+            "INSERT INTO service_requests (tenancy, title, type, severity, opened_by, owner, contact_email, channel, opened_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                tenancy,
+                new.title,
+                new.kind,
+                new.severity,
+                new.opened_by,
+                new.owner,
+                new.contact_email,
+                channel_str(new.channel),
+                new.opened_at
+            ],
+        )
+        .map_err(sql)?;
+        let id = tx.last_insert_rowid();
+        tx.commit().map_err(sql)?;
+        Ok(Ok(ServiceRequest {
+            id,
+            tenancy: tenancy.to_owned(),
+            title: new.title,
+            kind: new.kind,
+            severity: new.severity,
+            opened_by: new.opened_by,
+            owner: new.owner,
+            contact_email: new.contact_email,
+            channel: new.channel,
+            opened_at: new.opened_at,
+            status: "open".into(),
+            comments: Vec::new(),
+        }))
+    }
+
+    /// Every SR of `tenancy` with its comments, by id: two queries.
+    pub fn service_requests(&self, tenancy: &str) -> Result<Vec<ServiceRequest>, StateError> {
+        let sql = |e| sql_error(&self.path, e);
+        let tx = self.conn.unchecked_transaction().map_err(sql)?;
+        let mut requests: Vec<ServiceRequest> = tx
+            .prepare_cached(&format!("{SELECT_SR} WHERE tenancy = ?1 ORDER BY id"))
+            .map_err(sql)?
+            .query_map([tenancy], sr_from_row)
+            .map_err(sql)?
+            .collect::<Result<_, _>>()
+            .map_err(sql)?;
+        let mut statement = tx
+            .prepare_cached(
+                "SELECT c.sr_id, c.author, c.channel, c.text, c.at FROM sr_comments c JOIN service_requests s ON s.id = c.sr_id WHERE s.tenancy = ?1 ORDER BY c.id",
+            )
+            .map_err(sql)?;
+        let comments = statement
+            .query_map([tenancy], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    Comment {
+                        author: r.get(1)?,
+                        channel: parse_channel(&r.get::<_, String>(2)?),
+                        text: r.get(3)?,
+                        at: r.get(4)?,
+                    },
+                ))
+            })
+            .map_err(sql)?;
+        for comment in comments {
+            let (sr_id, comment) = comment.map_err(sql)?;
+            if let Ok(i) = requests.binary_search_by_key(&sr_id, |r| r.id) {
+                requests[i].comments.push(comment);
+            }
+        }
+        drop(statement);
+        tx.commit().map_err(sql)?;
+        Ok(requests)
+    }
+
+    /// Adds a comment to SR `id` of `tenancy`. `decide` sees the state and
+    /// the SR inside the write transaction and returns the comment, or its
+    /// refusal. `Ok(None)`: no such SR.
+    pub fn add_comment<E>(
+        &mut self,
+        tenancy: &str,
+        id: i64,
+        decide: impl FnOnce(&Model, &ServiceRequest) -> Result<Comment, E>,
+    ) -> Result<Option<Result<Comment, E>>, StateError> {
+        let path = self.path.clone();
+        let sql = |e| sql_error(&path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let Some(request) = tx
+            .query_row(
+                &format!("{SELECT_SR} WHERE tenancy = ?1 AND id = ?2"),
+                params![tenancy, id],
+                sr_from_row,
+            )
+            .optional()
+            .map_err(sql)?
+        else {
+            return Ok(None);
+        };
+        let model = match rows::load(&tx, tenancy) {
+            Ok(Some((model, _))) => model,
+            Ok(None) => {
+                return Err(StateError::Mismatch {
+                    tenancy: tenancy.to_owned(),
+                    detail: "the tenancy is not in the state".into(),
+                });
+            }
+            Err(rows::ReadError::Corrupt(detail)) => {
+                return Err(StateError::Corrupt { path, detail });
+            }
+            Err(rows::ReadError::Sql(e)) => return Err(sql(e)),
+        };
+        let comment = match decide(&model, &request) {
+            Ok(comment) => comment,
+            Err(refusal) => return Ok(Some(Err(refusal))),
+        };
+        tx.execute(
+            "INSERT INTO sr_comments (sr_id, author, channel, text, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, comment.author, channel_str(comment.channel), comment.text, comment.at],
+        )
+        .map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(Some(Ok(comment)))
+    }
+}
