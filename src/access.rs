@@ -501,12 +501,41 @@ mod tests {
     }
 
     #[test]
+    fn renames_are_followed_to_the_id_a_user_has_now() {
+        let renames: BTreeMap<String, String> = [("bob", "robert"), ("robert", "rob"), ("x", "x")]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(current_id(&renames, "bob"), "rob");
+        assert_eq!(current_id(&renames, "robert"), "rob");
+        assert_eq!(current_id(&renames, "alice"), "alice");
+        assert_eq!(current_id(&renames, "x"), "x");
+    }
+
+    #[test]
     fn an_unknown_user_is_an_error() {
         assert_eq!(
             resolve(&tenancy(), "zed", day("2026-11-24")),
             Err(AccessError::UnknownUser("zed".into()))
         );
     }
+}
+
+/// The id a user has now, following the renames applied since an SR
+/// recorded `id` (old id → new id, possibly in a chain).
+pub fn current_id<'a>(
+    renames: &'a std::collections::BTreeMap<String, String>,
+    id: &'a str,
+) -> &'a str {
+    let mut current = id;
+    // A chain is at most as long as the map; the bound guards a loop.
+    for _ in 0..=renames.len() {
+        match renames.get(current) {
+            Some(next) if next != current => current = next,
+            _ => break,
+        }
+    }
+    current
 }
 
 /// Where `user` reads an SR owned by `owner` and opened by `opened_by`, on

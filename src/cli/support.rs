@@ -407,7 +407,17 @@ pub fn sr(args: &SrArgs, db: &Path) -> Result<u8, CliError> {
     }
 }
 
+/// Refuses an empty (or blank) value of a text flag.
+fn not_blank(flag: &str, value: &str) -> Result<(), CliError> {
+    if value.trim().is_empty() {
+        Err(CliError::error(format!("`{flag}` is empty")))
+    } else {
+        Ok(())
+    }
+}
+
 fn sr_open(args: &SrOpenArgs, db: &Path) -> Result<u8, CliError> {
+    not_blank("--title", &args.title)?;
     let mut store = open_existing(db)?;
     let tenancy = choose_tenancy(&store, &args.tenancy)?;
     let today = today()?;
@@ -449,7 +459,12 @@ fn sr_list(args: &SrListArgs, db: &Path) -> Result<u8, CliError> {
         let (model, _) = load_model(&store, &tenancy)?;
         let today = today()?;
         access::resolve(&model, user, today).map_err(|e| CliError::error(e.to_string()))?;
-        requests.retain(|sr| access::sees(&model, user, &sr.owner, &sr.opened_by, today).is_some());
+        let renames = store.user_renames(&tenancy)?;
+        requests.retain(|sr| {
+            let owner = access::current_id(&renames, &sr.owner);
+            let opened_by = access::current_id(&renames, &sr.opened_by);
+            access::sees(&model, user, owner, opened_by, today).is_some()
+        });
     }
     let text = match args.format {
         SrFormat::Json => json_line(&requests.iter().map(SrJson::from).collect::<Vec<_>>()),
@@ -494,7 +509,12 @@ fn sr_show(args: &SrShowArgs, db: &Path) -> Result<u8, CliError> {
     let sr = find(&store, &tenancy, args.id)?;
     if let Some(user) = &args.user {
         let (model, _) = load_model(&store, &tenancy)?;
-        if access::sees(&model, user, &sr.owner, &sr.opened_by, today()?).is_none() {
+        let renames = store.user_renames(&tenancy)?;
+        let owner = access::current_id(&renames, &sr.owner);
+        let opened_by = access::current_id(&renames, &sr.opened_by);
+        let today = today()?;
+        access::resolve(&model, user, today).map_err(|e| CliError::error(e.to_string()))?;
+        if access::sees(&model, user, owner, opened_by, today).is_none() {
             return Err(CliError::error(format!(
                 "`{}` cannot see SR {}",
                 escape_value(user),
@@ -550,19 +570,26 @@ fn channel_label(channel: Channel) -> &'static str {
 }
 
 fn sr_comment(args: &SrCommentArgs, db: &Path) -> Result<u8, CliError> {
+    not_blank("--text", &args.text)?;
     let mut store = open_existing(db)?;
     let tenancy = choose_tenancy(&store, &args.tenancy)?;
     let today = today()?;
     let user = args.user.as_str();
-    let added = store.add_comment(&tenancy, args.id, |model, sr| -> Result<Comment, String> {
-        let channel = access::may_comment(model, user, &sr.owner, &sr.opened_by, today)?;
-        Ok(Comment {
-            author: user.to_string(),
-            channel,
-            text: args.text.clone(),
-            at: now(),
-        })
-    })?;
+    let added = store.add_comment(
+        &tenancy,
+        args.id,
+        |model, sr, renames| -> Result<Comment, String> {
+            let owner = access::current_id(renames, &sr.owner);
+            let opened_by = access::current_id(renames, &sr.opened_by);
+            let channel = access::may_comment(model, user, owner, opened_by, today)?;
+            Ok(Comment {
+                author: user.to_string(),
+                channel,
+                text: args.text.clone(),
+                at: now(),
+            })
+        },
+    )?;
     match added {
         None => Err(CliError::error(format!(
             "no SR {} in tenancy `{}`",

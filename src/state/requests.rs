@@ -12,6 +12,9 @@ use crate::model::Model;
 
 pub use crate::access::Channel;
 
+/// Renames applied to a tenancy's users: old id → new id.
+pub type Renames = std::collections::BTreeMap<String, String>;
+
 fn channel_str(channel: Channel) -> &'static str {
     match channel {
         Channel::Mos => "mos",
@@ -86,6 +89,20 @@ fn sr_from_row(r: &rusqlite::Row) -> rusqlite::Result<ServiceRequest> {
 }
 
 impl Store {
+    /// The renames applied to `tenancy`'s users, old id → new id, so that an
+    /// SR (which keeps the ids it was opened under) finds its users now.
+    pub fn user_renames(&self, tenancy: &str) -> Result<Renames, StateError> {
+        let sql = |e| sql_error(&self.path, e);
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT old, new FROM user_renames WHERE tenancy = ?1")
+            .map_err(sql)?;
+        let rows = statement
+            .query_map([tenancy], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(sql)?;
+        rows.collect::<Result<_, _>>().map_err(sql)
+    }
+
     /// Opens an SR in `tenancy`. `decide` sees the tenancy's state inside
     /// the write transaction and returns the SR to write, or its refusal,
     /// which writes nothing. `Ok(Err(_))` is a refusal.
@@ -197,7 +214,7 @@ impl Store {
         &mut self,
         tenancy: &str,
         id: i64,
-        decide: impl FnOnce(&Model, &ServiceRequest) -> Result<Comment, E>,
+        decide: impl FnOnce(&Model, &ServiceRequest, &Renames) -> Result<Comment, E>,
     ) -> Result<Option<Result<Comment, E>>, StateError> {
         let path = self.path.clone();
         let sql = |e| sql_error(&path, e);
@@ -229,7 +246,14 @@ impl Store {
             }
             Err(rows::ReadError::Sql(e)) => return Err(sql(e)),
         };
-        let comment = match decide(&model, &request) {
+        let renames: Renames = tx
+            .prepare_cached("SELECT old, new FROM user_renames WHERE tenancy = ?1")
+            .map_err(sql)?
+            .query_map([tenancy], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(sql)?
+            .collect::<Result<_, _>>()
+            .map_err(sql)?;
+        let comment = match decide(&model, &request, &renames) {
             Ok(comment) => comment,
             Err(refusal) => return Ok(Some(Err(refusal))),
         };

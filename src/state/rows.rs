@@ -96,6 +96,8 @@ const RENAME_REFERENCES: &[&str] = &[
     "UPDATE support_links SET user = ?3 WHERE tenancy = ?1 AND user = ?2",
     "UPDATE support_links SET via = ?3 WHERE tenancy = ?1 AND via = ?2",
     "UPDATE tenancies SET admin = ?3 WHERE name = ?1 AND admin = ?2",
+    // SRs are never rewritten; the rename is remembered instead.
+    "INSERT OR REPLACE INTO user_renames (tenancy, old, new) VALUES (?1, ?2, ?3)",
 ];
 
 fn table(kind: Kind) -> Option<&'static TableSql> {

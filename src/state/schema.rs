@@ -157,6 +157,15 @@ CREATE TABLE sr_comments (
     at      TEXT NOT NULL
 ) STRICT;
 CREATE INDEX sr_comments_sr ON sr_comments (sr_id, id);
+
+-- Renames applied (`previously:`): an SR keeps the ids it was opened under,
+-- and this says who those users are now.
+CREATE TABLE user_renames (
+    tenancy TEXT NOT NULL,
+    old     TEXT NOT NULL,
+    new     TEXT NOT NULL,
+    PRIMARY KEY (tenancy, old)
+) STRICT;
 ",
 ];
 

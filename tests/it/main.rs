@@ -19,6 +19,9 @@
 //! - `reconcile`: `plan`, `apply`, `show`, `export`, `history` — the plan
 //!   catalogue under `tests/data/plans/`, exit codes and consent, the
 //!   reconciler's laws on random configs, all-or-nothing applies.
+//! - `support`: `access` and `sr open|list|show|comment` — the access matrix
+//!   of DOMAIN.md user by user, refusals that write nothing, no SR lost to a
+//!   reconcile, and the linked-user rule over random histories.
 
 mod bad_input;
 mod binary;
@@ -27,3 +30,4 @@ mod fixtures;
 mod props;
 mod reconcile;
 mod schema;
+mod support;

@@ -1,0 +1,1850 @@
+//! Access and service requests end to end (issue 4): `access`, `sr open`,
+//! `sr list`, `sr show` and `sr comment`, through the real binary.
+//!
+//! - The access matrix: `tests/data/support/matrix.yaml` holds one user per
+//!   situation of DOMAIN.md's matrix, expired grants included, and
+//!   [`MATRIX`] writes down by hand what each must resolve to. `access USER`
+//!   (text and JSON) and `access --all` (table, JSON, CSV) must agree with it.
+//! - Each `sr` command, allowed and refused. A refusal exits 1, says why on
+//!   stderr, prints nothing on stdout and writes nothing.
+//! - Nothing is lost: removing a link, a user or an approval leaves every SR
+//!   in place, with the owner it was opened under; a rename keeps a user's
+//!   SRs its own; an SR is its tenancy's alone.
+//! - A property test: random sequences of applies of valid configs, of SR
+//!   operations and of days passing keep the linked-user rule and never lose
+//!   or rewrite an SR.
+//!
+//! Every test has its own temporary directory and database; the day is
+//! fixed (`SUPPORTCTL_TODAY`), there is no colour and stdin is /dev/null.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::*;
+use serde_json::Value;
+
+use crate::binary::{Outcome, TODAY, data_dir, run, supportctl};
+
+// ---- The world a test runs in ----
+
+/// `tests/data/support/matrix.yaml`: one user per row of the access matrix.
+fn matrix_config() -> PathBuf {
+    data_dir().join("support").join("matrix.yaml")
+}
+
+/// A temporary directory holding one test's database and config files, and
+/// the day its runs see as today (`SUPPORTCTL_TODAY`, 2026-11-24 unless a
+/// test moves it on).
+struct World {
+    dir: tempfile::TempDir,
+    db: PathBuf,
+    today: Cell<&'static str>,
+}
+
+impl World {
+    fn new() -> World {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let db = dir.path().join("state.db");
+        World {
+            dir,
+            db,
+            today: Cell::new(TODAY),
+        }
+    }
+
+    /// A world with the matrix fixture applied.
+    fn matrix() -> World {
+        let world = World::new();
+        world.apply_path(&matrix_config());
+        world
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `supportctl --db DB ARGS`, from the world's directory.
+    fn run(&self, args: &[&str]) -> Outcome {
+        let db = self.db.to_str().expect("a UTF-8 path");
+        let mut all = vec!["--db", db];
+        all.extend_from_slice(args);
+        let mut command = supportctl(self.root(), all);
+        command.env("SUPPORTCTL_TODAY", self.today.get());
+        let outcome = run(&mut command);
+        outcome.assert_no_panic();
+        outcome
+    }
+
+    /// Runs and asserts exit 0.
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> Outcome {
+        let outcome = self.run(args);
+        outcome.assert_code(0);
+        outcome
+    }
+
+    /// Writes `yaml` to `name`, checks that it validates (a config these
+    /// tests write must be valid) and applies it.
+    #[track_caller]
+    fn apply(&self, name: &str, yaml: &str) -> Outcome {
+        let path = self.root().join(name);
+        std::fs::write(&path, yaml).expect("the config is written");
+        let checked = self.run(&["validate", name]);
+        assert_eq!(
+            checked.code(),
+            0,
+            "the test wrote an invalid config:\n{yaml}\n{}",
+            checked.stderr
+        );
+        self.apply_path(&path)
+    }
+
+    #[track_caller]
+    fn apply_path(&self, config: &Path) -> Outcome {
+        let config = config.to_str().expect("a UTF-8 path");
+        self.ok(&["apply", "--auto-approve", "--allow-mass-delete", config])
+    }
+
+    /// `access USER --format json`.
+    #[track_caller]
+    fn access(&self, user: &str) -> Value {
+        json(&self.ok(&["access", user, "--format", "json"]).stdout)
+    }
+
+    /// `access --all --format json`.
+    #[track_caller]
+    fn access_all(&self) -> Vec<Value> {
+        list(json(
+            &self.ok(&["access", "--all", "--format", "json"]).stdout,
+        ))
+    }
+
+    /// Every SR, as the administrator sees them: `sr list --format json`.
+    #[track_caller]
+    fn srs(&self) -> Vec<Value> {
+        list(json(&self.ok(&["sr", "list", "--format", "json"]).stdout))
+    }
+
+    /// The ids of the SRs `user` can see: `sr list --user USER --format json`.
+    #[track_caller]
+    fn visible(&self, user: &str) -> Vec<i64> {
+        let out = self.ok(&["sr", "list", "--user", user, "--format", "json"]);
+        list(json(&out.stdout)).iter().map(id_of).collect()
+    }
+
+    /// Opens an SR that must open: `sr open --format json`.
+    #[track_caller]
+    fn open(&self, user: &str, title: &str) -> Value {
+        let args = ["sr", "open", "--user", user, "--title", title];
+        json(&self.ok(&[&args[..], &["--format", "json"]].concat()).stdout)
+    }
+
+    /// `sr show ID --format json`.
+    #[track_caller]
+    fn show(&self, id: i64) -> Value {
+        let id = id.to_string();
+        json(&self.ok(&["sr", "show", &id, "--format", "json"]).stdout)
+    }
+
+    /// Runs a command that must be refused: exit 1, `why` on stderr, nothing
+    /// on stdout, and every SR and comment as it was.
+    #[track_caller]
+    fn refused(&self, args: &[&str], why: &str) -> Outcome {
+        let before = self.srs();
+        let outcome = self.run(args);
+        outcome.assert_code(1);
+        assert_eq!(outcome.stdout, "", "a refusal prints nothing on stdout");
+        assert!(
+            outcome.stderr.starts_with("error: ") && outcome.stderr.contains(why),
+            "`{}`: the refusal should say `{why}`:\n{}",
+            outcome.shown,
+            outcome.stderr
+        );
+        assert_eq!(self.srs(), before, "`{}` wrote something", outcome.shown);
+        outcome
+    }
+
+    /// Runs a command clap must refuse as a usage error (exit 2), writing
+    /// nothing.
+    #[track_caller]
+    fn usage_error(&self, args: &[&str]) -> Outcome {
+        let before = self.srs();
+        let outcome = self.run(args);
+        outcome.assert_code(2);
+        assert_eq!(outcome.stdout, "", "a usage error prints nothing on stdout");
+        assert!(outcome.stderr.starts_with("error: "), "{}", outcome.stderr);
+        assert_eq!(self.srs(), before, "`{}` wrote something", outcome.shown);
+        outcome
+    }
+}
+
+#[track_caller]
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+}
+
+#[track_caller]
+fn list(value: Value) -> Vec<Value> {
+    match value {
+        Value::Array(items) => items,
+        other => panic!("not a JSON list: {other}"),
+    }
+}
+
+#[track_caller]
+fn id_of(sr: &Value) -> i64 {
+    sr["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("an SR without an id: {sr}"))
+}
+
+#[track_caller]
+fn text_of<'a>(value: &'a Value, field: &str) -> &'a str {
+    value[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("`{field}` is not a string: {value}"))
+}
+
+/// `Some(text)` as JSON: a string, or `null`.
+fn opt(text: Option<&str>) -> Value {
+    text.map_or(Value::Null, |t| Value::String(t.to_string()))
+}
+
+/// Asserts a snapshot stored in `tests/data/support/NAME.snap`.
+fn snapshot(name: &str, text: &str) {
+    insta::with_settings!({
+        snapshot_path => "../data/support",
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+    }, {
+        insta::assert_snapshot!(name, text);
+    });
+}
+
+/// A minimal RFC 4180 reader: rows of fields, quotes undone.
+#[track_caller]
+fn csv_rows(text: &str) -> Vec<Vec<String>> {
+    let (mut rows, mut row, mut field) = (Vec::new(), Vec::new(), String::new());
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') if field.is_empty() => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    assert!(
+        !quoted && field.is_empty() && row.is_empty(),
+        "the CSV ends with a line break:\n{text}"
+    );
+    rows
+}
+
+// ---- The access matrix ----
+
+/// What one user of the matrix fixture resolves to on 2026-11-24.
+struct Row {
+    user: &'static str,
+    path: &'static str,
+    can_open_sr: bool,
+    acts_as: Option<&'static str>,
+    notified: Option<&'static str>,
+    visible_in_mos: bool,
+    visible_in_console: bool,
+    sees_all_csi_srs: bool,
+    until: Option<&'static str>,
+    /// Part of the reason, in DOMAIN.md's words where it has them.
+    reason: &'static str,
+}
+
+const DAN: &str = "Dan.Kim@acme.example";
+const ERIN: &str = "Erin.Park@acme.example";
+
+/// DOMAIN.md's access matrix, one row per user of the fixture, sorted by id.
+#[rustfmt::skip]
+const MATRIX: [Row; 16] = [
+    Row { user: "alice", path: "approved-user", can_open_sr: true, acts_as: Some("alice"), notified: Some("alice@acme.example"), visible_in_mos: true, visible_in_console: true, sees_all_csi_srs: true, until: Some("2027-01-01"), reason: "approved with create access by `dan`" },
+    Row { user: "blind", path: "approved-without-create", can_open_sr: false, acts_as: None, notified: None, visible_in_mos: false, visible_in_console: false, sees_all_csi_srs: false, until: None, reason: "no create access" },
+    Row { user: "bob", path: "linked", can_open_sr: true, acts_as: Some("dan"), notified: Some(DAN), visible_in_mos: false, visible_in_console: true, sees_all_csi_srs: false, until: None, reason: "linked through the CSI administrator `dan`" },
+    Row { user: "carol", path: "pending", can_open_sr: false, acts_as: None, notified: None, visible_in_mos: false, visible_in_console: false, sees_all_csi_srs: false, until: None, reason: "pending approval by a CSI administrator" },
+    Row { user: "dan", path: "tenancy-admin", can_open_sr: true, acts_as: Some("dan"), notified: Some(DAN), visible_in_mos: true, visible_in_console: true, sees_all_csi_srs: true, until: None, reason: "the tenancy admin is the CSI administrator" },
+    Row { user: "erin", path: "approved-admin", can_open_sr: true, acts_as: Some("erin"), notified: Some(ERIN), visible_in_mos: true, visible_in_console: true, sees_all_csi_srs: true, until: None, reason: "approved as a CSI administrator by `dan`" },
+    // An administrator approval past its `expires`: as if only requested.
+    Row { user: "ex", path: "pending", can_open_sr: false, acts_as: None, notified: None, visible_in_mos: false, visible_in_console: false, sees_all_csi_srs: false, until: None, reason: "pending approval by a CSI administrator" },
+    Row { user: "gina", path: "linked", can_open_sr: true, acts_as: Some("erin"), notified: Some(ERIN), visible_in_mos: false, visible_in_console: true, sees_all_csi_srs: false, until: Some("2030-01-31"), reason: "linked through the CSI administrator `erin`" },
+    Row { user: "hal", path: "none", can_open_sr: false, acts_as: None, notified: None, visible_in_mos: false, visible_in_console: false, sees_all_csi_srs: false, until: None, reason: "no support account and no support link" },
+    // A link past its `expires`: as if never linked.
+    Row { user: "lapsed", path: "none", can_open_sr: false, acts_as: None, notified: None, visible_in_mos: false, visible_in_console: false, sees_all_csi_srs: false, until: None, reason: "no support account and no support link" },
+    // An approval that expires today: gone today.
+    Row { user: "old", path: "pending", can_open_sr: false, acts_as: None, notified: None, visible_in_mos: false, visible_in_console: false, sees_all_csi_srs: false, until: None, reason: "pending approval by a CSI administrator" },
+    // A link through someone whose administrator approval expired.
+    Row { user: "orphan", path: "none", can_open_sr: false, acts_as: None, notified: None, visible_in_mos: false, visible_in_console: false, sees_all_csi_srs: false, until: None, reason: "`ex`, who is no longer a CSI administrator" },
+    Row { user: "owen", path: "approved-user", can_open_sr: true, acts_as: Some("owen"), notified: Some("owen@acme.example"), visible_in_mos: true, visible_in_console: true, sees_all_csi_srs: false, until: None, reason: "approved with create access by `erin`" },
+    // Linked, with a pending membership of its own (W201): still linked, and
+    // nothing in MOS.
+    Row { user: "pat", path: "linked", can_open_sr: true, acts_as: Some("dan"), notified: Some(DAN), visible_in_mos: false, visible_in_console: true, sees_all_csi_srs: false, until: None, reason: "linked through the CSI administrator `dan`" },
+    Row { user: "solo", path: "not-associated", can_open_sr: false, acts_as: None, notified: None, visible_in_mos: false, visible_in_console: false, sees_all_csi_srs: false, until: None, reason: "not associated with the CSI" },
+    Row { user: "viewer", path: "approved-without-create", can_open_sr: false, acts_as: None, notified: None, visible_in_mos: true, visible_in_console: false, sees_all_csi_srs: true, until: None, reason: "no create access" },
+];
+
+fn row(user: &str) -> &'static Row {
+    MATRIX
+        .iter()
+        .find(|r| r.user == user)
+        .unwrap_or_else(|| panic!("`{user}` is not in the matrix"))
+}
+
+/// Asserts that an `access` JSON object says what `row` says.
+#[track_caller]
+fn assert_access_json(doc: &Value, row: &Row) {
+    let who = row.user;
+    for key in [
+        "user",
+        "can_open_sr",
+        "acts_as",
+        "notified",
+        "visible_in_mos",
+        "visible_in_console",
+        "reason",
+    ] {
+        assert!(doc.get(key).is_some(), "{who}: no `{key}` in {doc}");
+    }
+    assert_eq!(doc["user"], who);
+    assert_eq!(doc["can_open_sr"], row.can_open_sr, "{who}: {doc}");
+    assert_eq!(doc["acts_as"], opt(row.acts_as), "{who}: {doc}");
+    assert_eq!(doc["notified"], opt(row.notified), "{who}: {doc}");
+    assert_eq!(doc["visible_in_mos"], row.visible_in_mos, "{who}: {doc}");
+    assert_eq!(
+        doc["visible_in_console"], row.visible_in_console,
+        "{who}: {doc}"
+    );
+    assert_eq!(
+        doc["sees_all_csi_srs"], row.sees_all_csi_srs,
+        "{who}: {doc}"
+    );
+    assert_eq!(doc["path"], row.path, "{who}: {doc}");
+    assert_eq!(doc["until"], opt(row.until), "{who}: {doc}");
+    // Only a linked user acts through someone: the administrator it owns
+    // its SRs through.
+    let via = if row.path == "linked" {
+        row.acts_as
+    } else {
+        None
+    };
+    assert_eq!(doc["via"], opt(via), "{who}: {doc}");
+    let reason = text_of(doc, "reason");
+    assert!(reason.contains(row.reason), "{who}: reason `{reason}`");
+}
+
+#[test]
+fn validate_warns_about_expired_grants_and_apply_applies_anyway() {
+    let world = World::new();
+    let config = matrix_config();
+    let config = config.to_str().unwrap();
+    let checked = world.ok(&["validate", config]);
+    assert!(
+        checked.stdout.starts_with("The configuration is valid"),
+        "{}",
+        checked.stdout
+    );
+    assert_eq!(
+        checked.stderr.matches("warning[W202]").count(),
+        3,
+        "old's approval, ex's approval and lapsed's link have expired:\n{}",
+        checked.stderr
+    );
+    let applied = world.apply_path(&matrix_config());
+    assert!(
+        applied.stderr.contains("warning[W202]"),
+        "{}",
+        applied.stderr
+    );
+    assert!(
+        applied
+            .stdout
+            .contains("Apply complete! Resources: 49 added"),
+        "{}",
+        applied.stdout
+    );
+    // The expired grants are in the state, and grant nothing.
+    let shown = json(&world.ok(&["show", "--format", "json"]).stdout).to_string();
+    for expired in ["2026-11-24", "2026-01-01", "2026-11-01"] {
+        assert!(shown.contains(expired), "{expired} is not in the state");
+    }
+    for user in ["old", "ex", "lapsed", "orphan"] {
+        assert_access_json(&world.access(user), row(user));
+    }
+}
+
+#[test]
+fn access_json_for_every_row_of_the_matrix() {
+    let world = World::matrix();
+    for row in &MATRIX {
+        assert_access_json(&world.access(row.user), row);
+    }
+}
+
+#[test]
+fn access_text_for_every_row_of_the_matrix() {
+    let world = World::matrix();
+    for row in &MATRIX {
+        let out = world.ok(&["access", row.user]);
+        assert_eq!(out.stderr, "");
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        let first = match (row.acts_as, row.notified) {
+            (Some(owner), Some(mail)) => {
+                format!(
+                    "{} can open SRs, as `{owner}`; mail goes to {mail}",
+                    row.user
+                )
+            }
+            _ => format!("{} cannot open SRs", row.user),
+        };
+        assert_eq!(
+            lines.first().copied(),
+            Some(first.as_str()),
+            "{}",
+            out.stdout
+        );
+        let why = lines.get(1).copied().unwrap_or_default();
+        assert!(
+            why.starts_with("  why: ") && why.contains(row.reason),
+            "{}: {why}",
+            row.user
+        );
+        let yes = |b: bool| if b { "yes" } else { "no" };
+        let reads = format!(
+            "  reads SRs in: MOS {}, Console {}{}",
+            yes(row.visible_in_mos),
+            yes(row.visible_in_console),
+            if row.sees_all_csi_srs {
+                " (every SR of the CSI in MOS)"
+            } else {
+                ""
+            }
+        );
+        assert_eq!(lines.get(2).copied(), Some(reads.as_str()), "{}", row.user);
+        let until = row.until.map(|d| format!("  until: {d}"));
+        assert_eq!(lines.get(3).copied(), until.as_deref(), "{}", row.user);
+        assert_eq!(lines.len(), 3 + usize::from(row.until.is_some()));
+    }
+}
+
+#[test]
+fn access_all_as_a_table() {
+    let world = World::matrix();
+    let out = world.ok(&["access", "--all"]);
+    assert_eq!(out.stderr, "");
+    let mut lines = out.stdout.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "USER", "OPEN", "SR", "AS", "MAIL", "TO", "MOS", "CONSOLE", "UNTIL", "WHY"
+        ]
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(
+        rows.len(),
+        MATRIX.len(),
+        "one line per user:\n{}",
+        out.stdout
+    );
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    for (line, row) in rows.iter().zip(&MATRIX) {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        let mos = if row.visible_in_mos && row.sees_all_csi_srs {
+            "all"
+        } else {
+            yes(row.visible_in_mos)
+        };
+        let expected = [
+            row.user,
+            yes(row.can_open_sr),
+            row.acts_as.unwrap_or("-"),
+            row.notified.unwrap_or("-"),
+            mos,
+            yes(row.visible_in_console),
+            row.until.unwrap_or("-"),
+        ];
+        assert_eq!(cells[..7], expected, "{line}");
+        assert!(cells[7..].join(" ").contains(row.reason), "{line}");
+    }
+    snapshot("access-all.text", &out.stdout);
+}
+
+#[test]
+fn access_all_as_json_is_every_user_in_order() {
+    let world = World::matrix();
+    let all = world.access_all();
+    let users: Vec<&str> = all.iter().map(|a| text_of(a, "user")).collect();
+    let expected: Vec<&str> = MATRIX.iter().map(|r| r.user).collect();
+    assert_eq!(users, expected, "every user, sorted by id");
+    for (doc, row) in all.iter().zip(&MATRIX) {
+        assert_access_json(doc, row);
+        assert_eq!(doc, &world.access(row.user), "--all agrees with one user");
+    }
+}
+
+#[test]
+fn access_all_as_csv() {
+    let world = World::matrix();
+    let out = world.ok(&["access", "--all", "--format", "csv"]);
+    assert_eq!(out.stderr, "");
+    let rows = csv_rows(&out.stdout);
+    let header = &rows[0];
+    for column in [
+        "user",
+        "can_open_sr",
+        "acts_as",
+        "notified",
+        "visible_in_mos",
+        "visible_in_console",
+        "reason",
+    ] {
+        assert!(header.iter().any(|h| h == column), "no `{column}` column");
+    }
+    assert_eq!(
+        rows.len(),
+        1 + MATRIX.len(),
+        "a header, then one row per user"
+    );
+    for (cells, row) in rows[1..].iter().zip(&MATRIX) {
+        assert_eq!(cells.len(), header.len(), "{cells:?}");
+        let cell = |name: &str| {
+            let i = header.iter().position(|h| h == name).unwrap();
+            cells[i].as_str()
+        };
+        assert_eq!(cell("user"), row.user);
+        assert_eq!(cell("can_open_sr"), row.can_open_sr.to_string());
+        assert_eq!(cell("acts_as"), row.acts_as.unwrap_or_default());
+        assert_eq!(cell("notified"), row.notified.unwrap_or_default());
+        assert_eq!(cell("visible_in_mos"), row.visible_in_mos.to_string());
+        assert_eq!(
+            cell("visible_in_console"),
+            row.visible_in_console.to_string()
+        );
+        assert!(cell("reason").contains(row.reason), "{cells:?}");
+    }
+    snapshot("access-all.csv", &out.stdout);
+}
+
+#[test]
+fn access_of_an_unknown_user_is_an_error() {
+    let world = World::matrix();
+    for format in ["text", "json", "csv"] {
+        let out = world.run(&["access", "zed", "--format", format]);
+        out.assert_code(1);
+        assert_eq!(out.stdout, "");
+        assert!(
+            out.stderr.starts_with("error: ") && out.stderr.contains("`zed` is not a user"),
+            "{}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn access_needs_a_user_or_all_but_not_both() {
+    let world = World::matrix();
+    for args in [
+        &["access"][..],
+        &["access", "--format", "json"],
+        &["access", "dan", "--all"],
+    ] {
+        let out = world.usage_error(args);
+        assert!(out.stderr.contains("Usage:"), "{}", out.stderr);
+    }
+}
+
+// ---- sr open ----
+
+/// The users of the matrix who may open SRs: owner, contact, channel.
+const OPENERS: [(&str, &str, &str, &str); 6] = [
+    ("dan", "dan", DAN, "mos"),
+    ("erin", "erin", ERIN, "mos"),
+    ("alice", "alice", "alice@acme.example", "mos"),
+    ("owen", "owen", "owen@acme.example", "mos"),
+    ("bob", "dan", DAN, "console"),
+    ("gina", "erin", ERIN, "console"),
+];
+
+#[test]
+fn sr_open_by_every_user_who_may() {
+    let world = World::matrix();
+    let mut last = 0;
+    // pat is linked too, with a pending membership of its own.
+    let pat = ("pat", "dan", DAN, "console");
+    for (user, owner, contact, channel) in OPENERS.into_iter().chain([pat]) {
+        // Text: the new id, alone on its line.
+        let title = format!("text by {user}");
+        let out = world.ok(&["sr", "open", "--user", user, "--title", &title]);
+        assert_eq!(out.stderr, "");
+        let id: i64 = out
+            .stdout
+            .strip_suffix('\n')
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("not an id: {:?}", out.stdout));
+        assert!(id > last, "ids grow: {id} after {last}");
+        last = id;
+        let listed = world.show(id);
+        assert_eq!(listed["title"], title.as_str());
+        assert_eq!(listed["opened_by"], user);
+        assert_eq!(listed["owner"], owner, "{user} opens as {owner}");
+        assert_eq!(listed["contact_email"], contact);
+        // JSON: the SR itself.
+        let title = format!("json by {user}");
+        let sr = world.open(user, &title);
+        let id = id_of(&sr);
+        assert!(id > last, "ids grow: {id} after {last}");
+        last = id;
+        assert_eq!(sr["opened_by"], user);
+        assert_eq!(sr["owner"], owner, "{user} opens as {owner}");
+        assert_eq!(sr["contact_email"], contact, "{user}'s SR mails {contact}");
+        assert_eq!(sr["channel"], channel, "{user} opens in {channel}");
+        assert_eq!(sr["title"], title.as_str());
+        assert_eq!(sr["tenancy"], "acme");
+        assert_eq!(sr["status"], "open");
+        assert_eq!(sr["type"], "tech", "the default type");
+        assert_eq!(sr["severity"], "medium", "the default severity");
+        assert_eq!(sr["comments"], serde_json::json!([]));
+        assert_eq!(world.show(id), sr, "what was printed is what was stored");
+    }
+    let all = world.srs();
+    assert_eq!(all.len(), 2 * (OPENERS.len() + 1));
+    for sr in &all {
+        // The rule: a linked user is never the owner.
+        if ["bob", "gina", "pat"].contains(&text_of(sr, "opened_by")) {
+            assert_ne!(sr["owner"], sr["opened_by"], "{sr}");
+        }
+    }
+}
+
+#[test]
+fn sr_open_refusals_write_nothing() {
+    let world = World::matrix();
+    world.open("dan", "already there");
+    for row in MATRIX.iter().filter(|r| !r.can_open_sr) {
+        for format in ["text", "json"] {
+            let args = [
+                "sr", "open", "--user", row.user, "--title", "no", "--format", format,
+            ];
+            let out = world.refused(&args, row.reason);
+            let cannot = format!("`{}` cannot open an SR", row.user);
+            assert!(out.stderr.contains(&cannot), "{}", out.stderr);
+        }
+    }
+    for format in ["text", "json"] {
+        let args = [
+            "sr", "open", "--user", "zed", "--title", "no", "--format", format,
+        ];
+        world.refused(&args, "`zed` is not a user of the tenancy");
+    }
+    assert_eq!(world.srs().len(), 1);
+}
+
+#[test]
+fn sr_open_stores_severity_and_type() {
+    let world = World::matrix();
+    let mut expected = Vec::new();
+    for severity in ["highest", "high", "medium", "low"] {
+        for kind in ["tech", "limit", "account"] {
+            let title = format!("{severity} {kind}");
+            let args = [
+                "sr",
+                "open",
+                "--user",
+                "bob",
+                "--title",
+                &title,
+                "--severity",
+                severity,
+                "--type",
+                kind,
+                "--format",
+                "json",
+            ];
+            let sr = json(&world.ok(&args).stdout);
+            assert_eq!(
+                (&sr["severity"], &sr["type"]),
+                (&severity.into(), &kind.into())
+            );
+            expected.push((title, severity.to_string(), kind.to_string()));
+        }
+    }
+    let stored: Vec<(String, String, String)> = world
+        .srs()
+        .iter()
+        .map(|sr| {
+            let field = |name: &str| text_of(sr, name).to_string();
+            (field("title"), field("severity"), field("type"))
+        })
+        .collect();
+    assert_eq!(stored, expected);
+    let open = ["sr", "open", "--user", "dan", "--title", "t"];
+    for bad in [
+        &["--severity", "urgent"][..],
+        &["--severity", "1"],
+        &["--severity", ""],
+        &["--type", "bug"],
+        &["--type", "billing"],
+    ] {
+        world.usage_error(&[&open[..], bad].concat());
+    }
+    world.usage_error(&["sr", "open", "--user", "dan"]);
+    world.usage_error(&["sr", "open", "--title", "t"]);
+}
+
+// ---- sr list, sr show ----
+
+/// The matrix with one SR opened by each user who may (ids 1 to 6, in
+/// [`OPENERS`] order) and a second one by bob (id 7).
+fn world_with_srs() -> World {
+    let world = World::matrix();
+    for (i, (user, ..)) in OPENERS.iter().enumerate() {
+        let sr = world.open(user, &format!("by {user}"));
+        assert_eq!(id_of(&sr), i as i64 + 1);
+    }
+    world.open("bob", "bob again");
+    world
+}
+
+#[test]
+fn sr_list_shows_what_each_user_can_see() {
+    let world = world_with_srs();
+    let every: Vec<i64> = (1..=7).collect();
+    assert_eq!(world.srs().iter().map(id_of).collect::<Vec<_>>(), every);
+    let cases: [(&str, &[i64]); 16] = [
+        // A CSI administrator, and view_sr: every SR of the CSI.
+        ("dan", &every),
+        ("erin", &every),
+        ("alice", &every),
+        ("viewer", &every),
+        // create_sr without view_sr: the SRs it owns.
+        ("owen", &[4]),
+        // Linked: only the SRs it opened, in the Console.
+        ("bob", &[5, 7]),
+        ("gina", &[6]),
+        ("pat", &[]),
+        // No way in: nothing.
+        ("blind", &[]),
+        ("carol", &[]),
+        ("solo", &[]),
+        ("hal", &[]),
+        ("old", &[]),
+        ("lapsed", &[]),
+        ("ex", &[]),
+        ("orphan", &[]),
+    ];
+    for (user, expected) in cases {
+        assert_eq!(world.visible(user), expected, "what {user} sees");
+        let text = world.ok(&["sr", "list", "--user", user]).stdout;
+        if expected.is_empty() {
+            assert_eq!(text, "No SRs.\n", "{user}");
+        } else {
+            let ids: Vec<i64> = text
+                .lines()
+                .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+                .collect();
+            assert_eq!(ids, expected, "{user}:\n{text}");
+        }
+    }
+    let text = world.ok(&["sr", "list"]).stdout;
+    assert_eq!(text.lines().count(), 7, "{text}");
+    assert!(text.contains("opened by bob as dan"), "{text}");
+    assert!(text.contains("opened by gina as erin"), "{text}");
+    snapshot("sr-list.text", &text);
+    world.refused(&["sr", "list", "--user", "zed"], "`zed` is not a user");
+    world.refused(
+        &["sr", "list", "--user", "zed", "--format", "json"],
+        "`zed` is not a user",
+    );
+}
+
+#[test]
+fn sr_list_is_empty_before_any_sr() {
+    let world = World::matrix();
+    assert_eq!(world.ok(&["sr", "list"]).stdout, "No SRs.\n");
+    assert_eq!(world.srs(), Vec::<Value>::new());
+    assert_eq!(world.visible("dan"), Vec::<i64>::new());
+}
+
+#[test]
+fn sr_show_in_text_and_json_with_comments() {
+    let world = World::matrix();
+    let args = [
+        "sr",
+        "open",
+        "--user",
+        "bob",
+        "--title",
+        "disk full",
+        "--severity",
+        "high",
+        "--type",
+        "limit",
+    ];
+    let id = world.ok(&args).stdout.trim().to_string();
+    world.ok(&[
+        "sr",
+        "comment",
+        &id,
+        "--user",
+        "bob",
+        "--text",
+        "still full",
+    ]);
+    world.ok(&["sr", "comment", &id, "--user", "dan", "--text", "on it"]);
+    let sr = world.show(id.parse().unwrap());
+    assert_eq!(sr["title"], "disk full");
+    assert_eq!(
+        (&sr["severity"], &sr["type"]),
+        (&"high".into(), &"limit".into())
+    );
+    assert_eq!(
+        (&sr["opened_by"], &sr["owner"]),
+        (&"bob".into(), &"dan".into())
+    );
+    assert_eq!(sr["contact_email"], DAN);
+    assert_eq!(sr["channel"], "console");
+    assert_eq!(sr["status"], "open");
+    let opened_at = text_of(&sr, "opened_at").to_string();
+    let comments: Vec<(&str, &str, &str)> = sr["comments"]
+        .as_array()
+        .expect("comments is a list")
+        .iter()
+        .map(|c| {
+            (
+                text_of(c, "author"),
+                text_of(c, "channel"),
+                text_of(c, "text"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        comments,
+        [("bob", "console", "still full"), ("dan", "mos", "on it")]
+    );
+    let at: Vec<&str> = sr["comments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| text_of(c, "at"))
+        .collect();
+    let text = world.ok(&["sr", "show", &id]).stdout;
+    let expected = format!(
+        "SR {id}  disk full\n  type limit  severity high  status open\n  opened by bob in the Console at {opened_at}\n  owner dan  contact {DAN}\n  - bob (the Console, {}): still full\n  - dan (MOS, {}): on it\n",
+        at[0], at[1]
+    );
+    assert_eq!(text, expected);
+    // `sr list` carries the comments too.
+    assert_eq!(world.srs(), [sr]);
+}
+
+#[test]
+fn sr_show_as_a_user_is_refused_when_the_user_cannot_see_it() {
+    let world = world_with_srs();
+    // (user, SR) pairs: allowed, then refused.
+    let allowed = [
+        ("dan", 6),
+        ("erin", 5),
+        ("alice", 7),
+        ("viewer", 1),
+        ("owen", 4),
+        ("bob", 5),
+        ("bob", 7),
+        ("gina", 6),
+    ];
+    for (user, id) in allowed {
+        let id = id.to_string();
+        let out = world.ok(&["sr", "show", &id, "--user", user, "--format", "json"]);
+        assert_eq!(json(&out.stdout), world.show(id.parse().unwrap()));
+        world.ok(&["sr", "show", &id, "--user", user]);
+    }
+    let refused = [
+        ("owen", 1),
+        ("owen", 5),
+        ("bob", 6),
+        ("bob", 1),
+        ("gina", 5),
+        ("blind", 1),
+        ("carol", 4),
+        ("solo", 1),
+        ("hal", 1),
+        ("old", 3),
+        ("lapsed", 5),
+        ("orphan", 1),
+    ];
+    for (user, id) in refused {
+        let id = id.to_string();
+        for format in ["text", "json"] {
+            let args = ["sr", "show", &id, "--user", user, "--format", format];
+            world.refused(&args, &format!("`{user}` cannot see SR {id}"));
+        }
+    }
+    for args in [
+        &["sr", "show", "99"][..],
+        &["sr", "show", "99", "--format", "json"],
+        &["sr", "show", "99", "--user", "dan"],
+        &["sr", "show", "0"],
+    ] {
+        world.refused(args, "no SR");
+    }
+    // Someone who is not a user of the tenancy sees nothing either.
+    world.refused(&["sr", "show", "1", "--user", "zed"], "`zed`");
+    world.usage_error(&["sr", "show", "one"]);
+}
+
+// ---- sr comment ----
+
+#[test]
+fn sr_comment_in_the_console_and_in_mos() {
+    let world = world_with_srs();
+    // (user, SR, channel, what the command says)
+    let allowed = [
+        ("bob", 5, "console", "the Console"),
+        ("gina", 6, "console", "the Console"),
+        ("dan", 5, "mos", "MOS"),
+        ("erin", 1, "mos", "MOS"),
+        ("alice", 6, "mos", "MOS"),
+        ("owen", 4, "mos", "MOS"),
+    ];
+    let mut expected: BTreeMap<i64, Vec<(String, String, String)>> = BTreeMap::new();
+    for (user, id, channel, said) in allowed {
+        let text = format!("{user} on {id}");
+        let out = world.ok(&[
+            "sr",
+            "comment",
+            &id.to_string(),
+            "--user",
+            user,
+            "--text",
+            &text,
+        ]);
+        assert_eq!(out.stdout, format!("Commented on SR {id} in {said}.\n"));
+        expected
+            .entry(id)
+            .or_default()
+            .push((user.to_string(), channel.to_string(), text));
+    }
+    for sr in world.srs() {
+        let comments: Vec<(String, String, String)> = sr["comments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    text_of(c, "author").to_string(),
+                    text_of(c, "channel").to_string(),
+                    text_of(c, "text").to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            comments,
+            expected.remove(&id_of(&sr)).unwrap_or_default(),
+            "the comments of SR {}",
+            id_of(&sr)
+        );
+    }
+}
+
+#[test]
+fn sr_comment_refusals_write_nothing() {
+    let world = world_with_srs();
+    let cases = [
+        // Cannot see it: a linked user on an SR it did not open, an approved
+        // user without view_sr on an SR it does not own.
+        ("gina", 5, "`gina` cannot see this SR"),
+        ("bob", 6, "`bob` cannot see this SR"),
+        ("bob", 1, "`bob` cannot see this SR"),
+        ("owen", 5, "`owen` cannot see this SR"),
+        // Can only read it: view_sr without create_sr.
+        (
+            "viewer",
+            1,
+            "`viewer` can read this SR in MOS but not update it",
+        ),
+        ("viewer", 5, "no create access"),
+        // No way in.
+        ("blind", 1, "cannot see this SR"),
+        ("carol", 1, "pending approval by a CSI administrator"),
+        ("solo", 1, "not associated with the CSI"),
+        ("hal", 5, "no support account and no support link"),
+        ("lapsed", 5, "no support account and no support link"),
+        ("orphan", 1, "no longer a CSI administrator"),
+        ("old", 3, "pending approval"),
+        ("zed", 1, "`zed` is not a user"),
+    ];
+    for (user, id, why) in cases {
+        let args = [
+            "sr",
+            "comment",
+            &id.to_string(),
+            "--user",
+            user,
+            "--text",
+            "no",
+        ];
+        world.refused(&args, why);
+    }
+    world.refused(
+        &["sr", "comment", "99", "--user", "dan", "--text", "no"],
+        "no SR 99",
+    );
+    world.usage_error(&["sr", "comment", "1", "--user", "dan"]);
+    world.usage_error(&["sr", "comment", "1", "--text", "no"]);
+    assert!(
+        world
+            .srs()
+            .iter()
+            .all(|sr| sr["comments"] == serde_json::json!([]))
+    );
+}
+
+// ---- Nothing is lost ----
+
+/// A small tenancy: dan the tenancy admin, erin a second administrator,
+/// alice approved with create and view access, bob linked through dan and
+/// gina through erin. `bob_linked`: bob keeps his link; `removed`: bob,
+/// erin (and so gina's link) and alice's approval are gone.
+fn small_config(bob_linked: bool, removed: bool) -> String {
+    let account = |n: u32| {
+        format!("support_account: {{ phone: \"+82 2 555 01{n:02}\", timezone: Asia/Seoul }}")
+    };
+    let mut out = String::from("tenancy: { name: acme, csi: \"20817431\", admin: dan }\nusers:\n");
+    let _ = writeln!(out, "  dan: {{ email: {DAN}, {} }}", account(0));
+    let _ = writeln!(
+        out,
+        "  alice: {{ email: alice@acme.example, {} }}",
+        account(2)
+    );
+    let _ = writeln!(out, "  gina: {{ email: gina@acme.example }}");
+    if !removed {
+        let _ = writeln!(out, "  erin: {{ email: {ERIN}, {} }}", account(1));
+        let _ = writeln!(out, "  bob: {{ email: bob@acme.example }}");
+    }
+    out.push_str("memberships:\n  - user: alice\n");
+    if !removed {
+        out.push_str("  - user: erin\napprovals:\n  - { user: erin, role: admin }\n");
+        out.push_str("  - { user: alice, role: user, access: [create_sr, view_sr] }\n");
+        out.push_str("support_links:\n  - { user: gina, via: erin }\n");
+        if bob_linked {
+            out.push_str("  - { user: bob }\n");
+        }
+    }
+    out
+}
+
+#[test]
+fn removing_a_link_a_user_and_an_approval_loses_no_sr() {
+    let world = World::new();
+    world.apply("acme.yaml", &small_config(true, false));
+    let mut opened = BTreeMap::new();
+    for (user, owner) in [
+        ("dan", "dan"),
+        ("erin", "erin"),
+        ("alice", "alice"),
+        ("bob", "dan"),
+        ("gina", "erin"),
+    ] {
+        let sr = world.open(user, &format!("by {user}"));
+        assert_eq!(sr["owner"], owner);
+        opened.insert(user, id_of(&sr));
+    }
+    let bobs = opened["bob"].to_string();
+    let ginas = opened["gina"].to_string();
+    world.ok(&[
+        "sr", "comment", &bobs, "--user", "bob", "--text", "from bob",
+    ]);
+    world.ok(&[
+        "sr", "comment", &bobs, "--user", "dan", "--text", "from dan",
+    ]);
+    world.ok(&[
+        "sr",
+        "comment",
+        &ginas,
+        "--user",
+        "gina",
+        "--text",
+        "from gina",
+    ]);
+    let before = world.srs();
+    assert_eq!(before.len(), 5);
+    assert_eq!(world.visible("bob"), [opened["bob"]]);
+
+    // Unlinking bob takes his right away at once; his SR stays, dan's.
+    world.apply("acme.yaml", &small_config(false, false));
+    assert_eq!(world.srs(), before, "unlinking bob changed the SRs");
+    let bob = world.access("bob");
+    assert_eq!(bob["can_open_sr"], false);
+    assert_eq!(bob["visible_in_console"], false);
+    assert_eq!(bob["acts_as"], Value::Null);
+    world.refused(
+        &["sr", "open", "--user", "bob", "--title", "again"],
+        "no support account and no support link",
+    );
+    assert_eq!(
+        world.visible("bob"),
+        Vec::<i64>::new(),
+        "bob sees nothing now"
+    );
+    world.refused(
+        &["sr", "show", &bobs, "--user", "bob"],
+        "`bob` cannot see SR",
+    );
+    world.refused(
+        &["sr", "comment", &bobs, "--user", "bob", "--text", "hello?"],
+        "cannot see this SR",
+    );
+
+    // Then bob goes, erin (and gina's link through her) goes, and alice's
+    // approval goes: every SR stays, with the owner it was opened under.
+    world.apply("acme.yaml", &small_config(false, true));
+    assert_eq!(
+        world.srs(),
+        before,
+        "removing users and grants changed the SRs"
+    );
+    for sr in &before {
+        assert_eq!(&world.show(id_of(sr)), sr);
+    }
+    assert_eq!(
+        world.visible("dan").len(),
+        5,
+        "the administrator sees them all"
+    );
+    world.refused(&["sr", "list", "--user", "bob"], "`bob` is not a user");
+    world.refused(
+        &["sr", "open", "--user", "bob", "--title", "t"],
+        "`bob` is not a user",
+    );
+    world.refused(
+        &["sr", "open", "--user", "erin", "--title", "t"],
+        "`erin` is not a user",
+    );
+    assert_eq!(
+        world.access("alice")["reason"],
+        "pending approval by a CSI administrator"
+    );
+    assert_eq!(world.visible("alice"), Vec::<i64>::new());
+    world.refused(
+        &["sr", "open", "--user", "alice", "--title", "t"],
+        "pending approval",
+    );
+    assert_eq!(world.visible("gina"), Vec::<i64>::new());
+    world.refused(
+        &["sr", "open", "--user", "gina", "--title", "t"],
+        "no support account and no support link",
+    );
+    world.refused(
+        &[
+            "sr", "comment", &ginas, "--user", "gina", "--text", "hello?",
+        ],
+        "cannot see this SR",
+    );
+    // The administrator still works on them, in MOS.
+    world.ok(&[
+        "sr", "comment", &ginas, "--user", "dan", "--text", "closing",
+    ]);
+    let after = world.srs();
+    assert_eq!(after.len(), 5);
+    assert_eq!(
+        after
+            .iter()
+            .map(|sr| (&sr["owner"], &sr["opened_by"]))
+            .collect::<Vec<_>>(),
+        before
+            .iter()
+            .map(|sr| (&sr["owner"], &sr["opened_by"]))
+            .collect::<Vec<_>>()
+    );
+}
+
+/// One database, two tenancies: an SR is its tenancy's alone.
+#[test]
+fn an_sr_belongs_to_its_tenancy() {
+    let world = World::new();
+    world.apply("acme.yaml", &small_config(true, false));
+    let beta = small_config(true, false).replace("name: acme", "name: beta");
+    world.apply("beta.yaml", &beta);
+    let refused = |args: &[&str], why: &str| {
+        let out = world.run(args);
+        out.assert_code(1);
+        assert_eq!(out.stdout, "");
+        assert!(out.stderr.contains(why), "{}", out.stderr);
+    };
+    refused(
+        &["sr", "open", "--user", "bob", "--title", "t"],
+        "several tenancies",
+    );
+    let args = [
+        "sr",
+        "open",
+        "--user",
+        "bob",
+        "--title",
+        "t",
+        "--tenancy",
+        "acme",
+    ];
+    let sr = json(
+        &world
+            .ok(&[&args[..], &["--format", "json"]].concat())
+            .stdout,
+    );
+    assert_eq!(
+        (&sr["tenancy"], &sr["owner"]),
+        (&"acme".into(), &"dan".into())
+    );
+    let id = id_of(&sr).to_string();
+    let listed = |tenancy: &str| {
+        let out = world.ok(&["sr", "list", "--tenancy", tenancy, "--format", "json"]);
+        list(json(&out.stdout))
+    };
+    assert_eq!(listed("beta"), Vec::<Value>::new());
+    refused(&["sr", "show", &id, "--tenancy", "beta"], "no SR");
+    refused(
+        &[
+            "sr",
+            "comment",
+            &id,
+            "--tenancy",
+            "beta",
+            "--user",
+            "dan",
+            "--text",
+            "x",
+        ],
+        "no SR",
+    );
+    assert_eq!(listed("acme"), [sr]);
+}
+
+/// Before and after a rename (`previously:`) of bob, linked through dan, to
+/// `robert`, and of owen, approved with create_sr only, to `owen2`.
+fn rename_config(renamed: bool) -> String {
+    let (bob, owen) = if renamed {
+        ("robert: { previously: bob,", "owen2: { previously: owen,")
+    } else {
+        ("bob: {", "owen: {")
+    };
+    let (bob_id, owen_id) = if renamed {
+        ("robert", "owen2")
+    } else {
+        ("bob", "owen")
+    };
+    format!(
+        "tenancy: {{ name: acme, csi: \"20817431\", admin: dan }}
+users:
+  dan: {{ email: {DAN}, support_account: {{ phone: \"+82 2 555 0100\", timezone: Asia/Seoul }} }}
+  erin: {{ email: {ERIN}, support_account: {{ phone: \"+82 2 555 0101\", timezone: Asia/Seoul }} }}
+  {owen} email: owen@acme.example, support_account: {{ phone: \"+82 2 555 0103\", timezone: Asia/Seoul }} }}
+  {bob} email: bob@acme.example }}
+memberships: [ {{ user: erin }}, {{ user: {owen_id} }} ]
+approvals:
+  - {{ user: erin, role: admin }}
+  - {{ user: {owen_id}, role: user, access: [create_sr] }}
+support_links:
+  - {{ user: {bob_id} }}
+"
+    )
+}
+
+/// A rename moves "a user and everything attached to it" (SPEC §4; the plan
+/// says "with everything attached"): the SRs a user opened in the Console,
+/// or owns, are still the renamed user's to see and comment on.
+#[test]
+fn a_rename_keeps_the_users_srs_visible_to_it() {
+    let world = World::new();
+    world.apply("acme.yaml", &rename_config(false));
+    let bobs = id_of(&world.open("bob", "by bob"));
+    let owens = id_of(&world.open("owen", "by owen"));
+    world.open("erin", "by erin");
+    assert_eq!(world.visible("bob"), [bobs]);
+    assert_eq!(world.visible("owen"), [owens]);
+    let before = world.srs();
+    let applied = world.apply("acme.yaml", &rename_config(true));
+    assert!(applied.stdout.contains("0 destroyed"), "{}", applied.stdout);
+    let after = world.srs();
+    assert_eq!(after.len(), before.len(), "a rename lost an SR");
+    for (a, b) in before.iter().zip(&after) {
+        assert_eq!(
+            (&a["id"], &a["title"], &a["contact_email"]),
+            (&b["id"], &b["title"], &b["contact_email"])
+        );
+    }
+    assert_eq!(
+        world.visible("robert"),
+        [bobs],
+        "robert (was bob) no longer sees the SR he opened in the Console"
+    );
+    assert_eq!(
+        world.visible("owen2"),
+        [owens],
+        "owen2 (was owen) no longer sees the SR he owns"
+    );
+    let out = world.ok(&[
+        "sr",
+        "comment",
+        &bobs.to_string(),
+        "--user",
+        "robert",
+        "--text",
+        "still me",
+    ]);
+    assert_eq!(
+        out.stdout,
+        format!("Commented on SR {bobs} in the Console.\n")
+    );
+}
+
+// ---- The property: random applies and SR operations ----
+
+/// The users a random config draws from; the tenancy admin is `dan` or `erin`.
+const POOL: [&str; 6] = ["dan", "erin", "frank", "gina", "hal", "ivy"];
+/// Expiry days around today (2026-11-24): past, today (so expired), tomorrow,
+/// later.
+const DATES: [&str; 4] = ["2026-06-30", "2026-11-24", "2026-11-25", "2027-06-30"];
+const PRIVILEGES: [&str; 3] = ["create_sr", "view_sr", "download"];
+
+#[derive(Clone, Debug)]
+struct UserDraw {
+    present: bool,
+    account: bool,
+    member: bool,
+    /// Role admin, access bits (0: no list), approver pick, expiry.
+    approval: Option<(bool, usize, usize, Option<usize>)>,
+    /// Via pick, expiry.
+    link: Option<(usize, Option<usize>)>,
+}
+
+/// A random valid config of the tenancy `acme`; its `Debug` is its YAML.
+#[derive(Clone)]
+struct ConfigDraw {
+    admin_is_erin: bool,
+    users: Vec<UserDraw>,
+}
+
+impl std::fmt::Debug for ConfigDraw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "\n{}", self.yaml())
+    }
+}
+
+fn user_draw() -> impl Strategy<Value = UserDraw> {
+    (
+        prop::bool::weighted(0.8),
+        prop::bool::weighted(0.7),
+        prop::bool::weighted(0.7),
+        prop::option::weighted(
+            0.6,
+            (
+                prop::bool::weighted(0.35),
+                0usize..8,
+                0usize..8,
+                prop::option::weighted(0.35, 0..DATES.len()),
+            ),
+        ),
+        prop::option::weighted(
+            0.6,
+            (0usize..8, prop::option::weighted(0.3, 0..DATES.len())),
+        ),
+    )
+        .prop_map(|(present, account, member, approval, link)| UserDraw {
+            present,
+            account,
+            member,
+            approval,
+            link,
+        })
+}
+
+fn config_draw() -> impl Strategy<Value = ConfigDraw> {
+    (
+        prop::bool::weighted(0.2),
+        prop::collection::vec(user_draw(), POOL.len()),
+    )
+        .prop_map(|(admin_is_erin, users)| ConfigDraw {
+            admin_is_erin,
+            users,
+        })
+}
+
+impl ConfigDraw {
+    fn admin(&self) -> &'static str {
+        if self.admin_is_erin { "erin" } else { "dan" }
+    }
+
+    /// The users the config declares.
+    fn users(&self) -> Vec<&'static str> {
+        POOL.iter()
+            .zip(&self.users)
+            .filter(|(id, u)| u.present || **id == self.admin())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// The YAML. Valid by construction: the tenancy admin has a support
+    /// account and no grant; memberships need an account; approvals need a
+    /// membership and name an earlier administrator (or default to the
+    /// tenancy admin), so chains have no cycle; links go to users without an
+    /// approval, through an administrator.
+    fn yaml(&self) -> String {
+        let admin = self.admin();
+        let mut admins = vec![admin];
+        let (mut users, mut members, mut approvals, mut links) =
+            (String::new(), String::new(), String::new(), String::new());
+        for (i, (id, u)) in POOL.iter().zip(&self.users).enumerate() {
+            let id = *id;
+            let is_admin = id == admin;
+            if !u.present && !is_admin {
+                continue;
+            }
+            // Fixed per id, so that no apply replaces an account for its email.
+            let email = if id == "dan" || id == "erin" {
+                format!("{}.K@Acme.example", id.to_uppercase())
+            } else {
+                format!("{id}@acme.example")
+            };
+            let _ = writeln!(users, "  {id}:\n    email: {email}");
+            let account = is_admin || u.account;
+            if account {
+                let _ = writeln!(
+                    users,
+                    "    support_account: {{ phone: \"+82 2 555 01{i:02}\", timezone: UTC }}"
+                );
+            }
+            if is_admin {
+                continue;
+            }
+            let member = account && u.member;
+            if member {
+                let _ = writeln!(members, "  - user: {id}");
+            }
+            let approval = u.approval.filter(|_| member);
+            if let Some((role_admin, bits, pick, expires)) = approval {
+                let role = if role_admin { "admin" } else { "user" };
+                let _ = writeln!(approvals, "  - user: {id}\n    role: {role}");
+                if bits != 0 {
+                    let access: Vec<&str> = (0..3)
+                        .filter(|b| bits & (1 << b) != 0)
+                        .map(|b| PRIVILEGES[b])
+                        .collect();
+                    let _ = writeln!(approvals, "    access: [{}]", access.join(", "));
+                }
+                if let Some(by) = admins.get(pick % (admins.len() + 1)) {
+                    let _ = writeln!(approvals, "    approved_by: {by}");
+                }
+                if let Some(e) = expires {
+                    let _ = writeln!(approvals, "    expires: {}", DATES[e]);
+                }
+                if role_admin {
+                    admins.push(id);
+                }
+            } else if let Some((pick, expires)) = u.link {
+                let _ = writeln!(links, "  - user: {id}");
+                if let Some(via) = admins.get(pick % (admins.len() + 1)) {
+                    let _ = writeln!(links, "    via: {via}");
+                }
+                if let Some(e) = expires {
+                    let _ = writeln!(links, "    expires: {}", DATES[e]);
+                }
+            }
+        }
+        let mut out = format!(
+            "# generated by tests/it/support.rs\ntenancy:\n  name: acme\n  csi: \"20817431\"\n  admin: {admin}\nusers:\n{users}"
+        );
+        for (section, entries) in [
+            ("memberships", members),
+            ("approvals", approvals),
+            ("support_links", links),
+        ] {
+            if !entries.is_empty() {
+                let _ = write!(out, "{section}:\n{entries}");
+            }
+        }
+        out
+    }
+}
+
+/// The days a random run lives through, in order: today, then the day an
+/// approval or link expiring on 2026-11-25 ends, then around 2027-06-30.
+const DAYS: [&str; 4] = [TODAY, "2026-11-25", "2027-06-30", "2027-07-01"];
+
+/// One step of a random run. A user is an index into [`POOL`], one past its
+/// end being `zed`, who is never a user; or, when `eligible`, an index into
+/// the users `access --all` says can open SRs right now, so that most runs
+/// open SRs through every path.
+#[derive(Clone, Debug)]
+enum Step {
+    Apply(ConfigDraw),
+    Open {
+        user: usize,
+        eligible: bool,
+        severity: usize,
+    },
+    Comment {
+        user: usize,
+        eligible: bool,
+        pick: usize,
+    },
+    ListAs {
+        user: usize,
+    },
+    /// Move the clock on to the next of [`DAYS`], if there is one.
+    NextDay,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let user = 0..=POOL.len();
+    prop_oneof![
+        2 => config_draw().prop_map(Step::Apply),
+        5 => (user.clone(), any::<bool>(), 0usize..4)
+            .prop_map(|(user, eligible, severity)| Step::Open { user, eligible, severity }),
+        2 => (user.clone(), any::<bool>(), any::<usize>())
+            .prop_map(|(user, eligible, pick)| Step::Comment { user, eligible, pick }),
+        1 => user.prop_map(|user| Step::ListAs { user }),
+        1 => Just(Step::NextDay),
+    ]
+}
+
+fn who(user: usize) -> &'static str {
+    POOL.get(user).copied().unwrap_or("zed")
+}
+
+/// What the test knows of an SR: recorded when it was opened, from `access`
+/// asked just before.
+#[derive(Debug)]
+struct Opened {
+    id: i64,
+    opened_by: String,
+    owner: String,
+    contact: String,
+    /// Opened through a support link.
+    linked: bool,
+    comments: usize,
+}
+
+/// The record of a random run, checked after every step.
+struct Run<'w> {
+    world: &'w World,
+    /// Every SR opened, by id.
+    opened: Vec<Opened>,
+    /// `sr list --format json` after the previous step.
+    last: Vec<Value>,
+    /// The users of the config applied last.
+    users: Vec<&'static str>,
+}
+
+impl Run<'_> {
+    /// The user a step names: see [`Step`].
+    fn user(&self, user: usize, eligible: bool) -> String {
+        if eligible {
+            let able: Vec<String> = self
+                .world
+                .access_all()
+                .iter()
+                .filter(|a| a["can_open_sr"] == true)
+                .map(|a| text_of(a, "user").to_string())
+                .collect();
+            if !able.is_empty() {
+                return able[user % able.len()].clone();
+            }
+        }
+        who(user).to_string()
+    }
+
+    /// `access USER --format json`, or `None` for a user who is not one.
+    fn access(&self, user: &str) -> Option<Value> {
+        let out = self.world.run(&["access", user, "--format", "json"]);
+        match out.code() {
+            0 => Some(json(&out.stdout)),
+            1 => {
+                assert_eq!(out.stdout, "");
+                assert!(!self.users.contains(&user), "{}", out.stderr);
+                None
+            }
+            _ => panic!("{}", out.transcript()),
+        }
+    }
+
+    fn apply(&mut self, config: &ConfigDraw) {
+        let yaml = config.yaml();
+        self.world.apply("acme.yaml", &yaml);
+        self.users = config.users();
+        let all = self.world.access_all();
+        let users: Vec<&str> = all.iter().map(|a| text_of(a, "user")).collect();
+        assert_eq!(users, self.users, "the users of\n{yaml}");
+    }
+
+    fn open(&mut self, user: &str, severity: usize, n: usize) {
+        let access = self.access(user);
+        let everyone = self.world.access_all();
+        let severity = ["highest", "high", "medium", "low"][severity];
+        let title = format!("step {n}");
+        let out = self.world.run(&[
+            "sr",
+            "open",
+            "--user",
+            user,
+            "--title",
+            &title,
+            "--severity",
+            severity,
+            "--format",
+            "json",
+        ]);
+        let can = access.as_ref().is_some_and(|a| a["can_open_sr"] == true);
+        if !can {
+            assert_eq!(out.code(), 1, "`access` said no:\n{}", out.transcript());
+            assert_eq!(out.stdout, "");
+            assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
+            return;
+        }
+        let access = access.unwrap();
+        assert_eq!(
+            out.code(),
+            0,
+            "`access` said yes:\n{access}\n{}",
+            out.transcript()
+        );
+        let sr = json(&out.stdout);
+        let path = text_of(&access, "path");
+        let linked = path == "linked";
+        let owner = text_of(&sr, "owner");
+        assert_eq!(sr["opened_by"], user);
+        assert_eq!(sr["owner"], access["acts_as"], "the owner `access` named");
+        assert_eq!(
+            sr["contact_email"], access["notified"],
+            "the contact `access` named"
+        );
+        assert_eq!(sr["severity"], severity);
+        // The owner was entitled to own it: the user itself, approved to
+        // open SRs; or, for a linked user, the CSI administrator it is
+        // linked through, who is an administrator right now.
+        let path_of = |u: &str| {
+            everyone
+                .iter()
+                .find(|a| a["user"] == u)
+                .map(|a| text_of(a, "path").to_string())
+                .unwrap_or_else(|| panic!("the owner `{u}` is not a user"))
+        };
+        if linked {
+            assert_ne!(owner, user, "a linked user owns its SR: {sr}");
+            assert_eq!(sr["owner"], access["via"]);
+            assert!(
+                ["tenancy-admin", "approved-admin"].contains(&path_of(owner).as_str()),
+                "`{owner}` owns {user}'s SR but is no CSI administrator: {everyone:?}"
+            );
+            assert_eq!(sr["channel"], "console");
+        } else {
+            assert_eq!(owner, user);
+            assert!(
+                ["tenancy-admin", "approved-admin", "approved-user"].contains(&path),
+                "{access}"
+            );
+            assert_eq!(sr["channel"], "mos");
+        }
+        self.opened.push(Opened {
+            id: id_of(&sr),
+            opened_by: user.to_string(),
+            owner: owner.to_string(),
+            contact: text_of(&sr, "contact_email").to_string(),
+            linked,
+            comments: 0,
+        });
+    }
+
+    fn comment(&mut self, user: &str, pick: usize) {
+        let Some(i) = (!self.opened.is_empty()).then(|| pick % self.opened.len()) else {
+            let out = self
+                .world
+                .run(&["sr", "comment", "1", "--user", user, "--text", "x"]);
+            assert_eq!(
+                (out.code(), out.stdout.as_str()),
+                (1, ""),
+                "{}",
+                out.transcript()
+            );
+            return;
+        };
+        let access = self.access(user);
+        let sees = access
+            .as_ref()
+            .map(|_| self.world.visible(user).contains(&self.opened[i].id));
+        let sr = &mut self.opened[i];
+        let id = sr.id.to_string();
+        let out = self
+            .world
+            .run(&["sr", "comment", &id, "--user", user, "--text", "random"]);
+        // Who may comment: a user who opens SRs, on an SR it can see (in
+        // MOS, or in the Console if it opened it); never a read-only user.
+        let expected = match (&access, sees) {
+            (Some(a), Some(true)) if a["can_open_sr"] == true => {
+                let mos = a["visible_in_mos"] == true
+                    && (a["sees_all_csi_srs"] == true || sr.owner == user);
+                Some(if mos { "mos" } else { "console" })
+            }
+            _ => None,
+        };
+        let Some(channel) = expected else {
+            assert_eq!(out.code(), 1, "{access:?}\n{}", out.transcript());
+            assert_eq!(out.stdout, "");
+            return;
+        };
+        assert_eq!(out.code(), 0, "{access:?}\n{}", out.transcript());
+        let path = text_of(access.as_ref().unwrap(), "path");
+        if path == "linked" {
+            assert_eq!(channel, "console", "a linked user comments in the Console");
+            assert_eq!(sr.opened_by, user, "a linked user comments on its own SRs");
+        }
+        sr.comments += 1;
+        let shown = self.world.show(sr.id);
+        let comments = shown["comments"].as_array().unwrap();
+        assert_eq!(comments.len(), sr.comments);
+        let last = comments.last().unwrap();
+        assert_eq!(
+            (&last["author"], &last["channel"]),
+            (&user.into(), &channel.into())
+        );
+    }
+
+    fn list_as(&self, user: &str) {
+        let Some(access) = self.access(user) else {
+            let out = self.world.run(&["sr", "list", "--user", user]);
+            assert_eq!(
+                (out.code(), out.stdout.as_str()),
+                (1, ""),
+                "{}",
+                out.transcript()
+            );
+            return;
+        };
+        let flag = |k: &str| access[k] == true;
+        let expected: Vec<i64> = self
+            .opened
+            .iter()
+            .filter(|sr| {
+                (flag("visible_in_mos") && (flag("sees_all_csi_srs") || sr.owner == user))
+                    || (flag("visible_in_console") && sr.opened_by == user)
+            })
+            .map(|sr| sr.id)
+            .collect();
+        let seen = self.world.visible(user);
+        assert_eq!(seen, expected, "what {user} sees, by {access}");
+        if access["path"] == "linked" {
+            assert!(
+                self.opened
+                    .iter()
+                    .filter(|sr| seen.contains(&sr.id))
+                    .all(|sr| sr.opened_by == user)
+            );
+        }
+    }
+
+    /// The invariants, after every step.
+    fn check(&mut self) {
+        let now = self.world.srs();
+        assert!(now.len() >= self.last.len(), "an SR was lost");
+        assert_eq!(
+            now.len(),
+            self.opened.len(),
+            "every SR is one the test opened"
+        );
+        for (i, sr) in now.iter().enumerate() {
+            let known = &self.opened[i];
+            assert_eq!(id_of(sr), known.id);
+            assert_eq!(sr["opened_by"], known.opened_by.as_str());
+            assert_eq!(
+                sr["owner"],
+                known.owner.as_str(),
+                "the owner it was opened under"
+            );
+            assert_eq!(sr["contact_email"], known.contact.as_str());
+            assert_eq!(
+                sr["comments"].as_array().map(Vec::len),
+                Some(known.comments)
+            );
+            if known.linked {
+                assert_ne!(sr["owner"], sr["opened_by"], "a linked user owns {sr}");
+            }
+            if let Some(before) = self.last.get(i) {
+                // Nothing rewritten: the same SR, perhaps with more comments.
+                let (mut a, mut b) = (before.clone(), sr.clone());
+                let old = a["comments"].take();
+                let new = b["comments"].take();
+                assert_eq!(a, b, "SR {} was rewritten", known.id);
+                let old = old.as_array().unwrap();
+                assert_eq!(old[..], new.as_array().unwrap()[..old.len()]);
+            }
+        }
+        for a in self.world.access_all() {
+            if a["path"] == "linked" {
+                assert_ne!(a["acts_as"], a["user"], "{a}");
+                assert_eq!(a["visible_in_mos"], false, "{a}");
+            }
+        }
+        self.last = now;
+    }
+}
+
+fn property_config() -> ProptestConfig {
+    ProptestConfig {
+        cases: 16,
+        failure_persistence: None,
+        max_shrink_time: 60_000,
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(property_config())]
+
+    /// After any sequence of applies, SR operations and days passing: `sr open` succeeds
+    /// exactly when `access` says so; every SR is owned by whom `access`
+    /// named, entitled to own it then — never by a linked user; and no SR or
+    /// comment is ever lost or rewritten.
+    #[test]
+    fn the_linked_user_rule_holds_through_any_history(
+        first in config_draw(),
+        steps in prop::collection::vec(step(), 6..20),
+    ) {
+        let world = World::new();
+        let mut run = Run { world: &world, opened: Vec::new(), last: Vec::new(), users: Vec::new() };
+        run.apply(&first);
+        run.check();
+        for (n, step) in steps.iter().enumerate() {
+            match step {
+                Step::Apply(config) => run.apply(config),
+                Step::Open { user, eligible, severity } => {
+                    let user = run.user(*user, *eligible);
+                    run.open(&user, *severity, n);
+                }
+                Step::Comment { user, eligible, pick } => {
+                    let user = run.user(*user, *eligible);
+                    run.comment(&user, *pick);
+                }
+                Step::ListAs { user } => run.list_as(who(*user)),
+                Step::NextDay => {
+                    let next = DAYS.iter().skip_while(|d| **d != world.today.get()).nth(1);
+                    world.today.set(next.copied().unwrap_or(DAYS[DAYS.len() - 1]));
+                }
+            }
+            run.check();
+        }
+    }
+}
