@@ -212,7 +212,7 @@ pub fn resolve(model: &Model, user: &str, today: Date) -> Result<Access, AccessE
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeMap;
 
     use super::*;
     use crate::model::{Approval, SupportAccount, SupportLink, Tenancy, User};
@@ -223,20 +223,12 @@ mod tests {
 
     /// One user per row of the access matrix.
     fn tenancy() -> Model {
-        let mut m = Model {
-            tenancy: Tenancy {
-                name: "t".into(),
-                csi: "1".into(),
-                home_region: None,
-                admin: "dan".into(),
-            },
-            users: BTreeMap::new(),
-            support_accounts: BTreeMap::new(),
-            memberships: BTreeSet::new(),
-            approvals: BTreeMap::new(),
-            support_links: BTreeMap::new(),
-            renames: BTreeMap::new(),
-        };
+        let mut m = Model::empty(Tenancy {
+            name: "t".into(),
+            csi: "1".into(),
+            home_region: None,
+            admin: "dan".into(),
+        });
         let ids = [
             "dan", "erin", "alice", "viewer", "blind", "carol", "solo", "bob", "gina", "old",
             "lapsed", "orphan", "nobody", "ex",

@@ -184,6 +184,19 @@ pub struct Model {
 }
 
 impl Model {
+    /// A tenancy with nothing in it yet.
+    pub fn empty(tenancy: Tenancy) -> Model {
+        Model {
+            tenancy,
+            users: BTreeMap::new(),
+            support_accounts: BTreeMap::new(),
+            memberships: BTreeSet::new(),
+            approvals: BTreeMap::new(),
+            support_links: BTreeMap::new(),
+            renames: BTreeMap::new(),
+        }
+    }
+
     /// Whether `user` is a CSI administrator: the tenancy admin, or a user
     /// approved with role `admin` (SPEC §2 rule 6), ignoring expiry.
     pub fn is_csi_admin(&self, user: &str) -> bool {

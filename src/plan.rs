@@ -282,15 +282,7 @@ impl Forced {
 }
 
 fn empty_like(desired: &Model) -> Model {
-    Model {
-        tenancy: desired.tenancy.clone(),
-        users: BTreeMap::new(),
-        support_accounts: BTreeMap::new(),
-        memberships: BTreeSet::new(),
-        approvals: BTreeMap::new(),
-        support_links: BTreeMap::new(),
-        renames: BTreeMap::new(),
-    }
+    Model::empty(desired.tenancy.clone())
 }
 
 fn push_tenancy(changes: &mut Vec<Change>, before: Option<&Tenancy>, after: &Tenancy) {
@@ -572,17 +564,7 @@ pub fn apply_to(actual: Option<&Model>, plan: &Plan) -> Option<Model> {
         match (&change.after, change.action) {
             (Some(Value::Tenancy(t)), _) => match model.as_mut() {
                 Some(m) => m.tenancy = t.clone(),
-                None => {
-                    model = Some(Model {
-                        tenancy: t.clone(),
-                        users: BTreeMap::new(),
-                        support_accounts: BTreeMap::new(),
-                        memberships: BTreeSet::new(),
-                        approvals: BTreeMap::new(),
-                        support_links: BTreeMap::new(),
-                        renames: BTreeMap::new(),
-                    })
-                }
+                None => model = Some(Model::empty(t.clone())),
             },
             (after, _) => {
                 let m = model.as_mut()?;
@@ -643,20 +625,12 @@ mod tests {
             prop::collection::vec((any::<bool>(), 0u8..3, 0u8..4, 0u8..3), IDS.len()),
         )
             .prop_map(|(csi, rows)| {
-                let mut m = Model {
-                    tenancy: Tenancy {
-                        name: "t".into(),
-                        csi: csi.into(),
-                        home_region: None,
-                        admin: "admin".into(),
-                    },
-                    users: BTreeMap::new(),
-                    support_accounts: BTreeMap::new(),
-                    memberships: BTreeSet::new(),
-                    approvals: BTreeMap::new(),
-                    support_links: BTreeMap::new(),
-                    renames: BTreeMap::new(),
-                };
+                let mut m = Model::empty(Tenancy {
+                    name: "t".into(),
+                    csi: csi.into(),
+                    home_region: None,
+                    admin: "admin".into(),
+                });
                 for (i, (present, email, grant, variant)) in rows.into_iter().enumerate() {
                     let id = IDS[i].to_string();
                     if !present && i > 0 {

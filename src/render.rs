@@ -447,26 +447,17 @@ fn from_json_value(kind: Kind, id: &str, v: &JsonValue) -> Result<Value, String>
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet};
 
     use super::*;
     use crate::model::Model;
 
     fn model() -> Model {
-        let mut m = Model {
-            tenancy: Tenancy {
-                name: "acme".into(),
-                csi: "1".into(),
-                home_region: None,
-                admin: "dan".into(),
-            },
-            users: BTreeMap::new(),
-            support_accounts: BTreeMap::new(),
-            memberships: BTreeSet::new(),
-            approvals: BTreeMap::new(),
-            support_links: BTreeMap::new(),
-            renames: BTreeMap::new(),
-        };
+        let mut m = Model::empty(Tenancy {
+            name: "acme".into(),
+            csi: "1".into(),
+            home_region: None,
+            admin: "dan".into(),
+        });
         for id in ["dan", "alice", "bob"] {
             m.users.insert(
                 id.into(),

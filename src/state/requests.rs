@@ -88,6 +88,26 @@ fn sr_from_row(r: &rusqlite::Row) -> rusqlite::Result<ServiceRequest> {
     })
 }
 
+/// The tenancy's rows, read inside the caller's transaction.
+fn tenancy_model(
+    conn: &rusqlite::Connection,
+    tenancy: &str,
+    path: &std::path::Path,
+) -> Result<Model, StateError> {
+    match rows::load(conn, tenancy) {
+        Ok(Some((model, _))) => Ok(model),
+        Ok(None) => Err(StateError::Mismatch {
+            tenancy: tenancy.to_owned(),
+            detail: "the tenancy is not in the state".into(),
+        }),
+        Err(rows::ReadError::Corrupt(detail)) => Err(StateError::Corrupt {
+            path: path.to_path_buf(),
+            detail,
+        }),
+        Err(rows::ReadError::Sql(e)) => Err(sql_error(path, e)),
+    }
+}
+
 impl Store {
     /// The renames applied to `tenancy`'s users, old id → new id, so that an
     /// SR (which keeps the ids it was opened under) finds its users now.
@@ -117,19 +137,7 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql)?;
-        let model = match rows::load(&tx, tenancy) {
-            Ok(Some((model, _))) => model,
-            Ok(None) => {
-                return Err(StateError::Mismatch {
-                    tenancy: tenancy.to_owned(),
-                    detail: "the tenancy is not in the state".into(),
-                });
-            }
-            Err(rows::ReadError::Corrupt(detail)) => {
-                return Err(StateError::Corrupt { path, detail });
-            }
-            Err(rows::ReadError::Sql(e)) => return Err(sql(e)),
-        };
+        let model = tenancy_model(&tx, tenancy, &path)?;
         let new = match decide(&model) {
             Ok(new) => new,
             Err(refusal) => return Ok(Err(refusal)),
@@ -233,19 +241,7 @@ impl Store {
         else {
             return Ok(None);
         };
-        let model = match rows::load(&tx, tenancy) {
-            Ok(Some((model, _))) => model,
-            Ok(None) => {
-                return Err(StateError::Mismatch {
-                    tenancy: tenancy.to_owned(),
-                    detail: "the tenancy is not in the state".into(),
-                });
-            }
-            Err(rows::ReadError::Corrupt(detail)) => {
-                return Err(StateError::Corrupt { path, detail });
-            }
-            Err(rows::ReadError::Sql(e)) => return Err(sql(e)),
-        };
+        let model = tenancy_model(&tx, tenancy, &path)?;
         let renames: Renames = tx
             .prepare_cached("SELECT old, new FROM user_renames WHERE tenancy = ?1")
             .map_err(sql)?

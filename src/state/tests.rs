@@ -1,6 +1,6 @@
 //! Tests of the state on real files in a temporary directory.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,20 +31,12 @@ fn account(phone: &str) -> SupportAccount {
 /// A tenancy with a bit of everything: an admin approval that approves
 /// another, a link through a non-default admin, and a user with nothing.
 fn model_a(name: &str) -> Model {
-    let mut m = Model {
-        tenancy: Tenancy {
-            name: name.into(),
-            csi: "1".into(),
-            home_region: Some("ap-seoul-1".into()),
-            admin: "admin".into(),
-        },
-        users: BTreeMap::new(),
-        support_accounts: BTreeMap::new(),
-        memberships: BTreeSet::new(),
-        approvals: BTreeMap::new(),
-        support_links: BTreeMap::new(),
-        renames: BTreeMap::new(),
-    };
+    let mut m = Model::empty(Tenancy {
+        name: name.into(),
+        csi: "1".into(),
+        home_region: Some("ap-seoul-1".into()),
+        admin: "admin".into(),
+    });
     m.users
         .insert("admin".into(), user("admin@x.example", Some("Ad Min")));
     m.users
