@@ -587,3 +587,13 @@ pub enum Channel {
     /// The OCI Console's support centre.
     Console,
 }
+
+impl Channel {
+    /// The name stored and printed in JSON: `mos` or `console`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Mos => "mos",
+            Channel::Console => "console",
+        }
+    }
+}

@@ -11,7 +11,7 @@ use super::inspect::{TenancyArg, choose_tenancy, load_model, open_existing};
 use super::{CliError, print_stdout, today};
 use crate::access::{self, Access, Channel};
 use crate::diag::escape_value;
-use crate::state::{Comment, NewServiceRequest, ServiceRequest};
+use crate::state::{Comment, NewServiceRequest, Renames, ServiceRequest};
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("who").required(true).args(["user", "all"])))]
@@ -363,13 +363,6 @@ struct CommentJson<'a> {
     at: &'a str,
 }
 
-fn channel_name(channel: Channel) -> &'static str {
-    match channel {
-        Channel::Mos => "mos",
-        Channel::Console => "console",
-    }
-}
-
 impl<'a> From<&'a ServiceRequest> for SrJson<'a> {
     fn from(sr: &'a ServiceRequest) -> Self {
         SrJson {
@@ -381,7 +374,7 @@ impl<'a> From<&'a ServiceRequest> for SrJson<'a> {
             opened_by: &sr.opened_by,
             owner: &sr.owner,
             contact_email: &sr.contact_email,
-            channel: channel_name(sr.channel),
+            channel: sr.channel.as_str(),
             opened_at: &sr.opened_at,
             status: &sr.status,
             comments: sr
@@ -389,7 +382,7 @@ impl<'a> From<&'a ServiceRequest> for SrJson<'a> {
                 .iter()
                 .map(|c| CommentJson {
                     author: &c.author,
-                    channel: channel_name(c.channel),
+                    channel: c.channel.as_str(),
                     text: &c.text,
                     at: &c.at,
                 })
@@ -460,11 +453,7 @@ fn sr_list(args: &SrListArgs, db: &Path) -> Result<u8, CliError> {
         let today = today()?;
         access::resolve(&model, user, today).map_err(|e| CliError::error(e.to_string()))?;
         let renames = store.user_renames(&tenancy)?;
-        requests.retain(|sr| {
-            let owner = access::current_id(&renames, &sr.owner);
-            let opened_by = access::current_id(&renames, &sr.opened_by);
-            access::sees(&model, user, owner, opened_by, today).is_some()
-        });
+        requests.retain(|sr| sees(&model, &renames, user, sr, today));
     }
     let text = match args.format {
         SrFormat::Json => json_line(&requests.iter().map(SrJson::from).collect::<Vec<_>>()),
@@ -493,6 +482,19 @@ fn sr_list(args: &SrListArgs, db: &Path) -> Result<u8, CliError> {
     Ok(0)
 }
 
+/// Whether `user` sees `sr` now, following renames since it was opened.
+fn sees(
+    model: &crate::model::Model,
+    renames: &Renames,
+    user: &str,
+    sr: &ServiceRequest,
+    today: crate::model::Date,
+) -> bool {
+    let owner = access::current_id(renames, &sr.owner);
+    let opened_by = access::current_id(renames, &sr.opened_by);
+    access::sees(model, user, owner, opened_by, today).is_some()
+}
+
 fn find(store: &crate::state::Store, tenancy: &str, id: i64) -> Result<ServiceRequest, CliError> {
     store
         .service_requests(tenancy)?
@@ -510,11 +512,9 @@ fn sr_show(args: &SrShowArgs, db: &Path) -> Result<u8, CliError> {
     if let Some(user) = &args.user {
         let (model, _) = load_model(&store, &tenancy)?;
         let renames = store.user_renames(&tenancy)?;
-        let owner = access::current_id(&renames, &sr.owner);
-        let opened_by = access::current_id(&renames, &sr.opened_by);
         let today = today()?;
         access::resolve(&model, user, today).map_err(|e| CliError::error(e.to_string()))?;
-        if access::sees(&model, user, owner, opened_by, today).is_none() {
+        if !sees(&model, &renames, user, &sr, today) {
             return Err(CliError::error(format!(
                 "`{}` cannot see SR {}",
                 escape_value(user),

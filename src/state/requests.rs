@@ -15,13 +15,6 @@ pub use crate::access::Channel;
 /// Renames applied to a tenancy's users: old id → new id.
 pub type Renames = std::collections::BTreeMap<String, String>;
 
-fn channel_str(channel: Channel) -> &'static str {
-    match channel {
-        Channel::Mos => "mos",
-        Channel::Console => "console",
-    }
-}
-
 fn parse_channel(text: &str) -> Channel {
     if text == "console" {
         Channel::Console
@@ -152,7 +145,7 @@ impl Store {
                 new.opened_by,
                 new.owner,
                 new.contact_email,
-                channel_str(new.channel),
+                new.channel.as_str(),
                 new.opened_at
             ],
         )
@@ -255,7 +248,7 @@ impl Store {
         };
         tx.execute(
             "INSERT INTO sr_comments (sr_id, author, channel, text, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, comment.author, channel_str(comment.channel), comment.text, comment.at],
+            params![id, comment.author, comment.channel.as_str(), comment.text, comment.at],
         )
         .map_err(sql)?;
         tx.commit().map_err(sql)?;
