@@ -665,7 +665,7 @@ impl Checker {
                 Diagnostic::at(
                     Rule::ExpiredGrant,
                     expires.location,
-                    format!("this {what} expired on {date}; it grants nothing"),
+                    format!("this {what} expired on {date}; it grants nothing, and apply removes it from the state"),
                 )
                 .with_hint("remove the entry, or move `expires` to a later date"),
             ),
@@ -749,7 +749,16 @@ impl Checker {
                     .insert(id.to_owned(), previously.value.clone());
             }
         }
+        // A grant whose `expires` day has begun is treated as absent (SPEC §2
+        // rule 9): it is not desired, so a plan revokes it from the state.
+        let active = |expires: &Option<Spanned<String>>| {
+            let expires = expires.as_ref().and_then(|e| Date::parse(e));
+            expires.is_none_or(|d| self.today < d).then_some(expires)
+        };
         for (&id, a) in approvals {
+            let Some(expires) = active(&a.expires) else {
+                continue;
+            };
             // An administrator holds every privilege, whatever is listed
             // (SPEC §2): store it so, and a listed subset is no difference.
             let access = if a.role.value == raw::RawRole::Admin {
@@ -780,11 +789,14 @@ impl Checker {
                         .approved_by
                         .as_ref()
                         .map_or_else(|| admin.clone(), |b| b.value.clone()),
-                    expires: a.expires.as_ref().and_then(|e| Date::parse(e)),
+                    expires,
                 },
             );
         }
         for (&id, link) in links {
+            let Some(expires) = active(&link.expires) else {
+                continue;
+            };
             model.support_links.insert(
                 id.to_owned(),
                 SupportLink {
@@ -792,7 +804,7 @@ impl Checker {
                         .via
                         .as_ref()
                         .map_or_else(|| admin.clone(), |v| v.value.clone()),
-                    expires: link.expires.as_ref().and_then(|e| Date::parse(e)),
+                    expires,
                 },
             );
         }

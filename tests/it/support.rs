@@ -350,7 +350,7 @@ fn assert_access_json(doc: &Value, row: &Row) {
 }
 
 #[test]
-fn validate_warns_about_expired_grants_and_apply_applies_anyway() {
+fn validate_warns_about_expired_grants_and_apply_leaves_them_out() {
     let world = World::new();
     let config = matrix_config();
     let config = config.to_str().unwrap();
@@ -375,14 +375,14 @@ fn validate_warns_about_expired_grants_and_apply_applies_anyway() {
     assert!(
         applied
             .stdout
-            .contains("Apply complete! Resources: 49 added"),
+            .contains("Apply complete! Resources: 46 added"),
         "{}",
         applied.stdout
     );
-    // The expired grants are in the state, and grant nothing.
+    // The expired grants are treated as absent: not in the state at all.
     let shown = json(&world.ok(&["show", "--format", "json"]).stdout).to_string();
     for expired in ["2026-11-24", "2026-01-01", "2026-11-01"] {
-        assert!(shown.contains(expired), "{expired} is not in the state");
+        assert!(!shown.contains(expired), "{expired} is in the state");
     }
     for user in ["old", "ex", "lapsed", "orphan"] {
         assert_access_json(&world.access(user), row(user));
