@@ -3,7 +3,8 @@
 //! The crate is a pipeline (see ARCHITECTURE.md): [`config`] reads files into
 //! a raw config with source places, [`check`] turns it into a [`model::Model`]
 //! or diagnostics, and [`cli`] drives it all and prints. Only `config` names
-//! the YAML crate; only `cli` prints.
+//! the YAML crate, only `state` names SQLite, only [`watch`] names the file
+//! watcher and signal crates; only `cli` prints.
 
 pub mod access;
 pub mod check;
@@ -14,3 +15,4 @@ pub mod model;
 pub mod plan;
 pub mod render;
 pub mod state;
+pub mod watch;

@@ -40,6 +40,19 @@ impl Date {
         ))
     }
 
+    /// The moment this day begins (00:00 UTC), when a grant that expires on
+    /// it ends.
+    pub fn start(self) -> jiff::Timestamp {
+        self.0
+            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+            .map_or(jiff::Timestamp::MAX, |z| z.timestamp())
+    }
+
+    /// The UTC day of a moment.
+    pub fn of(moment: jiff::Timestamp) -> Date {
+        Date(moment.to_zoned_datetime(jiff::tz::TimeZone::UTC).date())
+    }
+
     /// Days from `self` to `other` (negative when `other` is earlier).
     pub fn days_until(self, other: Date) -> i64 {
         let span = self.0.until(other.0).unwrap_or_default();
@@ -207,6 +220,14 @@ impl Model {
                 .is_some_and(|a| a.role == Role::Admin)
     }
 
+    /// The earliest day on which one of the grants still held ends: when a
+    /// watcher must look again even if no file changes.
+    pub fn next_expiry(&self, today: Date) -> Option<Date> {
+        let approvals = self.approvals.values().filter_map(|a| a.expires);
+        let links = self.support_links.values().filter_map(|l| l.expires);
+        approvals.chain(links).filter(|d| today < *d).min()
+    }
+
     /// The CSI administrators, sorted: the tenancy admin and every admin-role approval.
     pub fn csi_admins(&self) -> Vec<&str> {
         let mut admins: Vec<&str> = self
@@ -225,6 +246,15 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_day_starts_at_midnight_utc() {
+        let day = Date::parse("2027-01-31").unwrap();
+        assert_eq!(day.start().to_string(), "2027-01-31T00:00:00Z");
+        assert_eq!(Date::of(day.start()), day);
+        let just_before = day.start() - jiff::SignedDuration::from_nanos(1);
+        assert_eq!(Date::of(just_before).to_string(), "2027-01-30");
+    }
 
     #[test]
     fn dates_parse_only_in_iso_form() {

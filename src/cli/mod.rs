@@ -7,6 +7,7 @@
 mod inspect;
 mod reconcile;
 mod support;
+mod watch;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -95,6 +96,10 @@ pub enum Command {
     Access(support::AccessArgs),
     /// Service requests: open, list, show, comment.
     Sr(support::SrArgs),
+    /// Reconcile now, then on every change, every interval and expiry.
+    Watch(watch::WatchArgs),
+    /// Tell whether the watcher is running and its last reconcile succeeded.
+    Status(watch::StatusArgs),
     /// Print the JSON Schema of the config format.
     Schema,
 }
@@ -248,7 +253,10 @@ pub fn print_stderr(text: &str) {
 /// Runs a command; `Ok` carries the exit code of a success (0, or 2 for
 /// `plan --detailed-exitcode` with changes).
 pub fn run(cli: Cli) -> Result<u8, CliError> {
-    init_logging(&cli.global);
+    // A watcher reports each reconcile at info; other commands speak up
+    // only for warnings unless asked.
+    let watching = matches!(cli.command, Command::Watch(_));
+    init_logging(&cli.global, if watching { 1 } else { 0 });
     let output = Output::new(cli.global.color);
     let db = &cli.global.db;
     match cli.command {
@@ -260,6 +268,8 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::History(args) => inspect::history(&args, db),
         Command::Access(args) => support::access(&args, db),
         Command::Sr(args) => support::sr(&args, db),
+        Command::Watch(args) => watch::watch(&args, db),
+        Command::Status(args) => watch::status(&args, db),
         Command::Schema => {
             print_stdout(&config::raw::json_schema())?;
             Ok(0)
@@ -267,16 +277,18 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
     }
 }
 
-fn init_logging(global: &GlobalArgs) {
+/// Logs to stderr at a level from `-q`/`-v` (counted from `base`, 0 for
+/// warnings, 1 for info) or else `RUST_LOG`.
+fn init_logging(global: &GlobalArgs, base: u8) {
     use tracing_subscriber::EnvFilter;
-    let default = match (global.quiet, global.verbose) {
+    let default = match (global.quiet, global.verbose.saturating_add(base)) {
         (true, _) => "error",
         (false, 0) => "warn",
         (false, 1) => "info",
         (false, 2) => "debug",
         (false, _) => "trace",
     };
-    let filter = if global.quiet || global.verbose > 0 {
+    let filter = if global.quiet || global.verbose > 0 || base > 0 {
         EnvFilter::new(format!("supportctl={default}"))
     } else {
         EnvFilter::try_from_default_env()
@@ -421,12 +433,34 @@ pub fn today() -> Result<Date, CliError> {
                 "SUPPORTCTL_TODAY=`{text}` is not a date in the form YYYY-MM-DD"
             ))
         }),
-        _ => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
-            Date::from_unix_seconds(now)
-                .ok_or_else(|| CliError::error("the system clock is out of range"))
+        _ => Ok(Date::of(now()?)),
+    }
+}
+
+/// The current moment: the system clock, or, when `SUPPORTCTL_NOW` names a
+/// moment (RFC 3339, e.g. `2027-01-30T23:59:58Z`), a clock that starts there
+/// and runs at the real pace, so that an expiry can be watched happen.
+pub fn now() -> Result<jiff::Timestamp, CliError> {
+    static START: std::sync::OnceLock<
+        Result<Option<(jiff::Timestamp, std::time::Instant)>, String>,
+    > = std::sync::OnceLock::new();
+    let start = START.get_or_init(|| match std::env::var("SUPPORTCTL_NOW") {
+        Ok(text) if !text.is_empty() => text
+            .parse::<jiff::Timestamp>()
+            .map(|moment| Some((moment, std::time::Instant::now())))
+            .map_err(|_| {
+                format!("SUPPORTCTL_NOW=`{text}` is not a moment in the form 2027-01-30T23:59:58Z")
+            }),
+        _ => Ok(None),
+    });
+    match start {
+        Err(message) => Err(CliError::error(message.clone())),
+        Ok(None) => Ok(jiff::Timestamp::now()),
+        Ok(Some((moment, since))) => {
+            let elapsed = jiff::SignedDuration::try_from(since.elapsed()).unwrap_or_default();
+            moment
+                .checked_add(elapsed)
+                .map_err(|_| CliError::error("the clock is out of range"))
         }
     }
 }

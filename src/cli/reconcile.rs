@@ -60,18 +60,16 @@ pub struct ApplyArgs {
 }
 
 /// A plan made from a config set, with what it was made against.
-struct Planned {
-    plan: Plan,
-    actual: Option<Model>,
-    lineage: String,
-    serial: u64,
-    digest: String,
+pub(super) struct Planned {
+    pub plan: Plan,
+    pub actual: Option<Model>,
+    pub lineage: String,
+    pub serial: u64,
+    pub digest: String,
 }
 
 /// Loads, checks and plans; diagnostics are printed, errors end the
-/// command. The state is read when the database exists; planning never
-/// creates it (a plan made without one has an empty lineage, and applies to
-/// any database where the tenancy is not yet).
+/// command.
 fn make_plan(
     config: &ConfigArgs,
     db: &Path,
@@ -82,6 +80,18 @@ fn make_plan(
     let Some(desired) = checked.model else {
         return Err(CliError::reported());
     };
+    plan_checked(&desired, checked.loaded.digest, db)
+}
+
+/// Plans a checked config set against the tenancy's state. The state is
+/// read when the database exists; planning never creates it (a plan made
+/// without one has an empty lineage, and applies to any database where the
+/// tenancy is not yet).
+pub(super) fn plan_checked(
+    desired: &Model,
+    digest: String,
+    db: &Path,
+) -> Result<(Planned, Option<Store>), CliError> {
     let store = if db.exists() {
         Some(Store::open(db)?)
     } else {
@@ -95,14 +105,14 @@ fn make_plan(
         Some(s) => (Some(s.model), s.serial),
         None => (None, 0),
     };
-    if let Some((new, old)) = plan::rename_conflicts(&desired, actual.as_ref()).first() {
+    if let Some((new, old)) = plan::rename_conflicts(desired, actual.as_ref()).first() {
         return Err(CliError::error(format!(
             "cannot rename user `{old}` to `{new}`: both are in the state of tenancy `{}`\n  hint: remove `previously: {old}` from user `{new}` if the rename was applied before, or delete one of the users first",
             desired.tenancy.name
         )));
     }
     let started = std::time::Instant::now();
-    let plan = plan::plan(&desired, actual.as_ref());
+    let plan = plan::plan(desired, actual.as_ref());
     tracing::debug!(
         changes = plan.changes.len(),
         ms = started.elapsed().as_millis() as u64,
@@ -116,12 +126,12 @@ fn make_plan(
             .map(|s| s.lineage().to_string())
             .unwrap_or_default(),
         serial,
-        digest: checked.loaded.digest,
+        digest,
     };
     Ok((planned, store))
 }
 
-fn guard(plan: &Plan, actual: Option<&Model>, allowed: bool) -> Result<(), CliError> {
+pub(super) fn guard(plan: &Plan, actual: Option<&Model>, allowed: bool) -> Result<(), CliError> {
     match plan::mass_delete(plan, actual) {
         Some(m) if !allowed => Err(CliError::mass_delete(format!(
             "refusing to delete {} of the {} resources of tenancy `{}` (more than 25%)\n  hint: check the config set is complete; if the deletions are meant, run again with `--allow-mass-delete`",
@@ -220,7 +230,19 @@ pub fn apply_command(args: &ApplyArgs, db: &Path, output: &Output) -> Result<u8,
     if !args.auto_approve {
         consent(plan)?;
     }
-    // The database is created only now, when there is something to write.
+    apply_planned(&planned, store, db, &args.path)?;
+    print_applied(plan)
+}
+
+/// Applies a plan made by [`plan_checked`] in one transaction, journaled;
+/// returns the tenancy's new serial. The database is created only now, when
+/// there is something to write.
+pub(super) fn apply_planned(
+    planned: &Planned,
+    store: Option<Store>,
+    db: &Path,
+    config: &Path,
+) -> Result<u64, CliError> {
     let mut store = match store {
         Some(store) => store,
         None => Store::open(db)?,
@@ -230,16 +252,25 @@ pub fn apply_command(args: &ApplyArgs, db: &Path, output: &Output) -> Result<u8,
     } else {
         planned.lineage.clone()
     };
-    let json = render::plan_json(plan, &lineage, planned.serial, &planned.digest);
+    let json = render::plan_json(&planned.plan, &lineage, planned.serial, &planned.digest);
     commit(
         &mut store,
-        plan,
+        &planned.plan,
         &lineage,
         planned.serial,
         json,
-        planned.digest,
-        git_commit(&args.path),
+        planned.digest.clone(),
+        git_commit(config),
     )
+}
+
+fn print_applied(plan: &Plan) -> Result<u8, CliError> {
+    let summary = plan.summary();
+    print_stdout(&format!(
+        "Apply complete! Resources: {} added, {} changed, {} destroyed.\n",
+        summary.add, summary.change, summary.destroy
+    ))?;
+    Ok(0)
 }
 
 fn apply_saved(args: &ApplyArgs, store: &mut Store, output: &Output) -> Result<u8, CliError> {
@@ -274,7 +305,8 @@ fn apply_saved(args: &ApplyArgs, store: &mut Store, output: &Output) -> Result<u
         text,
         saved.config_digest,
         git_commit(&args.path),
-    )
+    )?;
+    print_applied(&saved.plan)
 }
 
 fn commit(
@@ -285,7 +317,7 @@ fn commit(
     plan_json: String,
     config_digest: String,
     git_commit: Option<String>,
-) -> Result<u8, CliError> {
+) -> Result<u64, CliError> {
     let summary = plan.summary();
     let entry = JournalEntry {
         time: jiff::Timestamp::now().to_string(),
@@ -296,8 +328,8 @@ fn commit(
     };
     let started = std::time::Instant::now();
     let new_serial = store.apply(&plan.tenancy, lineage, serial, plan, &entry)?;
-    tracing::info!(
-        tenancy = %plan.tenancy,
+    tracing::debug!(
+        tenancy = %crate::diag::escape_control(&plan.tenancy),
         serial = new_serial,
         add = summary.add,
         change = summary.change,
@@ -305,11 +337,7 @@ fn commit(
         ms = started.elapsed().as_millis() as u64,
         "applied"
     );
-    print_stdout(&format!(
-        "Apply complete! Resources: {} added, {} changed, {} destroyed.\n",
-        summary.add, summary.change, summary.destroy
-    ))?;
-    Ok(0)
+    Ok(new_serial)
 }
 
 /// Asks on the terminal; only `yes` goes ahead. Without a terminal there is

@@ -1,0 +1,891 @@
+//! `watch` and `status`: reconcile continuously, and tell how it goes.
+//!
+//! The loop decides *when* to reconcile — at start, after a change under the
+//! config path, every `--interval`, when a grant expires, and after a failure
+//! that may pass — never *how*: each reconcile loads, checks, plans and
+//! applies from scratch with the same code as `plan` and `apply`. Between
+//! reconciles it waits on one channel for file events and stop signals
+//! ([`crate::watch`]) with a timeout for its own timers.
+//!
+//! What it did last is written to a status file beside the database, so that
+//! `supportctl status` in another process can tell a healthy watcher from a
+//! stuck or failing one.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+use super::reconcile::{apply_planned, guard, plan_checked};
+use super::{CliError, ConfigArgs, Failure, load_and_check, now, print_stdout, today};
+use crate::diag::{self, Diagnostic, escape_control};
+use crate::model::Date;
+use crate::watch::{FileWatch, Ignored, Mode, Wake};
+
+/// How often an idle watcher rewrites its status file, so that a reader can
+/// tell it is alive.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+/// A heartbeat older than this means the watcher is gone or stuck.
+const STALE_AFTER: Duration = Duration::from_secs(60);
+/// The longest wait before retrying a reconcile that failed for a reason
+/// that may pass (a locked database, a stale plan, an I/O error).
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How long after a grant's expiry moment the watcher looks, so that the
+/// clock has surely passed it.
+const EXPIRY_MARGIN: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Wait this long after a change, in milliseconds, for more changes
+    /// before reconciling.
+    #[arg(long, default_value_t = 300, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub debounce_ms: u64,
+    /// Also reconcile this often, e.g. `30s`, `5m`, `1h`: repairs a state
+    /// changed by someone else.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+    /// Scan for changes instead of using file events, for file systems
+    /// without them (NFS, some container mounts).
+    #[arg(long)]
+    pub poll: bool,
+    /// How often `--poll` scans.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
+    pub poll_interval: Duration,
+    /// Apply even when more than 25% of the tenancy's resources (and more
+    /// than 5) would be deleted.
+    #[arg(long)]
+    pub allow_mass_delete: bool,
+    /// Where to write the watcher's status [default: the database path
+    /// followed by `.status.json`].
+    #[arg(long, value_name = "PATH")]
+    pub status_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The watcher's status file [default: the database path followed by
+    /// `.status.json`].
+    #[arg(long, value_name = "PATH")]
+    pub status_file: Option<PathBuf>,
+    /// How to print the status.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    pub format: StatusFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    Text,
+    Json,
+}
+
+/// A duration such as `30s`, `5m`, `1h30m` or `500ms`; positive.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let parsed: jiff::SignedDuration = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as `30s`, `5m` or `1h`"))?;
+    if parsed.is_negative() || parsed.is_zero() {
+        return Err(format!("`{text}` is not a positive duration"));
+    }
+    Duration::try_from(parsed).map_err(|_| format!("`{text}` is out of range"))
+}
+
+/// The status file's contents: a public format, versioned like the plan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub format_version: u32,
+    pub pid: u32,
+    /// The config set watched, absolute.
+    pub config: String,
+    pub database: String,
+    pub started_at: String,
+    /// Rewritten at least every 10 seconds while the watcher waits.
+    pub heartbeat_at: String,
+    pub state: WatcherState,
+    /// When the watcher next looks even if no file changes (interval,
+    /// expiry or retry), if ever.
+    pub next_wake_at: Option<String>,
+    /// Reconciles run since start (skipped ones not counted).
+    pub reconciles: u64,
+    pub last: Option<LastReconcile>,
+    pub last_success_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WatcherState {
+    Watching,
+    Reconciling,
+    Stopped,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LastReconcile {
+    pub at: String,
+    pub trigger: Trigger,
+    pub outcome: OutcomeKind,
+    pub tenancy: Option<String>,
+    pub serial: Option<u64>,
+    pub summary: Option<SummaryCounts>,
+    pub ms: u64,
+    pub message: Option<String>,
+    pub config_digest: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct SummaryCounts {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+}
+
+/// Why a reconcile ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trigger {
+    Start,
+    Change,
+    Interval,
+    Expiry,
+    Retry,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Start => "start",
+            Trigger::Change => "change",
+            Trigger::Interval => "interval",
+            Trigger::Expiry => "expiry",
+            Trigger::Retry => "retry",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutcomeKind {
+    Applied,
+    NoChanges,
+    /// The config set failed to load or check; nothing changed.
+    Invalid,
+    /// The mass-delete guard refused the plan; nothing changed.
+    Refused,
+    /// Planning or applying failed (locked or unreadable database, stale
+    /// plan, I/O); retried with a growing delay.
+    Failed,
+}
+
+impl OutcomeKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Applied => "applied",
+            OutcomeKind::NoChanges => "no-changes",
+            OutcomeKind::Invalid => "invalid",
+            OutcomeKind::Refused => "refused",
+            OutcomeKind::Failed => "failed",
+        }
+    }
+
+    fn is_success(self) -> bool {
+        matches!(self, OutcomeKind::Applied | OutcomeKind::NoChanges)
+    }
+}
+
+/// The default status file: beside the database, named after it.
+fn default_status_file(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".status.json");
+    PathBuf::from(name)
+}
+
+fn temporary_of(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".tmp");
+    PathBuf::from(name)
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn timestamp() -> String {
+    now().unwrap_or_else(|_| jiff::Timestamp::now()).to_string()
+}
+
+/// What one reconcile found, for the log, the status file and the timers.
+struct Reconciled {
+    kind: OutcomeKind,
+    tenancy: Option<String>,
+    serial: Option<u64>,
+    summary: Option<SummaryCounts>,
+    message: Option<String>,
+    digest: Option<String>,
+    /// The earliest expiry among the grants now held, when the config checked.
+    next_expiry: Option<Date>,
+    /// Findings of an invalid config set.
+    errors: usize,
+    warnings: usize,
+}
+
+impl Reconciled {
+    fn failed(kind: OutcomeKind, message: String) -> Self {
+        Reconciled {
+            kind,
+            tenancy: None,
+            serial: None,
+            summary: None,
+            message: Some(message),
+            digest: None,
+            next_expiry: None,
+            errors: 0,
+            warnings: 0,
+        }
+    }
+}
+
+/// The watcher: its settings, its memory of what failed, and its status.
+struct Watcher<'a> {
+    args: &'a WatchArgs,
+    db: &'a Path,
+    status_file: PathBuf,
+    status: Status,
+    /// What the last failure was about, so the same failing input is not
+    /// reported again and again.
+    failing: Option<String>,
+    /// The digest whose warnings were last logged.
+    warned: Option<String>,
+    /// Consecutive failures that may pass, for the retry delay.
+    failures: u32,
+}
+
+pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
+    let root = &args.config.path;
+    if !root.exists() {
+        return Err(CliError::error(format!(
+            "cannot watch `{}`: no such file or directory",
+            root.display()
+        )));
+    }
+    let status_file = args
+        .status_file
+        .clone()
+        .unwrap_or_else(|| default_status_file(db));
+    let (wakes, woken) = std::sync::mpsc::channel();
+    crate::watch::on_stop_signals(wakes.clone())
+        .map_err(|e| CliError::error(format!("cannot handle stop signals: {e}")))?;
+    let ignored = Ignored::new([
+        db.to_path_buf(),
+        with_suffix(db, "-wal"),
+        with_suffix(db, "-shm"),
+        with_suffix(db, "-journal"),
+        status_file.clone(),
+        temporary_of(&status_file),
+    ]);
+    let mode = if args.poll {
+        Mode::Poll(args.poll_interval)
+    } else {
+        Mode::Events
+    };
+    let debounce = Duration::from_millis(args.debounce_ms);
+    let mut files = FileWatch::start(root, mode, debounce, ignored, wakes)
+        .map_err(|e| CliError::error(format!("cannot watch `{}`: {e}", root.display())))?;
+    let absolute = |p: &Path| {
+        std::path::absolute(p)
+            .unwrap_or_else(|_| p.to_path_buf())
+            .display()
+            .to_string()
+    };
+    let started_at = timestamp();
+    let mut watcher = Watcher {
+        args,
+        db,
+        status_file,
+        status: Status {
+            format_version: 1,
+            pid: std::process::id(),
+            config: absolute(root),
+            database: absolute(db),
+            started_at: started_at.clone(),
+            heartbeat_at: started_at,
+            state: WatcherState::Watching,
+            next_wake_at: None,
+            reconciles: 0,
+            last: None,
+            last_success_at: None,
+        },
+        failing: None,
+        warned: None,
+        failures: 0,
+    };
+    tracing::info!(
+        path = %escape_control(&root.display().to_string()),
+        db = %escape_control(&db.display().to_string()),
+        mode = if args.poll { "poll" } else { "events" },
+        debounce_ms = args.debounce_ms,
+        "watching"
+    );
+    let stopped_by = watcher.run(&woken, &mut files);
+    watcher.status.state = WatcherState::Stopped;
+    watcher.status.next_wake_at = None;
+    watcher.write_status();
+    tracing::info!(signal = stopped_by, "stopped");
+    Ok(0)
+}
+
+impl Watcher<'_> {
+    /// Reconciles whenever something asks for it, until a stop signal; returns
+    /// the signal's name.
+    fn run(&mut self, woken: &Receiver<Wake>, files: &mut FileWatch) -> &'static str {
+        let mut pending = Some(Trigger::Start);
+        let mut next_interval: Option<Instant> = None;
+        let mut next_retry: Option<Instant> = None;
+        let mut next_expiry: Option<Date> = None;
+        loop {
+            if let Some(trigger) = pending.take() {
+                let reconciled = self.reconcile(trigger);
+                if let Some(r) = reconciled {
+                    // Expiries follow the config that last checked; an
+                    // invalid one has none to offer until it is fixed.
+                    next_expiry = r.next_expiry;
+                    next_retry = if r.kind == OutcomeKind::Failed {
+                        self.failures += 1;
+                        Some(Instant::now() + backoff(self.failures))
+                    } else {
+                        self.failures = 0;
+                        None
+                    };
+                }
+                next_interval = self.args.interval.map(|every| Instant::now() + every);
+            }
+            // Wait for the first of: a wake, the interval, a retry, an
+            // expiry, the heartbeat.
+            let expiry_at = next_expiry.and_then(instant_of_expiry);
+            let timers = [
+                (next_interval, Trigger::Interval),
+                (next_retry, Trigger::Retry),
+                (expiry_at, Trigger::Expiry),
+            ];
+            let due = timers
+                .iter()
+                .filter_map(|(at, trigger)| at.map(|at| (at, *trigger)))
+                .min_by_key(|(at, _)| *at);
+            self.status.next_wake_at = due.map(|(at, _)| {
+                let ahead = at.saturating_duration_since(Instant::now());
+                now()
+                    .ok()
+                    .and_then(|n| n.checked_add(ahead).ok())
+                    .map_or_else(String::new, |t| t.to_string())
+            });
+            self.status.state = WatcherState::Watching;
+            self.write_status();
+            let heartbeat = Instant::now() + HEARTBEAT;
+            let (deadline, on_time) = match due {
+                Some((at, trigger)) if at <= heartbeat => (at, Some(trigger)),
+                _ => (heartbeat, None),
+            };
+            let wait = deadline.saturating_duration_since(Instant::now());
+            match woken.recv_timeout(wait) {
+                Ok(Wake::Stop(signal)) => {
+                    tracing::info!(signal, "stopping");
+                    return signal;
+                }
+                Ok(Wake::Changed(paths)) => {
+                    tracing::debug!(paths = paths.len(), first = %escape_control(&paths[0].display().to_string()), "files changed");
+                    if let Some(signal) = self.settle(woken) {
+                        tracing::info!(signal, "stopping");
+                        return signal;
+                    }
+                    self.refresh(files);
+                    pending = Some(Trigger::Change);
+                }
+                Ok(Wake::Trouble(message)) => {
+                    tracing::warn!(problem = %escape_control(&message), "file watcher");
+                    self.refresh(files);
+                    pending = Some(Trigger::Change);
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    // An expiry's instant is re-read each round: the wall
+                    // clock may have jumped while waiting.
+                    if let Some(trigger) = on_time {
+                        if trigger == Trigger::Expiry {
+                            next_expiry = None;
+                        }
+                        if trigger == Trigger::Retry {
+                            next_retry = None;
+                        }
+                        pending = Some(trigger);
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    tracing::error!("the file watcher stopped; ending");
+                    return "none";
+                }
+            }
+        }
+    }
+
+    /// After a change, waits until changes stop arriving for half the
+    /// debounce time (at most ten debounce times in all), so that a burst of
+    /// saves becomes one reconcile. A stop signal ends the wait.
+    fn settle(&self, woken: &Receiver<Wake>) -> Option<&'static str> {
+        let debounce = Duration::from_millis(self.args.debounce_ms);
+        let quiet = (debounce / 2).max(Duration::from_millis(20));
+        let give_up = Instant::now() + debounce * 10;
+        loop {
+            let wait = quiet.min(give_up.saturating_duration_since(Instant::now()));
+            if wait.is_zero() {
+                return None;
+            }
+            match woken.recv_timeout(wait) {
+                Ok(Wake::Stop(signal)) => return Some(signal),
+                Ok(Wake::Changed(_) | Wake::Trouble(_)) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+
+    fn refresh(&self, files: &mut FileWatch) {
+        if let Err(problem) = files.refresh() {
+            tracing::warn!(problem = %escape_control(&problem), "file watcher");
+        }
+    }
+
+    /// One reconcile from scratch; `None` when it was skipped because the
+    /// input is the same as the last failing one.
+    fn reconcile(&mut self, trigger: Trigger) -> Option<Reconciled> {
+        let started = Instant::now();
+        tracing::debug!(trigger = %trigger.as_str(), "reconcile started");
+        self.status.state = WatcherState::Reconciling;
+        self.write_status();
+        let reconciled = self.reconcile_once()?;
+        let ms = started.elapsed().as_millis() as u64;
+        self.status.reconciles += 1;
+        log_outcome(&reconciled, trigger, ms);
+        let at = timestamp();
+        if reconciled.kind.is_success() {
+            self.status.last_success_at = Some(at.clone());
+        }
+        self.status.last = Some(LastReconcile {
+            at,
+            trigger,
+            outcome: reconciled.kind,
+            tenancy: reconciled.tenancy.clone(),
+            serial: reconciled.serial,
+            summary: reconciled.summary,
+            ms,
+            message: reconciled.message.clone(),
+            config_digest: reconciled.digest.clone(),
+        });
+        Some(reconciled)
+    }
+
+    fn reconcile_once(&mut self) -> Option<Reconciled> {
+        let today = match today() {
+            Ok(day) => day,
+            Err(e) => return Some(Reconciled::failed(OutcomeKind::Failed, e.message)),
+        };
+        let checked = load_and_check(&self.args.config.path, &self.args.config.limits(), today);
+        let digest = checked.loaded.digest.clone();
+        let Some(desired) = &checked.model else {
+            // The same files with the same findings fail the same way.
+            let fingerprint = format!("invalid {digest} {:?}", checked.diagnostics);
+            if self.failing.as_ref() == Some(&fingerprint) {
+                tracing::debug!(
+                    reason = "the config set is the same as the last failing one",
+                    "skipped"
+                );
+                return None;
+            }
+            self.failing = Some(fingerprint);
+            log_diagnostics(&checked.diagnostics, &checked.loaded.sources);
+            let (errors, warnings) = super::summary_counts(&checked.diagnostics);
+            return Some(Reconciled {
+                digest: Some(digest),
+                errors,
+                warnings,
+                ..Reconciled::failed(
+                    OutcomeKind::Invalid,
+                    format!(
+                        "the configuration is invalid: {}, {}",
+                        super::plural(errors, "error"),
+                        super::plural(warnings, "warning")
+                    ),
+                )
+            });
+        };
+        if self.warned.as_ref() != Some(&digest) {
+            log_diagnostics(&checked.diagnostics, &checked.loaded.sources);
+            self.warned = Some(digest.clone());
+        }
+        let tenancy = desired.tenancy.name.clone();
+        let next_expiry = desired.next_expiry(today);
+        let fail = |kind: OutcomeKind, e: CliError| Reconciled {
+            kind,
+            tenancy: Some(tenancy.clone()),
+            serial: None,
+            summary: None,
+            message: Some(e.message),
+            digest: Some(digest.clone()),
+            next_expiry,
+            errors: 0,
+            warnings: 0,
+        };
+        let (planned, store) = match plan_checked(desired, digest.clone(), self.db) {
+            Ok(planned) => planned,
+            Err(e) => return Some(fail(OutcomeKind::Failed, e)),
+        };
+        let summary = planned.plan.summary();
+        let counts = SummaryCounts {
+            add: summary.add,
+            change: summary.change,
+            destroy: summary.destroy,
+        };
+        if planned.plan.is_empty() {
+            self.failing = None;
+            return Some(Reconciled {
+                kind: OutcomeKind::NoChanges,
+                tenancy: Some(tenancy),
+                serial: Some(planned.serial),
+                summary: Some(counts),
+                message: None,
+                digest: Some(digest),
+                next_expiry,
+                errors: 0,
+                warnings: 0,
+            });
+        }
+        if let Err(e) = guard(
+            &planned.plan,
+            planned.actual.as_ref(),
+            self.args.allow_mass_delete,
+        ) {
+            debug_assert_eq!(e.failure, Failure::MassDelete);
+            let fingerprint = format!("refused {digest} {} {}", planned.lineage, planned.serial);
+            if self.failing.as_ref() == Some(&fingerprint) {
+                tracing::debug!(reason = "the same plan was refused before", "skipped");
+                return None;
+            }
+            self.failing = Some(fingerprint);
+            let mut refused = fail(OutcomeKind::Refused, e);
+            refused.summary = Some(counts);
+            return Some(refused);
+        }
+        for change in &planned.plan.changes {
+            tracing::debug!(
+                address = %escape_control(&change.address()),
+                action = change.action.as_str(),
+                "change"
+            );
+        }
+        tracing::debug!(changes = planned.plan.changes.len(), "applying");
+        match apply_planned(&planned, store, self.db, &self.args.config.path) {
+            Ok(serial) => {
+                self.failing = None;
+                Some(Reconciled {
+                    kind: OutcomeKind::Applied,
+                    tenancy: Some(tenancy),
+                    serial: Some(serial),
+                    summary: Some(counts),
+                    message: None,
+                    digest: Some(digest),
+                    next_expiry,
+                    errors: 0,
+                    warnings: 0,
+                })
+            }
+            Err(e) => Some(fail(OutcomeKind::Failed, e)),
+        }
+    }
+
+    fn write_status(&mut self) {
+        self.status.heartbeat_at = timestamp();
+        let mut text = serde_json::to_string_pretty(&self.status).unwrap_or_default();
+        text.push('\n');
+        let temporary = temporary_of(&self.status_file);
+        let written = super::reconcile::write_private(&temporary, text.as_bytes())
+            .and_then(|()| std::fs::rename(&temporary, &self.status_file));
+        if let Err(e) = written {
+            tracing::warn!(
+                file = %escape_control(&self.status_file.display().to_string()),
+                error = %e,
+                "cannot write the status file"
+            );
+        }
+    }
+}
+
+/// 0.5 s, 1 s, 2 s, … up to a minute.
+fn backoff(failures: u32) -> Duration {
+    let factor = 1u32 << failures.saturating_sub(1).min(10);
+    (Duration::from_millis(500) * factor).min(MAX_BACKOFF)
+}
+
+/// The monotonic instant at which `day` begins, read off the clock now.
+fn instant_of_expiry(day: Date) -> Option<Instant> {
+    let current = now().ok()?;
+    let ahead = current.duration_until(day.start());
+    let ahead = Duration::try_from(ahead).unwrap_or(Duration::ZERO);
+    Instant::now().checked_add(ahead + EXPIRY_MARGIN)
+}
+
+fn log_outcome(r: &Reconciled, trigger: Trigger, ms: u64) {
+    let tenancy = r.tenancy.as_deref().map(escape_control).unwrap_or_default();
+    let counts = r.summary.unwrap_or(SummaryCounts {
+        add: 0,
+        change: 0,
+        destroy: 0,
+    });
+    if r.kind.is_success() {
+        tracing::info!(
+            outcome = %r.kind.as_str(),
+            tenancy = %tenancy,
+            serial = r.serial.unwrap_or(0),
+            add = counts.add,
+            change = counts.change,
+            destroy = counts.destroy,
+            ms,
+            trigger = %trigger.as_str(),
+            "reconciled"
+        );
+        return;
+    }
+    if r.kind == OutcomeKind::Invalid {
+        tracing::error!(
+            outcome = %r.kind.as_str(),
+            errors = r.errors,
+            warnings = r.warnings,
+            ms,
+            trigger = %trigger.as_str(),
+            "reconcile failed"
+        );
+        return;
+    }
+    let message = r.message.as_deref().map(escape_control).unwrap_or_default();
+    tracing::error!(
+        outcome = %r.kind.as_str(),
+        tenancy = %tenancy,
+        error = %message,
+        ms,
+        trigger = %trigger.as_str(),
+        "reconcile failed"
+    );
+}
+
+/// One log line per finding, with its place: `FILE:LINE:COL`.
+fn log_diagnostics(diagnostics: &[Diagnostic], sources: &diag::Sources) {
+    for d in diagnostics {
+        let location = d.location.map_or_else(String::new, |l| {
+            format!("{}:{}:{}", sources.path(l.file), l.line, l.column)
+        });
+        let location = escape_control(&location);
+        let message = escape_control(&d.message);
+        if d.is_error() {
+            tracing::error!(location = %location, code = %d.rule.code(), detail = %message, "config");
+        } else {
+            tracing::warn!(location = %location, code = %d.rule.code(), detail = %message, "config");
+        }
+    }
+}
+
+/// `supportctl status`: what the watcher writing to this status file did
+/// last, and whether it is healthy (exit 0) or not (exit 1).
+pub fn status(args: &StatusArgs, db: &Path) -> Result<u8, CliError> {
+    let path = args
+        .status_file
+        .clone()
+        .unwrap_or_else(|| default_status_file(db));
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            CliError::error(format!(
+                "no watcher status at `{}`: no `supportctl watch` has run with this database\n  hint: pass `--status-file` if the watcher was started with one",
+                path.display()
+            ))
+        } else {
+            CliError::error(format!("cannot read `{}`: {e}", path.display()))
+        }
+    })?;
+    let status: Status = serde_json::from_str(&text).map_err(|e| {
+        CliError::error(format!(
+            "`{}` is not a watcher status file: {e}",
+            path.display()
+        ))
+    })?;
+    let problem = problem_of(&status, now()?);
+    match args.format {
+        StatusFormat::Json => {
+            let mut doc = serde_json::to_value(&status).unwrap_or_default();
+            if let Some(map) = doc.as_object_mut() {
+                map.insert("healthy".into(), problem.is_none().into());
+                map.insert("problem".into(), problem.clone().into());
+            }
+            print_stdout(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&doc).unwrap_or_default()
+            ))?;
+        }
+        StatusFormat::Text => print_stdout(&status_text(&status))?,
+    }
+    match problem {
+        None => Ok(0),
+        Some(problem) => Err(CliError::error(format!(
+            "the watcher is not healthy: {problem}"
+        ))),
+    }
+}
+
+/// Why the watcher is not healthy, or `None` when it is.
+fn problem_of(status: &Status, now: jiff::Timestamp) -> Option<String> {
+    if status.state == WatcherState::Stopped {
+        return Some(format!("it stopped at {}", status.heartbeat_at));
+    }
+    let heartbeat = status.heartbeat_at.parse::<jiff::Timestamp>().ok();
+    let silent = heartbeat.map(|h| h.duration_until(now));
+    let limit = jiff::SignedDuration::try_from(STALE_AFTER).unwrap_or_default();
+    if silent.is_none_or(|s| s > limit) {
+        return Some(format!(
+            "no sign of life since {} (pid {}): it was killed, or is stuck",
+            status.heartbeat_at, status.pid
+        ));
+    }
+    match &status.last {
+        None => None,
+        Some(last) if last.outcome.is_success() => None,
+        Some(last) => Some(format!(
+            "the last reconcile ({}) failed: {}",
+            last.outcome.as_str(),
+            last.message.as_deref().unwrap_or("no detail")
+        )),
+    }
+}
+
+fn status_text(status: &Status) -> String {
+    let state = match status.state {
+        WatcherState::Watching => "watching",
+        WatcherState::Reconciling => "reconciling",
+        WatcherState::Stopped => "stopped",
+    };
+    let mut text = format!(
+        "watcher: pid {}, {state}, since {}\nconfig: {}\ndatabase: {}\nheartbeat: {}\n",
+        status.pid,
+        status.started_at,
+        escape_control(&status.config),
+        escape_control(&status.database),
+        status.heartbeat_at
+    );
+    match &status.last {
+        None => text.push_str("last reconcile: none yet\n"),
+        Some(last) => {
+            text.push_str(&format!(
+                "last reconcile: {} at {} ({}, {} ms)",
+                last.outcome.as_str(),
+                last.at,
+                last.trigger.as_str(),
+                last.ms
+            ));
+            if let Some(s) = last.summary {
+                text.push_str(&format!(
+                    ": {} to add, {} to change, {} to destroy",
+                    s.add, s.change, s.destroy
+                ));
+            }
+            text.push('\n');
+            if let Some(message) = &last.message {
+                text.push_str(&format!("  {}\n", escape_control(message)));
+            }
+        }
+    }
+    if let Some(at) = &status.last_success_at {
+        text.push_str(&format!("last success: {at}\n"));
+    }
+    if let Some(at) = &status.next_wake_at {
+        text.push_str(&format!("next look: {at}\n"));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        for bad in ["0s", "-5s", "banana", "", "5"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn retries_wait_longer_each_time_up_to_a_minute() {
+        assert_eq!(backoff(1), Duration::from_millis(500));
+        assert_eq!(backoff(2), Duration::from_secs(1));
+        assert_eq!(backoff(4), Duration::from_secs(4));
+        assert_eq!(backoff(40), MAX_BACKOFF);
+    }
+
+    fn status_at(state: WatcherState, heartbeat: &str, outcome: Option<OutcomeKind>) -> Status {
+        Status {
+            format_version: 1,
+            pid: 7,
+            config: "c".into(),
+            database: "d".into(),
+            started_at: heartbeat.into(),
+            heartbeat_at: heartbeat.into(),
+            state,
+            next_wake_at: None,
+            reconciles: 1,
+            last: outcome.map(|outcome| LastReconcile {
+                at: heartbeat.into(),
+                trigger: Trigger::Start,
+                outcome,
+                tenancy: None,
+                serial: None,
+                summary: None,
+                ms: 1,
+                message: Some("why".into()),
+                config_digest: None,
+            }),
+            last_success_at: None,
+        }
+    }
+
+    #[test]
+    fn health_needs_a_recent_heartbeat_and_a_successful_last_reconcile() {
+        let now: jiff::Timestamp = "2026-11-24T12:00:30Z".parse().unwrap();
+        let fresh = "2026-11-24T12:00:20Z";
+        let old = "2026-11-24T11:50:00Z";
+        use OutcomeKind::*;
+        use WatcherState::*;
+        assert_eq!(
+            problem_of(&status_at(Watching, fresh, Some(Applied)), now),
+            None
+        );
+        assert_eq!(
+            problem_of(&status_at(Reconciling, fresh, Some(NoChanges)), now),
+            None
+        );
+        assert_eq!(problem_of(&status_at(Watching, fresh, None), now), None);
+        for (state, beat, outcome) in [
+            (Stopped, fresh, Some(Applied)),
+            (Watching, old, Some(Applied)),
+            (Watching, fresh, Some(Invalid)),
+            (Watching, fresh, Some(Refused)),
+            (Watching, fresh, Some(Failed)),
+        ] {
+            assert!(
+                problem_of(&status_at(state, beat, outcome), now).is_some(),
+                "{state:?} {beat} {outcome:?}"
+            );
+        }
+    }
+}

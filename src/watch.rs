@@ -1,0 +1,314 @@
+//! File events and stop signals for `watch`: the only module that names
+//! notify and signal-hook.
+//!
+//! Everything it learns becomes a [`Wake`] sent down one channel, so the
+//! watch loop waits in one place for files, signals and its own timers. It
+//! never says *what* changed in a way the loop could act on: reconciling is
+//! level-triggered, and a change only means "look again".
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+use notify::{PollWatcher, RecommendedWatcher, RecursiveMode};
+use notify_debouncer_full::{DebounceEventResult, Debouncer, NoCache, RecommendedCache};
+
+/// Why the watch loop woke up.
+#[derive(Debug)]
+pub enum Wake {
+    /// Something changed under the watched paths (after debouncing); the
+    /// paths are for logging only.
+    Changed(Vec<PathBuf>),
+    /// The watcher reported trouble (an overflowed event queue, a watch that
+    /// could not be added). The loop looks again, as for a change.
+    Trouble(String),
+    /// SIGINT or SIGTERM arrived (its name).
+    Stop(&'static str),
+}
+
+/// How to learn of changes.
+#[derive(Debug, Clone, Copy)]
+pub enum Mode {
+    /// The operating system's file events (inotify on Linux).
+    Events,
+    /// Scan the tree every interval, for file systems without events.
+    Poll(Duration),
+}
+
+/// Paths whose changes never matter: the database and its companions, and
+/// editors' swap and temporary files.
+#[derive(Debug, Clone, Default)]
+pub struct Ignored {
+    exact: Vec<PathBuf>,
+}
+
+impl Ignored {
+    /// Ignores `paths` exactly (compared after making them absolute).
+    pub fn new(paths: impl IntoIterator<Item = PathBuf>) -> Self {
+        Ignored {
+            exact: paths.into_iter().map(|p| absolute(&p)).collect(),
+        }
+    }
+
+    pub fn contains(&self, path: &Path) -> bool {
+        is_editor_temporary(path) || self.exact.iter().any(|p| *p == absolute(path))
+    }
+}
+
+/// Whether a change at `path` could change the config set at `root`: a
+/// config file, a directory or symlink (a swap, a new folder), anything that
+/// is gone (a removed folder is one event), or `root` itself. A regular file
+/// of another kind (a log written beside the config, say) cannot, and
+/// reacting to it could loop when that file is the watcher's own log.
+fn could_matter(path: &Path, root: &Path) -> bool {
+    if path == root {
+        return true;
+    }
+    let is_config = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() => is_config,
+        _ => true,
+    }
+}
+
+/// Whether `path` is a file editors write beside the one being saved: vim's
+/// swap files, backups and its `4913` probe, Emacs lock and auto-save files,
+/// JetBrains' safe-write files, and similar.
+pub fn is_editor_temporary(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    name == "4913"
+        || name.ends_with('~')
+        || name.ends_with(".swp")
+        || name.ends_with(".swo")
+        || name.ends_with(".swx")
+        || name.ends_with("___jb_tmp___")
+        || name.ends_with("___jb_old___")
+        || name.ends_with(".kate-swp")
+        || name.starts_with(".#")
+        || name.starts_with(".goutputstream-")
+        || (name.starts_with('#') && name.ends_with('#'))
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+enum Inner {
+    Events(Debouncer<RecommendedWatcher, RecommendedCache>),
+    Poll(Debouncer<PollWatcher, NoCache>),
+}
+
+impl Inner {
+    fn watch(&mut self, path: &Path, mode: RecursiveMode) -> notify::Result<()> {
+        match self {
+            Inner::Events(d) => d.watch(path, mode),
+            Inner::Poll(d) => d.watch(path, mode),
+        }
+    }
+
+    fn unwatch(&mut self, path: &Path) -> notify::Result<()> {
+        match self {
+            Inner::Events(d) => d.unwatch(path),
+            Inner::Poll(d) => d.unwatch(path),
+        }
+    }
+}
+
+/// Watches a config set's path: the path itself (recursively, when it is a
+/// directory), the directory holding it, and, when the path is a symlink,
+/// the directory of its target. Watching directories rather than files is
+/// what keeps atomic saves (write a temporary, rename it over) visible.
+pub struct FileWatch {
+    inner: Inner,
+    root: PathBuf,
+    watched: Vec<(PathBuf, RecursiveMode)>,
+    /// Where `root` pointed when the watches were set, to notice a swap.
+    target: Option<PathBuf>,
+}
+
+impl FileWatch {
+    /// Starts watching `root`; debounced changes not all `ignored` are sent
+    /// as [`Wake::Changed`].
+    pub fn start(
+        root: &Path,
+        mode: Mode,
+        debounce: Duration,
+        ignored: Ignored,
+        wake: Sender<Wake>,
+    ) -> Result<FileWatch, String> {
+        let root = absolute(root);
+        let root_in_handler = root.clone();
+        let handler = move |result: DebounceEventResult| match result {
+            Ok(events) => {
+                let mut paths: Vec<PathBuf> = Vec::new();
+                let mut rescan = false;
+                for event in events {
+                    rescan |= event.need_rescan();
+                    // Opening and reading files is what a reconcile does:
+                    // reacting to it would loop.
+                    if matches!(event.event.kind, notify::EventKind::Access(_)) {
+                        continue;
+                    }
+                    tracing::trace!(kind = ?event.event.kind, paths = ?event.event.paths, "file event");
+                    paths.extend(
+                        event
+                            .event
+                            .paths
+                            .into_iter()
+                            .filter(|p| !ignored.contains(p) && could_matter(p, &root_in_handler)),
+                    );
+                }
+                if rescan {
+                    let _ = wake.send(Wake::Trouble(
+                        "the file watcher lost events; looking at every file again".into(),
+                    ));
+                } else if !paths.is_empty() {
+                    paths.sort();
+                    paths.dedup();
+                    let _ = wake.send(Wake::Changed(paths));
+                }
+            }
+            Err(errors) => {
+                let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                let _ = wake.send(Wake::Trouble(text.join("; ")));
+            }
+        };
+        let inner = match mode {
+            Mode::Events => Inner::Events(
+                notify_debouncer_full::new_debouncer(debounce, None, handler)
+                    .map_err(|e| format!("cannot start the file watcher: {e}"))?,
+            ),
+            Mode::Poll(every) => Inner::Poll(
+                notify_debouncer_full::new_debouncer_opt::<_, PollWatcher, NoCache>(
+                    debounce,
+                    None,
+                    handler,
+                    NoCache,
+                    notify::Config::default().with_poll_interval(every),
+                )
+                .map_err(|e| format!("cannot start the file watcher: {e}"))?,
+            ),
+        };
+        let mut watch = FileWatch {
+            inner,
+            root,
+            watched: Vec::new(),
+            target: None,
+        };
+        watch.refresh()?;
+        Ok(watch)
+    }
+
+    /// Sets the watches again when the path now resolves elsewhere (a
+    /// symlink swapped to a new target) or a watched directory went away.
+    /// Cheap when nothing moved; the loop calls it after every wake.
+    pub fn refresh(&mut self) -> Result<(), String> {
+        let target = std::fs::canonicalize(&self.root).ok();
+        let gone = self.watched.iter().any(|(p, _)| !p.exists());
+        if !self.watched.is_empty() && target == self.target && !gone {
+            return Ok(());
+        }
+        for (path, _) in std::mem::take(&mut self.watched) {
+            // A directory that went away took its watch with it.
+            let _ = self.inner.unwatch(&path);
+        }
+        let mut wanted: Vec<(PathBuf, RecursiveMode)> = Vec::new();
+        if let Some(parent) = self.root.parent() {
+            wanted.push((parent.to_path_buf(), RecursiveMode::NonRecursive));
+        }
+        if self.root.is_dir() {
+            wanted.push((self.root.clone(), RecursiveMode::Recursive));
+        }
+        if let Some(target) = &target
+            && target != &self.root
+        {
+            if target.is_dir() {
+                wanted.push((target.clone(), RecursiveMode::Recursive));
+            } else if let Some(parent) = target.parent() {
+                wanted.push((parent.to_path_buf(), RecursiveMode::NonRecursive));
+            }
+        }
+        wanted.dedup();
+        let mut problems = Vec::new();
+        for (path, mode) in wanted {
+            match self.inner.watch(&path, mode) {
+                Ok(()) => self.watched.push((path, mode)),
+                Err(e) => problems.push(format!("cannot watch `{}`: {e}", path.display())),
+            }
+        }
+        self.target = target;
+        if self.watched.is_empty() {
+            return Err(problems.join("; "));
+        }
+        for problem in problems {
+            tracing::warn!("{problem}");
+        }
+        Ok(())
+    }
+}
+
+/// Turns SIGINT and SIGTERM into [`Wake::Stop`]. A second one ends the
+/// process at once with 128 + the signal's number: whatever transaction was
+/// open is rolled back by SQLite, so the database stays whole.
+pub fn on_stop_signals(wake: Sender<Wake>) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stopping = Arc::new(AtomicBool::new(false));
+    for (signal, status) in [(SIGINT, 130), (SIGTERM, 143)] {
+        // The order matters: the exit checks the flag before this signal sets it.
+        signal_hook::flag::register_conditional_shutdown(signal, status, Arc::clone(&stopping))?;
+        signal_hook::flag::register(signal, Arc::clone(&stopping))?;
+    }
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("stop signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                let name = if signal == SIGINT {
+                    "SIGINT"
+                } else {
+                    "SIGTERM"
+                };
+                if wake.send(Wake::Stop(name)).is_err() {
+                    break;
+                }
+            }
+        })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn editor_temporaries_are_recognised_and_configs_are_not() {
+        for name in [
+            ".acme.yaml.swp",
+            ".acme.yaml.swx",
+            "acme.yaml~",
+            "4913",
+            "acme.yaml___jb_tmp___",
+            "acme.yaml___jb_old___",
+            ".#acme.yaml",
+            "#acme.yaml#",
+        ] {
+            assert!(is_editor_temporary(Path::new(name)), "{name}");
+        }
+        for name in ["acme.yaml", "users.yml", "..data", "4914", "swp.yaml"] {
+            assert!(!is_editor_temporary(Path::new(name)), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_database_and_its_companions_are_ignored_wherever_they_are_named_from() {
+        let here = std::env::current_dir().unwrap();
+        let ignored = Ignored::new([PathBuf::from("state/s.db"), here.join("state/s.db-wal")]);
+        assert!(ignored.contains(&here.join("state/s.db")));
+        assert!(ignored.contains(Path::new("state/s.db-wal")));
+        assert!(!ignored.contains(Path::new("state/s.db-shm")));
+    }
+}
