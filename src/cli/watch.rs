@@ -54,7 +54,8 @@ pub struct WatchArgs {
     #[arg(long)]
     pub poll: bool,
     /// How often `--poll` scans.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s",
+          requires = "poll")]
     pub poll_interval: Duration,
     /// Apply even when more than 25% of the tenancy's resources (and more
     /// than 5) would be deleted.
@@ -263,6 +264,8 @@ struct Watcher<'a> {
     warned: Option<String>,
     /// Consecutive failures that may pass, for the retry delay.
     failures: u32,
+    /// Whether writing the status file failed (and was reported).
+    status_unwritable: bool,
 }
 
 pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
@@ -323,6 +326,7 @@ pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
         failing: None,
         warned: None,
         failures: 0,
+        status_unwritable: false,
     };
     tracing::info!(
         path = %escape_control(&root.display().to_string()),
@@ -612,11 +616,17 @@ impl Watcher<'_> {
         let written = super::reconcile::write_private(&temporary, text.as_bytes())
             .and_then(|()| std::fs::rename(&temporary, &self.status_file));
         if let Err(e) = written {
+            // Said once: the heartbeat would repeat it every few seconds.
+            if std::mem::replace(&mut self.status_unwritable, true) {
+                return;
+            }
             tracing::warn!(
                 file = %escape_control(&self.status_file.display().to_string()),
                 error = %e,
                 "cannot write the status file"
             );
+        } else {
+            self.status_unwritable = false;
         }
     }
 }
