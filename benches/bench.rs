@@ -1,0 +1,2 @@
+//! The benchmark (work in progress): see README "Performance".
+fn main() {}
