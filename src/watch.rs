@@ -272,6 +272,9 @@ pub fn on_stop_signals(wake: Sender<Wake>) -> std::io::Result<()> {
                 } else {
                     "SIGTERM"
                 };
+                // Said at once, so an operator sees the signal was heard even
+                // while a long apply finishes.
+                tracing::info!(signal = name, "stopping");
                 if wake.send(Wake::Stop(name)).is_err() {
                     break;
                 }

@@ -437,6 +437,11 @@ pub fn today() -> Result<Date, CliError> {
     }
 }
 
+/// Whether `SUPPORTCTL_TODAY` fixes the day, so that no expiry ever comes.
+pub fn day_is_frozen() -> bool {
+    std::env::var_os("SUPPORTCTL_TODAY").is_some_and(|v| !v.is_empty())
+}
+
 /// The current moment: the system clock, or, when `SUPPORTCTL_NOW` names a
 /// moment (RFC 3339, e.g. `2027-01-30T23:59:58Z`), a clock that starts there
 /// and runs at the real pace, so that an expiry can be watched happen.

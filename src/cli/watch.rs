@@ -397,13 +397,11 @@ impl Watcher<'_> {
             let wait = deadline.saturating_duration_since(Instant::now());
             match woken.recv_timeout(wait) {
                 Ok(Wake::Stop(signal)) => {
-                    tracing::info!(signal, "stopping");
                     return signal;
                 }
                 Ok(Wake::Changed(paths)) => {
                     tracing::debug!(paths = paths.len(), first = %escape_control(&paths[0].display().to_string()), "files changed");
                     if let Some(signal) = self.settle(woken) {
-                        tracing::info!(signal, "stopping");
                         return signal;
                     }
                     self.refresh(files);
@@ -637,8 +635,12 @@ fn backoff(failures: u32) -> Duration {
     (Duration::from_millis(500) * factor).min(MAX_BACKOFF)
 }
 
-/// The monotonic instant at which `day` begins, read off the clock now.
+/// The monotonic instant at which `day` begins, read off the clock now;
+/// never, when `SUPPORTCTL_TODAY` holds the day still.
 fn instant_of_expiry(day: Date) -> Option<Instant> {
+    if super::day_is_frozen() {
+        return None;
+    }
     let current = now().ok()?;
     let ahead = current.duration_until(day.start());
     let ahead = Duration::try_from(ahead).unwrap_or(Duration::ZERO);

@@ -22,6 +22,9 @@
 //! - `support`: `access` and `sr open|list|show|comment` — the access matrix
 //!   of DOMAIN.md user by user, refusals that write nothing, no SR lost to a
 //!   reconcile, and the linked-user rule over random histories.
+//! - `watch`: `watch` and `status` — editors' saves, files and folders that
+//!   come and go, symlink swaps, bad configs, bursts, the mass-delete guard,
+//!   expiry, signals and the status file, with real file events.
 
 mod bad_input;
 mod binary;
@@ -31,3 +34,4 @@ mod props;
 mod reconcile;
 mod schema;
 mod support;
+mod watch;
