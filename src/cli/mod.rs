@@ -313,8 +313,18 @@ pub struct Checked {
 
 /// Loads and checks a config set: the first half of every command that reads one.
 pub fn load_and_check(path: &Path, limits: &Limits, today: Date) -> Checked {
+    load_and_check_cached(path, limits, today, &mut config::ParseCache::default())
+}
+
+/// [`load_and_check`], parsing only the files `cache` does not hold as they are.
+pub fn load_and_check_cached(
+    path: &Path,
+    limits: &Limits,
+    today: Date,
+    cache: &mut config::ParseCache,
+) -> Checked {
     let started = std::time::Instant::now();
-    let (loaded, mut diagnostics) = config::load(path, limits);
+    let (loaded, mut diagnostics) = config::load_cached(path, limits, cache);
     let loaded_in = started.elapsed();
     let model = if loaded.raw.tenancies.is_empty() && loaded.incomplete {
         // The files that failed may hold the tenancy: "no tenancy" would mislead.
@@ -334,6 +344,8 @@ pub fn load_and_check(path: &Path, limits: &Limits, today: Date) -> Checked {
     diag::sort(&mut diagnostics);
     tracing::debug!(
         files = loaded.sources.len(),
+        parsed = cache.last_parsed,
+        reused = cache.last_reused,
         load_ms = loaded_in.as_millis() as u64,
         total_ms = started.elapsed().as_millis() as u64,
         "config set checked"

@@ -15,7 +15,7 @@ use super::{
 use crate::model::Model;
 use crate::plan::{self, Plan};
 use crate::render;
-use crate::state::{JournalEntry, Store};
+use crate::state::{JournalEntry, Snapshot, Store};
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -83,6 +83,44 @@ fn make_plan(
     plan_checked(&desired, checked.loaded.digest, db)
 }
 
+/// A tenancy's state as this process last read or wrote it, reused while
+/// the database's lineage and the tenancy's serial stay the same (every
+/// apply, by any process, advances the serial). `watch` keeps one; the
+/// commands read the state afresh.
+#[derive(Debug, Default)]
+pub(super) struct StateCache {
+    known: Option<(String, Snapshot)>,
+}
+
+impl StateCache {
+    /// The cached state of `tenancy` if it is still the state in `store`.
+    fn current(&self, store: &Store, tenancy: &str) -> Result<Option<Snapshot>, CliError> {
+        let Some((lineage, snapshot)) = &self.known else {
+            return Ok(None);
+        };
+        if lineage != store.lineage()
+            || snapshot.model.tenancy.name != tenancy
+            || store.serial(tenancy)? != Some(snapshot.serial)
+        {
+            return Ok(None);
+        }
+        Ok(Some(snapshot.clone()))
+    }
+
+    fn remember(&mut self, lineage: &str, snapshot: &Snapshot) {
+        self.known = Some((lineage.to_string(), snapshot.clone()));
+    }
+
+    /// After `planned` was applied as `serial`: the state is the plan's
+    /// result (the store's tests hold apply to `plan::apply_to`).
+    pub(super) fn applied(&mut self, planned: &Planned, lineage: &str, serial: u64) {
+        self.known = plan::apply_to(planned.actual.as_ref(), &planned.plan).map(|mut model| {
+            model.renames.clear();
+            (lineage.to_string(), Snapshot { model, serial })
+        });
+    }
+}
+
 /// Plans a checked config set against the tenancy's state. The state is
 /// read when the database exists; planning never creates it (a plan made
 /// without one has an empty lineage, and applies to any database where the
@@ -92,14 +130,35 @@ pub(super) fn plan_checked(
     digest: String,
     db: &Path,
 ) -> Result<(Planned, Option<Store>), CliError> {
+    plan_checked_cached(desired, digest, db, None)
+}
+
+/// [`plan_checked`], reading the state only when `cache` does not hold it.
+pub(super) fn plan_checked_cached(
+    desired: &Model,
+    digest: String,
+    db: &Path,
+    cache: Option<&mut StateCache>,
+) -> Result<(Planned, Option<Store>), CliError> {
     let store = if db.exists() {
         Some(Store::open(db)?)
     } else {
         None
     };
-    let snapshot = match &store {
-        Some(store) => store.load(&desired.tenancy.name)?,
-        None => None,
+    let name = &desired.tenancy.name;
+    let snapshot = match (&store, cache) {
+        (Some(store), Some(cache)) => match cache.current(store, name)? {
+            Some(known) => Some(known),
+            None => {
+                let loaded = store.load(name)?;
+                if let Some(snapshot) = &loaded {
+                    cache.remember(store.lineage(), snapshot);
+                }
+                loaded
+            }
+        },
+        (Some(store), None) => store.load(name)?,
+        (None, _) => None,
     };
     let (actual, serial) = match snapshot {
         Some(s) => (Some(s.model), s.serial),
@@ -235,14 +294,14 @@ pub fn apply_command(args: &ApplyArgs, db: &Path, output: &Output) -> Result<u8,
 }
 
 /// Applies a plan made by [`plan_checked`] in one transaction, journaled;
-/// returns the tenancy's new serial. The database is created only now, when
-/// there is something to write.
+/// returns the tenancy's new serial and the database's lineage. The database
+/// is created only now, when there is something to write.
 pub(super) fn apply_planned(
     planned: &Planned,
     store: Option<Store>,
     db: &Path,
     config: &Path,
-) -> Result<u64, CliError> {
+) -> Result<(u64, String), CliError> {
     let mut store = match store {
         Some(store) => store,
         None => Store::open(db)?,
@@ -253,7 +312,7 @@ pub(super) fn apply_planned(
         planned.lineage.clone()
     };
     let json = render::plan_json(&planned.plan, &lineage, planned.serial, &planned.digest);
-    commit(
+    let serial = commit(
         &mut store,
         &planned.plan,
         &lineage,
@@ -261,7 +320,8 @@ pub(super) fn apply_planned(
         json,
         planned.digest.clone(),
         git_commit(config),
-    )
+    )?;
+    Ok((serial, lineage))
 }
 
 fn print_applied(plan: &Plan) -> Result<u8, CliError> {

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 
-use super::reconcile::{apply_planned, guard, plan_checked};
-use super::{CliError, ConfigArgs, Failure, load_and_check, now, print_stdout, today};
+use super::reconcile::{StateCache, apply_planned, guard, plan_checked_cached};
+use super::{CliError, ConfigArgs, Failure, load_and_check_cached, now, print_stdout, today};
 use crate::diag::{self, Diagnostic, escape_control};
 use crate::model::Date;
 use crate::watch::{FileWatch, Ignored, Mode, Wake};
@@ -266,6 +266,11 @@ struct Watcher<'a> {
     failures: u32,
     /// Whether writing the status file failed (and was reported).
     status_unwritable: bool,
+    /// The files parsed by the last reconcile: an edit reparses one file.
+    parsed: crate::config::ParseCache,
+    /// The tenancy's state as last read or applied: read again only when
+    /// its serial moved.
+    state: StateCache,
 }
 
 pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
@@ -327,6 +332,8 @@ pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
         warned: None,
         failures: 0,
         status_unwritable: false,
+        parsed: crate::config::ParseCache::new(),
+        state: StateCache::default(),
     };
     tracing::info!(
         path = %escape_control(&root.display().to_string()),
@@ -493,7 +500,12 @@ impl Watcher<'_> {
             Ok(day) => day,
             Err(e) => return Some(Reconciled::failed(OutcomeKind::Failed, e.message)),
         };
-        let checked = load_and_check(&self.args.config.path, &self.args.config.limits(), today);
+        let checked = load_and_check_cached(
+            &self.args.config.path,
+            &self.args.config.limits(),
+            today,
+            &mut self.parsed,
+        );
         let digest = checked.loaded.digest.clone();
         let Some(desired) = &checked.model else {
             // The same files with the same findings fail the same way.
@@ -539,7 +551,8 @@ impl Watcher<'_> {
             errors: 0,
             warnings: 0,
         };
-        let (planned, store) = match plan_checked(desired, digest.clone(), self.db) {
+        let planned = plan_checked_cached(desired, digest.clone(), self.db, Some(&mut self.state));
+        let (planned, store) = match planned {
             Ok(planned) => planned,
             Err(e) => return Some(fail(OutcomeKind::Failed, e)),
         };
@@ -588,7 +601,8 @@ impl Watcher<'_> {
         }
         tracing::debug!(changes = planned.plan.changes.len(), "applying");
         match apply_planned(&planned, store, self.db, &self.args.config.path) {
-            Ok(serial) => {
+            Ok((serial, lineage)) => {
+                self.state.applied(&planned, &lineage, serial);
                 self.failing = None;
                 Some(Reconciled {
                     kind: OutcomeKind::Applied,

@@ -94,6 +94,59 @@ pub struct Loaded {
 /// Loads the config set at `path`. Problems become diagnostics; whatever
 /// could be read is kept.
 pub fn load(path: &Path, limits: &Limits) -> (Loaded, Vec<Diagnostic>) {
+    // Nothing is kept: every file is parsed once and moved, not copied.
+    load_cached(path, limits, &mut ParseCache::default())
+}
+
+/// What one file contributed when it was last parsed: its entries and
+/// findings, valid for exactly those bytes at that place in the set.
+#[derive(Debug)]
+struct ParsedFile {
+    /// The file's index in the set's sources, which its locations name.
+    index: usize,
+    hash: [u8; 32],
+    raw: RawConfig,
+    diagnostics: Vec<Diagnostic>,
+    complete: bool,
+}
+
+/// Parsed files kept between loads of the same config set (by `watch`), so
+/// that a load after an edit parses only the files whose bytes changed.
+///
+/// An entry is used only when the file has the same path, the same SHA-256
+/// of its content and the same index in the set (locations name the index);
+/// anything else is parsed again. Size and time are never trusted.
+#[derive(Debug, Default)]
+pub struct ParseCache {
+    /// Whether to keep what is parsed (a cache made by [`ParseCache::new`]);
+    /// the default keeps nothing.
+    keep: bool,
+    files: HashMap<PathBuf, ParsedFile>,
+    /// Files parsed and files reused by the last load, for logs and tests.
+    pub last_parsed: usize,
+    pub last_reused: usize,
+}
+
+impl ParseCache {
+    /// A cache that keeps every file it parses until the next load.
+    pub fn new() -> Self {
+        ParseCache {
+            keep: true,
+            ..ParseCache::default()
+        }
+    }
+}
+
+/// Loads like [`load`], reusing what `cache` holds for unchanged files and
+/// leaving in it exactly the files of this load.
+pub fn load_cached(
+    path: &Path,
+    limits: &Limits,
+    cache: &mut ParseCache,
+) -> (Loaded, Vec<Diagnostic>) {
+    let mut previous = std::mem::take(&mut cache.files);
+    cache.last_parsed = 0;
+    cache.last_reused = 0;
     let mut loaded = Loaded::default();
     let (files, mut diagnostics) = discover(path, limits);
     loaded.incomplete = !diagnostics.is_empty();
@@ -148,8 +201,39 @@ pub fn load(path: &Path, limits: &Limits) -> (Loaded, Vec<Diagnostic>) {
                     .unwrap_or(&file_path)
                     .to_string_lossy()
                     .into_owned();
-                if !load_file(shown, &bytes, &mut loaded, &mut diagnostics) {
+                let hash: [u8; 32] = Sha256::digest(&bytes).into();
+                let index = loaded.sources.len();
+                let parsed = match previous.remove(&file_path) {
+                    Some(p) if p.hash == hash && p.index == index => {
+                        cache.last_reused += 1;
+                        loaded.sources.add(shown, source_text(&bytes));
+                        p
+                    }
+                    _ => {
+                        cache.last_parsed += 1;
+                        let mut raw = RawConfig::default();
+                        let mut found = Vec::new();
+                        let (complete, text) = load_file(index, &bytes, &mut raw, &mut found);
+                        loaded.sources.add(shown, text);
+                        ParsedFile {
+                            index,
+                            hash,
+                            raw,
+                            diagnostics: found,
+                            complete,
+                        }
+                    }
+                };
+                if !parsed.complete {
                     loaded.incomplete = true;
+                }
+                if cache.keep {
+                    loaded.raw.extend_from(&parsed.raw);
+                    diagnostics.extend(parsed.diagnostics.iter().cloned());
+                    cache.files.insert(file_path, parsed);
+                } else {
+                    loaded.raw.append(parsed.raw);
+                    diagnostics.extend(parsed.diagnostics);
                 }
                 hashed.push((relative, bytes));
             }
@@ -157,6 +241,47 @@ pub fn load(path: &Path, limits: &Limits) -> (Loaded, Vec<Diagnostic>) {
     }
     loaded.digest = digest_of(&hashed);
     (loaded, diagnostics)
+}
+
+/// A file's text as its diagnostics show it: without a byte-order mark, and
+/// with any bytes that are not UTF-8 replaced.
+fn source_text(bytes: &[u8]) -> String {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+impl RawConfig {
+    /// Moves another file's entries after this one's.
+    fn append(&mut self, mut other: RawConfig) {
+        self.tenancies.append(&mut other.tenancies);
+        self.users.append(&mut other.users);
+        self.memberships.append(&mut other.memberships);
+        self.approvals.append(&mut other.approvals);
+        self.support_links.append(&mut other.support_links);
+        let (mine, theirs) = (&mut self.unreadable, other.unreadable);
+        mine.tenancy |= theirs.tenancy;
+        mine.users.extend(theirs.users);
+        mine.memberships.extend(theirs.memberships);
+        mine.approvals.extend(theirs.approvals);
+        mine.support_links.extend(theirs.support_links);
+    }
+
+    /// Appends a copy of another file's entries after this one's.
+    fn extend_from(&mut self, other: &RawConfig) {
+        self.tenancies.extend(other.tenancies.iter().cloned());
+        self.users.extend(other.users.iter().cloned());
+        self.memberships.extend(other.memberships.iter().cloned());
+        self.approvals.extend(other.approvals.iter().cloned());
+        self.support_links
+            .extend(other.support_links.iter().cloned());
+        let (mine, theirs) = (&mut self.unreadable, &other.unreadable);
+        mine.tenancy |= theirs.tenancy;
+        mine.users.extend(theirs.users.iter().cloned());
+        mine.memberships.extend(theirs.memberships.iter().cloned());
+        mine.approvals.extend(theirs.approvals.iter().cloned());
+        mine.support_links
+            .extend(theirs.support_links.iter().cloned());
+    }
 }
 
 fn digest_of(files: &[(String, Vec<u8>)]) -> String {
@@ -395,12 +520,15 @@ fn is_yaml_name(path: &Path) -> bool {
 
 /// Decodes, parses and merges one file into `loaded`; false when the file
 /// could not be decoded or parsed.
+/// Parses one file, which is `file` in the set's sources, appending its
+/// entries to `raw`. Returns whether it was read whole, and its text for the
+/// sources.
 fn load_file(
-    shown: String,
+    file: usize,
     bytes: &[u8],
-    loaded: &mut Loaded,
+    raw: &mut RawConfig,
     diagnostics: &mut Vec<Diagnostic>,
-) -> bool {
+) -> (bool, String) {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text.to_owned(),
@@ -409,8 +537,6 @@ fn load_file(
             let line = valid.matches('\n').count() as u32 + 1;
             let column = valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u32 + 1;
             let bad = bytes[e.valid_up_to()];
-            let text = String::from_utf8_lossy(bytes).into_owned();
-            let file = loaded.sources.add(shown, text);
             diagnostics.push(
                 Diagnostic::at(
                     Rule::Unreadable,
@@ -426,12 +552,10 @@ fn load_file(
                 )
                 .with_hint("save the file as UTF-8"),
             );
-            return false;
+            return (false, String::from_utf8_lossy(bytes).into_owned());
         }
     };
-    let parsed = yaml::parse(&text);
-    let file = loaded.sources.add(shown, text);
-    let mut root = match parsed {
+    let mut root = match yaml::parse(&text) {
         Ok(root) => root,
         Err(e) => {
             let rule = if e.limit {
@@ -451,20 +575,19 @@ fn load_file(
             );
             d.hint = e.hint;
             diagnostics.push(d);
-            return false;
+            return (false, text);
         }
     };
-    let Loaded { sources, raw, .. } = loaded;
-    let source = sources.text(file);
-    remove_duplicate_keys(&mut root, file, source, diagnostics);
+    remove_duplicate_keys(&mut root, file, &text, diagnostics);
     let mut merger = Merger {
         file,
-        source,
+        source: &text,
         raw,
         diagnostics,
     };
     merger.sections(&root);
-    true
+    drop(root);
+    (true, text)
 }
 
 /// Reports every mapping key written twice in one mapping, naming both
@@ -731,13 +854,97 @@ mod tests {
     fn load_text(text: &str) -> (Loaded, Vec<Diagnostic>) {
         let mut loaded = Loaded::default();
         let mut diagnostics = Vec::new();
-        load_file(
-            "t.yaml".into(),
-            text.as_bytes(),
-            &mut loaded,
-            &mut diagnostics,
-        );
+        let (_, text) = load_file(0, text.as_bytes(), &mut loaded.raw, &mut diagnostics);
+        loaded.sources.add("t.yaml".into(), text);
         (loaded, diagnostics)
+    }
+
+    /// Everything a load produces, as text, to compare two loads.
+    fn everything(path: &Path, loaded: &Loaded, diagnostics: &[Diagnostic]) -> String {
+        let sources: Vec<_> = (0..loaded.sources.len())
+            .map(|i| (loaded.sources.path(i), loaded.sources.text(i)))
+            .collect();
+        format!(
+            "{path:?}\n{:?}\n{diagnostics:?}\n{sources:?}\n{}\n{}",
+            loaded.raw, loaded.digest, loaded.incomplete
+        )
+    }
+
+    /// Loads through `cache` and without one, and insists on the same result;
+    /// returns how many files the cached load parsed.
+    fn assert_cache_agrees(dir: &Path, cache: &mut ParseCache) -> usize {
+        let limits = Limits::default();
+        let (cached, cached_diags) = load_cached(dir, &limits, cache);
+        let (fresh, fresh_diags) = load(dir, &limits);
+        assert_eq!(
+            everything(dir, &cached, &cached_diags),
+            everything(dir, &fresh, &fresh_diags)
+        );
+        cache.last_parsed
+    }
+
+    fn user_file(id: &str, name: &str) -> String {
+        format!("users:\n  {id}:\n    email: {id}@acme.example\n    name: {name}\n")
+    }
+
+    #[test]
+    fn the_parse_cache_reparses_exactly_the_changed_files_and_never_differs() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(
+            root.join("a-tenancy.yaml"),
+            "tenancy: { name: t, csi: \"1\", home_region: r, admin: b }\n",
+        )
+        .unwrap();
+        for id in ["b", "c", "d"] {
+            std::fs::write(root.join(format!("{id}.yaml")), user_file(id, "Old")).unwrap();
+        }
+        let mut cache = ParseCache::new();
+        assert_eq!(assert_cache_agrees(root, &mut cache), 4);
+        assert_eq!(assert_cache_agrees(root, &mut cache), 0, "nothing changed");
+        assert_eq!(cache.last_reused, 4);
+
+        // The same size and the same modification time, other bytes: still
+        // seen, because only the content's hash is trusted.
+        let c = root.join("c.yaml");
+        let before = std::fs::metadata(&c).unwrap().modified().unwrap();
+        std::fs::write(&c, user_file("c", "New")).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&c)
+            .unwrap()
+            .set_modified(before)
+            .unwrap();
+        assert_eq!(assert_cache_agrees(root, &mut cache), 1);
+
+        // A broken file, then the same broken file again: its findings come
+        // back from the cache unchanged.
+        std::fs::write(root.join("d.yaml"), "users: [\n").unwrap();
+        assert_eq!(assert_cache_agrees(root, &mut cache), 1);
+        assert_eq!(assert_cache_agrees(root, &mut cache), 0);
+
+        // A renamed file moves in the set's order: the files whose place
+        // changed are read again, and every location names the right file.
+        std::fs::rename(root.join("b.yaml"), root.join("z.yaml")).unwrap();
+        assert!(assert_cache_agrees(root, &mut cache) >= 1);
+
+        // A new file before the others, and a file removed.
+        std::fs::write(root.join("a0.yaml"), user_file("e", "E")).unwrap();
+        assert_cache_agrees(root, &mut cache);
+        std::fs::remove_file(root.join("c.yaml")).unwrap();
+        assert_cache_agrees(root, &mut cache);
+        assert_eq!(assert_cache_agrees(root, &mut cache), 0);
+    }
+
+    #[test]
+    fn a_load_without_a_cache_keeps_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b.yaml"), user_file("b", "B")).unwrap();
+        let mut cache = ParseCache::default();
+        load_cached(dir.path(), &Limits::default(), &mut cache);
+        assert!(cache.files.is_empty());
+        load_cached(dir.path(), &Limits::default(), &mut cache);
+        assert_eq!((cache.last_parsed, cache.last_reused), (1, 0));
     }
 
     #[test]
@@ -789,14 +996,9 @@ mod tests {
 
     #[test]
     fn non_utf8_is_reported_at_its_byte() {
-        let mut loaded = Loaded::default();
+        let mut raw = RawConfig::default();
         let mut diags = Vec::new();
-        load_file(
-            "t.yaml".into(),
-            b"users:\n  a\xff: 1\n",
-            &mut loaded,
-            &mut diags,
-        );
+        load_file(0, b"users:\n  a\xff: 1\n", &mut raw, &mut diags);
         assert_eq!(diags[0].rule, Rule::Unreadable);
         let l = diags[0].location.unwrap();
         assert_eq!((l.line, l.column), (2, 4));

@@ -326,6 +326,22 @@ impl Store {
             .transpose()
     }
 
+    /// The tenancy's serial, or `None` when it is not in the state: one
+    /// query, to tell whether a snapshot read earlier is still the state.
+    pub fn serial(&self, tenancy: &str) -> Result<Option<u64>, StateError> {
+        use rusqlite::OptionalExtension as _;
+        let serial: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT serial FROM tenancies WHERE name = ?1",
+                [tenancy],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| sql_error(&self.path, e))?;
+        serial.map(|s| self.serial_from(s)).transpose()
+    }
+
     fn serial_from(&self, serial: i64) -> Result<u64, StateError> {
         u64::try_from(serial).map_err(|_| StateError::Corrupt {
             path: self.path.clone(),

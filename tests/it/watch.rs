@@ -1826,3 +1826,57 @@ fn watch_exits_1_naming_a_path_that_does_not_exist() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+// ---- Caches: an edit reparses one file; a state changed elsewhere is read again ----
+
+/// After a one-file edit of a directory config set, the watcher parses that
+/// file only (`parsed` 1, every other file `reused`), and the result is the
+/// same as planning from scratch.
+#[test]
+fn watch_parses_only_the_edited_file_of_a_directory_config_set() {
+    let world = World::new();
+    let config = world.example_dir("acme-prod");
+    let (watcher, from) = watching(&world, &config, &["-v"]);
+    let first = watcher
+        .lines_between(0, from + 1)
+        .into_iter()
+        .rfind(|l| message(l) == "config set checked")
+        .expect("the first reconcile's `config set checked` line");
+    let files = field(&first, "files").as_u64().expect("a file count");
+    assert_eq!(field(&first, "parsed").as_u64(), Some(files), "{first}");
+
+    let alice = config.join("users/alice.yaml");
+    let text = std::fs::read_to_string(&alice).unwrap();
+    std::fs::write(&alice, edited(&text, "name: Alice Lee", "name: Alice Kim")).unwrap();
+    assert_alice_becomes(&world, &watcher, from, "Alice Kim");
+    let (_, checked) = watcher.wait_for(from, "the edit's load", |l| {
+        message(l) == "config set checked" && field(l, "parsed").as_u64() == Some(1)
+    });
+    assert_eq!(field(&checked, "reused").as_u64(), Some(files - 1), "{checked}");
+    assert_eq!(world.plan_code(&config), 0, "the cached load planned right");
+}
+
+/// The watcher keeps the state it applied, but another process's apply
+/// advances the serial, so the next reconcile reads the state again and
+/// puts the config back.
+#[test]
+fn watch_reads_the_state_again_after_another_process_applies() {
+    let world = World::new();
+    let config = world.write("acme.yaml", &acme());
+    let (watcher, from) = watching(&world, &config, &["--interval", "300ms"]);
+    // Outside the watched folders, so that only the interval can notice.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let other = elsewhere.path().join("acme.yaml");
+    std::fs::write(&other, acme_with_alice("Somebody Else")).unwrap();
+    world
+        .run(&["apply", "--auto-approve", arg(&other)])
+        .assert_code(0);
+    watcher.wait_state(&world, "alice to be named back", |show| {
+        user_name(show, "alice").as_deref() == Some("Alice Lee")
+    });
+    assert!(
+        watcher.count_since(from, reconciled("applied", "interval")) >= 1,
+        "an interval reconcile repaired the state\n{}",
+        watcher.dump()
+    );
+}
