@@ -1852,7 +1852,11 @@ fn watch_parses_only_the_edited_file_of_a_directory_config_set() {
     let (_, checked) = watcher.wait_for(from, "the edit's load", |l| {
         message(l) == "config set checked" && field(l, "parsed").as_u64() == Some(1)
     });
-    assert_eq!(field(&checked, "reused").as_u64(), Some(files - 1), "{checked}");
+    assert_eq!(
+        field(&checked, "reused").as_u64(),
+        Some(files - 1),
+        "{checked}"
+    );
     assert_eq!(world.plan_code(&config), 0, "the cached load planned right");
 }
 
