@@ -604,6 +604,20 @@ fn remove_duplicate_keys(
                 remove_duplicate_keys(item, file, source, diagnostics);
             }
         }
+        // Most mappings are a handful of fields: compare keys pairwise
+        // rather than build a map for each (a 100k-user file has 200k).
+        NodeKind::Map(entries)
+            if entries.len() <= 16 && {
+                let keys: Vec<_> = entries.iter().map(|(k, _)| k.scalar_text(source)).collect();
+                keys.iter().enumerate().all(|(i, key)| {
+                    key.is_none() || !keys[..i].iter().any(|earlier| earlier == key)
+                })
+            } =>
+        {
+            for (_, value) in entries {
+                remove_duplicate_keys(value, file, source, diagnostics);
+            }
+        }
         NodeKind::Map(entries) => {
             let mut first: HashMap<String, Location> = HashMap::with_capacity(entries.len());
             entries.retain(|(key, _)| {
