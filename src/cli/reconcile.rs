@@ -202,22 +202,26 @@ pub(super) fn guard(plan: &Plan, actual: Option<&Model>, allowed: bool) -> Resul
 
 pub fn plan_command(args: &PlanArgs, db: &Path, output: &Output) -> Result<u8, CliError> {
     let (planned, _) = make_plan(&args.config, db, output)?;
-    let json = render::plan_json(
-        &planned.plan,
-        &planned.lineage,
-        planned.serial,
-        &planned.digest,
-    );
-    match args.format {
-        PlanFormat::Text => print_stdout(&render::plan_text(&planned.plan, output.stdout_plan))?,
-        PlanFormat::Json => print_stdout(&json)?,
+    // The JSON plan is made only when it is printed or saved: for a large
+    // first plan it is the biggest thing in memory.
+    let json = (args.format == PlanFormat::Json || args.out.is_some()).then(|| {
+        render::plan_json(
+            &planned.plan,
+            &planned.lineage,
+            planned.serial,
+            &planned.digest,
+        )
+    });
+    match &json {
+        Some(json) if args.format == PlanFormat::Json => print_stdout(json)?,
+        _ => print_stdout(&render::plan_text(&planned.plan, output.stdout_plan))?,
     }
     guard(
         &planned.plan,
         planned.actual.as_ref(),
         args.allow_mass_delete,
     )?;
-    if let Some(out) = &args.out {
+    if let (Some(out), Some(json)) = (&args.out, &json) {
         write_private(out, json.as_bytes()).map_err(|e| {
             CliError::error(format!("cannot write the plan to `{}`: {e}", out.display()))
         })?;
