@@ -221,6 +221,36 @@ pub struct JsonChange {
     pub after: Option<JsonValue>,
 }
 
+/// [`JsonPlan`] as written: the same fields in the same order, borrowing
+/// the plan.
+#[derive(Serialize)]
+struct JsonPlanOut<'a> {
+    format_version: u32,
+    tenancy: &'a str,
+    lineage: &'a str,
+    serial: u64,
+    config_digest: &'a str,
+    changes: ChangesOut<'a>,
+    summary: JsonSummary,
+}
+
+struct ChangesOut<'a>(&'a [Change]);
+
+impl Serialize for ChangesOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|c| JsonChange {
+            address: c.address(),
+            kind: c.kind.as_str().to_string(),
+            id: c.id.clone(),
+            action: c.action.as_str().to_string(),
+            reason: c.reason.clone(),
+            renamed_from: c.renamed_from.clone(),
+            before: c.before.as_ref().map(to_json_value),
+            after: c.after.as_ref().map(to_json_value),
+        }))
+    }
+}
+
 /// A resource's fields. Every field a kind has is present, `null` when unset.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
@@ -298,26 +328,15 @@ fn to_json_value(value: &Value) -> JsonValue {
 /// The JSON plan of `plan` against a state at `lineage`/`serial`.
 pub fn plan_json(plan: &Plan, lineage: &str, serial: u64, config_digest: &str) -> String {
     let s = plan.summary();
-    let doc = JsonPlan {
+    // Each change becomes its JSON form only while it is written, so a plan
+    // of a million changes is not held twice.
+    let doc = JsonPlanOut {
         format_version: 1,
-        tenancy: plan.tenancy.clone(),
-        lineage: lineage.to_string(),
+        tenancy: &plan.tenancy,
+        lineage,
         serial,
-        config_digest: config_digest.to_string(),
-        changes: plan
-            .changes
-            .iter()
-            .map(|c| JsonChange {
-                address: c.address(),
-                kind: c.kind.as_str().to_string(),
-                id: c.id.clone(),
-                action: c.action.as_str().to_string(),
-                reason: c.reason.clone(),
-                renamed_from: c.renamed_from.clone(),
-                before: c.before.as_ref().map(to_json_value),
-                after: c.after.as_ref().map(to_json_value),
-            })
-            .collect(),
+        config_digest,
+        changes: ChangesOut(&plan.changes),
         summary: JsonSummary {
             add: s.add,
             change: s.change,
