@@ -327,10 +327,28 @@ fn to_json_value(value: &Value) -> JsonValue {
 
 /// The JSON plan of `plan` against a state at `lineage`/`serial`.
 pub fn plan_json(plan: &Plan, lineage: &str, serial: u64, config_digest: &str) -> String {
+    let mut text = serde_json::to_string_pretty(&plan_doc(plan, lineage, serial, config_digest))
+        .unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// The same JSON plan on one line: what the journal keeps, where nobody
+/// reads it by eye and a large plan is half the size.
+pub fn plan_json_compact(plan: &Plan, lineage: &str, serial: u64, config_digest: &str) -> String {
+    serde_json::to_string(&plan_doc(plan, lineage, serial, config_digest)).unwrap_or_default()
+}
+
+fn plan_doc<'a>(
+    plan: &'a Plan,
+    lineage: &'a str,
+    serial: u64,
+    config_digest: &'a str,
+) -> JsonPlanOut<'a> {
     let s = plan.summary();
     // Each change becomes its JSON form only while it is written, so a plan
     // of a million changes is not held twice.
-    let doc = JsonPlanOut {
+    JsonPlanOut {
         format_version: 1,
         tenancy: &plan.tenancy,
         lineage,
@@ -342,10 +360,7 @@ pub fn plan_json(plan: &Plan, lineage: &str, serial: u64, config_digest: &str) -
             change: s.change,
             destroy: s.destroy,
         },
-    };
-    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
-    text.push('\n');
-    text
+    }
 }
 
 /// A saved plan read back: the plan and the state it was made against.
@@ -535,6 +550,14 @@ mod tests {
         assert_eq!(saved.plan, plan);
         assert_eq!((saved.lineage.as_str(), saved.serial), ("lin", 7));
         assert!(!plan.is_empty());
+        // The journal's one-line form is the same document.
+        let compact = plan_json_compact(&plan, "lin", 7, "sha256:00");
+        assert!(!compact.contains('\n'));
+        let pretty: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&compact).unwrap(),
+            pretty
+        );
     }
 
     #[test]

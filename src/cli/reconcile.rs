@@ -315,7 +315,7 @@ pub(super) fn apply_planned(
     } else {
         planned.lineage.clone()
     };
-    let json = render::plan_json(&planned.plan, &lineage, planned.serial, &planned.digest);
+    let json = render::plan_json_compact(&planned.plan, &lineage, planned.serial, &planned.digest);
     let serial = commit(
         &mut store,
         &planned.plan,
