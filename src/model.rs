@@ -31,15 +31,6 @@ impl Date {
         text.parse::<jiff::civil::Date>().ok().map(Date)
     }
 
-    /// The UTC day of a moment given as seconds since the Unix epoch; the
-    /// caller reads the clock.
-    pub fn from_unix_seconds(seconds: i64) -> Option<Date> {
-        let moment = jiff::Timestamp::from_second(seconds).ok()?;
-        Some(Date(
-            moment.to_zoned_datetime(jiff::tz::TimeZone::UTC).date(),
-        ))
-    }
-
     /// The moment this day begins (00:00 UTC), when a grant that expires on
     /// it ends.
     pub fn start(self) -> jiff::Timestamp {

@@ -53,7 +53,11 @@ impl Ignored {
     }
 
     pub fn contains(&self, path: &Path) -> bool {
-        is_editor_temporary(path) || self.exact.iter().any(|p| *p == absolute(path))
+        if is_editor_temporary(path) {
+            return true;
+        }
+        let path = absolute(path);
+        self.exact.contains(&path)
     }
 }
 

@@ -199,17 +199,10 @@ impl OutcomeKind {
 
 /// The default status file: beside the database, named after it.
 fn default_status_file(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push(".status.json");
-    PathBuf::from(name)
+    with_suffix(db, ".status.json")
 }
 
-fn temporary_of(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".tmp");
-    PathBuf::from(name)
-}
-
+/// `path` with `suffix` appended to its name: `state.db` → `state.db-wal`.
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
@@ -236,17 +229,27 @@ struct Reconciled {
 }
 
 impl Reconciled {
-    fn failed(kind: OutcomeKind, message: String) -> Self {
+    fn new(kind: OutcomeKind) -> Self {
         Reconciled {
             kind,
             tenancy: None,
             serial: None,
             summary: None,
-            message: Some(message),
+            message: None,
             digest: None,
             next_expiry: None,
             errors: 0,
             warnings: 0,
+        }
+    }
+}
+
+impl From<crate::plan::Summary> for SummaryCounts {
+    fn from(s: crate::plan::Summary) -> Self {
+        SummaryCounts {
+            add: s.add,
+            change: s.change,
+            destroy: s.destroy,
         }
     }
 }
@@ -294,7 +297,7 @@ pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
         with_suffix(db, "-shm"),
         with_suffix(db, "-journal"),
         status_file.clone(),
-        temporary_of(&status_file),
+        with_suffix(&status_file, ".tmp"),
     ]);
     let mode = if args.poll {
         Mode::Poll(args.poll_interval)
@@ -498,7 +501,12 @@ impl Watcher<'_> {
     fn reconcile_once(&mut self) -> Option<Reconciled> {
         let today = match today() {
             Ok(day) => day,
-            Err(e) => return Some(Reconciled::failed(OutcomeKind::Failed, e.message)),
+            Err(e) => {
+                return Some(Reconciled {
+                    message: Some(e.message),
+                    ..Reconciled::new(OutcomeKind::Failed)
+                });
+            }
         };
         let checked = load_and_check_cached(
             &self.args.config.path,
@@ -521,17 +529,15 @@ impl Watcher<'_> {
             log_diagnostics(&checked.diagnostics, &checked.loaded.sources);
             let (errors, warnings) = super::summary_counts(&checked.diagnostics);
             return Some(Reconciled {
+                message: Some(format!(
+                    "the configuration is invalid: {}, {}",
+                    super::plural(errors, "error"),
+                    super::plural(warnings, "warning")
+                )),
                 digest: Some(digest),
                 errors,
                 warnings,
-                ..Reconciled::failed(
-                    OutcomeKind::Invalid,
-                    format!(
-                        "the configuration is invalid: {}, {}",
-                        super::plural(errors, "error"),
-                        super::plural(warnings, "warning")
-                    ),
-                )
+                ..Reconciled::new(OutcomeKind::Invalid)
             });
         };
         if self.warned.as_ref() != Some(&digest) {
@@ -540,40 +546,29 @@ impl Watcher<'_> {
         }
         let tenancy = desired.tenancy.name.clone();
         let next_expiry = desired.next_expiry(today);
-        let fail = |kind: OutcomeKind, e: CliError| Reconciled {
-            kind,
+        // Every outcome from here on is about this tenancy and this content.
+        let outcome = |kind| Reconciled {
             tenancy: Some(tenancy.clone()),
-            serial: None,
-            summary: None,
-            message: Some(e.message),
             digest: Some(digest.clone()),
             next_expiry,
-            errors: 0,
-            warnings: 0,
+            ..Reconciled::new(kind)
+        };
+        let fail = |kind, e: CliError| Reconciled {
+            message: Some(e.message),
+            ..outcome(kind)
         };
         let planned = plan_checked_cached(desired, digest.clone(), self.db, Some(&mut self.state));
         let (planned, store) = match planned {
             Ok(planned) => planned,
             Err(e) => return Some(fail(OutcomeKind::Failed, e)),
         };
-        let summary = planned.plan.summary();
-        let counts = SummaryCounts {
-            add: summary.add,
-            change: summary.change,
-            destroy: summary.destroy,
-        };
+        let counts = Some(SummaryCounts::from(planned.plan.summary()));
         if planned.plan.is_empty() {
             self.failing = None;
             return Some(Reconciled {
-                kind: OutcomeKind::NoChanges,
-                tenancy: Some(tenancy),
                 serial: Some(planned.serial),
-                summary: Some(counts),
-                message: None,
-                digest: Some(digest),
-                next_expiry,
-                errors: 0,
-                warnings: 0,
+                summary: counts,
+                ..outcome(OutcomeKind::NoChanges)
             });
         }
         if let Err(e) = guard(
@@ -588,9 +583,10 @@ impl Watcher<'_> {
                 return None;
             }
             self.failing = Some(fingerprint);
-            let mut refused = fail(OutcomeKind::Refused, e);
-            refused.summary = Some(counts);
-            return Some(refused);
+            return Some(Reconciled {
+                summary: counts,
+                ..fail(OutcomeKind::Refused, e)
+            });
         }
         for change in &planned.plan.changes {
             tracing::debug!(
@@ -605,15 +601,9 @@ impl Watcher<'_> {
                 self.state.applied(&planned, &lineage, serial);
                 self.failing = None;
                 Some(Reconciled {
-                    kind: OutcomeKind::Applied,
-                    tenancy: Some(tenancy),
                     serial: Some(serial),
-                    summary: Some(counts),
-                    message: None,
-                    digest: Some(digest),
-                    next_expiry,
-                    errors: 0,
-                    warnings: 0,
+                    summary: counts,
+                    ..outcome(OutcomeKind::Applied)
                 })
             }
             Err(e) => Some(fail(OutcomeKind::Failed, e)),
@@ -624,7 +614,7 @@ impl Watcher<'_> {
         self.status.heartbeat_at = timestamp();
         let mut text = serde_json::to_string_pretty(&self.status).unwrap_or_default();
         text.push('\n');
-        let temporary = temporary_of(&self.status_file);
+        let temporary = with_suffix(&self.status_file, ".tmp");
         let written = super::reconcile::write_private(&temporary, text.as_bytes())
             .and_then(|()| std::fs::rename(&temporary, &self.status_file));
         if let Err(e) = written {
@@ -663,11 +653,9 @@ fn instant_of_expiry(day: Date) -> Option<Instant> {
 
 fn log_outcome(r: &Reconciled, trigger: Trigger, ms: u64) {
     let tenancy = r.tenancy.as_deref().map(escape_control).unwrap_or_default();
-    let counts = r.summary.unwrap_or(SummaryCounts {
-        add: 0,
-        change: 0,
-        destroy: 0,
-    });
+    let counts = r
+        .summary
+        .unwrap_or_else(|| crate::plan::Summary::default().into());
     if r.kind.is_success() {
         tracing::info!(
             outcome = %r.kind.as_str(),

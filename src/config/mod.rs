@@ -83,8 +83,8 @@ pub struct Unreadable {
 pub struct Loaded {
     pub sources: Sources,
     pub raw: RawConfig,
-    /// `sha256:` of every file's relative path and bytes, in order: equal
-    /// digests mean equal config sets.
+    /// `sha256:` of every file's relative path and the SHA-256 of its bytes,
+    /// in order: equal digests mean equal config sets.
     pub digest: String,
     /// Whether any file could not be read or parsed, so that the entries are
     /// known to be incomplete.
@@ -151,7 +151,7 @@ pub fn load_cached(
     let (files, mut diagnostics) = discover(path, limits);
     loaded.incomplete = !diagnostics.is_empty();
     let mut total: u64 = 0;
-    let mut hashed: Vec<(String, Vec<u8>)> = Vec::with_capacity(files.len());
+    let mut hashed: Vec<(String, [u8; 32])> = Vec::with_capacity(files.len());
     for file_path in files {
         let shown = file_path.display().to_string();
         match read_limited(&file_path, limits.max_file_bytes) {
@@ -235,7 +235,7 @@ pub fn load_cached(
                     loaded.raw.append(parsed.raw);
                     diagnostics.extend(parsed.diagnostics);
                 }
-                hashed.push((relative, bytes));
+                hashed.push((relative, hash));
             }
         }
     }
@@ -284,15 +284,16 @@ impl RawConfig {
     }
 }
 
-fn digest_of(files: &[(String, Vec<u8>)]) -> String {
+/// The set's digest from each file's name and the SHA-256 of its bytes, so
+/// that no file is hashed twice.
+fn digest_of(files: &[(String, [u8; 32])]) -> String {
     let mut hasher = Sha256::new();
-    for (name, bytes) in files {
-        // Length-prefix both parts so that no two sets hash alike by shifting
-        // bytes between a name and a content.
+    for (name, hash) in files {
+        // Length-prefix the name so that no two sets hash alike by moving
+        // bytes between a name and the next.
         hasher.update((name.len() as u64).to_le_bytes());
         hasher.update(name.as_bytes());
-        hasher.update((bytes.len() as u64).to_le_bytes());
-        hasher.update(bytes);
+        hasher.update(hash);
     }
     let digest = hasher.finalize();
     let mut text = String::with_capacity(7 + 64);

@@ -192,3 +192,36 @@ fn show(command: &Command) -> String {
     }
     shown
 }
+
+/// A test's temporary directory and the database in it (`state.db`): what
+/// every test world is built on. Removed when dropped.
+pub struct Scratch {
+    dir: tempfile::TempDir,
+    pub db: PathBuf,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let db = dir.path().join("state.db");
+        Scratch { dir, db }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.root().join(relative)
+    }
+
+    /// Writes `text` to `relative`, making its folders.
+    pub fn write(&self, relative: &str, text: &str) -> PathBuf {
+        let path = self.path(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("a folder for the file");
+        }
+        std::fs::write(&path, text).expect("the file is written");
+        path
+    }
+}

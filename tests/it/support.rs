@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 use serde_json::Value;
 
-use crate::binary::{Outcome, TODAY, data_dir, run, supportctl};
+use crate::binary::{self, Outcome, TODAY, data_dir, run, supportctl};
 
 // ---- The world a test runs in ----
 
@@ -38,18 +38,21 @@ fn matrix_config() -> PathBuf {
 /// the day its runs see as today (`SUPPORTCTL_TODAY`, 2026-11-24 unless a
 /// test moves it on).
 struct World {
-    dir: tempfile::TempDir,
-    db: PathBuf,
+    scratch: binary::Scratch,
     today: Cell<&'static str>,
+}
+
+impl std::ops::Deref for World {
+    type Target = binary::Scratch;
+    fn deref(&self) -> &binary::Scratch {
+        &self.scratch
+    }
 }
 
 impl World {
     fn new() -> World {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let db = dir.path().join("state.db");
         World {
-            dir,
-            db,
+            scratch: binary::Scratch::new(),
             today: Cell::new(TODAY),
         }
     }
@@ -59,10 +62,6 @@ impl World {
         let world = World::new();
         world.apply_path(&matrix_config());
         world
-    }
-
-    fn root(&self) -> &Path {
-        self.dir.path()
     }
 
     /// `supportctl --db DB ARGS`, from the world's directory.

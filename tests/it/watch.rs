@@ -130,33 +130,18 @@ fn user_name(show: &Value, id: &str) -> Option<String> {
 
 /// A test's world: a temporary directory holding its database, its status
 /// file (`state.db.status.json`) and usually its config.
-struct World {
-    dir: tempfile::TempDir,
-    db: PathBuf,
+struct World(binary::Scratch);
+
+impl std::ops::Deref for World {
+    type Target = binary::Scratch;
+    fn deref(&self) -> &binary::Scratch {
+        &self.0
+    }
 }
 
 impl World {
     fn new() -> World {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let db = dir.path().join("state.db");
-        World { dir, db }
-    }
-
-    fn root(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn path(&self, relative: &str) -> PathBuf {
-        self.root().join(relative)
-    }
-
-    fn write(&self, relative: &str, text: &str) -> PathBuf {
-        let path = self.path(relative);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).expect("a folder for the file");
-        }
-        std::fs::write(&path, text).expect("the file is written");
-        path
+        World(binary::Scratch::new())
     }
 
     /// `examples/acme-prod/` copied to `relative`.
