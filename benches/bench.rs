@@ -286,7 +286,9 @@ fn floor_main(args: &[String]) -> ExitCode {
 /// The `--generate LAYOUT USERS DIR` mode: writes a config set, as the
 /// benchmark does, and prints its path; for profiling a command by hand.
 fn generate_main(args: &[String]) -> ExitCode {
-    let [layout, users, dir] = args else {
+    // `cargo bench` appends `--bench`, which says nothing here.
+    let args: Vec<&String> = args.iter().filter(|a| *a != "--bench").collect();
+    let [layout, users, dir] = args[..] else {
         eprintln!("bench --generate: expected LAYOUT USERS DIR");
         return ExitCode::FAILURE;
     };

@@ -132,6 +132,11 @@ pub struct SupportAccount {
     pub timezone: String,
 }
 
+/// What `--redact` shows instead of a phone number, which is personal data.
+pub const REDACTED: &str = "(redacted)";
+/// What `--redact` shows for a phone number a plan changes.
+pub const REDACTED_CHANGED: &str = "(redacted, changed)";
+
 /// A CSI administrator's approval of a membership request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Approval {
@@ -188,6 +193,15 @@ pub struct Model {
 }
 
 impl Model {
+    /// Replaces every phone number with [`REDACTED`], for output that may be
+    /// shared (`--redact`). A redacted model is for reading, never for
+    /// writing back.
+    pub fn redact_phones(&mut self) {
+        for account in self.support_accounts.values_mut() {
+            account.phone = REDACTED.to_string();
+        }
+    }
+
     /// A tenancy with nothing in it yet.
     pub fn empty(tenancy: Tenancy) -> Model {
         Model {

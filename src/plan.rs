@@ -159,6 +159,28 @@ impl Plan {
         s
     }
 
+    /// Replaces the phone numbers in the plan's values with
+    /// [`crate::model::REDACTED`], or [`crate::model::REDACTED_CHANGED`] on
+    /// the after side of a change to the number, so that a redacted plan
+    /// still shows *that* a phone changes. For display only: a redacted plan
+    /// must never be saved or applied.
+    pub fn redact_phones(&mut self) {
+        use crate::model::{REDACTED, REDACTED_CHANGED};
+        for change in &mut self.changes {
+            let before = match &change.before {
+                Some(Value::SupportAccount(a)) => Some(a.phone.clone()),
+                _ => None,
+            };
+            if let Some(Value::SupportAccount(a)) = &mut change.after {
+                let changed = before.as_ref().is_some_and(|b| *b != a.phone);
+                a.phone = if changed { REDACTED_CHANGED } else { REDACTED }.to_string();
+            }
+            if let Some(Value::SupportAccount(a)) = &mut change.before {
+                a.phone = REDACTED.to_string();
+            }
+        }
+    }
+
     /// How many resources the plan deletes outright (replacements put back
     /// what they remove, so they do not count).
     pub fn deletions(&self) -> usize {

@@ -8,6 +8,7 @@
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::diag::{escape_control, escape_value};
 use crate::model::{Approval, Date, Privilege, Role, SupportAccount, SupportLink, Tenancy, User};
@@ -202,6 +203,10 @@ pub struct JsonPlan {
     pub lineage: String,
     pub serial: u64,
     pub config_digest: String,
+    /// SHA-256 of the document without this field, as written on one line:
+    /// a plan file edited or damaged after it was saved is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_digest: Option<String>,
     pub changes: Vec<JsonChange>,
     pub summary: JsonSummary,
 }
@@ -230,6 +235,8 @@ struct JsonPlanOut<'a> {
     lineage: &'a str,
     serial: u64,
     config_digest: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan_digest: Option<&'a str>,
     changes: ChangesOut<'a>,
     summary: JsonSummary,
 }
@@ -325,10 +332,12 @@ fn to_json_value(value: &Value) -> JsonValue {
     }
 }
 
-/// The JSON plan of `plan` against a state at `lineage`/`serial`.
+/// The JSON plan of `plan` against a state at `lineage`/`serial`, sealed
+/// with its `plan_digest`.
 pub fn plan_json(plan: &Plan, lineage: &str, serial: u64, config_digest: &str) -> String {
-    let mut text = serde_json::to_string_pretty(&plan_doc(plan, lineage, serial, config_digest))
-        .unwrap_or_default();
+    let seal = plan_digest(plan, lineage, serial, config_digest);
+    let doc = plan_doc(plan, lineage, serial, config_digest, Some(&seal));
+    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     text.push('\n');
     text
 }
@@ -336,7 +345,36 @@ pub fn plan_json(plan: &Plan, lineage: &str, serial: u64, config_digest: &str) -
 /// The same JSON plan on one line: what the journal keeps, where nobody
 /// reads it by eye and a large plan is half the size.
 pub fn plan_json_compact(plan: &Plan, lineage: &str, serial: u64, config_digest: &str) -> String {
-    serde_json::to_string(&plan_doc(plan, lineage, serial, config_digest)).unwrap_or_default()
+    let seal = plan_digest(plan, lineage, serial, config_digest);
+    let doc = plan_doc(plan, lineage, serial, config_digest, Some(&seal));
+    serde_json::to_string(&doc).unwrap_or_default()
+}
+
+/// The seal of a JSON plan: SHA-256 of the document without `plan_digest`,
+/// written on one line. Reading a plan renders it again from what was read,
+/// so any edit that changes what would be applied — a value, a change, the
+/// tenancy, the lineage or serial — breaks the seal.
+fn plan_digest(plan: &Plan, lineage: &str, serial: u64, config_digest: &str) -> String {
+    struct Hashing(Sha256);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.update(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut hashing = Hashing(Sha256::new());
+    let doc = plan_doc(plan, lineage, serial, config_digest, None);
+    // Writing into a hash cannot fail.
+    let _ = serde_json::to_writer(&mut hashing, &doc);
+    let mut text = String::with_capacity(7 + 64);
+    text.push_str("sha256:");
+    for byte in hashing.0.finalize().iter() {
+        let _ = write!(text, "{byte:02x}");
+    }
+    text
 }
 
 fn plan_doc<'a>(
@@ -344,6 +382,7 @@ fn plan_doc<'a>(
     lineage: &'a str,
     serial: u64,
     config_digest: &'a str,
+    plan_digest: Option<&'a str>,
 ) -> JsonPlanOut<'a> {
     let s = plan.summary();
     // Each change becomes its JSON form only while it is written, so a plan
@@ -354,6 +393,7 @@ fn plan_doc<'a>(
         lineage,
         serial,
         config_digest,
+        plan_digest,
         changes: ChangesOut(&plan.changes),
         summary: JsonSummary {
             add: s.add,
@@ -370,6 +410,9 @@ pub struct SavedPlan {
     pub lineage: String,
     pub serial: u64,
     pub config_digest: String,
+    /// Whether the plan's `plan_digest` is there and matches what was read:
+    /// false for a plan edited or damaged after it was saved.
+    pub sealed: bool,
 }
 
 /// Reads a saved JSON plan; the error says what is wrong with it.
@@ -423,11 +466,19 @@ pub fn parse_plan_json(text: &str) -> Result<SavedPlan, String> {
     if (s.add, s.change, s.destroy) != (doc.summary.add, doc.summary.change, doc.summary.destroy) {
         return Err("the plan's summary does not match its changes".into());
     }
+    let sealed = doc.plan_digest.as_deref()
+        == Some(&plan_digest(
+            &plan,
+            &doc.lineage,
+            doc.serial,
+            &doc.config_digest,
+        ));
     Ok(SavedPlan {
         plan,
         lineage: doc.lineage,
         serial: doc.serial,
         config_digest: doc.config_digest,
+        sealed,
     })
 }
 

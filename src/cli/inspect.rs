@@ -25,6 +25,9 @@ pub struct ShowArgs {
     pub tenancy: TenancyArg,
     #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
     pub format: ShowFormat,
+    /// Print `(redacted)` instead of phone numbers.
+    #[arg(long)]
+    pub redact: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -42,6 +45,10 @@ pub struct ExportArgs {
     /// approvals.yaml, links.yaml) instead of one file on stdout.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Write `(redacted)` instead of phone numbers: a copy to share, not
+    /// one to apply (applying it would overwrite every phone number).
+    #[arg(long)]
+    pub redact: bool,
 }
 
 #[derive(Debug, Args)]
@@ -117,7 +124,10 @@ pub(super) fn load_model(store: &Store, tenancy: &str) -> Result<(Model, u64), C
 pub fn show(args: &ShowArgs, db: &Path) -> Result<u8, CliError> {
     let store = open_existing(db)?;
     let tenancy = choose_tenancy(&store, &args.tenancy)?;
-    let (model, serial) = load_model(&store, &tenancy)?;
+    let (mut model, serial) = load_model(&store, &tenancy)?;
+    if args.redact {
+        model.redact_phones();
+    }
     let text = match args.format {
         ShowFormat::Text => show_text(&model, serial),
         ShowFormat::Yaml => export::to_single_file(&model, None),
@@ -293,12 +303,27 @@ impl<'a> ShowJson<'a> {
 
 const SCHEMA_FILE: &str = "supportctl.schema.json";
 
+/// The first line of every file of a redacted export.
+const REDACTED_NOTE: &str = "# Phone numbers are redacted (export --redact): applying this copy would\n# overwrite them. Export without --redact for a copy to restore from.\n";
+
 pub fn export(args: &ExportArgs, db: &Path) -> Result<u8, CliError> {
     let store = open_existing(db)?;
     let tenancy = choose_tenancy(&store, &args.tenancy)?;
-    let (model, _) = load_model(&store, &tenancy)?;
+    let (mut model, _) = load_model(&store, &tenancy)?;
+    if args.redact {
+        model.redact_phones();
+    }
+    // A redacted export says so in every file, where whoever applies it
+    // would look.
+    let noted = |text: String| {
+        if args.redact {
+            format!("{REDACTED_NOTE}{text}")
+        } else {
+            text
+        }
+    };
     let Some(dir) = &args.out else {
-        print_stdout(&export::to_single_file(&model, None))?;
+        print_stdout(&noted(export::to_single_file(&model, None)))?;
         return Ok(0);
     };
     if dir.exists()
@@ -313,7 +338,10 @@ pub fn export(args: &ExportArgs, db: &Path) -> Result<u8, CliError> {
     }
     // The schema goes beside the files, so that their modelines resolve and
     // editors check and explain them.
-    let mut files = export::to_directory(&model, SCHEMA_FILE);
+    let mut files: Vec<(PathBuf, String)> = export::to_directory(&model, SCHEMA_FILE)
+        .into_iter()
+        .map(|(path, text)| (path, noted(text)))
+        .collect();
     files.push((
         PathBuf::from(SCHEMA_FILE),
         crate::config::raw::json_schema(),

@@ -113,13 +113,16 @@ pub struct ConfigArgs {
     /// The largest config file read, in bytes.
     #[arg(long, default_value_t = Limits::default().max_file_bytes, value_name = "BYTES")]
     pub max_file_size: u64,
+    /// The largest config set read, all its files together, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_total_bytes, value_name = "BYTES")]
+    pub max_total_size: u64,
 }
 
 impl ConfigArgs {
     fn limits(&self) -> Limits {
         Limits {
             max_file_bytes: self.max_file_size,
-            max_total_bytes: Limits::default().max_total_bytes.max(self.max_file_size),
+            max_total_bytes: self.max_total_size,
             ..Limits::default()
         }
     }

@@ -34,6 +34,10 @@ pub struct PlanArgs {
     /// than 5) would be deleted.
     #[arg(long)]
     pub allow_mass_delete: bool,
+    /// Print `(redacted)` instead of phone numbers. A plan saved with `-o`
+    /// keeps them (it is what apply writes), in a file only you can read.
+    #[arg(long)]
+    pub redact: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -50,6 +54,9 @@ pub struct ApplyArgs {
     /// The largest config file read, in bytes.
     #[arg(long, default_value_t = crate::config::Limits::default().max_file_bytes, value_name = "BYTES")]
     pub max_file_size: u64,
+    /// The largest config set read, all its files together, in bytes.
+    #[arg(long, default_value_t = crate::config::Limits::default().max_total_bytes, value_name = "BYTES")]
+    pub max_total_size: u64,
     /// Apply without asking.
     #[arg(long)]
     pub auto_approve: bool,
@@ -57,6 +64,10 @@ pub struct ApplyArgs {
     /// than 5) would be deleted.
     #[arg(long)]
     pub allow_mass_delete: bool,
+    /// Print `(redacted)` instead of phone numbers in the plan shown; what
+    /// is applied is unchanged.
+    #[arg(long)]
+    pub redact: bool,
 }
 
 /// A plan made from a config set, with what it was made against.
@@ -201,27 +212,29 @@ pub(super) fn guard(plan: &Plan, actual: Option<&Model>, allowed: bool) -> Resul
 }
 
 pub fn plan_command(args: &PlanArgs, db: &Path, output: &Output) -> Result<u8, CliError> {
-    let (planned, _) = make_plan(&args.config, db, output)?;
+    let (mut planned, _) = make_plan(&args.config, db, output)?;
+    let json_of =
+        |plan: &Plan| render::plan_json(plan, &planned.lineage, planned.serial, &planned.digest);
     // The JSON plan is made only when it is printed or saved: for a large
-    // first plan it is the biggest thing in memory.
-    let json = (args.format == PlanFormat::Json || args.out.is_some()).then(|| {
-        render::plan_json(
-            &planned.plan,
-            &planned.lineage,
-            planned.serial,
-            &planned.digest,
-        )
-    });
-    match &json {
-        Some(json) if args.format == PlanFormat::Json => print_stdout(json)?,
-        _ => print_stdout(&render::plan_text(&planned.plan, output.stdout_plan))?,
+    // first plan it is the biggest thing in memory. The saved plan is never
+    // redacted: it is what apply writes.
+    let saved = args.out.as_ref().map(|_| json_of(&planned.plan));
+    if args.redact {
+        planned.plan.redact_phones();
+    }
+    match args.format {
+        PlanFormat::Json if !args.redact && saved.is_some() => {
+            print_stdout(saved.as_deref().unwrap_or_default())?
+        }
+        PlanFormat::Json => print_stdout(&json_of(&planned.plan))?,
+        PlanFormat::Text => print_stdout(&render::plan_text(&planned.plan, output.stdout_plan))?,
     }
     guard(
         &planned.plan,
         planned.actual.as_ref(),
         args.allow_mass_delete,
     )?;
-    if let (Some(out), Some(json)) = (&args.out, &json) {
+    if let (Some(out), Some(json)) = (&args.out, &saved) {
         write_private(out, json.as_bytes()).map_err(|e| {
             CliError::error(format!("cannot write the plan to `{}`: {e}", out.display()))
         })?;
@@ -281,14 +294,14 @@ pub fn apply_command(args: &ApplyArgs, db: &Path, output: &Output) -> Result<u8,
     let config = ConfigArgs {
         path: args.path.clone(),
         max_file_size: args.max_file_size,
+        max_total_size: args.max_total_size,
     };
     let (planned, store) = make_plan(&config, db, output)?;
     let plan = &planned.plan;
+    print_stdout(&shown_plan(plan, args.redact, output))?;
     if plan.is_empty() {
-        print_stdout(&render::plan_text(plan, output.stdout_plan))?;
         return Ok(0);
     }
-    print_stdout(&render::plan_text(plan, output.stdout_plan))?;
     guard(plan, planned.actual.as_ref(), args.allow_mass_delete)?;
     if !args.auto_approve {
         consent(plan)?;
@@ -328,6 +341,17 @@ pub(super) fn apply_planned(
     Ok((serial, lineage))
 }
 
+/// The text of a plan as apply prints it, phones redacted when asked.
+fn shown_plan(plan: &Plan, redact: bool, output: &Output) -> String {
+    if redact {
+        let mut shown = plan.clone();
+        shown.redact_phones();
+        render::plan_text(&shown, output.stdout_plan)
+    } else {
+        render::plan_text(plan, output.stdout_plan)
+    }
+}
+
 fn print_applied(plan: &Plan) -> Result<u8, CliError> {
     let summary = plan.summary();
     print_stdout(&format!(
@@ -346,10 +370,16 @@ fn apply_saved(args: &ApplyArgs, store: &mut Store, output: &Output) -> Result<u
     })?;
     let saved = render::parse_plan_json(&text)
         .map_err(|e| CliError::error(format!("`{}`: {e}", args.path.display())))?;
+    if !saved.sealed {
+        return Err(CliError::error(format!(
+            "`{}` was changed after `plan -o` saved it (its plan_digest does not match what it says); nothing was changed\n  hint: plan again, and apply the file as it was saved",
+            args.path.display()
+        )));
+    }
     // Weigh the deletions against the state as it is now; the store checks
     // inside its transaction that the state has not moved since the plan.
     let actual = store.load(&saved.plan.tenancy)?.map(|s| s.model);
-    print_stdout(&render::plan_text(&saved.plan, output.stdout_plan))?;
+    print_stdout(&shown_plan(&saved.plan, args.redact, output))?;
     if saved.plan.is_empty() {
         return Ok(0);
     }

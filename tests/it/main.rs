@@ -22,6 +22,9 @@
 //! - `support`: `access` and `sr open|list|show|comment` — the access matrix
 //!   of DOMAIN.md user by user, refusals that write nothing, no SR lost to a
 //!   reconcile, and the linked-user rule over random histories.
+//! - `reliability`: SIGKILLed applies, racing writers, readers and SR
+//!   operations during an apply, limits, `--redact`, phones kept out of logs,
+//!   saved plans that do not belong.
 //! - `watch`: `watch` and `status` — editors' saves, files and folders that
 //!   come and go, symlink swaps, bad configs, bursts, the mass-delete guard,
 //!   expiry, signals and the status file, with real file events.
@@ -32,6 +35,7 @@ mod cli;
 mod fixtures;
 mod props;
 mod reconcile;
+mod reliability;
 mod schema;
 mod support;
 mod watch;

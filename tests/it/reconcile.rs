@@ -366,6 +366,11 @@ fn check_plan_json(doc: &Value, serial: u64) {
             .is_some_and(|h| is_hex(h, 64)),
         "config digest `{digest}`"
     );
+    let seal = doc["plan_digest"].as_str().expect("a plan digest");
+    assert!(
+        seal.strip_prefix("sha256:").is_some_and(|h| is_hex(h, 64)),
+        "plan digest `{seal}`"
+    );
     let (mut add, mut change, mut destroy) = (0, 0, 0);
     for c in doc["changes"].as_array().expect("changes is a list") {
         let kind = c["type"].as_str().expect("a type");
@@ -410,6 +415,7 @@ fn check_plan_json(doc: &Value, serial: u64) {
 fn masked(run: &Run, doc: &Value) -> String {
     let lineage = doc["lineage"].as_str().expect("a lineage");
     let digest = doc["config_digest"].as_str().expect("a config digest");
+    let seal = doc["plan_digest"].as_str().expect("a plan digest");
     let masked = Run {
         args: run.args.clone(),
         code: run.code,
@@ -422,11 +428,19 @@ fn masked(run: &Run, doc: &Value) -> String {
             .replace(
                 &format!("\"config_digest\": \"{digest}\""),
                 "\"config_digest\": \"[config_digest]\"",
+            )
+            .replace(
+                &format!("\"plan_digest\": \"{seal}\""),
+                "\"plan_digest\": \"[plan_digest]\"",
             ),
         stderr: run.stderr.clone(),
     };
     let text = masked.transcript();
-    assert!((lineage.is_empty() || !text.contains(lineage)) && !text.contains(digest));
+    assert!(
+        (lineage.is_empty() || !text.contains(lineage))
+            && !text.contains(digest)
+            && !text.contains(seal)
+    );
     text
 }
 
@@ -1857,7 +1871,11 @@ fn tampered(plan: &str, at: usize, change: Value) -> String {
     };
     let n = doc["summary"][key].as_u64().unwrap();
     doc["summary"][key] = (n + 1).into();
-    serde_json::to_string_pretty(&doc).unwrap()
+    // Sealed again, as `plan -o` would have written it: the seal itself is
+    // tested in `reliability`.
+    let read = supportctl::render::parse_plan_json(&doc.to_string()).unwrap();
+    assert!(!read.sealed, "an edited plan breaks the seal");
+    supportctl::render::plan_json(&read.plan, &read.lineage, read.serial, &read.config_digest)
 }
 
 #[test]
