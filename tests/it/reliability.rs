@@ -198,7 +198,11 @@ fn tenancy_config(n: usize, variant: u8) -> String {
             "  - user: u{i}\n    role: user\n    access: [create_sr, view_sr]"
         );
     }
-    let via = if variant.is_multiple_of(2) { "dan" } else { "zoe" };
+    let via = if variant.is_multiple_of(2) {
+        "dan"
+    } else {
+        "zoe"
+    };
     let _ = writeln!(out, "support_links:\n  - user: bob\n    via: {via}");
     out
 }
@@ -747,4 +751,173 @@ fn a_saved_plan_moved_to_another_tenancy_is_refused() {
     );
     assert_eq!(std::fs::read(&world.db).expect("the database"), db);
     assert!(world.settled_on("big.yaml"));
+}
+
+/// Nothing read from a config, the state or the command line reaches the
+/// terminal with its control characters raw (log and terminal injection):
+/// `access`, `sr list`, `sr show`, refusals and logs print them escaped.
+#[test]
+fn control_characters_never_reach_the_terminal_raw() {
+    let world = World::new();
+    world.write(
+        "ctl.yaml",
+        "tenancy: { name: ctl, csi: \"1\", admin: dan, home_region: \"r\\e[31m\" }\nusers:\n  dan: { email: dan@x.example, name: \"Dan\\e[2J\\a\\r\", support_account: { phone: \"+1\\b2\", timezone: UTC } }\n  bob: { email: bob@x.example, name: \"Bob\\e]0;owned\\a\" }\nsupport_links:\n  - user: bob\n",
+    );
+    world.ok(&["-v", "apply", "--auto-approve", "ctl.yaml"]);
+    let title = "disk\u{1b}[2J full\r\nforged: line";
+    world.ok(&["sr", "open", "--user", "bob", "--title", title]);
+    world.ok(&[
+        "sr",
+        "comment",
+        "1",
+        "--user",
+        "dan",
+        "--text",
+        "ok\u{7}\u{1b}[0m",
+    ]);
+    let raw = |text: &str| {
+        text.chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+    };
+    let mut printed = Vec::new();
+    for args in [
+        &["access", "--all"][..],
+        &["access", "--all", "--format", "csv"],
+        &["access", "bob"],
+        &["sr", "list"],
+        &["sr", "show", "1"],
+        &["show"],
+        &["-vv", "plan", "ctl.yaml"],
+    ] {
+        let outcome = world.ok(args);
+        printed.push(format!("{}{}", outcome.stdout, outcome.stderr));
+    }
+    for args in [
+        &["sr", "open", "--user", "no\u{1b}[2Jbody", "--title", "x"][..],
+        &["show", "--tenancy", "t\u{1b}[31m"],
+        &["access", "eve\u{7}"],
+    ] {
+        let outcome = world.run(args);
+        assert_eq!(outcome.code(), 1, "{}", outcome.transcript());
+        printed.push(outcome.stderr);
+    }
+    for text in &printed {
+        assert!(!raw(text), "raw control characters in:\n{text:?}");
+    }
+    // They are there, escaped: `show` names Bob, the SR its title,
+    // the refusal the user asked about.
+    assert!(
+        printed[5].contains(r"Bob\u{1b}]0;owned\u{7}"),
+        "{}",
+        printed[5]
+    );
+    assert!(
+        printed[4].contains(r"disk\u{1b}[2J full\r\nforged"),
+        "{}",
+        printed[4]
+    );
+    assert!(printed[7].contains(r"no\u{1b}[2Jbody"), "{}", printed[7]);
+    // The SR's title keeps its line break escaped: no forged line.
+    let list = world.ok(&["sr", "list"]).stdout;
+    assert!(!list.lines().any(|l| l.starts_with("forged")), "{list}");
+}
+
+/// SQL is parameterised everywhere: text that would break a query built by
+/// pasting strings — quotes, comment markers, statement separators — goes
+/// into the state and comes back byte for byte, and every table is still
+/// there afterwards.
+#[test]
+fn sql_in_names_phones_and_titles_is_kept_as_text() {
+    let hostile = [
+        "Robert'); DROP TABLE users; --",
+        "\" OR \"1\"=\"1",
+        "x' OR '1'='1' /*",
+        "%_\\ ;",
+    ];
+    let world = World::new();
+    let mut config = String::from(
+        "tenancy: { name: sql, csi: \"1\", admin: dan }\nusers:\n  dan: { email: dan@x.example, support_account: { phone: \"1\", timezone: UTC } }\n",
+    );
+    for (i, text) in hostile.iter().enumerate() {
+        let quoted = serde_json::to_string(text).expect("JSON is YAML");
+        let _ = writeln!(
+            config,
+            "  u{i}: {{ email: u{i}@x.example, name: {quoted}, support_account: {{ phone: {quoted}, timezone: UTC }} }}"
+        );
+    }
+    config.push_str("support_links:\n  - user: u0\n");
+    world.write("sql.yaml", &config);
+    world.apply("sql.yaml");
+    for title in hostile {
+        world.ok(&["sr", "open", "--user", "u0", "--title", title]);
+    }
+    let show = world.content();
+    for (i, text) in hostile.iter().enumerate() {
+        let user = show["users"]
+            .as_array()
+            .expect("users")
+            .iter()
+            .find(|u| u["id"] == format!("u{i}"))
+            .expect("the user is there");
+        assert_eq!(user["name"], *text);
+        assert_eq!(user["support_account"]["phone"], *text);
+    }
+    let srs = json(&world.ok(&["sr", "list", "--format", "json"]).stdout);
+    let titles: Vec<&str> = srs
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|sr| sr["title"].as_str().expect("a title"))
+        .collect();
+    assert_eq!(titles, hostile);
+    assert!(world.settled_on("sql.yaml"));
+    world.assert_intact();
+    let conn = rusqlite::Connection::open(&world.db).expect("opens");
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('users', 'support_accounts', 'service_requests')",
+            [],
+            |r| r.get(0),
+        )
+        .expect("counted");
+    assert_eq!(tables, 3, "every table is still there");
+}
+
+/// The README's "Reliability" table names the tests that hold each promise;
+/// every test it names exists, so the table cannot drift from the suite.
+#[test]
+fn every_test_the_readme_names_for_a_promise_exists() {
+    let root = crate::binary::crate_root();
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let section = readme
+        .split("\n## Reliability\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README has a Reliability section");
+    let mut named = 0;
+    for cell in section.split('`').skip(1).step_by(2) {
+        let Some((module, name)) = cell.split_once("::") else {
+            continue;
+        };
+        if name == "*"
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            continue;
+        }
+        let file = match module {
+            "state::tests" => root.join("src/state/tests.rs"),
+            module => root.join(format!("tests/it/{module}.rs")),
+        };
+        let source = std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("`{cell}`: cannot read {}: {e}", file.display()));
+        assert!(
+            source.contains(&format!("fn {name}(")),
+            "the README names `{cell}`, which is not a test in {}",
+            file.display()
+        );
+        named += 1;
+    }
+    assert!(named >= 20, "only {named} tests named");
 }
