@@ -6,6 +6,7 @@
 
 mod inspect;
 mod reconcile;
+mod shell;
 mod support;
 mod watch;
 
@@ -21,6 +22,15 @@ use crate::model::{Date, Model};
 use crate::render::PlanPalette;
 use crate::state::StateError;
 
+/// The version `--version` prints: the package's, and the git commit it was
+/// built from (`unknown` outside a git work tree).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("SUPPORTCTL_GIT_COMMIT"),
+    ")"
+);
+
 /// Manage who may open Oracle Cloud support requests, as code.
 ///
 /// supportctl reads a tenancy's users, support accounts, CSI memberships,
@@ -29,7 +39,7 @@ use crate::state::StateError;
 #[derive(Debug, Parser)]
 #[command(
     name = "supportctl",
-    version,
+    version = VERSION,
     propagate_version = true,
     max_term_width = 100
 )]
@@ -102,6 +112,15 @@ pub enum Command {
     Status(watch::StatusArgs),
     /// Print the JSON Schema of the config format.
     Schema,
+    /// Print a shell completion script.
+    ///
+    /// For bash: `supportctl completions bash >
+    /// ~/.local/share/bash-completion/completions/supportctl`; for zsh, into a
+    /// folder of `$fpath` as `_supportctl`; for fish, into
+    /// `~/.config/fish/completions/supportctl.fish`.
+    Completions(shell::CompletionsArgs),
+    /// Print the manual page (roff), or write one per command with `--out`.
+    Man(shell::ManArgs),
 }
 
 /// Where a config set is and the limits it is read under.
@@ -277,6 +296,8 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             print_stdout(&config::raw::json_schema())?;
             Ok(0)
         }
+        Command::Completions(args) => shell::completions(&args),
+        Command::Man(args) => shell::man(&args),
     }
 }
 

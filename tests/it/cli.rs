@@ -359,16 +359,6 @@ fn help_works_for_the_top_level_and_every_command() {
 }
 
 #[test]
-fn version_prints_the_package_version() {
-    let outcome = run(&mut supportctl(&crate_root(), ["--version"]));
-    outcome.assert_code(0);
-    assert_eq!(
-        outcome.stdout,
-        format!("supportctl {}\n", env!("CARGO_PKG_VERSION"))
-    );
-}
-
-#[test]
 fn usage_errors_exit_2_with_a_message_on_stderr() {
     for (args, says) in [
         (vec!["bogus"], "unrecognized subcommand 'bogus'"),

@@ -13,6 +13,8 @@
 //!   colour, closed pipes).
 //! - `bad_input`: inputs that must end in a clear error, never a panic, a hang
 //!   or an out-of-memory.
+//! - `shell`: `--version` with its commit, `completions`, and the manual
+//!   pages in `docs/man/`.
 //! - `schema`: `supportctl schema` against the checked-in schema and the
 //!   config files it describes.
 //! - `props`: random mutations of a valid config never crash the binary.
@@ -37,5 +39,6 @@ mod props;
 mod reconcile;
 mod reliability;
 mod schema;
+mod shell;
 mod support;
 mod watch;

@@ -1,0 +1,113 @@
+//! The command line describing itself: `--version` with its commit, shell
+//! completions, and the manual pages checked in under `docs/man/`.
+
+use std::process::Command;
+
+use crate::binary::{Scratch, crate_root, run, supportctl};
+
+/// `--version` names the package version and the git commit the binary was
+/// built from (`unknown` when the source is not a git work tree).
+#[test]
+fn version_names_the_git_commit() {
+    let outcome = run(&mut supportctl(&crate_root(), ["--version"]));
+    outcome.assert_code(0);
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(crate_root())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".to_string());
+    assert_eq!(
+        outcome.stdout,
+        format!("supportctl {} (commit {head})\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// Every shell gets a script that names every command and flag; bash's is
+/// checked for syntax by bash itself.
+#[test]
+fn completions_for_every_shell() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let outcome = run(&mut supportctl(&crate_root(), ["completions", shell]));
+        outcome.assert_code(0);
+        for word in ["watch", "completions", "allow-mass-delete", "redact"] {
+            assert!(
+                outcome.stdout.contains(word),
+                "{shell} completions lack `{word}`"
+            );
+        }
+    }
+    let scratch = Scratch::new();
+    let bash = run(&mut supportctl(&crate_root(), ["completions", "bash"])).stdout;
+    let script = scratch.write("supportctl.bash", &bash);
+    let check = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .expect("bash runs");
+    assert!(
+        check.status.success(),
+        "bash -n: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    // Loaded into bash, it completes a subcommand.
+    let probe = format!(
+        "source {}; COMP_WORDS=(supportctl wat); COMP_CWORD=1; _supportctl supportctl wat supportctl; echo \"${{COMPREPLY[@]}}\"",
+        script.display()
+    );
+    let completed = Command::new("bash")
+        .args(["-c", &probe])
+        .output()
+        .expect("bash runs");
+    assert_eq!(String::from_utf8_lossy(&completed.stdout).trim(), "watch");
+    let wrong = run(&mut supportctl(&crate_root(), ["completions", "tcsh"]));
+    wrong.assert_code(2);
+}
+
+/// The pages in `docs/man/` are what `supportctl man --out` writes now: a
+/// flag added without regenerating them fails here. Regenerate with
+/// `cargo run -- man --out docs/man`.
+#[test]
+fn the_man_pages_in_docs_are_current() {
+    let scratch = Scratch::new();
+    let out = scratch.path("man");
+    run(&mut supportctl(
+        &crate_root(),
+        ["man", "--out", out.to_str().expect("UTF-8")],
+    ))
+    .assert_code(0);
+    let names = |dir: &std::path::Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("a folder")
+            .map(|e| {
+                e.expect("an entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    let checked_in = crate_root().join("docs/man");
+    assert_eq!(names(&out), names(&checked_in), "regenerate docs/man");
+    for name in names(&out) {
+        assert_eq!(
+            std::fs::read_to_string(out.join(&name)).expect("generated"),
+            std::fs::read_to_string(checked_in.join(&name)).expect("checked in"),
+            "docs/man/{name} is out of date: cargo run -- man --out docs/man"
+        );
+    }
+    for page in ["supportctl.1", "supportctl-plan.1", "supportctl-sr-open.1"] {
+        assert!(names(&out).contains(&page.to_string()), "{page}");
+    }
+    let main = run(&mut supportctl(&crate_root(), ["man"]));
+    main.assert_code(0);
+    assert_eq!(
+        main.stdout,
+        std::fs::read_to_string(checked_in.join("supportctl.1")).expect("checked in")
+    );
+    assert!(main.stdout.starts_with(".ie") && main.stdout.contains(".TH supportctl 1"));
+}
