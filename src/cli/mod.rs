@@ -428,9 +428,28 @@ fn is_cross_reference(d: &Diagnostic) -> bool {
 
 /// Prints a checked config set's findings (text, on stderr) for commands
 /// whose stdout carries something else.
-fn report_diagnostics(checked: &Checked, output: &Output) {
+/// Prints a command's findings about its config set: as text on stderr; as
+/// workflow commands (also on stderr, where GitHub Actions reads them too,
+/// so stdout keeps the plan) for `github`; for `json`, when the config set is
+/// invalid and no plan will follow, the JSON report of `validate --format
+/// json` on stdout, so a script reads JSON there either way.
+fn report_diagnostics(checked: &Checked, output: &Output, format: DiagnosticFormat) {
     if checked.diagnostics.is_empty() {
         return;
+    }
+    let sources = &checked.loaded.sources;
+    match format {
+        DiagnosticFormat::Github => {
+            print_stderr(&diag::render_github(&checked.diagnostics, sources));
+            return;
+        }
+        DiagnosticFormat::Json if checked.model.is_none() => {
+            // A closed stdout is no reason to hide the verdict: the exit
+            // code still says invalid.
+            let _ = print_stdout(&diag::render_json(&checked.diagnostics, sources));
+            return;
+        }
+        DiagnosticFormat::Json | DiagnosticFormat::Text => {}
     }
     print_stderr(&diag::render_text(
         &checked.diagnostics,

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 
 use super::{
-    CliError, ConfigArgs, Output, load_and_check, print_stdout, report_diagnostics, today,
+    CliError, ConfigArgs, DiagnosticFormat, Output, load_and_check, print_stdout, report_diagnostics, today,
 };
 use crate::model::Model;
 use crate::plan::{self, Plan};
@@ -43,7 +43,11 @@ pub struct PlanArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PlanFormat {
     Text,
+    /// The JSON plan; an invalid config set prints `validate`'s JSON report.
     Json,
+    /// The text plan on stdout; findings as GitHub workflow commands on
+    /// stderr, so a pull request shows them on the offending lines.
+    Github,
 }
 
 #[derive(Debug, Args)]
@@ -85,9 +89,10 @@ fn make_plan(
     config: &ConfigArgs,
     db: &Path,
     output: &Output,
+    findings: DiagnosticFormat,
 ) -> Result<(Planned, Option<Store>), CliError> {
     let checked = load_and_check(&config.path, &config.limits(), today()?);
-    report_diagnostics(&checked, output);
+    report_diagnostics(&checked, output, findings);
     let Some(desired) = checked.model else {
         return Err(CliError::reported());
     };
@@ -212,7 +217,12 @@ pub(super) fn guard(plan: &Plan, actual: Option<&Model>, allowed: bool) -> Resul
 }
 
 pub fn plan_command(args: &PlanArgs, db: &Path, output: &Output) -> Result<u8, CliError> {
-    let (mut planned, _) = make_plan(&args.config, db, output)?;
+    let findings = match args.format {
+        PlanFormat::Text => DiagnosticFormat::Text,
+        PlanFormat::Json => DiagnosticFormat::Json,
+        PlanFormat::Github => DiagnosticFormat::Github,
+    };
+    let (mut planned, _) = make_plan(&args.config, db, output, findings)?;
     let json_of =
         |plan: &Plan| render::plan_json(plan, &planned.lineage, planned.serial, &planned.digest);
     // The JSON plan is made only when it is printed or saved: for a large
@@ -227,7 +237,9 @@ pub fn plan_command(args: &PlanArgs, db: &Path, output: &Output) -> Result<u8, C
             print_stdout(saved.as_deref().unwrap_or_default())?
         }
         PlanFormat::Json => print_stdout(&json_of(&planned.plan))?,
-        PlanFormat::Text => print_stdout(&render::plan_text(&planned.plan, output.stdout_plan))?,
+        PlanFormat::Text | PlanFormat::Github => {
+            print_stdout(&render::plan_text(&planned.plan, output.stdout_plan))?
+        }
     }
     guard(
         &planned.plan,
@@ -238,7 +250,7 @@ pub fn plan_command(args: &PlanArgs, db: &Path, output: &Output) -> Result<u8, C
         write_private(out, json.as_bytes()).map_err(|e| {
             CliError::error(format!("cannot write the plan to `{}`: {e}", out.display()))
         })?;
-        if args.format == PlanFormat::Text {
+        if args.format != PlanFormat::Json {
             super::print_stderr(&format!(
                 "Saved the plan to `{}`. Apply exactly this plan with `supportctl apply {}`.\n",
                 out.display(),
@@ -296,7 +308,7 @@ pub fn apply_command(args: &ApplyArgs, db: &Path, output: &Output) -> Result<u8,
         max_file_size: args.max_file_size,
         max_total_size: args.max_total_size,
     };
-    let (planned, store) = make_plan(&config, db, output)?;
+    let (planned, store) = make_plan(&config, db, output, DiagnosticFormat::Text)?;
     let plan = &planned.plan;
     print_stdout(&shown_plan(plan, args.redact, output))?;
     if plan.is_empty() {
