@@ -11,6 +11,9 @@
 //!   beside the snapshot of the diagnostics it must produce.
 //! - `cli`: the command-line contract of SPEC §5 (formats, exit codes, help,
 //!   colour, closed pipes).
+//! - `gitops`: `plan --format github|json` findings, the GitOps example
+//!   (config set, workflow, pre-commit hooks, CODEOWNERS) and `plan --base`
+//!   on real git repositories.
 //! - `bad_input`: inputs that must end in a clear error, never a panic, a hang
 //!   or an out-of-memory.
 //! - `shell`: `--version` with its commit, `completions`, and the manual
@@ -35,6 +38,7 @@ mod bad_input;
 mod binary;
 mod cli;
 mod fixtures;
+mod gitops;
 mod props;
 mod reconcile;
 mod reliability;

@@ -1,0 +1,294 @@
+//! supportctl in a team's daily work: findings for machines from `plan`, the
+//! GitOps example under `examples/gitops/` (its config set, workflow,
+//! pre-commit hooks and CODEOWNERS checked for what they claim), and
+//! `plan --base` on real git repositories.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use clap::Parser;
+use serde_json::Value;
+use supportctl::cli::Cli;
+
+use crate::binary::{Outcome, Scratch, crate_root, run, supportctl};
+
+fn gitops() -> PathBuf {
+    crate_root().join("examples/gitops")
+}
+
+fn snapshot(name: &str, text: &str) {
+    insta::with_settings!({
+        snapshot_path => "../data/gitops",
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+    }, {
+        insta::assert_snapshot!(name, text);
+    });
+}
+
+/// Reads a YAML file of the example as JSON values, for its structure.
+fn yaml(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A `supportctl …` command line as a shell would split it: words, with
+/// single and double quotes; it ends at a pipe, `||`, `;` or redirection.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quote = None;
+    let mut in_word = false;
+    for c in line.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, '|' | ';' | '>' | '<' | '&') => break,
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
+/// `${{ … }}` expressions of a workflow replaced by a plain word, as the
+/// runner would substitute them before the shell sees the script.
+fn substituted(script: &str) -> String {
+    let mut out = String::new();
+    let mut rest = script;
+    while let Some(start) = rest.find("${{") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find("}}").expect("an expression ends") + start + 2;
+        out.push_str("main");
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Asserts that a supportctl command line is one supportctl's parser
+/// accepts: the flags the workflow and hooks use exist.
+#[track_caller]
+fn assert_parses(line: &str) {
+    let words = shell_words(line);
+    assert_eq!(words[0], "supportctl", "{line}");
+    if let Err(e) = Cli::try_parse_from(&words) {
+        panic!("`{line}` is not a valid supportctl command line:\n{e}");
+    }
+}
+
+// ---- Findings for machines from `plan` ----
+
+const BROKEN: &str = "tenancy: { name: t, csi: \"1\", admin: dan }\nusers:\n  dan: { email: dan@x.example }\n  eve: { email: not-an-email }\n";
+const WARNED: &str = "tenancy: { name: t, csi: \"1\", admin: dan }\nusers:\n  dan: { email: dan@x.example, support_account: { phone: \"1\", timezone: UTC } }\n";
+
+fn plan_in(scratch: &Scratch, args: &[&str]) -> Outcome {
+    // The database by its name in the scratch folder: snapshots show no
+    // temporary path.
+    let mut command = supportctl(scratch.root(), ["--db", "state.db", "plan"]);
+    command.args(args);
+    let outcome = run(&mut command);
+    outcome.assert_no_panic();
+    outcome
+}
+
+/// `plan --format github`: the plan text on stdout, every finding as a
+/// workflow command on stderr, on its file and line.
+#[test]
+fn plan_format_github_puts_findings_on_their_lines() {
+    let scratch = Scratch::new();
+    scratch.write("broken.yaml", BROKEN);
+    scratch.write("warned.yaml", WARNED);
+    let broken = plan_in(&scratch, &["--format", "github", "broken.yaml"]);
+    broken.assert_code(1);
+    assert_eq!(broken.stdout, "");
+    snapshot("plan-github-invalid", &broken.transcript());
+    for line in broken.stderr.lines() {
+        assert!(
+            line.starts_with("::error file=broken.yaml,line=")
+                || line.starts_with("::warning file=broken.yaml,line="),
+            "{line}"
+        );
+    }
+    let warned = plan_in(&scratch, &["--format", "github", "warned.yaml"]);
+    warned.assert_code(0);
+    assert!(warned.stdout.contains("Plan: 3 to add"), "{}", warned.stdout);
+    snapshot("plan-github-warning", &warned.transcript());
+}
+
+/// `plan --format json` of an invalid config set prints `validate`'s JSON
+/// report on stdout, so a script reads JSON there either way.
+#[test]
+fn plan_format_json_of_an_invalid_config_is_the_validate_report() {
+    let scratch = Scratch::new();
+    scratch.write("broken.yaml", BROKEN);
+    let plan = plan_in(&scratch, &["--format", "json", "broken.yaml"]);
+    plan.assert_code(1);
+    let validate = run(&mut supportctl(
+        scratch.root(),
+        ["validate", "--format", "json", "broken.yaml"],
+    ));
+    assert_eq!(plan.stdout, validate.stdout);
+    snapshot("plan-json-invalid", &plan.transcript());
+    let doc: Value = serde_json::from_str(&plan.stdout).expect("JSON");
+    assert_eq!(doc["valid"], false);
+    let first = &doc["diagnostics"][0];
+    for field in [
+        "file", "line", "column", "code", "name", "severity", "message", "hint",
+    ] {
+        assert!(first.get(field).is_some(), "{field} in {first}");
+    }
+}
+
+// ---- The GitOps example ----
+
+#[test]
+fn the_gitops_example_validates_and_plans() {
+    let outcome = run(&mut supportctl(&gitops(), ["validate", "."]));
+    outcome.assert_code(0);
+    assert!(outcome.stdout.contains("tenancy `globex-prod`"));
+    let scratch = Scratch::new();
+    let path = gitops();
+    let plan = plan_in(&scratch, &["--detailed-exitcode", path.to_str().expect("UTF-8")]);
+    plan.assert_code(2);
+    for file in ["tenancy.yaml", "approvals.yaml", "links.yaml", "users"] {
+        assert!(gitops().join(file).exists(), "{file}");
+    }
+}
+
+/// The workflow is valid YAML with the jobs it promises; each `run:` script
+/// passes `bash -n`; each supportctl command in it parses with supportctl's
+/// own command line.
+#[test]
+fn the_gitops_workflow_is_well_formed_and_its_commands_exist() {
+    let path = gitops().join(".github/workflows/supportctl.yml");
+    let workflow = yaml(&path);
+    let types = &workflow["on"]["pull_request"]["types"];
+    for t in ["opened", "synchronize", "closed"] {
+        assert!(
+            types.as_array().is_some_and(|a| a.iter().any(|v| v == t)),
+            "on.pull_request.types lacks {t}"
+        );
+    }
+    let jobs = workflow["jobs"].as_object().expect("jobs");
+    assert!(jobs.contains_key("plan") && jobs.contains_key("apply"));
+    assert!(
+        jobs["apply"]["if"]
+            .as_str()
+            .is_some_and(|c| c.contains("merged == true"))
+    );
+    let mut commands = Vec::new();
+    let scratch = Scratch::new();
+    for (name, job) in jobs {
+        let steps = job["steps"].as_array().expect("steps");
+        assert!(!steps.is_empty(), "{name}");
+        for (i, step) in steps.iter().enumerate() {
+            assert!(
+                step.get("run").is_some() || step.get("uses").is_some(),
+                "{name} step {i} neither runs nor uses"
+            );
+            let Some(script) = step["run"].as_str() else {
+                continue;
+            };
+            let script = substituted(script);
+            let file = scratch.write(&format!("{name}-{i}.sh"), &script);
+            let check = Command::new("bash")
+                .arg("-n")
+                .arg(&file)
+                .output()
+                .expect("bash");
+            assert!(
+                check.status.success(),
+                "{name} step {i}: {}",
+                String::from_utf8_lossy(&check.stderr)
+            );
+            for line in script.lines().map(str::trim) {
+                if line.starts_with("supportctl ") {
+                    assert_parses(line);
+                    commands.push(line.to_string());
+                }
+            }
+        }
+    }
+    let all = commands.join("\n");
+    for needed in [
+        "supportctl validate --format github",
+        "supportctl plan --format github --base",
+        "supportctl apply",
+    ] {
+        assert!(all.contains(needed), "the workflow lacks `{needed}`:\n{all}");
+    }
+}
+
+/// The example's pre-commit config and the project's `.pre-commit-hooks.yaml`
+/// are well formed, and the hook's command passes on the example.
+#[test]
+fn the_pre_commit_hooks_are_well_formed_and_pass_on_the_example() {
+    let config = yaml(&gitops().join(".pre-commit-config.yaml"));
+    let hook = &config["repos"][0]["hooks"][0];
+    assert_eq!(hook["id"], "supportctl-validate");
+    let entry = hook["entry"].as_str().expect("an entry");
+    assert_parses(entry);
+    let words = shell_words(entry);
+    let outcome = run(&mut supportctl(&gitops(), &words[1..]));
+    outcome.assert_code(0);
+
+    let offered = yaml(&crate_root().join(".pre-commit-hooks.yaml"));
+    let hooks = offered.as_array().expect("a list of hooks");
+    assert!(!hooks.is_empty());
+    for hook in hooks {
+        for field in ["id", "name", "entry", "language"] {
+            assert!(hook[field].is_string(), "{field} in {hook}");
+        }
+        let mut line = hook["entry"].as_str().expect("entry").to_string();
+        for arg in hook["args"].as_array().into_iter().flatten() {
+            line.push(' ');
+            line.push_str(arg.as_str().expect("a string argument"));
+        }
+        assert_parses(&line);
+    }
+}
+
+/// CODEOWNERS gives the approvals, links and tenancy to the CSI
+/// administrators, and names only paths that exist.
+#[test]
+fn codeowners_gives_approvals_and_links_to_the_csi_administrators() {
+    let text = std::fs::read_to_string(gitops().join(".github/CODEOWNERS")).expect("CODEOWNERS");
+    let mut owners = std::collections::BTreeMap::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut parts = line.split_whitespace();
+        let pattern = parts.next().expect("a pattern");
+        let who: Vec<&str> = parts.collect();
+        assert!(!who.is_empty(), "{line}");
+        if pattern != "*" {
+            let relative = pattern.trim_start_matches('/');
+            assert!(gitops().join(relative).exists(), "{pattern} does not exist");
+        }
+        owners.insert(pattern.to_string(), who.join(" "));
+    }
+    for file in ["/approvals.yaml", "/links.yaml", "/tenancy.yaml"] {
+        assert!(
+            owners.get(file).is_some_and(|o| o.contains("csi-admins")),
+            "{file}: {owners:?}"
+        );
+    }
+}
