@@ -348,8 +348,28 @@ pub fn load_and_check_cached(
     cache: &mut config::ParseCache,
 ) -> Checked {
     let started = std::time::Instant::now();
-    let (loaded, mut diagnostics) = config::load_cached(path, limits, cache);
+    let (loaded, diagnostics) = config::load_cached(path, limits, cache);
     let loaded_in = started.elapsed();
+    let checked = check_loaded(loaded, diagnostics, today);
+    tracing::debug!(
+        files = checked.loaded.sources.len(),
+        parsed = cache.last_parsed,
+        reused = cache.last_reused,
+        load_ms = loaded_in.as_millis() as u64,
+        total_ms = started.elapsed().as_millis() as u64,
+        "config set checked"
+    );
+    checked
+}
+
+/// Checks a loaded config set, given the findings of its load: the half of
+/// [`load_and_check`] after the files are read. The findings come back
+/// sorted, and the model only when none of them is an error.
+pub fn check_loaded(
+    loaded: config::Loaded,
+    mut diagnostics: Vec<Diagnostic>,
+    today: Date,
+) -> Checked {
     let model = if loaded.raw.tenancies.is_empty() && loaded.incomplete {
         // The files that failed may hold the tenancy: "no tenancy" would mislead.
         None
@@ -366,14 +386,6 @@ pub fn load_and_check_cached(
     };
     name_the_file_without_a_tenancy(&mut diagnostics, &loaded.sources);
     diag::sort(&mut diagnostics);
-    tracing::debug!(
-        files = loaded.sources.len(),
-        parsed = cache.last_parsed,
-        reused = cache.last_reused,
-        load_ms = loaded_in.as_millis() as u64,
-        total_ms = started.elapsed().as_millis() as u64,
-        "config set checked"
-    );
     let model = model.filter(|_| !diagnostics.iter().any(Diagnostic::is_error));
     Checked {
         loaded,

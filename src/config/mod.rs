@@ -243,6 +243,29 @@ pub fn load_cached(
     (loaded, diagnostics)
 }
 
+/// Loads a config set held in memory: each file's name (as diagnostics show
+/// it) and bytes, in the set's order — what [`load`] does once the files are
+/// found and read, with no file system and no limit on size (the caller
+/// already holds the bytes). For tests and fuzzing.
+pub fn load_files<'a>(
+    files: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) -> (Loaded, Vec<Diagnostic>) {
+    let mut loaded = Loaded::default();
+    let mut diagnostics = Vec::new();
+    let mut hashed = Vec::new();
+    for (name, bytes) in files {
+        let index = loaded.sources.len();
+        let mut raw = RawConfig::default();
+        let (complete, text) = load_file(index, bytes, &mut raw, &mut diagnostics);
+        loaded.sources.add(name.to_owned(), text);
+        loaded.raw.append(raw);
+        loaded.incomplete |= !complete;
+        hashed.push((name.to_owned(), Sha256::digest(bytes).into()));
+    }
+    loaded.digest = digest_of(&hashed);
+    (loaded, diagnostics)
+}
+
 /// A file's text as its diagnostics show it: without a byte-order mark, and
 /// with any bytes that are not UTF-8 replaced.
 fn source_text(bytes: &[u8]) -> String {
