@@ -4,6 +4,7 @@
 //! edges, and print: data to stdout, diagnostics and logs to stderr. Failures
 //! are [`CliError`]s whose kind decides the exit code (SPEC §5), in one place.
 
+mod base;
 mod inspect;
 mod reconcile;
 mod shell;

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 
 use super::{
-    CliError, ConfigArgs, DiagnosticFormat, Output, load_and_check, print_stdout, report_diagnostics, today,
+    CliError, ConfigArgs, DiagnosticFormat, Output, load_and_check, print_stdout,
+    report_diagnostics, today,
 };
 use crate::model::Model;
 use crate::plan::{self, Plan};
@@ -38,6 +39,11 @@ pub struct PlanArgs {
     /// keeps them (it is what apply writes), in a file only you can read.
     #[arg(long)]
     pub redact: bool,
+    /// Also show what the config set at PATH changes against the same config
+    /// set at this git ref (a pull request's own effect, apart from any drift
+    /// in the state), before the plan against the state.
+    #[arg(long, value_name = "GIT_REF")]
+    pub base: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -84,19 +90,64 @@ pub(super) struct Planned {
 }
 
 /// Loads, checks and plans; diagnostics are printed, errors end the
-/// command.
+/// command. Returns the desired model too.
 fn make_plan(
     config: &ConfigArgs,
     db: &Path,
     output: &Output,
     findings: DiagnosticFormat,
-) -> Result<(Planned, Option<Store>), CliError> {
+) -> Result<(Planned, Option<Store>, Model), CliError> {
     let checked = load_and_check(&config.path, &config.limits(), today()?);
     report_diagnostics(&checked, output, findings);
     let Some(desired) = checked.model else {
         return Err(CliError::reported());
     };
-    plan_checked(&desired, checked.loaded.digest, db)
+    let (planned, store) = plan_checked(&desired, checked.loaded.digest, db)?;
+    Ok((planned, store, desired))
+}
+
+/// `--base REF`: the plan from the config set at REF to the one at PATH —
+/// what the change itself does, whatever the state holds. `None` (with a
+/// warning printed) when the config set at REF is invalid.
+fn base_plan(path: &Path, reference: &str, desired: &Model) -> Result<Option<Plan>, CliError> {
+    let Some(files) = super::base::files_at(path, reference)? else {
+        // The config set is new in this change: all of it is its effect.
+        return Ok(Some(plan::plan(desired, None)));
+    };
+    let named: Vec<(String, &[u8])> = files
+        .iter()
+        .map(|f| (format!("{reference}:{}", f.path), f.bytes.as_slice()))
+        .collect();
+    let (loaded, diagnostics) =
+        crate::config::load_files(named.iter().map(|(n, b)| (n.as_str(), *b)));
+    let checked = super::check_loaded(loaded, diagnostics, today()?);
+    match checked.model {
+        Some(base) => Ok(Some(plan::plan(desired, Some(&base)))),
+        None => {
+            let errors = checked.diagnostics.iter().filter(|d| d.is_error()).count();
+            super::print_stderr(&format!(
+                "warning: the config set at `{}` is invalid ({errors} errors), so the change against it cannot be shown; `supportctl validate` it at that ref to see why\n",
+                crate::diag::escape_control(reference)
+            ));
+            Ok(None)
+        }
+    }
+}
+
+/// The text of a `--base` plan: its own heading in place of the plan's.
+fn base_text(plan: &Plan, reference: &str, palette: render::PlanPalette) -> String {
+    let reference = crate::diag::escape_control(reference);
+    let text = render::plan_text(plan, palette);
+    if plan.is_empty() {
+        return format!(
+            "No changes against `{reference}`: this change leaves the config set as it was.\n"
+        );
+    }
+    let body = text.split_once('\n').map_or("", |(_, rest)| rest);
+    format!(
+        "Against `{reference}`, this change would make these changes to tenancy `{}`:\n{body}",
+        crate::diag::escape_control(&plan.tenancy)
+    )
 }
 
 /// A tenancy's state as this process last read or wrote it, reused while
@@ -222,7 +273,12 @@ pub fn plan_command(args: &PlanArgs, db: &Path, output: &Output) -> Result<u8, C
         PlanFormat::Json => DiagnosticFormat::Json,
         PlanFormat::Github => DiagnosticFormat::Github,
     };
-    let (mut planned, _) = make_plan(&args.config, db, output, findings)?;
+    let (mut planned, _, desired) = make_plan(&args.config, db, output, findings)?;
+    let mut delta = match &args.base {
+        Some(reference) => base_plan(&args.config.path, reference, &desired)?,
+        None => None,
+    };
+    drop(desired);
     let json_of =
         |plan: &Plan| render::plan_json(plan, &planned.lineage, planned.serial, &planned.digest);
     // The JSON plan is made only when it is printed or saved: for a large
@@ -231,14 +287,43 @@ pub fn plan_command(args: &PlanArgs, db: &Path, output: &Output) -> Result<u8, C
     let saved = args.out.as_ref().map(|_| json_of(&planned.plan));
     if args.redact {
         planned.plan.redact_phones();
+        if let Some(delta) = &mut delta {
+            delta.redact_phones();
+        }
     }
-    match args.format {
-        PlanFormat::Json if !args.redact && saved.is_some() => {
+    match (args.format, &args.base) {
+        (PlanFormat::Json, Some(reference)) => {
+            let against_base = delta.as_ref().map(|d| {
+                serde_json::from_str::<serde_json::Value>(&render::plan_json(d, "", 0, ""))
+                    .unwrap_or_default()
+            });
+            let doc = serde_json::json!({
+                "format_version": 1,
+                "base": {
+                    "ref": reference,
+                    "valid": against_base.is_some(),
+                    "changes": against_base.as_ref().map(|d| d["changes"].clone()),
+                    "summary": against_base.as_ref().map(|d| d["summary"].clone()),
+                },
+                "plan": serde_json::from_str::<serde_json::Value>(&json_of(&planned.plan))
+                    .unwrap_or_default(),
+            });
+            let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+            text.push('\n');
+            print_stdout(&text)?
+        }
+        (PlanFormat::Json, None) if !args.redact && saved.is_some() => {
             print_stdout(saved.as_deref().unwrap_or_default())?
         }
-        PlanFormat::Json => print_stdout(&json_of(&planned.plan))?,
-        PlanFormat::Text | PlanFormat::Github => {
-            print_stdout(&render::plan_text(&planned.plan, output.stdout_plan))?
+        (PlanFormat::Json, None) => print_stdout(&json_of(&planned.plan))?,
+        (PlanFormat::Text | PlanFormat::Github, base) => {
+            let mut text = String::new();
+            if let (Some(reference), Some(delta)) = (base, &delta) {
+                text.push_str(&base_text(delta, reference, output.stdout_plan));
+                text.push_str("\nAgainst the state (what apply would do):\n\n");
+            }
+            text.push_str(&render::plan_text(&planned.plan, output.stdout_plan));
+            print_stdout(&text)?
         }
     }
     guard(
@@ -308,7 +393,7 @@ pub fn apply_command(args: &ApplyArgs, db: &Path, output: &Output) -> Result<u8,
         max_file_size: args.max_file_size,
         max_total_size: args.max_total_size,
     };
-    let (planned, store) = make_plan(&config, db, output, DiagnosticFormat::Text)?;
+    let (planned, store, _) = make_plan(&config, db, output, DiagnosticFormat::Text)?;
     let plan = &planned.plan;
     print_stdout(&shown_plan(plan, args.redact, output))?;
     if plan.is_empty() {

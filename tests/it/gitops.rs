@@ -128,7 +128,11 @@ fn plan_format_github_puts_findings_on_their_lines() {
     }
     let warned = plan_in(&scratch, &["--format", "github", "warned.yaml"]);
     warned.assert_code(0);
-    assert!(warned.stdout.contains("Plan: 3 to add"), "{}", warned.stdout);
+    assert!(
+        warned.stdout.contains("Plan: 3 to add"),
+        "{}",
+        warned.stdout
+    );
     snapshot("plan-github-warning", &warned.transcript());
 }
 
@@ -165,7 +169,10 @@ fn the_gitops_example_validates_and_plans() {
     assert!(outcome.stdout.contains("tenancy `globex-prod`"));
     let scratch = Scratch::new();
     let path = gitops();
-    let plan = plan_in(&scratch, &["--detailed-exitcode", path.to_str().expect("UTF-8")]);
+    let plan = plan_in(
+        &scratch,
+        &["--detailed-exitcode", path.to_str().expect("UTF-8")],
+    );
     plan.assert_code(2);
     for file in ["tenancy.yaml", "approvals.yaml", "links.yaml", "users"] {
         assert!(gitops().join(file).exists(), "{file}");
@@ -232,7 +239,10 @@ fn the_gitops_workflow_is_well_formed_and_its_commands_exist() {
         "supportctl plan --format github --base",
         "supportctl apply",
     ] {
-        assert!(all.contains(needed), "the workflow lacks `{needed}`:\n{all}");
+        assert!(
+            all.contains(needed),
+            "the workflow lacks `{needed}`:\n{all}"
+        );
     }
 }
 
@@ -291,4 +301,250 @@ fn codeowners_gives_approvals_and_links_to_the_csi_administrators() {
             "{file}: {owners:?}"
         );
     }
+}
+
+// ---- `plan --base` on real git repositories ----
+
+/// Runs git in `dir` with a fixed identity; a failure fails the test.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .args(["-c", "user.name=Test", "-c", "user.email=test@x.example"])
+        .args([
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .output()
+        .expect("git runs");
+    assert!(
+        output.status.success(),
+        "git {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A config repository: `config/` in the GitOps layout (tenancy, users,
+/// approvals), with `admins` approved; `extra` adds users to `users/b.yaml`.
+fn write_config(scratch: &Scratch, users_b: &str, approvals: &str) {
+    scratch.write(
+        "repo/config/tenancy.yaml",
+        "tenancy: { name: t, csi: \"1\", admin: dan }\n",
+    );
+    scratch.write(
+        "repo/config/users/a.yaml",
+        "users:\n  dan: { email: dan@x.example, support_account: { phone: \"+1 555 0100\", timezone: UTC } }\n  zoe: { email: zoe@x.example, support_account: { phone: \"+1 555 0101\", timezone: UTC } }\nmemberships:\n  - user: zoe\n",
+    );
+    scratch.write("repo/config/users/b.yaml", users_b);
+    scratch.write("repo/config/approvals.yaml", approvals);
+    scratch.write("repo/notes.md", "not part of the config set\n");
+    scratch.write("repo/config/.hidden.yaml", "not: [valid\n");
+}
+
+const ADMIN: &str = "approvals:\n  - user: zoe\n    role: admin\n";
+
+fn base_repo() -> Scratch {
+    let scratch = Scratch::new();
+    std::fs::create_dir_all(scratch.path("repo")).expect("repo folder");
+    git(&scratch.path("repo"), &["init", "-q"]);
+    write_config(&scratch, "users:\n  bob: { email: bob@x.example }\n", ADMIN);
+    git(&scratch.path("repo"), &["add", "-A"]);
+    git(&scratch.path("repo"), &["commit", "-q", "-m", "base"]);
+    scratch
+}
+
+fn plan_base(scratch: &Scratch, args: &[&str]) -> Outcome {
+    let mut command = supportctl(&scratch.path("repo"), ["--db", "../state.db", "plan"]);
+    command.args(args);
+    let outcome = run(&mut command);
+    outcome.assert_no_panic();
+    outcome
+}
+
+/// The pull request's own effect and the plan against a drifted state are
+/// shown apart: the state lacks everything (drift), the branch adds one user
+/// and changes another's email; `--base main` shows only those two.
+#[test]
+fn plan_base_shows_the_change_apart_from_drift_in_the_state() {
+    let scratch = base_repo();
+    let repo = scratch.path("repo");
+    git(&repo, &["checkout", "-q", "-b", "change"]);
+    write_config(
+        &scratch,
+        "users:\n  bob: { email: bob@new.example }\n  cy: { email: cy@x.example }\n",
+        ADMIN,
+    );
+    git(&repo, &["commit", "-q", "-am", "change"]);
+    let outcome = plan_base(&scratch, &["--base", "main", "config"]);
+    outcome.assert_code(0);
+    snapshot("plan-base", &outcome.transcript());
+    let (delta, full) = outcome
+        .stdout
+        .split_once("Against the state (what apply would do):")
+        .expect("two parts");
+    assert!(delta.contains("Against `main`, this change would make these changes to tenancy `t`:"));
+    assert!(
+        delta.contains("+ user.cy") && delta.contains("~ user.bob"),
+        "{delta}"
+    );
+    assert!(
+        !delta.contains("user.dan") && !delta.contains("tenancy.t"),
+        "{delta}"
+    );
+    assert!(
+        full.contains("+ tenancy.t") && full.contains("+ user.dan"),
+        "{full}"
+    );
+
+    // As JSON: the base's changes and summary beside the full plan.
+    let outcome = plan_base(&scratch, &["--format", "json", "--base", "main", "config"]);
+    outcome.assert_code(0);
+    let doc: Value = serde_json::from_str(&outcome.stdout).expect("JSON");
+    assert_eq!(doc["base"]["ref"], "main");
+    assert_eq!(doc["base"]["valid"], true);
+    assert_eq!(
+        doc["base"]["summary"],
+        serde_json::json!({"add": 1, "change": 1, "destroy": 0})
+    );
+    let addresses: Vec<&str> = doc["base"]["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| c["address"].as_str().expect("an address"))
+        .collect();
+    assert_eq!(addresses, ["user.bob", "user.cy"]);
+    assert_eq!(doc["plan"]["tenancy"], "t");
+    assert!(doc["plan"]["plan_digest"].is_string());
+
+    // Applied, the state has no drift: the full plan against main's state
+    // after the change equals the change itself.
+    git(&repo, &["checkout", "-q", "main"]);
+    let mut apply = supportctl(
+        &repo,
+        ["--db", "../state.db", "apply", "--auto-approve", "config"],
+    );
+    run(&mut apply).assert_code(0);
+    git(&repo, &["checkout", "-q", "change"]);
+    let outcome = plan_base(
+        &scratch,
+        &["--base", "main", "--detailed-exitcode", "config"],
+    );
+    outcome.assert_code(2);
+    let (delta, full) = outcome
+        .stdout
+        .split_once("Against the state (what apply would do):")
+        .expect("two parts");
+    let changes = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("  ") && !l.starts_with("    "))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(changes(delta), changes(full));
+}
+
+/// A change that leaves the config set as it was says so, whatever the
+/// state; a config set new in the change is all its effect; a file path
+/// works like a folder.
+#[test]
+fn plan_base_with_no_change_a_new_config_set_and_a_single_file() {
+    let scratch = base_repo();
+    let repo = scratch.path("repo");
+    let outcome = plan_base(&scratch, &["--base", "HEAD", "config"]);
+    outcome.assert_code(0);
+    assert!(
+        outcome.stdout.starts_with(
+            "No changes against `HEAD`: this change leaves the config set as it was.\n"
+        ),
+        "{}",
+        outcome.stdout
+    );
+    // A single file, new since the base: everything in it is the change.
+    scratch.write(
+        "repo/solo.yaml",
+        "tenancy: { name: s, csi: \"2\", admin: ann }\nusers:\n  ann: { email: ann@x.example, support_account: { phone: \"1\", timezone: UTC } }\n",
+    );
+    let outcome = plan_base(&scratch, &["--base", "HEAD", "solo.yaml"]);
+    outcome.assert_code(0);
+    assert!(
+        outcome
+            .stdout
+            .starts_with("Against `HEAD`, this change would make these changes to tenancy `s`:"),
+        "{}",
+        outcome.stdout
+    );
+    git(&repo, &["add", "solo.yaml"]);
+    git(&repo, &["commit", "-q", "-m", "solo"]);
+    scratch.write(
+        "repo/solo.yaml",
+        "tenancy: { name: s, csi: \"2\", admin: ann }\nusers:\n  ann: { email: ann@y.example, support_account: { phone: \"1\", timezone: UTC } }\n",
+    );
+    let outcome = plan_base(&scratch, &["--base", "HEAD", "solo.yaml"]);
+    assert!(
+        outcome.stdout.contains("~ user.ann") && outcome.stdout.contains("-/+ support_account.ann"),
+        "{}",
+        outcome.stdout
+    );
+}
+
+/// An unknown ref, a path outside git, and a base whose config was invalid
+/// each say so; the last still prints the plan against the state.
+#[test]
+fn plan_base_errors_say_what_is_wrong() {
+    let scratch = base_repo();
+    let repo = scratch.path("repo");
+    let outcome = plan_base(&scratch, &["--base", "no-such-branch", "config"]);
+    outcome.assert_code(1);
+    assert!(
+        outcome
+            .stderr
+            .contains("`--base no-such-branch`: no such commit, branch or tag")
+            && outcome
+                .stderr
+                .contains("hint: in CI, fetch the base branch"),
+        "{}",
+        outcome.transcript()
+    );
+    let outside = Scratch::new();
+    outside.write("c.yaml", WARNED);
+    let mut command = supportctl(outside.root(), ["plan", "--base", "main", "c.yaml"]);
+    let outcome = run(&mut command);
+    outcome.assert_code(1);
+    assert!(
+        outcome.stderr.contains("is not in a git work tree"),
+        "{}",
+        outcome.transcript()
+    );
+
+    git(&repo, &["checkout", "-q", "-b", "broken"]);
+    write_config(
+        &scratch,
+        "users:\n  bob: { email: bob@x.example }\n",
+        "approvals:\n  - user: nobody\n",
+    );
+    git(&repo, &["commit", "-q", "-am", "broken base"]);
+    git(&repo, &["checkout", "-q", "-b", "fixed"]);
+    write_config(&scratch, "users:\n  bob: { email: bob@x.example }\n", ADMIN);
+    let outcome = plan_base(&scratch, &["--base", "broken", "config"]);
+    outcome.assert_code(0);
+    assert!(
+        outcome
+            .stderr
+            .contains("warning: the config set at `broken` is invalid"),
+        "{}",
+        outcome.transcript()
+    );
+    assert!(
+        outcome
+            .stdout
+            .starts_with("supportctl will make these changes"),
+        "{}",
+        outcome.stdout
+    );
 }
