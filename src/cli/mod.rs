@@ -111,8 +111,9 @@ pub enum Command {
     Watch(watch::WatchArgs),
     /// Tell whether the watcher is running and its last reconcile succeeded.
     Status(watch::StatusArgs),
-    /// Print the JSON Schema of the config format.
-    Schema,
+    /// Print the JSON Schema of the config format, or its reference as a
+    /// Markdown table.
+    Schema(SchemaArgs),
     /// Print a shell completion script.
     ///
     /// For bash: `supportctl completions bash >
@@ -122,6 +123,20 @@ pub enum Command {
     Completions(shell::CompletionsArgs),
     /// Print the manual page (roff), or write one per command with `--out`.
     Man(shell::ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// `json`: the JSON Schema, for editors and validators; `markdown`: the
+    /// config reference as a table of every field, for people.
+    #[arg(long, value_enum, default_value_t = SchemaFormat::Json)]
+    pub format: SchemaFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaFormat {
+    Json,
+    Markdown,
 }
 
 /// Where a config set is and the limits it is read under.
@@ -293,8 +308,12 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Sr(args) => support::sr(&args, db),
         Command::Watch(args) => watch::watch(&args, db),
         Command::Status(args) => watch::status(&args, db),
-        Command::Schema => {
-            print_stdout(&config::raw::json_schema())?;
+        Command::Schema(args) => {
+            let schema = config::raw::json_schema();
+            match args.format {
+                SchemaFormat::Json => print_stdout(&schema)?,
+                SchemaFormat::Markdown => print_stdout(&config::reference::markdown(&schema))?,
+            }
             Ok(0)
         }
         Command::Completions(args) => shell::completions(&args),

@@ -10,6 +10,7 @@
 mod de;
 pub mod export;
 pub mod raw;
+pub mod reference;
 mod yaml;
 
 use std::collections::{BTreeSet, HashMap};

@@ -111,3 +111,43 @@ fn the_man_pages_in_docs_are_current() {
     );
     assert!(main.stdout.starts_with(".ie") && main.stdout.contains(".TH supportctl 1"));
 }
+
+/// The README's config reference is `supportctl schema --format markdown`,
+/// byte for byte: the reference is generated from the schema, never edited.
+#[test]
+fn the_readme_config_reference_is_generated_from_the_schema() {
+    let readme = std::fs::read_to_string(crate_root().join("README.md")).expect("README.md");
+    let start = "<!-- config-reference:start -->\n";
+    let end = "<!-- config-reference:end -->";
+    let from = readme.find(start).expect("the start marker") + start.len();
+    let to = readme.find(end).expect("the end marker");
+    let generated = run(&mut supportctl(
+        &crate_root(),
+        ["schema", "--format", "markdown"],
+    ));
+    generated.assert_code(0);
+    assert_eq!(
+        &readme[from..to],
+        generated.stdout,
+        "regenerate the README's config reference with `supportctl schema --format markdown`"
+    );
+    // Every field of the schema has its row.
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(crate_root().join("schema/supportctl.schema.json"))
+            .expect("schema"),
+    )
+    .expect("JSON");
+    for (name, definition) in schema["definitions"].as_object().expect("definitions") {
+        for field in definition["properties"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k)
+        {
+            assert!(
+                generated.stdout.contains(&format!(".{field}` |")),
+                "{name}.{field} has no row"
+            );
+        }
+    }
+}
