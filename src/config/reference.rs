@@ -83,12 +83,11 @@ fn resolve(root: &Value, node: &Value) -> Value {
         return resolve(root, &root["definitions"][name]);
     }
     for key in ["anyOf", "allOf"] {
-        if let Some(options) = node[key].as_array() {
-            if let Some(real) = options.iter().find(|o| o["type"] != "null") {
-                if options.len() <= 2 {
-                    return resolve(root, real);
-                }
-            }
+        if let Some(options) = node[key].as_array()
+            && options.len() <= 2
+            && let Some(real) = options.iter().find(|o| o["type"] != "null")
+        {
+            return resolve(root, real);
         }
     }
     node.clone()
