@@ -463,8 +463,8 @@ fn is_cross_reference(d: &Diagnostic) -> bool {
 /// Prints a command's findings about its config set: as text on stderr; as
 /// workflow commands (also on stderr, where GitHub Actions reads them too,
 /// so stdout keeps the plan) for `github`; for `json`, when the config set is
-/// invalid and no plan will follow, the JSON report of `validate --format
-/// json` on stdout, so a script reads JSON there either way.
+/// invalid and no plan will follow, also the JSON report of `validate
+/// --format json` on stdout, so a script reads JSON there either way.
 fn report_diagnostics(checked: &Checked, output: &Output, format: DiagnosticFormat) {
     if checked.diagnostics.is_empty() {
         return;
@@ -477,9 +477,9 @@ fn report_diagnostics(checked: &Checked, output: &Output, format: DiagnosticForm
         }
         DiagnosticFormat::Json if checked.model.is_none() => {
             // A closed stdout is no reason to hide the verdict: the exit
-            // code still says invalid.
+            // code still says invalid. People reading a CI log get the text
+            // on stderr as well.
             let _ = print_stdout(&diag::render_json(&checked.diagnostics, sources));
-            return;
         }
         DiagnosticFormat::Json | DiagnosticFormat::Text => {}
     }

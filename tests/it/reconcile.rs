@@ -946,7 +946,20 @@ fn an_invalid_config_exits_1_with_diagnostics_on_stderr_and_nothing_on_stdout() 
         &["apply", "--auto-approve", "broken.yaml"],
     ] {
         let run = world.run(args).expect(1);
-        assert_eq!(run.stdout, "", "{}", run.transcript());
+        if args.contains(&"json") {
+            // Scripts get the findings as JSON on stdout (see `gitops`).
+            let report = json(&run.stdout);
+            assert_eq!(report["valid"], false, "{}", run.transcript());
+            let codes: Vec<&str> = report["diagnostics"]
+                .as_array()
+                .expect("diagnostics")
+                .iter()
+                .filter_map(|d| d["code"].as_str())
+                .collect();
+            assert!(codes.contains(&"E117"), "{codes:?}");
+        } else {
+            assert_eq!(run.stdout, "", "{}", run.transcript());
+        }
         assert!(
             run.stderr.contains("broken.yaml:7:11: error[E117]"),
             "{}",
