@@ -151,3 +151,82 @@ fn the_readme_config_reference_is_generated_from_the_schema() {
         }
     }
 }
+
+/// Whether `actual` has the shape of `documented`: objects with the same
+/// keys, lists whose every item has the shape of the
+/// documented first item, and `null` standing for any value on either side.
+fn same_shape(documented: &serde_json::Value, actual: &serde_json::Value, at: &str) {
+    use serde_json::Value;
+    match (documented, actual) {
+        (Value::Null, _) | (_, Value::Null) => {}
+        (Value::Object(d), Value::Object(a)) => {
+            let (dk, ak): (Vec<&String>, Vec<&String>) = (d.keys().collect(), a.keys().collect());
+            assert_eq!(dk, ak, "the fields at {at} (sorted)");
+            for (key, value) in d {
+                same_shape(value, &a[key], &format!("{at}.{key}"));
+            }
+        }
+        (Value::Array(d), Value::Array(a)) => {
+            if let Some(first) = d.first() {
+                for (i, item) in a.iter().enumerate() {
+                    same_shape(first, item, &format!("{at}[{i}]"));
+                }
+            }
+        }
+        (d, a) => assert_eq!(
+            std::mem::discriminant(d),
+            std::mem::discriminant(a),
+            "the type at {at}: documented {d}, printed {a}"
+        ),
+    }
+}
+
+/// The JSON examples in the README's "JSON formats" are the shapes the
+/// commands print: the same fields, of the same types.
+#[test]
+fn the_readme_json_formats_are_what_the_commands_print() {
+    let readme = std::fs::read_to_string(crate_root().join("README.md")).expect("README.md");
+    let documented = |name: &str| -> serde_json::Value {
+        let marker = format!("<!-- json-shape: {name} -->\n```json\n");
+        let start = readme
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no {name} example"))
+            + marker.len();
+        let end = readme[start..].find("```").expect("the block ends") + start;
+        serde_json::from_str(&readme[start..end])
+            .unwrap_or_else(|e| panic!("the {name} example is not JSON: {e}"))
+    };
+    let scratch = Scratch::new();
+    let example = crate_root().join("examples/acme-prod");
+    let with_db = |args: &[&str]| {
+        let mut command = supportctl(scratch.root(), ["--db", "state.db"]);
+        command.args(args);
+        let outcome = run(&mut command);
+        outcome.assert_code(0);
+        outcome.stdout
+    };
+    with_db(&["apply", "--auto-approve", example.to_str().expect("UTF-8")]);
+    with_db(&["sr", "open", "--user", "bob", "--title", "Disk full"]);
+    with_db(&[
+        "sr", "comment", "1", "--user", "dankim", "--text", "Looking.",
+    ]);
+    for (name, args) in [
+        ("show", &["show", "--format", "json"][..]),
+        ("access", &["access", "bob", "--format", "json"]),
+        ("sr", &["sr", "show", "1", "--format", "json"]),
+        ("history", &["history", "--format", "json"]),
+    ] {
+        let printed: serde_json::Value = serde_json::from_str(&with_db(args)).expect("JSON");
+        same_shape(&documented(name), &printed, name);
+    }
+    let all: serde_json::Value =
+        serde_json::from_str(&with_db(&["access", "--all", "--format", "json"])).expect("JSON");
+    same_shape(
+        &serde_json::json!([documented("access")]),
+        &all,
+        "access --all",
+    );
+    let list: serde_json::Value =
+        serde_json::from_str(&with_db(&["sr", "list", "--format", "json"])).expect("JSON");
+    same_shape(&serde_json::json!([documented("sr")]), &list, "sr list");
+}
