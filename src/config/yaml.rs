@@ -1,4 +1,5 @@
-//! The one place that names the YAML crate.
+//! The one place that names the YAML crate (serde-saphyr) and its parser
+//! (granit-parser).
 //!
 //! A file's text becomes a [`Node`] tree: every mapping, sequence and scalar
 //! with its line, column and length. Later stages work on that tree, so they
@@ -6,6 +7,10 @@
 //! meets. Budgets (events, nodes, scalar bytes, alias replays) grow with the
 //! size of the input: a large honest file passes, while an alias bomb or
 //! runaway nesting stays an error however small the file is.
+//!
+//! The tree of an ordinary file is built from the parser's events
+//! ([`events`]); serde-saphyr's deserializer, through `Spanned<NodeKind>`,
+//! builds it for every other file and gives every error (see [`parse`]).
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
@@ -86,12 +91,31 @@ pub struct ParseError {
 }
 
 /// Parses one YAML document. An empty file is a [`NodeKind::Null`] root.
+///
+/// The tree is built straight from the parser's events, which is the whole
+/// cost for an honest file. What that builder does not take on itself — a
+/// syntax error, a budget or limit, more than one document, anchors and
+/// aliases, tags, merge keys, non-finite numbers — it leaves to the YAML
+/// crate's deserializer, which reads the file again from the start and
+/// either fails with the message and place it has always given or builds the
+/// tree. Both ways give the same tree for the same file (see the tests).
 pub fn parse(text: &str) -> Result<Node, ParseError> {
-    let size = text.len();
-    // Every event, node and scalar byte of an honest file comes from at least
-    // one byte of its text; only aliases can multiply them, so the budgets
-    // are the size plus a margin, and replays are capped the same way.
-    let scaled = size.saturating_add(4096);
+    match events::tree(text) {
+        Some(root) => Ok(root),
+        None => parse_with_serde(text),
+    }
+}
+
+/// Every event, node and scalar byte of an honest file comes from at least
+/// one byte of its text; only aliases can multiply them, so the budgets are
+/// the size plus a margin, and replays are capped the same way.
+fn scaled_budget(size: usize) -> usize {
+    size.saturating_add(4096)
+}
+
+/// The tree as the YAML crate's deserializer builds it, under the budgets.
+fn parse_with_serde(text: &str) -> Result<Node, ParseError> {
+    let scaled = scaled_budget(text.len());
     let mut budget = serde_saphyr::Budget::default();
     budget.max_events = scaled;
     budget.max_nodes = scaled;
@@ -106,6 +130,7 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
     options.alias_limits.max_replay_stack_depth = MAX_DEPTH;
     // Keep what a person would read as text as text: `0123` (a CSI with a
     // leading zero), `1_000`, and YAML 1.1 booleans such as `no` or `on`.
+    // (`events::scalar` resolves plain scalars the same way.)
     options.leading_zero_numbers_as_strings = true;
     options.underscored_numbers_as_strings = true;
     options.strict_booleans = true;
@@ -281,6 +306,409 @@ impl<'de> Visitor<'de> for KindVisitor {
     }
 }
 
+/// The tree built straight from granit-parser's events (the parser the YAML
+/// crate itself reads with, with the same options), for the files it can
+/// build exactly as the deserializer would. `None` means "not here": the
+/// file is either wrong (a syntax error, a budget or limit, a second
+/// document, a non-finite number) or uses what only the deserializer
+/// implements (anchors and aliases, tags, merge keys), and `parse` asks the
+/// deserializer instead.
+mod events {
+    use super::{MAX_DEPTH, Node, NodeKind, scaled_budget};
+    use granit_parser::{Event, Parser, ScalarStyle, Span, StrInput};
+    use std::borrow::Cow;
+
+    /// The builder stops: the deserializer decides.
+    struct Defer;
+
+    type Step<T> = Result<T, Defer>;
+
+    pub(super) fn tree(text: &str) -> Option<Node> {
+        let scaled = scaled_budget(text.len());
+        // The YAML crate's parser options for these budgets: the parser's
+        // defaults (its nesting limits are above `MAX_DEPTH`), no comments.
+        let mut options = granit_parser::Options::default();
+        options.emit_comments = false;
+        options.block_nesting_limit = options.block_nesting_limit.max(MAX_DEPTH + 1);
+        let mut builder = Builder {
+            parser: Parser::with_options(StrInput::new(text), options),
+            limit: scaled,
+            events: 0,
+            nodes: 0,
+            scalar_bytes: 0,
+            items: Vec::new(),
+            entries: Vec::new(),
+        };
+        builder.stream().ok()
+    }
+
+    struct Builder<'a> {
+        parser: Parser<'a, StrInput<'a>>,
+        /// The budget of events, nodes and scalar bytes (as the crate's).
+        limit: usize,
+        events: usize,
+        nodes: usize,
+        scalar_bytes: usize,
+        /// The items of the open sequences, innermost last: each becomes a
+        /// `Vec` of its exact size when its sequence ends.
+        items: Vec<Node>,
+        /// The entries of the open mappings, likewise.
+        entries: Vec<(Node, Node)>,
+    }
+
+    impl<'a> Builder<'a> {
+        /// The next event, counted against the budget of events.
+        fn next(&mut self) -> Step<Option<(Event<'a>, Span)>> {
+            match self.parser.next() {
+                None => Ok(None),
+                Some(Err(_)) => Err(Defer),
+                Some(Ok(next)) => {
+                    self.events += 1;
+                    if self.events > self.limit {
+                        return Err(Defer);
+                    }
+                    Ok(Some(next))
+                }
+            }
+        }
+
+        /// The next event, which must be a node's.
+        fn next_node(&mut self, depth: usize) -> Step<Node> {
+            match self.next()? {
+                Some((event, span)) => self.node(event, &span, depth),
+                None => Err(Defer),
+            }
+        }
+
+        /// The whole stream: one document's root, then nothing but the end.
+        fn stream(&mut self) -> Step<Node> {
+            let mut root = None;
+            let mut documents = 0;
+            // The place of an empty stream's null root: where it ends.
+            let mut end = Span::default();
+            while let Some((event, span)) = self.next()? {
+                match event {
+                    Event::StreamEnd => end = span,
+                    Event::StreamStart | Event::DocumentEnd => {}
+                    Event::DocumentStart(..) => {
+                        documents += 1;
+                        if documents > 1 {
+                            return Err(Defer);
+                        }
+                    }
+                    Event::Scalar(..) | Event::SequenceStart(..) | Event::MappingStart(..)
+                        if root.is_none() =>
+                    {
+                        root = Some(self.node(event, &span, 0)?);
+                    }
+                    _ => return Err(Defer),
+                }
+            }
+            Ok(root.unwrap_or_else(|| {
+                let (line, column, len, raw) = place(&end);
+                Node {
+                    line,
+                    column,
+                    len,
+                    raw,
+                    kind: NodeKind::Null,
+                }
+            }))
+        }
+
+        /// The node that `event` starts, inside `depth` collections.
+        fn node(&mut self, event: Event<'a>, span: &Span, depth: usize) -> Step<Node> {
+            self.nodes += 1;
+            if self.nodes > self.limit {
+                return Err(Defer);
+            }
+            match event {
+                Event::Scalar(value, style, 0, None) => {
+                    self.scalar_bytes = self.scalar_bytes.saturating_add(value.len());
+                    if self.scalar_bytes > self.limit {
+                        return Err(Defer);
+                    }
+                    let (line, column, len, raw) = place(span);
+                    Ok(Node {
+                        line,
+                        column,
+                        len,
+                        raw,
+                        kind: scalar(value, style)?,
+                    })
+                }
+                Event::SequenceStart(_, 0, None) => {
+                    let depth = self.enter(depth)?;
+                    let start = self.items.len();
+                    loop {
+                        match self.next()? {
+                            Some((Event::SequenceEnd, _)) => break,
+                            Some((event, span)) => {
+                                let item = self.node(event, &span, depth)?;
+                                self.items.push(item);
+                            }
+                            None => return Err(Defer),
+                        }
+                    }
+                    let items = self.items.split_off(start);
+                    Ok(collection(span, NodeKind::Seq(items)))
+                }
+                Event::MappingStart(_, 0, None) => {
+                    let depth = self.enter(depth)?;
+                    let start = self.entries.len();
+                    loop {
+                        let key = match self.next()? {
+                            Some((Event::MappingEnd, _)) => break,
+                            Some((event, _)) if is_merge_key(&event) => return Err(Defer),
+                            Some((event, span)) => self.node(event, &span, depth)?,
+                            None => return Err(Defer),
+                        };
+                        let value = self.next_node(depth)?;
+                        self.entries.push((key, value));
+                    }
+                    let entries = self.entries.split_off(start);
+                    Ok(collection(span, NodeKind::Map(entries)))
+                }
+                // Anchors, aliases, tags, and any event that is not a node.
+                _ => Err(Defer),
+            }
+        }
+
+        /// One level deeper, within `MAX_DEPTH`.
+        fn enter(&self, depth: usize) -> Step<usize> {
+            let depth = depth + 1;
+            if depth > MAX_DEPTH {
+                return Err(Defer);
+            }
+            Ok(depth)
+        }
+    }
+
+    /// A plain `<<` key: a merge key, which the deserializer expands.
+    fn is_merge_key(event: &Event<'_>) -> bool {
+        matches!(event, Event::Scalar(value, ScalarStyle::Plain, _, _) if value == "<<")
+    }
+
+    /// A collection's node: its place, and neither length nor text.
+    fn collection(span: &Span, kind: NodeKind) -> Node {
+        let (line, column) = line_column(span);
+        Node {
+            line,
+            column,
+            len: 0,
+            raw: (0, 0),
+            kind,
+        }
+    }
+
+    /// Line and column (both from 1) of where `span` starts.
+    fn line_column(span: &Span) -> (u32, u32) {
+        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        (
+            clamp(span.start.line()),
+            clamp(span.start.col().saturating_add(1)),
+        )
+    }
+
+    /// Line, column, length in characters and byte range of `span`, as the
+    /// YAML crate's locations carry them: a length or offset past `u32`
+    /// saturates one below `u32::MAX`, and a byte range that does not fit is
+    /// unknown, `(0, 0)`.
+    fn place(span: &Span) -> (u32, u32, u32, (u32, u32)) {
+        const MAX: usize = u32::MAX as usize;
+        let index = |n: usize| u32::try_from(n.min(MAX - 1)).unwrap_or(u32::MAX - 1);
+        let (line, column) = line_column(span);
+        let len = index(span.end.index().saturating_sub(span.start.index()));
+        let raw = match (span.start.byte_offset(), span.end.byte_offset()) {
+            (Some(start), Some(end)) => {
+                let bytes = end.saturating_sub(start);
+                if start <= MAX && bytes <= MAX {
+                    (index(start), index(bytes))
+                } else {
+                    (0, 0)
+                }
+            }
+            _ => (0, 0),
+        };
+        (line, column, len, raw)
+    }
+
+    /// An untagged scalar's value, resolved as the YAML crate's
+    /// `deserialize_any` resolves it with the options of `parse`: quoted and
+    /// block scalars are strings; a plain one is null (`~`, `null`, empty),
+    /// a YAML 1.2 boolean, an integer (`i64` when negative, else `u64`) or a
+    /// finite float, or else a string — and a string too where a number would
+    /// lose how it was written (`0123`, `1_000`, `0X1F`, `-.nan`). A
+    /// non-finite float is an error there, so it defers.
+    fn scalar(value: Cow<'_, str>, style: ScalarStyle) -> Step<NodeKind> {
+        if style != ScalarStyle::Plain {
+            return Ok(NodeKind::Str(value.into_owned()));
+        }
+        if matches!(&*value, "" | "~" | "null" | "Null" | "NULL") {
+            return Ok(NodeKind::Null);
+        }
+        let t = trim(&value);
+        match t {
+            "true" | "True" | "TRUE" => return Ok(NodeKind::Bool(true)),
+            "false" | "False" | "FALSE" => return Ok(NodeKind::Bool(false)),
+            _ => {}
+        }
+        let unsigned = t.strip_prefix(['+', '-']).unwrap_or(t);
+        // Every number, and every spelling kept as text below, starts with
+        // a digit or a dot after its sign: anything else is text, at once.
+        if !matches!(unsigned.as_bytes().first(), Some(b'0'..=b'9' | b'.')) {
+            return Ok(NodeKind::Str(value.into_owned()));
+        }
+        let uppercase_radix = matches!(unsigned.as_bytes(), [b'0', b'X' | b'O' | b'B', ..]);
+        if uppercase_radix || is_signed_nan(t) || leading_zero_decimal(t) || t.contains('_') {
+            return Ok(NodeKind::Str(value.into_owned()));
+        }
+        if t.starts_with('-') {
+            if let Some(n) = signed(t) {
+                return Ok(NodeKind::Int(n));
+            }
+        } else if let Some(n) = unsigned_int(t) {
+            return Ok(NodeKind::UInt(n));
+        }
+        match float(t) {
+            Some(f) if f.is_finite() => Ok(NodeKind::Float(f)),
+            Some(_) => Err(Defer),
+            None => Ok(NodeKind::Str(value.into_owned())),
+        }
+    }
+
+    /// The padding scalar conversion ignores (ASCII, so the cuts fall
+    /// between characters).
+    fn trim(s: &str) -> &str {
+        let pad = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+        let bytes = s.as_bytes();
+        let start = bytes.iter().position(|b| !pad(b)).unwrap_or(bytes.len());
+        let end = bytes
+            .iter()
+            .rposition(|b| !pad(b))
+            .map_or(start, |last| last + 1);
+        &s[start..end]
+    }
+
+    fn is_signed_nan(t: &str) -> bool {
+        t.strip_prefix(['+', '-'])
+            .is_some_and(|unsigned| matches!(unsigned, ".nan" | ".NaN" | ".NAN"))
+    }
+
+    /// A decimal integer with a redundant leading zero: `0127`, `-0127`.
+    fn leading_zero_decimal(t: &str) -> bool {
+        let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
+        digits.len() > 1 && digits.starts_with('0') && digits.bytes().all(|b| b.is_ascii_digit())
+    }
+
+    /// The radix of an integer's digits (`0x`, `0o`, `0b`, else 10).
+    fn radix_and_digits(rest: &str) -> (u32, &str) {
+        if let Some(r) = rest.strip_prefix("0x").or_else(|| rest.strip_prefix("0X")) {
+            (16, r)
+        } else if let Some(r) = rest.strip_prefix("0o").or_else(|| rest.strip_prefix("0O")) {
+            (8, r)
+        } else if let Some(r) = rest.strip_prefix("0b").or_else(|| rest.strip_prefix("0B")) {
+            (2, r)
+        } else {
+            (10, rest)
+        }
+    }
+
+    /// Digits in `radix`, with single underscores between them.
+    fn digits_u128(digits: &str, radix: u32) -> Option<u128> {
+        let bytes = digits.as_bytes();
+        let mut value: u128 = 0;
+        let mut saw = false;
+        for (i, &b) in bytes.iter().enumerate() {
+            let d = match b {
+                b'_' => {
+                    let prev_ok = i > 0 && bytes[i - 1] != b'_';
+                    let next_ok = i + 1 < bytes.len() && bytes[i + 1] != b'_';
+                    if !prev_ok || !next_ok {
+                        return None;
+                    }
+                    continue;
+                }
+                b'0'..=b'9' => u32::from(b - b'0'),
+                b'a'..=b'f' if radix > 10 => 10 + u32::from(b - b'a'),
+                b'A'..=b'F' if radix > 10 => 10 + u32::from(b - b'A'),
+                _ => return None,
+            };
+            if d >= radix {
+                return None;
+            }
+            value = value
+                .checked_mul(u128::from(radix))?
+                .checked_add(u128::from(d))?;
+            saw = true;
+        }
+        saw.then_some(value)
+    }
+
+    /// A trimmed integer that starts with `-`.
+    fn signed(t: &str) -> Option<i64> {
+        let (negative, rest) = match t.strip_prefix('+') {
+            Some(r) => (false, r),
+            None => match t.strip_prefix('-') {
+                Some(r) => (true, r),
+                None => (false, t),
+            },
+        };
+        let (radix, digits) = radix_and_digits(rest);
+        if radix == 10 && digits.starts_with('0') && digits != "0" {
+            return None;
+        }
+        let magnitude = digits_u128(digits, radix)?;
+        let value: i128 = if negative {
+            if magnitude == (i128::MAX as u128) + 1 {
+                i128::MIN
+            } else {
+                i128::try_from(magnitude).ok()?.checked_neg()?
+            }
+        } else {
+            i128::try_from(magnitude).ok()?
+        };
+        i64::try_from(value).ok()
+    }
+
+    /// A trimmed integer that does not start with `-`.
+    fn unsigned_int(t: &str) -> Option<u64> {
+        let rest = t.strip_prefix('+').unwrap_or(t);
+        let (radix, digits) = radix_and_digits(rest);
+        if radix == 10 && digits.starts_with('0') && digits != "0" {
+            return None;
+        }
+        u64::try_from(digits_u128(digits, radix)?).ok()
+    }
+
+    /// A trimmed float as YAML 1.2 writes it (`.inf`, `-.inf`, `.nan` too),
+    /// or a numeral too large for `f64` as an infinity.
+    fn float(t: &str) -> Option<f64> {
+        let (negative, unsigned) = match t.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, t.strip_prefix('+').unwrap_or(t)),
+        };
+        match unsigned {
+            ".nan" | ".NaN" | ".NAN" => return Some(f64::NAN),
+            ".inf" | ".Inf" | ".INF" if negative => return Some(f64::NEG_INFINITY),
+            ".inf" | ".Inf" | ".INF" => return Some(f64::INFINITY),
+            _ => {}
+        }
+        let parsed = t.parse::<f64>().ok()?;
+        if parsed.is_finite() {
+            return Some(parsed);
+        }
+        // `inf` and `nan` are words, not numerals: only an overflow counts.
+        let numeral = t
+            .strip_prefix(['+', '-'])
+            .unwrap_or(t)
+            .as_bytes()
+            .first()
+            .is_some_and(u8::is_ascii_digit);
+        (numeral && parsed.is_infinite()).then_some(parsed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,5 +787,560 @@ mod tests {
             block.push_str("k:\n");
         }
         assert!(parse(&block).unwrap_err().limit);
+    }
+
+    /// What the event builder and the deserializer make of `text`: whether
+    /// the builder built the tree itself. Wherever it does, the deserializer
+    /// must build the very same tree; and `parse` must always answer as the
+    /// deserializer does.
+    fn built_from_events(text: &str) -> bool {
+        let events = events::tree(text);
+        let serde = parse_with_serde(text);
+        if let Some(tree) = &events {
+            assert_eq!(Ok(tree), serde.as_ref(), "different trees for {text:?}");
+        }
+        assert_eq!(parse(text), serde, "different outcomes for {text:?}");
+        events.is_some()
+    }
+
+    /// Scalars whose type, text or place is easy to get wrong.
+    const SCALARS: &[&str] = &[
+        "",
+        "~",
+        "null",
+        "Null",
+        "NULL",
+        "nULL",
+        "none",
+        "None",
+        "true",
+        "True",
+        "TRUE",
+        "tRue",
+        "false",
+        "False",
+        "FALSE",
+        "yes",
+        "no",
+        "on",
+        "off",
+        "y",
+        "n",
+        "Yes",
+        "NO",
+        "0",
+        "-0",
+        "+0",
+        "00",
+        "007",
+        "-007",
+        "+007",
+        "1",
+        "+1",
+        "-1",
+        "123",
+        " 42",
+        "9223372036854775807",
+        "9223372036854775808",
+        "-9223372036854775808",
+        "-9223372036854775809",
+        "18446744073709551615",
+        "18446744073709551616",
+        "340282366920938463463374607431768211456",
+        "-170141183460469231731687303715884105728",
+        "0x1F",
+        "0X1F",
+        "-0x1F",
+        "+0x1f",
+        "0xff",
+        "0o17",
+        "0O17",
+        "0b101",
+        "0B101",
+        "0x",
+        "0o",
+        "0b",
+        "0xG",
+        "0o8",
+        "0b2",
+        "-0b101",
+        "-0o17",
+        "0x8000000000000000",
+        "-0x8000000000000000",
+        "-0x8000000000000001",
+        "0xFFFFFFFFFFFFFFFF",
+        "0x10000000000000000",
+        "1_000",
+        "1__000",
+        "_1",
+        "1_",
+        "0x_1",
+        "1.5",
+        "-1.5",
+        "+1.5",
+        ".5",
+        "5.",
+        "-.5",
+        "1e5",
+        "1E5",
+        "1e-5",
+        "1.5e+10",
+        "1.5E-3",
+        "0.0",
+        "-0.0",
+        "00.5",
+        "0.5",
+        "01.5",
+        "1_0.5",
+        "1.0.0",
+        "1e",
+        "e5",
+        "1e308",
+        "2.2250738585072014e-308",
+        "4.9e-324",
+        "1e-400",
+        "inf",
+        "-inf",
+        "nan",
+        "NaN",
+        "infinity",
+        "Infinity",
+        "+nan",
+        "-.nan",
+        "+.nan",
+        "-.NaN",
+        "+.NAN",
+        ".infx",
+        "0x1.8p3",
+        "1,000",
+        "1 000",
+        "$1",
+        "2027-06-30",
+        "2001-12-14t21:59:43.10-05:00",
+        "12:30",
+        "1:20:30",
+        "0:30",
+        "\"quoted\"",
+        "'single'",
+        "\"\"",
+        "''",
+        "\"null\"",
+        "'~'",
+        "\"123\"",
+        "'true'",
+        "\"0x1F\"",
+        "\"1e999\"",
+        "'.inf'",
+        "\"a\\tb\\u00e9\\x41\"",
+        "'it''s'",
+        "\"  padded \"",
+        "hello world",
+        "a:b",
+        "a#b",
+        "-",
+        "--",
+        "+",
+        ".",
+        "é",
+        "日本語",
+        "emoji 😀",
+        "a b  c",
+        "x=1",
+        "=",
+        "%",
+        "a\\b",
+        "'multi\n  line'",
+        "\"multi\n\n  line\"",
+        "http://example.com/a?b=c#d",
+        "ocid1.user.oc1..aaaa",
+        "+44 20 7946 0958",
+        "Europe/Paris",
+        "support@example.com",
+    ];
+
+    #[test]
+    fn scalars_are_resolved_as_the_deserializer_resolves_them() {
+        let mut built = 0;
+        for scalar in SCALARS {
+            let forms = [
+                scalar.to_string(),
+                format!("k: {scalar}\n"),
+                format!("{scalar}: v\n"),
+                format!("- {scalar}\n- x\n"),
+                format!("[{scalar}, {scalar}]"),
+                format!("{{{scalar}: {scalar}}}"),
+                format!("a:\n  b:\n    - {scalar}\n    - c: {scalar}\n      d: 1\n"),
+                format!("k: {scalar} # comment\n"),
+                format!("k: {scalar}\r\n"),
+            ];
+            for form in &forms {
+                built += usize::from(built_from_events(form));
+            }
+        }
+        assert!(built > SCALARS.len() * 5, "only {built} built from events");
+    }
+
+    /// Non-finite numbers are an error of the deserializer's (under its
+    /// default policy), which the builder leaves to it.
+    #[test]
+    fn non_finite_numbers_are_left_to_the_deserializer() {
+        for scalar in [
+            "1e999", "-1e999", ".inf", "-.inf", "+.inf", ".Inf", ".INF", ".nan", ".NaN", ".NAN",
+        ] {
+            let text = format!("k: {scalar}\n");
+            assert!(!built_from_events(&text), "{text:?}");
+            assert!(parse(&text).is_err(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn documents_and_collections_are_built_as_the_deserializer_builds_them() {
+        let documents = [
+            "",
+            "\n",
+            "\n\n\n",
+            "# only a comment\n",
+            "  # indented comment",
+            " \n\t\n",
+            "---\n",
+            "---",
+            "...\n",
+            "---\n...\n",
+            "--- # comment\n",
+            "%YAML 1.2\n---\na: 1\n",
+            "%YAML 1.1\n---\n- yes\n",
+            "%TAG !e! tag:example.com,2000:\n---\na: 1\n",
+            "---\na: 1\n",
+            "---\na: 1\n...\n",
+            "a: 1\n...\n",
+            "a: 1\n...\n# trailing comment\n",
+            "--- 5\n",
+            "--- |\n  text\n",
+            "\u{feff}a: 1\n",
+            "\u{feff}",
+            "\u{feff}# bom and comment\n",
+            "a: 1\r\nb: 2\r\n",
+            "a:\t1\n",
+            "a: 1\nb:\n  c: [1, 2, {d: e}]\n  f:\n    - x\n    - y: z\n      w: v\n",
+            "- a\n- - b\n  - c\n- {}\n- []\n- [[]]\n- {a: {}}\n",
+            "{a: 1, b: [2, 3], c: {d: 4}}",
+            "{a: 1, b: [2, 3], c: {d: 4},}",
+            "[a, b, c]",
+            "[a, b, c,]",
+            "[]",
+            "{}",
+            "[a: b]",
+            "[a: b, c, d: ]",
+            "[? a, b]",
+            "{a, b: c, ? d}",
+            "{a: , : b}",
+            "[{a: b}, {c: d}]",
+            "? complex key\n: value\n",
+            "? a\n? b\n: c\n",
+            "? |\n  block key\n: v\n",
+            "? [a, b]\n: c\n",
+            "? {a: b}\n: c\n",
+            "? - a\n  - b\n: - c\n  - d\n",
+            "{[a, b]: c}",
+            "{{a: b}: c}",
+            "a:\nb:\nc: ~\n",
+            "a:\n  -\n  - \n  - ''\n",
+            "a: 1\na: 2\n",
+            "a: 1\nb: 2\na: 3\n",
+            "1: a\n1: b\n0x1: c\n",
+            "é: ü\n日本: 語\n😀: x\n",
+            "a: 1 # c\n# c\nb: # c\n  c: 1 # c\n",
+            "k: |\n  line1\n  line2\n",
+            "k: >\n  folded\n  text\n\n  more\n",
+            "k: |-\n  x\n",
+            "k: |+\n  x\n\n",
+            "k: >2\n   indented\n",
+            "k: |\n  123\n",
+            "k: |\n",
+            "k: >-\n\n",
+            "- |\n  a\n- >\n  b\n",
+            "k: a\n  b\n  c\n",
+            "k: \"a\n  b\"\n",
+            "k: 'a\n\n  b'\n",
+            "k: \"\\\n  x\"\n",
+            "k: \"\\u263A \\U0001F600 \\x41 \\n \\t \\\\ \\\" \\/ \\0 \\a \\e \\_ \\N \\L \\P\"\n",
+            "- - - - deep\n",
+            "a: {b: {c: {d: {e: [1, [2, [3]]]}}}}\n",
+            "long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+            "<<x: 1\n",
+            "k: <<\n",
+            "'<<': {a: 1}\n",
+            "\"<<\": 1\n",
+            "- <<\n",
+            "users:\n  - id: ocid1.user.oc1..a\n    name: Ann\n    email: ann@example.com\n    phone: '+44 1'\n    csi: 0123\n    since: 2027-06-30\n    admin: no\n",
+        ];
+        let mut built = 0;
+        for text in documents {
+            built += usize::from(built_from_events(text));
+        }
+        assert_eq!(built, documents.len(), "not all built from events");
+    }
+
+    /// Errors, limits and what only the deserializer implements: the
+    /// builder leaves them to it, so messages and places are its own.
+    #[test]
+    fn errors_limits_anchors_tags_and_merge_keys_are_left_to_the_deserializer() {
+        let mut deep_flow = "[".repeat(MAX_DEPTH + 1);
+        deep_flow.push_str(&"]".repeat(MAX_DEPTH + 1));
+        let mut deep_block = String::new();
+        for depth in 0..=MAX_DEPTH {
+            deep_block.push_str(&" ".repeat(depth));
+            deep_block.push_str("k:\n");
+        }
+        deep_block.push_str(&" ".repeat(MAX_DEPTH + 1));
+        deep_block.push_str("v\n");
+        let mut deepest_allowed = "[".repeat(MAX_DEPTH);
+        deepest_allowed.push_str(&"]".repeat(MAX_DEPTH));
+        assert!(built_from_events(&deepest_allowed));
+        let inputs = [
+            "a: [1, 2\n",
+            "a: b: c\n",
+            "a: 1\n---\nb: 2\n",
+            "a: 1\n---\n",
+            "---\n---\n",
+            "a: 1\n...\n---\n",
+            "- a\nb: c\n",
+            "key: \"unterminated\n",
+            "a: @b\n",
+            "a: `b\n",
+            "a: \"\\ud83d\"\n",
+            "a: \"\\q\"\n",
+            "{a: 1\n",
+            "a: 1\n b: 2\n",
+            "[a, b]]\n",
+            "a: &x 1\nb: *x\n",
+            "a: &x [1, 2]\nb: *x\nc: *x\n",
+            "a: &x {k: v}\nb: *x\n",
+            "a: *unknown\n",
+            "&a [*a]",
+            "&x a: 1\n",
+            "!!str 123",
+            "k: !!int 1\n",
+            "k: !!float 1\n",
+            "k: !!bool true\n",
+            "k: !!null ''\n",
+            "k: !!str\n",
+            "k: !custom x\n",
+            "k: ! 12\n",
+            "k: !!binary aGVsbG8=\n",
+            "k: !!map {a: 1}\n",
+            "k: !!seq [1]\n",
+            "k: !!int [1]\n",
+            "<<: {a: 1}\nb: 2\n",
+            "base: &b {a: 1}\nx:\n  <<: *b\n  c: 2\n",
+            "{<<: {a: 1}}",
+            deep_flow.as_str(),
+            deep_block.as_str(),
+        ];
+        for text in inputs {
+            assert!(!built_from_events(text), "built from events: {text:?}");
+        }
+    }
+
+    /// Every YAML file of the repository: the examples and the fixtures.
+    #[test]
+    fn the_repository_files_build_the_same_tree() {
+        fn walk(dir: &std::path::Path, files: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, files);
+                } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                    files.push(path);
+                }
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        walk(&root.join("examples"), &mut files);
+        walk(&root.join("tests/data"), &mut files);
+        assert!(files.len() > 50, "{} files", files.len());
+        let mut built = 0;
+        for file in &files {
+            // Not every fixture is UTF-8 (that is what some of them test).
+            if let Ok(text) = std::fs::read_to_string(file) {
+                built += usize::from(built_from_events(&text));
+            }
+        }
+        assert!(
+            built > files.len() * 9 / 10,
+            "{built} of {} built",
+            files.len()
+        );
+    }
+
+    /// A YAML value to write out in block or flow style.
+    #[derive(Clone, Debug)]
+    enum Shape {
+        Scalar(String),
+        Seq(Vec<Shape>, bool),
+        Map(Vec<(Shape, Shape)>, bool),
+    }
+
+    impl Shape {
+        /// In flow style, as a key, an item or a value on the key's line.
+        fn flow(&self, out: &mut String) {
+            match self {
+                Shape::Scalar(s) => out.push_str(s),
+                Shape::Seq(items, _) => {
+                    out.push('[');
+                    for (i, item) in items.iter().enumerate() {
+                        if i > 0 {
+                            out.push_str(", ");
+                        }
+                        item.flow(out);
+                    }
+                    out.push(']');
+                }
+                Shape::Map(entries, _) => {
+                    out.push('{');
+                    for (i, (k, v)) in entries.iter().enumerate() {
+                        if i > 0 {
+                            out.push_str(", ");
+                        }
+                        k.flow(out);
+                        out.push_str(": ");
+                        v.flow(out);
+                    }
+                    out.push('}');
+                }
+            }
+        }
+
+        fn is_block(&self) -> bool {
+            match self {
+                Shape::Scalar(_) => false,
+                Shape::Seq(items, block) => *block && !items.is_empty(),
+                Shape::Map(entries, block) => *block && !entries.is_empty(),
+            }
+        }
+
+        /// In block style (where it asks for it) at `indent`, from a new line.
+        fn block(&self, indent: usize, out: &mut String) {
+            let pad = " ".repeat(indent);
+            match self {
+                Shape::Seq(items, _) if self.is_block() => {
+                    for item in items {
+                        out.push_str(&pad);
+                        out.push('-');
+                        if item.is_block() {
+                            out.push('\n');
+                            item.block(indent + 2, out);
+                        } else {
+                            out.push(' ');
+                            item.flow(out);
+                            out.push('\n');
+                        }
+                    }
+                }
+                Shape::Map(entries, _) if self.is_block() => {
+                    for (k, v) in entries {
+                        out.push_str(&pad);
+                        if k.is_block() {
+                            out.push_str("?\n");
+                            k.block(indent + 2, out);
+                            out.push_str(&pad);
+                            out.push(':');
+                        } else {
+                            k.flow(out);
+                            out.push(':');
+                        }
+                        if v.is_block() {
+                            out.push('\n');
+                            v.block(indent + 2, out);
+                        } else {
+                            out.push(' ');
+                            v.flow(out);
+                            out.push('\n');
+                        }
+                    }
+                }
+                _ => {
+                    out.push_str(&pad);
+                    self.flow(out);
+                    out.push('\n');
+                }
+            }
+        }
+    }
+
+    fn arb_scalar() -> impl Strategy<Value = String> {
+        let text = "[a-z0-9 ._:#'\"\\\\~+é-]{0,8}";
+        prop_oneof![
+            3 => prop::sample::select(SCALARS).prop_map(str::to_owned),
+            2 => text,
+            1 => text.prop_map(|s| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))),
+            1 => text.prop_map(|s| format!("'{}'", s.replace('\'', "''"))),
+        ]
+    }
+
+    fn arb_shape() -> impl Strategy<Value = Shape> {
+        arb_scalar()
+            .prop_map(Shape::Scalar)
+            .prop_recursive(4, 48, 6, |inner| {
+                prop_oneof![
+                    (prop::collection::vec(inner.clone(), 0..6), any::<bool>())
+                        .prop_map(|(items, block)| Shape::Seq(items, block)),
+                    (
+                        prop::collection::vec((inner.clone(), inner), 0..6),
+                        any::<bool>()
+                    )
+                        .prop_map(|(entries, block)| Shape::Map(entries, block)),
+                ]
+            })
+    }
+
+    /// Characters that change what YAML means, for mutating documents.
+    const MUTATIONS: &[&str] = &[
+        "-", ":", " ", "\n", "#", "'", "\"", "[", "]", "{", "}", ",", "?", "|", ">", "&a ", "*a",
+        "!", "\t", "0", "x", "é", "~", ".", "_", "---\n", "...\n", "<<", "\\", "\r\n",
+    ];
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
+
+        /// Generated documents, most of them valid YAML, in both styles.
+        #[test]
+        fn generated_documents_build_the_same_tree(shape in arb_shape()) {
+            let mut text = String::new();
+            shape.block(0, &mut text);
+            built_from_events(&text);
+        }
+
+        /// Documents with a few edits, to reach odd corners of the syntax
+        /// (and the errors, limits and features left to the deserializer).
+        #[test]
+        fn mutated_documents_give_the_same_outcome(
+            shape in arb_shape(),
+            edits in prop::collection::vec((any::<prop::sample::Index>(), prop::sample::select(MUTATIONS), 0u8..3), 1..4),
+        ) {
+            let mut text = String::new();
+            shape.block(0, &mut text);
+            for (at, insert, how) in edits {
+                let boundaries: Vec<usize> = text.char_indices().map(|(i, _)| i).chain([text.len()]).collect();
+                let at = boundaries[at.index(boundaries.len())];
+                match how {
+                    0 => text.insert_str(at, insert),
+                    1 => {
+                        if let Some(c) = text[at..].chars().next() {
+                            text.replace_range(at..at + c.len_utf8(), insert);
+                        }
+                    }
+                    _ => {
+                        if let Some(c) = text[at..].chars().next() {
+                            text.replace_range(at..at + c.len_utf8(), "");
+                        }
+                    }
+                }
+            }
+            built_from_events(&text);
+        }
     }
 }
