@@ -7,9 +7,9 @@
 //! level-triggered, and a change only means "look again".
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use notify::{PollWatcher, RecommendedWatcher, RecursiveMode};
@@ -61,14 +61,22 @@ impl Ignored {
     }
 }
 
-/// Whether a change at `path` could change the config set at `root`: a
+/// Whether a change at `path` could change the config set at `root` (which
+/// resolved to `target` when the watches were set): it must be `root`, under
+/// it, or the target or under it — the parent folders are watched only to see
+/// `root` itself come, go or be swapped, so their other entries (another
+/// program's temporary folders beside it, say) never matter. Below that: a
 /// config file, a directory or symlink (a swap, a new folder), anything that
-/// is gone (a removed folder is one event), or `root` itself. A regular file
-/// of another kind (a log written beside the config, say) cannot, and
-/// reacting to it could loop when that file is the watcher's own log.
-fn could_matter(path: &Path, root: &Path) -> bool {
-    if path == root {
+/// is gone (a removed folder is one event). A regular file of another kind
+/// (a log written beside the config, say) cannot, and reacting to it could
+/// loop when that file is the watcher's own log.
+fn could_matter(path: &Path, root: &Path, target: Option<&Path>) -> bool {
+    if path == root || target == Some(path) {
         return true;
+    }
+    let inside = path.starts_with(root) || target.is_some_and(|t| path.starts_with(t));
+    if !inside {
+        return false;
     }
     let is_config = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
     match std::fs::symlink_metadata(path) {
@@ -132,6 +140,8 @@ pub struct FileWatch {
     watched: Vec<(PathBuf, RecursiveMode)>,
     /// Where `root` pointed when the watches were set, to notice a swap.
     target: Option<PathBuf>,
+    /// The same, for the event handler's thread.
+    shared_target: Arc<Mutex<Option<PathBuf>>>,
 }
 
 impl FileWatch {
@@ -146,8 +156,14 @@ impl FileWatch {
     ) -> Result<FileWatch, String> {
         let root = absolute(root);
         let root_in_handler = root.clone();
+        let shared_target: Arc<Mutex<Option<PathBuf>>> = Arc::default();
+        let target_in_handler = Arc::clone(&shared_target);
         let handler = move |result: DebounceEventResult| match result {
             Ok(events) => {
+                let target = target_in_handler
+                    .lock()
+                    .map(|t| t.clone())
+                    .unwrap_or_default();
                 let mut paths: Vec<PathBuf> = Vec::new();
                 let mut rescan = false;
                 for event in events {
@@ -158,13 +174,9 @@ impl FileWatch {
                         continue;
                     }
                     tracing::trace!(kind = ?event.event.kind, paths = ?event.event.paths, "file event");
-                    paths.extend(
-                        event
-                            .event
-                            .paths
-                            .into_iter()
-                            .filter(|p| !ignored.contains(p) && could_matter(p, &root_in_handler)),
-                    );
+                    paths.extend(event.event.paths.into_iter().filter(|p| {
+                        !ignored.contains(p) && could_matter(p, &root_in_handler, target.as_deref())
+                    }));
                 }
                 if rescan {
                     let _ = wake.send(Wake::Trouble(
@@ -192,7 +204,12 @@ impl FileWatch {
                     None,
                     handler,
                     NoCache,
-                    notify::Config::default().with_poll_interval(every),
+                    // The poll watcher compares modification times in whole
+                    // seconds: an edit in the same second as the last one
+                    // would be missed without comparing the contents too.
+                    notify::Config::default()
+                        .with_poll_interval(every)
+                        .with_compare_contents(true),
                 )
                 .map_err(|e| format!("cannot start the file watcher: {e}"))?,
             ),
@@ -202,6 +219,7 @@ impl FileWatch {
             root,
             watched: Vec::new(),
             target: None,
+            shared_target,
         };
         watch.refresh()?;
         Ok(watch)
@@ -243,6 +261,9 @@ impl FileWatch {
                 Ok(()) => self.watched.push((path, mode)),
                 Err(e) => problems.push(format!("cannot watch `{}`: {e}", path.display())),
             }
+        }
+        if let Ok(mut shared) = self.shared_target.lock() {
+            shared.clone_from(&target);
         }
         self.target = target;
         if self.watched.is_empty() {
@@ -308,6 +329,31 @@ mod tests {
         for name in ["acme.yaml", "users.yml", "..data", "4914", "swp.yaml"] {
             assert!(!is_editor_temporary(Path::new(name)), "{name}");
         }
+    }
+
+    #[test]
+    fn only_changes_at_or_under_the_config_set_or_its_target_matter() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("config");
+        let target = dir.path().join("releases/v2");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&target).unwrap();
+        std::fs::create_dir_all(dir.path().join("neighbour")).unwrap();
+        std::fs::write(root.join("a.yaml"), "").unwrap();
+        std::fs::write(root.join("app.log"), "").unwrap();
+        let t = Some(target.as_path());
+        // The config set, its files and folders, and what it points at.
+        assert!(could_matter(&root, &root, t));
+        assert!(could_matter(&root.join("a.yaml"), &root, t));
+        assert!(could_matter(&root.join("gone"), &root, t));
+        assert!(could_matter(&target, &root, t));
+        assert!(could_matter(&target.join("b.yaml"), &root, t));
+        // A log beside the files, and anything else in the parent folder,
+        // watched only to see the config set itself come and go.
+        assert!(!could_matter(&root.join("app.log"), &root, t));
+        assert!(!could_matter(&dir.path().join("neighbour"), &root, t));
+        assert!(!could_matter(&dir.path().join("other.yaml"), &root, t));
+        assert!(!could_matter(&dir.path().join("config2"), &root, None));
     }
 
     #[test]
