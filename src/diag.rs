@@ -282,8 +282,33 @@ impl Sources {
     /// The 1-based line `line` of `file`, without its line break.
     fn line(&self, file: usize, line: u32) -> Option<&str> {
         let index = usize::try_from(line).ok()?.checked_sub(1)?;
-        self.text(file).lines().nth(index)
+        lines(self.text(file)).nth(index)
     }
+}
+
+/// The lines of a config file as the YAML parser numbers them: each ends at
+/// a line feed, a carriage return or both (CRLF), without its break; after a
+/// final break comes one more, empty line. Locations count lines this way.
+pub fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        match current.find(['\r', '\n']) {
+            Some(end) => {
+                let next = if current[end..].starts_with("\r\n") {
+                    end + 2
+                } else {
+                    end + 1
+                };
+                rest = Some(&current[next..]);
+                Some(&current[..end])
+            }
+            None => {
+                rest = None;
+                Some(current)
+            }
+        }
+    })
 }
 
 /// Replaces control characters with visible escapes, so that nothing read from
@@ -646,6 +671,33 @@ mod tests {
             text,
             "a.yaml:2:11: error[E117]: unknown user `bob`\n    |\n  2 |   - user: bob\n    |           ^^^\n  hint: did you mean `bobby`?\n"
         );
+    }
+
+    #[test]
+    fn lines_break_where_yaml_breaks_them() {
+        let all = |text| lines(text).collect::<Vec<_>>();
+        assert_eq!(all("a\nb\r\nc\rd"), ["a", "b", "c", "d"]);
+        assert_eq!(all("a\n"), ["a", ""]);
+        assert_eq!(all("\r\r\n"), ["", "", ""]);
+        assert_eq!(all(""), [""]);
+    }
+
+    #[test]
+    fn a_file_with_carriage_returns_only_shows_its_lines() {
+        let mut sources = Sources::default();
+        let file = sources.add("a.yaml".into(), "users:\r  a:\r    emial: x\r".into());
+        let d = Diagnostic::at(
+            Rule::UnknownField,
+            Location {
+                file,
+                line: 3,
+                column: 5,
+                len: 5,
+            },
+            "unknown field `emial`",
+        );
+        let text = render_text(&[d], &sources, Palette::PLAIN);
+        assert!(text.contains("  3 |     emial: x\n    |     ^^^^^\n"), "{text}");
     }
 
     #[test]
