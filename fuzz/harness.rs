@@ -15,7 +15,7 @@
 
 use supportctl::cli::{Checked, check_loaded};
 use supportctl::config::{self, export};
-use supportctl::diag::{self, Diagnostic, Location, Palette, Sources};
+use supportctl::diag::{self, Diagnostic, Location, Palette};
 use supportctl::model::{Date, Model};
 
 /// The line that separates the files of a config set in one input.
@@ -81,24 +81,35 @@ pub fn assert_invariants(checked: &Checked) {
         checked.model.is_some(),
         errors == 0,
         "model {} with {errors} errors: {:?}",
-        if checked.model.is_some() { "present" } else { "absent" },
+        if checked.model.is_some() {
+            "present"
+        } else {
+            "absent"
+        },
         checked.diagnostics
     );
 
     // Every place lies inside the file it names.
+    let files: Vec<File> = (0..sources.len())
+        .map(|i| File::new(sources.text(i)))
+        .collect();
     for d in &checked.diagnostics {
         if let Some(location) = d.location {
-            assert_within(location, sources, d);
+            assert_within(location, &files, d);
         }
         for related in &d.related {
-            assert_within(related.location, sources, d);
+            assert_within(related.location, &files, d);
         }
     }
 
     // Every renderer copes with every finding.
     let text = diag::render_text(&checked.diagnostics, sources, Palette::ANSI);
     for d in &checked.diagnostics {
-        assert!(text.contains(d.rule.code()), "{} not rendered:\n{text}", d.rule.code());
+        assert!(
+            text.contains(d.rule.code()),
+            "{} not rendered:\n{text}",
+            d.rule.code()
+        );
     }
     let json = diag::render_json(&checked.diagnostics, sources);
     let report: serde_json::Value =
@@ -154,23 +165,35 @@ fn assert_reads_back(files: &[(String, String)], expected: &Model) {
     );
 }
 
+/// A file's lines and size, measured once for all its findings.
+struct File<'a> {
+    lines: Vec<&'a str>,
+    chars: usize,
+}
+
+impl<'a> File<'a> {
+    fn new(text: &'a str) -> Self {
+        File {
+            lines: yaml_lines(text),
+            chars: text.chars().count(),
+        }
+    }
+}
+
 /// Asserts that `location` lies in its file: a line the file has (counting
 /// line breaks as YAML does: LF, CR and CRLF, and one more line after a
 /// final break) and a column at most one past that line's last character.
-fn assert_within(location: Location, sources: &Sources, d: &Diagnostic) {
+fn assert_within(location: Location, files: &[File], d: &Diagnostic) {
+    let Some(file) = files.get(location.file) else {
+        panic!("{location:?} names a file the set does not have: {d:?}")
+    };
     assert!(
-        location.file < sources.len(),
-        "{location:?} names a file the set does not have: {d:?}"
-    );
-    let text = sources.text(location.file);
-    let lines = yaml_lines(text);
-    assert!(
-        location.line >= 1 && location.line as usize <= lines.len(),
-        "line {} of a file of {} lines: {d:?}\n{text:?}",
+        location.line >= 1 && location.line as usize <= file.lines.len(),
+        "line {} of a file of {} lines: {d:?}",
         location.line,
-        lines.len()
+        file.lines.len()
     );
-    let line = lines[location.line as usize - 1];
+    let line = file.lines[location.line as usize - 1];
     let width = line.chars().count();
     assert!(
         location.column >= 1 && location.column as usize <= width + 1,
@@ -178,10 +201,10 @@ fn assert_within(location: Location, sources: &Sources, d: &Diagnostic) {
         location.column
     );
     assert!(
-        location.len as usize <= text.chars().count(),
+        location.len as usize <= file.chars,
         "a length of {} in a file of {} characters: {d:?}",
         location.len,
-        text.chars().count()
+        file.chars
     );
 }
 
