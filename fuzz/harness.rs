@@ -10,13 +10,14 @@
 //! joined by [`FILE_SEPARATOR`]. It is loaded in memory
 //! (`config::load_files`), checked as `validate` checks it
 //! (`cli::check_loaded`, on a fixed day), rendered in every output format,
-//! and, when it is valid, exported and loaded again. No file system, no
+//! and, when it is valid, planned (in memory) and exported and loaded again. No file system, no
 //! database: the loop stays fast.
 
 use supportctl::cli::{Checked, check_loaded};
 use supportctl::config::{self, export};
 use supportctl::diag::{self, Diagnostic, Location, Palette};
 use supportctl::model::{Date, Model};
+use supportctl::{plan, render};
 
 /// The line that separates the files of a config set in one input.
 pub const FILE_SEPARATOR: &[u8] = b"\n#file\n";
@@ -102,8 +103,15 @@ pub fn assert_invariants(checked: &Checked) {
         }
     }
 
-    // Every renderer copes with every finding.
-    let text = diag::render_text(&checked.diagnostics, sources, Palette::ANSI);
+    // Every renderer copes with every finding, and nothing read from a file
+    // reaches a terminal as a control character.
+    let text = diag::render_text(&checked.diagnostics, sources, Palette::PLAIN);
+    assert!(
+        !text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t'),
+        "a control character in the text:\n{text:?}"
+    );
     for d in &checked.diagnostics {
         assert!(
             text.contains(d.rule.code()),
@@ -122,6 +130,10 @@ pub fn assert_invariants(checked: &Checked) {
         "one workflow command per finding:\n{github}"
     );
 
+    if let Some(model) = &checked.model {
+        assert_plans(model);
+    }
+
     // A valid config set exported reads back as the same model, as one file
     // and as a GitOps directory. Export writes no renames. Left out: a model
     // whose approvals or links name an approver who is no longer a CSI
@@ -138,6 +150,37 @@ pub fn assert_invariants(checked: &Checked) {
             .collect();
         assert_reads_back(&directory, &expected);
     }
+}
+
+/// The planner's laws on a checked model: planned from nothing, the plan
+/// leads to the model (renames aside: there is nothing to rename), a model
+/// planned against itself has no changes, and the JSON plan reads back as
+/// the same plan.
+fn assert_plans(model: &Model) {
+    let mut expected = model.clone();
+    expected.renames.clear();
+    let from_nothing = plan::plan(model, None);
+    assert_eq!(
+        plan::apply_to(None, &from_nothing).as_ref(),
+        Some(&expected),
+        "the plan from nothing leads elsewhere: {from_nothing:?}"
+    );
+    let again = plan::plan(model, Some(&expected));
+    assert!(
+        again.is_empty(),
+        "a model planned against itself: {again:?}"
+    );
+    let text = render::plan_text(&from_nothing, render::PlanPalette::PLAIN);
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "a control character in the plan:\n{text:?}"
+    );
+    let json = render::plan_json(&from_nothing, "", 0, "sha256:x");
+    let saved = render::parse_plan_json(&json).unwrap_or_else(|e| panic!("{e}:\n{json}"));
+    assert_eq!(
+        saved.plan, from_nothing,
+        "the JSON plan reads back as another plan"
+    );
 }
 
 /// Whether every `approved_by` and `via` of `model` names a CSI administrator.
