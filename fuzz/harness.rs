@@ -69,6 +69,73 @@ pub fn run(data: &[u8]) {
     let files = named(&split(data));
     let checked = load_and_check(&files);
     assert_invariants(&checked);
+    assert_both_parsers_agree(&files, &checked);
+}
+
+/// The line put before each file to send it down the YAML crate's
+/// deserializer: an anchor on the root, which the tree builder that reads
+/// the parser's events leaves to it, and which changes nothing else.
+const ANCHORED_ROOT: &str = "--- &fuzz-root\n";
+
+/// The YAML layer builds a tree two ways: from the parser's events, and,
+/// for what that builder leaves (anchors, tags, errors…), through the YAML
+/// crate's deserializer. Both must read a file alike: with its root
+/// anchored, a config set must check to the same model and the same
+/// findings, one line down.
+///
+/// Compared only where the anchor cannot change the meaning: a set with a
+/// tenancy, that parsed, and whose files have no document markers or
+/// directives of their own.
+pub fn assert_both_parsers_agree(files: &[(String, &[u8])], checked: &Checked) {
+    use supportctl::diag::Rule;
+    let parsed = !checked.diagnostics.iter().any(|d| {
+        matches!(
+            d.rule,
+            Rule::Unreadable | Rule::YamlSyntax | Rule::InputLimit | Rule::TenancyMissing
+        )
+    });
+    let plain = files.iter().all(|(_, bytes)| {
+        diag::lines(&String::from_utf8_lossy(bytes)).all(|line| {
+            !(line.starts_with("---") || line.starts_with("...") || line.starts_with('%'))
+        })
+    });
+    if checked.loaded.raw.tenancies.is_empty() || !parsed || !plain {
+        return;
+    }
+    let anchored: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|(name, bytes)| {
+            let (bom, rest) = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
+                Some(rest) => (&b"\xEF\xBB\xBF"[..], rest),
+                None => (&b""[..], *bytes),
+            };
+            (name.clone(), [bom, ANCHORED_ROOT.as_bytes(), rest].concat())
+        })
+        .collect();
+    let named: Vec<(String, &[u8])> = anchored
+        .iter()
+        .map(|(name, bytes)| (name.clone(), bytes.as_slice()))
+        .collect();
+    let again = load_and_check(&named);
+    let down = |d: &Diagnostic| {
+        let mut d = d.clone();
+        if let Some(l) = d.location.as_mut() {
+            l.line += 1;
+        }
+        for r in &mut d.related {
+            r.location.line += 1;
+        }
+        d
+    };
+    let expected: Vec<Diagnostic> = checked.diagnostics.iter().map(down).collect();
+    assert_eq!(
+        again.diagnostics, expected,
+        "the deserializer reads the set otherwise than the event builder:\n{named:?}"
+    );
+    assert_eq!(
+        again.model, checked.model,
+        "another model through the deserializer"
+    );
 }
 
 /// The invariants of a loaded and checked config set. Panics, naming the

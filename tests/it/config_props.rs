@@ -15,7 +15,8 @@
 //!   rule, at the line of the file it was injected into;
 //! - either way, nothing panics, and the invariants of the fuzz harness hold
 //!   (`fuzz/harness.rs`: every place inside its file, every renderer, the
-//!   export read back).
+//!   plan and the export read back, and both ways of building the YAML tree
+//!   agree).
 //!
 //! The same harness replays the fuzzer's regressions (`fuzz/regressions/`)
 //! and every fixture, so a fuzz finding stays fixed without nightly. Case
@@ -885,6 +886,7 @@ fn check(set: &Set) -> (Rendered, Checked) {
         .collect();
     let checked = harness::load_and_check(&files);
     harness::assert_invariants(&checked);
+    harness::assert_both_parsers_agree(&files, &checked);
     (rendered, checked)
 }
 
@@ -1117,7 +1119,9 @@ fn fixtures_keep_the_fuzz_invariants() {
             .map(|(p, b)| (p.display().to_string(), b.as_slice()))
             .collect();
         let outcome = std::panic::catch_unwind(|| {
-            harness::assert_invariants(&harness::load_and_check(&named));
+            let checked = harness::load_and_check(&named);
+            harness::assert_invariants(&checked);
+            harness::assert_both_parsers_agree(&named, &checked);
         });
         assert!(outcome.is_ok(), "{set:?}");
     }
