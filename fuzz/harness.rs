@@ -85,7 +85,7 @@ const ANCHORED_ROOT: &str = "--- &fuzz-root\n";
 ///
 /// Compared only where the anchor cannot change the meaning: a set with a
 /// tenancy, that parsed, and whose files have no document markers or
-/// directives of their own.
+/// directives of their own and no anchor or tag before the root.
 pub fn assert_both_parsers_agree(files: &[(String, &[u8])], checked: &Checked) {
     use supportctl::diag::Rule;
     let parsed = !checked.diagnostics.iter().any(|d| {
@@ -95,9 +95,16 @@ pub fn assert_both_parsers_agree(files: &[(String, &[u8])], checked: &Checked) {
         )
     });
     let plain = files.iter().all(|(_, bytes)| {
-        diag::lines(&String::from_utf8_lossy(bytes)).all(|line| {
-            !(line.starts_with("---") || line.starts_with("...") || line.starts_with('%'))
-        })
+        let text = String::from_utf8_lossy(bytes);
+        let markers = diag::lines(&text).any(|line| {
+            line.starts_with("---") || line.starts_with("...") || line.starts_with('%')
+        });
+        // A root with an anchor or a tag of its own cannot take another.
+        let root_property = diag::lines(&text)
+            .map(str::trim)
+            .find(|line| !line.is_empty() && !line.starts_with('#'))
+            .is_some_and(|line| line.starts_with(['&', '!']));
+        !markers && !root_property
     });
     if checked.loaded.raw.tenancies.is_empty() || !parsed || !plain {
         return;
