@@ -85,7 +85,8 @@ const ANCHORED_ROOT: &str = "--- &fuzz-root\n";
 ///
 /// Compared only where the anchor cannot change the meaning: a set with a
 /// tenancy, that parsed, and whose files have no document markers or
-/// directives of their own and no anchor or tag before the root.
+/// directives of their own, no anchor or tag before the root, and no
+/// byte-order mark past the first byte.
 pub fn assert_both_parsers_agree(files: &[(String, &[u8])], checked: &Checked) {
     use supportctl::diag::Rule;
     let parsed = !checked.diagnostics.iter().any(|d| {
@@ -104,7 +105,13 @@ pub fn assert_both_parsers_agree(files: &[(String, &[u8])], checked: &Checked) {
             .map(str::trim)
             .find(|line| !line.is_empty() && !line.starts_with('#'))
             .is_some_and(|line| line.starts_with(['&', '!']));
-        !markers && !root_property
+        // After `---` a byte-order mark is inside the document, an error;
+        // before it, one may open a document.
+        let inner_bom = text
+            .strip_prefix('\u{FEFF}')
+            .unwrap_or(&text)
+            .contains('\u{FEFF}');
+        !markers && !root_property && !inner_bom
     });
     if checked.loaded.raw.tenancies.is_empty() || !parsed || !plain {
         return;
