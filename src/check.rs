@@ -7,7 +7,7 @@
 //! stops the check. Pure: no files, no clock (the caller passes today).
 //! Rule numbers are those of SPEC §2.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use crate::config::{RawConfig, RawTenancy, RawUserEntry, Spanned, Unreadable, raw};
 use crate::diag::{Diagnostic, Location, Rule, did_you_mean};
@@ -23,6 +23,8 @@ pub fn check(raw: &RawConfig, today: Date) -> (Option<Model>, Vec<Diagnostic>) {
         today,
         diagnostics: Vec::new(),
         unreadable: raw.unreadable.clone(),
+        suggestions_left: SUGGESTION_BUDGET,
+        zones: Vec::new(),
     };
     let model = checker.run(raw);
     let has_errors = checker.diagnostics.iter().any(Diagnostic::is_error);
@@ -35,7 +37,18 @@ struct Checker {
     /// Entries written but not readable: already reported, so a reference
     /// to them is not reported again as a reference to nothing.
     unreadable: Unreadable,
+    /// Comparisons "did you mean" hints may still make (see [`SUGGESTION_BUDGET`]).
+    suggestions_left: usize,
+    /// The names of the bundled time zones, read at the first bad one.
+    zones: Vec<String>,
 }
+
+/// How many name comparisons the "did you mean" hints of one check may make
+/// in all. Each hint compares one name with every candidate, so a config set
+/// with many unknown references among many users would check in quadratic
+/// time; past the budget (a fraction of a second), hints give the general
+/// advice instead.
+const SUGGESTION_BUDGET: usize = 2_000_000;
 
 /// What checking knows of a declared user while it checks references.
 struct Declared<'a> {
@@ -84,6 +97,46 @@ pub fn is_valid_email(email: &str) -> bool {
 impl Checker {
     fn push(&mut self, diagnostic: Diagnostic) {
         self.diagnostics.push(diagnostic);
+    }
+
+    /// The closest of `candidates` to `word`, while the budget of
+    /// comparisons lasts (`count` is how many candidates there are).
+    fn suggest<'c>(
+        &mut self,
+        word: &str,
+        count: usize,
+        candidates: impl IntoIterator<Item = &'c str>,
+    ) -> Option<&'c str> {
+        if count > self.suggestions_left {
+            return None;
+        }
+        self.suggestions_left -= count;
+        did_you_mean(word, candidates)
+    }
+
+    /// The closest declared user id to `word`, as a hint.
+    fn suggest_user<'u>(
+        &mut self,
+        word: &str,
+        users: &BTreeMap<&'u str, Declared>,
+    ) -> Option<&'u str> {
+        self.suggest(word, users.len(), users.keys().copied())
+    }
+
+    fn timezone_hint(&mut self, zone: &str) -> String {
+        if self.zones.is_empty() {
+            self.zones = jiff::tz::db()
+                .available()
+                .map(|n| n.as_str().to_owned())
+                .collect();
+        }
+        let zones = std::mem::take(&mut self.zones);
+        let hint = match self.suggest(zone, zones.len(), zones.iter().map(String::as_str)) {
+            Some(best) => format!("did you mean `{best}`?"),
+            None => "time zones are IANA names such as `Asia/Seoul` or `Europe/Berlin`".to_string(),
+        };
+        self.zones = zones;
+        hint
     }
 
     fn run(&mut self, raw: &RawConfig) -> Option<Model> {
@@ -224,7 +277,7 @@ impl Checker {
                     );
                 }
                 if !is_iana_time_zone(&account.timezone) {
-                    let hint = timezone_hint(&account.timezone);
+                    let hint = self.timezone_hint(&account.timezone);
                     self.push(
                         Diagnostic::at(
                             Rule::InvalidTimezone,
@@ -289,7 +342,7 @@ impl Checker {
         }
         match users.get(admin.value.as_str()) {
             None => {
-                let hint = match did_you_mean(&admin.value, users.keys().copied()) {
+                let hint = match self.suggest_user(&admin.value, users) {
                     Some(best) => format!("did you mean `{best}`?"),
                     None => format!(
                         "declare `{}` under `users:` with a `support_account`",
@@ -331,7 +384,7 @@ impl Checker {
             name.location,
             format!("{what} `{}` is not a declared user", name.value),
         );
-        if let Some(best) = did_you_mean(&name.value, users.keys().copied()) {
+        if let Some(best) = self.suggest_user(&name.value, users) {
             d = d.with_hint(format!("did you mean `{best}`?"));
         } else {
             d = d.with_hint(format!(
@@ -562,43 +615,67 @@ impl Checker {
                     .is_some_and(|b| b.role.value == raw::RawRole::Admin))
             .then_some(by)
         };
-        let mut reported: BTreeSet<&str> = BTreeSet::new();
-        for &start in approvals.keys() {
-            if reported.contains(start) {
+        // Each approval is walked once: a walk stops at the first approval
+        // an earlier walk reached, so a long chain costs its length, not
+        // its length squared.
+        let mut walked: HashMap<&str, usize> = HashMap::with_capacity(approvals.len());
+        for (walk, &start) in approvals.keys().enumerate() {
+            if walked.contains_key(start) {
                 continue;
             }
             let mut path = vec![start];
             let mut current = start;
+            walked.insert(start, walk);
             while let Some(next) = parent(current) {
-                if let Some(pos) = path.iter().position(|&p| p == next) {
-                    let cycle = &path[pos..];
-                    if cycle.iter().any(|c| reported.contains(c)) {
+                match walked.get(next) {
+                    // Reached by an earlier walk: its loop, if any, is reported.
+                    Some(&earlier) if earlier != walk => break,
+                    Some(_) => {
+                        let pos = path.iter().position(|&p| p == next).unwrap_or(0);
+                        self.approval_cycle(&path[pos..], approvals, admin_id);
                         break;
                     }
-                    reported.extend(cycle.iter().copied());
-                    let first = *cycle.iter().min().unwrap_or(&next);
-                    let shown: Vec<String> = cycle_from(cycle, first)
-                        .iter()
-                        .map(|c| format!("`{c}`"))
-                        .collect();
-                    let by = approvals[first]
-                        .approved_by
-                        .as_ref()
-                        .map_or(approvals[first].location, |b| b.location);
-                    self.push(
-                        Diagnostic::at(
-                            Rule::ApprovalCycle,
-                            by,
-                            format!("approvals form a loop: {} → {}", shown.join(" → "), shown[0]),
-                        )
-                        .with_hint(format!("approval chains start at the tenancy admin: let `{admin_id}` approve one of them")),
-                    );
-                    break;
+                    None => {
+                        walked.insert(next, walk);
+                        path.push(next);
+                        current = next;
+                    }
                 }
-                path.push(next);
-                current = next;
             }
         }
+    }
+
+    fn approval_cycle(
+        &mut self,
+        cycle: &[&str],
+        approvals: &BTreeMap<&str, &Spanned<raw::RawApproval>>,
+        admin_id: &str,
+    ) {
+        let Some(&first) = cycle.iter().min() else {
+            return;
+        };
+        let shown: Vec<String> = cycle_from(cycle, first)
+            .iter()
+            .map(|c| format!("`{c}`"))
+            .collect();
+        let by = approvals[first]
+            .approved_by
+            .as_ref()
+            .map_or(approvals[first].location, |b| b.location);
+        self.push(
+            Diagnostic::at(
+                Rule::ApprovalCycle,
+                by,
+                format!(
+                    "approvals form a loop: {} → {}",
+                    shown.join(" → "),
+                    shown[0]
+                ),
+            )
+            .with_hint(format!(
+                "approval chains start at the tenancy admin: let `{admin_id}` approve one of them"
+            )),
+        );
     }
 
     fn links(
@@ -843,17 +920,6 @@ fn id_hint(id: &str) -> String {
         format!("ids are lowercase letters, digits, `.`, `_` and `-`: try `{lowered}`")
     } else {
         "ids are 1 to 63 lowercase letters, digits, `.`, `_` and `-`, starting with a letter or digit".to_string()
-    }
-}
-
-fn timezone_hint(zone: &str) -> String {
-    let names: Vec<String> = jiff::tz::db()
-        .available()
-        .map(|n| n.as_str().to_owned())
-        .collect();
-    match did_you_mean(zone, names.iter().map(String::as_str)) {
-        Some(best) => format!("did you mean `{best}`?"),
-        None => "time zones are IANA names such as `Asia/Seoul` or `Europe/Berlin`".to_string(),
     }
 }
 

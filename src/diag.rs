@@ -7,6 +7,7 @@
 //! JSON, or GitHub workflow commands. Nothing here reads files: the caller
 //! hands in the sources it loaded.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -278,12 +279,137 @@ impl Sources {
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
     }
+}
+
+/// The lines that diagnostics point at, found without reading a file from
+/// its start for each one: a file's line starts are found once, and a long
+/// line's characters counted once, so rendering many findings in a large
+/// file takes time in proportion to the file and the findings, not their
+/// product.
+struct LineIndex<'a> {
+    sources: &'a Sources,
+    /// Each file's line starts, as byte offsets.
+    starts: HashMap<usize, Vec<usize>>,
+    long: HashMap<(usize, u32), LongLine>,
+}
+
+/// A line too long to show whole: its length in characters, and the byte
+/// offset of every [`LongLine::STEP`]th character.
+struct LongLine {
+    chars: usize,
+    marks: Vec<usize>,
+}
+
+impl LongLine {
+    const STEP: usize = 256;
+
+    fn new(text: &str) -> LongLine {
+        let mut marks = vec![0];
+        let mut chars = 0;
+        for (at, _) in text.char_indices() {
+            if chars > 0 && chars % Self::STEP == 0 {
+                marks.push(at);
+            }
+            chars += 1;
+        }
+        LongLine { chars, marks }
+    }
+
+    /// The byte offset of character `index` of `text`, or its end.
+    fn byte_at(&self, text: &str, index: usize) -> usize {
+        if index >= self.chars {
+            return text.len();
+        }
+        let mark = index / Self::STEP;
+        let from = self.marks[mark];
+        text[from..]
+            .char_indices()
+            .nth(index - mark * Self::STEP)
+            .map_or(text.len(), |(at, _)| from + at)
+    }
+}
+
+/// The byte offset of every line's start, lines broken as [`lines`] breaks them.
+fn line_starts(text: &str) -> Vec<usize> {
+    let bytes = text.as_bytes();
+    let mut starts = vec![0];
+    for (i, &b) in bytes.iter().enumerate() {
+        let ends_line = b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n'));
+        if ends_line {
+            starts.push(i + 1);
+        }
+    }
+    starts
+}
+
+impl<'a> LineIndex<'a> {
+    fn new(sources: &'a Sources) -> Self {
+        LineIndex {
+            sources,
+            starts: HashMap::new(),
+            long: HashMap::new(),
+        }
+    }
 
     /// The 1-based line `line` of `file`, without its line break.
-    fn line(&self, file: usize, line: u32) -> Option<&str> {
+    fn line(&mut self, file: usize, line: u32) -> Option<&'a str> {
         let index = usize::try_from(line).ok()?.checked_sub(1)?;
-        self.text(file).lines().nth(index)
+        let text = self.sources.text(file);
+        let starts = self.starts.entry(file).or_insert_with(|| line_starts(text));
+        let rest = &text[*starts.get(index)?..];
+        Some(&rest[..rest.find(['\r', '\n']).unwrap_or(rest.len())])
     }
+
+    /// At most `width` characters of line `line` of `file` (which is
+    /// `text`) around character `column`, and the column within them.
+    fn window(
+        &mut self,
+        (file, line): (usize, u32),
+        text: &'a str,
+        column: usize,
+        width: usize,
+    ) -> (&'a str, usize) {
+        // A line of no more bytes than that has no more characters either.
+        if text.len() <= width {
+            return (text, column);
+        }
+        let long = self
+            .long
+            .entry((file, line))
+            .or_insert_with(|| LongLine::new(text));
+        if long.chars <= width {
+            return (text, column);
+        }
+        let skip = column.saturating_sub(width / 4);
+        let start = long.byte_at(text, skip);
+        let end = long.byte_at(text, skip + width);
+        (&text[start..end], column - skip)
+    }
+}
+
+/// The lines of a config file as the YAML parser numbers them: each ends at
+/// a line feed, a carriage return or both (CRLF), without its break; after a
+/// final break comes one more, empty line. Locations count lines this way.
+pub fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        match current.find(['\r', '\n']) {
+            Some(end) => {
+                let next = if current[end..].starts_with("\r\n") {
+                    end + 2
+                } else {
+                    end + 1
+                };
+                rest = Some(&current[next..]);
+                Some(&current[..end])
+            }
+            None => {
+                rest = None;
+                Some(current)
+            }
+        }
+    })
 }
 
 /// Replaces control characters with visible escapes, so that nothing read from
@@ -353,6 +479,7 @@ impl Palette {
 /// source line with a caret under the offending value, then notes and a hint.
 pub fn render_text(diagnostics: &[Diagnostic], sources: &Sources, palette: Palette) -> String {
     let mut out = String::new();
+    let mut lines = LineIndex::new(sources);
     for d in diagnostics {
         let (label, colour) = match d.severity() {
             Severity::Error => ("error", palette.error),
@@ -379,7 +506,7 @@ pub fn render_text(diagnostics: &[Diagnostic], sources: &Sources, palette: Palet
             palette.reset
         );
         if let Some(loc) = d.location {
-            render_snippet(&mut out, sources, loc, colour, palette);
+            render_snippet(&mut out, &mut lines, loc, colour, palette);
         }
         for related in &d.related {
             let loc = related.location;
@@ -393,7 +520,7 @@ pub fn render_text(diagnostics: &[Diagnostic], sources: &Sources, palette: Palet
                 loc.line,
                 loc.column
             );
-            render_snippet(&mut out, sources, loc, palette.note, palette);
+            render_snippet(&mut out, &mut lines, loc, palette.note, palette);
         }
         if let Some(hint) = &d.hint {
             let _ = writeln!(
@@ -410,28 +537,21 @@ pub fn render_text(diagnostics: &[Diagnostic], sources: &Sources, palette: Palet
 
 fn render_snippet(
     out: &mut String,
-    sources: &Sources,
+    lines: &mut LineIndex,
     loc: Location,
     colour: &str,
     palette: Palette,
 ) {
-    let Some(line) = sources.line(loc.file, loc.line) else {
+    let Some(line) = lines.line(loc.file, loc.line) else {
         return;
     };
     let number = loc.line.to_string();
     let gutter = " ".repeat(number.len());
     // A very long line is shown as a window around the caret, so that one
     // finding in a minified file does not print megabytes.
-    const WINDOW: usize = 120;
+    const WINDOW: usize = 240;
     let column = loc.column.saturating_sub(1) as usize;
-    let skip = column.saturating_sub(WINDOW / 2);
-    let windowed: String;
-    let (line, column) = if line.chars().count() > WINDOW * 2 {
-        windowed = line.chars().skip(skip).take(WINDOW * 2).collect();
-        (windowed.as_str(), column - skip)
-    } else {
-        (line, column)
-    };
+    let (line, column) = lines.window((loc.file, loc.line), line, column, WINDOW);
     let shown = escape_control(line);
     // Columns count characters of the raw line; escaping can only widen what
     // precedes the caret, so measure the prefix through the same escaping.
@@ -645,6 +765,79 @@ mod tests {
         assert_eq!(
             text,
             "a.yaml:2:11: error[E117]: unknown user `bob`\n    |\n  2 |   - user: bob\n    |           ^^^\n  hint: did you mean `bobby`?\n"
+        );
+    }
+
+    #[test]
+    fn lines_break_where_yaml_breaks_them() {
+        let all = |text| lines(text).collect::<Vec<_>>();
+        assert_eq!(all("a\nb\r\nc\rd"), ["a", "b", "c", "d"]);
+        assert_eq!(all("a\n"), ["a", ""]);
+        assert_eq!(all("\r\r\n"), ["", "", ""]);
+        assert_eq!(all(""), [""]);
+    }
+
+    #[test]
+    fn a_file_with_carriage_returns_only_shows_its_lines() {
+        let mut sources = Sources::default();
+        let file = sources.add("a.yaml".into(), "users:\r  a:\r    emial: x\r".into());
+        let d = Diagnostic::at(
+            Rule::UnknownField,
+            Location {
+                file,
+                line: 3,
+                column: 5,
+                len: 5,
+            },
+            "unknown field `emial`",
+        );
+        let text = render_text(&[d], &sources, Palette::PLAIN);
+        assert!(
+            text.contains("  3 |     emial: x\n    |     ^^^^^\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn line_starts_agree_with_lines() {
+        for text in ["", "a", "a\n", "a\r\nb\rc\n\n", "\r\r\n\n", "é\rü"] {
+            let from_lines: Vec<&str> = lines(text).collect();
+            let starts = line_starts(text);
+            assert_eq!(starts.len(), from_lines.len(), "{text:?}");
+            let sources = {
+                let mut s = Sources::default();
+                s.add("a.yaml".into(), text.into());
+                s
+            };
+            let mut index = LineIndex::new(&sources);
+            for (i, line) in from_lines.iter().enumerate() {
+                assert_eq!(index.line(0, i as u32 + 1), Some(*line), "{text:?}");
+            }
+            assert_eq!(index.line(0, from_lines.len() as u32 + 1), None);
+        }
+    }
+
+    #[test]
+    fn a_long_line_is_shown_around_the_caret() {
+        let line = format!("{}ERR{}", "é".repeat(1000), "x".repeat(1000));
+        let mut sources = Sources::default();
+        let file = sources.add("a.yaml".into(), format!("a: 1\n{line}\n"));
+        let d = Diagnostic::at(
+            Rule::YamlSyntax,
+            Location {
+                file,
+                line: 2,
+                column: 1001,
+                len: 3,
+            },
+            "here",
+        );
+        let text = render_text(&[d], &sources, Palette::PLAIN);
+        let shown = format!("{}ERR{}", "é".repeat(60), "x".repeat(177));
+        assert!(text.contains(&format!("  2 | {shown}\n")), "{text}");
+        assert!(
+            text.contains(&format!("    | {}^^^\n", " ".repeat(60))),
+            "{text}"
         );
     }
 

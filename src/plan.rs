@@ -7,7 +7,7 @@
 //! before the ones it grants, link), each kind sorted by id. Renames
 //! (`previously:`) come first of all, as moves that delete nothing.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::model::{Approval, Model, SupportAccount, SupportLink, Tenancy, User};
 
@@ -555,22 +555,48 @@ fn finish(desired: &Model, mut changes: Vec<Change>) -> Plan {
     }
 }
 
+/// How far each approval is from the tenancy admin: 0 for one the admin
+/// gave (or whose approver has no approval), one more than its approver's
+/// otherwise; an approval whose chain loops (only a model not checked can
+/// hold one) is as deep as the model has approvals, plus one. Each approval
+/// is walked once, so a long chain costs its length, not its square.
 fn approval_depths(model: &Model) -> BTreeMap<String, usize> {
-    let mut depths = BTreeMap::new();
+    let looped = model.approvals.len() + 1;
+    let mut depths: HashMap<&str, usize> = HashMap::with_capacity(model.approvals.len());
     for id in model.approvals.keys() {
-        let mut depth = 0;
+        // Up the chain to an approval whose depth is known, the chain's
+        // root, or a loop; then down again, setting each depth on the way.
+        let mut path: Vec<&str> = Vec::new();
+        let mut on_path: HashSet<&str> = HashSet::new();
         let mut current = id.as_str();
-        // Chains are acyclic in a checked model; the bound guards the rest.
-        while let Some(a) = model.approvals.get(current) {
-            if a.approved_by == model.tenancy.admin || depth > model.approvals.len() {
-                break;
+        let below = loop {
+            if let Some(&known) = depths.get(current) {
+                break known;
             }
-            depth += 1;
+            let Some(a) = model.approvals.get(current) else {
+                break 0;
+            };
+            if a.approved_by == model.tenancy.admin {
+                depths.insert(current, 0);
+                break 0;
+            }
+            if !on_path.insert(current) {
+                break looped;
+            }
+            path.push(current);
             current = &a.approved_by;
+        };
+        let mut depth = below;
+        for user in path.into_iter().rev() {
+            depth = (depth + 1).min(looped);
+            depths.insert(user, depth);
         }
-        depths.insert(id.clone(), depth);
     }
-    depths
+    model
+        .approvals
+        .keys()
+        .map(|id| (id.clone(), depths.get(id.as_str()).copied().unwrap_or(0)))
+        .collect()
 }
 
 /// The model a plan leads to from `actual`: what apply writes, computed
@@ -715,6 +741,79 @@ mod tests {
                 }
                 m
             })
+    }
+
+    /// Approval depths as first defined: each approval walked to its root.
+    fn depths_walked_one_by_one(model: &Model) -> BTreeMap<String, usize> {
+        let mut depths = BTreeMap::new();
+        for id in model.approvals.keys() {
+            let mut depth = 0;
+            let mut current = id.as_str();
+            while let Some(a) = model.approvals.get(current) {
+                if a.approved_by == model.tenancy.admin || depth > model.approvals.len() {
+                    break;
+                }
+                depth += 1;
+                current = &a.approved_by;
+            }
+            depths.insert(id.clone(), depth);
+        }
+        depths
+    }
+
+    /// A model whose approvals are `(user, approved_by)`.
+    fn approved(pairs: &[(&str, &str)]) -> Model {
+        let mut m = Model::empty(Tenancy {
+            name: "t".into(),
+            csi: "1".into(),
+            home_region: None,
+            admin: "admin".into(),
+        });
+        for (user, by) in pairs {
+            m.approvals.insert(
+                user.to_string(),
+                Approval {
+                    role: Role::Admin,
+                    access: BTreeSet::new(),
+                    approved_by: by.to_string(),
+                    expires: None,
+                },
+            );
+        }
+        m
+    }
+
+    #[test]
+    fn approval_depths_follow_chains_and_bound_loops() {
+        let cases: [&[(&str, &str)]; 5] = [
+            &[("a", "admin"), ("b", "a"), ("c", "b"), ("d", "b")],
+            &[("d", "c"), ("c", "b"), ("b", "a"), ("a", "admin")],
+            // An approver without an approval of its own ends a chain.
+            &[("b", "a"), ("c", "b"), ("e", "nobody")],
+            // Loops, and chains that run into one.
+            &[
+                ("a", "b"),
+                ("b", "a"),
+                ("c", "a"),
+                ("d", "admin"),
+                ("e", "e"),
+            ],
+            &[("x", "y"), ("y", "z"), ("z", "x"), ("w", "x"), ("v", "w")],
+        ];
+        for pairs in cases {
+            let m = approved(pairs);
+            assert_eq!(
+                approval_depths(&m),
+                depths_walked_one_by_one(&m),
+                "{pairs:?}"
+            );
+        }
+        // A chain of 100,000 administrators, each approved by the one before.
+        let names: Vec<String> = (0..100_000).map(|i| format!("u{i:06}")).collect();
+        let mut pairs = vec![(names[0].as_str(), "admin")];
+        pairs.extend(names.windows(2).map(|w| (w[1].as_str(), w[0].as_str())));
+        let depths = approval_depths(&approved(&pairs));
+        assert_eq!(depths[&names[99_999]], 99_999);
     }
 
     fn without_renames(mut m: Model) -> Model {

@@ -424,9 +424,7 @@ fn name_the_file_without_a_tenancy(diagnostics: &mut [Diagnostic], sources: &dia
         .iter_mut()
         .filter(|d| d.rule == diag::Rule::TenancyMissing)
     {
-        let blank = sources
-            .text(0)
-            .lines()
+        let blank = diag::lines(sources.text(0))
             .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
         d.location = Some(diag::Location {
             file: 0,

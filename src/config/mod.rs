@@ -559,8 +559,13 @@ fn load_file(
         Ok(text) => text.to_owned(),
         Err(e) => {
             let valid = String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned();
-            let line = valid.matches('\n').count() as u32 + 1;
-            let column = valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u32 + 1;
+            // Lines as the parser and the snippets count them: a lone CR
+            // breaks a line too.
+            let (line, column) = crate::diag::lines(&valid)
+                .enumerate()
+                .last()
+                .map_or((0, 0), |(i, last)| (i, last.chars().count()));
+            let (line, column) = (line as u32 + 1, column as u32 + 1);
             let bad = bytes[e.valid_up_to()];
             diagnostics.push(
                 Diagnostic::at(
@@ -1041,6 +1046,15 @@ mod tests {
         assert_eq!(diags[0].rule, Rule::Unreadable);
         let l = diags[0].location.unwrap();
         assert_eq!((l.line, l.column), (2, 4));
+    }
+
+    #[test]
+    fn non_utf8_after_a_lone_carriage_return_is_on_the_next_line() {
+        let mut raw = RawConfig::default();
+        let mut diags = Vec::new();
+        load_file(0, b"users:\r  a:\r\n  b\xff: 1\n", &mut raw, &mut diags);
+        let l = diags[0].location.unwrap();
+        assert_eq!((l.line, l.column), (3, 4));
     }
 
     #[test]

@@ -21,6 +21,9 @@
 //! - `schema`: `supportctl schema` against the checked-in schema and the
 //!   config files it describes.
 //! - `props`: random mutations of a valid config never crash the binary.
+//! - `config_props`: generated config sets, valid and with injected faults,
+//!   checked in process: each fault reported at its place; the fuzz harness's
+//!   invariants, and the fuzzer's regressions replayed.
 //! - `reconcile`: `plan`, `apply`, `show`, `export`, `history` — the plan
 //!   catalogue under `tests/data/plans/`, exit codes and consent, the
 //!   reconciler's laws on random configs, all-or-nothing applies.
@@ -37,6 +40,7 @@
 mod bad_input;
 mod binary;
 mod cli;
+mod config_props;
 mod fixtures;
 mod gitops;
 mod props;
