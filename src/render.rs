@@ -343,11 +343,22 @@ pub fn plan_json(plan: &Plan, lineage: &str, serial: u64, config_digest: &str) -
 }
 
 /// The same JSON plan on one line: what the journal keeps, where nobody
-/// reads it by eye and a large plan is half the size.
+/// reads it by eye and a large plan is half the size. Written once: the
+/// unsealed line is what the seal hashes, so the seal is hashed from it and
+/// put in after `config_digest`, where [`plan_doc`] places it.
 pub fn plan_json_compact(plan: &Plan, lineage: &str, serial: u64, config_digest: &str) -> String {
-    let seal = plan_digest(plan, lineage, serial, config_digest);
-    let doc = plan_doc(plan, lineage, serial, config_digest, Some(&seal));
-    serde_json::to_string(&doc).unwrap_or_default()
+    let doc = plan_doc(plan, lineage, serial, config_digest, None);
+    let mut text = serde_json::to_string(&doc).unwrap_or_default();
+    let seal = hex_digest(Sha256::digest(text.as_bytes()).as_slice());
+    // Every string before it is escaped JSON, so this is the field itself.
+    let field = format!(
+        ",\"config_digest\":{}",
+        serde_json::to_string(config_digest).unwrap_or_default()
+    );
+    if let Some(at) = text.find(&field) {
+        text.insert_str(at + field.len(), &format!(",\"plan_digest\":\"{seal}\""));
+    }
+    text
 }
 
 /// The seal of a JSON plan: SHA-256 of the document without `plan_digest`,
@@ -369,9 +380,14 @@ fn plan_digest(plan: &Plan, lineage: &str, serial: u64, config_digest: &str) -> 
     let doc = plan_doc(plan, lineage, serial, config_digest, None);
     // Writing into a hash cannot fail.
     let _ = serde_json::to_writer(&mut hashing, &doc);
-    let mut text = String::with_capacity(7 + 64);
+    hex_digest(hashing.0.finalize().as_slice())
+}
+
+/// `sha256:` and the digest in lowercase hex.
+fn hex_digest(digest: &[u8]) -> String {
+    let mut text = String::with_capacity(7 + 2 * digest.len());
     text.push_str("sha256:");
-    for byte in hashing.0.finalize().iter() {
+    for byte in digest {
         let _ = write!(text, "{byte:02x}");
     }
     text
@@ -609,6 +625,7 @@ mod tests {
             serde_json::from_str::<serde_json::Value>(&compact).unwrap(),
             pretty
         );
+        assert!(parse_plan_json(&compact).unwrap().sealed);
     }
 
     #[test]

@@ -225,3 +225,19 @@ impl Scratch {
         path
     }
 }
+
+/// Asserts that bash reads the script at `path` without a syntax error
+/// (`bash -n`); `what` names it in the failure.
+#[track_caller]
+pub fn assert_bash_syntax(path: &Path, what: &str) {
+    let check = Command::new("bash")
+        .arg("-n")
+        .arg(path)
+        .output()
+        .expect("bash runs");
+    assert!(
+        check.status.success(),
+        "{what}: bash -n: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}

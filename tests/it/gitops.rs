@@ -10,7 +10,7 @@ use clap::Parser;
 use serde_json::Value;
 use supportctl::cli::Cli;
 
-use crate::binary::{Outcome, Scratch, crate_root, run, supportctl};
+use crate::binary::{Outcome, Scratch, assert_bash_syntax, crate_root, run, supportctl};
 
 fn gitops() -> PathBuf {
     crate_root().join("examples/gitops")
@@ -215,16 +215,7 @@ fn the_gitops_workflow_is_well_formed_and_its_commands_exist() {
             };
             let script = substituted(script);
             let file = scratch.write(&format!("{name}-{i}.sh"), &script);
-            let check = Command::new("bash")
-                .arg("-n")
-                .arg(&file)
-                .output()
-                .expect("bash");
-            assert!(
-                check.status.success(),
-                "{name} step {i}: {}",
-                String::from_utf8_lossy(&check.stderr)
-            );
+            assert_bash_syntax(&file, &format!("{name} step {i}"));
             for line in script.lines().map(str::trim) {
                 if line.starts_with("supportctl ") {
                     assert_parses(line);

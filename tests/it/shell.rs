@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::binary::{Scratch, crate_root, run, supportctl};
+use crate::binary::{Scratch, assert_bash_syntax, crate_root, run, supportctl};
 
 /// `--version` names the package version and the git commit the binary was
 /// built from (`unknown` when the source is not a git work tree).
@@ -42,16 +42,7 @@ fn completions_for_every_shell() {
     let scratch = Scratch::new();
     let bash = run(&mut supportctl(&crate_root(), ["completions", "bash"])).stdout;
     let script = scratch.write("supportctl.bash", &bash);
-    let check = Command::new("bash")
-        .arg("-n")
-        .arg(&script)
-        .output()
-        .expect("bash runs");
-    assert!(
-        check.status.success(),
-        "bash -n: {}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    assert_bash_syntax(&script, "the bash completions");
     // Loaded into bash, it completes a subcommand.
     let probe = format!(
         "source {}; COMP_WORDS=(supportctl wat); COMP_CWORD=1; _supportctl supportctl wat supportctl; echo \"${{COMPREPLY[@]}}\"",
