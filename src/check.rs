@@ -51,9 +51,80 @@ struct Checker {
 const SUGGESTION_BUDGET: usize = 2_000_000;
 
 /// What checking knows of a declared user while it checks references.
+#[derive(Clone, Copy)]
 struct Declared<'a> {
     id: &'a Spanned<String>,
     entry: &'a RawUserEntry,
+}
+
+/// Entries by user id, first one wins: found by hashing, walked in id
+/// order (which the model and the order of findings follow). Filled by
+/// `insert`, then `finish`ed before it is walked.
+struct Keyed<'a, V> {
+    index: HashMap<&'a str, V>,
+    sorted: Vec<(&'a str, V)>,
+}
+
+impl<V> Default for Keyed<'_, V> {
+    fn default() -> Self {
+        Keyed {
+            index: HashMap::new(),
+            sorted: Vec::new(),
+        }
+    }
+}
+
+impl<'a, V: Copy> Keyed<'a, V> {
+    fn with_capacity(capacity: usize) -> Self {
+        Keyed {
+            index: HashMap::with_capacity(capacity),
+            sorted: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Adds `id` unless it is there already.
+    fn insert(&mut self, id: &'a str, value: V) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.index.entry(id) {
+            slot.insert(value);
+            self.sorted.push((id, value));
+        }
+    }
+
+    /// Puts the entries in id order (linear when they came in order).
+    fn finish(&mut self) {
+        self.sorted.sort_by(|a, b| a.0.cmp(b.0));
+    }
+
+    fn get(&self, id: &str) -> Option<&V> {
+        self.index.get(id)
+    }
+
+    fn contains_key(&self, id: &str) -> bool {
+        self.index.contains_key(id)
+    }
+
+    fn len(&self) -> usize {
+        self.sorted.len()
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &&'a str> {
+        self.sorted.iter().map(|(k, _)| k)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &V> {
+        self.sorted.iter().map(|(_, v)| v)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&&'a str, &V)> {
+        self.sorted.iter().map(|(k, v)| (k, v))
+    }
+}
+
+impl<V> std::ops::Index<&str> for Keyed<'_, V> {
+    type Output = V;
+    fn index(&self, id: &str) -> &V {
+        &self.index[id]
+    }
 }
 
 /// Whether `id` is a well-formed user id (rule 3): `^[a-z0-9][a-z0-9._-]{0,62}$`.
@@ -115,11 +186,7 @@ impl Checker {
     }
 
     /// The closest declared user id to `word`, as a hint.
-    fn suggest_user<'u>(
-        &mut self,
-        word: &str,
-        users: &BTreeMap<&'u str, Declared>,
-    ) -> Option<&'u str> {
+    fn suggest_user<'u>(&mut self, word: &str, users: &Keyed<'u, Declared<'_>>) -> Option<&'u str> {
         self.suggest(word, users.len(), users.keys().copied())
     }
 
@@ -207,8 +274,8 @@ impl Checker {
     }
 
     /// Rule 3 and 10 for each user, and duplicate ids and emails.
-    fn users<'a>(&mut self, raw: &'a RawConfig) -> BTreeMap<&'a str, Declared<'a>> {
-        let mut users: BTreeMap<&str, Declared> = BTreeMap::new();
+    fn users<'a>(&mut self, raw: &'a RawConfig) -> Keyed<'a, Declared<'a>> {
+        let mut users: Keyed<Declared> = Keyed::with_capacity(raw.users.len());
         let mut emails: HashMap<String, Location> = HashMap::with_capacity(raw.users.len());
         for entry in &raw.users {
             let id = &entry.id;
@@ -290,13 +357,14 @@ impl Checker {
             }
             users.insert(&id.value, Declared { id, entry });
         }
+        users.finish();
         self.renames(&users);
         users
     }
 
-    fn renames(&mut self, users: &BTreeMap<&str, Declared>) {
+    fn renames(&mut self, users: &Keyed<'_, Declared<'_>>) {
         let mut claimed: HashMap<&str, Location> = HashMap::new();
-        for (id, declared) in users {
+        for (id, declared) in users.iter() {
             let Some(previously) = &declared.entry.user.previously else {
                 continue;
             };
@@ -335,7 +403,7 @@ impl Checker {
     }
 
     /// Rule 2: the tenancy admin is declared and has a support account.
-    fn admin(&mut self, tenancy: &RawTenancy, users: &BTreeMap<&str, Declared>) {
+    fn admin(&mut self, tenancy: &RawTenancy, users: &Keyed<'_, Declared<'_>>) {
         let admin = &tenancy.admin;
         if self.unreadable.users.contains(&admin.value) {
             return;
@@ -376,7 +444,7 @@ impl Checker {
     fn unknown_user(
         &mut self,
         name: &Spanned<String>,
-        users: &BTreeMap<&str, Declared>,
+        users: &Keyed<'_, Declared<'_>>,
         what: &str,
     ) {
         let mut d = Diagnostic::at(
@@ -399,7 +467,7 @@ impl Checker {
     fn known(
         &mut self,
         name: &Spanned<String>,
-        users: &BTreeMap<&str, Declared>,
+        users: &Keyed<'_, Declared<'_>>,
         what: &str,
     ) -> bool {
         if users.contains_key(name.value.as_str()) {
@@ -415,7 +483,7 @@ impl Checker {
     /// Reports a second entry for one user in a section.
     fn first_per_user<'a, T>(
         &mut self,
-        seen: &mut BTreeMap<&'a str, &'a Spanned<T>>,
+        seen: &mut Keyed<'a, &'a Spanned<T>>,
         user: &'a Spanned<String>,
         entry: &'a Spanned<T>,
         first_user: impl Fn(&T) -> Location,
@@ -461,10 +529,10 @@ impl Checker {
     fn memberships<'a>(
         &mut self,
         raw: &'a RawConfig,
-        users: &BTreeMap<&str, Declared>,
+        users: &Keyed<'_, Declared<'_>>,
         admin_id: &str,
-    ) -> BTreeMap<&'a str, &'a Spanned<raw::RawMembership>> {
-        let mut seen = BTreeMap::new();
+    ) -> Keyed<'a, &'a Spanned<raw::RawMembership>> {
+        let mut seen = Keyed::default();
         for m in &raw.memberships {
             if !self.known(&m.user, users, "membership user") {
                 continue;
@@ -493,16 +561,17 @@ impl Checker {
                 );
             }
         }
+        seen.finish();
         seen
     }
 
     fn links_by_user<'a>(
         &mut self,
         raw: &'a RawConfig,
-        users: &BTreeMap<&str, Declared>,
+        users: &Keyed<'_, Declared<'_>>,
         admin_id: &str,
-    ) -> BTreeMap<&'a str, &'a Spanned<raw::RawSupportLink>> {
-        let mut seen = BTreeMap::new();
+    ) -> Keyed<'a, &'a Spanned<raw::RawSupportLink>> {
+        let mut seen = Keyed::default();
         for link in &raw.support_links {
             if !self.known(&link.user, users, "linked user") {
                 continue;
@@ -518,18 +587,19 @@ impl Checker {
             }
             self.tenancy_admin_grant(&link.user, admin_id, "support link");
         }
+        seen.finish();
         seen
     }
 
     fn approvals<'a>(
         &mut self,
         raw: &'a RawConfig,
-        users: &BTreeMap<&str, Declared>,
+        users: &Keyed<'_, Declared<'_>>,
         admin_id: &str,
-        memberships: &BTreeMap<&str, &Spanned<raw::RawMembership>>,
-        links: &BTreeMap<&str, &Spanned<raw::RawSupportLink>>,
-    ) -> BTreeMap<&'a str, &'a Spanned<raw::RawApproval>> {
-        let mut seen = BTreeMap::new();
+        memberships: &Keyed<'_, &Spanned<raw::RawMembership>>,
+        links: &Keyed<'_, &Spanned<raw::RawSupportLink>>,
+    ) -> Keyed<'a, &'a Spanned<raw::RawApproval>> {
+        let mut seen = Keyed::default();
         for a in &raw.approvals {
             if !self.known(&a.user, users, "approved user") {
                 continue;
@@ -573,6 +643,7 @@ impl Checker {
         }
         // `approved_by` is checked once every approval is known, since an
         // approver's own approval may come later in the files.
+        seen.finish();
         for a in seen.values() {
             if let Some(by) = &a.approved_by
                 && self.known(by, users, "approver")
@@ -595,13 +666,14 @@ impl Checker {
                 );
             }
         }
+        seen.finish();
         seen
     }
 
     /// Rule 6: every chain of admin approvals ends at the tenancy admin.
     fn check_approval_chains(
         &mut self,
-        approvals: &BTreeMap<&str, &Spanned<raw::RawApproval>>,
+        approvals: &Keyed<'_, &Spanned<raw::RawApproval>>,
         admin_id: &str,
     ) {
         // approver of each admin-role approval, where the approver is itself
@@ -648,7 +720,7 @@ impl Checker {
     fn approval_cycle(
         &mut self,
         cycle: &[&str],
-        approvals: &BTreeMap<&str, &Spanned<raw::RawApproval>>,
+        approvals: &Keyed<'_, &Spanned<raw::RawApproval>>,
         admin_id: &str,
     ) {
         let Some(&first) = cycle.iter().min() else {
@@ -680,13 +752,13 @@ impl Checker {
 
     fn links(
         &mut self,
-        links: &BTreeMap<&str, &Spanned<raw::RawSupportLink>>,
-        users: &BTreeMap<&str, Declared>,
+        links: &Keyed<'_, &Spanned<raw::RawSupportLink>>,
+        users: &Keyed<'_, Declared<'_>>,
         admin_id: &str,
-        approvals: &BTreeMap<&str, &Spanned<raw::RawApproval>>,
-        memberships: &BTreeMap<&str, &Spanned<raw::RawMembership>>,
+        approvals: &Keyed<'_, &Spanned<raw::RawApproval>>,
+        memberships: &Keyed<'_, &Spanned<raw::RawMembership>>,
     ) {
-        for (&user, link) in links {
+        for (&user, link) in links.iter() {
             if let Some(via) = &link.via
                 && self.known(via, users, "`via` administrator")
                 && via.value != admin_id
@@ -754,7 +826,7 @@ impl Checker {
     fn single_admin(
         &mut self,
         tenancy: &RawTenancy,
-        approvals: &BTreeMap<&str, &Spanned<raw::RawApproval>>,
+        approvals: &Keyed<'_, &Spanned<raw::RawApproval>>,
     ) {
         let today = self.today;
         let others = approvals
@@ -782,10 +854,10 @@ impl Checker {
     fn build(
         &self,
         tenancy: &RawTenancy,
-        users: &BTreeMap<&str, Declared>,
-        memberships: &BTreeMap<&str, &Spanned<raw::RawMembership>>,
-        approvals: &BTreeMap<&str, &Spanned<raw::RawApproval>>,
-        links: &BTreeMap<&str, &Spanned<raw::RawSupportLink>>,
+        users: &Keyed<'_, Declared<'_>>,
+        memberships: &Keyed<'_, &Spanned<raw::RawMembership>>,
+        approvals: &Keyed<'_, &Spanned<raw::RawApproval>>,
+        links: &Keyed<'_, &Spanned<raw::RawSupportLink>>,
     ) -> Model {
         let admin = tenancy.admin.value.clone();
         let mut model = Model {
@@ -802,61 +874,66 @@ impl Checker {
             support_links: BTreeMap::new(),
             renames: BTreeMap::new(),
         };
-        for (&id, declared) in users {
-            let user = &declared.entry.user;
-            model.users.insert(
-                id.to_owned(),
-                User {
+        // Every map is built from its entries in key order at once (a bulk
+        // build), not by one search and insert per entry.
+        model.users = users
+            .iter()
+            .map(|(&id, declared)| {
+                let user = &declared.entry.user;
+                let value = User {
                     email: user.email.value.clone(),
                     name: user.name.as_ref().map(|n| n.value.clone()),
-                },
-            );
-            if let Some(account) = &user.support_account {
-                model.support_accounts.insert(
-                    id.to_owned(),
-                    SupportAccount {
-                        phone: account.phone.value.clone(),
-                        timezone: account.timezone.value.clone(),
-                    },
-                );
-            }
-            if let Some(previously) = &user.previously {
-                model
-                    .renames
-                    .insert(id.to_owned(), previously.value.clone());
-            }
-        }
+                };
+                (id.to_owned(), value)
+            })
+            .collect();
+        model.support_accounts = users
+            .iter()
+            .filter_map(|(&id, declared)| {
+                let account = declared.entry.user.support_account.as_ref()?;
+                let value = SupportAccount {
+                    phone: account.phone.value.clone(),
+                    timezone: account.timezone.value.clone(),
+                };
+                Some((id.to_owned(), value))
+            })
+            .collect();
+        model.renames = users
+            .iter()
+            .filter_map(|(&id, declared)| {
+                let previously = declared.entry.user.previously.as_ref()?;
+                Some((id.to_owned(), previously.value.clone()))
+            })
+            .collect();
         // A grant whose `expires` day has begun is treated as absent (SPEC §2
         // rule 9): it is not desired, so a plan revokes it from the state.
         let active = |expires: &Option<Spanned<String>>| {
             let expires = expires.as_ref().and_then(|e| Date::parse(e));
             expires.is_none_or(|d| self.today < d).then_some(expires)
         };
-        for (&id, a) in approvals {
-            let Some(expires) = active(&a.expires) else {
-                continue;
-            };
-            // An administrator holds every privilege, whatever is listed
-            // (SPEC §2): store it so, and a listed subset is no difference.
-            let access = if a.role.value == raw::RawRole::Admin {
-                Privilege::ALL.into_iter().collect()
-            } else {
-                a.access
-                    .as_ref()
-                    .map(|list| {
-                        list.iter()
-                            .map(|p| match p.value {
-                                raw::RawPrivilege::CreateSr => Privilege::CreateSr,
-                                raw::RawPrivilege::ViewSr => Privilege::ViewSr,
-                                raw::RawPrivilege::Download => Privilege::Download,
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            };
-            model.approvals.insert(
-                id.to_owned(),
-                Approval {
+        model.approvals = approvals
+            .iter()
+            .filter_map(|(&id, a)| {
+                let expires = active(&a.expires)?;
+                // An administrator holds every privilege, whatever is listed
+                // (SPEC §2): store it so, and a listed subset is no difference.
+                let access = if a.role.value == raw::RawRole::Admin {
+                    Privilege::ALL.into_iter().collect()
+                } else {
+                    a.access
+                        .as_ref()
+                        .map(|list| {
+                            list.iter()
+                                .map(|p| match p.value {
+                                    raw::RawPrivilege::CreateSr => Privilege::CreateSr,
+                                    raw::RawPrivilege::ViewSr => Privilege::ViewSr,
+                                    raw::RawPrivilege::Download => Privilege::Download,
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                };
+                let approval = Approval {
                     role: match a.role.value {
                         raw::RawRole::User => Role::User,
                         raw::RawRole::Admin => Role::Admin,
@@ -867,24 +944,24 @@ impl Checker {
                         .as_ref()
                         .map_or_else(|| admin.clone(), |b| b.value.clone()),
                     expires,
-                },
-            );
-        }
-        for (&id, link) in links {
-            let Some(expires) = active(&link.expires) else {
-                continue;
-            };
-            model.support_links.insert(
-                id.to_owned(),
-                SupportLink {
+                };
+                Some((id.to_owned(), approval))
+            })
+            .collect();
+        model.support_links = links
+            .iter()
+            .filter_map(|(&id, link)| {
+                let expires = active(&link.expires)?;
+                let link = SupportLink {
                     via: link
                         .via
                         .as_ref()
                         .map_or_else(|| admin.clone(), |v| v.value.clone()),
                     expires,
-                },
-            );
-        }
+                };
+                Some((id.to_owned(), link))
+            })
+            .collect();
         model
     }
 }

@@ -244,10 +244,11 @@ pub fn plan(desired: &Model, actual: Option<&Model>) -> Plan {
 
     // Renames first: move each renamed user, with everything attached, so
     // that the diff below compares like with like.
-    let mut moved = actual.clone();
+    // The state is copied only when a rename has something to move.
+    let mut moved = std::borrow::Cow::Borrowed(actual);
     for (new, old) in &desired.renames {
         if moved.users.contains_key(old) && !moved.users.contains_key(new) {
-            rename_user(&mut moved, old, new);
+            rename_user(moved.to_mut(), old, new);
             let user = moved.users[new].clone();
             changes.push(Change {
                 kind: Kind::User,
@@ -265,14 +266,18 @@ pub fn plan(desired: &Model, actual: Option<&Model>) -> Plan {
     if moved.tenancy.csi != desired.tenancy.csi {
         forced.csi_changed = true;
     }
-    for (id, user) in &desired.users {
-        if let Some(before) = moved.users.get(id)
-            && !before.email.eq_ignore_ascii_case(&user.email)
-            && moved.support_accounts.contains_key(id)
-        {
-            forced.email_changed.insert(id.clone());
-        }
-    }
+    join(
+        desired.users.iter(),
+        moved.users.iter(),
+        |id, user, before| {
+            if let (Some(user), Some(before)) = (user, before)
+                && !before.email.eq_ignore_ascii_case(&user.email)
+                && moved.support_accounts.contains_key(id)
+            {
+                forced.email_changed.insert(id.clone());
+            }
+        },
+    );
     if moved.tenancy != desired.tenancy {
         push_tenancy(&mut changes, Some(&moved.tenancy), &desired.tenancy);
     }
@@ -361,18 +366,12 @@ fn diff_map<V: Clone + PartialEq>(
     wrap: impl Fn(V) -> Value,
     forced: &Forced,
 ) {
-    for (id, after) in desired {
-        match actual.get(id) {
-            None => changes.push(Change {
-                kind,
-                id: id.clone(),
-                action: Action::Create,
-                reason: None,
-                renamed_from: None,
-                before: None,
-                after: Some(wrap(after.clone())),
-            }),
-            Some(before) => {
+    join(desired.iter(), actual.iter(), |id, after, before| {
+        let (action, reason, before, after) = match (before, after) {
+            (None, None) => return,
+            (None, Some(after)) => (Action::Create, None, None, Some(after)),
+            (Some(before), None) => (Action::Delete, None, Some(before), None),
+            (Some(before), Some(after)) => {
                 let reason = match kind {
                     Kind::SupportAccount => forced.email_changed.contains(id).then(|| {
                         format!("user.{id} email changed: the support account is keyed by email")
@@ -380,35 +379,63 @@ fn diff_map<V: Clone + PartialEq>(
                     Kind::Approval | Kind::SupportLink => forced.grant_reason(kind, id),
                     _ => None,
                 };
-                if reason.is_some() || before != after {
-                    changes.push(Change {
-                        kind,
-                        id: id.clone(),
-                        action: if reason.is_some() {
-                            Action::Replace
-                        } else {
-                            Action::Update
-                        },
-                        reason,
-                        renamed_from: None,
-                        before: Some(wrap(before.clone())),
-                        after: Some(wrap(after.clone())),
-                    });
+                if reason.is_none() && before == after {
+                    return;
                 }
+                let action = if reason.is_some() {
+                    Action::Replace
+                } else {
+                    Action::Update
+                };
+                (action, reason, Some(before), Some(after))
             }
-        }
-    }
-    for (id, before) in actual {
-        if !desired.contains_key(id) {
-            changes.push(Change {
-                kind,
-                id: id.clone(),
-                action: Action::Delete,
-                reason: None,
-                renamed_from: None,
-                before: Some(wrap(before.clone())),
-                after: None,
-            });
+        };
+        changes.push(Change {
+            kind,
+            id: id.clone(),
+            action,
+            reason,
+            renamed_from: None,
+            before: before.map(|v| wrap(v.clone())),
+            after: after.map(|v| wrap(v.clone())),
+        });
+    });
+}
+
+/// Walks two key-sorted sequences together, calling `each` once per key
+/// with what either side holds for it, in key order: one comparison per
+/// step, where looking every key up in the other side would cost a search.
+fn join<'a, A, B>(
+    mut left: impl Iterator<Item = (&'a String, A)>,
+    mut right: impl Iterator<Item = (&'a String, B)>,
+    mut each: impl FnMut(&'a String, Option<A>, Option<B>),
+) {
+    let (mut l, mut r) = (left.next(), right.next());
+    loop {
+        match (l.take(), r.take()) {
+            (None, None) => break,
+            (Some((key, a)), None) => {
+                each(key, Some(a), None);
+                l = left.next();
+            }
+            (None, Some((key, b))) => {
+                each(key, None, Some(b));
+                r = right.next();
+            }
+            (Some((ka, a)), Some((kb, b))) => match ka.cmp(kb) {
+                std::cmp::Ordering::Less => {
+                    each(ka, Some(a), None);
+                    (l, r) = (left.next(), Some((kb, b)));
+                }
+                std::cmp::Ordering::Greater => {
+                    each(kb, None, Some(b));
+                    (l, r) = (Some((ka, a)), right.next());
+                }
+                std::cmp::Ordering::Equal => {
+                    each(ka, Some(a), Some(b));
+                    (l, r) = (left.next(), right.next());
+                }
+            },
         }
     }
 }
@@ -430,42 +457,30 @@ fn diff_all(changes: &mut Vec<Change>, desired: &Model, actual: &Model, forced: 
         Value::SupportAccount,
         forced,
     );
-    for id in &desired.memberships {
-        if !actual.memberships.contains(id) {
-            changes.push(Change {
-                kind: Kind::Membership,
-                id: id.clone(),
-                action: Action::Create,
-                reason: None,
-                renamed_from: None,
-                before: None,
-                after: Some(Value::Membership),
-            });
-        } else if let Some(reason) = forced.grant_reason(Kind::Membership, id) {
-            changes.push(Change {
-                kind: Kind::Membership,
-                id: id.clone(),
-                action: Action::Replace,
-                reason: Some(reason),
-                renamed_from: None,
-                before: Some(Value::Membership),
-                after: Some(Value::Membership),
-            });
-        }
-    }
-    for id in &actual.memberships {
-        if !desired.memberships.contains(id) {
-            changes.push(Change {
-                kind: Kind::Membership,
-                id: id.clone(),
-                action: Action::Delete,
-                reason: None,
-                renamed_from: None,
-                before: Some(Value::Membership),
-                after: None,
-            });
-        }
-    }
+    let (wanted, held) = (
+        desired.memberships.iter().map(|id| (id, ())),
+        actual.memberships.iter().map(|id| (id, ())),
+    );
+    join(wanted, held, |id, wanted, held| {
+        let (action, reason) = match (held, wanted) {
+            (None, None) => return,
+            (None, Some(())) => (Action::Create, None),
+            (Some(()), None) => (Action::Delete, None),
+            (Some(()), Some(())) => match forced.grant_reason(Kind::Membership, id) {
+                Some(reason) => (Action::Replace, Some(reason)),
+                None => return,
+            },
+        };
+        changes.push(Change {
+            kind: Kind::Membership,
+            id: id.clone(),
+            action,
+            reason,
+            renamed_from: None,
+            before: (action != Action::Create).then_some(Value::Membership),
+            after: (action != Action::Delete).then_some(Value::Membership),
+        });
+    });
     diff_map(
         changes,
         Kind::Approval,
@@ -520,7 +535,12 @@ fn merge_rename_updates(changes: &mut Vec<Change>) {
 fn finish(desired: &Model, mut changes: Vec<Change>) -> Plan {
     // Approvals are created after the approvals of their approvers: rank
     // each approval by the length of its chain to the tenancy admin.
-    let depth = approval_depths(desired);
+    let ranked = |c: &Change| c.kind == Kind::Approval && c.action != Action::Delete;
+    let depth = if changes.iter().any(ranked) {
+        approval_depths(desired)
+    } else {
+        Default::default()
+    };
     changes.sort_by(|a, b| {
         let phase = |c: &Change| match (c.renamed_from.is_some(), c.action) {
             (true, _) => 0,

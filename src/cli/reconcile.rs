@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 
 use super::{
-    CliError, ConfigArgs, DiagnosticFormat, Output, load_and_check, print_stdout,
-    report_diagnostics, today,
+    CliError, ConfigArgs, DiagnosticFormat, Output, load_and_check, load_and_check_cached,
+    open_parse_cache, print_stdout, report_diagnostics, save_parse_cache, today,
 };
+use crate::config::ParseCache;
 use crate::model::Model;
 use crate::plan::{self, Plan};
 use crate::render;
@@ -44,6 +45,10 @@ pub struct PlanArgs {
     /// in the state), before the plan against the state.
     #[arg(long, value_name = "GIT_REF")]
     pub base: Option<String>,
+    /// Neither read nor write the parse cache kept beside the database
+    /// (`<db>.parse-cache`): parse every file afresh.
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -78,6 +83,10 @@ pub struct ApplyArgs {
     /// is applied is unchanged.
     #[arg(long)]
     pub redact: bool,
+    /// Neither read nor write the parse cache kept beside the database
+    /// (`<db>.parse-cache`): parse every file afresh.
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 /// A plan made from a config set, with what it was made against.
@@ -89,15 +98,25 @@ pub(super) struct Planned {
     pub digest: String,
 }
 
-/// Loads, checks and plans; diagnostics are printed, errors end the
-/// command. Returns the desired model too.
+/// Loads (through the parse cache beside the database, when given one),
+/// checks and plans; diagnostics are printed, errors end the command.
+/// Returns the desired model too.
 fn make_plan(
     config: &ConfigArgs,
     db: &Path,
     output: &Output,
     findings: DiagnosticFormat,
+    cache: Option<&mut ParseCache>,
 ) -> Result<(Planned, Option<Store>, Model), CliError> {
-    let checked = load_and_check(&config.path, &config.limits(), today()?);
+    let today = today()?;
+    let checked = match cache {
+        Some(cache) => {
+            let checked = load_and_check_cached(&config.path, &config.limits(), today, cache);
+            save_parse_cache(cache, db);
+            checked
+        }
+        None => load_and_check(&config.path, &config.limits(), today),
+    };
     report_diagnostics(&checked, output, findings);
     let Some(desired) = checked.model else {
         return Err(CliError::reported());
@@ -273,12 +292,13 @@ pub fn plan_command(args: &PlanArgs, db: &Path, output: &Output) -> Result<u8, C
         PlanFormat::Json => DiagnosticFormat::Json,
         PlanFormat::Github => DiagnosticFormat::Github,
     };
-    let (mut planned, _, desired) = make_plan(&args.config, db, output, findings)?;
+    let mut cache = (!args.no_cache).then(|| open_parse_cache(db));
+    let (mut planned, _, desired) = make_plan(&args.config, db, output, findings, cache.as_mut())?;
     let mut delta = match &args.base {
         Some(reference) => base_plan(&args.config.path, reference, &desired)?,
         None => None,
     };
-    drop(desired);
+    super::free_at_exit(desired);
     let json_of =
         |plan: &Plan| render::plan_json(plan, &planned.lineage, planned.serial, &planned.digest);
     // The JSON plan is made only when it is printed or saved: for a large
@@ -343,7 +363,9 @@ pub fn plan_command(args: &PlanArgs, db: &Path, output: &Output) -> Result<u8, C
             ));
         }
     }
-    Ok(if args.detailed_exitcode && !planned.plan.is_empty() {
+    let changed = !planned.plan.is_empty();
+    super::free_at_exit(planned);
+    Ok(if args.detailed_exitcode && changed {
         2
     } else {
         0
@@ -393,7 +415,9 @@ pub fn apply_command(args: &ApplyArgs, db: &Path, output: &Output) -> Result<u8,
         max_file_size: args.max_file_size,
         max_total_size: args.max_total_size,
     };
-    let (planned, store, _) = make_plan(&config, db, output, DiagnosticFormat::Text)?;
+    let mut cache = (!args.no_cache).then(|| open_parse_cache(db));
+    let (planned, store, _) =
+        make_plan(&config, db, output, DiagnosticFormat::Text, cache.as_mut())?;
     let plan = &planned.plan;
     print_stdout(&shown_plan(plan, args.redact, output))?;
     if plan.is_empty() {
@@ -404,7 +428,13 @@ pub fn apply_command(args: &ApplyArgs, db: &Path, output: &Output) -> Result<u8,
         consent(plan)?;
     }
     apply_planned(&planned, store, db, &args.path)?;
-    print_applied(plan)
+    if let Some(cache) = &mut cache {
+        // A first apply has only now made the database the cache goes beside.
+        save_parse_cache(cache, db);
+    }
+    let printed = print_applied(plan);
+    super::free_at_exit(planned);
+    printed
 }
 
 /// Applies a plan made by [`plan_checked`] in one transaction, journaled;

@@ -19,7 +19,10 @@ use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 
 use super::reconcile::{StateCache, apply_planned, guard, plan_checked_cached};
-use super::{CliError, ConfigArgs, Failure, load_and_check_cached, now, print_stdout, today};
+use super::{
+    CliError, ConfigArgs, Failure, load_and_check_cached, now, open_parse_cache, parse_cache_path,
+    print_stdout, save_parse_cache, today, with_suffix,
+};
 use crate::diag::{self, Diagnostic, escape_control};
 use crate::model::Date;
 use crate::watch::{FileWatch, Ignored, Mode, Wake};
@@ -65,6 +68,10 @@ pub struct WatchArgs {
     /// followed by `.status.json`].
     #[arg(long, value_name = "PATH")]
     pub status_file: Option<PathBuf>,
+    /// Neither read nor write the parse cache kept beside the database
+    /// (the watcher still keeps its files' parses in memory).
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 #[derive(Debug, Args)]
@@ -203,12 +210,6 @@ fn default_status_file(db: &Path) -> PathBuf {
 }
 
 /// `path` with `suffix` appended to its name: `state.db` → `state.db-wal`.
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
-}
-
 fn timestamp() -> String {
     now().unwrap_or_else(|_| jiff::Timestamp::now()).to_string()
 }
@@ -298,6 +299,8 @@ pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
         with_suffix(db, "-journal"),
         status_file.clone(),
         with_suffix(&status_file, ".tmp"),
+        parse_cache_path(db),
+        crate::config::ParseCache::temporary_path(&parse_cache_path(db)),
     ]);
     let mode = if args.poll {
         Mode::Poll(args.poll_interval)
@@ -335,7 +338,11 @@ pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
         warned: None,
         failures: 0,
         status_unwritable: false,
-        parsed: crate::config::ParseCache::new(),
+        parsed: if args.no_cache {
+            crate::config::ParseCache::new()
+        } else {
+            open_parse_cache(db)
+        },
         state: StateCache::default(),
     };
     tracing::info!(
@@ -514,6 +521,9 @@ impl Watcher<'_> {
             today,
             &mut self.parsed,
         );
+        if !self.args.no_cache {
+            save_parse_cache(&mut self.parsed, self.db);
+        }
         let digest = checked.loaded.digest.clone();
         let Some(desired) = &checked.model else {
             // The same files with the same findings fail the same way.

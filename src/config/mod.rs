@@ -7,6 +7,7 @@
 //! diagnostic and goes on with the next entry or file, so that one run shows
 //! them all. It checks no domain rule: that is `check`'s job.
 
+mod cache;
 mod de;
 pub mod export;
 pub mod raw;
@@ -106,9 +107,9 @@ struct ParsedFile {
     /// The file's index in the set's sources, which its locations name.
     index: usize,
     hash: [u8; 32],
-    raw: RawConfig,
-    diagnostics: Vec<Diagnostic>,
-    complete: bool,
+    /// Whether it was read whole, its entries and its findings, in the
+    /// cache's encoding: decoding makes the copy a load hands out.
+    encoded: Vec<u8>,
 }
 
 /// Parsed files kept between loads of the same config set (by `watch`), so
@@ -126,15 +127,47 @@ pub struct ParseCache {
     /// Files parsed and files reused by the last load, for logs and tests.
     pub last_parsed: usize,
     pub last_reused: usize,
+    /// Whether the entries changed since the cache was opened or saved.
+    changed: bool,
 }
 
 impl ParseCache {
+    /// Where [`ParseCache::save`] writes its temporary file before renaming
+    /// it to `path` (for a watcher, which must not wake on it).
+    pub fn temporary_path(path: &Path) -> PathBuf {
+        cache::temporary_path(path)
+    }
+
     /// A cache that keeps every file it parses until the next load.
     pub fn new() -> Self {
         ParseCache {
             keep: true,
             ..ParseCache::default()
         }
+    }
+
+    /// The cache saved at `path` by [`ParseCache::save`]. `Err` says why it
+    /// cannot be used — missing, damaged, or written by another build — and
+    /// is no failure: start from [`ParseCache::new`] and the files are parsed.
+    pub fn open(path: &Path) -> Result<ParseCache, String> {
+        Ok(ParseCache {
+            files: cache::read(path)?,
+            ..ParseCache::new()
+        })
+    }
+
+    /// Saves the entries to `path` (atomically, mode 0600) when they changed
+    /// since the cache was opened or last saved; returns whether it wrote.
+    pub fn save(&mut self, path: &Path) -> std::io::Result<bool> {
+        if !self.keep {
+            return Ok(false);
+        }
+        if !self.changed {
+            return Ok(false);
+        }
+        cache::write(path, &self.files)?;
+        self.changed = false;
+        Ok(true)
     }
 }
 
@@ -204,42 +237,53 @@ pub fn load_cached(
                     .into_owned();
                 let hash: [u8; 32] = Sha256::digest(&bytes).into();
                 let index = loaded.sources.len();
-                let parsed = match previous.remove(&file_path) {
-                    Some(p) if p.hash == hash && p.index == index => {
+                let mut reused = None;
+                if let Some(p) = previous.remove(&file_path) {
+                    if p.hash == hash && p.index == index {
+                        reused = cache::decode(&p.encoded).map(|parse| (parse, p));
+                    }
+                }
+                let (complete, raw, found) = match reused {
+                    Some((parse, p)) => {
                         cache.last_reused += 1;
                         loaded.sources.add(shown, source_text(&bytes));
-                        p
+                        if cache.keep {
+                            cache.files.insert(file_path, p);
+                        }
+                        parse
                     }
-                    _ => {
+                    None => {
                         cache.last_parsed += 1;
                         let mut raw = RawConfig::default();
                         let mut found = Vec::new();
                         let (complete, text) = load_file(index, &bytes, &mut raw, &mut found);
                         loaded.sources.add(shown, text);
-                        ParsedFile {
-                            index,
-                            hash,
-                            raw,
-                            diagnostics: found,
-                            complete,
+                        if cache.keep {
+                            cache.changed = true;
+                            let encoded = cache::encode(complete, &raw, &found);
+                            cache.files.insert(
+                                file_path,
+                                ParsedFile {
+                                    index,
+                                    hash,
+                                    encoded,
+                                },
+                            );
                         }
+                        (complete, raw, found)
                     }
                 };
-                if !parsed.complete {
+                if !complete {
                     loaded.incomplete = true;
                 }
-                if cache.keep {
-                    loaded.raw.extend_from(&parsed.raw);
-                    diagnostics.extend(parsed.diagnostics.iter().cloned());
-                    cache.files.insert(file_path, parsed);
-                } else {
-                    loaded.raw.append(parsed.raw);
-                    diagnostics.extend(parsed.diagnostics);
-                }
+                loaded.raw.append(raw);
+                diagnostics.extend(found);
                 hashed.push((relative, hash));
             }
         }
     }
+    // Files of an earlier load that are gone from this one are dropped.
+    cache.changed |= !previous.is_empty();
     loaded.digest = digest_of(&hashed);
     (loaded, diagnostics)
 }
@@ -288,23 +332,6 @@ impl RawConfig {
         mine.memberships.extend(theirs.memberships);
         mine.approvals.extend(theirs.approvals);
         mine.support_links.extend(theirs.support_links);
-    }
-
-    /// Appends a copy of another file's entries after this one's.
-    fn extend_from(&mut self, other: &RawConfig) {
-        self.tenancies.extend(other.tenancies.iter().cloned());
-        self.users.extend(other.users.iter().cloned());
-        self.memberships.extend(other.memberships.iter().cloned());
-        self.approvals.extend(other.approvals.iter().cloned());
-        self.support_links
-            .extend(other.support_links.iter().cloned());
-        let (mine, theirs) = (&mut self.unreadable, &other.unreadable);
-        mine.tenancy |= theirs.tenancy;
-        mine.users.extend(theirs.users.iter().cloned());
-        mine.memberships.extend(theirs.memberships.iter().cloned());
-        mine.approvals.extend(theirs.approvals.iter().cloned());
-        mine.support_links
-            .extend(theirs.support_links.iter().cloned());
     }
 }
 

@@ -37,6 +37,12 @@ impl From<rusqlite::Error> for ReadError {
     }
 }
 
+impl From<rusqlite::types::FromSqlError> for ReadError {
+    fn from(e: rusqlite::types::FromSqlError) -> Self {
+        ReadError::Corrupt(format!("a stored value has the wrong type: {e}"))
+    }
+}
+
 /// The statements of one per-user table. `?1` is the tenancy, `?2` the user
 /// id, and the row's fields follow in the same order in `insert` and `update`.
 struct TableSql {
@@ -132,12 +138,12 @@ fn parse_role(text: &str) -> Option<Role> {
         .find(|r| r.as_str() == text)
 }
 
-fn parse_date(text: Option<String>, what: &str) -> Result<Option<Date>, ReadError> {
+fn parse_date(text: Option<&str>, what: impl Fn() -> String) -> Result<Option<Date>, ReadError> {
     match text {
         None => Ok(None),
-        Some(t) => Date::parse(&t)
+        Some(t) => Date::parse(t)
             .map(Some)
-            .ok_or_else(|| ReadError::Corrupt(format!("{what} has the expiry date `{t}`"))),
+            .ok_or_else(|| ReadError::Corrupt(format!("{} has the expiry date `{t}`", what()))),
     }
 }
 
@@ -309,62 +315,62 @@ pub fn load(conn: &Connection, tenancy: &str) -> Result<Option<(Model, i64)>, Re
         return Ok(None);
     };
 
-    let mut users = BTreeMap::new();
+    // Rows are gathered in a vector and each map is built at once (a bulk
+    // build when the rows come in key order, as they do), not by one search
+    // and insert per row.
+    let mut users = Vec::new();
     let mut stmt = conn.prepare_cached("SELECT id, email, name FROM users WHERE tenancy = ?1")?;
     let mut rows = stmt.query([tenancy])?;
     while let Some(r) = rows.next()? {
-        users.insert(
-            r.get::<_, String>(0)?,
-            User {
-                email: r.get(1)?,
-                name: r.get(2)?,
-            },
-        );
+        let user = User {
+            email: r.get(1)?,
+            name: r.get(2)?,
+        };
+        users.push((r.get::<_, String>(0)?, user));
     }
 
-    let mut support_accounts = BTreeMap::new();
+    let mut support_accounts = Vec::new();
     let mut stmt = conn
         .prepare_cached("SELECT user, phone, timezone FROM support_accounts WHERE tenancy = ?1")?;
     let mut rows = stmt.query([tenancy])?;
     while let Some(r) = rows.next()? {
-        support_accounts.insert(
-            r.get::<_, String>(0)?,
-            SupportAccount {
-                phone: r.get(1)?,
-                timezone: r.get(2)?,
-            },
-        );
+        let account = SupportAccount {
+            phone: r.get(1)?,
+            timezone: r.get(2)?,
+        };
+        support_accounts.push((r.get::<_, String>(0)?, account));
     }
 
-    let mut memberships = BTreeSet::new();
+    let mut memberships = Vec::new();
     let mut stmt = conn.prepare_cached("SELECT user FROM memberships WHERE tenancy = ?1")?;
     let mut rows = stmt.query([tenancy])?;
     while let Some(r) = rows.next()? {
-        memberships.insert(r.get::<_, String>(0)?);
+        memberships.push(r.get::<_, String>(0)?);
     }
 
-    let mut approvals = BTreeMap::new();
+    let mut approvals = Vec::new();
     let mut stmt = conn.prepare_cached(
         "SELECT user, role, access, approved_by, expires FROM approvals WHERE tenancy = ?1",
     )?;
     let mut rows = stmt.query([tenancy])?;
     while let Some(r) = rows.next()? {
         let user: String = r.get(0)?;
-        let role: String = r.get(1)?;
-        let access: String = r.get(2)?;
-        let what = format!("approval.{user}");
+        let what = || format!("approval.{user}");
+        let role = r.get_ref(1)?.as_str()?;
+        let access = r.get_ref(2)?.as_str()?;
         let approval = Approval {
-            role: parse_role(&role)
-                .ok_or_else(|| ReadError::Corrupt(format!("{what} has the role `{role}`")))?,
-            access: parse_access(&access)
-                .ok_or_else(|| ReadError::Corrupt(format!("{what} has the access `{access}`")))?,
+            role: parse_role(role)
+                .ok_or_else(|| ReadError::Corrupt(format!("{} has the role `{role}`", what())))?,
+            access: parse_access(access).ok_or_else(|| {
+                ReadError::Corrupt(format!("{} has the access `{access}`", what()))
+            })?,
             approved_by: r.get(3)?,
-            expires: parse_date(r.get(4)?, &what)?,
+            expires: parse_date(r.get_ref(4)?.as_str_or_null()?, what)?,
         };
-        approvals.insert(user, approval);
+        approvals.push((user, approval));
     }
 
-    let mut support_links = BTreeMap::new();
+    let mut support_links = Vec::new();
     let mut stmt =
         conn.prepare_cached("SELECT user, via, expires FROM support_links WHERE tenancy = ?1")?;
     let mut rows = stmt.query([tenancy])?;
@@ -372,10 +378,17 @@ pub fn load(conn: &Connection, tenancy: &str) -> Result<Option<(Model, i64)>, Re
         let user: String = r.get(0)?;
         let link = SupportLink {
             via: r.get(1)?,
-            expires: parse_date(r.get(2)?, &format!("support_link.{user}"))?,
+            expires: parse_date(r.get_ref(2)?.as_str_or_null()?, || {
+                format!("support_link.{user}")
+            })?,
         };
-        support_links.insert(user, link);
+        support_links.push((user, link));
     }
+    let users: BTreeMap<_, _> = users.into_iter().collect();
+    let support_accounts: BTreeMap<_, _> = support_accounts.into_iter().collect();
+    let memberships: BTreeSet<_> = memberships.into_iter().collect();
+    let approvals: BTreeMap<_, _> = approvals.into_iter().collect();
+    let support_links: BTreeMap<_, _> = support_links.into_iter().collect();
 
     let model = Model {
         tenancy: t,
