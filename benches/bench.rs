@@ -21,8 +21,9 @@
 //! | `validate` | `validate PATH` | 0 |
 //! | `plan (empty state)` | `plan PATH`, no database | 0 |
 //! | `apply (empty state)` | `apply --auto-approve PATH`, a new database every run | 0 |
-//! | `plan (no-op)` | `plan --detailed-exitcode PATH` after the apply | 0 |
-//! | `plan (1 user changed)` | the same after one user's name is changed in one file | 2 |
+//! | `plan (no-op, no cache)` | `plan --detailed-exitcode --no-cache PATH` after the apply: every file parsed | 0 |
+//! | `plan (no-op)` | `plan --detailed-exitcode PATH`: the parse cache the apply left beside the database | 0 |
+//! | `plan (1 user changed)` | the same after one user's name is changed in one file, another user of that file each run, so that every run parses that file again | 2 |
 //!
 //! Each is run `--runs` times (default 3, and 1 for N ≥ 1,000,000): the wall
 //! time reported is the median, measured from spawn to reaping; the peak RSS
@@ -88,15 +89,17 @@ pub enum Cmd {
     Validate,
     PlanEmpty,
     ApplyEmpty,
+    PlanNoopCold,
     PlanNoop,
     PlanChanged,
 }
 
 impl Cmd {
-    pub const ALL: [Cmd; 5] = [
+    pub const ALL: [Cmd; 6] = [
         Cmd::Validate,
         Cmd::PlanEmpty,
         Cmd::ApplyEmpty,
+        Cmd::PlanNoopCold,
         Cmd::PlanNoop,
         Cmd::PlanChanged,
     ];
@@ -107,6 +110,7 @@ impl Cmd {
             Cmd::Validate => "validate",
             Cmd::PlanEmpty => "plan_empty",
             Cmd::ApplyEmpty => "apply_empty",
+            Cmd::PlanNoopCold => "plan_noop_no_cache",
             Cmd::PlanNoop => "plan_noop",
             Cmd::PlanChanged => "plan_one_user_changed",
         }
@@ -118,6 +122,7 @@ impl Cmd {
             Cmd::Validate => "validate",
             Cmd::PlanEmpty => "plan (empty state)",
             Cmd::ApplyEmpty => "apply (empty state)",
+            Cmd::PlanNoopCold => "plan (no-op, no cache)",
             Cmd::PlanNoop => "plan (no-op)",
             Cmd::PlanChanged => "plan (1 user changed)",
         }
@@ -128,6 +133,7 @@ impl Cmd {
             Cmd::Validate => &["validate"],
             Cmd::PlanEmpty => &["plan"],
             Cmd::ApplyEmpty => &["apply", "--auto-approve"],
+            Cmd::PlanNoopCold => &["plan", "--detailed-exitcode", "--no-cache"],
             Cmd::PlanNoop | Cmd::PlanChanged => &["plan", "--detailed-exitcode"],
         }
     }
@@ -377,10 +383,14 @@ fn measure_case(
         if cmd == Cmd::PlanChanged {
             // The floor reads the set as applied, before the change.
             floor = Some(measure_floor(me, &set, dir, runs, &tag)?);
-            set.change_one_user(users / 2)?;
         }
         let mut samples = Vec::new();
-        for _ in 0..runs {
+        for run in 0..runs {
+            if cmd == Cmd::PlanChanged {
+                // Every run after a fresh one-file edit: the changed user
+                // alternates between two of one file.
+                set.change_one_user(users / 2 + run % 2)?;
+            }
             let db = if cmd == Cmd::PlanEmpty {
                 &empty_db
             } else {
@@ -495,9 +505,10 @@ fn measure_floor(
     Ok(result)
 }
 
-/// Removes a database and its WAL companions, so the next apply starts empty.
+/// Removes a database, its WAL companions and its parse cache, so the next
+/// apply starts empty and parses every file.
 fn remove_db(db: &Path) -> io::Result<()> {
-    for suffix in ["", "-wal", "-shm", "-journal"] {
+    for suffix in ["", "-wal", "-shm", "-journal", ".parse-cache"] {
         let mut path = db.as_os_str().to_owned();
         path.push(suffix);
         match fs::remove_file(&path) {

@@ -263,7 +263,7 @@ impl Report {
         for case in &self.cases {
             for r in &case.commands {
                 let vs_floor = match (r.cmd, r.vs_floor) {
-                    (Cmd::PlanNoop, Some(x)) => format!("{x:.2}× (p+l+c)"),
+                    (Cmd::PlanNoop | Cmd::PlanNoopCold, Some(x)) => format!("{x:.2}× (p+l+c)"),
                     (Cmd::ApplyEmpty, Some(x)) => format!("{x:.2}× (p+i)"),
                     _ => "".into(),
                 };
@@ -411,7 +411,7 @@ fn derive(cases: &mut [Case]) {
         for r in &mut case.commands {
             r.us_per_user = r.wall_s * 1e6 / users;
             r.vs_floor = match r.cmd {
-                Cmd::PlanNoop => Some(r.wall_s / case.floor.noop_plan_floor_s),
+                Cmd::PlanNoop | Cmd::PlanNoopCold => Some(r.wall_s / case.floor.noop_plan_floor_s),
                 Cmd::ApplyEmpty => Some(r.wall_s / case.floor.first_apply_floor_s),
                 _ => None,
             }
@@ -439,11 +439,12 @@ fn targets(cases: &[Case]) -> Vec<Target> {
             })
         };
         if case.users == 100_000 {
-            let noop = case.command(Cmd::PlanNoop);
+            // The floor parses every file: compare the plan that does too.
+            let noop = case.command(Cmd::PlanNoopCold);
             let apply = case.command(Cmd::ApplyEmpty);
             let x = noop.vs_floor.unwrap_or(f64::INFINITY);
             target(
-                "no-op plan ÷ floor parse+load+compare".into(),
+                "no-op plan (no cache) ÷ floor parse+load+compare".into(),
                 format!(
                     "{x:.2}× ({:.3} s ÷ {:.3} s)",
                     noop.wall_s, case.floor.noop_plan_floor_s

@@ -217,28 +217,53 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A value in the cache's encoding: little-endian integers, length-prefixed
+/// A value in the cache's encoding: variable-length integers, length-prefixed
 /// bytes, a tag byte before each optional value.
 trait Codec: Sized {
     fn put(&self, out: &mut Vec<u8>);
     fn take(r: &mut Reader) -> Option<Self>;
 }
 
-impl Codec for u32 {
+impl Codec for u64 {
+    // LEB128: seven bits a byte, low first; most numbers here (places,
+    // lengths) take one or two bytes.
     fn put(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
+        let mut value = *self;
+        while value >= 0x80 {
+            out.push((value as u8) | 0x80);
+            value >>= 7;
+        }
+        out.push(value as u8);
     }
     fn take(r: &mut Reader) -> Option<Self> {
-        r.array().map(u32::from_le_bytes)
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = *r.bytes.get(r.at)?;
+            r.at += 1;
+            value |= u64::from(byte & 0x7f).checked_shl(shift)?;
+            if byte < 0x80 {
+                return Some(value);
+            }
+        }
+        None
+    }
+}
+
+impl Codec for u32 {
+    fn put(&self, out: &mut Vec<u8>) {
+        u64::from(*self).put(out);
+    }
+    fn take(r: &mut Reader) -> Option<Self> {
+        u64::take(r)?.try_into().ok()
     }
 }
 
 impl Codec for usize {
     fn put(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&(*self as u64).to_le_bytes());
+        (*self as u64).put(out);
     }
     fn take(r: &mut Reader) -> Option<Self> {
-        r.array().map(u64::from_le_bytes)?.try_into().ok()
+        u64::take(r)?.try_into().ok()
     }
 }
 
@@ -268,11 +293,11 @@ impl Codec for Vec<u8> {
 
 impl Codec for String {
     fn put(&self, out: &mut Vec<u8>) {
-        (self.len() as u32).put(out);
+        self.len().put(out);
         out.extend_from_slice(self.as_bytes());
     }
     fn take(r: &mut Reader) -> Option<Self> {
-        let len = u32::take(r)? as usize;
+        let len = usize::take(r)?;
         std::str::from_utf8(r.slice(len)?).ok().map(str::to_owned)
     }
 }

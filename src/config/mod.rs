@@ -246,7 +246,7 @@ pub fn load_cached(
                 let (complete, raw, found) = match reused {
                     Some((parse, p)) => {
                         cache.last_reused += 1;
-                        loaded.sources.add(shown, source_text(&bytes));
+                        loaded.sources.add(shown, source_text(bytes));
                         if cache.keep {
                             cache.files.insert(file_path, p);
                         }
@@ -313,9 +313,12 @@ pub fn load_files<'a>(
 
 /// A file's text as its diagnostics show it: without a byte-order mark, and
 /// with any bytes that are not UTF-8 replaced.
-fn source_text(bytes: &[u8]) -> String {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    String::from_utf8_lossy(bytes).into_owned()
+fn source_text(mut bytes: Vec<u8>) -> String {
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        bytes.drain(..3);
+    }
+    // The bytes become the text without a copy when they are UTF-8.
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 impl RawConfig {
@@ -1005,6 +1008,160 @@ mod tests {
         std::fs::remove_file(root.join("c.yaml")).unwrap();
         assert_cache_agrees(root, &mut cache);
         assert_eq!(assert_cache_agrees(root, &mut cache), 0);
+    }
+
+    /// Every YAML file the project holds, with its bytes.
+    fn every_fixture() -> Vec<(PathBuf, Vec<u8>)> {
+        let mut found = Vec::new();
+        let mut dirs = vec![
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data"),
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples"),
+        ];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if is_yaml_name(&path) || path.extension().is_none() {
+                    let bytes = std::fs::read(&path).unwrap();
+                    found.push((path, bytes));
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn the_cache_encoding_gives_back_exactly_what_was_parsed() {
+        let mut findings = 0;
+        let fixtures = every_fixture();
+        assert!(fixtures.len() > 50, "only {} fixtures", fixtures.len());
+        for (index, (path, bytes)) in fixtures.iter().enumerate() {
+            let mut raw = RawConfig::default();
+            let mut diagnostics = Vec::new();
+            let (complete, _) = load_file(index % 7, bytes, &mut raw, &mut diagnostics);
+            findings += diagnostics.len();
+            let encoded = cache::encode(complete, &raw, &diagnostics);
+            let (back_complete, back_raw, back_diagnostics) = cache::decode(&encoded)
+                .unwrap_or_else(|| panic!("{} does not decode", path.display()));
+            assert_eq!(back_complete, complete, "{}", path.display());
+            assert_eq!(
+                format!("{back_raw:?}"),
+                format!("{raw:?}"),
+                "{}",
+                path.display()
+            );
+            assert_eq!(back_diagnostics, diagnostics, "{}", path.display());
+            // Any cut short is refused, never half read.
+            for cut in [0, 1, encoded.len() / 2, encoded.len() - 1] {
+                assert!(
+                    cache::decode(&encoded[..cut]).is_none(),
+                    "{}",
+                    path.display()
+                );
+            }
+        }
+        assert!(
+            findings >= 20,
+            "the fixtures hold only {findings} load findings"
+        );
+    }
+
+    /// [`assert_cache_agrees`] through a cache saved to `file` and opened
+    /// again, as separate runs of the program share it.
+    fn assert_saved_cache_agrees(dir: &Path, file: &Path) -> usize {
+        let mut cache = ParseCache::open(file).unwrap_or_else(|_| ParseCache::new());
+        let parsed = assert_cache_agrees(dir, &mut cache);
+        cache.save(file).unwrap();
+        parsed
+    }
+
+    #[test]
+    fn the_saved_parse_cache_is_used_across_runs_and_never_differs() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("set");
+        std::fs::create_dir(&root).unwrap();
+        let file = dir.path().join("state.db.parse-cache");
+        std::fs::write(
+            root.join("a-tenancy.yaml"),
+            "tenancy: { name: t, csi: \"1\", home_region: r, admin: b }\n",
+        )
+        .unwrap();
+        for id in ["b", "c", "d"] {
+            std::fs::write(root.join(format!("{id}.yaml")), user_file(id, "Old")).unwrap();
+        }
+        assert_eq!(assert_saved_cache_agrees(&root, &file), 4);
+        assert_eq!(
+            assert_saved_cache_agrees(&root, &file),
+            0,
+            "all from the file"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "the cache holds phone numbers");
+        }
+
+        // The same size and modification time, other bytes.
+        let c = root.join("c.yaml");
+        let before = std::fs::metadata(&c).unwrap().modified().unwrap();
+        std::fs::write(&c, user_file("c", "New")).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&c)
+            .unwrap()
+            .set_modified(before)
+            .unwrap();
+        assert_eq!(assert_saved_cache_agrees(&root, &file), 1);
+
+        // A file renamed into another place of the set; one swapped for
+        // another's content under its name (a stale entry by path).
+        std::fs::rename(root.join("b.yaml"), root.join("z.yaml")).unwrap();
+        assert!(assert_saved_cache_agrees(&root, &file) >= 1);
+        std::fs::write(root.join("d.yaml"), user_file("c", "New")).unwrap();
+        std::fs::write(root.join("c.yaml"), user_file("d", "Old")).unwrap();
+        assert_eq!(assert_saved_cache_agrees(&root, &file), 2);
+        assert_eq!(assert_saved_cache_agrees(&root, &file), 0);
+
+        // A damaged or cut-short cache is not used, and the next save heals it.
+        let good = std::fs::read(&file).unwrap();
+        let mut damaged = good.clone();
+        let last = damaged.len() - 3;
+        damaged[last] ^= 0x20;
+        for bad in [
+            damaged,
+            good[..good.len() - 1].to_vec(),
+            b"not a cache".to_vec(),
+        ] {
+            std::fs::write(&file, &bad).unwrap();
+            assert!(ParseCache::open(&file).is_err());
+            assert_eq!(assert_saved_cache_agrees(&root, &file), 4);
+            assert_eq!(assert_saved_cache_agrees(&root, &file), 0);
+        }
+        // Nothing is written when nothing changed.
+        let mut cache = ParseCache::open(&file).unwrap();
+        load_cached(&root, &Limits::default(), &mut cache);
+        assert!(!cache.save(&file).unwrap());
+    }
+
+    #[test]
+    fn a_cache_written_by_another_build_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b.yaml"), user_file("b", "B")).unwrap();
+        let file = dir.path().join("cache");
+        assert_eq!(assert_saved_cache_agrees(dir.path(), &file), 1);
+        let bytes = std::fs::read(&file).unwrap();
+        // The build id follows the magic and the format number; change one
+        // character of it and reseal nothing: the id alone must refuse it.
+        let at = b"supportctl parse cache\n".len() + 1 + 1;
+        let mut other = bytes.clone();
+        other[at] ^= 1;
+        std::fs::write(&file, &other).unwrap();
+        let why = ParseCache::open(&file).unwrap_err();
+        assert!(why.contains("another build"), "{why}");
+        assert_eq!(assert_saved_cache_agrees(dir.path(), &file), 1);
     }
 
     #[test]
