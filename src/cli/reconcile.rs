@@ -106,15 +106,11 @@ fn make_plan(
     db: &Path,
     output: &Output,
     findings: DiagnosticFormat,
-    cache: Option<&mut ParseCache>,
+    mut cache: Option<&mut ParseCache>,
 ) -> Result<(Planned, Option<Store>, Model), CliError> {
     let today = today()?;
-    let checked = match cache {
-        Some(cache) => {
-            let checked = load_and_check_cached(&config.path, &config.limits(), today, cache);
-            save_parse_cache(cache, db);
-            checked
-        }
+    let checked = match cache.as_deref_mut() {
+        Some(cache) => load_and_check_cached(&config.path, &config.limits(), today, cache),
         None => load_and_check(&config.path, &config.limits(), today),
     };
     report_diagnostics(&checked, output, findings);
@@ -122,6 +118,11 @@ fn make_plan(
         return Err(CliError::reported());
     };
     let (planned, store) = plan_checked(&desired, checked.loaded.digest, db)?;
+    // Only beside a database that opened as supportctl's: never beside a
+    // foreign file, nor where there is no database yet.
+    if let (Some(cache), Some(_)) = (cache, &store) {
+        save_parse_cache(cache, db);
+    }
     Ok((planned, store, desired))
 }
 

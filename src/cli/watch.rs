@@ -521,9 +521,6 @@ impl Watcher<'_> {
             today,
             &mut self.parsed,
         );
-        if !self.args.no_cache {
-            save_parse_cache(&mut self.parsed, self.db);
-        }
         let digest = checked.loaded.digest.clone();
         let Some(desired) = &checked.model else {
             // The same files with the same findings fail the same way.
@@ -572,6 +569,11 @@ impl Watcher<'_> {
             Ok(planned) => planned,
             Err(e) => return Some(fail(OutcomeKind::Failed, e)),
         };
+        // Kept beside the database once it is known to be supportctl's; a
+        // first apply creates it, and the next reconcile saves the cache.
+        if store.is_some() && !self.args.no_cache {
+            save_parse_cache(&mut self.parsed, self.db);
+        }
         let counts = Some(SummaryCounts::from(planned.plan.summary()));
         if planned.plan.is_empty() {
             self.failing = None;

@@ -2660,3 +2660,120 @@ proptest! {
         prop_assert_eq!(text_changes(&text.stdout), json_changes(&doc));
     }
 }
+
+// ---- The parse cache beside the database ----
+
+/// Copies `examples/acme-prod/` into `to`.
+fn copy_example_dir(to: &Path) {
+    let from = example("acme-prod");
+    let mut dirs = vec![PathBuf::new()];
+    while let Some(relative) = dirs.pop() {
+        std::fs::create_dir_all(to.join(&relative)).unwrap();
+        for entry in std::fs::read_dir(from.join(&relative)).unwrap() {
+            let entry = entry.unwrap();
+            let name = relative.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                dirs.push(name);
+            } else {
+                std::fs::copy(entry.path(), to.join(&name)).unwrap();
+            }
+        }
+    }
+}
+
+/// How many files a `-vv` run parsed and reused, from its debug line.
+fn parsed_and_reused(run: &Run) -> (usize, usize) {
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("config set checked"))
+        .unwrap_or_else(|| panic!("no load line\n{}", run.transcript()));
+    let field = |name: &str| -> usize {
+        let start = line.find(&format!(" {name}=")).expect(name) + name.len() + 2;
+        line[start..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (field("parsed"), field("reused"))
+}
+
+#[test]
+fn the_parse_cache_beside_the_database_is_reused_and_never_changes_a_plan() {
+    let world = World::new();
+    let set = world.path("set");
+    copy_example_dir(&set);
+    let cache = world.path("state.db.parse-cache");
+    let set_arg = arg(&set);
+
+    // No database, no cache: a plan writes nothing beside a database that
+    // is not there.
+    world.run(&["plan", set_arg]).expect(0);
+    assert!(!cache.exists(), "a plan without a database wrote a cache");
+
+    world.apply(&set);
+    assert!(cache.exists(), "the first apply keeps its parses");
+    assert_eq!(mode(&cache), 0o600, "the cache holds phone numbers");
+    let files = std::fs::read_dir(set.join("users")).unwrap().count() + 3;
+    let noop = world.run(&["-vv", "plan", "--detailed-exitcode", set_arg]);
+    let noop = noop.expect(0);
+    assert_eq!(parsed_and_reused(&noop), (0, files));
+    assert_eq!(noop.stdout, NO_CHANGES);
+
+    // Each plan with the cache must print what a plan without it prints.
+    let agree = |why: &str| -> (usize, usize) {
+        let cached = world.run(&["-vv", "plan", set_arg]);
+        let fresh = world.run(&["plan", "--no-cache", set_arg]);
+        assert_eq!(cached.code, fresh.code, "{why}\n{}", cached.transcript());
+        assert_eq!(cached.stdout, fresh.stdout, "{why}");
+        parsed_and_reused(&cached)
+    };
+
+    // The same size and modification time, another name.
+    let erin = set.join("users/erin.yaml");
+    let text = std::fs::read_to_string(&erin).unwrap();
+    let before = std::fs::metadata(&erin).unwrap().modified().unwrap();
+    let (old, new) = ("name: Erin", "name: Eryn");
+    assert!(text.contains(old), "{text}");
+    std::fs::write(&erin, text.replacen(old, new, 1)).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&erin)
+        .unwrap()
+        .set_modified(before)
+        .unwrap();
+    assert_eq!(agree("same size and time"), (1, files - 1));
+    let shown = world.run(&["plan", set_arg]).expect(0).stdout;
+    assert!(shown.contains("Eryn"), "{shown}");
+
+    // Two files swap their contents under their names; a file moves.
+    let (alice, bob) = (set.join("users/alice.yaml"), set.join("users/bob.yaml"));
+    let (a, b) = (std::fs::read(&alice).unwrap(), std::fs::read(&bob).unwrap());
+    std::fs::write(&alice, &b).unwrap();
+    std::fs::write(&bob, &a).unwrap();
+    assert_eq!(agree("swapped contents"), (2, files - 2));
+    std::fs::rename(&alice, set.join("users/zz-alice.yaml")).unwrap();
+    let (parsed, _) = agree("a file renamed to the end of the set");
+    assert!(parsed >= 1);
+    assert_eq!(agree("nothing changed since"), (0, files));
+
+    // A damaged cache is not used, and the run writes a good one.
+    let mut bytes = std::fs::read(&cache).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&cache, &bytes).unwrap();
+    assert_eq!(agree("a damaged cache"), (files, 0));
+    assert_eq!(agree("the cache written again"), (0, files));
+
+    // `--no-cache` neither reads nor writes it.
+    std::fs::remove_file(&cache).unwrap();
+    world.run(&["plan", "--no-cache", set_arg]).expect(0);
+    world
+        .run(&["apply", "--auto-approve", "--no-cache", set_arg])
+        .expect(0);
+    assert!(!cache.exists(), "--no-cache wrote the cache");
+    assert_eq!(world.run(&["plan", set_arg]).expect(0).stdout, NO_CHANGES);
+    assert!(cache.exists());
+}
