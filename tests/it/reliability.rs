@@ -896,7 +896,7 @@ fn every_test_the_readme_names_for_a_promise_exists() {
         .expect("README has a Reliability section");
     let mut named = 0;
     for cell in section.split('`').skip(1).step_by(2) {
-        let Some((module, name)) = cell.split_once("::") else {
+        let Some((module, name)) = cell.rsplit_once("::") else {
             continue;
         };
         if name == "*"
@@ -906,9 +906,19 @@ fn every_test_the_readme_names_for_a_promise_exists() {
         {
             continue;
         }
-        let file = match module {
-            "state::tests" => root.join("src/state/tests.rs"),
-            module => root.join(format!("tests/it/{module}.rs")),
+        let file = match module.strip_suffix("::tests") {
+            Some("state") => root.join("src/state/tests.rs"),
+            // A unit test: in its module's file.
+            Some(module) => {
+                let path = module.replace("::", "/");
+                let file = root.join(format!("src/{path}.rs"));
+                if file.exists() {
+                    file
+                } else {
+                    root.join(format!("src/{path}/mod.rs"))
+                }
+            }
+            None => root.join(format!("tests/it/{module}.rs")),
         };
         let source = std::fs::read_to_string(&file)
             .unwrap_or_else(|e| panic!("`{cell}`: cannot read {}: {e}", file.display()));
