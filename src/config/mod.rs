@@ -238,10 +238,11 @@ pub fn load_cached(
                 let hash: [u8; 32] = Sha256::digest(&bytes).into();
                 let index = loaded.sources.len();
                 let mut reused = None;
-                if let Some(p) = previous.remove(&file_path) {
-                    if p.hash == hash && p.index == index {
-                        reused = cache::decode(&p.encoded).map(|parse| (parse, p));
-                    }
+                if let Some(p) = previous.remove(&file_path)
+                    && p.hash == hash
+                    && p.index == index
+                {
+                    reused = cache::decode(&p.encoded).map(|parse| (parse, p));
                 }
                 let (complete, raw, found) = match reused {
                     Some((parse, p)) => {
