@@ -357,7 +357,7 @@ pub(crate) fn free_at_exit<T>(value: T) {
     std::mem::forget(value);
 }
 
-/// `path` with `suffix` appended to its file name.
+/// `path` with `suffix` appended to its file name: `state.db` → `state.db-wal`.
 pub(crate) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
@@ -383,13 +383,11 @@ pub(crate) fn open_parse_cache(db: &Path) -> config::ParseCache {
     })
 }
 
-/// Keeps `cache` beside `db` for the next run, when the database exists (a
-/// plan never creates files beside a database that is not there). A cache
-/// that cannot be written only costs the next run time: logged, not failed.
+/// Keeps `cache` beside `db` for the next run. Callers save only once `db`
+/// has opened as supportctl's database: never beside a foreign file, nor
+/// where a plan found no database. A cache that cannot be written only
+/// costs the next run time: logged, not failed.
 pub(crate) fn save_parse_cache(cache: &mut config::ParseCache, db: &Path) {
-    if !db.exists() {
-        return;
-    }
     let path = parse_cache_path(db);
     let started = std::time::Instant::now();
     match cache.save(&path) {

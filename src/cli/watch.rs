@@ -209,7 +209,6 @@ fn default_status_file(db: &Path) -> PathBuf {
     with_suffix(db, ".status.json")
 }
 
-/// `path` with `suffix` appended to its name: `state.db` → `state.db-wal`.
 fn timestamp() -> String {
     now().unwrap_or_else(|_| jiff::Timestamp::now()).to_string()
 }

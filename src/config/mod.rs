@@ -112,8 +112,10 @@ struct ParsedFile {
     encoded: Vec<u8>,
 }
 
-/// Parsed files kept between loads of the same config set (by `watch`), so
-/// that a load after an edit parses only the files whose bytes changed.
+/// Parsed files kept between loads of the same config set — in memory by
+/// `watch`, and between runs in a file ([`ParseCache::open`],
+/// [`ParseCache::save`]) — so that a load after an edit parses only the
+/// files whose bytes changed.
 ///
 /// An entry is used only when the file has the same path, the same SHA-256
 /// of its content and the same index in the set (locations name the index);
@@ -159,10 +161,7 @@ impl ParseCache {
     /// Saves the entries to `path` (atomically, mode 0600) when they changed
     /// since the cache was opened or last saved; returns whether it wrote.
     pub fn save(&mut self, path: &Path) -> std::io::Result<bool> {
-        if !self.keep {
-            return Ok(false);
-        }
-        if !self.changed {
+        if !self.keep || !self.changed {
             return Ok(false);
         }
         cache::write(path, &self.files)?;
@@ -962,10 +961,8 @@ mod tests {
         format!("users:\n  {id}:\n    email: {id}@acme.example\n    name: {name}\n")
     }
 
-    #[test]
-    fn the_parse_cache_reparses_exactly_the_changed_files_and_never_differs() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
+    /// A tenancy file and three files of one user each.
+    fn write_small_set(root: &Path) {
         std::fs::write(
             root.join("a-tenancy.yaml"),
             "tenancy: { name: t, csi: \"1\", home_region: r, admin: b }\n",
@@ -974,6 +971,26 @@ mod tests {
         for id in ["b", "c", "d"] {
             std::fs::write(root.join(format!("{id}.yaml")), user_file(id, "Old")).unwrap();
         }
+    }
+
+    /// Writes `text` (of the same size) over `path` and puts its
+    /// modification time back: only the content tells the change.
+    fn rewrite_keeping_time(path: &Path, text: &str) {
+        let before = std::fs::metadata(path).unwrap().modified().unwrap();
+        std::fs::write(path, text).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(before)
+            .unwrap();
+    }
+
+    #[test]
+    fn the_parse_cache_reparses_exactly_the_changed_files_and_never_differs() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write_small_set(root);
         let mut cache = ParseCache::new();
         assert_eq!(assert_cache_agrees(root, &mut cache), 4);
         assert_eq!(assert_cache_agrees(root, &mut cache), 0, "nothing changed");
@@ -981,15 +998,7 @@ mod tests {
 
         // The same size and the same modification time, other bytes: still
         // seen, because only the content's hash is trusted.
-        let c = root.join("c.yaml");
-        let before = std::fs::metadata(&c).unwrap().modified().unwrap();
-        std::fs::write(&c, user_file("c", "New")).unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&c)
-            .unwrap()
-            .set_modified(before)
-            .unwrap();
+        rewrite_keeping_time(&root.join("c.yaml"), &user_file("c", "New"));
         assert_eq!(assert_cache_agrees(root, &mut cache), 1);
 
         // A broken file, then the same broken file again: its findings come
@@ -1084,14 +1093,7 @@ mod tests {
         let root = dir.path().join("set");
         std::fs::create_dir(&root).unwrap();
         let file = dir.path().join("state.db.parse-cache");
-        std::fs::write(
-            root.join("a-tenancy.yaml"),
-            "tenancy: { name: t, csi: \"1\", home_region: r, admin: b }\n",
-        )
-        .unwrap();
-        for id in ["b", "c", "d"] {
-            std::fs::write(root.join(format!("{id}.yaml")), user_file(id, "Old")).unwrap();
-        }
+        write_small_set(&root);
         assert_eq!(assert_saved_cache_agrees(&root, &file), 4);
         assert_eq!(
             assert_saved_cache_agrees(&root, &file),
@@ -1106,15 +1108,7 @@ mod tests {
         }
 
         // The same size and modification time, other bytes.
-        let c = root.join("c.yaml");
-        let before = std::fs::metadata(&c).unwrap().modified().unwrap();
-        std::fs::write(&c, user_file("c", "New")).unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&c)
-            .unwrap()
-            .set_modified(before)
-            .unwrap();
+        rewrite_keeping_time(&root.join("c.yaml"), &user_file("c", "New"));
         assert_eq!(assert_saved_cache_agrees(&root, &file), 1);
 
         // A file renamed into another place of the set; one swapped for
