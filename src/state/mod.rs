@@ -249,6 +249,11 @@ impl Store {
         // A plan touches every table with a few statements each; keep them
         // all prepared.
         conn.set_prepared_statement_cache_capacity(64);
+        // A page cache that holds a large apply whole (SQLite's default is
+        // 2 MiB): a transaction that outgrows it spills pages to the log
+        // before the commit and reads them back. Used only as it fills.
+        conn.pragma_update(None, "cache_size", -65_536)
+            .map_err(sql)?;
 
         let lineage: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE key = 'lineage'", [], |r| {
