@@ -6,7 +6,24 @@ use std::process::ExitCode;
 use clap::Parser;
 use supportctl::{cli, diag};
 
+/// mimalloc, not the C library's allocator: a plan allocates and frees a few
+/// million small strings (the parse, the check, the state read), and at
+/// 100k users it takes a third less time with it (see README
+/// "Performance").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// mimalloc's `mi_option_purge_delay`, by its place in `mi_option_t` (the
+/// bindings do not name it): how long freed memory is kept before it goes
+/// back to the system, 1 s by default.
+const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 fn main() -> ExitCode {
+    // Freed memory goes back at once: a first apply of 100k users frees its
+    // parse while it fills the database, and with the delay it peaked at
+    // 500 MiB instead of 330 (no slower).
+    // SAFETY: sets an option by its index; any thread may, at any time.
+    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) };
     let cli = cli::Cli::parse();
     match cli::run(cli) {
         Ok(code) => ExitCode::from(code),
@@ -19,5 +36,22 @@ fn main() -> ExitCode {
             }
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PURGE_DELAY;
+    use libmimalloc_sys::mi_option_get;
+
+    #[test]
+    fn purge_delay_is_mimallocs_purge_delay() {
+        // Untouched in this process, the options hold mimalloc's defaults:
+        // the eager commit delay before the purge delay is 1, the purge
+        // delay 1000 (ms), the number of NUMA nodes after it 0.
+        // SAFETY: reads options by index.
+        let [before, delay, after] =
+            [PURGE_DELAY - 1, PURGE_DELAY, PURGE_DELAY + 1].map(|o| unsafe { mi_option_get(o) });
+        assert_eq!((before, delay, after), (1, 1000, 0));
     }
 }

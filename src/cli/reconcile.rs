@@ -109,15 +109,26 @@ fn make_plan(
     mut cache: Option<&mut ParseCache>,
 ) -> Result<(Planned, Option<Store>, Model), CliError> {
     let today = today()?;
-    let checked = match cache.as_deref_mut() {
-        Some(cache) => load_and_check_cached(&config.path, &config.limits(), today, cache),
-        None => load_and_check(&config.path, &config.limits(), today),
-    };
+    // The state is read on a second thread while the config set is loaded
+    // and checked: neither needs the other until the plan. Its errors wait
+    // until the config set is known to be valid, as when read after it.
+    let (checked, early) = std::thread::scope(|scope| {
+        let early = scope.spawn(|| read_state_early(db));
+        let checked = match cache.as_deref_mut() {
+            Some(cache) => load_and_check_cached(&config.path, &config.limits(), today, cache),
+            None => load_and_check(&config.path, &config.limits(), today),
+        };
+        let early = early
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (checked, early)
+    });
     report_diagnostics(&checked, output, findings);
     let Some(desired) = checked.model else {
         return Err(CliError::reported());
     };
-    let (planned, store) = plan_checked(&desired, checked.loaded.digest, db)?;
+    let (store, mut state) = early?;
+    let (planned, store) = plan_against(&desired, checked.loaded.digest, store, &mut state)?;
     // Only beside a database that opened as supportctl's: never beside a
     // foreign file, nor where there is no database yet.
     if let (Some(cache), Some(_)) = (cache, &store) {
@@ -170,6 +181,30 @@ fn base_text(plan: &Plan, reference: &str, palette: render::PlanPalette) -> Stri
     )
 }
 
+/// The database, opened when it exists, and the state of its tenancy when
+/// it holds exactly one (the config set's, almost always; that is checked
+/// when it is used). A tenancy that cannot be read here is read again, and
+/// its error reported, once the config set has named its tenancy.
+fn read_state_early(db: &Path) -> Result<(Option<Store>, StateCache), CliError> {
+    if !db.exists() {
+        return Ok((None, StateCache::default()));
+    }
+    let started = std::time::Instant::now();
+    let store = Store::open(db)?;
+    let mut state = StateCache::default();
+    if let Ok([only]) = store.tenancies().as_deref()
+        && let Ok(Some(snapshot)) = store.load(only)
+    {
+        state.known = Some((store.lineage().to_owned(), snapshot));
+    }
+    tracing::debug!(
+        read = state.known.is_some(),
+        ms = started.elapsed().as_millis() as u64,
+        "state read beside the check"
+    );
+    Ok((Some(store), state))
+}
+
 /// A tenancy's state as this process last read or wrote it, reused while
 /// the database's lineage and the tenancy's serial stay the same (every
 /// apply, by any process, advances the serial). `watch` keeps one; the
@@ -180,18 +215,30 @@ pub(super) struct StateCache {
 }
 
 impl StateCache {
+    /// Whether the cached state is that of `tenancy` in `store` still.
+    fn is_current(&self, store: &Store, tenancy: &str) -> Result<bool, CliError> {
+        let Some((lineage, snapshot)) = &self.known else {
+            return Ok(false);
+        };
+        Ok(lineage == store.lineage()
+            && snapshot.model.tenancy.name == tenancy
+            && store.serial(tenancy)? == Some(snapshot.serial))
+    }
+
     /// The cached state of `tenancy` if it is still the state in `store`.
     fn current(&self, store: &Store, tenancy: &str) -> Result<Option<Snapshot>, CliError> {
-        let Some((lineage, snapshot)) = &self.known else {
-            return Ok(None);
-        };
-        if lineage != store.lineage()
-            || snapshot.model.tenancy.name != tenancy
-            || store.serial(tenancy)? != Some(snapshot.serial)
-        {
-            return Ok(None);
-        }
-        Ok(Some(snapshot.clone()))
+        Ok(match self.is_current(store, tenancy)? {
+            true => self.known.as_ref().map(|(_, snapshot)| snapshot.clone()),
+            false => None,
+        })
+    }
+
+    /// [`StateCache::current`], taken out of the cache rather than copied.
+    fn take_current(&mut self, store: &Store, tenancy: &str) -> Result<Option<Snapshot>, CliError> {
+        Ok(match self.is_current(store, tenancy)? {
+            true => self.known.take().map(|(_, snapshot)| snapshot),
+            false => None,
+        })
     }
 
     fn remember(&mut self, lineage: &str, snapshot: &Snapshot) {
@@ -211,16 +258,8 @@ impl StateCache {
 /// Plans a checked config set against the tenancy's state. The state is
 /// read when the database exists; planning never creates it (a plan made
 /// without one has an empty lineage, and applies to any database where the
-/// tenancy is not yet).
-pub(super) fn plan_checked(
-    desired: &Model,
-    digest: String,
-    db: &Path,
-) -> Result<(Planned, Option<Store>), CliError> {
-    plan_checked_cached(desired, digest, db, None)
-}
-
-/// [`plan_checked`], reading the state only when `cache` does not hold it.
+/// tenancy is not yet). The state is read only when `cache` does not hold
+/// it.
 pub(super) fn plan_checked_cached(
     desired: &Model,
     digest: String,
@@ -232,19 +271,48 @@ pub(super) fn plan_checked_cached(
     } else {
         None
     };
+    let known = match (&store, cache.as_deref()) {
+        (Some(store), Some(cache)) => cache.current(store, &desired.tenancy.name)?,
+        _ => None,
+    };
+    plan_with(desired, digest, store, known, cache)
+}
+
+/// [`plan_checked_cached`] with the database already opened (`None`: there is
+/// none), and the state read early when `state` holds it still: taken, not
+/// copied.
+fn plan_against(
+    desired: &Model,
+    digest: String,
+    store: Option<Store>,
+    state: &mut StateCache,
+) -> Result<(Planned, Option<Store>), CliError> {
+    let known = match &store {
+        Some(store) => state.take_current(store, &desired.tenancy.name)?,
+        None => None,
+    };
+    plan_with(desired, digest, store, known, None)
+}
+
+/// Plans against `known`, the tenancy's current state, or else against the
+/// state read from `store` now (and remembered in `cache`).
+fn plan_with(
+    desired: &Model,
+    digest: String,
+    store: Option<Store>,
+    known: Option<Snapshot>,
+    cache: Option<&mut StateCache>,
+) -> Result<(Planned, Option<Store>), CliError> {
     let name = &desired.tenancy.name;
-    let snapshot = match (&store, cache) {
-        (Some(store), Some(cache)) => match cache.current(store, name)? {
-            Some(known) => Some(known),
-            None => {
-                let loaded = store.load(name)?;
-                if let Some(snapshot) = &loaded {
-                    cache.remember(store.lineage(), snapshot);
-                }
-                loaded
+    let snapshot = match (&store, known) {
+        (Some(_), Some(known)) => Some(known),
+        (Some(store), None) => {
+            let loaded = store.load(name)?;
+            if let (Some(cache), Some(snapshot)) = (cache, &loaded) {
+                cache.remember(store.lineage(), snapshot);
             }
-        },
-        (Some(store), None) => store.load(name)?,
+            loaded
+        }
         (None, _) => None,
     };
     let (actual, serial) = match snapshot {
@@ -438,7 +506,7 @@ pub fn apply_command(args: &ApplyArgs, db: &Path, output: &Output) -> Result<u8,
     printed
 }
 
-/// Applies a plan made by [`plan_checked`] in one transaction, journaled;
+/// Applies a plan made by [`plan_checked_cached`] in one transaction, journaled;
 /// returns the tenancy's new serial and the database's lineage. The database
 /// is created only now, when there is something to write.
 pub(super) fn apply_planned(
