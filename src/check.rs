@@ -7,7 +7,10 @@
 //! stops the check. Pure: no files, no clock (the caller passes today).
 //! Rule numbers are those of SPEC §2.
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt as _};
 
 use crate::config::{RawConfig, RawTenancy, RawUserEntry, Spanned, Unreadable, raw};
 use crate::diag::{Diagnostic, Location, Rule, did_you_mean};
@@ -68,7 +71,7 @@ struct Keyed<'a, V> {
 impl<V> Default for Keyed<'_, V> {
     fn default() -> Self {
         Keyed {
-            index: HashMap::new(),
+            index: HashMap::default(),
             sorted: Vec::new(),
         }
     }
@@ -124,6 +127,16 @@ impl<V> std::ops::Index<&str> for Keyed<'_, V> {
     type Output = V;
     fn index(&self, id: &str) -> &V {
         &self.index[id]
+    }
+}
+
+/// `text` compared without regard to case: lower-cased, copied only when
+/// that changes it.
+fn fold_case(text: &str) -> Cow<'_, str> {
+    if text.is_ascii() && !text.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(text.to_lowercase())
     }
 }
 
@@ -276,7 +289,7 @@ impl Checker {
     /// Rule 3 and 10 for each user, and duplicate ids and emails.
     fn users<'a>(&mut self, raw: &'a RawConfig) -> Keyed<'a, Declared<'a>> {
         let mut users: Keyed<Declared> = Keyed::with_capacity(raw.users.len());
-        let mut emails: HashMap<String, Location> = HashMap::with_capacity(raw.users.len());
+        let mut emails: HashMap<Cow<str>, Location> = HashMap::with_capacity(raw.users.len());
         for entry in &raw.users {
             let id = &entry.id;
             if let Some(first) = users.get(id.value.as_str()) {
@@ -312,7 +325,7 @@ impl Checker {
                     .with_hint("write it as `name@domain.example`"),
                 );
             } else {
-                let folded = user.email.to_lowercase();
+                let folded = fold_case(&user.email);
                 if let Some(&first) = emails.get(&folded) {
                     self.push(
                         Diagnostic::at(

@@ -185,6 +185,7 @@ pub fn load_cached(
     loaded.incomplete = !diagnostics.is_empty();
     let mut total: u64 = 0;
     let mut hashed: Vec<(String, [u8; 32])> = Vec::with_capacity(files.len());
+    let mut parts = Vec::with_capacity(files.len());
     for file_path in files {
         let shown = file_path.display().to_string();
         match read_limited(&file_path, limits.max_file_bytes) {
@@ -276,12 +277,13 @@ pub fn load_cached(
                 if !complete {
                     loaded.incomplete = true;
                 }
-                loaded.raw.append(raw);
+                parts.push(raw);
                 diagnostics.extend(found);
                 hashed.push((relative, hash));
             }
         }
     }
+    loaded.raw = RawConfig::concat(parts);
     // Files of an earlier load that are gone from this one are dropped.
     cache.changed |= !previous.is_empty();
     loaded.digest = digest_of(&hashed);
@@ -298,15 +300,17 @@ pub fn load_files<'a>(
     let mut loaded = Loaded::default();
     let mut diagnostics = Vec::new();
     let mut hashed = Vec::new();
+    let mut parts = Vec::new();
     for (name, bytes) in files {
         let index = loaded.sources.len();
         let mut raw = RawConfig::default();
         let (complete, text) = load_file(index, bytes, &mut raw, &mut diagnostics);
         loaded.sources.add(name.to_owned(), text);
-        loaded.raw.append(raw);
+        parts.push(raw);
         loaded.incomplete |= !complete;
         hashed.push((name.to_owned(), Sha256::digest(bytes).into()));
     }
+    loaded.raw = RawConfig::concat(parts);
     loaded.digest = digest_of(&hashed);
     (loaded, diagnostics)
 }
@@ -322,19 +326,34 @@ fn source_text(mut bytes: Vec<u8>) -> String {
 }
 
 impl RawConfig {
-    /// Moves another file's entries after this one's.
-    fn append(&mut self, mut other: RawConfig) {
-        self.tenancies.append(&mut other.tenancies);
-        self.users.append(&mut other.users);
-        self.memberships.append(&mut other.memberships);
-        self.approvals.append(&mut other.approvals);
-        self.support_links.append(&mut other.support_links);
-        let (mine, theirs) = (&mut self.unreadable, other.unreadable);
-        mine.tenancy |= theirs.tenancy;
-        mine.users.extend(theirs.users);
-        mine.memberships.extend(theirs.memberships);
-        mine.approvals.extend(theirs.approvals);
-        mine.support_links.extend(theirs.support_links);
+    /// The entries of every file, in order: moved, each section into a
+    /// vector made once at its final size.
+    fn concat(parts: Vec<RawConfig>) -> RawConfig {
+        fn section<T>(parts: &mut [RawConfig], of: fn(&mut RawConfig) -> &mut Vec<T>) -> Vec<T> {
+            let mut all = Vec::with_capacity(parts.iter_mut().map(|p| of(p).len()).sum());
+            for part in parts.iter_mut() {
+                all.append(of(part));
+            }
+            all
+        }
+        let mut parts = parts;
+        let mut all = RawConfig {
+            tenancies: section(&mut parts, |p| &mut p.tenancies),
+            users: section(&mut parts, |p| &mut p.users),
+            memberships: section(&mut parts, |p| &mut p.memberships),
+            approvals: section(&mut parts, |p| &mut p.approvals),
+            support_links: section(&mut parts, |p| &mut p.support_links),
+            unreadable: Unreadable::default(),
+        };
+        for part in parts {
+            let (mine, theirs) = (&mut all.unreadable, part.unreadable);
+            mine.tenancy |= theirs.tenancy;
+            mine.users.extend(theirs.users);
+            mine.memberships.extend(theirs.memberships);
+            mine.approvals.extend(theirs.approvals);
+            mine.support_links.extend(theirs.support_links);
+        }
+        all
     }
 }
 
@@ -679,7 +698,8 @@ fn remove_duplicate_keys(
             }
         }
         NodeKind::Map(entries) => {
-            let mut first: HashMap<String, Location> = HashMap::with_capacity(entries.len());
+            let mut first: foldhash::HashMap<String, Location> =
+                foldhash::HashMapExt::with_capacity(entries.len());
             entries.retain(|(key, _)| {
                 let Some(text) = key.scalar_text(source) else {
                     return true;
