@@ -8,7 +8,7 @@ use supportctl::{cli, diag};
 
 /// mimalloc, not the C library's allocator: a plan allocates and frees a few
 /// million small strings (the parse, the check, the state read), and at
-/// 100k users it takes a third less time with it (see README
+/// 100k users it takes about a quarter less time with it (see README
 /// "Performance").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

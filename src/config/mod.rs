@@ -328,7 +328,7 @@ fn source_text(mut bytes: Vec<u8>) -> String {
 impl RawConfig {
     /// The entries of every file, in order: moved, each section into a
     /// vector made once at its final size.
-    fn concat(parts: Vec<RawConfig>) -> RawConfig {
+    fn concat(mut parts: Vec<RawConfig>) -> RawConfig {
         fn section<T>(parts: &mut [RawConfig], of: fn(&mut RawConfig) -> &mut Vec<T>) -> Vec<T> {
             let mut all = Vec::with_capacity(parts.iter_mut().map(|p| of(p).len()).sum());
             for part in parts.iter_mut() {
@@ -336,7 +336,6 @@ impl RawConfig {
             }
             all
         }
-        let mut parts = parts;
         let mut all = RawConfig {
             tenancies: section(&mut parts, |p| &mut p.tenancies),
             users: section(&mut parts, |p| &mut p.users),
