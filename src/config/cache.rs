@@ -6,13 +6,18 @@
 //! and the same SHA-256 of the file's bytes (see [`super::ParseCache`]), and
 //! a parse depends on nothing else, so an entry is either exactly right or
 //! not used. The file itself is trusted only when it was written by this
-//! very build (a later version may parse differently) and its own SHA-256
-//! still matches: anything else — missing, truncated, damaged, from another
-//! build — is an empty cache, and the files are parsed again.
+//! very build (a later version may parse differently), and each of its
+//! records only when its own SHA-256 still matches: a file that is missing,
+//! foreign or from another build is an empty cache, and a damaged or
+//! cut-short record ends what is read of it; those files are parsed again.
+//! A save after an edit adds the records of the files that changed to the
+//! end of the file instead of writing it whole (see [`save`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write as _;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
@@ -26,7 +31,72 @@ use crate::diag::{Diagnostic, Location, Related, Rule};
 /// The first bytes of a cache file.
 const MAGIC: &[u8] = b"supportctl parse cache\n";
 /// The layout of the file and of its entries; bumped with any change to either.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
+
+/// A record that holds a file's parse.
+const PUT: u8 = 0;
+/// A record that says a file's parse is no longer held.
+const REMOVE: u8 = 1;
+
+/// How many bytes a cache file may hold beyond what its live entries take
+/// before a save writes it afresh instead of adding to it.
+const SLACK: u64 = 1 << 20;
+
+/// A file's parse in the cache's encoding, sharing the buffer the cache file
+/// was read into (a load decodes from it; nothing is copied before).
+#[derive(Clone, Debug)]
+pub(super) struct Encoded {
+    bytes: Arc<Vec<u8>>,
+    range: Range<usize>,
+}
+
+impl Encoded {
+    pub(super) fn new(bytes: Vec<u8>) -> Self {
+        let range = 0..bytes.len();
+        Encoded {
+            bytes: Arc::new(bytes),
+            range,
+        }
+    }
+}
+
+impl std::ops::Deref for Encoded {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[self.range.clone()]
+    }
+}
+
+/// The cache file as this process last read or wrote it: a save adds its
+/// records only to that very file, unchanged since.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Written {
+    device: u64,
+    inode: u64,
+    /// Where its last whole record ends.
+    len: u64,
+}
+
+impl Written {
+    fn of(file: &std::fs::File, len: u64) -> std::io::Result<Written> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = file.metadata()?;
+        Ok(Written {
+            device: meta.dev(),
+            inode: meta.ino(),
+            len,
+        })
+    }
+}
+
+/// The header every cache file starts with: the magic, the format and the
+/// build that wrote it.
+fn header() -> Vec<u8> {
+    let mut head = MAGIC.to_vec();
+    FORMAT.put(&mut head);
+    build_id().put(&mut head);
+    head
+}
 
 /// A file's parse, encoded: whether it was read whole, its entries and its
 /// findings.
@@ -76,14 +146,30 @@ fn build_id() -> String {
     )
 }
 
-/// Reads the cache file at `path`; `Err` says why it cannot be used (and is
-/// no error for the caller: the files are parsed again).
-pub(super) fn read(path: &Path) -> Result<HashMap<PathBuf, ParsedFile>, String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let rest = bytes
-        .strip_prefix(MAGIC)
-        .ok_or("not a supportctl parse cache")?;
-    let mut r = Reader { bytes: rest, at: 0 };
+/// Reads the cache file at `path`: its entries by path, and where its
+/// records end. `Err` says why it cannot be used at all (and is no error for
+/// the caller: the files are parsed again).
+///
+/// The file is a header and a log of records, each sealed by the SHA-256 of
+/// its payload: "this path's parse is now this" or "no parse of this path".
+/// A later record for a path replaces an earlier one. The log is read up to
+/// its first record that is cut short or damaged — the end of a save that
+/// was interrupted: what came before is each exactly as written.
+pub(super) fn read(path: &Path) -> Result<(HashMap<PathBuf, ParsedFile>, Written), String> {
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let size = file.metadata().map_err(|e| e.to_string())?.len();
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    let bytes = Arc::new(bytes);
+
+    let mut r = Reader {
+        bytes: &bytes,
+        at: 0,
+    };
+    if r.slice(MAGIC.len()) != Some(MAGIC) {
+        return Err("not a supportctl parse cache".into());
+    }
     let format = u32::take(&mut r).ok_or("truncated")?;
     if format != FORMAT {
         return Err(format!("format {format}, not {FORMAT}"));
@@ -91,60 +177,154 @@ pub(super) fn read(path: &Path) -> Result<HashMap<PathBuf, ParsedFile>, String> 
     if String::take(&mut r).ok_or("truncated")? != build_id() {
         return Err("written by another build of supportctl".into());
     }
-    let sealed: [u8; 32] = r.array().ok_or("truncated")?;
-    let body = &rest[r.at..];
-    if <[u8; 32]>::from(Sha256::digest(body)) != sealed {
-        return Err("damaged: its checksum does not match".into());
+    let mut files = HashMap::new();
+    let mut end = r.at;
+    while r.at < bytes.len() {
+        match record(&mut r, &bytes) {
+            Some((path, Some(parsed))) => files.insert(path, parsed),
+            Some((path, None)) => files.remove(&path),
+            None => break,
+        };
+        end = r.at;
     }
-    let mut r = Reader { bytes: body, at: 0 };
-    let count = usize::take(&mut r).ok_or("truncated")?;
-    let mut files = HashMap::with_capacity(count.min(body.len()));
-    for _ in 0..count {
-        let path = path_from_bytes(<Vec<u8>>::take(&mut r).ok_or("truncated")?);
-        let index = usize::take(&mut r).ok_or("truncated")?;
-        let hash = r.array().ok_or("truncated")?;
-        let encoded = <Vec<u8>>::take(&mut r).ok_or("truncated")?;
-        files.insert(
-            path,
-            ParsedFile {
+    let written = Written::of(&file, end as u64).map_err(|e| e.to_string())?;
+    Ok((files, written))
+}
+
+/// One record of the log: a path and its parse, or no parse; `None` when the
+/// record is cut short, damaged, or not one.
+fn record(r: &mut Reader, buffer: &Arc<Vec<u8>>) -> Option<(PathBuf, Option<ParsedFile>)> {
+    let len = u32::from_le_bytes(r.array()?) as usize;
+    let sealed: [u8; 32] = r.array()?;
+    let start = r.at;
+    let payload = r.slice(len)?;
+    if <[u8; 32]>::from(Sha256::digest(payload)) != sealed {
+        return None;
+    }
+    let mut p = Reader {
+        bytes: payload,
+        at: 0,
+    };
+    let kind = *p.slice(1)?.first()?;
+    let path = path_from_bytes(<Vec<u8>>::take(&mut p)?);
+    let parsed = match kind {
+        PUT => {
+            let index = usize::take(&mut p)?;
+            let hash = p.array()?;
+            let len = usize::take(&mut p)?;
+            let from = start + p.at;
+            p.slice(len)?;
+            Some(ParsedFile {
                 index,
                 hash,
-                encoded,
-            },
-        );
+                encoded: Encoded {
+                    bytes: Arc::clone(buffer),
+                    range: from..from + len,
+                },
+            })
+        }
+        REMOVE => None,
+        _ => return None,
+    };
+    (p.at == payload.len()).then_some((path, parsed))
+}
+
+/// Appends the record of `path` to `out`: its parse, or none.
+fn put_record(out: &mut Vec<u8>, path: &Path, parsed: Option<&ParsedFile>) {
+    let mut payload = Vec::with_capacity(64 + parsed.map_or(0, |p| p.encoded.len()));
+    match parsed {
+        Some(parsed) => {
+            payload.push(PUT);
+            path_bytes(path).put(&mut payload);
+            parsed.index.put(&mut payload);
+            payload.extend_from_slice(&parsed.hash);
+            parsed.encoded.len().put(&mut payload);
+            payload.extend_from_slice(&parsed.encoded);
+        }
+        None => {
+            payload.push(REMOVE);
+            path_bytes(path).put(&mut payload);
+        }
     }
-    if r.at != body.len() {
-        return Err("trailing bytes".into());
+    let len = u32::try_from(payload.len()).expect("a file's parse is smaller than 4 GiB");
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&Sha256::digest(&payload));
+    out.extend_from_slice(&payload);
+}
+
+/// Saves `files` to `path`. When `written` is the file as this process last
+/// saw it, and adding the records of the `changed` paths keeps it within
+/// twice what its live entries take, those records are added to its end in
+/// one write; otherwise it is written whole.
+pub(super) fn save(
+    path: &Path,
+    files: &HashMap<PathBuf, ParsedFile>,
+    changed: &BTreeSet<PathBuf>,
+    written: Option<Written>,
+) -> std::io::Result<Written> {
+    if let Some(written) = written {
+        let mut records = Vec::new();
+        for changed in changed {
+            put_record(&mut records, changed, files.get(changed));
+        }
+        let live: u64 = files
+            .iter()
+            .map(|(path, f)| (f.encoded.len() + path.as_os_str().len() + 64) as u64)
+            .sum();
+        if written.len + records.len() as u64 <= 2 * live + SLACK
+            && let Some(written) = append(path, written, &records)?
+        {
+            return Ok(written);
+        }
     }
-    Ok(files)
+    write(path, files)
+}
+
+/// Adds `records` to the end of the cache file at `path` in one write, if it
+/// is still the file `written` describes; `None` when it is not.
+fn append(path: &Path, written: Written, records: &[u8]) -> std::io::Result<Option<Written>> {
+    use std::os::unix::fs::FileExt as _;
+    let file = match std::fs::File::options().append(true).read(true).open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    // The same file (another save renames a new one in its place) of the same
+    // length (nothing added since, no cut-short record at its end), and still
+    // of this build.
+    let now = Written::of(&file, file.metadata()?.len())?;
+    let head = header();
+    let mut start = vec![0; head.len()];
+    if now != written || file.read_exact_at(&mut start, 0).is_err() || start != head {
+        return Ok(None);
+    }
+    let mut file = file;
+    file.write_all(records)?;
+    Ok(Some(Written {
+        len: written.len + records.len() as u64,
+        ..written
+    }))
 }
 
 /// Writes `files` to `path` whole or not at all: a temporary file beside it,
 /// readable by its owner only (entries hold phone numbers), renamed over it.
-pub(super) fn write(path: &Path, files: &HashMap<PathBuf, ParsedFile>) -> std::io::Result<()> {
-    let mut body = Vec::with_capacity(files.values().map(|f| f.encoded.len() + 64).sum());
-    files.len().put(&mut body);
+fn write(path: &Path, files: &HashMap<PathBuf, ParsedFile>) -> std::io::Result<Written> {
+    let mut bytes = header();
+    bytes.reserve(files.values().map(|f| f.encoded.len() + 128).sum());
     // In path order, so that the same cache is the same bytes.
     let mut sorted: Vec<_> = files.iter().collect();
     sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
     for (path, file) in sorted {
-        path_bytes(path).put(&mut body);
-        file.index.put(&mut body);
-        body.extend_from_slice(&file.hash);
-        file.encoded.put(&mut body);
+        put_record(&mut bytes, path, Some(file));
     }
-    let mut head = MAGIC.to_vec();
-    FORMAT.put(&mut head);
-    build_id().put(&mut head);
-    head.extend_from_slice(&Sha256::digest(&body));
-
     let temporary = temporary_path(path);
     let written = (|| {
         let mut file = open_private(&temporary)?;
-        file.write_all(&head)?;
-        file.write_all(&body)?;
+        file.write_all(&bytes)?;
         file.flush()?;
-        std::fs::rename(&temporary, path)
+        let written = Written::of(&file, bytes.len() as u64)?;
+        std::fs::rename(&temporary, path)?;
+        Ok(written)
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&temporary);

@@ -109,7 +109,7 @@ struct ParsedFile {
     hash: [u8; 32],
     /// Whether it was read whole, its entries and its findings, in the
     /// cache's encoding: decoding makes the copy a load hands out.
-    encoded: Vec<u8>,
+    encoded: cache::Encoded,
 }
 
 /// Parsed files kept between loads of the same config set — in memory by
@@ -129,8 +129,11 @@ pub struct ParseCache {
     /// Files parsed and files reused by the last load, for logs and tests.
     pub last_parsed: usize,
     pub last_reused: usize,
-    /// Whether the entries changed since the cache was opened or saved.
-    changed: bool,
+    /// The paths whose entries changed since the cache was opened or saved.
+    changed: BTreeSet<PathBuf>,
+    /// The cache file as it was opened or last saved, which a save may add
+    /// to; `None` when there is none to add to.
+    written: Option<cache::Written>,
 }
 
 impl ParseCache {
@@ -152,20 +155,25 @@ impl ParseCache {
     /// cannot be used — missing, damaged, or written by another build — and
     /// is no failure: start from [`ParseCache::new`] and the files are parsed.
     pub fn open(path: &Path) -> Result<ParseCache, String> {
+        let (files, written) = cache::read(path)?;
         Ok(ParseCache {
-            files: cache::read(path)?,
+            files,
+            written: Some(written),
             ..ParseCache::new()
         })
     }
 
-    /// Saves the entries to `path` (atomically, mode 0600) when they changed
-    /// since the cache was opened or last saved; returns whether it wrote.
+    /// Saves the entries to `path` when they changed since the cache was
+    /// opened or last saved — the changed ones added to the end of the file
+    /// it was opened from, or the whole cache written atomically (mode 0600);
+    /// returns whether it wrote.
     pub fn save(&mut self, path: &Path) -> std::io::Result<bool> {
-        if !self.keep || !self.changed {
+        if !self.keep || self.changed.is_empty() {
             return Ok(false);
         }
-        cache::write(path, &self.files)?;
-        self.changed = false;
+        let written = cache::save(path, &self.files, &self.changed, self.written.take())?;
+        self.written = Some(written);
+        self.changed.clear();
         Ok(true)
     }
 }
@@ -260,8 +268,9 @@ pub fn load_cached(
                         let (complete, text) = load_file(index, &bytes, &mut raw, &mut found);
                         loaded.sources.add(shown, text);
                         if cache.keep {
-                            cache.changed = true;
-                            let encoded = cache::encode(complete, &raw, &found);
+                            let encoded =
+                                cache::Encoded::new(cache::encode(complete, &raw, &found));
+                            cache.changed.insert(file_path.clone());
                             cache.files.insert(
                                 file_path,
                                 ParsedFile {
@@ -285,7 +294,9 @@ pub fn load_cached(
     }
     loaded.raw = RawConfig::concat(parts);
     // Files of an earlier load that are gone from this one are dropped.
-    cache.changed |= !previous.is_empty();
+    if cache.keep {
+        cache.changed.extend(previous.into_keys());
+    }
     loaded.digest = digest_of(&hashed);
     (loaded, diagnostics)
 }
@@ -1139,25 +1150,132 @@ mod tests {
         assert_eq!(assert_saved_cache_agrees(&root, &file), 2);
         assert_eq!(assert_saved_cache_agrees(&root, &file), 0);
 
-        // A damaged or cut-short cache is not used, and the next save heals it.
+        // A damaged or cut-short last record is not used (the file it held is
+        // parsed again), and the next save writes the cache whole; a file
+        // that is no cache at all is not used.
         let good = std::fs::read(&file).unwrap();
         let mut damaged = good.clone();
         let last = damaged.len() - 3;
         damaged[last] ^= 0x20;
-        for bad in [
-            damaged,
-            good[..good.len() - 1].to_vec(),
-            b"not a cache".to_vec(),
+        for (bad, parsed) in [
+            (damaged, 1),
+            (good[..good.len() - 1].to_vec(), 1),
+            (b"not a cache".to_vec(), 4),
         ] {
             std::fs::write(&file, &bad).unwrap();
-            assert!(ParseCache::open(&file).is_err());
-            assert_eq!(assert_saved_cache_agrees(&root, &file), 4);
+            assert_eq!(ParseCache::open(&file).is_err(), parsed == 4);
+            assert_eq!(assert_saved_cache_agrees(&root, &file), parsed);
             assert_eq!(assert_saved_cache_agrees(&root, &file), 0);
         }
+        // A record damaged in the middle ends what is read: the records
+        // after it are not trusted either.
+        let whole = std::fs::read(&file).unwrap();
+        let mut damaged = whole.clone();
+        let middle = whole.len() / 2;
+        damaged[middle] ^= 0x20;
+        std::fs::write(&file, &damaged).unwrap();
+        let opened = ParseCache::open(&file).unwrap();
+        assert!(
+            (1..4).contains(&opened.files.len()),
+            "{} of 4 kept",
+            opened.files.len()
+        );
+        assert_eq!(
+            assert_saved_cache_agrees(&root, &file),
+            4 - opened.files.len()
+        );
+        assert_eq!(std::fs::read(&file).unwrap(), whole, "written whole again");
         // Nothing is written when nothing changed.
         let mut cache = ParseCache::open(&file).unwrap();
         load_cached(&root, &Limits::default(), &mut cache);
         assert!(!cache.save(&file).unwrap());
+    }
+
+    #[test]
+    fn a_save_after_an_edit_adds_to_the_cache_file_and_rewrites_it_when_it_grows() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("set");
+        std::fs::create_dir(&root).unwrap();
+        let file = dir.path().join("cache");
+        write_small_set(&root);
+        assert_eq!(assert_saved_cache_agrees(&root, &file), 4);
+        let first = std::fs::metadata(&file).unwrap();
+
+        // One edit: only its record is added, to the same file.
+        std::fs::write(root.join("c.yaml"), user_file("c", "Newer")).unwrap();
+        assert_eq!(assert_saved_cache_agrees(&root, &file), 1);
+        let second = std::fs::metadata(&file).unwrap();
+        assert_eq!(second.ino(), first.ino(), "added to, not replaced");
+        assert!(second.len() > first.len());
+        assert!(second.len() < first.len() * 2, "one record of four added");
+
+        // A file gone from the set: a record says so, and the cache opened
+        // again does not hold it.
+        std::fs::remove_file(root.join("d.yaml")).unwrap();
+        assert_eq!(assert_saved_cache_agrees(&root, &file), 0);
+        assert_eq!(std::fs::metadata(&file).unwrap().ino(), first.ino());
+        let opened = ParseCache::open(&file).unwrap();
+        assert!(!opened.files.contains_key(&root.join("d.yaml")));
+        assert_eq!(opened.files.len(), 3);
+
+        // Edit after edit: the file is written afresh before the records of
+        // old parses outgrow twice what the live ones take (plus 1 MiB).
+        let big = |n: usize| {
+            let users: String = (0..2_000)
+                .map(|i| format!("  u{i}:\n    email: u{i}@acme.example\n    name: Name {n}\n"))
+                .collect();
+            format!("users:\n{users}")
+        };
+        let mut replaced = false;
+        for n in 0..40 {
+            std::fs::write(root.join("c.yaml"), big(n)).unwrap();
+            assert_eq!(assert_saved_cache_agrees(&root, &file), 1);
+            replaced |= std::fs::metadata(&file).unwrap().ino() != first.ino();
+        }
+        assert!(replaced, "never written afresh");
+        let size = std::fs::metadata(&file).unwrap().len();
+        std::fs::write(root.join("c.yaml"), big(99)).unwrap();
+        let mut cache = ParseCache::new();
+        assert_cache_agrees(&root, &mut cache);
+        let fresh = dir.path().join("fresh");
+        cache.save(&fresh).unwrap();
+        let one = std::fs::metadata(&fresh).unwrap().len();
+        assert!(size <= 2 * one + (1 << 20), "{size} bytes for {one} live");
+    }
+
+    #[test]
+    fn a_save_does_not_add_to_a_cache_file_another_process_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("set");
+        std::fs::create_dir(&root).unwrap();
+        let file = dir.path().join("cache");
+        write_small_set(&root);
+        assert_eq!(assert_saved_cache_agrees(&root, &file), 4);
+
+        // Two runs open the same cache; each sees another file edited and
+        // saves. The second finds the file changed since it opened it, and
+        // writes it whole: both edits are then held.
+        let mut one = ParseCache::open(&file).unwrap();
+        let mut two = ParseCache::open(&file).unwrap();
+        std::fs::write(root.join("b.yaml"), user_file("b", "One")).unwrap();
+        assert_eq!(assert_cache_agrees(&root, &mut one), 1);
+        one.save(&file).unwrap();
+        std::fs::write(root.join("c.yaml"), user_file("c", "Two")).unwrap();
+        assert_eq!(assert_cache_agrees(&root, &mut two), 2);
+        two.save(&file).unwrap();
+        assert_eq!(assert_saved_cache_agrees(&root, &file), 0);
+
+        // A cache file replaced by another build's after it was opened.
+        let mut three = ParseCache::open(&file).unwrap();
+        std::fs::write(root.join("d.yaml"), user_file("d", "Three")).unwrap();
+        assert_eq!(assert_cache_agrees(&root, &mut three), 1);
+        let mut other = std::fs::read(&file).unwrap();
+        let at = b"supportctl parse cache\n".len() + 1 + 1;
+        other[at] ^= 1;
+        std::fs::write(&file, &other).unwrap();
+        three.save(&file).unwrap();
+        assert_eq!(assert_saved_cache_agrees(&root, &file), 0);
     }
 
     #[test]

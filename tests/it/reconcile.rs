@@ -2759,12 +2759,22 @@ fn the_parse_cache_beside_the_database_is_reused_and_never_changes_a_plan() {
     assert!(parsed >= 1);
     assert_eq!(agree("nothing changed since"), (0, files));
 
-    // A damaged cache is not used, and the run writes a good one.
+    // A damaged record of the cache is not used, nor any after it, and the
+    // run writes the cache whole again.
     let mut bytes = std::fs::read(&cache).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;
     std::fs::write(&cache, &bytes).unwrap();
-    assert_eq!(agree("a damaged cache"), (files, 0));
+    let (parsed, reused) = agree("a damaged cache");
+    assert!(
+        parsed >= 1 && reused >= 1,
+        "{parsed} parsed, {reused} reused"
+    );
+    assert_eq!(parsed + reused, files);
+    assert_eq!(agree("the cache written again"), (0, files));
+    // One not from this format at all.
+    std::fs::write(&cache, b"supportctl parse cache\n\x01").unwrap();
+    assert_eq!(agree("a cache of another format"), (files, 0));
     assert_eq!(agree("the cache written again"), (0, files));
 
     // `--no-cache` neither reads nor writes it.
