@@ -290,6 +290,8 @@ impl Checker {
     fn users<'a>(&mut self, raw: &'a RawConfig) -> Keyed<'a, Declared<'a>> {
         let mut users: Keyed<Declared> = Keyed::with_capacity(raw.users.len());
         let mut emails: HashMap<Cow<str>, Location> = HashMap::with_capacity(raw.users.len());
+        // A set of many users names few zones: each is looked up once.
+        let mut zones: HashMap<&str, bool> = HashMap::new();
         for entry in &raw.users {
             let id = &entry.id;
             if let Some(first) = users.get(id.value.as_str()) {
@@ -356,7 +358,8 @@ impl Checker {
                         .with_hint("Oracle Support calls this number for severity 1 SRs"),
                     );
                 }
-                if !is_iana_time_zone(&account.timezone) {
+                let zone = account.timezone.value.as_str();
+                if !*zones.entry(zone).or_insert_with(|| is_iana_time_zone(zone)) {
                     let hint = self.timezone_hint(&account.timezone);
                     self.push(
                         Diagnostic::at(

@@ -262,6 +262,14 @@ impl Sources {
         self.files.len() - 1
     }
 
+    /// Puts `text` in place of the text of file `file`, added before it was
+    /// read through.
+    pub fn set_text(&mut self, file: usize, text: String) {
+        if let Some(f) = self.files.get_mut(file) {
+            f.text = text;
+        }
+    }
+
     pub fn path(&self, file: usize) -> &str {
         self.files
             .get(file)

@@ -180,6 +180,11 @@ impl ParseCache {
 
 /// Loads like [`load`], reusing what `cache` holds for unchanged files and
 /// leaving in it exactly the files of this load.
+///
+/// The files are read in order, within the limits; then each is hashed and
+/// its cached parse decoded (or the file parsed) — the bulk of the work, on
+/// two threads for a large set, each file on its own; then what they gave is
+/// put together in order, so the result is the same however it was split.
 pub fn load_cached(
     path: &Path,
     limits: &Limits,
@@ -192,50 +197,37 @@ pub fn load_cached(
     let (files, mut diagnostics) = discover(path, limits);
     loaded.incomplete = !diagnostics.is_empty();
     let mut total: u64 = 0;
-    let mut hashed: Vec<(String, [u8; 32])> = Vec::with_capacity(files.len());
-    let mut parts = Vec::with_capacity(files.len());
+    let mut steps = Vec::with_capacity(files.len());
     for file_path in files {
         let shown = file_path.display().to_string();
-        match read_limited(&file_path, limits.max_file_bytes) {
-            Err(ReadError::TooLarge(size)) => {
-                let file = loaded.sources.add(shown, String::new());
-                loaded.incomplete = true;
-                diagnostics.push(
-                    Diagnostic::at(
-                        Rule::InputLimit,
-                        file_start(file),
-                        format!(
-                            "file is {} bytes, over the limit of {} bytes",
-                            size, limits.max_file_bytes
-                        ),
-                    )
-                    .with_hint(
-                        "split the config set into smaller files, or raise `--max-file-size`",
-                    ),
-                );
-            }
-            Err(ReadError::Io(e)) => {
-                let file = loaded.sources.add(shown, String::new());
-                loaded.incomplete = true;
-                diagnostics.push(Diagnostic::at(
-                    Rule::Unreadable,
-                    file_start(file),
-                    format!("cannot read the file: {e}"),
-                ));
-            }
+        let failed = match read_limited(&file_path, limits.max_file_bytes) {
+            Err(ReadError::TooLarge(size)) => Diagnostic::at(
+                Rule::InputLimit,
+                file_start(loaded.sources.len()),
+                format!(
+                    "file is {} bytes, over the limit of {} bytes",
+                    size, limits.max_file_bytes
+                ),
+            )
+            .with_hint("split the config set into smaller files, or raise `--max-file-size`"),
+            Err(ReadError::Io(e)) => Diagnostic::at(
+                Rule::Unreadable,
+                file_start(loaded.sources.len()),
+                format!("cannot read the file: {e}"),
+            ),
             Ok(bytes) => {
                 total += bytes.len() as u64;
                 if total > limits.max_total_bytes {
-                    let file = loaded.sources.add(shown, String::new());
+                    loaded.sources.add(shown, String::new());
                     loaded.incomplete = true;
-                    diagnostics.push(Diagnostic::at(
+                    steps.push(Step::Failed(Diagnostic::at(
                         Rule::InputLimit,
-                        file_start(file),
+                        file_start(loaded.sources.len() - 1),
                         format!(
                             "the config set passes {} bytes in all at this file",
                             limits.max_total_bytes
                         ),
-                    ));
+                    )));
                     break;
                 }
                 let relative = file_path
@@ -243,62 +235,187 @@ pub fn load_cached(
                     .unwrap_or(&file_path)
                     .to_string_lossy()
                     .into_owned();
-                let hash: [u8; 32] = Sha256::digest(&bytes).into();
-                let index = loaded.sources.len();
-                let mut reused = None;
-                if let Some(p) = previous.remove(&file_path)
-                    && p.hash == hash
-                    && p.index == index
-                {
-                    reused = cache::decode(&p.encoded).map(|parse| (parse, p));
+                // The text is put in its place once the file is done.
+                let index = loaded.sources.add(shown, String::new());
+                let cached = previous.remove(&file_path);
+                steps.push(Step::Read(ReadFile {
+                    index,
+                    path: file_path,
+                    relative,
+                    bytes,
+                    cached,
+                }));
+                continue;
+            }
+        };
+        loaded.sources.add(shown, String::new());
+        loaded.incomplete = true;
+        steps.push(Step::Failed(failed));
+    }
+
+    let keep = cache.keep;
+    let done = in_two_halves(steps, |step| match step {
+        Step::Read(file) => Step::Done(Box::new(file.finish(keep))),
+        other => other,
+    });
+
+    let mut hashed: Vec<(String, [u8; 32])> = Vec::with_capacity(done.len());
+    let mut parts = Vec::with_capacity(done.len());
+    for step in done {
+        let file = match step {
+            Step::Failed(diagnostic) => {
+                diagnostics.push(diagnostic);
+                continue;
+            }
+            Step::Read(_) => unreachable!("every read file is finished"),
+            Step::Done(file) => *file,
+        };
+        loaded.sources.set_text(file.index, file.text);
+        match file.entry {
+            Entry::Reused(entry) => {
+                cache.last_reused += 1;
+                if keep {
+                    cache.files.insert(file.path, entry);
                 }
-                let (complete, raw, found) = match reused {
-                    Some((parse, p)) => {
-                        cache.last_reused += 1;
-                        loaded.sources.add(shown, source_text(bytes));
-                        if cache.keep {
-                            cache.files.insert(file_path, p);
-                        }
-                        parse
-                    }
-                    None => {
-                        cache.last_parsed += 1;
-                        let mut raw = RawConfig::default();
-                        let mut found = Vec::new();
-                        let (complete, text) = load_file(index, &bytes, &mut raw, &mut found);
-                        loaded.sources.add(shown, text);
-                        if cache.keep {
-                            let encoded =
-                                cache::Encoded::new(cache::encode(complete, &raw, &found));
-                            cache.changed.insert(file_path.clone());
-                            cache.files.insert(
-                                file_path,
-                                ParsedFile {
-                                    index,
-                                    hash,
-                                    encoded,
-                                },
-                            );
-                        }
-                        (complete, raw, found)
-                    }
-                };
-                if !complete {
-                    loaded.incomplete = true;
+            }
+            Entry::Parsed(entry) => {
+                cache.last_parsed += 1;
+                if let Some(entry) = entry {
+                    cache.changed.insert(file.path.clone());
+                    cache.files.insert(file.path, entry);
                 }
-                parts.push(raw);
-                diagnostics.extend(found);
-                hashed.push((relative, hash));
             }
         }
+        loaded.incomplete |= !file.complete;
+        parts.push(file.raw);
+        diagnostics.extend(file.found);
+        hashed.push((file.relative, file.hash));
     }
     loaded.raw = RawConfig::concat(parts);
     // Files of an earlier load that are gone from this one are dropped.
-    if cache.keep {
+    if keep {
         cache.changed.extend(previous.into_keys());
     }
     loaded.digest = digest_of(&hashed);
     (loaded, diagnostics)
+}
+
+/// One file of a load, from its reading to what it gave.
+enum Step {
+    /// It could not be read, or passed a limit.
+    Failed(Diagnostic),
+    /// It was read, with what the cache held for its path.
+    Read(ReadFile),
+    /// It was hashed and decoded or parsed.
+    Done(Box<DoneFile>),
+}
+
+struct ReadFile {
+    index: usize,
+    path: PathBuf,
+    relative: String,
+    bytes: Vec<u8>,
+    cached: Option<ParsedFile>,
+}
+
+struct DoneFile {
+    index: usize,
+    path: PathBuf,
+    relative: String,
+    hash: [u8; 32],
+    text: String,
+    complete: bool,
+    raw: RawConfig,
+    found: Vec<Diagnostic>,
+    entry: Entry,
+}
+
+/// Where a file's entries came from.
+enum Entry {
+    /// The cache, from this entry.
+    Reused(ParsedFile),
+    /// The parser; with the entry to keep when the cache keeps them.
+    Parsed(Option<ParsedFile>),
+}
+
+impl ReadFile {
+    /// Hashes the file, and decodes its cached parse when the cache holds
+    /// one for these very bytes at this place, or parses it.
+    fn finish(self, keep: bool) -> DoneFile {
+        let ReadFile {
+            index,
+            path,
+            relative,
+            bytes,
+            cached,
+        } = self;
+        let hash: [u8; 32] = Sha256::digest(&bytes).into();
+        let reused = cached
+            .filter(|p| p.hash == hash && p.index == index)
+            .and_then(|p| cache::decode(&p.encoded).map(|parse| (parse, p)));
+        let (text, (complete, raw, found), entry) = match reused {
+            Some((parse, p)) => (source_text(bytes), parse, Entry::Reused(p)),
+            None => {
+                let mut raw = RawConfig::default();
+                let mut found = Vec::new();
+                let (complete, text) = load_file(index, &bytes, &mut raw, &mut found);
+                let entry = keep.then(|| ParsedFile {
+                    index,
+                    hash,
+                    encoded: cache::Encoded::new(cache::encode(complete, &raw, &found)),
+                });
+                (text, (complete, raw, found), Entry::Parsed(entry))
+            }
+        };
+        DoneFile {
+            index,
+            path,
+            relative,
+            hash,
+            text,
+            complete,
+            raw,
+            found,
+            entry,
+        }
+    }
+}
+
+/// How many bytes of files a load reads before it is worth a second thread.
+const TWO_THREADS_FROM: usize = 1 << 20;
+
+/// `work` done on every step, in order: the later half (by bytes read) on a
+/// second thread when there are enough bytes to be worth it.
+fn in_two_halves(steps: Vec<Step>, work: impl Fn(Step) -> Step + Sync) -> Vec<Step> {
+    let size = |step: &Step| match step {
+        Step::Read(file) => file.bytes.len(),
+        _ => 0,
+    };
+    let total: usize = steps.iter().map(size).sum();
+    if total < TWO_THREADS_FROM {
+        return steps.into_iter().map(work).collect();
+    }
+    let mut seen = 0;
+    let split = steps
+        .iter()
+        .position(|step| {
+            seen += size(step);
+            seen * 2 >= total
+        })
+        .map_or(steps.len(), |at| at + 1);
+    let mut first = steps;
+    let second = first.split_off(split);
+    let work = &work;
+    std::thread::scope(|scope| {
+        let later = scope.spawn(move || second.into_iter().map(work).collect::<Vec<_>>());
+        let mut done: Vec<Step> = first.into_iter().map(work).collect();
+        done.extend(
+            later
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+        );
+        done
+    })
 }
 
 /// Loads a config set held in memory: each file's name (as diagnostics show
@@ -1014,6 +1131,74 @@ mod tests {
             .unwrap()
             .set_modified(before)
             .unwrap();
+    }
+
+    #[test]
+    fn a_large_set_loads_on_two_threads_as_it_loads_file_by_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(
+            root.join("a-tenancy.yaml"),
+            "tenancy: { name: t, csi: \"1\", home_region: r, admin: u0 }\n",
+        )
+        .unwrap();
+        // 300 files of 70 users, over the size from which a second thread
+        // takes the later half; findings in files of both halves.
+        for f in 0..300 {
+            let mut text = String::from("users:\n");
+            for u in 0..70 {
+                let id = f * 70 + u;
+                text.push_str(&format!(
+                    "  u{id}:\n    email: u{id}@acme.example\n    name: User {id}\n"
+                ));
+            }
+            if f == 10 || f == 250 {
+                text.push_str("  broken: { email: b@acme.example, emial: 1 }\n");
+            }
+            if f == 20 || f == 280 {
+                text.push_str("  : [\n");
+            }
+            std::fs::write(root.join(format!("u{f:03}.yaml")), text).unwrap();
+        }
+        let limits = Limits::default();
+        let mut cache = ParseCache::new();
+        let (threaded, threaded_diags) = load_cached(root, &limits, &mut cache);
+        assert!(cache.files.values().map(|f| f.encoded.len()).sum::<usize>() > 0);
+        let total: u64 = (0..threaded.sources.len())
+            .map(|i| std::fs::metadata(threaded.sources.path(i)).unwrap().len())
+            .sum();
+        assert!(total as usize > TWO_THREADS_FROM, "{total} bytes");
+
+        let files: Vec<(String, Vec<u8>)> = (0..threaded.sources.len())
+            .map(|i| {
+                let path = threaded.sources.path(i).to_owned();
+                let bytes = std::fs::read(&path).unwrap();
+                (path, bytes)
+            })
+            .collect();
+        let (one_by_one, one_by_one_diags) =
+            load_files(files.iter().map(|(p, b)| (p.as_str(), b.as_slice())));
+        let view = |loaded: &Loaded, diags: &[Diagnostic]| {
+            let sources: Vec<_> = (0..loaded.sources.len())
+                .map(|i| (loaded.sources.path(i), loaded.sources.text(i)))
+                .collect();
+            format!(
+                "{:?}\n{diags:?}\n{sources:?}\n{}",
+                loaded.raw, loaded.incomplete
+            )
+        };
+        assert!(threaded_diags.len() >= 4, "{threaded_diags:?}");
+        assert_eq!(
+            view(&threaded, &threaded_diags),
+            view(&one_by_one, &one_by_one_diags)
+        );
+        // And again from the cache, decoded on two threads.
+        let (cached, cached_diags) = load_cached(root, &limits, &mut cache);
+        assert_eq!(cache.last_reused, 301);
+        assert_eq!(
+            view(&cached, &cached_diags),
+            view(&one_by_one, &one_by_one_diags)
+        );
     }
 
     #[test]
