@@ -100,7 +100,8 @@ pub(super) struct Planned {
 
 /// Loads (through the parse cache beside the database, when given one),
 /// checks and plans; diagnostics are printed, errors end the command.
-/// Returns the desired model too.
+/// Returns the desired model too. For the one-shot `plan` and `apply` only:
+/// what it no longer needs is left for the end of the process to free.
 fn make_plan(
     config: &ConfigArgs,
     db: &Path,
@@ -134,6 +135,10 @@ fn make_plan(
     if let (Some(cache), Some(_)) = (cache, &store) {
         save_parse_cache(cache, db);
     }
+    // The files' entries and texts are not needed past the check; freed one
+    // by one they took 12 ms of a 0.25 s plan at 100k users.
+    super::free_at_exit(checked.loaded.raw);
+    super::free_at_exit(checked.loaded.sources);
     Ok((planned, store, desired))
 }
 
