@@ -308,7 +308,7 @@ impl<'a> File<'a> {
 /// line breaks as YAML does: LF, CR and CRLF, and one more line after a
 /// final break) and a column at most one past that line's last character.
 fn assert_within(location: Location, files: &[File], d: &Diagnostic) {
-    let Some(file) = files.get(location.file) else {
+    let Some(file) = files.get(location.file as usize) else {
         panic!("{location:?} names a file the set does not have: {d:?}")
     };
     assert!(

@@ -165,8 +165,9 @@ rules! {
 /// length of the offending text in characters (0 when it is a point).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Location {
-    /// Index into the [`Sources`] the diagnostic is rendered with.
-    pub file: usize,
+    /// Index into the [`Sources`] the diagnostic is rendered with. 32 bits,
+    /// so that a location takes 16 bytes: a large config set holds millions.
+    pub file: u32,
     pub line: u32,
     pub column: u32,
     pub len: u32,
@@ -498,7 +499,7 @@ pub fn render_text(diagnostics: &[Diagnostic], sources: &Sources, palette: Palet
                 out,
                 "{}{}:{}:{}:{} ",
                 palette.bold,
-                escape_control(sources.path(loc.file)),
+                escape_control(sources.path(loc.file as usize)),
                 loc.line,
                 loc.column,
                 palette.reset
@@ -524,7 +525,7 @@ pub fn render_text(diagnostics: &[Diagnostic], sources: &Sources, palette: Palet
                 palette.note,
                 palette.reset,
                 escape_control(&related.label),
-                escape_control(sources.path(loc.file)),
+                escape_control(sources.path(loc.file as usize)),
                 loc.line,
                 loc.column
             );
@@ -550,7 +551,7 @@ fn render_snippet(
     colour: &str,
     palette: Palette,
 ) {
-    let Some(line) = lines.line(loc.file, loc.line) else {
+    let Some(line) = lines.line(loc.file as usize, loc.line) else {
         return;
     };
     let number = loc.line.to_string();
@@ -559,7 +560,7 @@ fn render_snippet(
     // finding in a minified file does not print megabytes.
     const WINDOW: usize = 240;
     let column = loc.column.saturating_sub(1) as usize;
-    let (line, column) = lines.window((loc.file, loc.line), line, column, WINDOW);
+    let (line, column) = lines.window((loc.file as usize, loc.line), line, column, WINDOW);
     let shown = escape_control(line);
     // Columns count characters of the raw line; escaping can only widen what
     // precedes the caret, so measure the prefix through the same escaping.
@@ -626,7 +627,7 @@ pub fn render_json(diagnostics: &[Diagnostic], sources: &Sources) -> String {
         diagnostics: diagnostics
             .iter()
             .map(|d| JsonDiagnostic {
-                file: d.location.map(|l| sources.path(l.file)),
+                file: d.location.map(|l| sources.path(l.file as usize)),
                 line: d.location.map(|l| l.line),
                 column: d.location.map(|l| l.column),
                 code: d.rule.code(),
@@ -638,7 +639,7 @@ pub fn render_json(diagnostics: &[Diagnostic], sources: &Sources) -> String {
                     .related
                     .iter()
                     .map(|r| JsonRelated {
-                        file: sources.path(r.location.file),
+                        file: sources.path(r.location.file as usize),
                         line: r.location.line,
                         column: r.location.column,
                         message: &r.label,
@@ -680,7 +681,7 @@ pub fn render_github(diagnostics: &[Diagnostic], sources: &Sources) -> String {
                 let _ = writeln!(
                     out,
                     "::{kind} file={},line={},col={},title={}::{}",
-                    property(sources.path(l.file)),
+                    property(sources.path(l.file as usize)),
                     l.line,
                     l.column,
                     property(&title),
@@ -761,7 +762,7 @@ mod tests {
         let d = Diagnostic::at(
             Rule::UnknownUser,
             Location {
-                file,
+                file: file as u32,
                 line: 2,
                 column: 11,
                 len: 3,
@@ -792,7 +793,7 @@ mod tests {
         let d = Diagnostic::at(
             Rule::UnknownField,
             Location {
-                file,
+                file: file as u32,
                 line: 3,
                 column: 5,
                 len: 5,
@@ -833,7 +834,7 @@ mod tests {
         let d = Diagnostic::at(
             Rule::YamlSyntax,
             Location {
-                file,
+                file: file as u32,
                 line: 2,
                 column: 1001,
                 len: 3,

@@ -707,7 +707,7 @@ fn log_outcome(r: &Reconciled, trigger: Trigger, ms: u64) {
 fn log_diagnostics(diagnostics: &[Diagnostic], sources: &diag::Sources) {
     for d in diagnostics {
         let location = d.location.map_or_else(String::new, |l| {
-            format!("{}:{}:{}", sources.path(l.file), l.line, l.column)
+            format!("{}:{}:{}", sources.path(l.file as usize), l.line, l.column)
         });
         let location = escape_control(&location);
         let message = escape_control(&d.message);

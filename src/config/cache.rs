@@ -520,7 +520,7 @@ impl Codec for Location {
     }
     fn take(r: &mut Reader) -> Option<Self> {
         Some(Location {
-            file: usize::take(r)?,
+            file: u32::take(r)?,
             line: u32::take(r)?,
             column: u32::take(r)?,
             len: u32::take(r)?,

@@ -164,7 +164,7 @@ impl<'a> NodeDe<'a> {
 
 pub fn location_of(node: &Node, file: usize) -> Location {
     Location {
-        file,
+        file: file as u32,
         line: node.line,
         column: node.column,
         len: node.len,

@@ -506,7 +506,7 @@ fn digest_of(files: &[(String, [u8; 32])]) -> String {
 
 fn file_start(file: usize) -> Location {
     Location {
-        file,
+        file: file as u32,
         line: 1,
         column: 1,
         len: 0,
@@ -747,7 +747,7 @@ fn load_file(
                 Diagnostic::at(
                     Rule::Unreadable,
                     Location {
-                        file,
+                        file: file as u32,
                         line,
                         column,
                         len: 1,
@@ -772,7 +772,7 @@ fn load_file(
             let mut d = Diagnostic::at(
                 rule,
                 Location {
-                    file,
+                    file: file as u32,
                     line: e.line,
                     column: e.column,
                     len: 1,

@@ -49,7 +49,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
                 let mut value = None;
                 while let Some(key) = map.next_key::<SpanField>()? {
                     match key {
-                        SpanField::File => location.file = map.next_value::<u64>()? as usize,
+                        SpanField::File => location.file = map.next_value()?,
                         SpanField::Line => location.line = map.next_value()?,
                         SpanField::Column => location.column = map.next_value()?,
                         SpanField::Len => location.len = map.next_value()?,

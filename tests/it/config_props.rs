@@ -976,8 +976,9 @@ fn assert_reported(set: &Set) -> Result<(), TestCaseError> {
     };
     let found = checked.diagnostics.iter().any(|d| {
         d.rule == *rule
-            && d.location
-                .is_some_and(|l| l.file == file && wanted.is_none_or(|(_, line)| l.line == line))
+            && d.location.is_some_and(|l| {
+                l.file as usize == file && wanted.is_none_or(|(_, line)| l.line == line)
+            })
     });
     prop_assert!(
         found,
