@@ -331,7 +331,15 @@ pub fn load(conn: &Connection, tenancy: &str) -> Result<Option<(Model, i64)>, Re
             table.to_owned()
         }
     };
-    let mut users = Vec::new();
+    // Each vector is made at its final size: counting a tenancy's rows reads
+    // only the key's small index, and growing a vector of 100k rows by
+    // doubling copied it again and again into fresh memory.
+    let count = |table: &str| -> rusqlite::Result<usize> {
+        conn.prepare_cached(&format!("SELECT count(*) FROM {table} WHERE tenancy = ?1"))?
+            .query_row([tenancy], |r| r.get::<_, i64>(0))
+            .map(|n| usize::try_from(n).unwrap_or(0))
+    };
+    let mut users = Vec::with_capacity(count("users")?);
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT id, email, name FROM {} WHERE tenancy = ?1",
         from("users")
@@ -345,7 +353,7 @@ pub fn load(conn: &Connection, tenancy: &str) -> Result<Option<(Model, i64)>, Re
         users.push((r.get::<_, String>(0)?, user));
     }
 
-    let mut support_accounts = Vec::new();
+    let mut support_accounts = Vec::with_capacity(count("support_accounts")?);
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT user, phone, timezone FROM {} WHERE tenancy = ?1",
         from("support_accounts")
@@ -359,7 +367,7 @@ pub fn load(conn: &Connection, tenancy: &str) -> Result<Option<(Model, i64)>, Re
         support_accounts.push((r.get::<_, String>(0)?, account));
     }
 
-    let mut memberships = Vec::new();
+    let mut memberships = Vec::with_capacity(count("memberships")?);
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT user FROM {} WHERE tenancy = ?1",
         from("memberships")
@@ -369,7 +377,7 @@ pub fn load(conn: &Connection, tenancy: &str) -> Result<Option<(Model, i64)>, Re
         memberships.push(r.get::<_, String>(0)?);
     }
 
-    let mut approvals = Vec::new();
+    let mut approvals = Vec::with_capacity(count("approvals")?);
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT user, role, access, approved_by, expires FROM {} WHERE tenancy = ?1",
         from("approvals")
@@ -392,7 +400,7 @@ pub fn load(conn: &Connection, tenancy: &str) -> Result<Option<(Model, i64)>, Re
         approvals.push((user, approval));
     }
 
-    let mut support_links = Vec::new();
+    let mut support_links = Vec::with_capacity(count("support_links")?);
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT user, via, expires FROM {} WHERE tenancy = ?1",
         from("support_links")
