@@ -8,7 +8,6 @@
 //! Rule numbers are those of SPEC §2.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use foldhash::{HashMap, HashMapExt as _};
 
@@ -20,8 +19,10 @@ use crate::model::{
 };
 
 /// Checks `raw` against every rule. The model is `Some` exactly when no
-/// error was found (warnings allowed).
-pub fn check(raw: &RawConfig, today: Date) -> (Option<Model>, Vec<Diagnostic>) {
+/// error was found (warnings allowed), and is then made of `raw`'s own
+/// strings, moved out of it: `raw`'s entries are left with empty strings
+/// (but all there), which saves a copy of every id, email and name.
+pub fn check(raw: &mut RawConfig, today: Date) -> (Option<Model>, Vec<Diagnostic>) {
     let mut checker = Checker {
         today,
         diagnostics: Vec::new(),
@@ -29,9 +30,30 @@ pub fn check(raw: &RawConfig, today: Date) -> (Option<Model>, Vec<Diagnostic>) {
         suggestions_left: SUGGESTION_BUDGET,
         zones: Vec::new(),
     };
-    let model = checker.run(raw);
+    let selection = checker.run(raw);
     let has_errors = checker.diagnostics.iter().any(Diagnostic::is_error);
-    (model.filter(|_| !has_errors), checker.diagnostics)
+    let model = selection
+        .filter(|_| !has_errors)
+        .map(|selection| build(raw, selection));
+    (model, checker.diagnostics)
+}
+
+/// What a model is made of: the entries of the config set that passed, by
+/// their index in it, in the order of their user ids; grants with the day
+/// they expire, only those still in force.
+struct Selection {
+    users: Vec<usize>,
+    memberships: Vec<usize>,
+    approvals: Vec<(usize, Option<Date>)>,
+    links: Vec<(usize, Option<Date>)>,
+}
+
+/// The index of `item` in `all`, of which it is an element.
+fn index_in<T>(all: &[T], item: &T) -> usize {
+    let offset = std::ptr::from_ref(item) as usize - all.as_ptr() as usize;
+    let index = offset / std::mem::size_of::<T>().max(1);
+    debug_assert!(std::ptr::eq(&all[index], item));
+    index
 }
 
 struct Checker {
@@ -219,7 +241,7 @@ impl Checker {
         hint
     }
 
-    fn run(&mut self, raw: &RawConfig) -> Option<Model> {
+    fn run(&mut self, raw: &RawConfig) -> Option<Selection> {
         let tenancy = self.tenancy(raw);
         let users = self.users(raw);
         let tenancy = tenancy?;
@@ -233,7 +255,30 @@ impl Checker {
         self.links(&links, &users, admin_id, &approvals, &memberships);
         self.single_admin(tenancy, &approvals);
 
-        Some(self.build(tenancy, &users, &memberships, &approvals, &links))
+        // A grant whose `expires` day has begun is treated as absent (SPEC §2
+        // rule 9): it is not desired, so a plan revokes it from the state.
+        let active = |expires: &Option<Spanned<String>>| {
+            let expires = expires.as_ref().and_then(|e| Date::parse(e));
+            expires.is_none_or(|d| self.today < d).then_some(expires)
+        };
+        Some(Selection {
+            users: users
+                .values()
+                .map(|d| index_in(&raw.users, d.entry))
+                .collect(),
+            memberships: memberships
+                .values()
+                .map(|m| index_in(&raw.memberships, *m))
+                .collect(),
+            approvals: approvals
+                .values()
+                .filter_map(|a| Some((index_in(&raw.approvals, *a), active(&a.expires)?)))
+                .collect(),
+            links: links
+                .values()
+                .filter_map(|l| Some((index_in(&raw.support_links, *l), active(&l.expires)?)))
+                .collect(),
+        })
     }
 
     fn tenancy<'a>(&mut self, raw: &'a RawConfig) -> Option<&'a RawTenancy> {
@@ -548,7 +593,7 @@ impl Checker {
         users: &Keyed<'_, Declared<'_>>,
         admin_id: &str,
     ) -> Keyed<'a, &'a Spanned<raw::RawMembership>> {
-        let mut seen = Keyed::default();
+        let mut seen = Keyed::with_capacity(raw.memberships.len());
         for m in &raw.memberships {
             if !self.known(&m.user, users, "membership user") {
                 continue;
@@ -587,7 +632,7 @@ impl Checker {
         users: &Keyed<'_, Declared<'_>>,
         admin_id: &str,
     ) -> Keyed<'a, &'a Spanned<raw::RawSupportLink>> {
-        let mut seen = Keyed::default();
+        let mut seen = Keyed::with_capacity(raw.support_links.len());
         for link in &raw.support_links {
             if !self.known(&link.user, users, "linked user") {
                 continue;
@@ -615,7 +660,7 @@ impl Checker {
         memberships: &Keyed<'_, &Spanned<raw::RawMembership>>,
         links: &Keyed<'_, &Spanned<raw::RawSupportLink>>,
     ) -> Keyed<'a, &'a Spanned<raw::RawApproval>> {
-        let mut seen = Keyed::default();
+        let mut seen = Keyed::with_capacity(raw.approvals.len());
         for a in &raw.approvals {
             if !self.known(&a.user, users, "approved user") {
                 continue;
@@ -866,119 +911,115 @@ impl Checker {
             );
         }
     }
+}
 
-    fn build(
-        &self,
-        tenancy: &RawTenancy,
-        users: &Keyed<'_, Declared<'_>>,
-        memberships: &Keyed<'_, &Spanned<raw::RawMembership>>,
-        approvals: &Keyed<'_, &Spanned<raw::RawApproval>>,
-        links: &Keyed<'_, &Spanned<raw::RawSupportLink>>,
-    ) -> Model {
-        let admin = tenancy.admin.value.clone();
-        let mut model = Model {
-            tenancy: Tenancy {
-                name: tenancy.name.value.clone(),
-                csi: tenancy.csi.value.clone(),
-                home_region: tenancy.home_region.as_ref().map(|r| r.value.clone()),
-                admin: admin.clone(),
-            },
-            users: BTreeMap::new(),
-            support_accounts: BTreeMap::new(),
-            memberships: memberships.keys().map(|k| (*k).to_owned()).collect(),
-            approvals: BTreeMap::new(),
-            support_links: BTreeMap::new(),
-            renames: BTreeMap::new(),
+/// The model of the entries `selection` names, made of their strings,
+/// moved out of `raw`.
+fn build(raw: &mut RawConfig, selection: Selection) -> Model {
+    let take = std::mem::take::<String>;
+    let tenancy = &mut raw.tenancies[0].value;
+    let admin = tenancy.admin.value.clone();
+    let tenancy = Tenancy {
+        name: take(&mut tenancy.name.value),
+        csi: take(&mut tenancy.csi.value),
+        home_region: tenancy.home_region.as_mut().map(|r| take(&mut r.value)),
+        admin: take(&mut tenancy.admin.value),
+    };
+
+    // Every map is built from its entries in key order at once (a bulk
+    // build), not by one search and insert per entry.
+    let mut users = Vec::with_capacity(selection.users.len());
+    let mut support_accounts = Vec::with_capacity(selection.users.len());
+    let mut renames = Vec::new();
+    for index in selection.users {
+        let entry = &mut raw.users[index];
+        let id = take(&mut entry.id.value);
+        let user = &mut entry.user;
+        if let Some(account) = &mut user.support_account {
+            let account = &mut account.value;
+            support_accounts.push((
+                id.clone(),
+                SupportAccount {
+                    phone: take(&mut account.phone.value),
+                    timezone: take(&mut account.timezone.value),
+                },
+            ));
+        }
+        if let Some(previously) = &mut user.previously {
+            renames.push((id.clone(), take(&mut previously.value)));
+        }
+        let value = User {
+            email: take(&mut user.email.value),
+            name: user.name.as_mut().map(|n| take(&mut n.value)),
         };
-        // Every map is built from its entries in key order at once (a bulk
-        // build), not by one search and insert per entry.
-        model.users = users
-            .iter()
-            .map(|(&id, declared)| {
-                let user = &declared.entry.user;
-                let value = User {
-                    email: user.email.value.clone(),
-                    name: user.name.as_ref().map(|n| n.value.clone()),
-                };
-                (id.to_owned(), value)
-            })
-            .collect();
-        model.support_accounts = users
-            .iter()
-            .filter_map(|(&id, declared)| {
-                let account = declared.entry.user.support_account.as_ref()?;
-                let value = SupportAccount {
-                    phone: account.phone.value.clone(),
-                    timezone: account.timezone.value.clone(),
-                };
-                Some((id.to_owned(), value))
-            })
-            .collect();
-        model.renames = users
-            .iter()
-            .filter_map(|(&id, declared)| {
-                let previously = declared.entry.user.previously.as_ref()?;
-                Some((id.to_owned(), previously.value.clone()))
-            })
-            .collect();
-        // A grant whose `expires` day has begun is treated as absent (SPEC §2
-        // rule 9): it is not desired, so a plan revokes it from the state.
-        let active = |expires: &Option<Spanned<String>>| {
-            let expires = expires.as_ref().and_then(|e| Date::parse(e));
-            expires.is_none_or(|d| self.today < d).then_some(expires)
-        };
-        model.approvals = approvals
-            .iter()
-            .filter_map(|(&id, a)| {
-                let expires = active(&a.expires)?;
-                // An administrator holds every privilege, whatever is listed
-                // (SPEC §2): store it so, and a listed subset is no difference.
-                let access = if a.role.value == raw::RawRole::Admin {
-                    Privilege::ALL.into_iter().collect()
-                } else {
-                    a.access
-                        .as_ref()
-                        .map(|list| {
-                            list.iter()
-                                .map(|p| match p.value {
-                                    raw::RawPrivilege::CreateSr => Privilege::CreateSr,
-                                    raw::RawPrivilege::ViewSr => Privilege::ViewSr,
-                                    raw::RawPrivilege::Download => Privilege::Download,
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default()
-                };
-                let approval = Approval {
-                    role: match a.role.value {
-                        raw::RawRole::User => Role::User,
-                        raw::RawRole::Admin => Role::Admin,
-                    },
-                    access,
-                    approved_by: a
-                        .approved_by
-                        .as_ref()
-                        .map_or_else(|| admin.clone(), |b| b.value.clone()),
-                    expires,
-                };
-                Some((id.to_owned(), approval))
-            })
-            .collect();
-        model.support_links = links
-            .iter()
-            .filter_map(|(&id, link)| {
-                let expires = active(&link.expires)?;
-                let link = SupportLink {
-                    via: link
-                        .via
-                        .as_ref()
-                        .map_or_else(|| admin.clone(), |v| v.value.clone()),
-                    expires,
-                };
-                Some((id.to_owned(), link))
-            })
-            .collect();
-        model
+        users.push((id, value));
+    }
+    let memberships = selection
+        .memberships
+        .into_iter()
+        .map(|index| take(&mut raw.memberships[index].value.user.value))
+        .collect();
+    let approvals = selection
+        .approvals
+        .into_iter()
+        .map(|(index, expires)| {
+            let a = &mut raw.approvals[index].value;
+            // An administrator holds every privilege, whatever is listed
+            // (SPEC §2): store it so, and a listed subset is no difference.
+            let access = if a.role.value == raw::RawRole::Admin {
+                Privilege::ALL.into_iter().collect()
+            } else {
+                a.access
+                    .as_ref()
+                    .map(|list| {
+                        list.iter()
+                            .map(|p| match p.value {
+                                raw::RawPrivilege::CreateSr => Privilege::CreateSr,
+                                raw::RawPrivilege::ViewSr => Privilege::ViewSr,
+                                raw::RawPrivilege::Download => Privilege::Download,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let approval = Approval {
+                role: match a.role.value {
+                    raw::RawRole::User => Role::User,
+                    raw::RawRole::Admin => Role::Admin,
+                },
+                access,
+                approved_by: a
+                    .approved_by
+                    .as_mut()
+                    .map_or_else(|| admin.clone(), |b| take(&mut b.value)),
+                expires,
+            };
+            (take(&mut a.user.value), approval)
+        })
+        .collect();
+    let support_links = selection
+        .links
+        .into_iter()
+        .map(|(index, expires)| {
+            let link = &mut raw.support_links[index].value;
+            let value = SupportLink {
+                via: link
+                    .via
+                    .as_mut()
+                    .map_or_else(|| admin.clone(), |v| take(&mut v.value)),
+                expires,
+            };
+            (take(&mut link.user.value), value)
+        })
+        .collect();
+    Model {
+        tenancy,
+        users: users.into_iter().collect(),
+        support_accounts: support_accounts.into_iter().collect(),
+        memberships,
+        approvals,
+        support_links,
+        renames: renames.into_iter().collect(),
     }
 }
 

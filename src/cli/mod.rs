@@ -442,7 +442,7 @@ pub fn load_and_check_cached(
 /// [`load_and_check`] after the files are read. The findings come back
 /// sorted, and the model only when none of them is an error.
 pub fn check_loaded(
-    loaded: config::Loaded,
+    mut loaded: config::Loaded,
     mut diagnostics: Vec<Diagnostic>,
     today: Date,
 ) -> Checked {
@@ -450,7 +450,7 @@ pub fn check_loaded(
         // The files that failed may hold the tenancy: "no tenancy" would mislead.
         None
     } else {
-        let (model, findings) = check::check(&loaded.raw, today);
+        let (model, findings) = check::check(&mut loaded.raw, today);
         // Rules about references cannot be trusted when files are missing:
         // report only what the readable files show for certain.
         if loaded.incomplete {

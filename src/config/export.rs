@@ -226,7 +226,8 @@ mod tests {
     use crate::model::Date;
 
     fn checked(loaded: &Loaded) -> Model {
-        let (model, diags) = crate::check::check(&loaded.raw, Date::parse("2026-11-24").unwrap());
+        let mut raw = loaded.raw.clone();
+        let (model, diags) = crate::check::check(&mut raw, Date::parse("2026-11-24").unwrap());
         model.unwrap_or_else(|| panic!("{diags:?}"))
     }
 
