@@ -24,6 +24,7 @@ mod schema;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::fs::{OpenOptions, Permissions};
 use std::io::ErrorKind;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -375,30 +376,59 @@ impl Store {
         plan: &Plan,
         entry: &JournalEntry,
     ) -> Result<u64, StateError> {
-        // A page cache that holds a large apply whole (SQLite's default is
-        // 2 MiB): a transaction that outgrows it spills pages to the log
-        // before the commit and reads them back. Only for writing: a read
-        // of the whole state reuses the default one's pages instead of
-        // holding ~20 MiB more of them at 100k users.
-        let path = self.path.clone();
-        let sql = |e| sql_error(&path, e);
-        self.conn
-            .pragma_update(None, "cache_size", APPLY_CACHE_KIB)
-            .map_err(sql)?;
-        let applied = self.apply_in_one_transaction(tenancy, lineage, expected_serial, plan, entry);
-        self.conn
-            .pragma_update(None, "cache_size", DEFAULT_CACHE_KIB)
-            .map_err(sql)?;
-        applied
+        self.with_write_cache(|store| {
+            store.apply_in_one_transaction(tenancy, lineage, expected_serial, plan, || {
+                Cow::Borrowed(entry)
+            })
+        })
     }
 
-    fn apply_in_one_transaction(
+    /// [`Store::apply`], with the journal entry made only when it is written,
+    /// after the plan's changes: a caller may render a large plan's JSON
+    /// meanwhile, on another thread.
+    pub fn apply_journaled_by(
         &mut self,
         tenancy: &str,
         lineage: &str,
         expected_serial: u64,
         plan: &Plan,
-        entry: &JournalEntry,
+        entry: impl FnOnce() -> JournalEntry,
+    ) -> Result<u64, StateError> {
+        self.with_write_cache(|store| {
+            store.apply_in_one_transaction(tenancy, lineage, expected_serial, plan, || {
+                Cow::Owned(entry())
+            })
+        })
+    }
+
+    /// Runs `write` with a page cache that holds a large apply whole
+    /// (SQLite's default is 2 MiB): a transaction that outgrows it spills
+    /// pages to the log before the commit and reads them back. Only for
+    /// writing: a read of the whole state reuses the default one's pages
+    /// instead of holding ~20 MiB more of them at 100k users.
+    fn with_write_cache<T>(
+        &mut self,
+        write: impl FnOnce(&mut Self) -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
+        let path = self.path.clone();
+        let sql = |e| sql_error(&path, e);
+        self.conn
+            .pragma_update(None, "cache_size", APPLY_CACHE_KIB)
+            .map_err(sql)?;
+        let written = write(self);
+        self.conn
+            .pragma_update(None, "cache_size", DEFAULT_CACHE_KIB)
+            .map_err(sql)?;
+        written
+    }
+
+    fn apply_in_one_transaction<'e>(
+        &mut self,
+        tenancy: &str,
+        lineage: &str,
+        expected_serial: u64,
+        plan: &Plan,
+        entry: impl FnOnce() -> Cow<'e, JournalEntry>,
     ) -> Result<u64, StateError> {
         let path = self.path.clone();
         let sql = |e| sql_error(&path, e);
@@ -475,6 +505,7 @@ impl Store {
                 "it does not create `tenancy.{tenancy}`, which is not in the state"
             )));
         }
+        let entry = entry();
         tx.prepare_cached(
             "INSERT INTO journal (tenancy, time, serial, add_count, change_count, destroy_count, \
              plan_json, config_digest, git_commit) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
