@@ -102,24 +102,28 @@ pub(super) struct Planned {
 /// is freed behind it rather than left for the end of the process.
 const FREE_BEHIND_PLANS_OF: usize = 10_000;
 
-/// Loads (through the parse cache beside the database, when given one),
+/// Loads (through the parse cache beside the database, unless `no_cache`),
 /// checks and plans; diagnostics are printed, errors end the command.
-/// Returns the desired model too. For the one-shot `plan` and `apply` only:
-/// what it no longer needs may be left for the end of the process to free.
+/// Returns the desired model and the parse cache too. For the one-shot
+/// `plan` and `apply` only: what it no longer needs may be left for the end
+/// of the process to free.
 fn make_plan(
     config: &ConfigArgs,
     db: &Path,
     output: &Output,
     findings: DiagnosticFormat,
-    mut cache: Option<&mut ParseCache>,
-) -> Result<(Planned, Option<Store>, Model), CliError> {
+    no_cache: bool,
+) -> Result<(Planned, Option<Store>, Model, Option<ParseCache>), CliError> {
     let today = today()?;
-    // The state is read on a second thread while the config set is loaded
-    // and checked: neither needs the other until the plan. Its errors wait
-    // until the config set is known to be valid, as when read after it.
+    let mut cache = None;
+    // The state is read on a second thread while the parse cache is opened
+    // and the config set loaded and checked: neither needs the other until
+    // the plan. Its errors wait until the config set is known to be valid,
+    // as when read after it.
     let (checked, early) = std::thread::scope(|scope| {
         let early = scope.spawn(|| read_state_early(db));
-        let checked = match cache.as_deref_mut() {
+        cache = (!no_cache).then(|| open_parse_cache(db));
+        let checked = match cache.as_mut() {
             Some(cache) => load_and_check_cached(&config.path, &config.limits(), today, cache),
             None => load_and_check(&config.path, &config.limits(), today),
         };
@@ -136,7 +140,7 @@ fn make_plan(
     let (planned, store) = plan_against(&desired, checked.loaded.digest, store, &mut state)?;
     // Only beside a database that opened as supportctl's: never beside a
     // foreign file, nor where there is no database yet.
-    if let (Some(cache), Some(_)) = (cache, &store) {
+    if let (Some(cache), Some(_)) = (&mut cache, &store) {
         save_parse_cache(cache, db);
     }
     // The files' entries and texts are not needed past the check. Behind a
@@ -148,7 +152,7 @@ fn make_plan(
         super::free_at_exit(checked.loaded.raw);
         super::free_at_exit(checked.loaded.sources);
     }
-    Ok((planned, store, desired))
+    Ok((planned, store, desired, cache))
 }
 
 /// `--base REF`: the plan from the config set at REF to the one at PATH —
@@ -375,8 +379,8 @@ pub fn plan_command(args: &PlanArgs, db: &Path, output: &Output) -> Result<u8, C
         PlanFormat::Json => DiagnosticFormat::Json,
         PlanFormat::Github => DiagnosticFormat::Github,
     };
-    let mut cache = (!args.no_cache).then(|| open_parse_cache(db));
-    let (mut planned, _, desired) = make_plan(&args.config, db, output, findings, cache.as_mut())?;
+    let (mut planned, _, desired, _) =
+        make_plan(&args.config, db, output, findings, args.no_cache)?;
     let mut delta = match &args.base {
         Some(reference) => base_plan(&args.config.path, reference, &desired)?,
         None => None,
@@ -498,9 +502,8 @@ pub fn apply_command(args: &ApplyArgs, db: &Path, output: &Output) -> Result<u8,
         max_file_size: args.max_file_size,
         max_total_size: args.max_total_size,
     };
-    let mut cache = (!args.no_cache).then(|| open_parse_cache(db));
-    let (planned, store, _) =
-        make_plan(&config, db, output, DiagnosticFormat::Text, cache.as_mut())?;
+    let (planned, store, _, mut cache) =
+        make_plan(&config, db, output, DiagnosticFormat::Text, args.no_cache)?;
     let plan = &planned.plan;
     print_stdout(&shown_plan(plan, args.redact, output))?;
     if plan.is_empty() {
