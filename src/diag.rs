@@ -9,6 +9,8 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use serde::Serialize;
 
@@ -244,6 +246,13 @@ pub fn sort(diagnostics: &mut Vec<Diagnostic>) {
 }
 
 /// The text of the files diagnostics point into, by file index.
+///
+/// A file may be added unread ([`Sources::set_unread`]): its text is read
+/// again from disk the first time it is asked for — only when a diagnostic
+/// points into it — and used only when its bytes still have the SHA-256
+/// they had when they were loaded; otherwise it is empty (the file changed
+/// since), and diagnostics show no source line. A large config set's text
+/// is then not held in memory for diagnostics that are never made.
 #[derive(Clone, Debug, Default)]
 pub struct Sources {
     files: Vec<SourceFile>,
@@ -252,14 +261,30 @@ pub struct Sources {
 #[derive(Clone, Debug)]
 struct SourceFile {
     path: String,
-    text: String,
+    text: OnceLock<String>,
+    unread: Option<Unread>,
 }
+
+/// Where an unread file's text comes from, and the SHA-256 it must have.
+#[derive(Clone, Debug)]
+struct Unread {
+    file: PathBuf,
+    hash: [u8; 32],
+    read: ReadAgain,
+}
+
+/// Reads `file` again, giving its text only when its bytes' SHA-256 is `hash`.
+pub type ReadAgain = fn(file: &Path, hash: &[u8; 32]) -> Option<String>;
 
 impl Sources {
     /// Adds a file and returns its index. `text` may be empty for a file that
     /// could not be read.
     pub fn add(&mut self, path: String, text: String) -> usize {
-        self.files.push(SourceFile { path, text });
+        self.files.push(SourceFile {
+            path,
+            text: OnceLock::from(text),
+            unread: None,
+        });
         self.files.len() - 1
     }
 
@@ -267,7 +292,21 @@ impl Sources {
     /// read through.
     pub fn set_text(&mut self, file: usize, text: String) {
         if let Some(f) = self.files.get_mut(file) {
-            f.text = text;
+            f.text = OnceLock::from(text);
+            f.unread = None;
+        }
+    }
+
+    /// Leaves the text of `file` unread: `read` gets it from `on_disk` when
+    /// it is first asked for, if its bytes still hash to `hash`.
+    pub fn set_unread(&mut self, file: usize, on_disk: PathBuf, hash: [u8; 32], read: ReadAgain) {
+        if let Some(f) = self.files.get_mut(file) {
+            f.text = OnceLock::new();
+            f.unread = Some(Unread {
+                file: on_disk,
+                hash,
+                read,
+            });
         }
     }
 
@@ -278,7 +317,14 @@ impl Sources {
     }
 
     pub fn text(&self, file: usize) -> &str {
-        self.files.get(file).map_or("", |f| f.text.as_str())
+        self.files.get(file).map_or("", |f| {
+            f.text.get_or_init(|| {
+                f.unread
+                    .as_ref()
+                    .and_then(|u| (u.read)(&u.file, &u.hash))
+                    .unwrap_or_default()
+            })
+        })
     }
 
     pub fn len(&self) -> usize {

@@ -270,7 +270,15 @@ pub fn load_cached(
             Step::Read(_) => unreachable!("every read file is finished"),
             Step::Done(file) => *file,
         };
-        loaded.sources.set_text(file.index, file.text);
+        match file.text {
+            Some(text) => loaded.sources.set_text(file.index, text),
+            None => {
+                let path = file.path.clone();
+                loaded
+                    .sources
+                    .set_unread(file.index, path, file.hash, read_again);
+            }
+        }
         match file.entry {
             Entry::Reused(entry) => {
                 cache.last_reused += 1;
@@ -323,7 +331,8 @@ struct DoneFile {
     path: PathBuf,
     relative: String,
     hash: [u8; 32],
-    text: String,
+    /// `None` for a file whose entries came from the cache.
+    text: Option<String>,
     complete: bool,
     raw: RawConfig,
     found: Vec<Diagnostic>,
@@ -354,7 +363,8 @@ impl ReadFile {
             .filter(|p| p.hash == hash && p.index == index)
             .and_then(|p| cache::decode(&p.encoded).map(|parse| (parse, p)));
         let (text, (complete, raw, found), entry) = match reused {
-            Some((parse, p)) => (source_text(bytes), parse, Entry::Reused(p)),
+            // Its text is read again only if a diagnostic points into it.
+            Some((parse, p)) => (None, parse, Entry::Reused(p)),
             None => {
                 let mut raw = RawConfig::default();
                 let mut found = Vec::new();
@@ -364,7 +374,7 @@ impl ReadFile {
                     hash,
                     encoded: cache::Encoded::new(cache::encode(complete, &raw, &found)),
                 });
-                (text, (complete, raw, found), Entry::Parsed(entry))
+                (Some(text), (complete, raw, found), Entry::Parsed(entry))
             }
         };
         DoneFile {
@@ -441,6 +451,14 @@ pub fn load_files<'a>(
     loaded.raw = RawConfig::concat(parts);
     loaded.digest = digest_of(&hashed);
     (loaded, diagnostics)
+}
+
+/// The text of a file whose entries came from the parse cache, read again
+/// for a diagnostic: only when its bytes are still those the entries were
+/// made from.
+fn read_again(path: &Path, hash: &[u8; 32]) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    (<[u8; 32]>::from(Sha256::digest(&bytes)) == *hash).then(|| source_text(bytes))
 }
 
 /// A file's text as its diagnostics show it: without a byte-order mark, and
@@ -1131,6 +1149,32 @@ mod tests {
             .unwrap()
             .set_modified(before)
             .unwrap();
+    }
+
+    #[test]
+    fn a_reused_files_text_is_read_again_for_diagnostics_only_while_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write_small_set(root);
+        let limits = Limits::default();
+        let mut cache = ParseCache::new();
+        load_cached(root, &limits, &mut cache);
+        let (loaded, _) = load_cached(root, &limits, &mut cache);
+        assert_eq!(cache.last_reused, 4);
+        let index = |name: &str| {
+            (0..loaded.sources.len())
+                .find(|&i| loaded.sources.path(i).ends_with(name))
+                .unwrap()
+        };
+        // Unchanged: the text as on disk.
+        assert_eq!(loaded.sources.text(index("b.yaml")), user_file("b", "Old"));
+        // Changed after the load: no text rather than text the entries were
+        // not made from.
+        std::fs::write(root.join("c.yaml"), user_file("c", "New")).unwrap();
+        assert_eq!(loaded.sources.text(index("c.yaml")), "");
+        // Once read, a text stays what it was.
+        std::fs::write(root.join("b.yaml"), user_file("b", "New")).unwrap();
+        assert_eq!(loaded.sources.text(index("b.yaml")), user_file("b", "Old"));
     }
 
     #[test]

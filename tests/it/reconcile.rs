@@ -2701,6 +2701,31 @@ fn parsed_and_reused(run: &Run) -> (usize, usize) {
 }
 
 #[test]
+fn a_finding_in_a_file_the_parse_cache_held_shows_its_source_line() {
+    // The files a run takes from the cache are not kept in memory; a
+    // finding in one reads it again, and shows what a run without the
+    // cache shows.
+    let world = World::new();
+    let set = world.path("set");
+    copy_example_dir(&set);
+    let approvals = set.join("approvals.yaml");
+    let text = std::fs::read_to_string(&approvals).unwrap();
+    std::fs::write(&approvals, text.replace("2030-06-30", "2026-01-31")).unwrap();
+    world.apply(&set);
+    let cached = world.run(&["plan", arg(&set)]).expect(0);
+    let fresh = world.run(&["plan", "--no-cache", arg(&set)]).expect(0);
+    assert!(
+        cached.stderr.contains("warning[W202]") && cached.stderr.contains("expires: 2026-01-31"),
+        "{}",
+        cached.stderr
+    );
+    assert_eq!(cached.stderr, fresh.stderr);
+    let verbose = world.run(&["-vv", "plan", arg(&set)]).expect(0);
+    let files = std::fs::read_dir(set.join("users")).unwrap().count() + 3;
+    assert_eq!(parsed_and_reused(&verbose), (0, files));
+}
+
+#[test]
 fn the_parse_cache_beside_the_database_is_reused_and_never_changes_a_plan() {
     let world = World::new();
     let set = world.path("set");
