@@ -261,7 +261,8 @@ pub struct Sources {
 #[derive(Clone, Debug)]
 struct SourceFile {
     path: String,
-    text: OnceLock<String>,
+    /// `None` once read again and found changed.
+    text: OnceLock<Option<String>>,
     unread: Option<Unread>,
 }
 
@@ -269,12 +270,14 @@ struct SourceFile {
 #[derive(Clone, Debug)]
 struct Unread {
     file: PathBuf,
+    len: u64,
     hash: [u8; 32],
     read: ReadAgain,
 }
 
-/// Reads `file` again, giving its text only when its bytes' SHA-256 is `hash`.
-pub type ReadAgain = fn(file: &Path, hash: &[u8; 32]) -> Option<String>;
+/// Reads `file` again, giving its text only when it still has `len` bytes
+/// whose SHA-256 is `hash`.
+pub type ReadAgain = fn(file: &Path, len: u64, hash: &[u8; 32]) -> Option<String>;
 
 impl Sources {
     /// Adds a file and returns its index. `text` may be empty for a file that
@@ -282,7 +285,7 @@ impl Sources {
     pub fn add(&mut self, path: String, text: String) -> usize {
         self.files.push(SourceFile {
             path,
-            text: OnceLock::from(text),
+            text: OnceLock::from(Some(text)),
             unread: None,
         });
         self.files.len() - 1
@@ -292,18 +295,26 @@ impl Sources {
     /// read through.
     pub fn set_text(&mut self, file: usize, text: String) {
         if let Some(f) = self.files.get_mut(file) {
-            f.text = OnceLock::from(text);
+            f.text = OnceLock::from(Some(text));
             f.unread = None;
         }
     }
 
     /// Leaves the text of `file` unread: `read` gets it from `on_disk` when
-    /// it is first asked for, if its bytes still hash to `hash`.
-    pub fn set_unread(&mut self, file: usize, on_disk: PathBuf, hash: [u8; 32], read: ReadAgain) {
+    /// it is first asked for, if it still has `len` bytes that hash to `hash`.
+    pub fn set_unread(
+        &mut self,
+        file: usize,
+        on_disk: PathBuf,
+        len: u64,
+        hash: [u8; 32],
+        read: ReadAgain,
+    ) {
         if let Some(f) = self.files.get_mut(file) {
             f.text = OnceLock::new();
             f.unread = Some(Unread {
                 file: on_disk,
+                len,
                 hash,
                 read,
             });
@@ -316,15 +327,22 @@ impl Sources {
             .map_or("<unknown>", |f| f.path.as_str())
     }
 
+    /// The text of `file`; empty when it could not be read, or was read
+    /// again and found changed.
     pub fn text(&self, file: usize) -> &str {
-        self.files.get(file).map_or("", |f| {
-            f.text.get_or_init(|| {
-                f.unread
-                    .as_ref()
-                    .and_then(|u| (u.read)(&u.file, &u.hash))
-                    .unwrap_or_default()
+        self.try_text(file).unwrap_or("")
+    }
+
+    /// The text of `file`, or `None` when it was left unread and has changed
+    /// since (or cannot be read any more).
+    pub fn try_text(&self, file: usize) -> Option<&str> {
+        let f = self.files.get(file)?;
+        f.text
+            .get_or_init(|| {
+                let u = f.unread.as_ref()?;
+                (u.read)(&u.file, u.len, &u.hash)
             })
-        })
+            .as_deref()
     }
 
     pub fn len(&self) -> usize {

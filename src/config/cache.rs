@@ -194,7 +194,7 @@ pub(super) fn read(path: &Path) -> Result<(HashMap<PathBuf, ParsedFile>, Written
 /// One record of the log: a path and its parse, or no parse; `None` when the
 /// record is cut short, damaged, or not one.
 fn record(r: &mut Reader, buffer: &Arc<Vec<u8>>) -> Option<(PathBuf, Option<ParsedFile>)> {
-    let len = u32::from_le_bytes(r.array()?) as usize;
+    let len = usize::try_from(u64::from_le_bytes(r.array()?)).ok()?;
     let sealed: [u8; 32] = r.array()?;
     let start = r.at;
     let payload = r.slice(len)?;
@@ -246,8 +246,7 @@ fn put_record(out: &mut Vec<u8>, path: &Path, parsed: Option<&ParsedFile>) {
             path_bytes(path).put(&mut payload);
         }
     }
-    let len = u32::try_from(payload.len()).expect("a file's parse is smaller than 4 GiB");
-    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     out.extend_from_slice(&Sha256::digest(&payload));
     out.extend_from_slice(&payload);
 }
@@ -284,10 +283,10 @@ pub(super) fn save(
 /// is still the file `written` describes; `None` when it is not.
 fn append(path: &Path, written: Written, records: &[u8]) -> std::io::Result<Option<Written>> {
     use std::os::unix::fs::FileExt as _;
-    let file = match std::fs::File::options().append(true).read(true).open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+    // Not there, or not writable in place (a read-only file in a writable
+    // folder): written whole instead, as a new file renamed over it.
+    let Ok(file) = std::fs::File::options().append(true).read(true).open(path) else {
+        return Ok(None);
     };
     // The same file (another save renames a new one in its place) of the same
     // length (nothing added since, no cut-short record at its end), and still

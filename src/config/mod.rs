@@ -276,7 +276,7 @@ pub fn load_cached(
                 let path = file.path.clone();
                 loaded
                     .sources
-                    .set_unread(file.index, path, file.hash, read_again);
+                    .set_unread(file.index, path, file.len, file.hash, read_again);
             }
         }
         match file.entry {
@@ -331,6 +331,8 @@ struct DoneFile {
     path: PathBuf,
     relative: String,
     hash: [u8; 32],
+    /// The file's size, as read.
+    len: u64,
     /// `None` for a file whose entries came from the cache.
     text: Option<String>,
     complete: bool,
@@ -359,6 +361,7 @@ impl ReadFile {
             cached,
         } = self;
         let hash: [u8; 32] = Sha256::digest(&bytes).into();
+        let len = bytes.len() as u64;
         let reused = cached
             .filter(|p| p.hash == hash && p.index == index)
             .and_then(|p| cache::decode(&p.encoded).map(|parse| (parse, p)));
@@ -382,6 +385,7 @@ impl ReadFile {
             path,
             relative,
             hash,
+            len,
             text,
             complete,
             raw,
@@ -456,8 +460,9 @@ pub fn load_files<'a>(
 /// The text of a file whose entries came from the parse cache, read again
 /// for a diagnostic: only when its bytes are still those the entries were
 /// made from.
-fn read_again(path: &Path, hash: &[u8; 32]) -> Option<String> {
-    let bytes = std::fs::read(path).ok()?;
+fn read_again(path: &Path, len: u64, hash: &[u8; 32]) -> Option<String> {
+    // Not read past its size then: it may have grown past any limit since.
+    let bytes = read_limited(path, len).ok()?;
     (<[u8; 32]>::from(Sha256::digest(&bytes)) == *hash).then(|| source_text(bytes))
 }
 
@@ -1171,7 +1176,11 @@ mod tests {
         // Changed after the load: no text rather than text the entries were
         // not made from.
         std::fs::write(root.join("c.yaml"), user_file("c", "New")).unwrap();
+        assert_eq!(loaded.sources.try_text(index("c.yaml")), None);
         assert_eq!(loaded.sources.text(index("c.yaml")), "");
+        // Grown past its size: not even read.
+        std::fs::write(root.join("d.yaml"), user_file("d", "Old").repeat(1000)).unwrap();
+        assert_eq!(loaded.sources.try_text(index("d.yaml")), None);
         // Once read, a text stays what it was.
         std::fs::write(root.join("b.yaml"), user_file("b", "New")).unwrap();
         assert_eq!(loaded.sources.text(index("b.yaml")), user_file("b", "Old"));

@@ -416,9 +416,15 @@ impl Store {
             .pragma_update(None, "cache_size", APPLY_CACHE_KIB)
             .map_err(sql)?;
         let written = write(self);
-        self.conn
+        // Back to the default for what this connection reads next. Failing
+        // to only leaves the larger cache: never a reason to report an apply
+        // that committed as failed.
+        if let Err(e) = self
+            .conn
             .pragma_update(None, "cache_size", DEFAULT_CACHE_KIB)
-            .map_err(sql)?;
+        {
+            tracing::debug!(error = %e, "page cache not set back to its default size");
+        }
         written
     }
 
