@@ -942,6 +942,12 @@ fn build(raw: &mut RawConfig, selection: Selection) -> Model {
     let take = std::mem::take::<String>;
     let tenancy = &mut raw.tenancies[0].value;
     let admin = tenancy.admin.value.clone();
+    // `approved_by` and `via` name the tenancy admin when not given.
+    let taken_or_admin = |given: &mut Option<Spanned<String>>| {
+        given
+            .as_mut()
+            .map_or_else(|| admin.clone(), |g| take(&mut g.value))
+    };
     let tenancy = Tenancy {
         name: take(&mut tenancy.name.value),
         csi: take(&mut tenancy.csi.value),
@@ -1011,10 +1017,7 @@ fn build(raw: &mut RawConfig, selection: Selection) -> Model {
                     raw::RawRole::Admin => Role::Admin,
                 },
                 access,
-                approved_by: a
-                    .approved_by
-                    .as_mut()
-                    .map_or_else(|| admin.clone(), |b| take(&mut b.value)),
+                approved_by: taken_or_admin(&mut a.approved_by),
                 expires,
             };
             (take(&mut a.user.value), approval)
@@ -1026,10 +1029,7 @@ fn build(raw: &mut RawConfig, selection: Selection) -> Model {
         .map(|(index, expires)| {
             let link = &mut raw.support_links[index].value;
             let value = SupportLink {
-                via: link
-                    .via
-                    .as_mut()
-                    .map_or_else(|| admin.clone(), |v| take(&mut v.value)),
+                via: taken_or_admin(&mut link.via),
                 expires,
             };
             (take(&mut link.user.value), value)

@@ -646,7 +646,7 @@ fn commit(
         git_commit,
     };
     let started = std::time::Instant::now();
-    let new_serial = store.apply_journaled_by(&plan.tenancy, lineage, serial, plan, entry)?;
+    let new_serial = store.apply(&plan.tenancy, lineage, serial, plan, entry)?;
     tracing::debug!(
         tenancy = %crate::diag::escape_control(&plan.tenancy),
         serial = new_serial,

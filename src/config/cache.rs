@@ -38,7 +38,7 @@ const PUT: u8 = 0;
 /// A record that says a file's parse is no longer held.
 const REMOVE: u8 = 1;
 
-/// How many bytes a cache file may hold beyond what its live entries take
+/// How many bytes a cache file may hold beyond twice what its live entries take
 /// before a save writes it afresh instead of adding to it.
 const SLACK: u64 = 1 << 20;
 

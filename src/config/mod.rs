@@ -220,7 +220,7 @@ pub fn load_cached(
                 if total > limits.max_total_bytes {
                     loaded.sources.add(shown, String::new());
                     loaded.incomplete = true;
-                    steps.push(Step::Failed(Diagnostic::at(
+                    steps.push(Err(Diagnostic::at(
                         Rule::InputLimit,
                         file_start(loaded.sources.len() - 1),
                         format!(
@@ -238,7 +238,7 @@ pub fn load_cached(
                 // The text is put in its place once the file is done.
                 let index = loaded.sources.add(shown, String::new());
                 let cached = previous.remove(&file_path);
-                steps.push(Step::Read(ReadFile {
+                steps.push(Ok(ReadFile {
                     index,
                     path: file_path,
                     relative,
@@ -250,25 +250,24 @@ pub fn load_cached(
         };
         loaded.sources.add(shown, String::new());
         loaded.incomplete = true;
-        steps.push(Step::Failed(failed));
+        steps.push(Err(failed));
     }
 
+    // Each file read is hashed, and decoded or parsed; a file that could not
+    // be read keeps its finding in its place.
     let keep = cache.keep;
-    let done = in_two_halves(steps, |step| match step {
-        Step::Read(file) => Step::Done(Box::new(file.finish(keep))),
-        other => other,
-    });
+    let size = |step: &Result<ReadFile, Diagnostic>| step.as_ref().map_or(0, |f| f.bytes.len());
+    let done = in_two_halves(steps, size, |step| step.map(|file| file.finish(keep)));
 
     let mut hashed: Vec<(String, [u8; 32])> = Vec::with_capacity(done.len());
     let mut parts = Vec::with_capacity(done.len());
     for step in done {
         let file = match step {
-            Step::Failed(diagnostic) => {
+            Ok(file) => file,
+            Err(diagnostic) => {
                 diagnostics.push(diagnostic);
                 continue;
             }
-            Step::Read(_) => unreachable!("every read file is finished"),
-            Step::Done(file) => *file,
         };
         match file.text {
             Some(text) => loaded.sources.set_text(file.index, text),
@@ -308,16 +307,7 @@ pub fn load_cached(
     (loaded, diagnostics)
 }
 
-/// One file of a load, from its reading to what it gave.
-enum Step {
-    /// It could not be read, or passed a limit.
-    Failed(Diagnostic),
-    /// It was read, with what the cache held for its path.
-    Read(ReadFile),
-    /// It was hashed and decoded or parsed.
-    Done(Box<DoneFile>),
-}
-
+/// A file of a load as read, with what the cache held for its path.
 struct ReadFile {
     index: usize,
     path: PathBuf,
@@ -326,6 +316,7 @@ struct ReadFile {
     cached: Option<ParsedFile>,
 }
 
+/// What a file of a load gave, and where its entries came from.
 struct DoneFile {
     index: usize,
     path: PathBuf,
@@ -398,14 +389,14 @@ impl ReadFile {
 /// How many bytes of files a load reads before it is worth a second thread.
 const TWO_THREADS_FROM: usize = 1 << 20;
 
-/// `work` done on every step, in order: the later half (by bytes read) on a
-/// second thread when there are enough bytes to be worth it.
-fn in_two_halves(steps: Vec<Step>, work: impl Fn(Step) -> Step + Sync) -> Vec<Step> {
-    let size = |step: &Step| match step {
-        Step::Read(file) => file.bytes.len(),
-        _ => 0,
-    };
-    let total: usize = steps.iter().map(size).sum();
+/// `work` done on every item, results in order: the later half (by `size`,
+/// in bytes) on a second thread when there are enough bytes to be worth it.
+fn in_two_halves<T: Send, U: Send>(
+    steps: Vec<T>,
+    size: impl Fn(&T) -> usize,
+    work: impl Fn(T) -> U + Sync,
+) -> Vec<U> {
+    let total: usize = steps.iter().map(&size).sum();
     if total < TWO_THREADS_FROM {
         return steps.into_iter().map(work).collect();
     }
@@ -422,7 +413,7 @@ fn in_two_halves(steps: Vec<Step>, work: impl Fn(Step) -> Step + Sync) -> Vec<St
     let work = &work;
     std::thread::scope(|scope| {
         let later = scope.spawn(move || second.into_iter().map(work).collect::<Vec<_>>());
-        let mut done: Vec<Step> = first.into_iter().map(work).collect();
+        let mut done: Vec<U> = first.into_iter().map(work).collect();
         done.extend(
             later
                 .join()
@@ -1346,6 +1337,18 @@ mod tests {
         );
     }
 
+    /// The small set in `set/` of a new folder, loaded once through a cache
+    /// saved to `cache` beside it (all four files parsed).
+    fn small_set_with_saved_cache() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("set");
+        std::fs::create_dir(&root).unwrap();
+        let file = dir.path().join("cache");
+        write_small_set(&root);
+        assert_eq!(assert_saved_cache_agrees(&root, &file), 4);
+        (dir, root, file)
+    }
+
     /// [`assert_cache_agrees`] through a cache saved to `file` and opened
     /// again, as separate runs of the program share it.
     fn assert_saved_cache_agrees(dir: &Path, file: &Path) -> usize {
@@ -1357,12 +1360,7 @@ mod tests {
 
     #[test]
     fn the_saved_parse_cache_is_used_across_runs_and_never_differs() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("set");
-        std::fs::create_dir(&root).unwrap();
-        let file = dir.path().join("state.db.parse-cache");
-        write_small_set(&root);
-        assert_eq!(assert_saved_cache_agrees(&root, &file), 4);
+        let (_dir, root, file) = small_set_with_saved_cache();
         assert_eq!(
             assert_saved_cache_agrees(&root, &file),
             0,
@@ -1432,12 +1430,7 @@ mod tests {
     #[test]
     fn a_save_after_an_edit_adds_to_the_cache_file_and_rewrites_it_when_it_grows() {
         use std::os::unix::fs::MetadataExt as _;
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("set");
-        std::fs::create_dir(&root).unwrap();
-        let file = dir.path().join("cache");
-        write_small_set(&root);
-        assert_eq!(assert_saved_cache_agrees(&root, &file), 4);
+        let (dir, root, file) = small_set_with_saved_cache();
         let first = std::fs::metadata(&file).unwrap();
 
         // One edit: only its record is added, to the same file.
@@ -1484,12 +1477,7 @@ mod tests {
 
     #[test]
     fn a_save_does_not_add_to_a_cache_file_another_process_changed() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("set");
-        std::fs::create_dir(&root).unwrap();
-        let file = dir.path().join("cache");
-        write_small_set(&root);
-        assert_eq!(assert_saved_cache_agrees(&root, &file), 4);
+        let (_dir, root, file) = small_set_with_saved_cache();
 
         // Two runs open the same cache; each sees another file edited and
         // saves. The second finds the file changed since it opened it, and

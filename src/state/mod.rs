@@ -24,7 +24,6 @@ mod schema;
 #[cfg(test)]
 mod tests;
 
-use std::borrow::Cow;
 use std::fs::{OpenOptions, Permissions};
 use std::io::ErrorKind;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -364,7 +363,9 @@ impl Store {
     /// `lineage` and the tenancy's serial is `expected_serial` (0 for a
     /// tenancy not yet in the state), else [`StateError::Stale`]. Then writes
     /// the changes in plan order, sets the serial to `expected_serial + 1`
-    /// and appends `entry` to the journal with it.
+    /// and appends the journal entry with it. `entry` is called only for that
+    /// last row, so a caller may render a large plan's JSON meanwhile, on
+    /// another thread.
     ///
     /// The caller skips empty plans; given one, this writes nothing and
     /// returns the serial unchanged (after the same stale check).
@@ -374,67 +375,35 @@ impl Store {
         lineage: &str,
         expected_serial: u64,
         plan: &Plan,
-        entry: &JournalEntry,
-    ) -> Result<u64, StateError> {
-        self.with_write_cache(|store| {
-            store.apply_in_one_transaction(tenancy, lineage, expected_serial, plan, || {
-                Cow::Borrowed(entry)
-            })
-        })
-    }
-
-    /// [`Store::apply`], with the journal entry made only when it is written,
-    /// after the plan's changes: a caller may render a large plan's JSON
-    /// meanwhile, on another thread.
-    pub fn apply_journaled_by(
-        &mut self,
-        tenancy: &str,
-        lineage: &str,
-        expected_serial: u64,
-        plan: &Plan,
         entry: impl FnOnce() -> JournalEntry,
     ) -> Result<u64, StateError> {
-        self.with_write_cache(|store| {
-            store.apply_in_one_transaction(tenancy, lineage, expected_serial, plan, || {
-                Cow::Owned(entry())
-            })
-        })
-    }
-
-    /// Runs `write` with a page cache that holds a large apply whole
-    /// (SQLite's default is 2 MiB): a transaction that outgrows it spills
-    /// pages to the log before the commit and reads them back. Only for
-    /// writing: a read of the whole state reuses the default one's pages
-    /// instead of holding ~20 MiB more of them at 100k users.
-    fn with_write_cache<T>(
-        &mut self,
-        write: impl FnOnce(&mut Self) -> Result<T, StateError>,
-    ) -> Result<T, StateError> {
-        let path = self.path.clone();
-        let sql = |e| sql_error(&path, e);
+        // A page cache that holds a large apply whole (SQLite's default is
+        // 2 MiB): a transaction that outgrows it spills pages to the log
+        // before the commit and reads them back. Only while writing: a read
+        // of the whole state reuses the default one's pages instead of
+        // holding ~20 MiB more of them at 100k users.
         self.conn
             .pragma_update(None, "cache_size", APPLY_CACHE_KIB)
-            .map_err(sql)?;
-        let written = write(self);
-        // Back to the default for what this connection reads next. Failing
-        // to only leaves the larger cache: never a reason to report an apply
-        // that committed as failed.
+            .map_err(|e| sql_error(&self.path, e))?;
+        let applied = self.apply_in_one_transaction(tenancy, lineage, expected_serial, plan, entry);
+        // Failing to set it back only leaves the larger cache: never a reason
+        // to report an apply that committed as failed.
         if let Err(e) = self
             .conn
             .pragma_update(None, "cache_size", DEFAULT_CACHE_KIB)
         {
             tracing::debug!(error = %e, "page cache not set back to its default size");
         }
-        written
+        applied
     }
 
-    fn apply_in_one_transaction<'e>(
+    fn apply_in_one_transaction(
         &mut self,
         tenancy: &str,
         lineage: &str,
         expected_serial: u64,
         plan: &Plan,
-        entry: impl FnOnce() -> Cow<'e, JournalEntry>,
+        entry: impl FnOnce() -> JournalEntry,
     ) -> Result<u64, StateError> {
         let path = self.path.clone();
         let sql = |e| sql_error(&path, e);

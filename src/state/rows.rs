@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use rusqlite::types::ToSql;
-use rusqlite::{Connection, OptionalExtension, Transaction};
+use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction};
 
 use crate::model::{
     Approval, Date, Model, Privilege, Role, SupportAccount, SupportLink, Tenancy, User,
@@ -324,26 +324,22 @@ pub fn load(conn: &Connection, tenancy: &str) -> Result<Option<(Model, i64)>, Re
     let only: bool = conn
         .prepare_cached("SELECT count(*) = 1 FROM tenancies")?
         .query_row([], |r| r.get(0))?;
-    let from = |table: &str| {
-        if only {
-            format!("{table} NOT INDEXED")
-        } else {
-            table.to_owned()
-        }
+    // A table's rows of the tenancy, and how many there are: each vector is
+    // made at its final size (counting reads only the key's small index;
+    // growing a vector of 100k rows by doubling copied it again and again
+    // into fresh memory).
+    let select = |columns: &str, table: &str| -> rusqlite::Result<(usize, CachedStatement<'_>)> {
+        let count: i64 = conn
+            .prepare_cached(&format!("SELECT count(*) FROM {table} WHERE tenancy = ?1"))?
+            .query_row([tenancy], |r| r.get(0))?;
+        let scan = if only { " NOT INDEXED" } else { "" };
+        let stmt = conn.prepare_cached(&format!(
+            "SELECT {columns} FROM {table}{scan} WHERE tenancy = ?1"
+        ))?;
+        Ok((usize::try_from(count).unwrap_or(0), stmt))
     };
-    // Each vector is made at its final size: counting a tenancy's rows reads
-    // only the key's small index, and growing a vector of 100k rows by
-    // doubling copied it again and again into fresh memory.
-    let count = |table: &str| -> rusqlite::Result<usize> {
-        conn.prepare_cached(&format!("SELECT count(*) FROM {table} WHERE tenancy = ?1"))?
-            .query_row([tenancy], |r| r.get::<_, i64>(0))
-            .map(|n| usize::try_from(n).unwrap_or(0))
-    };
-    let mut users = Vec::with_capacity(count("users")?);
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT id, email, name FROM {} WHERE tenancy = ?1",
-        from("users")
-    ))?;
+    let (len, mut stmt) = select("id, email, name", "users")?;
+    let mut users = Vec::with_capacity(len);
     let mut rows = stmt.query([tenancy])?;
     while let Some(r) = rows.next()? {
         let user = User {
@@ -353,11 +349,8 @@ pub fn load(conn: &Connection, tenancy: &str) -> Result<Option<(Model, i64)>, Re
         users.push((r.get::<_, String>(0)?, user));
     }
 
-    let mut support_accounts = Vec::with_capacity(count("support_accounts")?);
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT user, phone, timezone FROM {} WHERE tenancy = ?1",
-        from("support_accounts")
-    ))?;
+    let (len, mut stmt) = select("user, phone, timezone", "support_accounts")?;
+    let mut support_accounts = Vec::with_capacity(len);
     let mut rows = stmt.query([tenancy])?;
     while let Some(r) = rows.next()? {
         let account = SupportAccount {
@@ -367,21 +360,15 @@ pub fn load(conn: &Connection, tenancy: &str) -> Result<Option<(Model, i64)>, Re
         support_accounts.push((r.get::<_, String>(0)?, account));
     }
 
-    let mut memberships = Vec::with_capacity(count("memberships")?);
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT user FROM {} WHERE tenancy = ?1",
-        from("memberships")
-    ))?;
+    let (len, mut stmt) = select("user", "memberships")?;
+    let mut memberships = Vec::with_capacity(len);
     let mut rows = stmt.query([tenancy])?;
     while let Some(r) = rows.next()? {
         memberships.push(r.get::<_, String>(0)?);
     }
 
-    let mut approvals = Vec::with_capacity(count("approvals")?);
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT user, role, access, approved_by, expires FROM {} WHERE tenancy = ?1",
-        from("approvals")
-    ))?;
+    let (len, mut stmt) = select("user, role, access, approved_by, expires", "approvals")?;
+    let mut approvals = Vec::with_capacity(len);
     let mut rows = stmt.query([tenancy])?;
     while let Some(r) = rows.next()? {
         let user: String = r.get(0)?;
@@ -400,11 +387,8 @@ pub fn load(conn: &Connection, tenancy: &str) -> Result<Option<(Model, i64)>, Re
         approvals.push((user, approval));
     }
 
-    let mut support_links = Vec::with_capacity(count("support_links")?);
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT user, via, expires FROM {} WHERE tenancy = ?1",
-        from("support_links")
-    ))?;
+    let (len, mut stmt) = select("user, via, expires", "support_links")?;
+    let mut support_links = Vec::with_capacity(len);
     let mut rows = stmt.query([tenancy])?;
     while let Some(r) = rows.next()? {
         let user: String = r.get(0)?;

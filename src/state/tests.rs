@@ -138,7 +138,7 @@ fn store_with(path: &Path, desired: &Model) -> Store {
     let plan = plan::plan(desired, None);
     let lineage = store.lineage().to_owned();
     let serial = store
-        .apply(&desired.tenancy.name, &lineage, 0, &plan, &entry(&plan))
+        .apply(&desired.tenancy.name, &lineage, 0, &plan, || entry(&plan))
         .unwrap();
     assert_eq!(serial, 1);
     store
@@ -347,7 +347,7 @@ fn a_second_plan_with_renames_updates_deletes_and_replacements_lands_like_apply_
 
     let lineage = store.lineage().to_owned();
     let serial = store
-        .apply("t", &lineage, actual.serial, &plan, &entry(&plan))
+        .apply("t", &lineage, actual.serial, &plan, || entry(&plan))
         .unwrap();
     assert_eq!(serial, 2);
     let loaded = store.load("t").unwrap().unwrap();
@@ -373,7 +373,9 @@ fn a_rename_moves_every_row_and_reference() {
     let plan = plan::plan(&b, Some(&a));
     assert_eq!(plan.changes.len(), 2, "{plan:#?}");
     let lineage = store.lineage().to_owned();
-    store.apply("t", &lineage, 1, &plan, &entry(&plan)).unwrap();
+    store
+        .apply("t", &lineage, 1, &plan, || entry(&plan))
+        .unwrap();
     let loaded = store.load("t").unwrap().unwrap().model;
     assert_eq!(loaded, without_renames(b));
     assert_eq!(loaded.tenancy.admin, "root");
@@ -395,7 +397,7 @@ fn a_stale_plan_is_refused_and_nothing_is_written() {
     let lineage = store.lineage().to_owned();
 
     let err = store
-        .apply("t", &lineage, 0, &plan, &entry(&plan))
+        .apply("t", &lineage, 0, &plan, || entry(&plan))
         .unwrap_err();
     assert!(
         matches!(
@@ -410,7 +412,7 @@ fn a_stale_plan_is_refused_and_nothing_is_written() {
     );
     assert!(err.to_string().contains("stale"), "{err}");
     let err = store
-        .apply("t", "0000", 1, &plan, &entry(&plan))
+        .apply("t", "0000", 1, &plan, || entry(&plan))
         .unwrap_err();
     assert!(
         matches!(&err, StateError::Stale { found_lineage, .. } if *found_lineage == lineage),
@@ -419,7 +421,7 @@ fn a_stale_plan_is_refused_and_nothing_is_written() {
     // A plan for a new tenancy, when that tenancy appeared meanwhile.
     let fresh = plan::plan(&a, None);
     let err = store
-        .apply("t", &lineage, 0, &fresh, &entry(&fresh))
+        .apply("t", &lineage, 0, &fresh, || entry(&fresh))
         .unwrap_err();
     assert!(matches!(err, StateError::Stale { .. }), "{err:?}");
 
@@ -434,7 +436,7 @@ fn assert_fails_whole(store: &mut Store, plan: &Plan) -> String {
     let lineage = store.lineage().to_owned();
     let serial = before.as_ref().map_or(0, |s| s.serial);
     let err = store
-        .apply("t", &lineage, serial, plan, &entry(plan))
+        .apply("t", &lineage, serial, plan, || entry(plan))
         .unwrap_err();
     assert!(matches!(err, StateError::Mismatch { .. }), "{err:?}");
     assert_eq!(store.load("t").unwrap(), before, "the state moved");
@@ -568,7 +570,9 @@ fn an_empty_plan_writes_nothing() {
     assert!(plan.is_empty());
     let lineage = store.lineage().to_owned();
     assert_eq!(
-        store.apply("t", &lineage, 1, &plan, &entry(&plan)).unwrap(),
+        store
+            .apply("t", &lineage, 1, &plan, || entry(&plan))
+            .unwrap(),
         1
     );
     assert_eq!(store.load("t").unwrap().unwrap().serial, 1);
@@ -588,7 +592,7 @@ fn tenancies_are_kept_apart_and_listed_sorted() {
     let lineage = store.lineage().to_owned();
     assert_eq!(
         store
-            .apply("alpha", &lineage, 0, &plan, &entry(&plan))
+            .apply("alpha", &lineage, 0, &plan, || entry(&plan))
             .unwrap(),
         1
     );
@@ -607,11 +611,13 @@ fn history_lists_applies_oldest_first() {
     let mut store = store_with(&path, &model_a("t"));
     let lineage = store.lineage().to_owned();
     let u = plan::plan(&model_a("u"), None);
-    store.apply("u", &lineage, 0, &u, &entry(&u)).unwrap();
+    store.apply("u", &lineage, 0, &u, || entry(&u)).unwrap();
     let t2 = plan::plan(&model_b("t"), Some(&model_a("t")));
     let mut second = entry(&t2);
     second.git_commit = None;
-    store.apply("t", &lineage, 1, &t2, &second).unwrap();
+    store
+        .apply("t", &lineage, 1, &t2, || second.clone())
+        .unwrap();
 
     let all = store.history(None).unwrap();
     let order: Vec<(&str, u64)> = all.iter().map(|r| (r.tenancy.as_str(), r.serial)).collect();
@@ -641,7 +647,7 @@ fn a_locked_database_says_so() {
     let plan = plan::plan(&model_b("t"), Some(&a));
     let lineage = store.lineage().to_owned();
     let err = store
-        .apply("t", &lineage, 1, &plan, &entry(&plan))
+        .apply("t", &lineage, 1, &plan, || entry(&plan))
         .unwrap_err();
     assert!(matches!(err, StateError::Busy { .. }), "{err:?}");
     assert!(
@@ -652,7 +658,9 @@ fn a_locked_database_says_so() {
     // Readers are not blocked by a writer in WAL mode.
     assert_eq!(store.load("t").unwrap().unwrap().serial, 1);
     other.execute_batch("ROLLBACK").unwrap();
-    store.apply("t", &lineage, 1, &plan, &entry(&plan)).unwrap();
+    store
+        .apply("t", &lineage, 1, &plan, || entry(&plan))
+        .unwrap();
 }
 
 #[test]
@@ -668,7 +676,7 @@ fn two_applies_at_once_one_lands_and_the_other_is_stale() {
                 s.spawn(|| {
                     let mut store = Store::open(&path).unwrap();
                     let lineage = store.lineage().to_owned();
-                    store.apply("t", &lineage, 1, &plan, &entry(&plan))
+                    store.apply("t", &lineage, 1, &plan, || entry(&plan))
                 })
             })
             .collect();
@@ -728,7 +736,9 @@ fn a_large_plan_applies_and_loads_back_equal() {
     assert!(plan.changes.len() > 10_000);
     let mut store = Store::open(&path).unwrap();
     let lineage = store.lineage().to_owned();
-    store.apply("t", &lineage, 0, &plan, &entry(&plan)).unwrap();
+    store
+        .apply("t", &lineage, 0, &plan, || entry(&plan))
+        .unwrap();
     let loaded = store.load("t").unwrap().unwrap();
     assert_eq!(loaded.model, m);
 }

@@ -1976,7 +1976,7 @@ fn a_plan_that_fails_in_the_store_leaves_the_state_as_it_was() {
     let first = plan::plan(&before, None);
     assert_eq!(
         store
-            .apply("acme-prod", &lineage, 0, &first, &entry(&first))
+            .apply("acme-prod", &lineage, 0, &first, || entry(&first))
             .unwrap(),
         1
     );
@@ -2015,7 +2015,7 @@ fn a_plan_that_fails_in_the_store_leaves_the_state_as_it_was() {
             let mut bad = good.clone();
             bad.changes.insert(at, bad_change.clone());
             let err = store
-                .apply("acme-prod", &lineage, 1, &bad, &entry(&bad))
+                .apply("acme-prod", &lineage, 1, &bad, || entry(&bad))
                 .expect_err("the plan cannot be applied");
             assert!(matches!(err, StateError::Mismatch { .. }), "at {at}: {err}");
             assert_eq!(
@@ -2032,7 +2032,7 @@ fn a_plan_that_fails_in_the_store_leaves_the_state_as_it_was() {
     assert_eq!(store.load("acme-prod").unwrap().as_ref(), Some(&snapshot));
     assert_eq!(
         store
-            .apply("acme-prod", &lineage, 1, &good, &entry(&good))
+            .apply("acme-prod", &lineage, 1, &good, || entry(&good))
             .unwrap(),
         2
     );
