@@ -167,6 +167,15 @@ CREATE TABLE user_renames (
     PRIMARY KEY (tenancy, old)
 ) STRICT;
 ",
+    // 3: the journal keeps each plan zlib-compressed, with its length: as
+    // text it was most of what a large apply wrote. In SQLite's shell,
+    // `sqlar_uncompress(plan_zlib, plan_size)` reads it. Rows written before
+    // keep their text in `plan_json`; rows since leave it empty.
+    "
+ALTER TABLE journal ADD COLUMN plan_zlib BLOB;
+ALTER TABLE journal ADD COLUMN plan_size INTEGER
+    CHECK ((plan_size IS NULL) = (plan_zlib IS NULL) AND (plan_size IS NULL OR plan_size >= 0));
+",
 ];
 
 /// The schema version this binary writes: the number of migrations.

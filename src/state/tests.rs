@@ -106,11 +106,16 @@ fn without_renames(mut m: Model) -> Model {
     m
 }
 
+/// The JSON a test journals for `plan`.
+fn plan_json(plan: &Plan) -> String {
+    format!("{{\"changes\":{}}}", plan.changes.len())
+}
+
 fn entry(plan: &Plan) -> JournalEntry {
     JournalEntry {
         time: "2026-01-02T03:04:05Z".into(),
         summary: plan.summary(),
-        plan_json: format!("{{\"changes\":{}}}", plan.changes.len()),
+        plan: JournalPlan::new(&plan_json(plan)),
         config_digest: "sha256:abc".into(),
         git_commit: Some("0123abcd".into()),
     }
@@ -627,7 +632,8 @@ fn history_lists_applies_oldest_first() {
     let t = store.history(Some("t")).unwrap();
     assert_eq!(t.len(), 2);
     assert_eq!(t[1].summary, t2.summary());
-    assert_eq!(t[1].plan_json, second.plan_json);
+    assert_eq!(t[1].plan_json, plan_json(&t2));
+    assert_eq!(t[0].plan_json, plan_json(&plan::plan(&model_a("t"), None)));
     assert_eq!(t[1].time, second.time);
     assert_eq!(t[1].config_digest, "sha256:abc");
     assert_eq!(t[1].git_commit, None);
@@ -741,4 +747,73 @@ fn a_large_plan_applies_and_loads_back_equal() {
         .unwrap();
     let loaded = store.load("t").unwrap().unwrap();
     assert_eq!(loaded.model, m);
+}
+
+#[test]
+fn the_journal_stores_plans_compressed_and_reads_back_rows_written_as_text() {
+    // A database as the schema before v3 left it, with a journal row whose
+    // plan is text.
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    {
+        let conn = Connection::open(&path).unwrap();
+        for (version, migration) in schema::MIGRATIONS.iter().take(2).enumerate() {
+            conn.execute_batch(migration).unwrap();
+            conn.pragma_update(None, "user_version", version as i64 + 1)
+                .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO journal (tenancy, time, serial, add_count, change_count, destroy_count, \
+             plan_json, config_digest) VALUES ('old', '2026-01-01T00:00:00Z', 1, 1, 0, 0, \
+             '{\"old\":true}', 'sha256:old')",
+            [],
+        )
+        .unwrap();
+    }
+    // Opening migrates it; an apply since stores its plan compressed.
+    let mut store = Store::open(&path).unwrap();
+    let lineage = store.lineage().to_owned();
+    let plan = plan::plan(&model_a("t"), None);
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(100_000));
+    store
+        .apply("t", &lineage, 0, &plan, || JournalEntry {
+            plan: JournalPlan::new(&big),
+            ..entry(&plan)
+        })
+        .unwrap();
+    let history = store.history(None).unwrap();
+    assert_eq!(history[0].plan_json, r#"{"old":true}"#);
+    assert_eq!(history[1].plan_json, big);
+    let (text, zlib, size): (String, Vec<u8>, i64) = store
+        .conn
+        .query_row(
+            "SELECT plan_json, plan_zlib, plan_size FROM journal WHERE tenancy = 't'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((text.as_str(), size), ("", big.len() as i64));
+    // zlib's format (RFC 1950: deflate, 32K window), as sqlar_uncompress reads.
+    assert_eq!(zlib[0], 0x78);
+    assert!(zlib.len() < big.len() / 100, "{} bytes", zlib.len());
+
+    // Damaged bytes, a wrong length or half a plan are reported, not shown.
+    for damage in [
+        "UPDATE journal SET plan_zlib = x'789c00' WHERE tenancy = 't'",
+        "UPDATE journal SET plan_size = plan_size + 1 WHERE tenancy = 't'",
+    ] {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(&format!("BEGIN; {damage}; COMMIT;")).unwrap();
+        let err = Store::open(&path).unwrap().history(Some("t")).unwrap_err();
+        assert!(
+            matches!(&err, StateError::Corrupt { detail, .. } if detail.starts_with("journal entry 2: its plan")),
+            "{damage}: {err:?}"
+        );
+    }
+    let conn = Connection::open(&path).unwrap();
+    let half = conn.execute(
+        "UPDATE journal SET plan_zlib = NULL WHERE tenancy = 't'",
+        [],
+    );
+    assert!(half.is_err(), "the schema refuses a plan without its bytes");
 }

@@ -1952,7 +1952,7 @@ fn a_plan_that_fails_in_the_store_leaves_the_state_as_it_was() {
     use supportctl::config::Limits;
     use supportctl::model::{Date, SupportLink, User};
     use supportctl::plan::{self, Action, Change, Kind, Value as Row};
-    use supportctl::state::{JournalEntry, StateError, Store};
+    use supportctl::state::{JournalEntry, JournalPlan, StateError, Store};
 
     let dir = plans_dir().join("mixed");
     let today = Date::parse(TODAY).unwrap();
@@ -1965,7 +1965,7 @@ fn a_plan_that_fails_in_the_store_leaves_the_state_as_it_was() {
     let entry = |p: &plan::Plan| JournalEntry {
         time: "2026-11-24T00:00:00Z".into(),
         summary: p.summary(),
-        plan_json: "{}".into(),
+        plan: JournalPlan::new("{}"),
         config_digest: "sha256:test".into(),
         git_commit: None,
     };
