@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo bench --bench bench -- [--sizes 1000,10000,100000] [--layouts file,dir] \
-//!     [--runs 3] [--out target/bench/results.json]
+//!     [--runs 3] [--warmup 1] [--out target/bench/results.json]
 //! cargo test --bench bench      # smoke: N = 200, both layouts, one run, no timing asserted
 //! ```
 //!
@@ -25,10 +25,11 @@
 //! | `plan (no-op)` | `plan --detailed-exitcode PATH`: the parse cache the apply left beside the database | 0 |
 //! | `plan (1 user changed)` | the same after one user's name is changed in one file, another user of that file each run, so that every run parses that file again | 2 |
 //!
-//! Each is run `--runs` times (default 3, and 1 for N ≥ 1,000,000): the wall
-//! time reported is the median, measured from spawn to reaping; the peak RSS
-//! is the largest `ru_maxrss` that `wait4` returns for the child over the
-//! runs. (A child started by `vfork`+`exec` starts its peak at its parent's,
+//! Each is run `--runs` times (default 3, and 1 for N ≥ 1,000,000) after
+//! `--warmup` runs that are not counted (default 1, and 0 for N ≥
+//! 1,000,000): the wall time reported is the median, measured from spawn to
+//! reaping; the peak RSS is the largest `ru_maxrss` that `wait4` returns for
+//! the child over the counted runs. (A child started by `vfork`+`exec` starts its peak at its parent's,
 //! so the harness streams its files and stays a few MiB; its own peak is
 //! printed under the tables.)
 //!
@@ -38,8 +39,7 @@
 //! serde structs, inserts every row into a fresh SQLite file in one
 //! transaction, reads them all back into hash maps and compares them with the
 //! parsed data, timing each phase (medians over the runs). It runs first in
-//! each case, before the commands, so that every command follows another
-//! supportctl command rather than a process of another size.
+//! each case, before the commands, with the same warm-up.
 //!
 //! The report, a markdown table on stdout and every figure as JSON in
 //! `--out`, gives each command's ratio to its floor (no-op plan ÷ floor
@@ -156,6 +156,9 @@ struct Options {
     layouts: Vec<Layout>,
     /// `None`: 3, or 1 for sizes of a million and more.
     runs: Option<usize>,
+    /// Runs made and not counted before each command's: `None`: 1, or 0 for
+    /// sizes of a million and more.
+    warmup: Option<usize>,
     out: Option<PathBuf>,
 }
 
@@ -166,6 +169,7 @@ impl Options {
             sizes: vec![1_000, 10_000, 100_000],
             layouts: vec![Layout::File, Layout::Dir],
             runs: None,
+            warmup: None,
             out: None,
         };
         let mut args = args.iter();
@@ -208,6 +212,14 @@ impl Options {
                             .ok_or_else(|| format!("--runs: `{runs}` is not a positive count"))?,
                     );
                 }
+                "--warmup" => {
+                    let warmup = value()?;
+                    options.warmup = Some(
+                        warmup
+                            .parse::<usize>()
+                            .map_err(|_| format!("--warmup: `{warmup}` is not a count of runs"))?,
+                    );
+                }
                 "--out" => options.out = Some(PathBuf::from(value()?)),
                 other => eprintln!("bench: ignoring unknown argument `{other}`"),
             }
@@ -220,6 +232,7 @@ impl Options {
             options.sizes = vec![SMOKE_USERS];
             options.layouts = vec![Layout::File, Layout::Dir];
             options.runs = Some(1);
+            options.warmup = Some(0);
         } else if options.out.is_none() {
             options.out = Some(PathBuf::from("target/bench/results.json"));
         }
@@ -228,6 +241,11 @@ impl Options {
 
     fn runs_for(&self, users: usize) -> usize {
         self.runs.unwrap_or(if users >= 1_000_000 { 1 } else { 3 })
+    }
+
+    fn warmup_for(&self, users: usize) -> usize {
+        self.warmup
+            .unwrap_or(if users >= 1_000_000 { 0 } else { 1 })
     }
 }
 
@@ -336,7 +354,11 @@ fn run(options: &Options) -> io::Result<bool> {
         for &layout in &options.layouts {
             let dir = work.path().join(format!("{users}-{}", layout.name()));
             fs::create_dir_all(&dir)?;
-            let case = measure_case(&binary, &me, &dir, layout, users, options.runs_for(users))?;
+            let runs = Runs {
+                counted: options.runs_for(users),
+                warmup: options.warmup_for(users),
+            };
+            let case = measure_case(&binary, &me, &dir, layout, users, runs)?;
             // Keep the disk use to one case at a time.
             fs::remove_dir_all(&dir)?;
             cases.push(case);
@@ -358,6 +380,15 @@ fn run(options: &Options) -> io::Result<bool> {
     Ok(ok)
 }
 
+/// How many times each command (and the floor) runs in a case.
+#[derive(Clone, Copy)]
+struct Runs {
+    /// Measured and counted.
+    counted: usize,
+    /// Run first and not counted.
+    warmup: usize,
+}
+
 /// One size and layout: generate, run the five commands and the floor.
 fn measure_case(
     binary: &Path,
@@ -365,7 +396,7 @@ fn measure_case(
     dir: &Path,
     layout: Layout,
     users: usize,
-    runs: usize,
+    runs: Runs,
 ) -> io::Result<Case> {
     let tag = format!("{users} users, {}", layout.name());
     let t = Instant::now();
@@ -380,15 +411,16 @@ fn measure_case(
     let state_db = dir.join("state.db");
     let stderr = dir.join("stderr.txt");
     // The floor first, on the set as generated (the commands change it only
-    // in their last step). Not between supportctl's commands: the memory a
-    // floor process frees goes back to the host, and the command run right
-    // after it paid ~0.07 s at 100k users to touch fresh memory again, which
-    // measured the VM rather than the command.
+    // in their last step), then the commands, each after a warm-up run that
+    // is not counted: on a virtual machine the first run after a different
+    // program pays for memory and files that program left (the command run
+    // right after the floor took up to 0.1 s longer at 10k and 100k users),
+    // which measures the machine rather than the command.
     let floor = measure_floor(me, &set, dir, runs, &tag)?;
     let mut commands = Vec::new();
     for cmd in Cmd::ALL {
         let mut samples = Vec::new();
-        for run in 0..runs {
+        for run in 0..runs.warmup + runs.counted {
             if cmd == Cmd::PlanChanged {
                 // Every run after a fresh one-file edit: the changed user
                 // alternates between two of one file.
@@ -436,7 +468,9 @@ fn measure_case(
                     excerpt.join("\n")
                 );
             }
-            samples.push(sample);
+            if run >= runs.warmup {
+                samples.push(sample);
+            }
         }
         let result = CommandResult::new(cmd, samples);
         eprintln!(
@@ -453,25 +487,25 @@ fn measure_case(
         files: set.files,
         bytes: set.bytes,
         users_per_file: (layout == Layout::Dir).then_some(set.per_file),
-        runs,
+        runs: runs.counted,
         commands,
         floor,
     })
 }
 
-/// Runs the floor `runs` times on `set`, each in a process of its own.
+/// Runs the floor on `set` as `runs` says, each run in a process of its own.
 fn measure_floor(
     me: &Path,
     set: &ConfigSet,
     dir: &Path,
-    runs: usize,
+    runs: Runs,
     tag: &str,
 ) -> io::Result<FloorResult> {
     let out = dir.join("floor.json");
     let stderr = dir.join("floor.stderr.txt");
     let mut reports = Vec::new();
     let mut samples = Vec::new();
-    for _ in 0..runs {
+    for run in 0..runs.warmup + runs.counted {
         let mut command = Command::new(me);
         command
             .arg("--floor")
@@ -491,10 +525,12 @@ fn measure_floor(
                 fs::read_to_string(&stderr).unwrap_or_default().trim()
             );
         }
-        samples.push(sample);
-        reports.extend(report);
+        if run >= runs.warmup {
+            samples.push(sample);
+            reports.extend(report);
+        }
     }
-    let result = FloorResult::new(samples, reports, runs);
+    let result = FloorResult::new(samples, reports, runs.counted);
     eprintln!(
         "[{tag}] {:<22} {:>8.3} s {:>8.1} MiB  (parse {:.3}, insert {:.3}, load {:.3}, compare {:.3}; equal: {})",
         "floor",

@@ -322,7 +322,7 @@ impl Report {
             &rows,
         ));
         out.push_str(
-            "\nwall: median of the runs; peak RSS: largest of the runs. per-user ÷ N: \
+            "\nwall: median of the counted runs, after the uncounted warm-up runs (`--warmup`: by default one below a million users, none at a million and in the smoke test); peak RSS: largest of the counted runs. per-user ÷ N: \
              µs/user ÷ µs/user at the smallest size of the layout. marginal: extra time per extra \
              user since the next smaller size. ÷ floor: no-op plan ÷ floor parse+load+compare, \
              first apply ÷ floor parse+insert.\n\n",

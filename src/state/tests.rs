@@ -803,7 +803,8 @@ fn the_journal_stores_plans_compressed_and_reads_back_rows_written_as_text() {
         "UPDATE journal SET plan_size = plan_size + 1 WHERE tenancy = 't'",
     ] {
         let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(&format!("BEGIN; {damage}; COMMIT;")).unwrap();
+        conn.execute_batch(&format!("BEGIN; {damage}; COMMIT;"))
+            .unwrap();
         let err = Store::open(&path).unwrap().history(Some("t")).unwrap_err();
         assert!(
             matches!(&err, StateError::Corrupt { detail, .. } if detail.starts_with("journal entry 2: its plan")),
