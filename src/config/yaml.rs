@@ -1578,15 +1578,11 @@ mod tests {
             built_from_events(&text);
         }
     }
-}
 
-#[cfg(test)]
-mod cut_tests {
-    use super::*;
-    use std::path::PathBuf;
+    // A large file parsed in two halves (`halves`).
 
     /// Texts whose lines a cut could fall on, or that a cut could break.
-    const TEXTS: &[&str] = &[
+    const CUT_TEXTS: &[&str] = &[
         "tenancy:\n  name: acme\n  csi: \"0123\"\nusers:\n  alice:\n    email: a@x.example\n    name: Alice\n  bob:\n    email: b@x.example\n  carol: {email: c@x.example}\nmemberships:\n  - user: alice\n  - user: bob\napprovals:\n  - user: alice\n    role: admin\n",
         // Empty values before a cut: their place is where the next token is.
         "a:\n  b:\n  c:\nd:\ne: 1\nf:\n",
@@ -1631,7 +1627,7 @@ mod cut_tests {
 
     fn fixtures() -> Vec<String> {
         let mut found = Vec::new();
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let mut dirs = vec![root.join("tests/data"), root.join("examples")];
         while let Some(dir) = dirs.pop() {
             for entry in std::fs::read_dir(&dir).unwrap() {
@@ -1670,7 +1666,7 @@ mod cut_tests {
 
     #[test]
     fn a_text_cut_in_two_builds_the_tree_the_whole_text_does() {
-        let mut texts: Vec<String> = TEXTS.iter().map(|t| t.to_string()).collect();
+        let mut texts: Vec<String> = CUT_TEXTS.iter().map(|t| t.to_string()).collect();
         texts.extend(fixtures());
         texts.push(config_of(60));
         let mut cuts = 0;
