@@ -329,7 +329,12 @@ mod events {
     type Step<T> = Result<T, Defer>;
 
     pub(super) fn tree(text: &str) -> Option<Node> {
-        let scaled = scaled_budget(text.len());
+        within(text, scaled_budget(text.len()))
+    }
+
+    /// The tree of `text` within budgets of `scaled` events, nodes and
+    /// scalar bytes.
+    pub(super) fn within(text: &str, scaled: usize) -> Option<Node> {
         // The YAML crate's parser options for these budgets: the parser's
         // defaults (its nesting limits are above `MAX_DEPTH`), no comments.
         let mut options = granit_parser::Options::default();
@@ -730,8 +735,10 @@ mod events {
 /// cut); anything else is parsed whole. A construct the cut would break (a
 /// quoted scalar or flow collection running over lines) leaves the first
 /// half unfinished, which does not build; and a block scalar or a plain one
-/// cannot take in a line at its parent's indentation. Tests compare the
-/// halves with the whole at every line of many texts.
+/// cannot take in a line at its parent's indentation. Each half has half
+/// the whole text's budgets, so together they never allow more. Tests
+/// compare the halves with the whole at every line of many texts, written
+/// and made at random.
 mod halves {
     use super::{Node, NodeKind, events};
     use std::borrow::Cow;
@@ -849,9 +856,11 @@ mod halves {
         } else {
             Cow::Owned(format!("{UNDER}{rest}"))
         };
+        // Each half within half the whole's budgets: together within them.
+        let limit = super::scaled_budget(text.len()) / 2;
         let (head, tail) = std::thread::scope(|scope| {
-            let tail = scope.spawn(|| events::tree(&second));
-            let head = events::tree(first);
+            let tail = scope.spawn(|| events::within(&second, limit));
+            let head = events::within(first, limit);
             (
                 head,
                 tail.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
@@ -861,30 +870,29 @@ mod halves {
         // The first half's last value must end on its last line, before the
         // line break: a block scalar's place runs on to the next token (and
         // an empty value's starts there), which the cut moved.
-        if let Some(end) = last_scalar_end(&head)
-            && first
-                .get(end..)
-                .is_none_or(|after| after.trim_start_matches([' ', '\r', '}', ']', ',']) != "\n")
+        let end = last_scalar_end(&head)?;
+        if first
+            .get(end..)
+            .is_none_or(|after| after.trim_start_matches([' ', '\r', '}', ']', ',']) != "\n")
         {
             return None;
         }
-        // A block mapping at the start of a line: not a flow one (`{`).
+        // A block mapping at `column`: it starts where its first key does
+        // (a flow one at its `{`, before its first key; an empty one is a
+        // flow one).
         let block_at = |node: &Node, column: u32| {
-            node.column == column && matches!(node.kind, NodeKind::Map(_)) && {
-                let start = text
-                    .split_inclusive('\n')
-                    .nth((node.line as usize).saturating_sub(1))
-                    .unwrap_or("");
-                start.as_bytes().get(column as usize - 1) != Some(&b'{')
-            }
+            node.column == column
+                && matches!(&node.kind, NodeKind::Map(entries) if entries
+                    .first()
+                    .is_some_and(|(key, _)| key.line == node.line && key.column == node.column))
         };
         let column = u32::try_from(indent + 1).ok()?;
         let (lines, bytes) = if indent == 0 {
             (line_of_cut - 1, at)
         } else {
-            (line_of_cut - 2, at - UNDER.len())
+            (line_of_cut - 2, at.checked_sub(UNDER.len())?)
         };
-        if indent == 0 && (!block_at(&head, 1) || tail.column != 1) {
+        if !block_at(&head, 1) || (indent == 0 && tail.column != 1) {
             return None;
         }
         let (NodeKind::Map(roots), NodeKind::Map(tail_roots)) = (&mut head.kind, tail.kind) else {
@@ -917,7 +925,7 @@ mod halves {
     }
 
     /// The byte where the last scalar of a tree ends; `None` when the tree
-    /// ends in an empty collection.
+    /// ends in an empty collection, whose end the tree does not tell.
     fn last_scalar_end(node: &Node) -> Option<usize> {
         match &node.kind {
             NodeKind::Map(entries) => last_scalar_end(&entries.last()?.1),
@@ -1623,6 +1631,17 @@ mod tests {
         "a: 1\n  # indented comment\nb: 2\n\n\nc: 3\n",
         // Explicit keys.
         "? a\n: 1\n? b\nc: 2\n",
+        // Found by a review: a second document after an empty collection, a
+        // root that is not at column 1, flow roots after a BOM or a
+        // multi-byte character (columns count characters).
+        "a: []\n...\nb: 2\n",
+        "a:\n  b: {}\n...\n  c: 1\n",
+        "a: [x, []]\n...\n# c\nb: 2\n",
+        "  a:\n    b: 1\n    c: 2\nd: 3\n",
+        "\u{FEFF}{a: 1}\nc: 3\n",
+        "\u{FEFF}{a: 1,\n b: 2}\nc: 3\n",
+        "é: {p: 1}\n   q: 2\n",
+        "a\n  k: 1\n",
     ];
 
     fn fixtures() -> Vec<String> {
@@ -1685,6 +1704,155 @@ mod tests {
         }
         // The cut is taken at most lines of the config-like texts.
         assert!(cuts > 150, "only {cuts} cuts");
+    }
+
+    /// Lines a cut may fall among, for texts made at random.
+    const SOUP: &[&str] = &[
+        "a: 1",
+        "b: x",
+        "k:",
+        "k: []",
+        "k: {}",
+        "k: [1,",
+        "2]",
+        "k: {a: 1,",
+        "b: 2}",
+        "}",
+        "]",
+        "k: \"q",
+        "k: 'q",
+        "q\"",
+        "q'",
+        "k: |",
+        "k: |+",
+        "k: >-",
+        "k: |2",
+        "k: >+1",
+        "text",
+        "",
+        "# c",
+        "k: v # c",
+        "- x",
+        "-",
+        "- k: v",
+        "- []",
+        "? k",
+        ": v",
+        ":",
+        "---",
+        "...",
+        "--- x",
+        "--- {a: 1,",
+        "--- |",
+        "%YAML 1.2",
+        "%TAG ! tag:x,2000:",
+        "k: &a v",
+        "k: *a",
+        "k: !t v",
+        "<<: {a: 1}",
+        "k: é",
+        "é: ü",
+        "éé: {p: 1,",
+        "k: x\ty",
+        "k: v ",
+        "0: 1",
+        "true: 1",
+        "null:",
+        "~: 1",
+        "k: [x, []]",
+        "k: {a: [], b: {}}",
+        "k: x y",
+        "k: x:y",
+        "k: \"a\\",
+        "{a: 1,",
+        "{a: 1}",
+        "[a,",
+        "[a: b]",
+        "k: \"\\L\\L\"",
+        "k: 'x''y'",
+        "k: -.inf",
+        "k: 1e999",
+        "k : v",
+        "k:v",
+        "k:\t1",
+        "\tk: 1",
+        "k: - x",
+        "k: ? x",
+        "k: 2}",
+        "k: x]",
+        "k: ,",
+        "k: '",
+        "k: \"",
+        "k:  # c",
+        "k: \"x\" # c",
+        "u1:",
+        "users:",
+        "  ",
+        "\u{FEFF}a: 1",
+        "k: 😀😀: x",
+        "k: {p: 😀,",
+        "k: [😀,",
+        "k: 0x1F",
+        "k: 0123",
+        "k: |-",
+        "k: >",
+        "k: |1-",
+    ];
+
+    #[test]
+    fn texts_made_at_random_cut_in_two_build_the_tree_the_whole_text_does() {
+        // xorshift64, from a fixed seed: the same texts every run.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut random = |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        let mut cuts = 0;
+        for _ in 0..3000 {
+            let mut text = String::new();
+            if random(20) == 0 {
+                text.push('\u{FEFF}');
+            }
+            let crlf = random(8) == 0;
+            for _ in 0..2 + random(9) {
+                text.push_str(&" ".repeat([0, 0, 0, 2, 2, 4, 1, 3][random(8)]));
+                text.push_str(SOUP[random(SOUP.len())]);
+                text.push_str(match random(40) {
+                    0 => "\r",
+                    1 => "\r\n",
+                    _ if crlf => "\r\n",
+                    _ => "\n",
+                });
+            }
+            if random(10) == 0 {
+                text.pop();
+            }
+            let whole = events::tree(&text);
+            for at in text.match_indices(['\n', '\r']).map(|(at, _)| at + 1) {
+                if let Some(tree) = halves::cut_at(&text, at) {
+                    cuts += 1;
+                    assert_eq!(Some(&tree), whole.as_ref(), "cut at byte {at} of {text:?}");
+                }
+            }
+        }
+        assert!(cuts >= 10, "only {cuts} cuts");
+    }
+
+    #[test]
+    fn the_two_halves_together_keep_within_the_whole_texts_budgets() {
+        // Text that makes more events, or more scalar bytes, than it has
+        // bytes: the whole is over its budget, each half alone would not be.
+        for half in [
+            |key: &str| format!("{key}: [{}x]\n", ":,".repeat(1500)),
+            |key: &str| format!("{key}: \"{}\"\n", "\\L".repeat(3000)),
+        ] {
+            let text = format!("{}{}", half("a"), half("b"));
+            assert_eq!(events::tree(&text), None, "the whole is over budget");
+            let at = half("a").len();
+            assert_eq!(halves::cut_at(&text, at), None);
+        }
     }
 
     #[test]
