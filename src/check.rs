@@ -38,6 +38,14 @@ pub fn check(raw: &mut RawConfig, today: Date) -> (Option<Model>, Vec<Diagnostic
     (model, checker.diagnostics)
 }
 
+/// Checks a model against every rule `check` applies to a config set, as
+/// if a config set declared exactly it: what a plan leads to must pass as a
+/// config must. The findings have no place.
+pub fn check_model(model: &Model, today: Date) -> Vec<Diagnostic> {
+    let mut raw = crate::config::raw_of(model);
+    check(&mut raw, today).1
+}
+
 /// What a model is made of: the entries of the config set that passed, by
 /// their index in it, in the order of their user ids; grants with the day
 /// they expire, only those still in force.
@@ -226,6 +234,16 @@ pub fn is_valid_email(email: &str) -> bool {
 impl Checker {
     fn push(&mut self, diagnostic: Diagnostic) {
         self.diagnostics.push(diagnostic);
+    }
+
+    /// Whether an approval makes its user a CSI administrator today.
+    fn is_admin_approval(&self, approval: &raw::RawApproval) -> bool {
+        approval.role.value == raw::RawRole::Admin
+            && approval
+                .expires
+                .as_ref()
+                .and_then(|e| Date::parse(e))
+                .is_none_or(|d| self.today < d)
     }
 
     /// The closest of `candidates` to `word`, while the budget of
@@ -735,14 +753,18 @@ impl Checker {
                 && !self.unreadable.approvals.contains(&by.value)
                 && !seen
                     .get(by.value.as_str())
-                    .is_some_and(|b| b.role.value == raw::RawRole::Admin)
+                    .is_some_and(|b| self.is_admin_approval(b))
             {
+                // An approval outlives its approver's role (as in My Oracle
+                // Support), so that the state of any day reads back; a new
+                // one by a non-administrator is refused when planned
+                // against the state (`grants_made`).
                 self.push(
                     Diagnostic::at(
-                        Rule::ApproverNotAdmin,
+                        Rule::ApproverNoLongerAdmin,
                         by.location,
                         format!(
-                            "`{}` is not a CSI administrator, so it cannot approve",
+                            "`{}` is not a CSI administrator now: an approval it granted while it was one stays valid, but it cannot grant a new one",
                             by.value
                         ),
                     )
@@ -849,14 +871,14 @@ impl Checker {
                 && !self.unreadable.approvals.contains(&via.value)
                 && !approvals
                     .get(via.value.as_str())
-                    .is_some_and(|a| a.role.value == raw::RawRole::Admin)
+                    .is_some_and(|a| self.is_admin_approval(a))
             {
                 self.push(
                     Diagnostic::at(
-                        Rule::LinkViaNotAdmin,
+                        Rule::LinkInactive,
                         via.location,
                         format!(
-                            "`{}` is not a CSI administrator, so no user can be linked through it",
+                            "`{}` is not a CSI administrator now, so this link is inactive: `{user}` cannot open SRs until it is moved to a current administrator",
                             via.value
                         ),
                     )
@@ -900,7 +922,7 @@ impl Checker {
                     expires.location,
                     format!("this {what} expired on {date}; it grants nothing, and apply removes it from the state"),
                 )
-                .with_hint("remove the entry, or move `expires` to a later date"),
+                .with_hint("move `expires` to a later date to renew it, or remove the entry once nothing names it (an approver's or a link's administrator may be named still)"),
             ),
             Some(_) => {}
         }

@@ -118,12 +118,6 @@ rules! {
     ApprovalWithoutMembership = ("E108", "approval-without-membership", Error,
         "rule 5: an approval needs a membership request for that user",
         "approvals: [{user: carol, role: user}]   # carol is not in `memberships`");
-    ApproverNotAdmin = ("E109", "approver-not-admin", Error,
-        "rule 6: `approved_by` names a CSI administrator",
-        "approvals: [{user: alice, role: user, approved_by: carol}]   # carol is not an admin");
-    LinkViaNotAdmin = ("E110", "link-via-not-admin", Error,
-        "rule 6: `via` names a CSI administrator",
-        "support_links: [{user: bob, via: alice}]   # alice is approved with role user");
     ApprovalCycle = ("E111", "approval-cycle", Error,
         "rule 6: approval chains are rooted at the tenancy admin",
         "alice approved_by erin, erin approved_by alice, both role admin");
@@ -161,6 +155,12 @@ rules! {
     SingleCsiAdmin = ("W203", "single-csi-admin", Warning,
         "a CSI has at least two administrators, as Oracle recommends",
         "no approval with `role: admin`");
+    ApproverNoLongerAdmin = ("W204", "approver-no-longer-admin", Warning,
+        "rule 6: an approval names a CSI administrator as its approver; one whose approver is no longer one stays valid (replaces E109)",
+        "approvals: [{user: alice, role: user, approved_by: carol}]   # carol's admin approval expired");
+    LinkInactive = ("W205", "link-inactive", Warning,
+        "rule 6: a link goes through a CSI administrator; one through someone who is not one today is inactive, and the user cannot open SRs (replaces E110)",
+        "support_links: [{user: bob, via: carol}]   # carol's admin approval expired");
 }
 
 /// A place in a config file: 1-based line and column (in characters), and the

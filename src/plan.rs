@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use crate::model::{Approval, Model, SupportAccount, SupportLink, Tenancy, User};
+use crate::model::{Approval, Date, Model, SupportAccount, SupportLink, Tenancy, User};
 
 /// The kinds of resource, in dependency order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -191,28 +191,200 @@ impl Plan {
     }
 }
 
-/// The number of resources a model holds: what the mass-delete guard weighs
-/// deletions against.
-pub fn resource_count(model: &Model) -> usize {
+/// The number of resources a model holds that are in force on `today`:
+/// what the mass-delete guard weighs deletions against. A grant whose
+/// `expires` day has begun already counts as absent everywhere else, so it
+/// is not counted here either.
+pub fn resource_count(model: &Model, today: Date) -> usize {
     1 + model.users.len()
         + model.support_accounts.len()
         + model.memberships.len()
-        + model.approvals.len()
-        + model.support_links.len()
+        + model
+            .approvals
+            .values()
+            .filter(|a| a.is_active(today))
+            .count()
+        + model
+            .support_links
+            .values()
+            .filter(|l| l.is_active(today))
+            .count()
 }
 
 /// The mass-delete guard (SPEC §4): a plan that deletes more than 25% of the
 /// existing resources, and more than 5, needs `--allow-mass-delete`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MassDelete {
+    /// Deletions of resources in force (an expired grant's is not one).
     pub deletes: usize,
+    /// Resources in force in the state.
     pub existing: usize,
+    /// Changes held back, in whole or in part: every change that is not
+    /// only a revocation or a rename.
+    pub held: usize,
 }
 
-pub fn mass_delete(plan: &Plan, actual: Option<&Model>) -> Option<MassDelete> {
-    let existing = actual.map_or(0, resource_count);
-    let deletes = plan.deletions();
-    (deletes > 5 && deletes * 4 > existing).then_some(MassDelete { deletes, existing })
+/// What the guard lets through: the plan to apply now, and why the rest is
+/// held back when it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Guarded<'a> {
+    /// The whole plan, or only its revocations when the guard refuses.
+    pub plan: std::borrow::Cow<'a, Plan>,
+    /// Set when the plan deletes too much; its `held` changes (all but the
+    /// revocations) were left out of `plan`, and none when `held` is 0.
+    pub refused: Option<MassDelete>,
+}
+
+/// What of `change` takes access away, which no guard may hold back, as a
+/// change of its own; `None` when it takes nothing away. What the guard
+/// protects is the people and accounts a config set that went missing
+/// would delete, never access the config or the calendar has already taken
+/// away. So a grant (approval or support link) that is deleted is deleted;
+/// one that is changed goes to the most both its old and its new value
+/// allow (the narrower role, the privileges both grant, the earlier end; a
+/// link moved to another administrator ends); one replaced (its CSI or
+/// email changed) is deleted; a rename moves a user without deleting
+/// anything, and goes along so that the rest names the users as the state
+/// will. Nothing is created or widened.
+pub fn revocation(change: &Change) -> Option<Change> {
+    let removed = || Change {
+        action: Action::Delete,
+        reason: None,
+        after: None,
+        ..change.clone()
+    };
+    match (change.kind, change.action, &change.before, &change.after) {
+        (Kind::User, Action::Update, _, _) if change.renamed_from.is_some() => Some(change.clone()),
+        (Kind::Approval | Kind::SupportLink, Action::Delete | Action::Replace, _, _) => {
+            Some(removed())
+        }
+        (Kind::Approval, Action::Update, Some(Value::Approval(b)), Some(Value::Approval(a))) => {
+            let role = a.role.min(b.role);
+            let both = a
+                .privileges()
+                .intersection(&b.privileges())
+                .copied()
+                .collect();
+            let meet = Approval {
+                role,
+                access: match role {
+                    crate::model::Role::Admin => b.access.clone(),
+                    crate::model::Role::User => both,
+                },
+                approved_by: b.approved_by.clone(),
+                expires: earlier_end(a.expires, b.expires),
+            };
+            narrowed(change, b == &meet, Value::Approval(meet))
+        }
+        (
+            Kind::SupportLink,
+            Action::Update,
+            Some(Value::SupportLink(b)),
+            Some(Value::SupportLink(a)),
+        ) => {
+            if a.via != b.via {
+                return Some(removed());
+            }
+            let meet = SupportLink {
+                via: b.via.clone(),
+                expires: earlier_end(a.expires, b.expires),
+            };
+            narrowed(change, b == &meet, Value::SupportLink(meet))
+        }
+        _ => None,
+    }
+}
+
+/// `change` taken only as far as `meet`: `None` when that is no change.
+fn narrowed(change: &Change, unchanged: bool, meet: Value) -> Option<Change> {
+    if unchanged {
+        return None;
+    }
+    if change.after.as_ref() == Some(&meet) {
+        return Some(change.clone());
+    }
+    Some(Change {
+        reason: Some("only what it takes away: the rest is held back".to_string()),
+        after: Some(meet),
+        ..change.clone()
+    })
+}
+
+/// The earlier of two ends of a grant (no day: never ends).
+fn earlier_end(a: Option<Date>, b: Option<Date>) -> Option<Date> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Whether `change` only takes access away (or only renames): the guard
+/// passes it whole.
+pub fn is_revocation(change: &Change) -> bool {
+    revocation(change).as_ref() == Some(change)
+}
+
+/// Whether the resource a change deletes was in force in `actual` on
+/// `today`: deleting a grant that has expired takes nothing away.
+fn deletes_something_in_force(change: &Change, actual: &Model, today: Date) -> bool {
+    match change.kind {
+        Kind::Approval => actual
+            .approvals
+            .get(&change.id)
+            .is_none_or(|a| a.is_active(today)),
+        Kind::SupportLink => actual
+            .support_links
+            .get(&change.id)
+            .is_none_or(|l| l.is_active(today)),
+        _ => true,
+    }
+}
+
+/// Weighs a plan's deletions against the state (the mass-delete guard).
+pub fn mass_delete(plan: &Plan, actual: Option<&Model>, today: Date) -> Option<MassDelete> {
+    let actual = actual?;
+    let existing = resource_count(actual, today);
+    let deletes = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Delete && deletes_something_in_force(c, actual, today))
+        .count();
+    let held = plan.changes.iter().filter(|c| !is_revocation(c)).count();
+    (deletes > 5 && deletes * 4 > existing).then_some(MassDelete {
+        deletes,
+        existing,
+        held,
+    })
+}
+
+/// The mass-delete guard applied: unless `allowed`, a plan that deletes too
+/// much is cut down to its revocations, which land all the same, and the
+/// rest is refused.
+pub fn guard<'a>(
+    plan: &'a Plan,
+    actual: Option<&Model>,
+    today: Date,
+    allowed: bool,
+) -> Guarded<'a> {
+    use std::borrow::Cow;
+    match mass_delete(plan, actual, today) {
+        Some(refused) if !allowed && refused.held > 0 => Guarded {
+            plan: Cow::Owned(Plan {
+                changes: plan.changes.iter().filter_map(revocation).collect(),
+                tenancy: plan.tenancy.clone(),
+            }),
+            refused: Some(refused),
+        },
+        // Over the limit, but every change is a revocation: nothing is held.
+        Some(refused) if !allowed => Guarded {
+            plan: Cow::Borrowed(plan),
+            refused: Some(refused),
+        },
+        _ => Guarded {
+            plan: Cow::Borrowed(plan),
+            refused: None,
+        },
+    }
 }
 
 /// Renames that cannot be made: both the previous and the new id are in
@@ -917,6 +1089,290 @@ mod tests {
         assert_eq!(plan.deletions(), 0);
     }
 
+    /// Models with every kind of grant: privileges, ends in the past and
+    /// the future, links through any administrator, approvers other than
+    /// the tenancy admin.
+    fn arb_granted_model() -> impl Strategy<Value = Model> {
+        (
+            arb_model(),
+            prop::collection::vec((0u8..8, 0u8..4, 0u8..6, 0u8..6), IDS.len()),
+        )
+            .prop_map(|(mut m, tweaks)| {
+                let ends = [
+                    None,
+                    Date::parse("2026-01-01"),
+                    Date::parse("2027-01-01"),
+                    Date::parse("2028-01-01"),
+                ];
+                let admins: Vec<String> = m
+                    .approvals
+                    .iter()
+                    .filter(|(_, a)| a.role == Role::Admin)
+                    .map(|(id, _)| id.clone())
+                    .chain(["admin".to_string()])
+                    .collect();
+                for (i, (privileges, end, via, by)) in tweaks.into_iter().enumerate() {
+                    let id = IDS[i];
+                    if let Some(a) = m.approvals.get_mut(id) {
+                        a.access = Privilege::ALL
+                            .into_iter()
+                            .enumerate()
+                            .filter(|(bit, _)| privileges & (1 << bit) != 0)
+                            .map(|(_, p)| p)
+                            .collect();
+                        if a.role == Role::Admin {
+                            a.access = Privilege::ALL.into_iter().collect();
+                        }
+                        a.expires = ends[usize::from(end)];
+                        let by = &admins[usize::from(by) % admins.len()];
+                        if by != id {
+                            a.approved_by = by.clone();
+                        }
+                    }
+                    if let Some(l) = m.support_links.get_mut(id) {
+                        l.expires = ends[usize::from(end)];
+                        l.via = admins[usize::from(via) % admins.len()].clone();
+                    }
+                }
+                m
+            })
+    }
+
+    /// Whether access `got` grants nothing that `limit` does not.
+    fn no_wider(got: &crate::access::Access, limit: &crate::access::Access) -> bool {
+        let ends_no_later = match (got.until, limit.until) {
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(g), Some(l)) => g <= l,
+        };
+        (!got.can_open_sr || (limit.can_open_sr && got.acts_as == limit.acts_as && ends_no_later))
+            && (!got.sees_all_csi_srs || limit.sees_all_csi_srs)
+            && (!got.visible_in_mos || limit.visible_in_mos)
+    }
+
+    proptest! {
+        /// `check_model` applies the config's rules to a model: a valid
+        /// model written back as raw entries checks to itself, cleanly.
+        #[test]
+        fn a_model_written_back_as_raw_entries_checks_to_itself(mut m in arb_model()) {
+            // An administrator holds every privilege, as a checked model says.
+            for a in m.approvals.values_mut().filter(|a| a.role == Role::Admin) {
+                a.access = Privilege::ALL.into_iter().collect();
+            }
+            let today = Date::parse("2026-06-01").unwrap();
+            let mut raw = crate::config::raw_of(&m);
+            let (model, findings) = crate::check::check(&mut raw, today);
+            prop_assert!(
+                findings.iter().all(|d| !d.is_error()),
+                "{:?}",
+                findings
+            );
+            prop_assert_eq!(model, Some(m));
+        }
+
+        /// And a model that breaks a rule is caught.
+        #[test]
+        fn check_model_finds_a_linked_user_approved(m in arb_model()) {
+            let today = Date::parse("2026-06-01").unwrap();
+            let mut broken = m.clone();
+            let Some(linked) = broken.support_links.keys().next().cloned() else {
+                return Ok(());
+            };
+            broken.support_accounts.insert(linked.clone(), SupportAccount { phone: "+1".into(), timezone: "UTC".into() });
+            broken.memberships.insert(linked.clone());
+            broken.approvals.insert(linked, Approval {
+                role: Role::User,
+                access: BTreeSet::new(),
+                approved_by: "admin".into(),
+                expires: None,
+            });
+            let findings = crate::check::check_model(&broken, today);
+            prop_assert!(findings.iter().any(|d| d.rule == crate::diag::Rule::LinkedUserApproved));
+        }
+    }
+
+    proptest! {
+        /// The law of the guard: whatever it holds back, every user ends
+        /// with no more access than the config gives and than they had.
+        #[test]
+        fn the_guard_never_holds_back_a_revocation(
+            a in arb_granted_model(),
+            b in arb_granted_model(),
+            day in prop::sample::select(vec!["2025-06-01", "2026-06-01", "2027-06-01"]),
+        ) {
+            let today = Date::parse(day).unwrap();
+            let full = plan(&b, Some(&a));
+            // Always refused, whatever the counts, to test the cut itself.
+            let cut = Plan {
+                tenancy: full.tenancy.clone(),
+                changes: full.changes.iter().filter_map(revocation).collect(),
+            };
+            let after = apply_to(Some(&a), &cut).expect("the revocations apply to the state");
+            for user in after.users.keys() {
+                let got = crate::access::resolve(&after, user, today).unwrap();
+                let had = crate::access::resolve(&a, user, today).unwrap();
+                prop_assert!(no_wider(&got, &had), "{user} gained access: {got:?} from {had:?}");
+                match crate::access::resolve(&b, user, today) {
+                    Ok(wanted) => prop_assert!(
+                        no_wider(&got, &wanted),
+                        "{user} keeps access the config took away: {got:?}, wanted {wanted:?}"
+                    ),
+                    Err(_) => prop_assert!(!got.can_open_sr && !got.sees_all_csi_srs,
+                        "{user} is gone from the config but keeps access: {got:?}"),
+                }
+            }
+            // What is already only a revocation passes whole, and the guard
+            // passes a plan it does not refuse whole.
+            for change in &full.changes {
+                if is_revocation(change) {
+                    prop_assert!(cut.changes.contains(change));
+                }
+            }
+            let guarded = guard(&full, Some(&a), today, false);
+            match guarded.refused {
+                Some(m) if m.held > 0 => prop_assert_eq!(&*guarded.plan, &cut),
+                _ => prop_assert_eq!(&*guarded.plan, &full),
+            }
+        }
+    }
+
+    #[test]
+    fn expired_grants_are_neither_deletions_nor_resources_for_the_guard() {
+        // The example: six links ending at the same midnight among 17
+        // resources, then one more link removed from the file.
+        let mut actual = Model::empty(Tenancy {
+            name: "t".into(),
+            csi: "1".into(),
+            home_region: None,
+            admin: "admin".into(),
+        });
+        let user = |id: &str| User {
+            email: format!("{id}@x.example"),
+            name: None,
+        };
+        actual.users.insert("admin".into(), user("admin"));
+        actual.support_accounts.insert(
+            "admin".into(),
+            SupportAccount {
+                phone: "+1".into(),
+                timezone: "UTC".into(),
+            },
+        );
+        for i in 0..7 {
+            let id = format!("l{i}");
+            actual.users.insert(id.clone(), user(&id));
+            actual.support_links.insert(
+                id,
+                SupportLink {
+                    via: "admin".into(),
+                    expires: if i < 6 {
+                        Date::parse("2027-01-01")
+                    } else {
+                        None
+                    },
+                },
+            );
+        }
+        assert_eq!(
+            resource_count(&actual, Date::parse("2026-12-31").unwrap()),
+            17
+        );
+        let today = Date::parse("2027-01-01").unwrap();
+        assert_eq!(resource_count(&actual, today), 11);
+        // The config no longer holds the expired links, nor l6's.
+        let mut desired = actual.clone();
+        desired.support_links.clear();
+        let full = plan(&desired, Some(&actual));
+        assert_eq!(full.deletions(), 7);
+        assert_eq!(mass_delete(&full, Some(&actual), today), None);
+        let guarded = guard(&full, Some(&actual), today, false);
+        assert_eq!((&*guarded.plan, guarded.refused), (&full, None));
+        // The day before they end, the same plan deletes 7 of 17.
+        let before = Date::parse("2026-12-31").unwrap();
+        let m = mass_delete(&plan(&desired, Some(&actual)), Some(&actual), before).unwrap();
+        assert_eq!((m.deletes, m.existing, m.held), (7, 17, 0));
+        // ... and still lands whole, since each deletion is a revocation.
+        let full = plan(&desired, Some(&actual));
+        let guarded = guard(&full, Some(&actual), before, false);
+        assert_eq!(guarded.plan.changes.len(), 7);
+    }
+
+    #[test]
+    fn a_refused_plan_keeps_its_revocations_and_holds_the_rest() {
+        let mut actual = Model::empty(Tenancy {
+            name: "t".into(),
+            csi: "1".into(),
+            home_region: None,
+            admin: "admin".into(),
+        });
+        for i in 0..10 {
+            let id = format!("u{i}");
+            actual.users.insert(
+                id.clone(),
+                User {
+                    email: format!("{id}@x.example"),
+                    name: None,
+                },
+            );
+            actual.support_accounts.insert(
+                id.clone(),
+                SupportAccount {
+                    phone: "+1".into(),
+                    timezone: "UTC".into(),
+                },
+            );
+            actual.memberships.insert(id.clone());
+            actual.approvals.insert(
+                id,
+                Approval {
+                    role: Role::User,
+                    access: Privilege::ALL.into_iter().collect(),
+                    approved_by: "admin".into(),
+                    expires: None,
+                },
+            );
+        }
+        actual.users.insert(
+            "admin".into(),
+            User {
+                email: "admin@x.example".into(),
+                name: None,
+            },
+        );
+        // A config that lost its users file: only the tenancy admin is left.
+        let mut desired = Model::empty(actual.tenancy.clone());
+        desired
+            .users
+            .insert("admin".into(), actual.users["admin"].clone());
+        let today = Date::parse("2026-06-01").unwrap();
+        let full = plan(&desired, Some(&actual));
+        let guarded = guard(&full, Some(&actual), today, false);
+        let refused = guarded
+            .refused
+            .expect("40 of 42 resources is a mass deletion");
+        assert_eq!(
+            refused.held, 30,
+            "users, accounts and memberships are held back"
+        );
+        assert!(
+            guarded
+                .plan
+                .changes
+                .iter()
+                .all(|c| c.kind == Kind::Approval && c.action == Action::Delete)
+        );
+        assert_eq!(guarded.plan.changes.len(), 10);
+        let after = apply_to(Some(&actual), &guarded.plan).unwrap();
+        assert_eq!(after.users.len(), 11, "nobody is deleted");
+        assert!(
+            after.approvals.is_empty(),
+            "nobody keeps an approval the config took away"
+        );
+        // Allowed, the whole plan goes.
+        let allowed = guard(&full, Some(&actual), today, true);
+        assert_eq!((&*allowed.plan, allowed.refused), (&full, None));
+    }
+
     #[test]
     fn the_guard_weighs_deletions_against_what_exists() {
         let plan_of = |n: usize| Plan {
@@ -946,19 +1402,21 @@ mod tests {
                 },
             );
         }
-        let existing = resource_count(&actual);
+        let today = Date::parse("2026-01-01").unwrap();
+        let existing = resource_count(&actual, today);
         assert!(
-            mass_delete(&plan_of(5), Some(&actual)).is_none(),
+            mass_delete(&plan_of(5), Some(&actual), today).is_none(),
             "5 deletes never trip the guard"
         );
         let over = existing / 4 + 1;
         assert_eq!(
-            mass_delete(&plan_of(over), Some(&actual)),
+            mass_delete(&plan_of(over), Some(&actual), today),
             Some(MassDelete {
                 deletes: over,
-                existing
+                existing,
+                held: over,
             })
         );
-        assert!(mass_delete(&plan_of(existing / 4), Some(&actual)).is_none());
+        assert!(mass_delete(&plan_of(existing / 4), Some(&actual), today).is_none());
     }
 }

@@ -297,6 +297,12 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
     init_logging(&cli.global, if watching { 1 } else { 0 });
     let output = Output::new(cli.global.color);
     let db = &cli.global.db;
+    if matches!(
+        cli.command,
+        Command::Plan(_) | Command::Apply(_) | Command::Watch(_)
+    ) {
+        database_folder_exists(db)?;
+    }
     match cli.command {
         Command::Validate(args) => validate(&args, &output).map(|()| 0),
         Command::Plan(args) => reconcile::plan_command(&args, db, &output),
@@ -319,6 +325,23 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Completions(args) => shell::completions(&args),
         Command::Man(args) => shell::man(&args),
     }
+}
+
+/// A database in a folder that does not exist could never be written: say
+/// so before a config set is read and planned, not after.
+fn database_folder_exists(db: &Path) -> Result<(), CliError> {
+    let folder = match db.parent() {
+        Some(f) if !f.as_os_str().is_empty() => f,
+        _ => return Ok(()),
+    };
+    if folder.is_dir() {
+        return Ok(());
+    }
+    Err(CliError::error(format!(
+        "the database `{}` is in a folder that does not exist (`{}`)\n  hint: create the folder, or give `--db` (or SUPPORTCTL_DB) a path in an existing one",
+        diag::escape_control(&db.display().to_string()),
+        diag::escape_control(&folder.display().to_string())
+    )))
 }
 
 /// Logs to stderr at a level from `-q`/`-v` (counted from `base`, 0 for
@@ -507,8 +530,8 @@ fn is_cross_reference(d: &Diagnostic) -> bool {
             | AdminNotDeclared
             | UnknownUser
             | ApprovalWithoutMembership
-            | ApproverNotAdmin
-            | LinkViaNotAdmin
+            | ApproverNoLongerAdmin
+            | LinkInactive
             | SingleCsiAdmin
             | LinkedUserPending
     )

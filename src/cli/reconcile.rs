@@ -14,7 +14,7 @@ use super::{
     open_parse_cache, print_stdout, report_diagnostics, save_parse_cache, today,
 };
 use crate::config::ParseCache;
-use crate::model::Model;
+use crate::model::{Date, Model};
 use crate::plan::{self, Plan};
 use crate::render;
 use crate::state::{JournalEntry, JournalPlan, Snapshot, Store};
@@ -265,11 +265,14 @@ impl StateCache {
 
     /// After `planned` was applied as `serial`: the state is the plan's
     /// result (the store's tests hold apply to `plan::apply_to`).
-    pub(super) fn applied(&mut self, planned: &Planned, lineage: &str, serial: u64) {
-        self.known = plan::apply_to(planned.actual.as_ref(), &planned.plan).map(|mut model| {
-            model.renames.clear();
-            (lineage.to_string(), Snapshot { model, serial })
-        });
+    pub(super) fn applied(&mut self, result: Model, lineage: &str, serial: u64) {
+        self.known = Some((
+            lineage.to_string(),
+            Snapshot {
+                model: result,
+                serial,
+            },
+        ));
     }
 }
 
@@ -363,14 +366,113 @@ fn plan_with(
     Ok((planned, store))
 }
 
-pub(super) fn guard(plan: &Plan, actual: Option<&Model>, allowed: bool) -> Result<(), CliError> {
-    match plan::mass_delete(plan, actual) {
-        Some(m) if !allowed => Err(CliError::mass_delete(format!(
-            "refusing to delete {} of the {} resources of tenancy `{}` (more than 25%)\n  hint: check the config set is complete; if the deletions are meant, run again with `--allow-mass-delete`",
-            m.deletes, m.existing, plan.tenancy
-        ))),
-        _ => Ok(()),
+/// The mass-delete guard where a plan is about to be applied: the plan to
+/// apply now (whole, or only what it takes away: the guard never holds back
+/// a revocation), and the refusal to report once that has landed.
+pub(super) fn guard<'a>(
+    plan: &'a Plan,
+    actual: Option<&Model>,
+    today: Date,
+    allowed: bool,
+) -> (std::borrow::Cow<'a, Plan>, Option<CliError>) {
+    let guarded = plan::guard(plan, actual, today, allowed);
+    let tenancy = crate::diag::escape_control(&plan.tenancy);
+    let refusal = match guarded.refused {
+        Some(m) if m.held > 0 => {
+            let revocations = guarded.plan.changes.len();
+            let landing = if revocations == 0 {
+                "nothing in it takes access away, so nothing is changed".to_string()
+            } else {
+                format!(
+                    "the {revocations} change{} in it that take access away are applied all the same, and the {} other{} are held back",
+                    plural(revocations),
+                    m.held,
+                    plural(m.held)
+                )
+            };
+            Some(CliError::mass_delete(format!(
+                "refusing to delete {} of the {} resources of tenancy `{tenancy}` (more than 25%): {landing}\n  hint: check the config set is complete; if the deletions are meant, run again with `--allow-mass-delete`",
+                m.deletes, m.existing
+            )))
+        }
+        Some(m) => {
+            super::print_stderr(&format!(
+                "warning: this plan deletes {} of the {} resources of tenancy `{tenancy}` (more than 25%), all of them grants: access the config takes away is never held back\n",
+                m.deletes, m.existing
+            ));
+            None
+        }
+        None => None,
+    };
+    (guarded.plan, refusal)
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// The state `plan` leads to from `actual`, checked against every rule
+/// before anything is written: the state changes only through a checked
+/// plan, whoever made it (a saved plan edited and sealed again, a planner
+/// bug). `desired` is the checked model the plan was made for, if any: a
+/// result equal to it has passed the config's rules already.
+pub(super) fn checked_result(
+    actual: Option<&Model>,
+    plan: &Plan,
+    desired: Option<&Model>,
+    today: Date,
+) -> Result<Model, CliError> {
+    let refuse = |why: String| {
+        CliError::error(format!(
+            "refusing to apply to tenancy `{}`: {why}; nothing was changed\n  hint: plan again from the config set, and apply that plan",
+            crate::diag::escape_control(&plan.tenancy)
+        ))
+    };
+    let mut result = plan::apply_to(actual, plan)
+        .ok_or_else(|| refuse("the plan changes a tenancy the state does not hold".to_string()))?;
+    result.renames.clear();
+    let mut findings = if desired.is_some_and(|d| same_state(d, &result)) {
+        Vec::new()
+    } else {
+        crate::check::check_model(&result, today)
+    };
+    findings.retain(crate::diag::Diagnostic::is_error);
+    if findings.is_empty() {
+        return Ok(result);
     }
+    let broken: Vec<String> = findings
+        .iter()
+        .map(|d| {
+            let hint = d
+                .hint
+                .as_ref()
+                .map(|h| format!(" ({h})"))
+                .unwrap_or_default();
+            format!(
+                "\n  {}[{}] {}{hint}",
+                d.rule.name(),
+                d.rule.code(),
+                crate::diag::escape_control(&d.message)
+            )
+        })
+        .collect();
+    Err(refuse(format!(
+        "the state this plan leads to breaks {} rule{}:{}",
+        findings.len(),
+        plural(findings.len()),
+        broken.concat()
+    )))
+}
+
+/// Whether two models hold the same state (renames are a config's request,
+/// not state).
+fn same_state(a: &Model, b: &Model) -> bool {
+    a.tenancy == b.tenancy
+        && a.users == b.users
+        && a.support_accounts == b.support_accounts
+        && a.memberships == b.memberships
+        && a.approvals == b.approvals
+        && a.support_links == b.support_links
 }
 
 pub fn plan_command(args: &PlanArgs, db: &Path, output: &Output) -> Result<u8, CliError> {
@@ -433,11 +535,14 @@ pub fn plan_command(args: &PlanArgs, db: &Path, output: &Output) -> Result<u8, C
             print_stdout(&text)?
         }
     }
-    guard(
+    if let (_, Some(refusal)) = guard(
         &planned.plan,
         planned.actual.as_ref(),
+        today()?,
         args.allow_mass_delete,
-    )?;
+    ) {
+        return Err(refusal);
+    }
     if let (Some(out), Some(json)) = (&args.out, &saved) {
         write_private(out, json.as_bytes()).map_err(|e| {
             CliError::error(format!("cannot write the plan to `{}`: {e}", out.display()))
@@ -502,25 +607,40 @@ pub fn apply_command(args: &ApplyArgs, db: &Path, output: &Output) -> Result<u8,
         max_file_size: args.max_file_size,
         max_total_size: args.max_total_size,
     };
-    let (planned, store, _, mut cache) =
+    let (planned, store, desired, mut cache) =
         make_plan(&config, db, output, DiagnosticFormat::Text, args.no_cache)?;
     let plan = &planned.plan;
     print_stdout(&shown_plan(plan, args.redact, output))?;
     if plan.is_empty() {
         return Ok(0);
     }
-    guard(plan, planned.actual.as_ref(), args.allow_mass_delete)?;
-    if !args.auto_approve {
-        consent(plan)?;
+    let today = today()?;
+    let (plan, refusal) = guard(plan, planned.actual.as_ref(), today, args.allow_mass_delete);
+    let desired = refusal.is_none().then_some(&desired);
+    if plan.is_empty() {
+        return Err(refusal.unwrap_or_else(|| CliError::error("nothing to apply")));
     }
-    apply_planned(&planned, store, db, &args.path)?;
+    checked_result(planned.actual.as_ref(), &plan, desired, today)?;
+    if refusal.is_some() {
+        print_stdout(&format!(
+            "\nOnly what takes access away is applied now:\n\n{}",
+            shown_plan(&plan, args.redact, output)
+        ))?;
+    }
+    if !args.auto_approve {
+        consent(&plan)?;
+    }
+    apply_planned(&planned, &plan, store, db, &args.path)?;
     if let Some(cache) = &mut cache {
         // A first apply has only now made the database the cache goes beside.
         save_parse_cache(cache, db);
     }
-    let printed = print_applied(plan);
+    let printed = print_applied(&plan);
     super::free_at_exit(planned);
-    printed
+    match refusal {
+        Some(refusal) => Err(refusal),
+        None => printed,
+    }
 }
 
 /// Applies a plan made by [`plan_checked_cached`] in one transaction, journaled;
@@ -528,6 +648,7 @@ pub fn apply_command(args: &ApplyArgs, db: &Path, output: &Output) -> Result<u8,
 /// is created only now, when there is something to write.
 pub(super) fn apply_planned(
     planned: &Planned,
+    plan: &Plan,
     store: Option<Store>,
     db: &Path,
     config: &Path,
@@ -549,7 +670,7 @@ pub(super) fn apply_planned(
     let serial = std::thread::scope(|scope| {
         let json = scope.spawn(|| {
             JournalPlan::new(&render::plan_json_compact(
-                &planned.plan,
+                plan,
                 &lineage,
                 planned.serial,
                 &planned.digest,
@@ -557,7 +678,7 @@ pub(super) fn apply_planned(
         });
         commit(
             &mut store,
-            &planned.plan,
+            plan,
             &lineage,
             planned.serial,
             || {
@@ -607,13 +728,28 @@ fn apply_saved(args: &ApplyArgs, store: &mut Store, output: &Output) -> Result<u
         )));
     }
     // Weigh the deletions against the state as it is now; the store checks
-    // inside its transaction that the state has not moved since the plan.
-    let actual = store.load(&saved.plan.tenancy)?.map(|s| s.model);
+    // again inside its transaction that the state has not moved since the
+    // plan. A plan that does not fit is refused before it is printed.
+    let snapshot = store.load(&saved.plan.tenancy)?;
+    let found_serial = snapshot.as_ref().map_or(0, |s| s.serial);
+    if let Some(why) = unfit(&saved, store.lineage(), found_serial) {
+        return Err(CliError::error(format!(
+            "`{}` cannot be applied to `{}`: {why}; nothing was changed\n  hint: plan again against this database, and apply that plan",
+            args.path.display(),
+            store.path().display()
+        )));
+    }
+    let actual = snapshot.map(|s| s.model);
     print_stdout(&shown_plan(&saved.plan, args.redact, output))?;
     if saved.plan.is_empty() {
         return Ok(0);
     }
-    guard(&saved.plan, actual.as_ref(), args.allow_mass_delete)?;
+    let today = today()?;
+    let (plan, refusal) = guard(&saved.plan, actual.as_ref(), today, args.allow_mass_delete);
+    if plan.is_empty() {
+        return Err(refusal.unwrap_or_else(|| CliError::error("nothing to apply")));
+    }
+    checked_result(actual.as_ref(), &plan, None, today)?;
     // A plan made before the database existed has no lineage: it fits any
     // database where its tenancy is not yet (the store checks serial 0).
     let lineage = if saved.lineage.is_empty() {
@@ -621,16 +757,61 @@ fn apply_saved(args: &ApplyArgs, store: &mut Store, output: &Output) -> Result<u
     } else {
         saved.lineage.clone()
     };
+    let journal = || match &plan {
+        std::borrow::Cow::Borrowed(_) => JournalPlan::new(&text),
+        std::borrow::Cow::Owned(cut) => JournalPlan::new(&render::plan_json_compact(
+            cut,
+            &lineage,
+            saved.serial,
+            &saved.config_digest,
+        )),
+    };
+    if refusal.is_some() {
+        print_stdout(&format!(
+            "\nOnly what takes access away is applied now:\n\n{}",
+            shown_plan(&plan, args.redact, output)
+        ))?;
+    }
     commit(
         store,
-        &saved.plan,
+        &plan,
         &lineage,
         saved.serial,
-        || JournalPlan::new(&text),
-        saved.config_digest,
+        journal,
+        saved.config_digest.clone(),
         git_commit(&args.path),
     )?;
-    print_applied(&saved.plan)
+    let printed = print_applied(&plan);
+    match refusal {
+        Some(refusal) => Err(refusal),
+        None => printed,
+    }
+}
+
+/// Why a saved plan does not fit the state it would be applied to, if it
+/// does not: made against another database, before this one held its
+/// tenancy, or at another serial.
+fn unfit(saved: &render::SavedPlan, lineage: &str, found_serial: u64) -> Option<String> {
+    let tenancy = crate::diag::escape_control(&saved.plan.tenancy);
+    if saved.lineage.is_empty() {
+        return (found_serial != 0).then(|| {
+            format!(
+                "it was made before any database held tenancy `{tenancy}`, and this one holds it at serial {found_serial} already"
+            )
+        });
+    }
+    if saved.lineage != lineage {
+        return Some(format!(
+            "it was made against another database (lineage {}; this one is lineage {lineage})",
+            crate::diag::escape_control(&saved.lineage)
+        ));
+    }
+    (saved.serial != found_serial).then(|| {
+        format!(
+            "it is stale: it was made at serial {} of tenancy `{tenancy}`, and the state has moved on to serial {found_serial}",
+            saved.serial
+        )
+    })
 }
 
 fn commit(

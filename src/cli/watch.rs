@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 
-use super::reconcile::{StateCache, apply_planned, guard, plan_checked_cached};
+use super::reconcile::{StateCache, apply_planned, checked_result, guard, plan_checked_cached};
 use super::{
     CliError, ConfigArgs, Failure, load_and_check_cached, now, open_parse_cache, parse_cache_path,
     print_stdout, save_parse_cache, today, with_suffix,
@@ -582,13 +582,19 @@ impl Watcher<'_> {
                 ..outcome(OutcomeKind::NoChanges)
             });
         }
-        if let Err(e) = guard(
+        let (plan, refusal) = guard(
             &planned.plan,
             planned.actual.as_ref(),
+            today,
             self.args.allow_mass_delete,
-        ) {
+        );
+        let refused_as =
+            |lineage: &str, serial: u64| format!("refused {digest} {lineage} {serial}");
+        if let Some(e) = &refusal
+            && plan.is_empty()
+        {
             debug_assert_eq!(e.failure, Failure::MassDelete);
-            let fingerprint = format!("refused {digest} {} {}", planned.lineage, planned.serial);
+            let fingerprint = refused_as(&planned.lineage, planned.serial);
             if self.failing.as_ref() == Some(&fingerprint) {
                 tracing::debug!(reason = "the same plan was refused before", "skipped");
                 return None;
@@ -596,26 +602,50 @@ impl Watcher<'_> {
             self.failing = Some(fingerprint);
             return Some(Reconciled {
                 summary: counts,
-                ..fail(OutcomeKind::Refused, e)
+                ..fail(
+                    OutcomeKind::Refused,
+                    refusal.unwrap_or_else(CliError::reported),
+                )
             });
         }
-        for change in &planned.plan.changes {
+        // The state changes only through a checked plan: what this one leads
+        // to passes every rule, or nothing is written.
+        let desired = refusal.is_none().then_some(desired);
+        let result = match checked_result(planned.actual.as_ref(), &plan, desired, today) {
+            Ok(result) => result,
+            Err(e) => return Some(fail(OutcomeKind::Failed, e)),
+        };
+        for change in &plan.changes {
             tracing::debug!(
                 address = %escape_control(&change.address()),
                 action = change.action.as_str(),
                 "change"
             );
         }
-        tracing::debug!(changes = planned.plan.changes.len(), "applying");
-        match apply_planned(&planned, store, self.db, &self.args.config.path) {
+        tracing::debug!(changes = plan.changes.len(), "applying");
+        match apply_planned(&planned, &plan, store, self.db, &self.args.config.path) {
             Ok((serial, lineage)) => {
-                self.state.applied(&planned, &lineage, serial);
-                self.failing = None;
-                Some(Reconciled {
-                    serial: Some(serial),
-                    summary: counts,
-                    ..outcome(OutcomeKind::Applied)
-                })
+                self.state.applied(result, &lineage, serial);
+                match refusal {
+                    // What takes access away has landed; the rest is refused
+                    // until the config set changes or deletions are allowed.
+                    Some(e) => {
+                        self.failing = Some(refused_as(&lineage, serial));
+                        Some(Reconciled {
+                            serial: Some(serial),
+                            summary: Some(SummaryCounts::from(plan.summary())),
+                            ..fail(OutcomeKind::Refused, e)
+                        })
+                    }
+                    None => {
+                        self.failing = None;
+                        Some(Reconciled {
+                            serial: Some(serial),
+                            summary: counts,
+                            ..outcome(OutcomeKind::Applied)
+                        })
+                    }
+                }
             }
             Err(e) => Some(fail(OutcomeKind::Failed, e)),
         }

@@ -219,6 +219,102 @@ pub fn to_directory(model: &Model, schema: &str) -> Vec<(PathBuf, String)> {
     files
 }
 
+/// A model as the entries of a config set that declares exactly it, each
+/// at no place: so that every rule `check` applies to a config set applies
+/// to any model, such as the one a saved plan leads to.
+pub fn raw_of(model: &Model) -> super::RawConfig {
+    use super::raw::{
+        RawApproval, RawMembership, RawPrivilege, RawRole, RawSupportAccount, RawSupportLink,
+        RawTenancy, RawUser,
+    };
+    use super::{RawUserEntry, Spanned};
+    use crate::model::Privilege;
+
+    fn at<T>(value: T) -> Spanned<T> {
+        Spanned {
+            value,
+            location: crate::diag::Location::default(),
+        }
+    }
+    let t = &model.tenancy;
+    let users = model
+        .users
+        .iter()
+        .map(|(id, u)| RawUserEntry {
+            id: at(id.clone()),
+            user: RawUser {
+                email: at(u.email.clone()),
+                name: u.name.clone().map(at),
+                support_account: model.support_accounts.get(id).map(|a| {
+                    at(RawSupportAccount {
+                        phone: at(a.phone.clone()),
+                        timezone: at(a.timezone.clone()),
+                    })
+                }),
+                previously: None,
+            },
+        })
+        .collect();
+    let approvals = model
+        .approvals
+        .iter()
+        .map(|(id, a)| {
+            at(RawApproval {
+                user: at(id.clone()),
+                role: at(match a.role {
+                    Role::User => RawRole::User,
+                    Role::Admin => RawRole::Admin,
+                }),
+                access: Some(at(a
+                    .access
+                    .iter()
+                    .map(|p| {
+                        at(match p {
+                            Privilege::CreateSr => RawPrivilege::CreateSr,
+                            Privilege::ViewSr => RawPrivilege::ViewSr,
+                            Privilege::Download => RawPrivilege::Download,
+                        })
+                    })
+                    .collect())),
+                approved_by: Some(at(a.approved_by.clone())),
+                expires: a.expires.map(|d| at(d.to_string())),
+            })
+        })
+        .collect();
+    let support_links = model
+        .support_links
+        .iter()
+        .map(|(id, l)| {
+            at(RawSupportLink {
+                user: at(id.clone()),
+                via: Some(at(l.via.clone())),
+                expires: l.expires.map(|d| at(d.to_string())),
+            })
+        })
+        .collect();
+    super::RawConfig {
+        tenancies: vec![at(RawTenancy {
+            name: at(t.name.clone()),
+            csi: at(t.csi.clone()),
+            home_region: t.home_region.clone().map(at),
+            admin: at(t.admin.clone()),
+        })],
+        users,
+        memberships: model
+            .memberships
+            .iter()
+            .map(|id| {
+                at(RawMembership {
+                    user: at(id.clone()),
+                })
+            })
+            .collect(),
+        approvals,
+        support_links,
+        unreadable: super::Unreadable::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

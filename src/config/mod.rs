@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::diag::{Diagnostic, Location, Rule, Sources, did_you_mean};
 use de::{DeError, DeErrorKind, NodeDe, location_of};
+pub use export::raw_of;
 pub use raw::{RawApproval, RawMembership, RawSupportLink, RawTenancy, RawUser, Spanned};
 use yaml::{Node, NodeKind};
 

@@ -650,7 +650,7 @@ fn a_user_with_a_bad_field_is_still_declared() {
         "{}",
         outcome.stderr
     );
-    for wrong in ["E117", "E109", "E110", "W203"] {
+    for wrong in ["E117", "W204", "W205", "W203"] {
         assert!(
             !outcome.stderr.contains(wrong),
             "`erin` is declared (with a typo), yet {wrong} is reported:\n{}",

@@ -712,13 +712,13 @@ fn inject(set: &mut Set, c: &mut Choices, fault: Fault) {
             let a = some_approval(set, c);
             fresh_user(set, c, "fx-plain", false);
             set.entries[a].set("approved_by", text("fx-plain"));
-            (Rule::ApproverNotAdmin, at(a, "approved_by"))
+            (Rule::ApproverNoLongerAdmin, at(a, "approved_by"))
         }
         Fault::LinkViaNotAdmin => {
             let l = some_link(set, c);
             fresh_user(set, c, "fx-plain", false);
             set.entries[l].set("via", text("fx-plain"));
-            (Rule::LinkViaNotAdmin, at(l, "via"))
+            (Rule::LinkInactive, at(l, "via"))
         }
         Fault::BadEmail => {
             let u = some_user(set, c, false);

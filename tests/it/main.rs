@@ -43,6 +43,7 @@ mod cli;
 mod config_props;
 mod fixtures;
 mod gitops;
+mod guard;
 mod props;
 mod reconcile;
 mod reliability;

@@ -523,9 +523,28 @@ fn scenario(name: &str, code: i32, expected: &[&str]) {
     let db = world.db_bytes();
     let mut apply = vec!["apply", "--auto-approve", "after.yaml"];
     if code == 3 {
-        world.run_in(&dir, &apply).expect(3);
-        assert_eq!(world.db_bytes(), db, "a refused apply writes nothing");
+        // A refused apply lands only what takes access away (its own
+        // journaled apply); the rest needs `--allow-mass-delete`, as a
+        // refused apply of the plan's changes with nothing to revoke writes
+        // nothing.
+        let cut = world.run_in(&dir, &apply).expect(3);
+        let revoked = u64::from(cut.stdout.contains("Only what takes access away"));
+        assert_eq!(world.serial(), serial + revoked, "{}", cut.transcript());
+        let db = world.db_bytes();
+        if revoked == 1 {
+            world.run_in(&dir, &apply).expect(3);
+            assert_eq!(
+                world.db_bytes(),
+                db,
+                "a refused apply with nothing to revoke writes nothing"
+            );
+        }
         apply.push("--allow-mass-delete");
+        world.run_in(&dir, &apply).expect(0);
+        assert_eq!(world.serial(), serial + revoked + 1);
+        let replan = world.run_in(&dir, &["plan", "--detailed-exitcode", "after.yaml"]);
+        assert_eq!((replan.code, replan.stdout.as_str()), (0, NO_CHANGES));
+        return;
     }
     let applied = world.run_in(&dir, &apply).expect(0);
     let s = &doc["summary"];
@@ -985,11 +1004,12 @@ fn the_mass_delete_guard_refuses_plan_and_apply_with_exit_3() {
     let db = world.db_bytes();
     let after = dir.join("after.yaml");
     let after = arg(&after);
-    let refused = |run: Run| {
+    let refused = |run: Run, deletes: &str| {
         let run = run.expect(3);
         assert!(
-            run.stderr
-                .contains("refusing to delete 17 of the 22 resources of tenancy `acme-prod`"),
+            run.stderr.contains(&format!(
+                "refusing to delete {deletes} resources of tenancy `acme-prod`"
+            )),
             "{}",
             run.transcript()
         );
@@ -998,17 +1018,26 @@ fn the_mass_delete_guard_refuses_plan_and_apply_with_exit_3() {
             "{}",
             run.transcript()
         );
+        run
     };
-    refused(world.run(&["plan", after]));
-    refused(world.run(&["plan", "--detailed-exitcode", after]));
-    refused(world.run(&["plan", "--format", "json", after]));
-    refused(world.run(&["plan", "-o", "guarded.plan", after]));
+    for args in [
+        &["plan", after][..],
+        &["plan", "--detailed-exitcode", after],
+        &["plan", "--format", "json", after],
+        &["plan", "-o", "guarded.plan", after],
+    ] {
+        let run = refused(world.run(args), "17 of the 22");
+        assert!(
+            run.stderr.contains("the 5 changes in it that take access away are applied all the same, and the 12 others are held back"),
+            "{}",
+            run.transcript()
+        );
+    }
     assert!(
         !world.path("guarded.plan").exists(),
         "a refused plan is not saved"
     );
-    refused(world.run(&["apply", "--auto-approve", after]));
-    assert_eq!(world.db_bytes(), db, "a refused apply writes nothing");
+    assert_eq!(world.db_bytes(), db, "plan writes nothing");
 
     world
         .run(&["plan", "--allow-mass-delete", "--detailed-exitcode", after])
@@ -1016,18 +1045,70 @@ fn the_mass_delete_guard_refuses_plan_and_apply_with_exit_3() {
     world
         .run(&["plan", "--allow-mass-delete", "-o", "allowed.plan", after])
         .expect(0);
-    // The guard holds again at apply time, for a saved plan too.
-    refused(world.run(&["apply", "allowed.plan"]));
-    assert_eq!(world.db_bytes(), db);
-    let applied = world
+    // The guard holds again at apply time, for a saved plan too; what the
+    // plan takes away lands all the same, and only that.
+    let cut = refused(world.run(&["apply", "allowed.plan"]), "17 of the 22");
+    assert!(
+        cut.stdout
+            .contains("Only what takes access away is applied now:")
+            && cut
+                .stdout
+                .ends_with("Apply complete! Resources: 0 added, 0 changed, 5 destroyed.\n"),
+        "{}",
+        cut.transcript()
+    );
+    let history = world.history();
+    assert_eq!(history.len(), 2, "the revocations are one journaled apply");
+    let show: Value = json(&world.show_json());
+    assert!(
+        show["approvals"].as_array().is_none_or(Vec::is_empty)
+            && show["support_links"].as_array().is_none_or(Vec::is_empty),
+        "no grant the config took away is left: {show}"
+    );
+    assert_eq!(
+        show["users"].as_object().map(|u| u.len()),
+        json(&db_show(&before))["users"]
+            .as_object()
+            .map(|u| u.len()),
+        "no user is deleted"
+    );
+    // The saved plan is stale now; the config set is refused as a whole,
+    // with nothing left in it that takes access away.
+    world
         .run(&["apply", "--allow-mass-delete", "allowed.plan"])
+        .expect(1);
+    let db = world.db_bytes();
+    let run = refused(
+        world.run(&["apply", "--auto-approve", after]),
+        "12 of the 17",
+    );
+    assert!(
+        run.stderr
+            .contains("nothing in it takes access away, so nothing is changed"),
+        "{}",
+        run.transcript()
+    );
+    assert_eq!(
+        world.db_bytes(),
+        db,
+        "a refused apply with nothing to revoke writes nothing"
+    );
+    let applied = world
+        .run(&["apply", "--auto-approve", "--allow-mass-delete", after])
         .expect(0);
     assert!(
         applied
             .stdout
-            .ends_with("Apply complete! Resources: 0 added, 0 changed, 17 destroyed.\n")
+            .ends_with("Apply complete! Resources: 0 added, 0 changed, 12 destroyed.\n")
     );
     world.assert_no_changes(after);
+}
+
+/// `show --format json` of a fresh database with `config` applied.
+fn db_show(config: &Path) -> String {
+    let world = World::new();
+    world.apply(config);
+    world.show_json()
 }
 
 #[test]
@@ -1065,9 +1146,13 @@ fn a_stale_saved_plan_is_refused_and_changes_nothing() {
     assert!(
         run.stderr.contains("is stale")
             && run.stderr.contains("made at serial 1")
-            && run.stderr.contains("now at serial 2"),
+            && run.stderr.contains("moved on to serial 2"),
         "{}",
         run.transcript()
+    );
+    assert_eq!(
+        run.stdout, "",
+        "a stale plan is refused before it is printed"
     );
     assert!(run.stderr.contains("nothing was changed"));
     assert_eq!(world.show_json(), show);
@@ -1096,7 +1181,9 @@ fn a_saved_plan_for_another_database_is_refused() {
     };
     assert_ne!(lineage(&ours), lineage(&theirs));
     assert!(
-        run.stderr.contains("is stale") && run.stderr.contains(&lineage(&theirs)),
+        run.stderr.contains("made against another database")
+            && run.stderr.contains(&lineage(&ours))
+            && run.stderr.contains(&lineage(&theirs)),
         "{}",
         run.transcript()
     );
@@ -1930,8 +2017,11 @@ fn a_saved_plan_that_fails_part_way_changes_nothing() {
             let name = format!("bad-{i}-{at}.plan");
             world.write(&name, &tampered(&plan, at, change.clone()));
             let run = world.run(&["apply", &name]).expect(1);
+            // Refused by the store, or before it by the rules the state
+            // it leads to breaks.
             assert!(
-                run.stderr.contains("does not fit the state")
+                (run.stderr.contains("does not fit the state")
+                    || run.stderr.contains("the state this plan leads to breaks"))
                     && run.stderr.contains("nothing was changed"),
                 "{}",
                 run.transcript()

@@ -57,9 +57,14 @@ impl World {
         }
     }
 
-    /// A world with the matrix fixture applied.
+    /// A world with the matrix fixture applied as it would have come
+    /// about: first on a day before any of its grants had ended (a link
+    /// is made only through an administrator of the day), then on today.
     fn matrix() -> World {
         let world = World::new();
+        let today = world.today.replace("2025-12-01");
+        world.apply_path(&matrix_config());
+        world.today.set(today);
         world.apply_path(&matrix_config());
         world
     }

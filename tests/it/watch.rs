@@ -1244,7 +1244,33 @@ fn watch_refuses_a_mass_deletion_unless_allowed() {
         !text_field(&line, "error").is_empty(),
         "a refusal says why: {line}"
     );
-    assert_eq!(world.show(), before, "a refused plan changes nothing");
+    // What takes access away lands all the same; everyone stays.
+    let count = |show: &Value, key: &str| {
+        show["users"].as_array().map_or(0, |users| {
+            users
+                .iter()
+                .filter(|u| key == "users" || !(u[key].is_null() || u[key] == false))
+                .count()
+        })
+    };
+    let revoked = count(&before, "approval") + count(&before, "support_link");
+    assert!(revoked > 0);
+    assert!(
+        text_field(&line, "error").contains("take access away are applied all the same"),
+        "{line}"
+    );
+    let after = world.show();
+    assert_eq!(
+        (count(&after, "approval"), count(&after, "support_link")),
+        (0, 0),
+        "a grant the config took away is held back: {after}"
+    );
+    assert_eq!(count(&after, "users"), count(&before, "users"), "{after}");
+    assert_eq!(
+        count(&after, "membership"),
+        count(&before, "membership"),
+        "{after}"
+    );
     watcher.assert_alive();
     watcher.wait_until("the status file to say refused", || {
         world
@@ -1266,7 +1292,11 @@ fn watch_refuses_a_mass_deletion_unless_allowed() {
     );
     let (_, line) = allowed.started();
     assert_eq!(text_field(&line, "outcome"), "applied", "{line}");
-    assert_eq!(field(&line, "destroy").as_u64(), Some(19), "{line}");
+    assert_eq!(
+        field(&line, "destroy").as_u64(),
+        Some(19 - revoked as u64),
+        "{line}"
+    );
     let show = world.show();
     assert_eq!(show["users"].as_array().map(Vec::len), Some(1), "{show}");
     assert_eq!(world.plan_code(&config), 0);
