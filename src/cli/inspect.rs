@@ -375,6 +375,15 @@ struct HistoryJson<'a> {
     git_commit: Option<&'a str>,
 }
 
+/// A journal time as `history` prints it: to the second, in UTC, so that
+/// the columns line up whatever fraction of a second each was stored with.
+fn shown_time(stored: &str) -> String {
+    match stored.parse::<jiff::Timestamp>() {
+        Ok(moment) => moment.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        Err(_) => escape_control(stored).into_owned(),
+    }
+}
+
 pub fn history(args: &HistoryArgs, db: &Path) -> Result<u8, CliError> {
     let store = open_existing(db)?;
     let tenancy = choose_tenancy(&store, &args.tenancy)?;
@@ -411,7 +420,7 @@ pub fn history(args: &HistoryArgs, db: &Path) -> Result<u8, CliError> {
                     out,
                     "#{:<4} {}  serial {:<4} +{} ~{} -{}  {}{}",
                     r.id,
-                    escape_control(&r.time),
+                    shown_time(&r.time),
                     r.serial,
                     r.summary.add,
                     r.summary.change,

@@ -824,7 +824,8 @@ fn commit(
     git_commit: Option<String>,
 ) -> Result<u64, CliError> {
     let summary = plan.summary();
-    let time = jiff::Timestamp::now().to_string();
+    // The one clock every command reads (`SUPPORTCTL_NOW` in tests).
+    let time = super::now()?.to_string();
     let entry = || JournalEntry {
         time,
         summary,

@@ -44,6 +44,7 @@ mod config_props;
 mod fixtures;
 mod gitops;
 mod guard;
+mod newcomer;
 mod props;
 mod reconcile;
 mod reliability;

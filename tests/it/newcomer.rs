@@ -1,0 +1,166 @@
+//! What a newcomer meets first: the README's Quickstart, run as written
+//! right after the README's main command applied the example to
+//! `./supportctl.db`, and the small things around it.
+
+use crate::binary::{Scratch, crate_root, run, supportctl};
+
+/// The lines of the Quickstart's shell block.
+fn quickstart_lines() -> Vec<String> {
+    let readme = std::fs::read_to_string(crate_root().join("README.md")).unwrap();
+    let section = &readme[readme.find("## Quickstart").expect("a Quickstart")..];
+    let block = &section[section.find("```sh\n").expect("a shell block") + 6..];
+    let block = &block[..block.find("```").unwrap()];
+    block
+        .lines()
+        .map(|l| l.split("  #").next().unwrap_or(l).trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// Splits a line of the block into words, keeping "quoted text" whole.
+fn words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut rest = line;
+    while let Some(start) = rest.find(|c: char| !c.is_whitespace()) {
+        rest = &rest[start..];
+        if let Some(quoted) = rest.strip_prefix('"') {
+            let end = quoted.find('"').unwrap();
+            words.push(quoted[..end].to_string());
+            rest = &quoted[end + 1..];
+        } else {
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            words.push(rest[..end].to_string());
+            rest = &rest[end..];
+        }
+    }
+    words
+}
+
+#[test]
+fn the_quickstart_starts_from_nothing_after_the_main_command() {
+    let scratch = Scratch::new();
+    let root = scratch.root();
+    let examples = crate_root().join("examples");
+    // The main command, as the README gives it: the example into
+    // ./supportctl.db.
+    let mut main = supportctl(
+        root,
+        [
+            "apply",
+            "--auto-approve",
+            examples.join("acme-prod.yaml").to_str().unwrap(),
+        ],
+    );
+    main.env_remove("SUPPORTCTL_DB");
+    run(&mut main).assert_code(0);
+    let main_db = std::fs::read(root.join("supportctl.db")).unwrap();
+
+    let mut db = None;
+    let mut planned = false;
+    for line in quickstart_lines() {
+        let words = words(&line);
+        match words[0].as_str() {
+            "export" => {
+                let (name, value) = words[1].split_once('=').unwrap();
+                assert_eq!(name, "SUPPORTCTL_DB");
+                db = Some(value.to_string());
+            }
+            "cp" => {
+                assert_eq!(words[1], "-r");
+                let from = crate_root().join(&words[2]);
+                copy_dir(&from, &root.join(&words[3]));
+            }
+            "supportctl" => {
+                let mut args: Vec<String> = words[1..].to_vec();
+                if args[0] == "apply" {
+                    // Nobody is at a terminal to say yes.
+                    args.insert(1, "--auto-approve".to_string());
+                }
+                let mut command = supportctl(root, &args);
+                command.env(
+                    "SUPPORTCTL_DB",
+                    db.as_deref()
+                        .expect("the Quickstart sets its database first"),
+                );
+                let out = run(&mut command);
+                out.assert_code(0);
+                if args[0] == "plan" {
+                    assert!(
+                        out.stdout.contains("will make these changes"),
+                        "the Quickstart's plan shows the changes to make:\n{}",
+                        out.transcript()
+                    );
+                    planned = true;
+                }
+            }
+            other => panic!("a Quickstart line this test cannot run: {other}"),
+        }
+    }
+    assert!(planned);
+    assert_eq!(
+        std::fs::read(root.join("supportctl.db")).unwrap(),
+        main_db,
+        "the Quickstart leaves the main command's state alone"
+    );
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn history_columns_line_up_whatever_the_fraction_of_a_second() {
+    let scratch = Scratch::new();
+    let root = scratch.root();
+    let db = scratch.db.to_str().unwrap().to_string();
+    let example = crate_root().join("examples").join("acme-prod.yaml");
+    let mut first = supportctl(
+        root,
+        [
+            "--db",
+            &db,
+            "apply",
+            "--auto-approve",
+            example.to_str().unwrap(),
+        ],
+    );
+    first.env("SUPPORTCTL_NOW", "2026-11-24T09:00:00Z");
+    run(&mut first).assert_code(0);
+    let edited = std::fs::read_to_string(&example)
+        .unwrap()
+        .replace("name: Alice Lee", "name: Alice Lee-Park");
+    let second_config = scratch.write("acme.yaml", &edited);
+    let mut second = supportctl(
+        root,
+        [
+            "--db",
+            &db,
+            "apply",
+            "--auto-approve",
+            second_config.to_str().unwrap(),
+        ],
+    );
+    second.env("SUPPORTCTL_NOW", "2026-11-24T09:00:01.123456789Z");
+    run(&mut second).assert_code(0);
+    let out = run(&mut supportctl(root, ["--db", &db, "history"]));
+    out.assert_code(0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", out.stdout);
+    let columns: Vec<usize> = lines.iter().map(|l| l.find("serial").unwrap()).collect();
+    assert_eq!(columns[0], columns[1], "{}", out.stdout);
+    assert!(
+        out.stdout.contains("2026-11-24 09:00:01 UTC")
+            && out.stdout.contains("2026-11-24 09:00:00 UTC"),
+        "the journal's time is the one clock's (SUPPORTCTL_NOW), shown to the second:\n{}",
+        out.stdout
+    );
+}
