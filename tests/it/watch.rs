@@ -1375,6 +1375,47 @@ fn watch_revokes_an_expired_grant_at_midnight_with_no_file_change() {
     );
 }
 
+/// Six links ending at one midnight among 17 resources: the expiry
+/// reconcile removes them (they grant nothing already, so they are no mass
+/// deletion), and removing another user's link from the file afterwards
+/// lands too (issue 17 §1's example).
+#[test]
+fn watch_expiry_of_many_links_is_no_mass_deletion_and_a_later_removal_lands() {
+    let world = World::new();
+    let seven = |l6: bool| {
+        let mut text = String::from(
+            "tenancy: { name: acme, csi: \"20817431\", admin: dan }\nusers:\n  dan:\n    email: dan@acme.example\n    support_account: { phone: \"+82 2 555 0100\", timezone: Asia/Seoul }\n",
+        );
+        for i in 0..7 {
+            let _ = write!(text, "  l{i}:\n    email: l{i}@acme.example\n");
+        }
+        text.push_str("support_links:\n");
+        for i in 0..6 {
+            let _ = writeln!(text, "  - {{ user: l{i}, expires: 2027-01-31 }}");
+        }
+        if l6 {
+            text.push_str("  - { user: l6 }\n");
+        }
+        text
+    };
+    let config = world.write("acme.yaml", &seven(true));
+    let mut command = world.watch_command(&config, &["--debounce-ms", DEBOUNCE_MS]);
+    command
+        .env_remove("SUPPORTCTL_TODAY")
+        .env("SUPPORTCTL_NOW", "2027-01-30T23:59:58Z");
+    let mut watcher = Watcher::spawn(command);
+    let (from, first) = watcher.started();
+    assert_eq!(field(&first, "add").as_u64(), Some(17), "{first}");
+    let (from, line) = watcher.wait_for(from, "the expiry", reconciled("applied", "expiry"));
+    assert_eq!(field(&line, "destroy").as_u64(), Some(6), "{line}");
+    std::fs::write(&config, seven(false)).unwrap();
+    let (_, line) = watcher.wait_for(from, "the edit", reconciled("applied", "change"));
+    assert_eq!(field(&line, "destroy").as_u64(), Some(1), "{line}");
+    let show = world.show();
+    assert!(user(&show, "l6")["support_link"].is_null(), "{show}");
+    watcher.assert_alive();
+}
+
 /// With a frozen day (`SUPPORTCTL_TODAY`) there are no expiry wake-ups:
 /// the grants expire on 2021-01-01, a day long past on the real clock but
 /// after the frozen day 2020-01-01, so they stay in force and nothing is
