@@ -38,15 +38,313 @@ pub fn completions(args: &CompletionsArgs) -> Result<u8, CliError> {
 }
 
 pub fn man(args: &ManArgs) -> Result<u8, CliError> {
+    let mut command = manual_command();
+    command.build();
     let Some(dir) = &args.out else {
-        let mut page = Vec::new();
-        clap_mangen::Man::new(manual_command()).render(&mut page)?;
-        print_stdout(&String::from_utf8_lossy(&page))?;
+        print_stdout(&String::from_utf8_lossy(&page(&command, "")?))?;
         return Ok(0);
     };
     std::fs::create_dir_all(dir)
         .map_err(|e| CliError::error(format!("cannot create `{}`: {e}", dir.display())))?;
-    clap_mangen::generate_to(manual_command(), dir)
+    write_pages(&command, "", dir)
         .map_err(|e| CliError::error(format!("cannot write to `{}`: {e}", dir.display())))?;
     Ok(0)
+}
+
+/// Writes the page of `command` (at `path`, e.g. `sr open`) and of each of
+/// its visible subcommands, deepest first.
+fn write_pages(command: &clap::Command, path: &str, dir: &std::path::Path) -> std::io::Result<()> {
+    for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let sub_path = format!("{path} {}", sub.get_name());
+        write_pages(sub, sub_path.trim_start(), dir)?;
+    }
+    let name = clap_mangen::Man::new(command.clone()).get_filename();
+    std::fs::write(dir.join(name), page(command, path)?)
+}
+
+/// A manual page: clap's sections, with an EXAMPLES section before VERSION.
+fn page(command: &clap::Command, path: &str) -> std::io::Result<Vec<u8>> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command.clone()).render(&mut page)?;
+    let examples = EXAMPLES
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map(|(_, e)| *e)
+        .unwrap_or_default();
+    if examples.is_empty() {
+        return Ok(page);
+    }
+    let mut section = String::from(".SH EXAMPLES\n");
+    for (what, how) in examples {
+        section.push_str(&format!(
+            ".PP\n{}\n.PP\n.RS 4\n.nf\n{}\n.fi\n.RE\n",
+            roff_text(what),
+            roff_text(how)
+        ));
+    }
+    let mut text = String::from_utf8_lossy(&page).into_owned();
+    let at = text.find("\n.SH VERSION").map_or(text.len(), |i| i + 1);
+    text.insert_str(at, &section);
+    Ok(text.into_bytes())
+}
+
+/// `text` as roff: backslashes and hyphens escaped, no line starting as a
+/// request.
+fn roff_text(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            let line = line.replace('\\', "\\e").replace('-', "\\-");
+            if line.starts_with(['.', '\'']) {
+                format!("\\&{line}")
+            } else {
+                line
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Examples for each command's page, by its path under `supportctl`: what
+/// it shows, then the command.
+const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
+    (
+        "",
+        &[
+            (
+                "Check a config set, see what applying it would change, and apply it:",
+                "supportctl validate examples/acme-prod\nsupportctl plan examples/acme-prod\nsupportctl apply examples/acme-prod",
+            ),
+            (
+                "Who can open support requests, as whom, and why:",
+                "supportctl access --all",
+            ),
+        ],
+    ),
+    (
+        "validate",
+        &[
+            (
+                "Every finding of a config set, with its file and line:",
+                "supportctl validate my-tenancy/",
+            ),
+            (
+                "The findings as JSON, or as GitHub annotations in CI:",
+                "supportctl validate --format json my-tenancy/\nsupportctl validate --format github my-tenancy/",
+            ),
+        ],
+    ),
+    (
+        "plan",
+        &[
+            (
+                "What apply would change, exiting 2 when something would:",
+                "supportctl plan --detailed-exitcode my-tenancy/",
+            ),
+            (
+                "Save the plan, review it, then apply exactly it:",
+                "supportctl plan -o change.plan my-tenancy/\nsupportctl apply change.plan",
+            ),
+            (
+                "In a pull request: what the change itself does, against the base branch:",
+                "supportctl plan --base origin/main my-tenancy/",
+            ),
+        ],
+    ),
+    (
+        "apply",
+        &[
+            (
+                "Apply a config set after confirming at the terminal:",
+                "supportctl apply my-tenancy/",
+            ),
+            (
+                "From a script or CI, with no one to ask:",
+                "supportctl apply --auto-approve my-tenancy/",
+            ),
+            (
+                "Apply a plan saved by plan -o, exactly as it was reviewed:",
+                "supportctl apply change.plan",
+            ),
+        ],
+    ),
+    (
+        "show",
+        &[
+            (
+                "The state of the tenancy, phones hidden:",
+                "supportctl show --redact",
+            ),
+            (
+                "As JSON, of one tenancy of several:",
+                "supportctl show --tenancy acme-prod --format json",
+            ),
+        ],
+    ),
+    (
+        "export",
+        &[(
+            "The state as a config set in the GitOps layout, read back by plan with no changes:",
+            "supportctl export --out restored/\nsupportctl plan restored/",
+        )],
+    ),
+    (
+        "history",
+        &[(
+            "Every apply, newest last, and the same as JSON:",
+            "supportctl history\nsupportctl history --format json",
+        )],
+    ),
+    (
+        "access",
+        &[
+            (
+                "How bob reaches support, and through whom:",
+                "supportctl access bob",
+            ),
+            (
+                "Everyone, as a table for an audit, or as CSV:",
+                "supportctl access --all\nsupportctl access --all --format csv",
+            ),
+        ],
+    ),
+    (
+        "sr",
+        &[(
+            "Open an SR as a linked user, then list what the administrator sees:",
+            "supportctl sr open --user bob --title \"Disk full on db-1\"\nsupportctl sr list --user dankim",
+        )],
+    ),
+    (
+        "sr open",
+        &[(
+            "Open an SR of high severity as alice:",
+            "supportctl sr open --user alice --title \"Login fails\" --severity high",
+        )],
+    ),
+    (
+        "sr list",
+        &[(
+            "The SRs bob can read, and where:",
+            "supportctl sr list --user bob",
+        )],
+    ),
+    (
+        "sr show",
+        &[(
+            "SR 1 with its comments, as dankim sees it:",
+            "supportctl sr show 1 --user dankim",
+        )],
+    ),
+    (
+        "sr comment",
+        &[(
+            "Comment on SR 1 as bob (in the Console, since bob is linked):",
+            "supportctl sr comment 1 --user bob --text \"Logs attached\"",
+        )],
+    ),
+    (
+        "watch",
+        &[
+            (
+                "Reconcile on every save, and say so in a status file:",
+                "supportctl watch --status-file watch.json my-tenancy/",
+            ),
+            (
+                "Whether that watcher is healthy (exit 0) or not:",
+                "supportctl status --status-file watch.json",
+            ),
+        ],
+    ),
+    (
+        "status",
+        &[(
+            "A watcher's health, for a probe or a script:",
+            "supportctl status --status-file watch.json",
+        )],
+    ),
+    (
+        "schema",
+        &[(
+            "The JSON Schema for editors, beside the config set:",
+            "supportctl schema > my-tenancy/supportctl.schema.json",
+        )],
+    ),
+    (
+        "completions",
+        &[(
+            "Completions for bash:",
+            "supportctl completions bash > ~/.local/share/bash-completion/completions/supportctl",
+        )],
+    ),
+    (
+        "man",
+        &[(
+            "Every page, into a folder man can read:",
+            "supportctl man --out ~/.local/share/man/man1",
+        )],
+    ),
+];
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    /// Words of a shell line, with "quoted text" kept whole.
+    fn words(line: &str) -> Vec<String> {
+        let mut words = Vec::new();
+        for (i, part) in line.split('"').enumerate() {
+            if i % 2 == 1 {
+                words.push(part.to_string());
+            } else {
+                words.extend(part.split_whitespace().map(str::to_string));
+            }
+        }
+        words
+    }
+
+    #[test]
+    fn every_example_is_a_command_line_supportctl_accepts() {
+        let mut command = manual_command();
+        command.build();
+        let mut paths = vec![String::new()];
+        for sub in command.get_subcommands() {
+            paths.push(sub.get_name().to_string());
+            for subsub in sub.get_subcommands() {
+                paths.push(format!("{} {}", sub.get_name(), subsub.get_name()));
+            }
+        }
+        for (path, examples) in EXAMPLES {
+            assert!(paths.iter().any(|p| p == path), "no command `{path}`");
+            assert!(!examples.is_empty(), "`{path}` has an empty list");
+            for (_, how) in *examples {
+                for line in how.lines() {
+                    let line = line.split(" > ").next().unwrap();
+                    let args = words(line);
+                    assert_eq!(args[0], "supportctl", "{line}");
+                    if let Err(e) = Cli::try_parse_from(&args) {
+                        panic!("`{line}` does not parse: {e}");
+                    }
+                }
+            }
+        }
+        // Every command has examples on its page.
+        for path in paths.iter().filter(|p| !p.starts_with("help")) {
+            assert!(
+                EXAMPLES.iter().any(|(p, _)| p == path),
+                "the manual page of `supportctl {path}` has no examples"
+            );
+        }
+    }
+
+    #[test]
+    fn examples_land_in_their_page_before_the_version() {
+        let mut command = manual_command();
+        command.build();
+        let page = String::from_utf8(page(&command, "").unwrap()).unwrap();
+        let examples = page.find(".SH EXAMPLES").expect("an EXAMPLES section");
+        assert!(examples < page.find(".SH VERSION").unwrap());
+        assert!(page.contains("supportctl access \\-\\-all"), "{page}");
+    }
 }
