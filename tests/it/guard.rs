@@ -539,3 +539,46 @@ fn a_database_in_a_missing_folder_is_an_error_before_planning() {
         );
     }
 }
+
+#[test]
+fn an_export_reads_back_after_an_approvers_own_approval_ended() {
+    // erin, an administrator until 2026-12-01, approved frank and has gina
+    // linked through her.
+    let world = World::new();
+    let config = world.scratch.path("config");
+    copy_dir(&crate_root().join("examples").join("acme-prod"), &config);
+    let approvals = config.join("approvals.yaml");
+    let text = std::fs::read_to_string(&approvals).unwrap();
+    let text = text.replace(
+        "  - user: erin\n    role: admin\n",
+        "  - user: erin\n    role: admin\n    expires: 2026-12-01\n",
+    );
+    std::fs::write(&approvals, text).unwrap();
+    let before = "2026-11-24";
+    let after = "2026-12-02";
+    world
+        .run(before, &["apply", "--auto-approve", arg(&config)])
+        .assert_code(0);
+    let applied = world.run(after, &["apply", "--auto-approve", arg(&config)]);
+    applied.assert_code(0);
+    assert!(
+        applied.stderr.contains("warning[W204]") && applied.stderr.contains("warning[W205]"),
+        "{}",
+        applied.transcript()
+    );
+    // frank's approval stays valid; gina's link is inactive.
+    assert_eq!(world.access(after, "frank")["can_open_sr"], true);
+    let gina = world.access(after, "gina");
+    assert_eq!(gina["can_open_sr"], false, "{gina}");
+    // The state exports and reads back with no changes.
+    world
+        .run(after, &["export", "--out", "exported"])
+        .assert_code(0);
+    let replan = world.run(after, &["plan", "--detailed-exitcode", "exported"]);
+    replan.assert_code(0);
+    assert!(
+        replan.stdout.starts_with("No changes."),
+        "{}",
+        replan.transcript()
+    );
+}

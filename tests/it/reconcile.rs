@@ -2667,6 +2667,33 @@ proptest! {
         prop_assert_eq!(shown, exported);
     }
 
+    /// The state of any day exports and reads back: A applied today, then
+    /// again on a later day when some of its grants (an approver's own
+    /// administrator approval among them) have ended; the state that leaves
+    /// (approvals by former administrators, links through them) exports to
+    /// a config set that plans to no changes on that day.
+    #[test]
+    fn law_the_state_of_any_day_exports_and_reads_back(spec in spec(), day in prop::sample::select(DATES.to_vec())) {
+        let world = World::new();
+        let a = world.config("a.yaml", &spec);
+        world.apply(&a);
+        let on_day = |args: &[&str]| {
+            let mut command = supportctl(world.root(), Some(&world.db), args);
+            command.env("SUPPORTCTL_TODAY", day);
+            run(command, args)
+        };
+        on_day(&["apply", "--auto-approve", "--allow-mass-delete", "a.yaml"]).expect(0);
+        on_day(&["export", "--out", "exported"]).expect(0);
+        let replan = on_day(&["plan", "--detailed-exitcode", "exported"]);
+        prop_assert_eq!(
+            (replan.code, replan.stdout.as_str()),
+            (0, NO_CHANGES),
+            "the export of the state on {} does not read back:\n{}",
+            day,
+            replan.transcript()
+        );
+    }
+
     /// Apply A, apply B (directly or through a saved plan), then plan B is
     /// empty; and going back to A converges too.
     #[test]
