@@ -191,7 +191,7 @@ fn show_text(model: &Model, serial: u64) -> String {
                     .join(", "),
                 escape_control(&a.approved_by),
                 a.expires
-                    .map(|d| format!("  until {d}"))
+                    .map(|d| format!("  until {}", d.start_text()))
                     .unwrap_or_default()
             );
         } else if model.memberships.contains(id) {
@@ -203,7 +203,7 @@ fn show_text(model: &Model, serial: u64) -> String {
                 "  linked via {}{}",
                 escape_control(&l.via),
                 l.expires
-                    .map(|d| format!("  until {d}"))
+                    .map(|d| format!("  until {}", d.start_text()))
                     .unwrap_or_default()
             );
         }

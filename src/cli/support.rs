@@ -51,6 +51,8 @@ struct AccessJson<'a> {
     via: Option<&'a str>,
     until: Option<String>,
     sees_all_csi_srs: bool,
+    /// `until` as the moment access ends: 00:00 UTC of that day (RFC 3339).
+    until_at: Option<String>,
 }
 
 impl<'a> From<&'a Access> for AccessJson<'a> {
@@ -67,6 +69,7 @@ impl<'a> From<&'a Access> for AccessJson<'a> {
             via: a.via.as_deref(),
             until: a.until.map(|d| d.to_string()),
             sees_all_csi_srs: a.sees_all_csi_srs,
+            until_at: a.until.map(|d| d.start().to_string()),
         }
     }
 }
@@ -135,7 +138,11 @@ fn one_text(a: &Access) -> String {
         }
     );
     if let Some(until) = a.until {
-        let _ = writeln!(out, "  until: {until}");
+        let _ = write!(out, "  until: {}", until.start_text());
+        if let Some(cause) = &a.until_cause {
+            let _ = write!(out, ", when {}", escape_value(cause));
+        }
+        out.push('\n');
     }
     out
 }
@@ -165,7 +172,7 @@ fn table(all: &[Access]) -> String {
                 })
                 .to_string(),
                 yes_no(a.visible_in_console).to_string(),
-                a.until.map_or_else(|| "-".into(), |d| d.to_string()),
+                a.until.map_or_else(|| "-".into(), |d| d.start_text()),
                 escape_value(&a.reason).into_owned(),
             ]
         })
@@ -212,7 +219,7 @@ fn csv(all: &[Access]) -> String {
         }
     }
     let mut out = String::from(
-        "user,can_open_sr,acts_as,notified,visible_in_mos,visible_in_console,sees_all_csi_srs,via,until,path,reason\n",
+        "user,can_open_sr,acts_as,notified,visible_in_mos,visible_in_console,sees_all_csi_srs,via,until,path,reason,until_at\n",
     );
     for a in all {
         let cells = [
@@ -227,6 +234,7 @@ fn csv(all: &[Access]) -> String {
             a.until.map(|d| d.to_string()).unwrap_or_default(),
             a.path.as_str().to_string(),
             field(&a.reason),
+            a.until.map(|d| d.start().to_string()).unwrap_or_default(),
         ];
         out.push_str(&cells.join(","));
         out.push('\n');
