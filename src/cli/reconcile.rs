@@ -159,11 +159,20 @@ fn make_plan(
 /// what the change itself does, whatever the state holds. `None` (with a
 /// warning printed) when the config set at REF is invalid.
 fn base_plan(path: &Path, reference: &str, desired: &Model) -> Result<Option<Plan>, CliError> {
-    let Some(files) = super::base::files_at(path, reference)? else {
+    let Some(base) = super::base::files_at(path, reference)? else {
         // The config set is new in this change: all of it is its effect.
         return Ok(Some(plan::plan(desired, None)));
     };
-    let named: Vec<(String, &[u8])> = files
+    if !base.unreadable.is_empty() {
+        super::print_stderr(&format!(
+            "warning: the config set at `{}` cannot be read whole ({}), so the change against it cannot be shown\n",
+            crate::diag::escape_control(reference),
+            crate::diag::escape_control(&base.unreadable.join("; "))
+        ));
+        return Ok(None);
+    }
+    let named: Vec<(String, &[u8])> = base
+        .files
         .iter()
         .map(|f| (format!("{reference}:{}", f.path), f.bytes.as_slice()))
         .collect();

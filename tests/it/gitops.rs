@@ -539,3 +539,128 @@ fn plan_base_errors_say_what_is_wrong() {
         outcome.stdout
     );
 }
+
+/// A config set whose files and folders are symbolic links, as a shared
+/// layout keeps them: `config/tenancy.yaml` links to a file, `config/users`
+/// to a folder, both under `shared/`.
+fn linked_repo() -> Scratch {
+    use std::os::unix::fs::symlink;
+    let scratch = Scratch::new();
+    let repo = scratch.path("repo");
+    std::fs::create_dir_all(repo.join("config")).expect("config folder");
+    git(&repo, &["init", "-q"]);
+    scratch.write(
+        "repo/shared/tenancy.yaml",
+        "tenancy: { name: t, csi: \"1\", admin: dan }\n",
+    );
+    scratch.write(
+        "repo/shared/users/a.yaml",
+        "users:\n  dan: { email: dan@x.example, support_account: { phone: \"+1 555 0100\", timezone: UTC } }\n  zoe: { email: zoe@x.example, support_account: { phone: \"+1 555 0101\", timezone: UTC } }\nmemberships:\n  - user: zoe\n",
+    );
+    scratch.write(
+        "repo/shared/users/b.yaml",
+        "users:\n  bob: { email: bob@x.example }\n",
+    );
+    scratch.write("repo/config/approvals.yaml", ADMIN);
+    symlink("../shared/tenancy.yaml", repo.join("config/tenancy.yaml")).expect("a file link");
+    symlink("../shared/users", repo.join("config/users")).expect("a folder link");
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "base"]);
+    scratch
+}
+
+/// `--base` reads a symbolic link at the ref as the file or folder it
+/// points to, as a checkout of that ref would show the loader — not as the
+/// text of its target: the change is then exactly what the branch changed.
+#[test]
+fn plan_base_follows_symbolic_links_to_files_and_folders() {
+    let scratch = linked_repo();
+    let repo = scratch.path("repo");
+    let outcome = plan_base(&scratch, &["--base", "HEAD", "config"]);
+    outcome.assert_code(0);
+    assert_eq!(outcome.stderr, "", "{}", outcome.transcript());
+    assert!(
+        outcome.stdout.starts_with(
+            "No changes against `HEAD`: this change leaves the config set as it was.\n"
+        ),
+        "{}",
+        outcome.transcript()
+    );
+    // A change made through the folder link, and one in the linked file.
+    git(&repo, &["checkout", "-q", "-b", "change"]);
+    scratch.write(
+        "repo/shared/users/b.yaml",
+        "users:\n  bob: { email: bob@new.example }\n  cy: { email: cy@x.example }\n",
+    );
+    scratch.write(
+        "repo/shared/tenancy.yaml",
+        "tenancy: { name: t, csi: \"1\", admin: dan, home_region: ap-seoul-1 }\n",
+    );
+    git(&repo, &["commit", "-q", "-am", "change"]);
+    let outcome = plan_base(&scratch, &["--format", "json", "--base", "main", "config"]);
+    outcome.assert_code(0);
+    let doc: Value = serde_json::from_str(&outcome.stdout).expect("JSON");
+    assert_eq!(doc["base"]["valid"], true, "{}", outcome.transcript());
+    let addresses: Vec<&str> = doc["base"]["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| c["address"].as_str().expect("an address"))
+        .collect();
+    assert_eq!(addresses, ["tenancy.t", "user.bob", "user.cy"]);
+}
+
+/// A link that cannot be read at the ref — out of the repository, to
+/// nothing, or in a loop — makes the base unreadable, as the loader's E002
+/// makes a config set invalid: a warning says which and why, and the plan
+/// against the state is still shown.
+#[test]
+fn plan_base_names_links_it_cannot_follow() {
+    use std::os::unix::fs::symlink;
+    let outside = Scratch::new();
+    let elsewhere = outside.write("elsewhere.yaml", "users: {}\n");
+    for (name, target, says) in [
+        (
+            "config/out.yaml",
+            elsewhere.to_str().expect("UTF-8"),
+            "is a symbolic link to `",
+        ),
+        (
+            "config/gone.yaml",
+            "nothing-here.yaml",
+            "is a symbolic link to nothing",
+        ),
+        ("config/again", "..", "is a symlink loop"),
+    ] {
+        let scratch = linked_repo();
+        let repo = scratch.path("repo");
+        symlink(target, repo.join(name)).expect("a link");
+        git(&repo, &["add", "-A"]);
+        git(&repo, &["commit", "-q", "-m", "a link"]);
+        // The work tree no longer has it: the config set is valid now, and
+        // only the ref's cannot be read.
+        std::fs::remove_file(repo.join(name)).expect("the link goes");
+        let outcome = plan_base(&scratch, &["--base", "HEAD", "config"]);
+        outcome.assert_code(0);
+        let warning = outcome
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("warning: the config set at `HEAD` cannot be read whole"))
+            .unwrap_or_else(|| panic!("{name}: {}", outcome.transcript()));
+        // A loop is named where the walk comes back round (the loader
+        // too reports it one turn in).
+        assert!(
+            warning.contains(&format!("`{name}` {says}"))
+                || warning.contains(&format!("`{name}/config/again` {says}")),
+            "{name}: {warning}"
+        );
+        assert!(
+            outcome
+                .stdout
+                .starts_with("supportctl will make these changes"),
+            "{}",
+            outcome.transcript()
+        );
+    }
+}
+
