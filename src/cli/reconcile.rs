@@ -19,6 +19,8 @@ use crate::plan::{self, Plan};
 use crate::render;
 use crate::state::{JournalEntry, JournalPlan, Snapshot, Store};
 
+use super::worktree::GitState;
+
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     #[command(flatten)]
@@ -138,6 +140,11 @@ fn make_plan(
     };
     let (store, mut state) = early?;
     let (planned, store) = plan_against(&desired, checked.loaded.digest, store, &mut state)?;
+    if let Some(warning) = store.as_ref().and_then(|s| {
+        super::retire::other_tenancies(s, &desired.tenancy.name, planned.actual.is_none())
+    }) {
+        super::print_warning(&warning, findings);
+    }
     // Only beside a database that opened as supportctl's: never beside a
     // foreign file, nor where there is no database yet.
     if let (Some(cache), Some(_)) = (&mut cache, &store) {
@@ -554,7 +561,7 @@ pub(super) fn apply_planned(
     // thread while the changes are written (it is needed only for the
     // journal's row, the last one written): for a first apply of 10k users,
     // 20-25 ms and 8 ms.
-    let git_commit = git_commit(config);
+    let git = GitState::of_config(config);
     let serial = std::thread::scope(|scope| {
         let json = scope.spawn(|| {
             JournalPlan::new(&render::plan_json_compact(
@@ -574,7 +581,7 @@ pub(super) fn apply_planned(
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             },
             planned.digest.clone(),
-            git_commit,
+            git,
         )
     })?;
     Ok((serial, lineage))
@@ -637,7 +644,7 @@ fn apply_saved(args: &ApplyArgs, store: &mut Store, output: &Output) -> Result<u
         saved.serial,
         || JournalPlan::new(&text),
         saved.config_digest,
-        git_commit(&args.path),
+        GitState::commit_of(&args.path),
     )?;
     print_applied(&saved.plan)
 }
@@ -649,7 +656,7 @@ fn commit(
     serial: u64,
     journal_plan: impl FnOnce() -> JournalPlan,
     config_digest: String,
-    git_commit: Option<String>,
+    git: GitState,
 ) -> Result<u64, CliError> {
     let summary = plan.summary();
     let time = jiff::Timestamp::now().to_string();
@@ -658,7 +665,8 @@ fn commit(
         summary,
         plan: journal_plan(),
         config_digest,
-        git_commit,
+        git_commit: git.commit,
+        git_changes: git.changes,
     };
     let started = std::time::Instant::now();
     let new_serial = store.apply(&plan.tenancy, lineage, serial, plan, entry)?;
@@ -693,23 +701,4 @@ fn consent(plan: &Plan) -> Result<(), CliError> {
     } else {
         Err(CliError::error("apply cancelled: nothing was changed"))
     }
-}
-
-/// The commit of the git work tree holding `path`, when it is in one.
-fn git_commit(path: &Path) -> Option<String> {
-    let dir = if path.is_dir() { path } else { path.parent()? };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    let output = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["rev-parse", "--verify", "--quiet", "HEAD"])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    let commit = String::from_utf8(output.stdout).ok()?.trim().to_string();
-    (output.status.success() && commit.len() >= 40).then_some(commit)
 }
