@@ -103,11 +103,12 @@ pub enum Command {
     Show(inspect::ShowArgs),
     /// Write the state of a tenancy as a config set that plans to no changes.
     Export(inspect::ExportArgs),
-    /// List the applies made to a tenancy.
+    /// List the applies made to a tenancy, and its retirement.
     History(inspect::HistoryArgs),
-    /// Retire a tenancy no config set manages any more: remove its users and
-    /// grants, so nobody can open SRs for it; keep its SRs and history.
+    /// Retire a tenancy no config set manages: remove its grants, keep its SRs.
     ///
+    /// Its users, support accounts, memberships, approvals and links are
+    /// removed, so nobody can open SRs for it; its SRs and history are kept.
     /// A tenancy renamed or dropped from the config sets is left as it was by
     /// every reconcile, its grants in force; `plan` and `apply` warn about
     /// it. `retire` shows what it removes and asks on a terminal (refused
