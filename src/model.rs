@@ -39,6 +39,13 @@ impl Date {
             .map_or(jiff::Timestamp::MAX, |z| z.timestamp())
     }
 
+    /// The moment this day begins as people read it, with its hour and
+    /// zone: `2027-01-01 00:00 UTC`. A grant that expires on this day ends
+    /// then, so an audit says so rather than leaving the day's end to guess.
+    pub fn start_text(self) -> String {
+        format!("{self} 00:00 UTC")
+    }
+
     /// The UTC day of a moment.
     pub fn of(moment: jiff::Timestamp) -> Date {
         Date(moment.to_zoned_datetime(jiff::tz::TimeZone::UTC).date())

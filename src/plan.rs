@@ -402,6 +402,24 @@ pub fn rename_conflicts(desired: &Model, actual: Option<&Model>) -> Vec<(String,
         .collect()
 }
 
+/// The plan of a tenancy's retirement (`supportctl retire`): every row of
+/// `actual` deleted, in SPEC §4's order for deletes, and the tenancy itself
+/// last. Not a reconcile — no config set asks for it — so it is made here
+/// and applied only by `Store::retire`.
+pub fn retirement(actual: &Model) -> Plan {
+    let mut plan = plan(&Model::empty(actual.tenancy.clone()), Some(actual));
+    plan.changes.push(Change {
+        kind: Kind::Tenancy,
+        id: actual.tenancy.name.clone(),
+        action: Action::Delete,
+        reason: Some("retired: no config set manages it".to_string()),
+        renamed_from: None,
+        before: Some(Value::Tenancy(actual.tenancy.clone())),
+        after: None,
+    });
+    plan
+}
+
 /// Plans the changes that take `actual` (absent: a tenancy not yet in
 /// state) to `desired`.
 pub fn plan(desired: &Model, actual: Option<&Model>) -> Plan {

@@ -10,7 +10,7 @@ use super::{CliError, print_stdout};
 use crate::config::export;
 use crate::diag::escape_control;
 use crate::model::Model;
-use crate::state::Store;
+use crate::state::{JournalKind, Store};
 
 #[derive(Debug, Args)]
 pub struct TenancyArg {
@@ -82,6 +82,7 @@ pub(super) fn choose_tenancy(store: &Store, arg: &TenancyArg) -> Result<String, 
     let names = store.tenancies()?;
     match &arg.tenancy {
         Some(name) if names.contains(name) => Ok(name.clone()),
+        Some(name) if store.retired_tenancies()?.contains(name) => Err(retired(name)),
         Some(name) => Err(CliError::error(format!(
             "tenancy `{}` is not in the state; it holds {}",
             escape_control(name),
@@ -89,15 +90,46 @@ pub(super) fn choose_tenancy(store: &Store, arg: &TenancyArg) -> Result<String, 
         ))),
         None => match names.as_slice() {
             [one] => Ok(one.clone()),
-            [] => Err(CliError::error(
-                "the state holds no tenancy yet\n  hint: run `supportctl apply PATH` first",
-            )),
+            [] => match store.retired_tenancies()?.as_slice() {
+                [] => Err(CliError::error(
+                    "the state holds no tenancy yet\n  hint: run `supportctl apply PATH` first",
+                )),
+                retired => Err(CliError::error(format!(
+                    "the state holds no tenancy: {} retired\n  hint: name one with `--tenancy NAME` to read its SRs (`sr list`) and history",
+                    if retired.len() == 1 {
+                        format!("{} was", listed(retired))
+                    } else {
+                        format!("{} were", listed(retired))
+                    }
+                ))),
+            },
             _ => Err(CliError::error(format!(
                 "the state holds several tenancies: {}\n  hint: name one with `--tenancy NAME`",
                 listed(&names)
             ))),
         },
     }
+}
+
+/// [`choose_tenancy`], and a retired tenancy too when it is named: its SRs
+/// and journal stay readable after `retire`.
+pub(super) fn choose_tenancy_or_retired(
+    store: &Store,
+    arg: &TenancyArg,
+) -> Result<String, CliError> {
+    match &arg.tenancy {
+        Some(name) if store.retired_tenancies()?.contains(name) => Ok(name.clone()),
+        _ => choose_tenancy(store, arg),
+    }
+}
+
+/// Why a command that needs a tenancy's users and grants cannot run on a
+/// retired one.
+fn retired(name: &str) -> CliError {
+    let name = escape_control(name);
+    CliError::error(format!(
+        "tenancy `{name}` was retired: it has no users or grants, and nobody can open SRs for it\n  hint: its SRs and history are kept: `supportctl sr list --tenancy {name}`, `supportctl history --tenancy {name}`"
+    ))
 }
 
 fn listed(names: &[String]) -> String {
@@ -112,12 +144,15 @@ fn listed(names: &[String]) -> String {
 }
 
 pub(super) fn load_model(store: &Store, tenancy: &str) -> Result<(Model, u64), CliError> {
-    let snapshot = store.load(tenancy)?.ok_or_else(|| {
-        CliError::error(format!(
+    let Some(snapshot) = store.load(tenancy)? else {
+        if store.retired_tenancies()?.iter().any(|t| t == tenancy) {
+            return Err(retired(tenancy));
+        }
+        return Err(CliError::error(format!(
             "tenancy `{}` is not in the state",
             escape_control(tenancy)
-        ))
-    })?;
+        )));
+    };
     Ok((snapshot.model, snapshot.serial))
 }
 
@@ -191,7 +226,7 @@ fn show_text(model: &Model, serial: u64) -> String {
                     .join(", "),
                 escape_control(&a.approved_by),
                 a.expires
-                    .map(|d| format!("  until {d}"))
+                    .map(|d| format!("  until {}", d.start_text()))
                     .unwrap_or_default()
             );
         } else if model.memberships.contains(id) {
@@ -203,7 +238,7 @@ fn show_text(model: &Model, serial: u64) -> String {
                 "  linked via {}{}",
                 escape_control(&l.via),
                 l.expires
-                    .map(|d| format!("  until {d}"))
+                    .map(|d| format!("  until {}", d.start_text()))
                     .unwrap_or_default()
             );
         }
@@ -367,12 +402,21 @@ pub fn export(args: &ExportArgs, db: &Path) -> Result<u8, CliError> {
 #[derive(Serialize)]
 struct HistoryJson<'a> {
     id: i64,
+    /// `apply`, or `retire` for a tenancy's retirement.
+    action: &'static str,
     tenancy: &'a str,
     time: &'a str,
     serial: u64,
     summary: crate::render::JsonSummary,
-    config_digest: &'a str,
+    /// The config set's digest; `null` for a retirement, which has none.
+    config_digest: Option<&'a str>,
     git_commit: Option<&'a str>,
+    /// Whether the config set's files differed from `git_commit` (changed,
+    /// staged, untracked or ignored); `null` when not known.
+    git_dirty: Option<bool>,
+    /// Those files, as `git status --porcelain` names them; `null` when not
+    /// known.
+    git_changes: Option<&'a [String]>,
 }
 
 /// A journal time as `history` prints it: to the second, in UTC, so that
@@ -386,7 +430,7 @@ fn shown_time(stored: &str) -> String {
 
 pub fn history(args: &HistoryArgs, db: &Path) -> Result<u8, CliError> {
     let store = open_existing(db)?;
-    let tenancy = choose_tenancy(&store, &args.tenancy)?;
+    let tenancy = choose_tenancy_or_retired(&store, &args.tenancy)?;
     let records = store.history(Some(&tenancy))?;
     let text = match args.format {
         HistoryFormat::Json => {
@@ -394,6 +438,7 @@ pub fn history(args: &HistoryArgs, db: &Path) -> Result<u8, CliError> {
                 .iter()
                 .map(|r| HistoryJson {
                     id: r.id,
+                    action: r.kind.as_str(),
                     tenancy: &r.tenancy,
                     time: &r.time,
                     serial: r.serial,
@@ -402,8 +447,11 @@ pub fn history(args: &HistoryArgs, db: &Path) -> Result<u8, CliError> {
                         change: r.summary.change,
                         destroy: r.summary.destroy,
                     },
-                    config_digest: &r.config_digest,
+                    config_digest: (r.kind == JournalKind::Apply)
+                        .then_some(r.config_digest.as_str()),
                     git_commit: r.git_commit.as_deref(),
+                    git_dirty: r.git_changes.as_ref().map(|c| !c.is_empty()),
+                    git_changes: r.git_changes.as_deref(),
                 })
                 .collect();
             let mut text = serde_json::to_string_pretty(&docs).unwrap_or_default();
@@ -418,18 +466,22 @@ pub fn history(args: &HistoryArgs, db: &Path) -> Result<u8, CliError> {
             for r in &records {
                 let _ = writeln!(
                     out,
-                    "#{:<4} {}  serial {:<4} +{} ~{} -{}  {}{}",
+                    "#{:<4} {}  serial {:<4} +{} ~{} -{}  {}{}{}",
                     r.id,
                     shown_time(&r.time),
                     r.serial,
                     r.summary.add,
                     r.summary.change,
                     r.summary.destroy,
-                    escape_control(&r.config_digest),
+                    match r.kind {
+                        JournalKind::Apply => escape_control(&r.config_digest),
+                        JournalKind::Retire => "retired the tenancy".into(),
+                    },
                     r.git_commit
                         .as_deref()
                         .map(|c| format!("  commit {}", escape_control(c)))
-                        .unwrap_or_default()
+                        .unwrap_or_default(),
+                    uncommitted(r.git_changes.as_deref())
                 );
             }
             out
@@ -437,4 +489,20 @@ pub fn history(args: &HistoryArgs, db: &Path) -> Result<u8, CliError> {
     };
     print_stdout(&text)?;
     Ok(0)
+}
+
+/// What `history` says of files that differed from the commit: nothing
+/// when none did (or it is not known), else each file.
+fn uncommitted(changes: Option<&[String]>) -> String {
+    match changes {
+        Some(changes) if !changes.is_empty() => format!(
+            "  with uncommitted changes: {}",
+            changes
+                .iter()
+                .map(|c| format!("`{}`", escape_control(c.trim_start())))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => String::new(),
+    }
 }

@@ -7,9 +7,11 @@
 mod base;
 mod inspect;
 mod reconcile;
+mod retire;
 mod shell;
 mod support;
 mod watch;
+mod worktree;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -101,8 +103,20 @@ pub enum Command {
     Show(inspect::ShowArgs),
     /// Write the state of a tenancy as a config set that plans to no changes.
     Export(inspect::ExportArgs),
-    /// List the applies made to a tenancy.
+    /// List the applies made to a tenancy, and its retirement.
     History(inspect::HistoryArgs),
+    /// Retire a tenancy no config set manages: remove its grants, keep its SRs.
+    ///
+    /// Its users, support accounts, memberships, approvals and links are
+    /// removed, so nobody can open SRs for it; its SRs and history are kept.
+    /// A tenancy renamed or dropped from the config sets is left as it was by
+    /// every reconcile, its grants in force; `plan` and `apply` warn about
+    /// it. `retire` shows what it removes and asks on a terminal (refused
+    /// without one, unless `--auto-approve`); the retirement is journaled,
+    /// and the tenancy's SRs and journal stay readable with `sr list
+    /// --tenancy NAME` and `history --tenancy NAME`. Applying a config set of
+    /// that name creates it again.
+    Retire(retire::RetireArgs),
     /// Show how a user (or every user) can open SRs, as whom, and why.
     Access(support::AccessArgs),
     /// Service requests: open, list, show, comment.
@@ -310,6 +324,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Show(args) => inspect::show(&args, db),
         Command::Export(args) => inspect::export(&args, db),
         Command::History(args) => inspect::history(&args, db),
+        Command::Retire(args) => retire::retire(&args, db, &output),
         Command::Access(args) => support::access(&args, db),
         Command::Sr(args) => support::sr(&args, db),
         Command::Watch(args) => watch::watch(&args, db),
@@ -574,6 +589,24 @@ fn report_diagnostics(checked: &Checked, output: &Output, format: DiagnosticForm
             plural(errors, "error"),
             plural(warnings, "warning")
         ));
+    }
+}
+
+/// A warning about the state rather than a config file (no file or line):
+/// `warning: …` on stderr, or a GitHub workflow command for `--format
+/// github`, so a pull request shows it too.
+fn print_warning(message: &str, format: DiagnosticFormat) {
+    match format {
+        DiagnosticFormat::Github => print_stderr(&format!(
+            "::warning title=supportctl::{}\n",
+            message
+                .replace('%', "%25")
+                .replace('\r', "%0D")
+                .replace('\n', "%0A")
+        )),
+        DiagnosticFormat::Text | DiagnosticFormat::Json => {
+            print_stderr(&format!("warning: {message}\n"));
+        }
     }
 }
 

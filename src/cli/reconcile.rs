@@ -19,6 +19,8 @@ use crate::plan::{self, Plan};
 use crate::render;
 use crate::state::{JournalEntry, JournalPlan, Snapshot, Store};
 
+use super::worktree::GitState;
+
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     #[command(flatten)]
@@ -138,6 +140,11 @@ fn make_plan(
     };
     let (store, mut state) = early?;
     let (planned, store) = plan_against(&desired, checked.loaded.digest, store, &mut state)?;
+    if let Some(warning) = store.as_ref().and_then(|s| {
+        super::retire::other_tenancies(s, &desired.tenancy.name, planned.actual.is_none())
+    }) {
+        super::print_warning(&warning, findings);
+    }
     // Only beside a database that opened as supportctl's: never beside a
     // foreign file, nor where there is no database yet.
     if let (Some(cache), Some(_)) = (&mut cache, &store) {
@@ -159,11 +166,20 @@ fn make_plan(
 /// what the change itself does, whatever the state holds. `None` (with a
 /// warning printed) when the config set at REF is invalid.
 fn base_plan(path: &Path, reference: &str, desired: &Model) -> Result<Option<Plan>, CliError> {
-    let Some(files) = super::base::files_at(path, reference)? else {
+    let Some(base) = super::base::files_at(path, reference)? else {
         // The config set is new in this change: all of it is its effect.
         return Ok(Some(plan::plan(desired, None)));
     };
-    let named: Vec<(String, &[u8])> = files
+    if !base.unreadable.is_empty() {
+        super::print_stderr(&format!(
+            "warning: the config set at `{}` cannot be read whole ({}), so the change against it cannot be shown\n",
+            crate::diag::escape_control(reference),
+            crate::diag::escape_control(&base.unreadable.join("; "))
+        ));
+        return Ok(None);
+    }
+    let named: Vec<(String, &[u8])> = base
+        .files
         .iter()
         .map(|f| (format!("{reference}:{}", f.path), f.bytes.as_slice()))
         .collect();
@@ -666,7 +682,7 @@ pub(super) fn apply_planned(
     // thread while the changes are written (it is needed only for the
     // journal's row, the last one written): for a first apply of 10k users,
     // 20-25 ms and 8 ms.
-    let git_commit = git_commit(config);
+    let git = GitState::of_config(config);
     let serial = std::thread::scope(|scope| {
         let json = scope.spawn(|| {
             JournalPlan::new(&render::plan_json_compact(
@@ -686,7 +702,7 @@ pub(super) fn apply_planned(
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             },
             planned.digest.clone(),
-            git_commit,
+            git,
         )
     })?;
     Ok((serial, lineage))
@@ -779,7 +795,7 @@ fn apply_saved(args: &ApplyArgs, store: &mut Store, output: &Output) -> Result<u
         saved.serial,
         journal,
         saved.config_digest.clone(),
-        git_commit(&args.path),
+        GitState::commit_of(&args.path),
     )?;
     let printed = print_applied(&plan);
     match refusal {
@@ -821,7 +837,7 @@ fn commit(
     serial: u64,
     journal_plan: impl FnOnce() -> JournalPlan,
     config_digest: String,
-    git_commit: Option<String>,
+    git: GitState,
 ) -> Result<u64, CliError> {
     let summary = plan.summary();
     // The one clock every command reads (`SUPPORTCTL_NOW` in tests).
@@ -831,7 +847,8 @@ fn commit(
         summary,
         plan: journal_plan(),
         config_digest,
-        git_commit,
+        git_commit: git.commit,
+        git_changes: git.changes,
     };
     let started = std::time::Instant::now();
     let new_serial = store.apply(&plan.tenancy, lineage, serial, plan, entry)?;
@@ -866,23 +883,4 @@ fn consent(plan: &Plan) -> Result<(), CliError> {
     } else {
         Err(CliError::error("apply cancelled: nothing was changed"))
     }
-}
-
-/// The commit of the git work tree holding `path`, when it is in one.
-fn git_commit(path: &Path) -> Option<String> {
-    let dir = if path.is_dir() { path } else { path.parent()? };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    let output = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["rev-parse", "--verify", "--quiet", "HEAD"])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    let commit = String::from_utf8(output.stdout).ok()?.trim().to_string();
-    (output.status.success() && commit.len() >= 40).then_some(commit)
 }

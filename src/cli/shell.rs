@@ -277,6 +277,13 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         )],
     ),
     (
+        "retire",
+        &[(
+            "Retire a tenancy dropped from the config sets, after reviewing what goes:",
+            "supportctl retire --tenancy acme-old",
+        )],
+    ),
+    (
         "man",
         &[(
             "Every page, into a folder man can read:",

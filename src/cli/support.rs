@@ -7,7 +7,9 @@ use std::path::Path;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use super::inspect::{TenancyArg, choose_tenancy, load_model, open_existing};
+use super::inspect::{
+    TenancyArg, choose_tenancy, choose_tenancy_or_retired, load_model, open_existing,
+};
 use super::{CliError, print_stdout, today};
 use crate::access::{self, Access, Channel};
 use crate::diag::escape_value;
@@ -51,6 +53,8 @@ struct AccessJson<'a> {
     via: Option<&'a str>,
     until: Option<String>,
     sees_all_csi_srs: bool,
+    /// `until` as the moment access ends: 00:00 UTC of that day (RFC 3339).
+    until_at: Option<String>,
 }
 
 impl<'a> From<&'a Access> for AccessJson<'a> {
@@ -67,6 +71,7 @@ impl<'a> From<&'a Access> for AccessJson<'a> {
             via: a.via.as_deref(),
             until: a.until.map(|d| d.to_string()),
             sees_all_csi_srs: a.sees_all_csi_srs,
+            until_at: a.until.map(|d| d.start().to_string()),
         }
     }
 }
@@ -135,7 +140,11 @@ fn one_text(a: &Access) -> String {
         }
     );
     if let Some(until) = a.until {
-        let _ = writeln!(out, "  until: {until}");
+        let _ = write!(out, "  until: {}", until.start_text());
+        if let Some(cause) = &a.until_cause {
+            let _ = write!(out, ", when {}", escape_value(cause));
+        }
+        out.push('\n');
     }
     out
 }
@@ -165,7 +174,7 @@ fn table(all: &[Access]) -> String {
                 })
                 .to_string(),
                 yes_no(a.visible_in_console).to_string(),
-                a.until.map_or_else(|| "-".into(), |d| d.to_string()),
+                a.until.map_or_else(|| "-".into(), |d| d.start_text()),
                 escape_value(&a.reason).into_owned(),
             ]
         })
@@ -212,7 +221,7 @@ fn csv(all: &[Access]) -> String {
         }
     }
     let mut out = String::from(
-        "user,can_open_sr,acts_as,notified,visible_in_mos,visible_in_console,sees_all_csi_srs,via,until,path,reason\n",
+        "user,can_open_sr,acts_as,notified,visible_in_mos,visible_in_console,sees_all_csi_srs,via,until,path,reason,until_at\n",
     );
     for a in all {
         let cells = [
@@ -227,6 +236,7 @@ fn csv(all: &[Access]) -> String {
             a.until.map(|d| d.to_string()).unwrap_or_default(),
             a.path.as_str().to_string(),
             field(&a.reason),
+            a.until.map(|d| d.start().to_string()).unwrap_or_default(),
         ];
         out.push_str(&cells.join(","));
         out.push('\n');
@@ -446,7 +456,7 @@ fn sr_open(args: &SrOpenArgs, db: &Path) -> Result<u8, CliError> {
 
 fn sr_list(args: &SrListArgs, db: &Path) -> Result<u8, CliError> {
     let store = open_existing(db)?;
-    let tenancy = choose_tenancy(&store, &args.tenancy)?;
+    let tenancy = choose_tenancy_or_retired(&store, &args.tenancy)?;
     let mut requests = store.service_requests(&tenancy)?;
     if let Some(user) = &args.user {
         let (model, _) = load_model(&store, &tenancy)?;
@@ -507,7 +517,7 @@ fn find(store: &crate::state::Store, tenancy: &str, id: i64) -> Result<ServiceRe
 
 fn sr_show(args: &SrShowArgs, db: &Path) -> Result<u8, CliError> {
     let store = open_existing(db)?;
-    let tenancy = choose_tenancy(&store, &args.tenancy)?;
+    let tenancy = choose_tenancy_or_retired(&store, &args.tenancy)?;
     let sr = find(&store, &tenancy, args.id)?;
     if let Some(user) = &args.user {
         let (model, _) = load_model(&store, &tenancy)?;

@@ -142,6 +142,9 @@ pub struct JournalEntry {
     pub config_digest: String,
     /// The commit of the config repository, when the config is in one.
     pub git_commit: Option<String>,
+    /// The config set's files that differed from that commit (`git status
+    /// --porcelain` entries; empty when none did), or `None` when not known.
+    pub git_changes: Option<Vec<String>>,
 }
 
 /// A plan's JSON as the journal stores it: zlib-compressed (RFC 1950, the
@@ -182,10 +185,30 @@ impl JournalPlan {
     }
 }
 
-/// One apply, as the journal holds it.
+/// What a journal entry records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JournalKind {
+    /// A plan applied.
+    Apply,
+    /// A tenancy retired: its rows removed (`supportctl retire`).
+    Retire,
+}
+
+impl JournalKind {
+    /// The name stored, and shown in `history`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JournalKind::Apply => "apply",
+            JournalKind::Retire => "retire",
+        }
+    }
+}
+
+/// One apply or retirement, as the journal holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JournalRecord {
     pub id: i64,
+    pub kind: JournalKind,
     pub tenancy: String,
     pub time: String,
     /// The tenancy's serial after the apply.
@@ -194,6 +217,9 @@ pub struct JournalRecord {
     pub plan_json: String,
     pub config_digest: String,
     pub git_commit: Option<String>,
+    /// See [`JournalEntry::git_changes`]; `None` for entries written before
+    /// schema v4 too.
+    pub git_changes: Option<Vec<String>>,
 }
 
 /// SQLite's page cache during an apply, in KiB (`PRAGMA cache_size` takes
@@ -468,6 +494,7 @@ impl Store {
             .prepare_cached("SELECT serial FROM tenancies WHERE name = ?1")
             .and_then(|mut s| s.query_row([tenancy], |r| r.get(0)).optional())
             .map_err(sql)?;
+        let found_serial_row = found_serial;
         let found_serial = match found_serial {
             Some(s) => u64::try_from(s).map_err(|_| StateError::Corrupt {
                 path: path.clone(),
@@ -504,12 +531,17 @@ impl Store {
             })?;
         }
 
-        let new_serial = expected_serial + 1;
+        // A tenancy new to the state continues the serials of any journal
+        // its name already has (a tenancy retired and created again), so
+        // each entry keeps its own (tenancy, serial).
+        let new_serial = match found_serial_row {
+            Some(_) => expected_serial + 1,
+            None => last_journal_serial(&tx, &path, tenancy)? + 1,
+        };
         let serial_sql = i64::try_from(new_serial).map_err(|_| StateError::Corrupt {
             path: path.clone(),
             detail: format!("tenancy `{tenancy}` has run out of serials"),
         })?;
-        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         let updated = tx
             .prepare_cached("UPDATE tenancies SET serial = ?2 WHERE name = ?1")
             .and_then(|mut s| s.execute(rusqlite::params![tenancy, serial_sql]))
@@ -522,32 +554,7 @@ impl Store {
         let rows_done = started.elapsed();
         let entry = entry();
         let entry_ready = started.elapsed();
-        let plan_size = i64::try_from(entry.plan.len).map_err(|_| StateError::Corrupt {
-            path: path.clone(),
-            detail: format!("a plan of {} bytes is too large to journal", entry.plan.len),
-        })?;
-        // `plan_json` is the text column of the journal's first schema; rows
-        // since keep it empty and the plan compressed (schema v3).
-        tx.prepare_cached(
-            "INSERT INTO journal (tenancy, time, serial, add_count, change_count, destroy_count, \
-             plan_json, plan_zlib, plan_size, config_digest, git_commit) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, '', ?7, ?8, ?9, ?10)",
-        )
-        .and_then(|mut s| {
-            s.execute(rusqlite::params![
-                tenancy,
-                entry.time,
-                serial_sql,
-                count(entry.summary.add),
-                count(entry.summary.change),
-                count(entry.summary.destroy),
-                entry.plan.zlib,
-                plan_size,
-                entry.config_digest,
-                entry.git_commit,
-            ])
-        })
-        .map_err(sql)?;
+        insert_journal(&tx, &path, tenancy, serial_sql, &entry, JournalKind::Apply)?;
         let journal_done = started.elapsed();
 
         // COMMIT by hand: when the deferred foreign keys fail, the
@@ -573,15 +580,124 @@ impl Store {
         Ok(new_serial)
     }
 
+    /// Retires `tenancy` in one `BEGIN IMMEDIATE` transaction: removes its
+    /// rows — links, approvals, memberships, support accounts, users, and
+    /// the tenancy itself, so nobody can open an SR for it — and journals
+    /// the retirement as the entry after its last, with `plan` (the deletes,
+    /// made from the state at `expected_serial`) as what it removed. Its SRs
+    /// and comments, its renames and its journal stay, readable by name.
+    ///
+    /// Refused as [`StateError::Stale`] when the lineage or the tenancy's
+    /// serial has moved since `plan` was made, and as
+    /// [`StateError::Mismatch`] when the rows removed are not the plan's.
+    pub fn retire(
+        &mut self,
+        tenancy: &str,
+        lineage: &str,
+        expected_serial: u64,
+        plan: &Plan,
+        entry: JournalEntry,
+    ) -> Result<u64, StateError> {
+        let path = self.path.clone();
+        let sql = |e| sql_error(&path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let found_lineage: String = tx
+            .query_row("SELECT value FROM meta WHERE key = 'lineage'", [], |r| {
+                r.get(0)
+            })
+            .map_err(sql)?;
+        let found_serial: Option<i64> = tx
+            .query_row(
+                "SELECT serial FROM tenancies WHERE name = ?1",
+                [tenancy],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql)?;
+        let found_serial = found_serial.and_then(|s| u64::try_from(s).ok());
+        if found_lineage != lineage || found_serial != Some(expected_serial) {
+            return Err(StateError::Stale {
+                tenancy: tenancy.to_owned(),
+                expected_lineage: lineage.to_owned(),
+                found_lineage,
+                expected_serial,
+                found_serial: found_serial.unwrap_or(0),
+            });
+        }
+        // Dependents first; every foreign key is checked at the commit.
+        let mut removed = 0;
+        for table in [
+            "support_links",
+            "approvals",
+            "memberships",
+            "support_accounts",
+            "users",
+        ] {
+            removed += tx
+                .execute(
+                    &format!("DELETE FROM {table} WHERE tenancy = ?1"),
+                    [tenancy],
+                )
+                .map_err(sql)?;
+        }
+        removed += tx
+            .execute("DELETE FROM tenancies WHERE name = ?1", [tenancy])
+            .map_err(sql)?;
+        let planned = plan
+            .changes
+            .iter()
+            .filter(|c| c.action == crate::plan::Action::Delete)
+            .count();
+        if plan.tenancy != tenancy || removed != planned || planned != plan.changes.len() {
+            return Err(StateError::Mismatch {
+                tenancy: tenancy.to_owned(),
+                detail: format!(
+                    "the retirement removes {removed} rows and its plan {planned} of {} changes",
+                    plan.changes.len()
+                ),
+            });
+        }
+        let new_serial = expected_serial + 1;
+        let serial_sql = i64::try_from(new_serial).map_err(|_| StateError::Corrupt {
+            path: path.clone(),
+            detail: format!("tenancy `{tenancy}` has run out of serials"),
+        })?;
+        insert_journal(&tx, &path, tenancy, serial_sql, &entry, JournalKind::Retire)?;
+        tx.commit().map_err(sql)?;
+        Ok(new_serial)
+    }
+
+    /// The tenancies that were retired and not created again, sorted: their
+    /// SRs and journal are still in the database.
+    pub fn retired_tenancies(&self) -> Result<Vec<String>, StateError> {
+        let sql = |e| sql_error(&self.path, e);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT DISTINCT tenancy FROM journal WHERE kind = 'retire' \
+                 AND tenancy NOT IN (SELECT name FROM tenancies) ORDER BY tenancy",
+            )
+            .map_err(sql)?;
+        let names = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(sql)?
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(sql)?;
+        Ok(names)
+    }
+
     /// The journal, oldest first (by id, so in the order the applies ran),
     /// for one tenancy or for all of them.
     pub fn history(&self, tenancy: Option<&str>) -> Result<Vec<JournalRecord>, StateError> {
         const ALL: &str = "SELECT id, tenancy, time, serial, add_count, change_count, \
-             destroy_count, plan_json, plan_zlib, plan_size, config_digest, git_commit \
-             FROM journal ORDER BY id";
+             destroy_count, plan_json, plan_zlib, plan_size, config_digest, git_commit, \
+             git_changes, kind FROM journal ORDER BY id";
         const ONE: &str = "SELECT id, tenancy, time, serial, add_count, change_count, \
-             destroy_count, plan_json, plan_zlib, plan_size, config_digest, git_commit \
-             FROM journal WHERE tenancy = ?1 ORDER BY id";
+             destroy_count, plan_json, plan_zlib, plan_size, config_digest, git_commit, \
+             git_changes, kind FROM journal WHERE tenancy = ?1 ORDER BY id";
         let sql = |e| sql_error(&self.path, e);
         let (mut stmt, params) = match tenancy {
             Some(t) => (self.conn.prepare_cached(ONE).map_err(sql)?, vec![t]),
@@ -600,7 +716,11 @@ impl Store {
                         r.get::<_, Option<i64>>(9)?,
                     ),
                     r.get::<_, String>(10)?,
-                    r.get::<_, Option<String>>(11)?,
+                    (
+                        r.get::<_, Option<String>>(11)?,
+                        r.get::<_, Option<String>>(12)?,
+                        r.get::<_, String>(13)?,
+                    ),
                 ))
             })
             .map_err(sql)?
@@ -608,7 +728,15 @@ impl Store {
             .map_err(sql)?;
         raw.into_iter()
             .map(
-                |(id, tenancy, time, numbers, plan, config_digest, git_commit)| {
+                |(
+                    id,
+                    tenancy,
+                    time,
+                    numbers,
+                    plan,
+                    config_digest,
+                    (git_commit, git_changes, kind),
+                )| {
                     let corrupt = |detail: String| StateError::Corrupt {
                         path: self.path.clone(),
                         detail: format!("journal entry {id}: {detail}"),
@@ -624,8 +752,14 @@ impl Store {
                         }
                         _ => return Err(corrupt("its plan is half there".to_string())),
                     };
+                    let kind = match kind.as_str() {
+                        "apply" => JournalKind::Apply,
+                        "retire" => JournalKind::Retire,
+                        other => return Err(corrupt(format!("it is of the kind `{other}`"))),
+                    };
                     Ok(JournalRecord {
                         id,
+                        kind,
                         tenancy,
                         time,
                         serial: u64::try_from(serial)
@@ -638,11 +772,75 @@ impl Store {
                         plan_json,
                         config_digest,
                         git_commit,
+                        git_changes: git_changes
+                            .map(|text| {
+                                serde_json::from_str(&text).map_err(|_| {
+                                    corrupt("its git changes are not a list of text".to_string())
+                                })
+                            })
+                            .transpose()?,
                     })
                 },
             )
             .collect()
     }
+}
+
+/// The last serial the journal holds for `tenancy`, 0 when none.
+fn last_journal_serial(tx: &Connection, path: &Path, tenancy: &str) -> Result<u64, StateError> {
+    let last: i64 = tx
+        .prepare_cached("SELECT coalesce(max(serial), 0) FROM journal WHERE tenancy = ?1")
+        .and_then(|mut s| s.query_row([tenancy], |r| r.get(0)))
+        .map_err(|e| sql_error(path, e))?;
+    u64::try_from(last).map_err(|_| StateError::Corrupt {
+        path: path.to_path_buf(),
+        detail: format!("the journal of tenancy `{tenancy}` holds the serial {last}"),
+    })
+}
+
+/// Appends `entry` to the journal as `tenancy`'s entry at `serial`.
+fn insert_journal(
+    tx: &Connection,
+    path: &Path,
+    tenancy: &str,
+    serial: i64,
+    entry: &JournalEntry,
+    kind: JournalKind,
+) -> Result<(), StateError> {
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    let plan_size = i64::try_from(entry.plan.len).map_err(|_| StateError::Corrupt {
+        path: path.to_path_buf(),
+        detail: format!("a plan of {} bytes is too large to journal", entry.plan.len),
+    })?;
+    let git_changes = entry
+        .git_changes
+        .as_ref()
+        .map(|c| serde_json::to_string(c).unwrap_or_else(|_| "[]".to_string()));
+    // `plan_json` is the text column of the journal's first schema; rows
+    // since keep it empty and the plan compressed (schema v3).
+    tx.prepare_cached(
+        "INSERT INTO journal (tenancy, time, serial, add_count, change_count, destroy_count, \
+         plan_json, plan_zlib, plan_size, config_digest, git_commit, git_changes, kind) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, '', ?7, ?8, ?9, ?10, ?11, ?12)",
+    )
+    .and_then(|mut s| {
+        s.execute(rusqlite::params![
+            tenancy,
+            entry.time,
+            serial,
+            count(entry.summary.add),
+            count(entry.summary.change),
+            count(entry.summary.destroy),
+            entry.plan.zlib,
+            plan_size,
+            entry.config_digest,
+            entry.git_commit,
+            git_changes,
+            kind.as_str(),
+        ])
+    })
+    .map_err(|e| sql_error(path, e))?;
+    Ok(())
 }
 
 /// What a failed constraint says about the plan, when `e` is one.

@@ -176,6 +176,18 @@ ALTER TABLE journal ADD COLUMN plan_zlib BLOB;
 ALTER TABLE journal ADD COLUMN plan_size INTEGER
     CHECK ((plan_size IS NULL) = (plan_zlib IS NULL) AND (plan_size IS NULL OR plan_size >= 0));
 ",
+    // 4: whether the config set's files differed from the commit the
+    // journal names: a JSON array of `git status --porcelain` entries, `[]`
+    // when none did, NULL when not known (outside git, a saved plan's
+    // apply, or an entry written before). And what an entry records: an
+    // apply, or the retirement of a tenancy (`supportctl retire`), which
+    // removes its rows and keeps its SRs and journal.
+    "
+ALTER TABLE journal ADD COLUMN git_changes TEXT
+    CHECK (git_changes IS NULL OR json_valid(git_changes) AND json_type(git_changes) = 'array');
+ALTER TABLE journal ADD COLUMN kind TEXT NOT NULL DEFAULT 'apply'
+    CHECK (kind IN ('apply', 'retire'));
+",
 ];
 
 /// The schema version this binary writes: the number of migrations.

@@ -118,6 +118,7 @@ fn entry(plan: &Plan) -> JournalEntry {
         plan: JournalPlan::new(&plan_json(plan)),
         config_digest: "sha256:abc".into(),
         git_commit: Some("0123abcd".into()),
+        git_changes: Some(vec!["?? users/new.yaml".into(), " M users/a.yaml".into()]),
     }
 }
 
@@ -817,4 +818,200 @@ fn the_journal_stores_plans_compressed_and_reads_back_rows_written_as_text() {
         [],
     );
     assert!(half.is_err(), "the schema refuses a plan without its bytes");
+}
+
+/// A retirement: what `supportctl retire` journals, made from `plan`.
+fn retirement_entry(plan: &Plan) -> JournalEntry {
+    JournalEntry {
+        config_digest: String::new(),
+        git_commit: None,
+        git_changes: None,
+        ..entry(plan)
+    }
+}
+
+/// Every row of the tenancy goes, the other tenancy's rows and the
+/// tenancy's journal stay; the retirement is the journal's next entry; a
+/// tenancy of that name created again continues its serials.
+#[test]
+fn a_retirement_removes_the_tenancy_and_keeps_its_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let mut store = store_with(&path, &model_a("t"));
+    let lineage = store.lineage().to_owned();
+    let u = plan::plan(&model_a("u"), None);
+    store.apply("u", &lineage, 0, &u, || entry(&u)).unwrap();
+    let retire = plan::retirement(&model_a("t"));
+    assert_eq!(
+        retire.changes.last().map(Change::address).as_deref(),
+        Some("tenancy.t")
+    );
+    assert!(retire.changes.iter().all(|c| c.action == Action::Delete));
+    assert_eq!(
+        store
+            .retire("t", &lineage, 1, &retire, retirement_entry(&retire))
+            .unwrap(),
+        2
+    );
+    assert_eq!(store.load("t").unwrap(), None);
+    assert_eq!(store.tenancies().unwrap(), ["u"]);
+    assert_eq!(store.retired_tenancies().unwrap(), ["t"]);
+    assert_eq!(store.load("u").unwrap().unwrap().model, model_a("u"));
+    let rows: i64 = store
+        .conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM users WHERE tenancy = 't') \
+             + (SELECT count(*) FROM support_accounts WHERE tenancy = 't') \
+             + (SELECT count(*) FROM memberships WHERE tenancy = 't') \
+             + (SELECT count(*) FROM approvals WHERE tenancy = 't') \
+             + (SELECT count(*) FROM support_links WHERE tenancy = 't')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rows, 0);
+    let journal = store.history(Some("t")).unwrap();
+    let kinds: Vec<(JournalKind, u64)> = journal.iter().map(|r| (r.kind, r.serial)).collect();
+    assert_eq!(kinds, [(JournalKind::Apply, 1), (JournalKind::Retire, 2)]);
+    assert_eq!(journal[1].summary.destroy, retire.changes.len());
+
+    // Created again: its serials go on after the retirement.
+    let again = plan::plan(&model_a("t"), None);
+    assert_eq!(
+        store
+            .apply("t", &lineage, 0, &again, || entry(&again))
+            .unwrap(),
+        3
+    );
+    assert_eq!(store.load("t").unwrap().unwrap().serial, 3);
+    assert!(store.retired_tenancies().unwrap().is_empty());
+    let serials: Vec<u64> = store
+        .history(Some("t"))
+        .unwrap()
+        .iter()
+        .map(|r| r.serial)
+        .collect();
+    assert_eq!(serials, [1, 2, 3]);
+}
+
+/// A retirement made against a state that has moved, or whose plan is not
+/// the state's rows, is refused and changes nothing.
+#[test]
+fn a_stale_or_mismatched_retirement_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let mut store = store_with(&path, &model_a("t"));
+    let lineage = store.lineage().to_owned();
+    let retire = plan::retirement(&model_a("t"));
+    let history = store.history(None).unwrap();
+    let stale = store
+        .retire("t", &lineage, 0, &retire, retirement_entry(&retire))
+        .unwrap_err();
+    assert!(
+        matches!(
+            stale,
+            StateError::Stale {
+                found_serial: 1,
+                ..
+            }
+        ),
+        "{stale:?}"
+    );
+    let other = store
+        .retire(
+            "t",
+            "another-lineage",
+            1,
+            &retire,
+            retirement_entry(&retire),
+        )
+        .unwrap_err();
+    assert!(matches!(other, StateError::Stale { .. }), "{other:?}");
+    // A plan made from a state with a user less than the database holds.
+    let mut smaller = model_a("t");
+    smaller.users.remove("dave");
+    let short = plan::retirement(&smaller);
+    let mismatch = store
+        .retire("t", &lineage, 1, &short, retirement_entry(&short))
+        .unwrap_err();
+    assert!(
+        matches!(mismatch, StateError::Mismatch { .. }),
+        "{mismatch:?}"
+    );
+    let gone = store
+        .retire("nope", &lineage, 0, &retire, retirement_entry(&retire))
+        .unwrap_err();
+    assert!(matches!(gone, StateError::Stale { .. }), "{gone:?}");
+    assert_eq!(store.load("t").unwrap().unwrap().model, model_a("t"));
+    assert_eq!(store.history(None).unwrap(), history);
+    assert!(store.retired_tenancies().unwrap().is_empty());
+}
+
+/// The journal keeps the config set's git changes as given, and entries
+/// written before the schema had them read back as not known and as
+/// applies; the schema refuses anything but a list.
+#[test]
+fn the_journal_keeps_git_changes_and_reads_older_entries_as_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let before = schema::MIGRATIONS
+        .iter()
+        .position(|m| m.contains("ADD COLUMN git_changes"))
+        .expect("the migration that adds git_changes");
+    {
+        let conn = Connection::open(&path).unwrap();
+        for (version, migration) in schema::MIGRATIONS.iter().take(before).enumerate() {
+            conn.execute_batch(migration).unwrap();
+            conn.pragma_update(None, "user_version", version as i64 + 1)
+                .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO journal (tenancy, time, serial, add_count, change_count, destroy_count, \
+             plan_json, config_digest, git_commit) VALUES ('old', '2026-01-01T00:00:00Z', 1, 1, \
+             0, 0, '{}', 'sha256:old', 'abc')",
+            [],
+        )
+        .unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    let version: u32 = store
+        .conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, LATEST);
+    let lineage = store.lineage().to_owned();
+    let plan = plan::plan(&model_a("t"), None);
+    store
+        .apply("t", &lineage, 0, &plan, || entry(&plan))
+        .unwrap();
+    let clean = plan::plan(&model_b("t"), Some(&model_a("t")));
+    store
+        .apply("t", &lineage, 1, &clean, || JournalEntry {
+            git_changes: Some(Vec::new()),
+            ..entry(&clean)
+        })
+        .unwrap();
+    let history = store.history(None).unwrap();
+    assert_eq!(
+        (
+            history[0].git_commit.as_deref(),
+            history[0].git_changes.as_ref()
+        ),
+        (Some("abc"), None)
+    );
+    assert_eq!(history[0].kind, JournalKind::Apply);
+    assert_eq!(history[1].git_changes, entry(&plan).git_changes);
+    assert_eq!(history[2].git_changes, Some(Vec::new()));
+    let conn = Connection::open(&path).unwrap();
+    for bad in ["'{}'", "'not json'", "'\"a\"'"] {
+        let refused = conn.execute(
+            &format!("UPDATE journal SET git_changes = {bad} WHERE tenancy = 't'"),
+            [],
+        );
+        assert!(refused.is_err(), "{bad} was stored");
+    }
+    assert!(
+        conn.execute("UPDATE journal SET kind = 'other'", [])
+            .is_err()
+    );
 }

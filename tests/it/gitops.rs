@@ -539,3 +539,311 @@ fn plan_base_errors_say_what_is_wrong() {
         outcome.stdout
     );
 }
+
+/// A config set whose files and folders are symbolic links, as a shared
+/// layout keeps them: `config/tenancy.yaml` links to a file, `config/users`
+/// to a folder, both under `shared/`.
+fn linked_repo() -> Scratch {
+    use std::os::unix::fs::symlink;
+    let scratch = Scratch::new();
+    let repo = scratch.path("repo");
+    std::fs::create_dir_all(repo.join("config")).expect("config folder");
+    git(&repo, &["init", "-q"]);
+    scratch.write(
+        "repo/shared/tenancy.yaml",
+        "tenancy: { name: t, csi: \"1\", admin: dan }\n",
+    );
+    scratch.write(
+        "repo/shared/users/a.yaml",
+        "users:\n  dan: { email: dan@x.example, support_account: { phone: \"+1 555 0100\", timezone: UTC } }\n  zoe: { email: zoe@x.example, support_account: { phone: \"+1 555 0101\", timezone: UTC } }\nmemberships:\n  - user: zoe\n",
+    );
+    scratch.write(
+        "repo/shared/users/b.yaml",
+        "users:\n  bob: { email: bob@x.example }\n",
+    );
+    scratch.write("repo/config/approvals.yaml", ADMIN);
+    symlink("../shared/tenancy.yaml", repo.join("config/tenancy.yaml")).expect("a file link");
+    symlink("../shared/users", repo.join("config/users")).expect("a folder link");
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "base"]);
+    scratch
+}
+
+/// `--base` reads a symbolic link at the ref as the file or folder it
+/// points to, as a checkout of that ref would show the loader — not as the
+/// text of its target: the change is then exactly what the branch changed.
+#[test]
+fn plan_base_follows_symbolic_links_to_files_and_folders() {
+    let scratch = linked_repo();
+    let repo = scratch.path("repo");
+    let outcome = plan_base(&scratch, &["--base", "HEAD", "config"]);
+    outcome.assert_code(0);
+    assert_eq!(outcome.stderr, "", "{}", outcome.transcript());
+    assert!(
+        outcome.stdout.starts_with(
+            "No changes against `HEAD`: this change leaves the config set as it was.\n"
+        ),
+        "{}",
+        outcome.transcript()
+    );
+    // A change made through the folder link, and one in the linked file.
+    git(&repo, &["checkout", "-q", "-b", "change"]);
+    scratch.write(
+        "repo/shared/users/b.yaml",
+        "users:\n  bob: { email: bob@new.example }\n  cy: { email: cy@x.example }\n",
+    );
+    scratch.write(
+        "repo/shared/tenancy.yaml",
+        "tenancy: { name: t, csi: \"1\", admin: dan, home_region: ap-seoul-1 }\n",
+    );
+    git(&repo, &["commit", "-q", "-am", "change"]);
+    let outcome = plan_base(&scratch, &["--format", "json", "--base", "main", "config"]);
+    outcome.assert_code(0);
+    let doc: Value = serde_json::from_str(&outcome.stdout).expect("JSON");
+    assert_eq!(doc["base"]["valid"], true, "{}", outcome.transcript());
+    let addresses: Vec<&str> = doc["base"]["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| c["address"].as_str().expect("an address"))
+        .collect();
+    assert_eq!(addresses, ["tenancy.t", "user.bob", "user.cy"]);
+}
+
+/// A link that cannot be read at the ref — out of the repository, to
+/// nothing, or in a loop — makes the base unreadable, as the loader's E002
+/// makes a config set invalid: a warning says which and why, and the plan
+/// against the state is still shown.
+#[test]
+fn plan_base_names_links_it_cannot_follow() {
+    use std::os::unix::fs::symlink;
+    let outside = Scratch::new();
+    let elsewhere = outside.write("elsewhere.yaml", "users: {}\n");
+    for (name, target, says) in [
+        (
+            "config/out.yaml",
+            elsewhere.to_str().expect("UTF-8"),
+            "is a symbolic link to `",
+        ),
+        (
+            "config/gone.yaml",
+            "nothing-here.yaml",
+            "is a symbolic link to nothing",
+        ),
+        ("config/again", "..", "is a symlink loop"),
+    ] {
+        let scratch = linked_repo();
+        let repo = scratch.path("repo");
+        symlink(target, repo.join(name)).expect("a link");
+        git(&repo, &["add", "-A"]);
+        git(&repo, &["commit", "-q", "-m", "a link"]);
+        // The work tree no longer has it: the config set is valid now, and
+        // only the ref's cannot be read.
+        std::fs::remove_file(repo.join(name)).expect("the link goes");
+        let outcome = plan_base(&scratch, &["--base", "HEAD", "config"]);
+        outcome.assert_code(0);
+        let warning = outcome
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("warning: the config set at `HEAD` cannot be read whole"))
+            .unwrap_or_else(|| panic!("{name}: {}", outcome.transcript()));
+        // A loop is named where the walk comes back round (the loader
+        // too reports it one turn in).
+        assert!(
+            warning.contains(&format!("`{name}` {says}"))
+                || warning.contains(&format!("`{name}/config/again` {says}")),
+            "{name}: {warning}"
+        );
+        assert!(
+            outcome
+                .stdout
+                .starts_with("supportctl will make these changes"),
+            "{}",
+            outcome.transcript()
+        );
+    }
+}
+
+/// `history --tenancy t --format json`, of the repository's database.
+fn history_of(scratch: &Scratch, tenancy: &str) -> Vec<Value> {
+    let mut command = supportctl(
+        &scratch.path("repo"),
+        [
+            "--db",
+            "../state.db",
+            "history",
+            "--tenancy",
+            tenancy,
+            "--format",
+            "json",
+        ],
+    );
+    let outcome = run(&mut command);
+    outcome.assert_code(0);
+    serde_json::from_str::<Value>(&outcome.stdout)
+        .expect("JSON")
+        .as_array()
+        .expect("a list")
+        .clone()
+}
+
+fn apply_in_repo(scratch: &Scratch, path: &str) -> Outcome {
+    let mut command = supportctl(
+        &scratch.path("repo"),
+        ["--db", "../state.db", "apply", "--auto-approve", path],
+    );
+    let outcome = run(&mut command);
+    outcome.assert_code(0);
+    outcome
+}
+
+fn changes_of(entry: &Value) -> Vec<String> {
+    let mut changes: Vec<String> = entry["git_changes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no git_changes: {entry}"))
+        .iter()
+        .map(|c| c.as_str().expect("text").to_string())
+        .collect();
+    changes.sort();
+    changes
+}
+
+/// The journal says whether what was applied is the commit it names: the
+/// config set's files that differed from it — changed, staged, untracked or
+/// ignored (all read by the loader) — and nothing of the files beside the
+/// config set that the loader does not read.
+#[test]
+fn the_journal_records_uncommitted_changes_beside_the_commit() {
+    let scratch = base_repo();
+    let repo = scratch.path("repo");
+    let head = git(&repo, &["rev-parse", "HEAD"]).trim().to_string();
+    apply_in_repo(&scratch, "config");
+    let clean = &history_of(&scratch, "t")[0];
+    assert_eq!(clean["git_commit"], head.as_str());
+    assert_eq!(clean["git_dirty"], false, "{clean}");
+    assert_eq!(clean["git_changes"], serde_json::json!([]));
+
+    // Edits in the set: a changed file, a new one, an ignored one; and
+    // edits beside it that the loader never reads.
+    scratch.write(
+        "repo/config/users/b.yaml",
+        "users:\n  bob: { email: bob@x.example, name: Bob }\n",
+    );
+    scratch.write(
+        "repo/config/users/c.yaml",
+        "users:\n  cy: { email: cy@x.example }\n",
+    );
+    scratch.write("repo/.gitignore", "local.yaml\n");
+    scratch.write(
+        "repo/config/local.yaml",
+        "users:\n  lo: { email: lo@x.example }\n",
+    );
+    scratch.write("repo/notes.md", "changed, but not part of the config set\n");
+    scratch.write("repo/config/.hidden.yaml", "still: [not read\n");
+    scratch.write("repo/config/readme.txt", "not a config file\n");
+    apply_in_repo(&scratch, "config");
+    let dirty = &history_of(&scratch, "t")[1];
+    assert_eq!(dirty["git_commit"], head.as_str());
+    assert_eq!(dirty["git_dirty"], true, "{dirty}");
+    assert_eq!(
+        changes_of(dirty),
+        [
+            " M config/users/b.yaml",
+            "!! config/local.yaml",
+            "?? config/users/c.yaml"
+        ]
+    );
+    let mut command = supportctl(&repo, ["--db", "../state.db", "history", "--tenancy", "t"]);
+    let text = run(&mut command).stdout;
+    let second = text.lines().nth(1).expect("two entries");
+    assert!(
+        second.contains(&format!("commit {head}  with uncommitted changes: "))
+            && second.contains("`M config/users/b.yaml`")
+            && second.contains("`?? config/users/c.yaml`")
+            && second.contains("`!! config/local.yaml`"),
+        "{text}"
+    );
+    assert!(
+        !text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .contains("uncommitted"),
+        "{text}"
+    );
+
+    // A staged change, and a file deleted from the work tree, in a config
+    // set given as one file and as a folder.
+    git(&repo, &["add", "config/users/b.yaml"]);
+    scratch.write(
+        "repo/config/users/b.yaml",
+        "users:\n  bob: { email: bob@x.example, name: Bobby }\n",
+    );
+    std::fs::remove_file(repo.join("config/local.yaml")).expect("removed");
+    std::fs::remove_file(repo.join("config/users/c.yaml")).expect("removed");
+    apply_in_repo(&scratch, "config");
+    assert_eq!(
+        changes_of(&history_of(&scratch, "t")[2]),
+        ["MM config/users/b.yaml"]
+    );
+    git(&repo, &["commit", "-q", "-am", "bob's name"]);
+    std::fs::remove_file(repo.join("config/approvals.yaml")).expect("removed");
+    scratch.write("repo/single.yaml", "tenancy: { name: s, csi: \"2\", admin: ann }\nusers:\n  ann: { email: ann@x.example, support_account: { phone: \"1\", timezone: UTC } }\n");
+    apply_in_repo(&scratch, "single.yaml");
+    let single = &history_of(&scratch, "s")[0];
+    assert_eq!(single["tenancy"], "s");
+    assert_eq!(
+        changes_of(single),
+        ["?? single.yaml"],
+        "only the file given"
+    );
+    let mut command = supportctl(
+        &repo,
+        [
+            "--db",
+            "../state.db",
+            "apply",
+            "--auto-approve",
+            "--allow-mass-delete",
+            "config",
+        ],
+    );
+    run(&mut command).assert_code(0);
+    assert_eq!(
+        changes_of(&history_of(&scratch, "t")[3]),
+        [" D config/approvals.yaml"]
+    );
+
+    // A saved plan's config set is not known: the entry says so (null).
+    git(&repo, &["checkout", "-q", "--", "config/approvals.yaml"]);
+    let mut command = supportctl(
+        &repo,
+        [
+            "--db",
+            "../state.db",
+            "plan",
+            "-o",
+            "../saved.json",
+            "config",
+        ],
+    );
+    run(&mut command).assert_code(0);
+    let mut command = supportctl(
+        &repo,
+        [
+            "--db",
+            "../state.db",
+            "apply",
+            "--auto-approve",
+            "../saved.json",
+        ],
+    );
+    run(&mut command).assert_code(0);
+    let saved = &history_of(&scratch, "t")[4];
+    assert_eq!(
+        (&saved["git_dirty"], &saved["git_changes"]),
+        (&Value::Null, &Value::Null)
+    );
+    // Reading the status wrote nothing into the repository.
+    assert!(!repo.join(".git/index.lock").exists());
+}

@@ -30,6 +30,9 @@
 //! - `support`: `access` and `sr open|list|show|comment` — the access matrix
 //!   of DOMAIN.md user by user, refusals that write nothing, no SR lost to a
 //!   reconcile, and the linked-user rule over random histories.
+//! - `retire`: the warning of `plan` about tenancies its config set does not
+//!   manage, and `retire` (asked on a real terminal) ending one while its SRs
+//!   and journal stay readable.
 //! - `reliability`: SIGKILLed applies, racing writers, readers and SR
 //!   operations during an apply, limits, `--redact`, phones kept out of logs,
 //!   saved plans that do not belong.
@@ -48,6 +51,7 @@ mod newcomer;
 mod props;
 mod reconcile;
 mod reliability;
+mod retire;
 mod schema;
 mod shell;
 mod support;

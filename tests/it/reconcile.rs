@@ -1624,14 +1624,18 @@ fn history_lists_each_apply_with_its_serial_digest_and_commit() {
             keys,
             BTreeSet::from([
                 "id",
+                "action",
                 "tenancy",
                 "time",
                 "serial",
                 "summary",
                 "config_digest",
-                "git_commit"
+                "git_commit",
+                "git_dirty",
+                "git_changes"
             ])
         );
+        assert_eq!(entry["action"], "apply");
         assert_eq!(entry["serial"], i as u64 + 1);
         assert_eq!(entry["tenancy"], "acme-prod");
         let time = entry["time"].as_str().unwrap();
@@ -1668,6 +1672,9 @@ fn history_lists_each_apply_with_its_serial_digest_and_commit() {
         None => assert!(history[0]["git_commit"].is_null()),
     }
     assert!(history[1]["git_commit"].is_null(), "{:?}", history[1]);
+    // Outside a git work tree, whether files differed is not known.
+    assert!(history[1]["git_dirty"].is_null(), "{:?}", history[1]);
+    assert!(history[1]["git_changes"].is_null(), "{:?}", history[1]);
 
     let text = world.run(&["history"]).expect(0);
     assert_eq!(text.stdout.lines().count(), 2, "{}", text.stdout);
@@ -2058,6 +2065,7 @@ fn a_plan_that_fails_in_the_store_leaves_the_state_as_it_was() {
         plan: JournalPlan::new("{}"),
         config_digest: "sha256:test".into(),
         git_commit: None,
+        git_changes: None,
     };
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("state.db");

@@ -294,8 +294,9 @@ const MATRIX: [Row; 16] = [
     Row { user: "lapsed", path: "none", can_open_sr: false, acts_as: None, notified: None, visible_in_mos: false, visible_in_console: false, sees_all_csi_srs: false, until: None, reason: "no support account and no support link" },
     // An approval that expires today: gone today.
     Row { user: "old", path: "pending", can_open_sr: false, acts_as: None, notified: None, visible_in_mos: false, visible_in_console: false, sees_all_csi_srs: false, until: None, reason: "pending approval by a CSI administrator" },
-    // A link through someone whose administrator approval expired.
-    Row { user: "orphan", path: "none", can_open_sr: false, acts_as: None, notified: None, visible_in_mos: false, visible_in_console: false, sees_all_csi_srs: false, until: None, reason: "`ex`, who is no longer a CSI administrator" },
+    // A link through someone whose administrator approval expired, and
+    // which the apply removed: the link is through a non-administrator now.
+    Row { user: "orphan", path: "link-via-non-admin", can_open_sr: false, acts_as: None, notified: None, visible_in_mos: false, visible_in_console: false, sees_all_csi_srs: false, until: None, reason: "`ex`, who is no longer a CSI administrator" },
     Row { user: "owen", path: "approved-user", can_open_sr: true, acts_as: Some("owen"), notified: Some("owen@acme.example"), visible_in_mos: true, visible_in_console: true, sees_all_csi_srs: false, until: None, reason: "approved with create access by `erin`" },
     // Linked, with a pending membership of its own (W201): still linked, and
     // nothing in MOS.
@@ -341,6 +342,8 @@ fn assert_access_json(doc: &Value, row: &Row) {
     );
     assert_eq!(doc["path"], row.path, "{who}: {doc}");
     assert_eq!(doc["until"], opt(row.until), "{who}: {doc}");
+    let until_at = row.until.map(|d| format!("{d}T00:00:00Z"));
+    assert_eq!(doc["until_at"], opt(until_at.as_deref()), "{who}: {doc}");
     // Only a linked user acts through someone: the administrator it owns
     // its SRs through.
     let via = if row.path == "linked" {
@@ -441,7 +444,15 @@ fn access_text_for_every_row_of_the_matrix() {
             }
         );
         assert_eq!(lines.get(2).copied(), Some(reads.as_str()), "{}", row.user);
-        let until = row.until.map(|d| format!("  until: {d}"));
+        // The moment access ends, with its hour and zone, and which expiry
+        // it is (in the fixture, erin's approval has none).
+        let until = row.until.map(|d| match row.path {
+            "linked" => format!(
+                "  until: {d} 00:00 UTC, when the support link through `{}` expires",
+                row.acts_as.unwrap_or_default()
+            ),
+            _ => format!("  until: {d} 00:00 UTC, when the approval expires"),
+        });
         assert_eq!(lines.get(3).copied(), until.as_deref(), "{}", row.user);
         assert_eq!(lines.len(), 3 + usize::from(row.until.is_some()));
     }
@@ -475,17 +486,22 @@ fn access_all_as_a_table() {
         } else {
             yes(row.visible_in_mos)
         };
-        let expected = [
+        let mut expected = vec![
             row.user,
             yes(row.can_open_sr),
             row.acts_as.unwrap_or("-"),
             row.notified.unwrap_or("-"),
             mos,
             yes(row.visible_in_console),
-            row.until.unwrap_or("-"),
         ];
-        assert_eq!(cells[..7], expected, "{line}");
-        assert!(cells[7..].join(" ").contains(row.reason), "{line}");
+        // The moment access ends, with its hour and zone.
+        match row.until {
+            Some(day) => expected.extend([day, "00:00", "UTC"]),
+            None => expected.push("-"),
+        }
+        let n = expected.len();
+        assert_eq!(cells[..n], expected, "{line}");
+        assert!(cells[n..].join(" ").contains(row.reason), "{line}");
     }
     snapshot("access-all.text", &out.stdout);
 }
@@ -542,8 +558,139 @@ fn access_all_as_csv() {
             row.visible_in_console.to_string()
         );
         assert!(cell("reason").contains(row.reason), "{cells:?}");
+        assert_eq!(cell("path"), row.path);
+        assert_eq!(cell("until"), row.until.unwrap_or_default());
+        let until_at = row.until.map(|d| format!("{d}T00:00:00Z"));
+        assert_eq!(cell("until_at"), until_at.unwrap_or_default());
     }
     snapshot("access-all.csv", &out.stdout);
+}
+
+/// A tenancy whose grants lapse one by one: every way a grant can be
+/// absent, as the state holds it on a later day before any apply, and after
+/// the apply that removes what expired.
+const LAPSES: &str = "\
+tenancy: { name: acme, csi: \"20817431\", admin: dan }
+users:
+  dan: { email: dan@acme.example, support_account: { phone: \"+82 2 555 0100\", timezone: Asia/Seoul } }
+  erin: { email: erin@acme.example, support_account: { phone: \"+82 2 555 0101\", timezone: Asia/Seoul } }
+  amy: { email: amy@acme.example, support_account: { phone: \"+82 2 555 0102\", timezone: Asia/Seoul } }
+  pam: { email: pam@acme.example, support_account: { phone: \"+82 2 555 0103\", timezone: Asia/Seoul } }
+  sol: { email: sol@acme.example, support_account: { phone: \"+82 2 555 0104\", timezone: Asia/Seoul } }
+  bob: { email: bob@acme.example }
+  gil: { email: gil@acme.example }
+  nob: { email: nob@acme.example }
+memberships: [{ user: erin }, { user: amy }, { user: pam }]
+approvals:
+  - { user: erin, role: admin, expires: 2027-01-01 }
+  - { user: amy, role: user, access: [create_sr], expires: 2026-12-01 }
+support_links:
+  - { user: bob, via: dan, expires: 2026-12-15 }
+  - { user: gil, via: erin, expires: 2027-06-30 }
+";
+
+#[test]
+fn access_says_when_each_grant_ends_and_explains_each_absent_one() {
+    let world = World::new();
+    world.apply("acme.yaml", LAPSES);
+    // `until` is the earliest expiry on the path: gil's link ends with
+    // erin's approval as an administrator, before its own day.
+    for (user, until, cause) in [
+        ("amy", "2026-12-01", "the approval expires"),
+        (
+            "bob",
+            "2026-12-15",
+            "the support link through `dan` expires",
+        ),
+        (
+            "gil",
+            "2027-01-01",
+            "`erin`'s approval as a CSI administrator expires",
+        ),
+        ("erin", "2027-01-01", "the approval expires"),
+    ] {
+        let doc = world.access(user);
+        assert_eq!(doc["can_open_sr"], true, "{doc}");
+        assert_eq!(doc["until"], until, "{doc}");
+        assert_eq!(doc["until_at"], format!("{until}T00:00:00Z"), "{doc}");
+        let text = world.ok(&["access", user]).stdout;
+        let line = format!("  until: {until} 00:00 UTC, when {cause}\n");
+        assert!(text.ends_with(&line), "{user}:\n{text}");
+    }
+
+    // Every way to be without a grant, once the days have passed and
+    // before any apply: an expired grant says it expired, and when.
+    world.today.set("2027-02-01");
+    let absent = [
+        (
+            "amy",
+            "approval-expired",
+            "approval expired on 2026-12-01 00:00 UTC (approved by `dan`)",
+        ),
+        (
+            "erin",
+            "approval-expired",
+            "approval as a CSI administrator expired on 2027-01-01 00:00 UTC",
+        ),
+        (
+            "bob",
+            "link-expired",
+            "the support link through `dan` expired on 2026-12-15 00:00 UTC",
+        ),
+        (
+            "gil",
+            "link-expired",
+            "linked through `erin`, whose approval as a CSI administrator expired on 2027-01-01 00:00 UTC",
+        ),
+        ("pam", "pending", "pending approval by a CSI administrator"),
+        (
+            "sol",
+            "not-associated",
+            "not associated with the CSI: no membership request",
+        ),
+        ("nob", "none", "no support account and no support link"),
+    ];
+    for (user, path, reason) in absent {
+        let doc = world.access(user);
+        assert_eq!(
+            (doc["path"].as_str(), doc["can_open_sr"].as_bool()),
+            (Some(path), Some(false)),
+            "{doc}"
+        );
+        assert!(text_of(&doc, "reason").starts_with(reason), "{user}: {doc}");
+        assert_eq!(
+            (&doc["until"], &doc["until_at"]),
+            (&Value::Null, &Value::Null)
+        );
+        world.refused(&["sr", "open", "--user", user, "--title", "t"], reason);
+    }
+    let csv = world.ok(&["access", "--all", "--format", "csv"]).stdout;
+    for (user, path, _) in absent {
+        assert!(
+            csv.lines()
+                .any(|l| l.starts_with(&format!("{user},")) && l.contains(&format!(",{path},"))),
+            "{csv}"
+        );
+    }
+
+    // The apply on that day removes the expired grants: what is left is
+    // a membership without approval, no link at all, or a link through
+    // someone who is no longer an administrator.
+    world.apply("acme.yaml", LAPSES);
+    for (user, path, reason) in [
+        ("amy", "pending", "pending approval by a CSI administrator"),
+        ("erin", "pending", "pending approval by a CSI administrator"),
+        ("bob", "none", "no support account and no support link"),
+        (
+            "gil",
+            "link-via-non-admin",
+            "linked through `erin`, who is no longer a CSI administrator",
+        ),
+    ] {
+        let doc = world.access(user);
+        assert_eq!(doc["path"], path, "{doc}");
+        assert!(text_of(&doc, "reason").starts_with(reason), "{user}: {doc}");
+    }
 }
 
 #[test]
