@@ -282,6 +282,21 @@ fn to_parse_error(error: &serde_saphyr::Error, text: &str) -> ParseError {
     if let Some(stripped) = message.strip_prefix("error: ") {
         message = stripped.to_string();
     }
+    // The parser blames a tab where it meets it: often the end of the line
+    // before, whose value the tab seemed to continue. Point at the tab.
+    if message.contains("tab")
+        && let Some((line, column)) = indenting_tab(text, line.max(1))
+    {
+        return ParseError {
+            limit: false,
+            message: "this line is indented with a tab, and YAML indents with spaces only"
+                .to_string(),
+            hint: Some("replace the tab with spaces".to_string()),
+            line,
+            column,
+            len: 1,
+        };
+    }
     ParseError {
         limit: false,
         message,
@@ -290,6 +305,24 @@ fn to_parse_error(error: &serde_saphyr::Error, text: &str) -> ParseError {
         column: column.max(1),
         len: 1,
     }
+}
+
+/// The first tab in the indentation of a line of `text` from line `from`
+/// on, as (line, column), within the top-level entry `from` is in (up to
+/// the next line that starts at column 1).
+fn indenting_tab(text: &str, from: u32) -> Option<(u32, u32)> {
+    let skip = usize::try_from(from).ok()?.checked_sub(1)?;
+    for (i, line) in crate::diag::lines(text).enumerate().skip(skip) {
+        let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+        if let Some(at) = line[..indent].find('\t') {
+            return Some((to_u32(i as u64 + 1), to_u32(at as u64 + 1)));
+        }
+        let top_level = line.starts_with(|c: char| c != ' ' && c != '#');
+        if i > skip && top_level {
+            return None;
+        }
+    }
+    None
 }
 
 /// `(line, column)` when a character of `text` is written there; else (past
@@ -1708,6 +1741,72 @@ mod tests {
             assert!(e.message.contains("escapes and tags"), "{}", e.message);
             assert!(!e.hint.unwrap_or_default().contains("alias"));
         }
+    }
+
+    #[test]
+    fn a_tab_in_the_indentation_is_reported_at_the_tab() {
+        for text in [
+            "a:\n\tb: 1\n",
+            "k:\n  - a\n\t- b\n",
+            "k:\n  - a\n  \t- b\n",
+            "k: |\n\ttext\n",
+            "a:\n  b: 1\n\tc: 2\n",
+            "a:\n  - b: 1\n\t  c: 2\n",
+            "a:\n  b: x\n    y\n\tc: 2\n",
+            "users:\n  a:\n    email: a@x.example\n\tname: x\n",
+        ] {
+            let e = parse(text).unwrap_err();
+            assert_eq!(
+                char_at(text, e.line, e.column),
+                Some('\t'),
+                "{text:?}: {e:?}"
+            );
+            assert_eq!(
+                e.hint.as_deref(),
+                Some("replace the tab with spaces"),
+                "{text:?}"
+            );
+        }
+    }
+
+    /// Every indented line of the examples, indented with a tab instead of
+    /// its first space: the error is at that tab, never on the line before.
+    #[test]
+    fn a_tab_put_in_any_indentation_of_the_examples_is_found_there() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        for name in [
+            "examples/acme-prod.yaml",
+            "tests/data/valid/every-concept.yaml",
+        ] {
+            files.push(std::fs::read_to_string(root.join(name)).unwrap());
+        }
+        let mut tried = 0;
+        for text in &files {
+            let lines: Vec<&str> = text.split('\n').collect();
+            for (i, line) in lines.iter().enumerate() {
+                let trimmed = line.trim_start_matches(' ');
+                if trimmed.len() == line.len() || trimmed.is_empty() || trimmed.starts_with('#') {
+                    continue;
+                }
+                let mut changed = lines.clone();
+                let tabbed = format!("\t{}", &line[1..]);
+                changed[i] = &tabbed;
+                let changed = changed.join("\n");
+                let Err(e) = parse(&changed) else {
+                    continue;
+                };
+                tried += 1;
+                assert_eq!(
+                    (e.line, e.column),
+                    (i as u32 + 1, 1),
+                    "line {}: {e:?}",
+                    i + 1
+                );
+                assert_eq!(e.hint.as_deref(), Some("replace the tab with spaces"));
+            }
+        }
+        assert!(tried > 50, "only {tried} lines");
     }
 
     proptest! {
