@@ -37,8 +37,10 @@ mod harness;
 const POOL: [&str; 8] = ["dan", "ann", "bob", "cy", "dee", "eve", "fay", "gus"];
 /// Names, each written as a JSON string (valid YAML), several of which YAML
 /// would misread if written plain.
-const NAMES: [&str; 8] = [
+const NAMES: [&str; 9] = [
     "Ann Lee",
+    // A right-to-left override and a zero-width space: escaped in output.
+    "\u{202E}nimda\u{200B}",
     "null",
     "yes",
     "0123",
