@@ -137,7 +137,7 @@ rules! {
         "rule 9: `expires` is a real date, written YYYY-MM-DD",
         "expires: 2027-02-30");
     EmptyPhone = ("E115", "empty-phone", Error,
-        "rule 10: a support account's phone is not empty",
+        "rule 10: a support account's phone is not empty: it has a visible character",
         "support_account: { phone: \"\", timezone: Asia/Seoul }");
     InvalidTimezone = ("E116", "invalid-timezone", Error,
         "rule 10: a support account's timezone is an IANA zone",
@@ -151,6 +151,9 @@ rules! {
     InvalidTenancyName = ("E119", "invalid-tenancy-name", Error,
         "`tenancy.name` matches `^[a-z0-9][a-z0-9._-]{0,62}$`",
         "tenancy: { name: \"Acme Prod\" }");
+    RedactedPhone = ("E120", "redacted-phone", Error,
+        "rule 10: a support account's phone is a number, not the `(redacted)` that `export --redact` writes in its place",
+        "support_account: { phone: \"(redacted)\", timezone: Asia/Seoul }   # from a redacted export");
     // Warnings: reported, never fail `validate`.
     LinkedUserPending = ("W201", "linked-user-pending", Warning,
         "rule 8: a linked user with a pending membership request acts through the CSI admin all the same",
@@ -161,6 +164,12 @@ rules! {
     SingleCsiAdmin = ("W203", "single-csi-admin", Warning,
         "a CSI has at least two administrators, as Oracle recommends",
         "no approval with `role: admin`");
+    ApprovalWithoutAccess = ("W204", "approval-without-access", Warning,
+        "an approval with `role: user` grants at least one privilege",
+        "approvals: [{user: alice, role: user}]   # no `access`: alice can do nothing");
+    DuplicateAccess = ("W205", "duplicate-access", Warning,
+        "a privilege is listed once in an approval's `access`",
+        "access: [create_sr, view_sr, create_sr]");
 }
 
 /// A place in a config file: 1-based line and column (in characters), and the
@@ -813,10 +822,25 @@ pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    scored(word, candidates, 0.8)
+}
+
+/// The closest of `candidates` to `word`, however far: `None` only when
+/// none has a character in common with it.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    scored(word, candidates, 0.0)
+}
+
+/// The candidate most like `word` (Jaro-Winkler), scoring above `floor`.
+fn scored<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    floor: f64,
+) -> Option<&'a str> {
     let mut best: Option<(f64, &str)> = None;
     for candidate in candidates {
         let score = strsim::jaro_winkler(word, candidate);
-        if score > 0.8 && best.is_none_or(|(s, _)| score > s) {
+        if score > floor && best.is_none_or(|(s, _)| score > s) {
             best = Some((score, candidate));
         }
     }

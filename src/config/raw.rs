@@ -204,10 +204,12 @@ pub struct RawUser {
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSupportAccount {
-    /// A phone number Oracle Support can call; not empty.
+    /// A phone number Oracle Support can call: not empty, nor only characters
+    /// that show nothing, nor the `(redacted)` a redacted export writes.
     #[schemars(length(min = 1))]
     pub phone: Spanned<String>,
-    /// The account's time zone, an IANA name such as `Asia/Seoul`.
+    /// The account's time zone, an IANA name such as `Asia/Seoul` (in any
+    /// case; it is stored as the time zone database spells it).
     pub timezone: Spanned<String>,
 }
 
@@ -251,7 +253,8 @@ pub struct RawApproval {
     /// The role granted: `user`, or `admin` to make the user a CSI
     /// administrator too.
     pub role: Spanned<RawRole>,
-    /// The privileges granted. Role `admin` holds all of them.
+    /// The privileges granted, each listed once. Role `admin` holds all of
+    /// them; an approval with role `user` and none grants nothing.
     #[serde(default)]
     pub access: Option<Spanned<Vec<Spanned<RawPrivilege>>>>,
     /// The CSI administrator who approved; the tenancy admin when not given.

@@ -624,6 +624,51 @@ fn redact_hides_phones_from_show_export_and_plans() {
     assert!(plan.stdout.contains("+1 555 0199"), "without --redact");
 }
 
+/// A `--redact` export applied by mistake would overwrite every phone in the
+/// state with `(redacted)`: the marker is refused as a phone (`E120`), by
+/// `validate`, `plan`, `apply` and `watch`'s checks alike, in one file and in
+/// the GitOps layout, and the state keeps its numbers (issue 17 §9).
+#[test]
+fn a_redacted_export_cannot_be_applied_by_mistake() {
+    let world = World::new();
+    world.write("a.yaml", &tenancy_config(3, 0));
+    world.ok(&["apply", "--auto-approve", "a.yaml"]);
+    let export = world.ok(&["export", "--redact"]);
+    world.write("shared.yaml", &export.stdout);
+    world.ok(&["export", "--redact", "--out", "shared"]);
+    let phones = export.stdout.matches("(redacted)").count();
+    assert_eq!(
+        phones, 5,
+        "one marker per support account:\n{}",
+        export.stdout
+    );
+    for path in ["shared.yaml", "shared"] {
+        for args in [
+            &["validate", path][..],
+            &["plan", path],
+            &["apply", "--auto-approve", path],
+        ] {
+            let outcome = world.run(args);
+            assert_eq!(outcome.code(), 1, "{}", outcome.transcript());
+            assert_eq!(
+                outcome.stderr.matches("error[E120]").count(),
+                phones,
+                "every redacted phone is refused:\n{}",
+                outcome.stderr
+            );
+        }
+    }
+    let show = world.ok(&["show"]);
+    for phone in PHONES {
+        assert!(
+            show.stdout.contains(phone),
+            "the state lost {phone}:\n{}",
+            show.stdout
+        );
+    }
+    assert!(!show.stdout.contains("(redacted)"), "{}", show.stdout);
+}
+
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).expect("a folder") {
