@@ -206,7 +206,15 @@ pub struct RawUser {
 pub struct RawSupportAccount {
     /// A phone number Oracle Support can call: not empty, nor only characters
     /// that show nothing, nor the `(redacted)` a redacted export writes.
-    #[schemars(length(min = 1))]
+    // The pattern asks for one character that shows (`diag::is_invisible`
+    // decides for `validate`), so that an editor flags the same phones.
+    #[schemars(
+        length(min = 1),
+        regex(
+            pattern = r"[^\s\x00-\x1F\x7F-\x9F\u00AD\u0600-\u0605\u061C\u06DD\u070F\u180E\u200B-\u200F\u2028-\u202E\u2060-\u206F\uFEFF\uFFF9-\uFFFB\u115F\u1160\u2800\u3164\uFFA0]"
+        ),
+        extend("not" = { "enum": ["(redacted)", "(redacted, changed)"] })
+    )]
     pub phone: Spanned<String>,
     /// The account's time zone, an IANA name such as `Asia/Seoul` (in any
     /// case; it is stored as the time zone database spells it).
