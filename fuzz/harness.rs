@@ -185,13 +185,14 @@ pub fn assert_invariants(checked: &Checked) {
     }
 
     // Every renderer copes with every finding, and nothing read from a file
-    // reaches a terminal as a control character.
+    // reaches a terminal as a control character, or as one that changes
+    // how the text reads (a right-to-left override, a zero-width space).
     let text = diag::render_text(&checked.diagnostics, sources, Palette::PLAIN);
     assert!(
         !text
             .chars()
-            .any(|c| c.is_control() && c != '\n' && c != '\t'),
-        "a control character in the text:\n{text:?}"
+            .any(|c| (c.is_control() && c != '\n' && c != '\t') || diag::changes_how_text_reads(c)),
+        "a control or format character in the text:\n{text:?}"
     );
     for d in &checked.diagnostics {
         assert!(
@@ -253,8 +254,10 @@ fn assert_plans(model: &Model) {
     );
     let text = render::plan_text(&from_nothing, render::PlanPalette::PLAIN);
     assert!(
-        !text.chars().any(|c| c.is_control() && c != '\n'),
-        "a control character in the plan:\n{text:?}"
+        !text
+            .chars()
+            .any(|c| (c.is_control() && c != '\n') || diag::changes_how_text_reads(c)),
+        "a control or format character in the plan:\n{text:?}"
     );
     let json = render::plan_json(&from_nothing, "", 0, "sha256:x");
     let saved = render::parse_plan_json(&json).unwrap_or_else(|e| panic!("{e}:\n{json}"));

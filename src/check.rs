@@ -12,10 +12,10 @@ use std::borrow::Cow;
 use foldhash::{HashMap, HashMapExt as _};
 
 use crate::config::{RawConfig, RawTenancy, RawUserEntry, Spanned, Unreadable, raw};
-use crate::diag::{Diagnostic, Location, Rule, did_you_mean};
+use crate::diag::{Diagnostic, Location, Rule, did_you_mean, is_invisible};
 use crate::model::{
-    Approval, Date, Model, Privilege, Role, SupportAccount, SupportLink, Tenancy, User,
-    is_iana_time_zone,
+    Approval, Date, Model, Privilege, REDACTED, REDACTED_CHANGED, Role, SupportAccount,
+    SupportLink, Tenancy, User, iana_time_zone,
 };
 
 /// Checks `raw` against every rule. The model is `Some` exactly when no
@@ -29,6 +29,8 @@ pub fn check(raw: &mut RawConfig, today: Date) -> (Option<Model>, Vec<Diagnostic
         unreadable: raw.unreadable.clone(),
         suggestions_left: SUGGESTION_BUDGET,
         zones: Vec::new(),
+        recased: HashMap::new(),
+        people: None,
     };
     let selection = checker.run(raw);
     let has_errors = checker.diagnostics.iter().any(Diagnostic::is_error);
@@ -54,6 +56,9 @@ struct Selection {
     memberships: Vec<usize>,
     approvals: Vec<(usize, Option<Date>)>,
     links: Vec<(usize, Option<Date>)>,
+    /// Time zones written in another case than the database's, and its
+    /// spelling (`asia/seoul` → `Asia/Seoul`): the model holds the latter.
+    zones: HashMap<String, String>,
 }
 
 /// The index of `item` in `all`, of which it is an element.
@@ -74,6 +79,12 @@ struct Checker {
     suggestions_left: usize,
     /// The names of the bundled time zones, read at the first bad one.
     zones: Vec<String>,
+    /// Time zones written in another case, and the database's spelling.
+    recased: HashMap<String, String>,
+    /// Declared users by their emails, the local parts of their emails and
+    /// their display names, folded to lower case: made at the first
+    /// reference to an undeclared user, which may be meant as one of these.
+    people: Option<HashMap<String, (String, &'static str)>>,
 }
 
 /// How many name comparisons the "did you mean" hints of one check may make
@@ -319,6 +330,7 @@ impl Checker {
                 .values()
                 .filter_map(|l| Some((index_in(&raw.support_links, *l), active(&l.expires)?)))
                 .collect(),
+            zones: std::mem::take(&mut self.recased),
         })
     }
 
@@ -434,18 +446,16 @@ impl Checker {
                 }
             }
             if let Some(account) = &user.support_account {
-                if account.phone.trim().is_empty() {
-                    self.push(
-                        Diagnostic::at(
-                            Rule::EmptyPhone,
-                            account.phone.location,
-                            "support account phone is empty",
-                        )
-                        .with_hint("Oracle Support calls this number for severity 1 SRs"),
-                    );
-                }
+                self.phone(&account.phone);
                 let zone = account.timezone.value.as_str();
-                if !*zones.entry(zone).or_insert_with(|| is_iana_time_zone(zone)) {
+                let known = *zones.entry(zone).or_insert_with(|| {
+                    let canonical = iana_time_zone(zone);
+                    if let Some(canonical) = canonical.as_ref().filter(|c| *c != zone) {
+                        self.recased.insert(zone.to_string(), canonical.clone());
+                    }
+                    canonical.is_some()
+                });
+                if !known {
                     let hint = self.timezone_hint(&account.timezone);
                     self.push(
                         Diagnostic::at(
@@ -462,6 +472,38 @@ impl Checker {
         users.finish();
         self.renames(&users);
         users
+    }
+
+    /// Rule 10: a phone Oracle Support can call. Not empty, not only
+    /// characters that show nothing, and not the marker `--redact` writes
+    /// in its place (an export with it is a copy to share, not to apply).
+    fn phone(&mut self, phone: &Spanned<String>) {
+        let written = phone.value.as_str();
+        if written.trim() == REDACTED || written.trim() == REDACTED_CHANGED {
+            self.push(
+                Diagnostic::at(
+                    Rule::RedactedPhone,
+                    phone.location,
+                    format!(
+                        "support account phone is `{}`, the marker `--redact` writes in place of a number",
+                        written.trim()
+                    ),
+                )
+                .with_hint("a redacted export is a copy to share: applied, it would overwrite the real number; export without `--redact` for a copy to apply, or write the number here"),
+            );
+        } else if written.chars().all(is_invisible) {
+            let message = if written.trim().is_empty() {
+                "support account phone is empty".to_string()
+            } else {
+                format!(
+                    "support account phone `{written}` has no visible character: it is not a number"
+                )
+            };
+            self.push(
+                Diagnostic::at(Rule::EmptyPhone, phone.location, message)
+                    .with_hint("Oracle Support calls this number for severity 1 SRs"),
+            );
+        }
     }
 
     fn renames(&mut self, users: &Keyed<'_, Declared<'_>>) {
@@ -512,13 +554,11 @@ impl Checker {
         }
         match users.get(admin.value.as_str()) {
             None => {
-                let hint = match self.suggest_user(&admin.value, users) {
-                    Some(best) => format!("did you mean `{best}`?"),
-                    None => format!(
-                        "declare `{}` under `users:` with a `support_account`",
-                        admin.value
-                    ),
-                };
+                let declare = format!(
+                    "declare `{}` under `users:` with a `support_account`",
+                    admin.value
+                );
+                let hint = self.reference_hint(&admin.value, users, &declare);
                 self.push(
                     Diagnostic::at(
                         Rule::AdminNotDeclared,
@@ -549,20 +589,85 @@ impl Checker {
         users: &Keyed<'_, Declared<'_>>,
         what: &str,
     ) {
-        let mut d = Diagnostic::at(
-            Rule::UnknownUser,
-            name.location,
-            format!("{what} `{}` is not a declared user", name.value),
+        let declare = format!(
+            "declare it under `users:` as `{}: {{ email: … }}`",
+            name.value
         );
-        if let Some(best) = self.suggest_user(&name.value, users) {
-            d = d.with_hint(format!("did you mean `{best}`?"));
-        } else {
-            d = d.with_hint(format!(
-                "declare it under `users:` as `{}: {{ email: … }}`",
-                name.value
-            ));
+        let hint = self.reference_hint(&name.value, users, &declare);
+        self.push(
+            Diagnostic::at(
+                Rule::UnknownUser,
+                name.location,
+                format!("{what} `{}` is not a declared user", name.value),
+            )
+            .with_hint(hint),
+        );
+    }
+
+    /// The hint for a reference to `name`, which no user is declared as.
+    /// Most often the reference is what is wrong, so it names the declared
+    /// user meant: the one whose email or display name `name` is, else the
+    /// id closest to it — a likely typo alone, a distant one beside
+    /// `declare`, the other way out.
+    fn reference_hint(
+        &mut self,
+        name: &str,
+        users: &Keyed<'_, Declared<'_>>,
+        declare: &str,
+    ) -> String {
+        if let Some((id, how)) = self.person(name, users) {
+            return format!(
+                "did you mean `{id}`? `{name}` is its {how}, and references name users by id"
+            );
         }
-        self.push(d);
+        if let Some(best) = self.suggest_user(name, users) {
+            return format!("did you mean `{best}`?");
+        }
+        match self.closest_user(name, users) {
+            Some(closest) => format!(
+                "if it means a declared user, write its id (the closest is `{closest}`); if it is a new user, {declare}"
+            ),
+            None => declare.to_string(),
+        }
+    }
+
+    /// The declared user whose email, email's local part or display name
+    /// `name` is (without regard to case), and which of them it is.
+    fn person(
+        &mut self,
+        name: &str,
+        users: &Keyed<'_, Declared<'_>>,
+    ) -> Option<(String, &'static str)> {
+        let people = self.people.get_or_insert_with(|| {
+            let mut people = HashMap::with_capacity(users.len() * 2);
+            for (&id, declared) in users.iter() {
+                let user = &declared.entry.user;
+                let email = user.email.value.to_lowercase();
+                if let Some((local, _)) = email.split_once('@') {
+                    people
+                        .entry(local.to_string())
+                        .or_insert((id.to_string(), "email's start"));
+                }
+                if let Some(display) = &user.name {
+                    people
+                        .entry(display.value.to_lowercase())
+                        .or_insert((id.to_string(), "display name"));
+                }
+                people.insert(email, (id.to_string(), "email"));
+            }
+            people
+        });
+        people.get(&name.to_lowercase()).cloned()
+    }
+
+    /// The declared id most like `name`, however little, while the budget
+    /// of comparisons lasts.
+    fn closest_user<'u>(&mut self, name: &str, users: &Keyed<'u, Declared<'_>>) -> Option<&'u str> {
+        if users.len() > self.suggestions_left {
+            return None;
+        }
+        self.suggestions_left -= users.len();
+        crate::diag::closest(name, users.keys().copied())
     }
 
     /// Checks a reference to a user; true when the user is declared.
@@ -715,18 +820,30 @@ impl Checker {
             if !memberships.contains_key(a.user.value.as_str())
                 && !self.unreadable.memberships.contains(&a.user.value)
             {
-                self.push(
-                    Diagnostic::at(
-                        Rule::ApprovalWithoutMembership,
-                        a.user.location,
-                        format!("`{}` has no membership request to approve", a.user.value),
+                // Both steps an approval needs, when both are missing: a
+                // membership request needs a support account (rule 4).
+                let user = a.user.value.as_str();
+                let (message, hint) = if users[user].entry.user.support_account.is_none() {
+                    (
+                        format!(
+                            "`{user}` has no membership request to approve, nor the support account a request needs"
+                        ),
+                        format!(
+                            "add `support_account` to the user `{user}`, and `- user: {user}` under `memberships:`"
+                        ),
                     )
-                    .with_hint(format!(
-                        "add `- user: {}` under `memberships:`",
-                        a.user.value
-                    )),
+                } else {
+                    (
+                        format!("`{user}` has no membership request to approve"),
+                        format!("add `- user: {user}` under `memberships:`"),
+                    )
+                };
+                self.push(
+                    Diagnostic::at(Rule::ApprovalWithoutMembership, a.user.location, message)
+                        .with_hint(hint),
                 );
             }
+            self.access(a);
             if let Some(link) = links.get(a.user.value.as_str()) {
                 self.push(
                     Diagnostic::at(
@@ -768,7 +885,7 @@ impl Checker {
                             by.value
                         ),
                     )
-                    .with_hint(admin_hint(admin_id)),
+                    .with_hint(administrators_hint(admin_id, &seen, self.today)),
                 );
             }
         }
@@ -882,7 +999,7 @@ impl Checker {
                             via.value
                         ),
                     )
-                    .with_hint(admin_hint(admin_id)),
+                    .with_hint(administrators_hint(admin_id, approvals, self.today)),
                 );
             }
             if user != admin_id
@@ -904,18 +1021,73 @@ impl Checker {
         }
     }
 
+    /// What an approval grants: with role `user`, at least one privilege,
+    /// each listed once (an admin holds them all, whatever is listed).
+    fn access(&mut self, approval: &raw::RawApproval) {
+        let listed = approval.access.as_ref().map_or(&[][..], |l| &l.value[..]);
+        let mut seen: Vec<&Spanned<raw::RawPrivilege>> = Vec::with_capacity(3);
+        for privilege in listed {
+            match seen.iter().find(|p| p.value == privilege.value) {
+                Some(first) => self.push(
+                    Diagnostic::at(
+                        Rule::DuplicateAccess,
+                        privilege.location,
+                        format!(
+                            "`{}` is listed twice in `access`",
+                            privilege_name(privilege.value)
+                        ),
+                    )
+                    .with_related(first.location, "first listed")
+                    .with_hint("list each privilege once; remove this one"),
+                ),
+                None => seen.push(privilege),
+            }
+        }
+        if approval.role.value == raw::RawRole::User && listed.is_empty() {
+            let user = &approval.user.value;
+            let place = approval
+                .access
+                .as_ref()
+                .map_or(approval.user.location, |l| l.location);
+            self.push(
+                Diagnostic::at(
+                    Rule::ApprovalWithoutAccess,
+                    place,
+                    format!("`{user}` is approved with no access: the approval grants nothing"),
+                )
+                .with_hint("list what it grants, e.g. `access: [create_sr, view_sr]`, or remove the approval and the membership request"),
+            );
+        }
+    }
+
     /// Rule 9: a valid date; one already past is warned about.
     fn expiry(&mut self, expires: Option<&Spanned<String>>, what: &str) {
         let Some(expires) = expires else { return };
         match Date::parse(&expires.value) {
-            None => self.push(
-                Diagnostic::at(
-                    Rule::InvalidDate,
-                    expires.location,
-                    format!("`{}` is not a valid date", expires.value),
-                )
-                .with_hint("write dates as YYYY-MM-DD, e.g. 2027-06-30"),
-            ),
+            None => {
+                let written = expires.value.as_str();
+                let d = match Date::impossible(written) {
+                    Some(why) => {
+                        let hint = match Date::last_of_month(written) {
+                            Some(last) => format!("the last day of that month is {last}"),
+                            None => "months run from 01 to 12".to_string(),
+                        };
+                        Diagnostic::at(
+                            Rule::InvalidDate,
+                            expires.location,
+                            format!("`{written}` is an impossible date: {why}"),
+                        )
+                        .with_hint(hint)
+                    }
+                    None => Diagnostic::at(
+                        Rule::InvalidDate,
+                        expires.location,
+                        format!("`{written}` is not a valid date"),
+                    )
+                    .with_hint("write dates as YYYY-MM-DD, e.g. 2027-06-30"),
+                };
+                self.push(d);
+            }
             Some(date) if date <= self.today => self.push(
                 Diagnostic::at(
                     Rule::ExpiredGrant,
@@ -964,6 +1136,12 @@ fn build(raw: &mut RawConfig, selection: Selection) -> Model {
     let take = std::mem::take::<String>;
     let tenancy = &mut raw.tenancies[0].value;
     let admin = tenancy.admin.value.clone();
+    let zones = selection.zones;
+    // A time zone as the database spells it (`asia/seoul` is `Asia/Seoul`).
+    let zone = |written: String| match zones.get(&written) {
+        Some(canonical) => canonical.clone(),
+        None => written,
+    };
     // `approved_by` and `via` name the tenancy admin when not given.
     let taken_or_admin = |given: &mut Option<Spanned<String>>| {
         given
@@ -992,7 +1170,7 @@ fn build(raw: &mut RawConfig, selection: Selection) -> Model {
                 id.clone(),
                 SupportAccount {
                     phone: take(&mut account.phone.value),
-                    timezone: take(&mut account.timezone.value),
+                    timezone: zone(take(&mut account.timezone.value)),
                 },
             ));
         }
@@ -1077,10 +1255,53 @@ fn cycle_from<'a>(cycle: &[&'a str], first: &str) -> Vec<&'a str> {
         .collect()
 }
 
-fn admin_hint(admin_id: &str) -> String {
-    format!(
-        "CSI administrators are the tenancy admin `{admin_id}` and users approved with `role: admin`"
-    )
+/// The CSI administrators by name: the tenancy admin and the users approved
+/// with role `admin` (the first few of them).
+fn administrators_hint(
+    admin_id: &str,
+    approvals: &Keyed<'_, &Spanned<raw::RawApproval>>,
+    today: Date,
+) -> String {
+    const SHOWN: usize = 5;
+    let admins: Vec<&str> = approvals
+        .iter()
+        .filter(|(_, a)| {
+            a.role.value == raw::RawRole::Admin
+                && a.expires
+                    .as_ref()
+                    .and_then(|e| Date::parse(e))
+                    .is_none_or(|d| today < d)
+        })
+        .map(|(id, _)| *id)
+        .collect();
+    let mut names: Vec<String> = admins
+        .iter()
+        .take(SHOWN)
+        .map(|id| format!("`{id}`"))
+        .collect();
+    if admins.len() > SHOWN {
+        names.push(format!("{} more", admins.len() - SHOWN));
+    }
+    match names.split_last() {
+        None => format!(
+            "the only CSI administrator is the tenancy admin `{admin_id}`; approve a user with `role: admin` for another"
+        ),
+        Some((last, [])) => {
+            format!("the CSI administrators are the tenancy admin `{admin_id}` and {last}")
+        }
+        Some((last, rest)) => format!(
+            "the CSI administrators are the tenancy admin `{admin_id}`, {} and {last}",
+            rest.join(", ")
+        ),
+    }
+}
+
+fn privilege_name(privilege: raw::RawPrivilege) -> &'static str {
+    match privilege {
+        raw::RawPrivilege::CreateSr => "create_sr",
+        raw::RawPrivilege::ViewSr => "view_sr",
+        raw::RawPrivilege::Download => "download",
+    }
 }
 
 fn id_hint(id: &str) -> String {
@@ -1142,6 +1363,383 @@ mod tests {
             "a@b.-example",
         ] {
             assert!(!is_valid_email(bad), "{bad}");
+        }
+    }
+
+    /// Checks one file of YAML on 2026-11-24, as `validate` would.
+    fn checked(yaml: &str) -> (Option<Model>, Vec<Diagnostic>) {
+        let (mut loaded, mut diagnostics) =
+            crate::config::load_files([("a.yaml", yaml.as_bytes())]);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let (model, found) = check(&mut loaded.raw, Date::parse("2026-11-24").unwrap());
+        diagnostics.extend(found);
+        (model, diagnostics)
+    }
+
+    fn of(diagnostics: &[Diagnostic], rule: Rule) -> Vec<&Diagnostic> {
+        diagnostics.iter().filter(|d| d.rule == rule).collect()
+    }
+
+    /// A tenancy of `dankim` (named "Dan Kim"), with `erin` its second
+    /// administrator, then `more` YAML under it (users first).
+    fn tenancy(users: &str, rest: &str) -> String {
+        format!(
+            "tenancy: {{ name: t, csi: \"1\", admin: dankim }}\nusers:\n  dankim: {{ email: dan.kim@acme.example, name: Dan Kim, support_account: {{ phone: \"1\", timezone: UTC }} }}\n  erin: {{ email: Erin.Lee@acme.example, name: Erin Lee, support_account: {{ phone: \"2\", timezone: UTC }} }}\n{users}memberships:\n  - user: erin\napprovals:\n  - user: erin\n    role: admin\n{rest}"
+        )
+    }
+
+    #[test]
+    fn a_reference_by_email_or_name_is_pointed_at_the_id() {
+        for (written, id, how) in [
+            ("dan.kim@acme.example", "dankim", "email"),
+            ("DAN.KIM@ACME.EXAMPLE", "dankim", "email"),
+            ("dan.kim", "dankim", "email's start"),
+            ("Dan Kim", "dankim", "display name"),
+            ("erin lee", "erin", "display name"),
+            ("erin.lee@acme.example", "erin", "email"),
+        ] {
+            for rest in [
+                format!("support_links:\n  - user: bob\n    via: \"{written}\"\n"),
+                format!(
+                    "  - user: carl\n    role: user\n    access: [create_sr]\n    approved_by: \"{written}\"\n"
+                ),
+            ] {
+                let users = "  bob: { email: bob@acme.example }\n  carl: { email: carl@acme.example, support_account: { phone: \"3\", timezone: UTC } }\n";
+                let yaml = if rest.starts_with("support_links") {
+                    tenancy(users, &rest)
+                } else {
+                    tenancy(users, &rest).replace(
+                        "  - user: erin\napprovals",
+                        "  - user: erin\n  - user: carl\napprovals",
+                    )
+                };
+                let (_, found) = checked(&yaml);
+                let unknown = of(&found, Rule::UnknownUser);
+                assert_eq!(unknown.len(), 1, "{written}: {found:?}");
+                let hint = unknown[0].hint.as_deref().unwrap_or_default();
+                assert!(
+                    hint.starts_with(&format!("did you mean `{id}`? `{written}` is its {how}")),
+                    "{written}: {hint}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_reference_like_no_id_names_the_closest_and_how_to_declare_it() {
+        let yaml = tenancy("", "support_links:\n  - user: dankim\n").replace(
+            "memberships:\n  - user: erin",
+            "memberships:\n  - user: erin\n  - user: zed",
+        );
+        let (_, found) = checked(&yaml);
+        let unknown = of(&found, Rule::UnknownUser);
+        assert_eq!(unknown.len(), 1, "{found:?}");
+        let hint = unknown[0].hint.as_deref().unwrap_or_default();
+        assert!(hint.contains("the closest is `"), "{hint}");
+        assert!(
+            hint.contains("declare it under `users:` as `zed: { email: … }`"),
+            "{hint}"
+        );
+        // A likely typo is only that.
+        let yaml =
+            tenancy("", "").replace("  - user: erin\napprovals", "  - user: erni\napprovals");
+        let (_, found) = checked(&yaml);
+        let unknown = of(&found, Rule::UnknownUser);
+        assert_eq!(unknown[0].hint.as_deref(), Some("did you mean `erin`?"));
+        // So is the tenancy admin's.
+        let yaml = tenancy("", "").replace("admin: dankim }", "admin: Dan Kim }");
+        let (_, found) = checked(&yaml);
+        let hint = of(&found, Rule::AdminNotDeclared)[0]
+            .hint
+            .clone()
+            .unwrap_or_default();
+        assert!(hint.starts_with("did you mean `dankim`?"), "{hint}");
+    }
+
+    #[test]
+    fn an_approval_missing_both_steps_names_both() {
+        let users = "  carol: { email: carol@acme.example }\n  alice: { email: alice@acme.example, support_account: { phone: \"3\", timezone: UTC } }\n";
+        let rest = "  - user: carol\n    role: user\n    access: [create_sr]\n  - user: alice\n    role: user\n    access: [create_sr]\n";
+        let (_, found) = checked(&tenancy(users, rest));
+        let missing = of(&found, Rule::ApprovalWithoutMembership);
+        assert_eq!(missing.len(), 2, "{found:?}");
+        let carol = missing[0].hint.as_deref().unwrap_or_default();
+        assert_eq!(
+            carol,
+            "add `support_account` to the user `carol`, and `- user: carol` under `memberships:`"
+        );
+        assert!(missing[0].message.contains("nor the support account"));
+        assert_eq!(
+            missing[1].hint.as_deref(),
+            Some("add `- user: alice` under `memberships:`")
+        );
+        // Each step, taken as the hint says, leaves no finding about it.
+        let fixed = tenancy(
+            "  carol: { email: carol@acme.example, support_account: { phone: \"4\", timezone: UTC } }\n  alice: { email: alice@acme.example, support_account: { phone: \"3\", timezone: UTC } }\n",
+            rest,
+        )
+        .replace("  - user: erin\napprovals", "  - user: erin\n  - user: carol\n  - user: alice\napprovals");
+        let (model, found) = checked(&fixed);
+        assert!(model.is_some() && found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn a_link_through_a_non_administrator_names_the_administrators() {
+        for admins in [0usize, 1, 5, 8] {
+            let mut users = String::from(
+                "  bob: { email: bob@acme.example }\n  al: { email: al@acme.example, support_account: { phone: \"9\", timezone: UTC } }\n",
+            );
+            let mut members = String::from("  - user: al\n");
+            let mut approvals =
+                String::from("  - user: al\n    role: user\n    access: [create_sr]\n");
+            for i in 0..admins {
+                users.push_str(&format!("  adm{i}: {{ email: adm{i}@acme.example, support_account: {{ phone: \"{i}\", timezone: UTC }} }}\n"));
+                members.push_str(&format!("  - user: adm{i}\n"));
+                approvals.push_str(&format!("  - user: adm{i}\n    role: admin\n"));
+            }
+            let yaml = format!(
+                "tenancy: {{ name: t, csi: \"1\", admin: dankim }}\nusers:\n  dankim: {{ email: d@acme.example, support_account: {{ phone: \"1\", timezone: UTC }} }}\n{users}memberships:\n{members}approvals:\n{approvals}support_links:\n  - user: bob\n    via: al\n"
+            );
+            let (_, found) = checked(&yaml);
+            let via = of(&found, Rule::LinkInactive);
+            assert_eq!(via.len(), 1, "{found:?}");
+            let hint = via[0].hint.as_deref().unwrap_or_default();
+            assert!(hint.contains("the tenancy admin `dankim`"), "{hint}");
+            for i in 0..admins.min(5) {
+                assert!(hint.contains(&format!("`adm{i}`")), "{admins}: {hint}");
+            }
+            if admins > 5 {
+                assert!(
+                    hint.ends_with(&format!("and {} more", admins - 5)),
+                    "{hint}"
+                );
+                assert!(!hint.contains("`adm5`"), "{hint}");
+            }
+            if admins == 0 {
+                assert!(hint.starts_with("the only CSI administrator"), "{hint}");
+            }
+        }
+    }
+
+    /// Days in a month of the Gregorian calendar, worked out here rather
+    /// than asked of the date library the check uses.
+    fn days_in(year: i32, month: u32) -> u32 {
+        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        match month {
+            2 if leap => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        }
+    }
+
+    #[test]
+    fn an_impossible_date_is_called_impossible_with_its_month_s_last_day() {
+        let months = [
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
+        ];
+        for year in [2027, 2028, 2100, 2400] {
+            for month in 1..=12u32 {
+                let last = days_in(year, month);
+                let real = format!("{year}-{month:02}-{last:02}");
+                assert!(Date::parse(&real).is_some(), "{real}");
+                assert_eq!(Date::impossible(&real), None);
+                for day in [last + 1, 31, 0] {
+                    let written = format!("{year}-{month:02}-{day:02}");
+                    if day != 0 && day <= last {
+                        continue;
+                    }
+                    let why = Date::impossible(&written).unwrap_or_default();
+                    let expected = if day == 0 {
+                        "there is no day 0".to_string()
+                    } else {
+                        format!("{} {year} has {last} days", months[month as usize - 1])
+                    };
+                    assert_eq!(why, expected, "{written}");
+                    assert_eq!(
+                        Date::last_of_month(&written).map(|d| d.to_string()),
+                        Some(real.clone())
+                    );
+                }
+            }
+            for month in [0, 13, 99] {
+                let written = format!("{year}-{month:02}-01");
+                assert_eq!(
+                    Date::impossible(&written),
+                    Some(format!("there is no month {month}"))
+                );
+            }
+        }
+        // Not written YYYY-MM-DD: not impossible, only wrong.
+        for written in ["2027-2-3", "27-02-03", "2027/02/03", "tomorrow", ""] {
+            assert_eq!(Date::impossible(written), None, "{written}");
+        }
+        let (_, found) = checked(&tenancy("", "    expires: 2030-02-30\n"));
+        let invalid = of(&found, Rule::InvalidDate);
+        assert_eq!(
+            invalid[0].message,
+            "`2030-02-30` is an impossible date: February 2030 has 28 days"
+        );
+        assert_eq!(
+            invalid[0].hint.as_deref(),
+            Some("the last day of that month is 2030-02-28")
+        );
+    }
+
+    #[test]
+    fn an_approval_that_grants_nothing_is_warned_about() {
+        for (role, access, warned) in [
+            ("user", None, true),
+            ("user", Some("[]"), true),
+            ("user", Some("[download]"), false),
+            ("admin", None, false),
+            ("admin", Some("[]"), false),
+        ] {
+            let users = "  al: { email: al@acme.example, support_account: { phone: \"3\", timezone: UTC } }\n";
+            let mut rest = format!("  - user: al\n    role: {role}\n");
+            if let Some(access) = access {
+                rest.push_str(&format!("    access: {access}\n"));
+            }
+            let yaml = tenancy(users, &rest).replace(
+                "  - user: erin\napprovals",
+                "  - user: erin\n  - user: al\napprovals",
+            );
+            let (model, found) = checked(&yaml);
+            assert_eq!(
+                of(&found, Rule::ApprovalWithoutAccess).len(),
+                usize::from(warned),
+                "{role} {access:?}: {found:?}"
+            );
+            // A warning: the model is still made.
+            assert!(model.is_some(), "{found:?}");
+        }
+    }
+
+    #[test]
+    fn a_time_zone_in_any_case_is_stored_as_the_database_spells_it() {
+        let names: Vec<String> = jiff::tz::db()
+            .available()
+            .map(|n| n.as_str().to_owned())
+            .collect();
+        assert!(names.len() > 300);
+        let mut users = String::new();
+        for (i, name) in names.iter().enumerate() {
+            // Every other letter's case turned, and some all lower or upper.
+            let written: String = match i % 3 {
+                0 => name.to_lowercase(),
+                1 => name.to_uppercase(),
+                _ => name
+                    .chars()
+                    .enumerate()
+                    .map(|(j, c)| {
+                        if j % 2 == 0 {
+                            c.to_ascii_uppercase()
+                        } else {
+                            c.to_ascii_lowercase()
+                        }
+                    })
+                    .collect(),
+            };
+            users.push_str(&format!(
+                "  z{i}: {{ email: z{i}@acme.example, support_account: {{ phone: \"1\", timezone: \"{written}\" }} }}\n"
+            ));
+        }
+        let (model, found) = checked(&tenancy(&users, ""));
+        assert!(found.is_empty(), "{:?}", &found[..found.len().min(3)]);
+        let model = model.expect("a model");
+        for (i, name) in names.iter().enumerate() {
+            let zone = &model.support_accounts[&format!("z{i}")].timezone;
+            let expected = jiff::tz::db()
+                .get(name)
+                .ok()
+                .and_then(|z| z.iana_name().map(str::to_owned))
+                .unwrap_or_else(|| name.clone());
+            assert_eq!(zone, &expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_phone_must_show_something_and_not_be_the_redaction_marker() {
+        let invisible = [
+            '\u{200B}', '\u{200D}', '\u{2060}', '\u{FEFF}', '\u{3164}', '\u{00A0}', ' ',
+            '\u{202E}', '\u{2800}',
+        ];
+        // Every phone of one to four invisible characters is refused; one
+        // visible character among them makes it a phone.
+        let mut phones: Vec<(String, bool)> = Vec::new();
+        for a in invisible {
+            for b in invisible {
+                phones.push((format!("{a}{b}"), false));
+                phones.push((format!("{a}{b}{a}{b}"), false));
+                phones.push((format!("{a}5{b}"), true));
+            }
+        }
+        phones.push((String::new(), false));
+        for (phone, is_phone) in phones {
+            let users = format!(
+                "  al: {{ email: al@acme.example, support_account: {{ phone: {}, timezone: UTC }} }}\n",
+                serde_json::to_string(&phone).unwrap()
+            );
+            let (_, found) = checked(&tenancy(&users, ""));
+            assert_eq!(
+                of(&found, Rule::EmptyPhone).is_empty(),
+                is_phone,
+                "{phone:?}: {found:?}"
+            );
+        }
+        for marker in ["(redacted)", "(redacted, changed)", " (redacted) "] {
+            let users = format!(
+                "  al: {{ email: al@acme.example, support_account: {{ phone: \"{marker}\", timezone: UTC }} }}\n"
+            );
+            let (model, found) = checked(&tenancy(&users, ""));
+            assert_eq!(
+                of(&found, Rule::RedactedPhone).len(),
+                1,
+                "{marker}: {found:?}"
+            );
+            assert!(model.is_none());
+        }
+        // A number that merely mentions it is a phone.
+        let users = "  al: { email: al@acme.example, support_account: { phone: \"+1 555 0100 (redacted on request)\", timezone: UTC } }\n";
+        let (_, found) = checked(&tenancy(users, ""));
+        assert!(found.is_empty(), "{found:?}");
+    }
+
+    proptest::proptest! {
+        /// Each privilege listed again is one warning, at the repeat,
+        /// naming where it was first listed; a list of distinct ones none.
+        #[test]
+        fn every_repeat_in_access_is_warned_about_at_the_repeat(
+            picks in proptest::collection::vec(0usize..3, 1..8),
+        ) {
+            let names = ["create_sr", "view_sr", "download"];
+            let listed: Vec<&str> = picks.iter().map(|&p| names[p]).collect();
+            let users = "  al: { email: al@acme.example, support_account: { phone: \"3\", timezone: UTC } }\n";
+            let rest = format!("  - user: al\n    role: user\n    access: [{}]\n", listed.join(", "));
+            let yaml = tenancy(users, &rest)
+                .replace("  - user: erin\napprovals", "  - user: erin\n  - user: al\napprovals");
+            let (_, found) = checked(&yaml);
+            let repeats = of(&found, Rule::DuplicateAccess);
+            let distinct: std::collections::BTreeSet<_> = listed.iter().collect();
+            proptest::prop_assert_eq!(repeats.len(), listed.len() - distinct.len());
+            let line = yaml.lines().position(|l| l.starts_with("    access:")).unwrap() as u32 + 1;
+            for d in repeats {
+                let place = d.location.unwrap();
+                proptest::prop_assert_eq!(place.line, line);
+                let related = d.related[0].location;
+                proptest::prop_assert!(related.column < place.column);
+            }
         }
     }
 }

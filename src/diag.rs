@@ -131,7 +131,7 @@ rules! {
         "rule 9: `expires` is a real date, written YYYY-MM-DD",
         "expires: 2027-02-30");
     EmptyPhone = ("E115", "empty-phone", Error,
-        "rule 10: a support account's phone is not empty",
+        "rule 10: a support account's phone is not empty: it has a visible character",
         "support_account: { phone: \"\", timezone: Asia/Seoul }");
     InvalidTimezone = ("E116", "invalid-timezone", Error,
         "rule 10: a support account's timezone is an IANA zone",
@@ -145,6 +145,9 @@ rules! {
     InvalidTenancyName = ("E119", "invalid-tenancy-name", Error,
         "`tenancy.name` matches `^[a-z0-9][a-z0-9._-]{0,62}$`",
         "tenancy: { name: \"Acme Prod\" }");
+    RedactedPhone = ("E120", "redacted-phone", Error,
+        "rule 10: a support account's phone is a number, not the `(redacted)` that `export --redact` writes in its place",
+        "support_account: { phone: \"(redacted)\", timezone: Asia/Seoul }   # from a redacted export");
     // Warnings: reported, never fail `validate`.
     LinkedUserPending = ("W201", "linked-user-pending", Warning,
         "rule 8: a linked user with a pending membership request acts through the CSI admin all the same",
@@ -161,6 +164,12 @@ rules! {
     LinkInactive = ("W205", "link-inactive", Warning,
         "rule 6: a link goes through a CSI administrator; one through someone who is not one today is inactive, and the user cannot open SRs (replaces E110)",
         "support_links: [{user: bob, via: carol}]   # carol's admin approval expired");
+    ApprovalWithoutAccess = ("W206", "approval-without-access", Warning,
+        "an approval with `role: user` grants at least one privilege",
+        "approvals: [{user: alice, role: user}]   # no `access`: alice can do nothing");
+    DuplicateAccess = ("W207", "duplicate-access", Warning,
+        "a privilege is listed once in an approval's `access`",
+        "access: [create_sr, view_sr, create_sr]");
 }
 
 /// A place in a config file: 1-based line and column (in characters), and the
@@ -485,15 +494,60 @@ pub fn lines(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-/// Replaces control characters with visible escapes, so that nothing read from
-/// a file can move the cursor, clear the screen or forge a log line.
-pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(|c| c.is_control() && c != '\t') {
+/// Whether `c` changes how the text around it reads without showing itself:
+/// Unicode's format characters (right-to-left and other direction
+/// overrides, embeddings and isolates, zero-width spaces and joiners, the
+/// byte-order mark, invisible operators, tag characters) and the line and
+/// paragraph separators. A right-to-left override can make `bob` in a
+/// config read as another name on the screen, or reorder a plan's line.
+pub fn changes_how_text_reads(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
+}
+
+/// Whether `c` shows nothing at all: white space, a control or format
+/// character, or one of the fillers that are letters drawn blank.
+pub fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || changes_how_text_reads(c)
+        || matches!(
+            c,
+            '\u{115F}' | '\u{1160}' | '\u{2800}' | '\u{3164}' | '\u{FFA0}'
+        )
+}
+
+/// `text` with every character `escaped` picks written as an escape
+/// (`\u{1b}`), borrowed when there is none.
+fn escape_where(text: &str, escaped: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(&escaped) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if c.is_control() && c != '\t' {
+        if escaped(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
@@ -502,23 +556,20 @@ pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// Replaces control characters, and characters that change how text reads
+/// ([`changes_how_text_reads`]), with visible escapes, so that nothing read
+/// from a file can move the cursor, clear the screen, forge a log line or
+/// make one name read as another.
+pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
+    escape_where(text, |c| {
+        (c.is_control() && c != '\t') || changes_how_text_reads(c)
+    })
+}
+
 /// Like [`escape_control`], but tabs are escaped too: for values printed in
 /// plans and state, where a raw tab could pass for alignment.
 pub fn escape_value(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    std::borrow::Cow::Owned(
-        text.chars()
-            .map(|c| {
-                if c.is_control() {
-                    c.escape_default().collect()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect(),
-    )
+    escape_where(text, |c| c.is_control() || changes_how_text_reads(c))
 }
 
 /// Colours for the text renderer; all empty when colour is off.
@@ -771,10 +822,25 @@ pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    scored(word, candidates, 0.8)
+}
+
+/// The closest of `candidates` to `word`, however far: `None` only when
+/// none has a character in common with it.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    scored(word, candidates, 0.0)
+}
+
+/// The candidate most like `word` (Jaro-Winkler), scoring above `floor`.
+fn scored<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    floor: f64,
+) -> Option<&'a str> {
     let mut best: Option<(f64, &str)> = None;
     for candidate in candidates {
         let score = strsim::jaro_winkler(word, candidate);
-        if score > 0.8 && best.is_none_or(|(s, _)| score > s) {
+        if score > floor && best.is_none_or(|(s, _)| score > s) {
             best = Some((score, candidate));
         }
     }
@@ -918,6 +984,40 @@ mod tests {
     fn control_characters_are_escaped() {
         assert_eq!(escape_control("a\x1b[2Jb"), "a\\u{1b}[2Jb");
         assert_eq!(escape_control("plain"), "plain");
+    }
+
+    #[test]
+    fn characters_that_change_how_text_reads_are_escaped() {
+        // A right-to-left override that makes `bob` read as `bob` reversed,
+        // an isolate, a zero-width space inside a name, a byte-order mark.
+        assert_eq!(escape_control("\u{202E}bob"), "\\u{202e}bob");
+        assert_eq!(escape_value("a\u{2067}b\u{2069}"), "a\\u{2067}b\\u{2069}");
+        assert_eq!(escape_control("da\u{200B}n"), "da\\u{200b}n");
+        assert_eq!(escape_control("\u{FEFF}x"), "\\u{feff}x");
+        assert_eq!(escape_control("a\u{2028}b"), "a\\u{2028}b");
+        // Every format character of the Basic Multilingual Plane that has
+        // no ink is escaped; letters, marks and spaces of other scripts are
+        // not.
+        for c in [
+            '\u{200E}', '\u{200F}', '\u{061C}', '\u{2066}', '\u{2060}', '\u{00AD}',
+        ] {
+            assert_ne!(escape_control(&c.to_string()), c.to_string(), "{c:?}");
+        }
+        for kept in ["Zoë", "김민준", "مريم", "שלום", "a\tb", "Ω≈ç", "👍"] {
+            assert_eq!(escape_control(kept), kept);
+        }
+    }
+
+    #[test]
+    fn invisible_characters_are_told_from_visible_ones() {
+        for c in [
+            ' ', '\u{200B}', '\u{3164}', '\u{2800}', '\u{202E}', '\u{00A0}', '\u{1b}',
+        ] {
+            assert!(is_invisible(c), "{c:?}");
+        }
+        for c in ['1', '+', '(', 'é', '김', '\u{0301}'] {
+            assert!(!is_invisible(c), "{c:?}");
+        }
     }
 
     #[test]

@@ -31,6 +31,44 @@ impl Date {
         text.parse::<jiff::civil::Date>().ok().map(Date)
     }
 
+    /// Why `text`, written `YYYY-MM-DD`, names no day (`2030-02-30`): a
+    /// month past 12, a day 0, or a day past the end of its month. `None`
+    /// when it is a day, or not written `YYYY-MM-DD` at all.
+    pub fn impossible(text: &str) -> Option<String> {
+        let b = text.as_bytes();
+        let shaped = b.len() == 10
+            && b[4] == b'-'
+            && b[7] == b'-'
+            && b.iter()
+                .enumerate()
+                .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+        if !shaped || Date::parse(text).is_some() {
+            return None;
+        }
+        let (year, month, day) = (
+            text[..4].parse::<i16>().ok()?,
+            text[5..7].parse::<i8>().ok()?,
+            text[8..].parse::<i8>().ok()?,
+        );
+        if !(1..=12).contains(&month) {
+            return Some(format!("there is no month {month}"));
+        }
+        let first = jiff::civil::Date::new(year, month, 1).ok()?;
+        let days = first.days_in_month();
+        if day == 0 {
+            return Some("there is no day 0".to_string());
+        }
+        (day > days).then(|| format!("{} {year} has {days} days", first.strftime("%B")))
+    }
+
+    /// The last day of the month `text` (`YYYY-MM-…`) falls in, when it has one.
+    pub fn last_of_month(text: &str) -> Option<Date> {
+        let year = text.get(..4)?.parse::<i16>().ok()?;
+        let month = text.get(5..7)?.parse::<i8>().ok()?;
+        let first = jiff::civil::Date::new(year, month, 1).ok()?;
+        Some(Date(first.last_of_month()))
+    }
+
     /// The moment this day begins (00:00 UTC), when a grant that expires on
     /// it ends.
     pub fn start(self) -> jiff::Timestamp {
@@ -69,7 +107,17 @@ impl fmt::Display for Date {
 /// The database ships inside the binary so that a config checks the same on
 /// every machine, whatever its `/usr/share/zoneinfo` holds.
 pub fn is_iana_time_zone(name: &str) -> bool {
-    !name.is_empty() && jiff::tz::db().get(name).is_ok()
+    iana_time_zone(name).is_some()
+}
+
+/// The IANA time zone `name` names, as the database spells it: `asia/seoul`
+/// is `Asia/Seoul`. `None` when it names none.
+pub fn iana_time_zone(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return None;
+    }
+    let zone = jiff::tz::db().get(name).ok()?;
+    Some(zone.iana_name().unwrap_or(name).to_string())
 }
 
 /// A CSI role, chosen by the administrator who approves a membership request.

@@ -46,7 +46,8 @@ pub struct ExportArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Write `(redacted)` instead of phone numbers: a copy to share, not
-    /// one to apply (applying it would overwrite every phone number).
+    /// one to apply (validate, plan and apply refuse `(redacted)` as a
+    /// phone number).
     #[arg(long)]
     pub redact: bool,
 }
@@ -339,7 +340,7 @@ impl<'a> ShowJson<'a> {
 const SCHEMA_FILE: &str = "supportctl.schema.json";
 
 /// The first line of every file of a redacted export.
-const REDACTED_NOTE: &str = "# Phone numbers are redacted (export --redact): applying this copy would\n# overwrite them. Export without --redact for a copy to restore from.\n";
+const REDACTED_NOTE: &str = "# Phone numbers are redacted (export --redact): this copy is to share, and\n# applying it is refused. Export without --redact for a copy to restore from.\n";
 
 pub fn export(args: &ExportArgs, db: &Path) -> Result<u8, CliError> {
     let store = open_existing(db)?;

@@ -790,7 +790,7 @@ fn load_file(
                     file: file as u32,
                     line: e.line,
                     column: e.column,
-                    len: 1,
+                    len: e.len,
                 },
                 e.message,
             );

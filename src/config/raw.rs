@@ -204,10 +204,20 @@ pub struct RawUser {
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSupportAccount {
-    /// A phone number Oracle Support can call; not empty.
-    #[schemars(length(min = 1))]
+    /// A phone number Oracle Support can call: not empty, nor only characters
+    /// that show nothing, nor the `(redacted)` a redacted export writes.
+    // The pattern asks for one character that shows (`diag::is_invisible`
+    // decides for `validate`), so that an editor flags the same phones.
+    #[schemars(
+        length(min = 1),
+        regex(
+            pattern = r"[^\s\x00-\x1F\x7F-\x9F\u00AD\u0600-\u0605\u061C\u06DD\u070F\u180E\u200B-\u200F\u2028-\u202E\u2060-\u206F\uFEFF\uFFF9-\uFFFB\u115F\u1160\u2800\u3164\uFFA0]"
+        ),
+        extend("not" = { "enum": ["(redacted)", "(redacted, changed)"] })
+    )]
     pub phone: Spanned<String>,
-    /// The account's time zone, an IANA name such as `Asia/Seoul`.
+    /// The account's time zone, an IANA name such as `Asia/Seoul` (in any
+    /// case; it is stored as the time zone database spells it).
     pub timezone: Spanned<String>,
 }
 
@@ -251,7 +261,8 @@ pub struct RawApproval {
     /// The role granted: `user`, or `admin` to make the user a CSI
     /// administrator too.
     pub role: Spanned<RawRole>,
-    /// The privileges granted. Role `admin` holds all of them.
+    /// The privileges granted, each listed once. Role `admin` holds all of
+    /// them; an approval with role `user` and none grants nothing.
     #[serde(default)]
     pub access: Option<Spanned<Vec<Spanned<RawPrivilege>>>>,
     /// The CSI administrator who approved; the tenancy admin when not given.

@@ -31,7 +31,7 @@ pub struct Node {
     pub kind: NodeKind,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub enum NodeKind {
     Null,
     Bool(bool),
@@ -41,6 +41,25 @@ pub enum NodeKind {
     Str(String),
     Seq(Vec<Node>),
     Map(Vec<(Node, Node)>),
+}
+
+/// Equal kinds hold equal values; a float not-a-number (`.nan`) equals
+/// another, so that two trees of the same text are equal.
+impl PartialEq for NodeKind {
+    fn eq(&self, other: &NodeKind) -> bool {
+        use NodeKind::*;
+        match (self, other) {
+            (Null, Null) => true,
+            (Bool(a), Bool(b)) => a == b,
+            (Int(a), Int(b)) => a == b,
+            (UInt(a), UInt(b)) => a == b,
+            (Float(a), Float(b)) => a == b || (a.is_nan() && b.is_nan()),
+            (Str(a), Str(b)) => a == b,
+            (Seq(a), Seq(b)) => a == b,
+            (Map(a), Map(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 impl NodeKind {
@@ -88,6 +107,8 @@ pub struct ParseError {
     pub hint: Option<String>,
     pub line: u32,
     pub column: u32,
+    /// Length in characters of what the error is about (at least 1).
+    pub len: u32,
 }
 
 /// Parses one YAML document. An empty file is a [`NodeKind::Null`] root.
@@ -95,10 +116,11 @@ pub struct ParseError {
 /// The tree is built straight from the parser's events, which is the whole
 /// cost for an honest file. What that builder does not take on itself — a
 /// syntax error, a budget or limit, more than one document, anchors and
-/// aliases, tags, merge keys, non-finite numbers — it leaves to the YAML
-/// crate's deserializer, which reads the file again from the start and
-/// either fails with the message and place it has always given or builds the
-/// tree. Both ways give the same tree for the same file (see the tests).
+/// aliases, tags, merge keys — it leaves to the YAML crate's deserializer,
+/// which reads the file again from the start, after [`budgets`] has held the
+/// file to its budgets, and either fails with the message and place it has
+/// always given or builds the tree. Both ways give the same tree for the
+/// same file (see the tests).
 pub fn parse(text: &str) -> Result<Node, ParseError> {
     if text.len() >= halves::FROM
         && let Some(root) = halves::tree(text)
@@ -111,27 +133,49 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
     }
 }
 
-/// Every event, node and scalar byte of an honest file comes from at least
-/// one byte of its text; only aliases can multiply them, so the budgets are
-/// the size plus a margin, and replays are capped the same way.
+/// Every event, node and byte of a value in an honest file comes from at
+/// least one byte of its text, so what the text holds is budgeted at its
+/// size plus a margin.
 fn scaled_budget(size: usize) -> usize {
     size.saturating_add(4096)
 }
 
-/// The tree as the YAML crate's deserializer builds it, under the budgets.
+/// How many times the text's own budget its aliases may copy.
+const ALIAS_FACTOR: usize = 4;
+
+/// What aliases may copy in all, in events and in bytes of values: a few
+/// times the text's budget. An alias takes at least two bytes (`*a`), and in
+/// a config file a line of twenty or more, so an honest file that shares
+/// values many times stays well inside it; a "billion laughs", whose copies
+/// multiply with every level, leaves it after a few of its lines.
+fn alias_budget(size: usize) -> usize {
+    scaled_budget(size).saturating_mul(ALIAS_FACTOR)
+}
+
+/// The tree as the YAML crate's deserializer builds it. [`budgets`] holds
+/// the text to its budgets first, placing a breach where it happens; the
+/// deserializer's own budgets are set no tighter than those, and its
+/// heuristic that takes many aliases of few anchors for an attack is off:
+/// sharing one value many times is what anchors are for.
 fn parse_with_serde(text: &str) -> Result<Node, ParseError> {
+    budgets::check(text)?;
     let scaled = scaled_budget(text.len());
+    let all = scaled.saturating_add(alias_budget(text.len()));
     let mut budget = serde_saphyr::Budget::default();
-    budget.max_events = scaled;
-    budget.max_nodes = scaled;
-    budget.max_total_scalar_bytes = scaled;
+    budget.max_events = all;
+    budget.max_nodes = all;
+    budget.max_total_scalar_bytes = all;
     budget.max_depth = MAX_DEPTH;
     budget.max_documents = 1;
-    budget.max_anchors = scaled.min(budget.max_anchors.max(50_000));
-    budget.max_aliases = scaled.min(budget.max_aliases.max(50_000));
+    budget.max_anchors = scaled;
+    budget.max_aliases = scaled;
+    budget.max_merge_keys = all;
+    budget.max_recorded_anchor_events = all;
+    budget.max_recorded_anchor_bytes = all;
+    budget.enforce_alias_anchor_ratio = false;
     let mut options = serde_saphyr::Options::default();
     options.budget = Some(budget);
-    options.alias_limits.max_total_replayed_events = scaled;
+    options.alias_limits.max_total_replayed_events = alias_budget(text.len());
     options.alias_limits.max_replay_stack_depth = MAX_DEPTH;
     // Keep what a person would read as text as text: `0123` (a CSI with a
     // leading zero), `1_000`, and YAML 1.1 booleans such as `no` or `on`.
@@ -139,65 +183,87 @@ fn parse_with_serde(text: &str) -> Result<Node, ParseError> {
     options.leading_zero_numbers_as_strings = true;
     options.underscored_numbers_as_strings = true;
     options.strict_booleans = true;
+    // `.inf`, `.nan` and `1e999` are numbers like any other: where a string
+    // is expected they read as written (`Node::scalar_text`).
+    options.non_finite_float_policy = serde_saphyr::options::NonFiniteFloatPolicy::PassThrough;
     // Duplicate keys reach the tree, where checking names both places.
     options.duplicate_keys = serde_saphyr::options::DuplicateKeyPolicy::PassThrough;
     #[allow(clippy::needless_update)]
-    serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|e| to_parse_error(&e))
+    serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|e| to_parse_error(&e, text))
 }
 
-/// What a limit breach means for a person, however deeply it is wrapped;
-/// `None` when the error is not a limit. The bool says whether it is an
-/// input limit (true) or really a matter of syntax (false).
+/// The message and hint of nesting past [`MAX_DEPTH`] in the text.
+fn too_deep() -> (String, String) {
+    (
+        format!("mappings and lists are nested deeper than {MAX_DEPTH} levels"),
+        "a config file needs at most five levels; check the indentation".to_string(),
+    )
+}
+
+/// What a limit breach the deserializer meets means for a person, however
+/// deeply it is wrapped; `None` when the error is not a limit. The bool
+/// says whether it is an input limit (true) or really a matter of syntax
+/// (false). [`budgets`] stops a file before the deserializer meets any of
+/// its budgets, so this is a second line only.
 fn limit_message(error: &serde_saphyr::Error) -> Option<(bool, String, String)> {
     use serde_saphyr::budget::BudgetBreach;
-    let expands = || {
+    let copies = || {
         (
             true,
-            "the YAML expands to far more than the file holds (aliases repeated too often, as in a \"billion laughs\")".to_string(),
+            "the aliases copy more than the file's size allows".to_string(),
             "write the values out instead of nesting aliases of aliases".to_string(),
         )
     };
-    let too_deep = || {
-        (
-            true,
-            format!("mappings and lists are nested deeper than {MAX_DEPTH} levels"),
-            "a config file needs at most five levels; check the indentation".to_string(),
-        )
+    let deep = || {
+        let (message, hint) = too_deep();
+        (true, message, hint)
     };
     match error.without_snippet() {
         serde_saphyr::Error::AliasError { error, .. } => limit_message(error),
         serde_saphyr::Error::Budget { breach, .. } => Some(match breach {
-            BudgetBreach::Depth { .. } => too_deep(),
+            BudgetBreach::Depth { .. } => deep(),
             BudgetBreach::Documents { .. } => (
                 false,
                 "a config file holds one YAML document; this one has more (separated by `---`)"
                     .to_string(),
                 "put each document in a file of its own".to_string(),
             ),
-            _ => expands(),
+            BudgetBreach::Aliases { .. }
+            | BudgetBreach::AliasAnchorRatio { .. }
+            | BudgetBreach::RecordedAnchorEvents { .. }
+            | BudgetBreach::RecordedAnchorBytes { .. } => copies(),
+            _ => (
+                true,
+                "the YAML holds more than the file's size allows".to_string(),
+                "a config file holds far fewer values than bytes; check what wrote this file"
+                    .to_string(),
+            ),
         }),
         serde_saphyr::Error::AliasReplayLimitExceeded { .. }
         | serde_saphyr::Error::AliasExpansionLimitExceeded { .. }
-        | serde_saphyr::Error::AliasReplayCounterOverflow { .. } => Some(expands()),
-        serde_saphyr::Error::AliasReplayStackDepthExceeded { .. } => Some(too_deep()),
-        other if other.to_string().contains("recursion limit exceeded") => Some(too_deep()),
+        | serde_saphyr::Error::AliasReplayCounterOverflow { .. } => Some(copies()),
+        serde_saphyr::Error::AliasReplayStackDepthExceeded { .. } => Some(deep()),
+        other if other.to_string().contains("recursion limit exceeded") => Some(deep()),
         _ => None,
     }
 }
 
-fn to_parse_error(error: &serde_saphyr::Error) -> ParseError {
+fn to_parse_error(error: &serde_saphyr::Error, text: &str) -> ParseError {
     let inner = error.without_snippet();
     let (line, column) = error
         .location()
         .map(|l| (to_u32(l.line()), to_u32(l.column())))
         .unwrap_or((1, 1));
     if let Some((limit, message, hint)) = limit_message(error) {
+        // A limit is about something written: never the empty end of a file.
+        let (line, column) = written_place(text, line.max(1), column.max(1));
         return ParseError {
             limit,
             message,
             hint: Some(hint),
-            line: line.max(1),
-            column: column.max(1),
+            line,
+            column,
+            len: 1,
         };
     }
     let mut message = inner.to_string();
@@ -216,13 +282,71 @@ fn to_parse_error(error: &serde_saphyr::Error) -> ParseError {
     if let Some(stripped) = message.strip_prefix("error: ") {
         message = stripped.to_string();
     }
+    // The parser blames a tab where it meets it: often the end of the line
+    // before, whose value the tab seemed to continue. Point at the tab.
+    if message.contains("tab")
+        && let Some((line, column)) = indenting_tab(text, line.max(1))
+    {
+        return ParseError {
+            limit: false,
+            message: "this line is indented with a tab, and YAML indents with spaces only"
+                .to_string(),
+            hint: Some("replace the tab with spaces".to_string()),
+            line,
+            column,
+            len: 1,
+        };
+    }
     ParseError {
         limit: false,
         message,
         hint: None,
         line: line.max(1),
         column: column.max(1),
+        len: 1,
     }
+}
+
+/// The first tab in the indentation of a line of `text` from line `from`
+/// on, as (line, column), within the top-level entry `from` is in (up to
+/// the next line that starts at column 1).
+fn indenting_tab(text: &str, from: u32) -> Option<(u32, u32)> {
+    let skip = usize::try_from(from).ok()?.checked_sub(1)?;
+    for (i, line) in crate::diag::lines(text).enumerate().skip(skip) {
+        let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+        if let Some(at) = line[..indent].find('\t') {
+            return Some((to_u32(i as u64 + 1), to_u32(at as u64 + 1)));
+        }
+        let top_level = line.starts_with(|c: char| c != ' ' && c != '#');
+        if i > skip && top_level {
+            return None;
+        }
+    }
+    None
+}
+
+/// `(line, column)` when a character of `text` is written there; else (past
+/// the end of its line, or on the empty line after the last break) the last
+/// character written before it.
+fn written_place(text: &str, line: u32, column: u32) -> (u32, u32) {
+    let mut last = (1, 1);
+    for (number, written) in crate::diag::lines(text)
+        .enumerate()
+        .map(|(i, l)| (i + 1, l))
+    {
+        let number = to_u32(number as u64);
+        let chars = to_u32(written.trim_end().chars().count() as u64);
+        if number == line && column <= chars {
+            return (line, column);
+        }
+        if number > line {
+            break;
+        }
+        if chars > 0 {
+            last = (number, chars);
+        }
+    }
+    last
 }
 
 fn to_u32(n: u64) -> u32 {
@@ -315,7 +439,7 @@ impl<'de> Visitor<'de> for KindVisitor {
 /// crate itself reads with, with the same options), for the files it can
 /// build exactly as the deserializer would. `None` means "not here": the
 /// file is either wrong (a syntax error, a budget or limit, a second
-/// document, a non-finite number) or uses what only the deserializer
+/// document) or uses what only the deserializer
 /// implements (anchors and aliases, tags, merge keys), and `parse` asks the
 /// deserializer instead.
 mod events {
@@ -444,7 +568,7 @@ mod events {
                         column,
                         len,
                         raw,
-                        kind: scalar(value, style)?,
+                        kind: scalar(value, style),
                     })
                 }
                 Event::SequenceStart(_, 0, None) => {
@@ -547,43 +671,42 @@ mod events {
     /// `deserialize_any` resolves it with the options of `parse`: quoted and
     /// block scalars are strings; a plain one is null (`~`, `null`, empty),
     /// a YAML 1.2 boolean, an integer (`i64` when negative, else `u64`) or a
-    /// finite float, or else a string — and a string too where a number would
-    /// lose how it was written (`0123`, `1_000`, `0X1F`, `-.nan`). A
-    /// non-finite float is an error there, so it defers.
-    fn scalar(value: Cow<'_, str>, style: ScalarStyle) -> Step<NodeKind> {
+    /// float (`.inf`, `.nan` and `1e999` too), or else a string — and a string
+    /// too where a number would lose how it was written (`0123`, `1_000`,
+    /// `0X1F`, `-.nan`).
+    fn scalar(value: Cow<'_, str>, style: ScalarStyle) -> NodeKind {
         if style != ScalarStyle::Plain {
-            return Ok(NodeKind::Str(value.into_owned()));
+            return NodeKind::Str(value.into_owned());
         }
         if matches!(&*value, "" | "~" | "null" | "Null" | "NULL") {
-            return Ok(NodeKind::Null);
+            return NodeKind::Null;
         }
         let t = trim(&value);
         match t {
-            "true" | "True" | "TRUE" => return Ok(NodeKind::Bool(true)),
-            "false" | "False" | "FALSE" => return Ok(NodeKind::Bool(false)),
+            "true" | "True" | "TRUE" => return NodeKind::Bool(true),
+            "false" | "False" | "FALSE" => return NodeKind::Bool(false),
             _ => {}
         }
         let unsigned = t.strip_prefix(['+', '-']).unwrap_or(t);
         // Every number, and every spelling kept as text below, starts with
         // a digit or a dot after its sign: anything else is text, at once.
         if !matches!(unsigned.as_bytes().first(), Some(b'0'..=b'9' | b'.')) {
-            return Ok(NodeKind::Str(value.into_owned()));
+            return NodeKind::Str(value.into_owned());
         }
         let uppercase_radix = matches!(unsigned.as_bytes(), [b'0', b'X' | b'O' | b'B', ..]);
         if uppercase_radix || is_signed_nan(t) || leading_zero_decimal(t) || t.contains('_') {
-            return Ok(NodeKind::Str(value.into_owned()));
+            return NodeKind::Str(value.into_owned());
         }
         if t.starts_with('-') {
             if let Some(n) = signed(t) {
-                return Ok(NodeKind::Int(n));
+                return NodeKind::Int(n);
             }
         } else if let Some(n) = unsigned_int(t) {
-            return Ok(NodeKind::UInt(n));
+            return NodeKind::UInt(n);
         }
         match float(t) {
-            Some(f) if f.is_finite() => Ok(NodeKind::Float(f)),
-            Some(_) => Err(Defer),
-            None => Ok(NodeKind::Str(value.into_owned())),
+            Some(f) => NodeKind::Float(f),
+            None => NodeKind::Str(value.into_owned()),
         }
     }
 
@@ -716,6 +839,403 @@ mod events {
             .first()
             .is_some_and(u8::is_ascii_digit);
         (numeral && parsed.is_infinite()).then_some(parsed)
+    }
+}
+
+/// The budgets of a file that the event builder leaves to the deserializer,
+/// counted on the parser's events before the deserializer reads it: what
+/// the text holds (events, values, bytes of values, nesting), and what its
+/// aliases copy. A breach is an error at the event that goes over — for
+/// aliases, the `*alias` whose copy does — that says which budget, and why:
+/// an anchor that holds aliases itself (as in a "billion laughs") is told
+/// apart from one large value shared often. The deserializer then runs with
+/// budgets no tighter than these (see [`parse_with_serde`]), so it stops on
+/// none of them first.
+mod budgets {
+    use super::{MAX_DEPTH, ParseError, alias_budget, scaled_budget, to_u32};
+    use granit_parser::{Event, Parser, Span, StrInput, Tag};
+
+    /// What one alias of an anchor copies, its own aliases' copies included.
+    struct Anchor {
+        events: usize,
+        bytes: usize,
+        /// Levels of nesting its value spans (0 for a scalar).
+        depth: usize,
+        /// Whether its value holds aliases.
+        nested: bool,
+        /// How often it has been copied.
+        uses: usize,
+        /// Its name and the line of `&name`.
+        name: String,
+        line: u32,
+    }
+
+    /// An anchored collection not closed yet.
+    struct Open {
+        id: usize,
+        /// The level of the collection itself.
+        depth: usize,
+        /// The events and bytes counted (read and copied) before it.
+        events: usize,
+        bytes: usize,
+        /// The deepest level under it so far.
+        deepest: usize,
+        nested: bool,
+        name: String,
+        line: u32,
+    }
+
+    struct Count {
+        size: usize,
+        /// The budget of what the text holds, and of what aliases copy.
+        text: usize,
+        copies: usize,
+        /// Events, values (nodes) and bytes of values in the text.
+        events: usize,
+        nodes: usize,
+        bytes: usize,
+        /// Events and bytes of values copied through aliases.
+        copied_events: usize,
+        copied_bytes: usize,
+        /// Events and bytes of values the deserializer keeps to replay
+        /// anchors: each once for every anchored collection open around it.
+        kept_events: usize,
+        kept_bytes: usize,
+        depth: usize,
+        /// Complete anchors, by the parser's ids (dense, from 1).
+        anchors: Vec<Option<Anchor>>,
+        open: Vec<Open>,
+    }
+
+    /// Holds `text` to its budgets. `Ok` also where the text is not
+    /// well-formed YAML, or holds a second document or an alias of no
+    /// anchor: the deserializer reports those, there.
+    pub(super) fn check(text: &str) -> Result<(), ParseError> {
+        let mut options = granit_parser::Options::default();
+        options.emit_comments = false;
+        options.emit_anchor_events = true;
+        options.block_nesting_limit = options.block_nesting_limit.max(MAX_DEPTH + 1);
+        let mut count = Count {
+            size: text.len(),
+            text: scaled_budget(text.len()),
+            copies: alias_budget(text.len()),
+            events: 0,
+            nodes: 0,
+            bytes: 0,
+            copied_events: 0,
+            copied_bytes: 0,
+            kept_events: 0,
+            kept_bytes: 0,
+            depth: 0,
+            anchors: Vec::new(),
+            open: Vec::new(),
+        };
+        let mut documents = 0;
+        for next in Parser::with_options(StrInput::new(text), options) {
+            let Ok((event, span)) = next else {
+                return Ok(());
+            };
+            match event {
+                Event::DocumentStart(..) => {
+                    documents += 1;
+                    if documents > 1 {
+                        return Ok(());
+                    }
+                    count.read(&span, 0, 0)?;
+                }
+                Event::Scalar(value, _, anchor, tag) => {
+                    let bytes = value.len().saturating_add(tag_len(tag.as_deref()));
+                    count.read(&span, 1, bytes)?;
+                    count.keep(&span, 1, bytes, usize::from(anchor != 0))?;
+                    if anchor != 0 {
+                        count.complete(anchor, 1, bytes, 0, false, String::new(), 0);
+                    }
+                }
+                Event::SequenceStart(_, anchor, tag) | Event::MappingStart(_, anchor, tag) => {
+                    let bytes = tag_len(tag.as_deref());
+                    count.read(&span, 1, bytes)?;
+                    count.keep(&span, 1, bytes, usize::from(anchor != 0))?;
+                    count.depth += 1;
+                    if count.depth > MAX_DEPTH {
+                        let (message, hint) = super::too_deep();
+                        return Err(limit(&span, message, hint));
+                    }
+                    if let Some(open) = count.open.last_mut() {
+                        open.deepest = open.deepest.max(count.depth);
+                    }
+                    if anchor != 0 {
+                        count.open.push(Open {
+                            id: anchor,
+                            depth: count.depth,
+                            events: count.events + count.copied_events - 1,
+                            bytes: count.bytes + count.copied_bytes - bytes,
+                            deepest: count.depth,
+                            nested: false,
+                            name: String::new(),
+                            line: 0,
+                        });
+                    }
+                }
+                Event::SequenceEnd | Event::MappingEnd => {
+                    count.read(&span, 0, 0)?;
+                    count.keep(&span, 1, 0, 0)?;
+                    if count.open.last().is_some_and(|o| o.depth == count.depth) {
+                        count.close();
+                    }
+                    count.depth = count.depth.saturating_sub(1);
+                }
+                Event::Alias(id) => {
+                    // The deserializer counts the alias as an event of the
+                    // text, and copies what its anchor holds.
+                    count.read(&span, 0, 0)?;
+                    if !count.copy(&span, id)? {
+                        return Ok(());
+                    }
+                }
+                Event::Anchor(id, name) => count.name(id, &name, &span),
+                _ => count.read(&span, 0, 0)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The bytes of a tag the deserializer counts as bytes of values.
+    fn tag_len(tag: Option<&Tag>) -> usize {
+        tag.map_or(0, |t| t.handle().len().saturating_add(t.suffix().len()))
+    }
+
+    fn limit(span: &Span, message: String, hint: String) -> ParseError {
+        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        ParseError {
+            limit: true,
+            message,
+            hint: Some(hint),
+            line: clamp(span.start.line()).max(1),
+            column: clamp(span.start.col().saturating_add(1)),
+            len: clamp(span.end.index().saturating_sub(span.start.index())).max(1),
+        }
+    }
+
+    /// A count with commas between thousands: `12,345`.
+    fn thousands(n: usize) -> String {
+        let digits = n.to_string();
+        let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    }
+
+    /// `n` `thing`s: `1 event`, `2,000 bytes`.
+    fn counted(n: usize, thing: &str) -> String {
+        let s = if n == 1 { "" } else { "s" };
+        format!("{} {thing}{s}", thousands(n))
+    }
+
+    impl Count {
+        /// An event of the text, holding `nodes` values and `bytes` bytes of
+        /// values.
+        fn read(&mut self, span: &Span, nodes: usize, bytes: usize) -> Result<(), ParseError> {
+            self.events += 1;
+            self.nodes += nodes;
+            self.bytes = self.bytes.saturating_add(bytes);
+            let over = |what: &str| {
+                limit(
+                    span,
+                    format!(
+                        "the file holds more YAML {what} than its size allows: over {} for a file of {} bytes",
+                        thousands(self.text),
+                        thousands(self.size)
+                    ),
+                    "a config file holds far fewer values than bytes; check what wrote this file"
+                        .to_string(),
+                )
+            };
+            if self.events > self.text {
+                return Err(over("events"));
+            }
+            if self.nodes > self.text {
+                return Err(over("values"));
+            }
+            if self.bytes > self.text {
+                return Err(limit(
+                    span,
+                    format!(
+                        "escapes and tags make the values longer than the file's size allows: over {} bytes for a file of {} bytes",
+                        thousands(self.text),
+                        thousands(self.size)
+                    ),
+                    "a config file needs no tags; write characters out instead of as escapes"
+                        .to_string(),
+                ));
+            }
+            Ok(())
+        }
+
+        /// `events` events holding `bytes` bytes of values, kept once for
+        /// every anchored collection open around them and `more` times
+        /// besides (for an anchor of their own).
+        fn keep(
+            &mut self,
+            span: &Span,
+            events: usize,
+            bytes: usize,
+            more: usize,
+        ) -> Result<(), ParseError> {
+            let times = self.open.len() + more;
+            self.kept_events = self
+                .kept_events
+                .saturating_add(events.saturating_mul(times));
+            self.kept_bytes = self.kept_bytes.saturating_add(bytes.saturating_mul(times));
+            let most = self.text.saturating_add(self.copies);
+            if self.kept_events > most || self.kept_bytes > most {
+                return Err(limit(
+                    span,
+                    format!(
+                        "anchors inside anchors keep more copies of the YAML than the file's size allows: over {} events or bytes for a file of {} bytes",
+                        thousands(most),
+                        thousands(self.size)
+                    ),
+                    "anchor the values that are shared, not the mappings and lists around them"
+                        .to_string(),
+                ));
+            }
+            Ok(())
+        }
+
+        /// `&name` at `span`, written after the value of anchor `id` starts.
+        fn name(&mut self, id: usize, name: &str, span: &Span) {
+            let line = to_u32(span.start.line() as u64);
+            if let Some(open) = self.open.last_mut().filter(|o| o.id == id) {
+                open.name = name.to_string();
+                open.line = line;
+            } else if let Some(Some(anchor)) = self.anchors.get_mut(id) {
+                anchor.name = name.to_string();
+                anchor.line = line;
+            }
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        fn complete(
+            &mut self,
+            id: usize,
+            events: usize,
+            bytes: usize,
+            depth: usize,
+            nested: bool,
+            name: String,
+            line: u32,
+        ) {
+            if self.anchors.len() <= id {
+                self.anchors.resize_with(id + 1, || None);
+            }
+            self.anchors[id] = Some(Anchor {
+                events,
+                bytes,
+                depth,
+                nested,
+                uses: 0,
+                name,
+                line,
+            });
+        }
+
+        /// The innermost anchored collection ends: its anchor is complete.
+        fn close(&mut self) {
+            let Some(open) = self.open.pop() else {
+                return;
+            };
+            let events = self.events + self.copied_events - open.events;
+            let bytes = self.bytes + self.copied_bytes - open.bytes;
+            if let Some(parent) = self.open.last_mut() {
+                parent.deepest = parent.deepest.max(open.deepest);
+                parent.nested |= open.nested;
+            }
+            let depth = open.deepest - open.depth + 1;
+            self.complete(
+                open.id,
+                events,
+                bytes,
+                depth,
+                open.nested,
+                open.name,
+                open.line,
+            );
+        }
+
+        /// The alias `*` of anchor `id` at `span` copies its value; false
+        /// when there is no such complete anchor.
+        fn copy(&mut self, span: &Span, id: usize) -> Result<bool, ParseError> {
+            let Some(Some(anchor)) = self.anchors.get_mut(id) else {
+                return Ok(false);
+            };
+            anchor.uses += 1;
+            let (events, bytes, depth) = (anchor.events, anchor.bytes, anchor.depth);
+            self.copied_events = self.copied_events.saturating_add(events);
+            self.copied_bytes = self.copied_bytes.saturating_add(bytes);
+            if let Some(open) = self.open.last_mut() {
+                open.nested = true;
+                open.deepest = open.deepest.max(self.depth + depth);
+            }
+            let over = if self.copied_events > self.copies {
+                Some(("events", self.copied_events))
+            } else if self.copied_bytes > self.copies {
+                Some(("bytes of values", self.copied_bytes))
+            } else {
+                None
+            };
+            if let (Some((what, copied)), Some(Some(anchor))) = (over, self.anchors.get(id)) {
+                return Err(self.copied_too_much(span, anchor, what, copied));
+            }
+            if self.depth + depth > MAX_DEPTH {
+                let name = self.anchors[id].as_ref().map_or("", |a| a.name.as_str());
+                return Err(limit(
+                    span,
+                    format!(
+                        "mappings and lists are nested deeper than {MAX_DEPTH} levels: `*{name}` puts a value {depth} levels deep at level {}",
+                        self.depth + 1
+                    ),
+                    "a config file needs at most five levels; anchor a smaller part of the value"
+                        .to_string(),
+                ));
+            }
+            self.keep(span, events, bytes, 0)?;
+            Ok(true)
+        }
+
+        fn copied_too_much(
+            &self,
+            span: &Span,
+            anchor: &Anchor,
+            what: &str,
+            copied: usize,
+        ) -> ParseError {
+            let name = &anchor.name;
+            let message = format!(
+                "`*{name}` makes the aliases copy more than the file's size allows: {} {what}, over the {} a file of {} bytes may copy",
+                thousands(copied),
+                thousands(self.copies),
+                thousands(self.size)
+            );
+            let hint = if anchor.nested {
+                format!(
+                    "`&{name}` (line {}) holds aliases itself, so each `*{name}` copies all they copy too, as in a \"billion laughs\"; write the values out instead of nesting aliases of aliases",
+                    anchor.line
+                )
+            } else {
+                format!(
+                    "each `*{name}` copies the {} and {} of values of `&{name}` (line {}), {} up to here; write the value out where it is used (the budget grows with the file), or anchor a smaller part of it",
+                    counted(anchor.events, "event"),
+                    counted(anchor.bytes, "byte"),
+                    anchor.line,
+                    counted(anchor.uses, "time")
+                )
+            };
+            limit(span, message, hint)
+        }
     }
 }
 
@@ -1032,6 +1552,306 @@ mod tests {
         assert!(parse(&block).unwrap_err().limit);
     }
 
+    // Budgets that scale with the file (issue 17 §8).
+
+    /// A tenancy whose users all share one support account through `*hq`.
+    fn shared_account(users: usize) -> String {
+        let mut text = String::from(
+            "tenancy: { name: t, csi: \"1\", admin: hq }\nusers:\n  hq:\n    email: hq@x.example\n    support_account: &hq { phone: \"+1 212 555 0100\", timezone: America/New_York }\n",
+        );
+        for i in 0..users {
+            text.push_str(&format!(
+                "  u{i}:\n    email: u{i}@x.example\n    support_account: *hq\n"
+            ));
+        }
+        text
+    }
+
+    /// What `kind` holds, without places (an alias's nodes are placed at
+    /// the alias).
+    fn bare(kind: &NodeKind) -> NodeKind {
+        let node = |n: &Node| Node {
+            line: 0,
+            column: 0,
+            len: 0,
+            raw: (0, 0),
+            kind: bare(&n.kind),
+        };
+        match kind {
+            NodeKind::Seq(items) => NodeKind::Seq(items.iter().map(node).collect()),
+            NodeKind::Map(entries) => {
+                NodeKind::Map(entries.iter().map(|(k, v)| (node(k), node(v))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+
+    /// The support account of every user in a tree of [`shared_account`].
+    fn accounts(root: &Node) -> Vec<NodeKind> {
+        let NodeKind::Map(sections) = &root.kind else {
+            panic!("not a map: {root:?}")
+        };
+        let NodeKind::Map(users) = &sections[1].1.kind else {
+            panic!("no users")
+        };
+        users
+            .iter()
+            .map(|(_, user)| {
+                let NodeKind::Map(fields) = &user.kind else {
+                    panic!("not a user: {user:?}")
+                };
+                fields[1].1.kind.clone()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_anchor_shared_by_many_users_is_no_alias_bomb() {
+        // 100 users, as the issue has it, and ten and a hundred times more.
+        for users in [100, 1_000, 10_000] {
+            let text = shared_account(users);
+            let root = parse(&text).unwrap_or_else(|e| panic!("{users} users: {e:?}"));
+            let accounts = accounts(&root);
+            assert_eq!(accounts.len(), users + 1);
+            assert!(
+                accounts.iter().all(|a| bare(a) == bare(&accounts[0])),
+                "{users} users: an alias copied something else"
+            );
+        }
+    }
+
+    #[test]
+    fn merge_keys_are_not_capped_whatever_the_files_size() {
+        // More than the YAML crate's fixed cap of 10,000 merge keys.
+        let mut text = String::from("base: &base { timezone: UTC }\nusers:\n");
+        for i in 0..12_000 {
+            text.push_str(&format!("  u{i}: {{ <<: *base, phone: \"{i}\" }}\n"));
+        }
+        let root = parse(&text).unwrap_or_else(|e| panic!("{e:?}"));
+        let NodeKind::Map(sections) = &root.kind else {
+            panic!()
+        };
+        let NodeKind::Map(users) = &sections[1].1.kind else {
+            panic!()
+        };
+        assert_eq!(users.len(), 12_000);
+        let NodeKind::Map(last) = &users[11_999].1.kind else {
+            panic!()
+        };
+        let keys: Vec<_> = last.iter().map(|(k, _)| k.kind.clone()).collect();
+        assert!(keys.contains(&NodeKind::Str("timezone".into())), "{keys:?}");
+    }
+
+    /// The character at `line` and `column` (both from 1) of `text`.
+    fn char_at(text: &str, line: u32, column: u32) -> Option<char> {
+        crate::diag::lines(text)
+            .nth(line as usize - 1)?
+            .chars()
+            .nth(column as usize - 1)
+    }
+
+    /// A "billion laughs" of `levels` levels, each `fan` aliases of the last.
+    fn laughs(levels: usize, fan: usize) -> String {
+        let mut text = format!("l0: &l0 [{}]\n", vec!["lol"; fan].join(", "));
+        for level in 1..levels {
+            let aliases = vec![format!("*l{}", level - 1); fan].join(", ");
+            text.push_str(&format!("l{level}: &l{level} [{aliases}]\n"));
+        }
+        text
+    }
+
+    #[test]
+    fn an_alias_bomb_is_stopped_at_the_alias_that_goes_over_and_called_one() {
+        for fan in 2..=10 {
+            for levels in 2..=12 {
+                let text = laughs(levels, fan);
+                let Err(e) = parse(&text) else {
+                    // Few enough copies to stay within the budget: a tree
+                    // of what the text says, not a bomb.
+                    continue;
+                };
+                assert!(e.limit, "{e:?}");
+                assert_eq!(char_at(&text, e.line, e.column), Some('*'), "{e:?}");
+                assert!(e.len >= 3, "{e:?}");
+                assert!(e.message.starts_with("`*l"), "{}", e.message);
+                let hint = e.hint.unwrap_or_default();
+                assert!(hint.contains("billion laughs"), "{hint}");
+            }
+        }
+        // Nine levels of ten, as the fixture has it, is a bomb.
+        assert!(parse(&laughs(9, 10)).is_err());
+    }
+
+    #[test]
+    fn a_large_value_shared_too_often_is_told_from_a_bomb() {
+        let note = "n".repeat(2_000);
+        let mut text = format!("note: &note \"{note}\"\nusers:\n");
+        for i in 0..100 {
+            text.push_str(&format!("  u{i}: {{ name: *note }}\n"));
+        }
+        let e = parse(&text).unwrap_err();
+        assert!(e.limit, "{e:?}");
+        assert_eq!(char_at(&text, e.line, e.column), Some('*'), "{e:?}");
+        assert_eq!(e.len, 5, "the caret spans `*note`");
+        assert!(
+            e.message.contains("bytes of values"),
+            "the message names what ran over: {}",
+            e.message
+        );
+        let hint = e.hint.unwrap_or_default();
+        assert!(!hint.contains("billion laughs"), "{hint}");
+        assert!(
+            hint.contains(
+                "each `*note` copies the 1 event and 2,000 bytes of values of `&note` (line 1)"
+            ),
+            "{hint}"
+        );
+    }
+
+    #[test]
+    fn nesting_through_aliases_is_stopped_at_the_alias() {
+        let mut deep = String::from("v");
+        for _ in 0..20 {
+            deep = format!("[{deep}]");
+        }
+        let mut inner = String::from("*d");
+        for _ in 0..15 {
+            inner = format!("[{inner}]");
+        }
+        let text = format!("d: &d {deep}\ne: {inner}\n");
+        let e = parse(&text).unwrap_err();
+        assert!(e.limit, "{e:?}");
+        assert_eq!((e.line, char_at(&text, e.line, e.column)), (2, Some('*')));
+        assert!(
+            e.message.contains("nested deeper than 32 levels"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn budget_breaches_without_aliases_are_placed_in_the_file_with_their_cause() {
+        // Escapes that write three bytes with two, and tags that add bytes.
+        let escapes = format!("k: \"{}\"\n", "\\L".repeat(9_000));
+        let tags = format!("k: [{}]\n", vec!["!!str a"; 2_500].join(", "));
+        for text in [escapes, tags] {
+            let e = parse(&text).unwrap_err();
+            assert!(e.limit, "{e:?}");
+            assert!(char_at(&text, e.line, e.column).is_some(), "{e:?}");
+            assert!(e.message.contains("escapes and tags"), "{}", e.message);
+            assert!(!e.hint.unwrap_or_default().contains("alias"));
+        }
+    }
+
+    #[test]
+    fn a_tab_in_the_indentation_is_reported_at_the_tab() {
+        for text in [
+            "a:\n\tb: 1\n",
+            "k:\n  - a\n\t- b\n",
+            "k:\n  - a\n  \t- b\n",
+            "k: |\n\ttext\n",
+            "a:\n  b: 1\n\tc: 2\n",
+            "a:\n  - b: 1\n\t  c: 2\n",
+            "a:\n  b: x\n    y\n\tc: 2\n",
+            "users:\n  a:\n    email: a@x.example\n\tname: x\n",
+        ] {
+            let e = parse(text).unwrap_err();
+            assert_eq!(
+                char_at(text, e.line, e.column),
+                Some('\t'),
+                "{text:?}: {e:?}"
+            );
+            assert_eq!(
+                e.hint.as_deref(),
+                Some("replace the tab with spaces"),
+                "{text:?}"
+            );
+        }
+    }
+
+    /// Every indented line of the examples, indented with a tab instead of
+    /// its first space: the error is at that tab, never on the line before.
+    #[test]
+    fn a_tab_put_in_any_indentation_of_the_examples_is_found_there() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        for name in [
+            "examples/acme-prod.yaml",
+            "tests/data/valid/every-concept.yaml",
+        ] {
+            files.push(std::fs::read_to_string(root.join(name)).unwrap());
+        }
+        let mut tried = 0;
+        for text in &files {
+            let lines: Vec<&str> = text.split('\n').collect();
+            for (i, line) in lines.iter().enumerate() {
+                let trimmed = line.trim_start_matches(' ');
+                if trimmed.len() == line.len() || trimmed.is_empty() || trimmed.starts_with('#') {
+                    continue;
+                }
+                let mut changed = lines.clone();
+                let tabbed = format!("\t{}", &line[1..]);
+                changed[i] = &tabbed;
+                let changed = changed.join("\n");
+                let Err(e) = parse(&changed) else {
+                    continue;
+                };
+                tried += 1;
+                assert_eq!(
+                    (e.line, e.column),
+                    (i as u32 + 1, 1),
+                    "line {}: {e:?}",
+                    i + 1
+                );
+                assert_eq!(e.hint.as_deref(), Some("replace the tab with spaces"));
+            }
+        }
+        assert!(tried > 50, "only {tried} lines");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        /// The law of the alias budget: a file whose aliases copy one
+        /// value of `fields` fields `uses` times is read exactly when the
+        /// copies stay within four times the file's size plus 4,096, in
+        /// events and in bytes of values; otherwise the error is at an
+        /// alias, and its hint is about a shared value, not a bomb.
+        #[test]
+        fn aliases_may_copy_four_times_the_files_budget(
+            fields in 1usize..40,
+            value_len in 1usize..200,
+            uses in 1usize..3_000,
+            padding in 0usize..400,
+        ) {
+            let value = "v".repeat(value_len);
+            let entries: Vec<String> = (0..fields).map(|i| format!("k{i:02}: {value}")).collect();
+            let mut text = format!("shared: &s {{{}}}\n", entries.join(", "));
+            let comment = format!("# {}\n", "c".repeat(padding));
+            for i in 0..uses {
+                text.push_str(&format!("u{i}: *s\n"));
+                if i % 50 == 0 {
+                    text.push_str(&comment);
+                }
+            }
+            // One alias copies the mapping's start and end and each key and
+            // value (events), and the keys' and values' text (bytes).
+            let events = uses * (2 + 2 * fields);
+            let bytes = uses * fields * (3 + value_len);
+            let budget = 4 * (text.len() + 4096);
+            match parse(&text) {
+                Ok(_) => prop_assert!(events <= budget && bytes <= budget, "read past the budget"),
+                Err(e) => {
+                    prop_assert!(events > budget || bytes > budget, "refused within the budget: {e:?}");
+                    prop_assert!(e.limit);
+                    prop_assert_eq!(char_at(&text, e.line, e.column), Some('*'));
+                    let hint = e.hint.unwrap_or_default();
+                    prop_assert!(hint.starts_with("each `*s` copies"), "{}", hint);
+                }
+            }
+        }
+    }
+
     /// What the event builder and the deserializer make of `text`: whether
     /// the builder built the tree itself. Wherever it does, the deserializer
     /// must build the very same tree; and `parse` must always answer as the
@@ -1223,16 +2043,36 @@ mod tests {
         assert!(built > SCALARS.len() * 5, "only {built} built from events");
     }
 
-    /// Non-finite numbers are an error of the deserializer's (under its
-    /// default policy), which the builder leaves to it.
+    /// `.inf`, `.nan` and a numeral too large for a float are numbers like
+    /// any other: built from events as the deserializer builds them, and
+    /// read as written where text is expected.
     #[test]
-    fn non_finite_numbers_are_left_to_the_deserializer() {
+    fn non_finite_numbers_are_numbers_read_as_written() {
         for scalar in [
-            "1e999", "-1e999", ".inf", "-.inf", "+.inf", ".Inf", ".INF", ".nan", ".NaN", ".NAN",
+            "1e999", "-1e999", "+1e999", ".inf", "-.inf", "+.inf", ".Inf", ".INF", ".nan", ".NaN",
+            ".NAN", "1E400",
         ] {
             let text = format!("k: {scalar}\n");
-            assert!(!built_from_events(&text), "{text:?}");
-            assert!(parse(&text).is_err(), "{text:?}");
+            assert!(built_from_events(&text), "{text:?}");
+            let root = parse(&text).unwrap();
+            let NodeKind::Map(entries) = &root.kind else {
+                panic!("not a map: {root:?}")
+            };
+            let value = &entries[0].1;
+            assert!(
+                matches!(value.kind, NodeKind::Float(f) if !f.is_finite()),
+                "{text:?}: {value:?}"
+            );
+            assert_eq!(value.scalar_text(&text).as_deref(), Some(scalar));
+            // Through the deserializer too (an anchor sends the file there).
+            let anchored = format!("k: &a {scalar}\nl: *a\n");
+            let root = parse(&anchored).unwrap();
+            let NodeKind::Map(entries) = &root.kind else {
+                panic!("not a map: {root:?}")
+            };
+            for (_, value) in entries {
+                assert_eq!(value.scalar_text(&anchored).as_deref(), Some(scalar));
+            }
         }
     }
 

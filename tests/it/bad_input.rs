@@ -228,9 +228,64 @@ fn a_billion_laughs_is_an_input_limit() {
         let aliases = vec![format!("*{previous}"); 9].join(", ");
         text.push_str(&format!("{next}: &{next} [{aliases}]\n"));
     }
-    fs::write(dir.path().join("lol.yaml"), text).expect("written");
+    fs::write(dir.path().join("lol.yaml"), &text).expect("written");
     let outcome = validate_bounded(dir.path(), "lol.yaml");
-    assert_refused(&outcome, &["lol.yaml:", "error[E010]"]);
+    assert_refused(&outcome, &["lol.yaml:", "error[E010]", "billion laughs"]);
+    // Placed at the alias whose copy goes over: a `*` on a line of the file.
+    let place = outcome.stderr.split(": error[E010]").next().unwrap_or("");
+    let mut numbers = place.rsplit(':').map(|n| n.parse::<usize>().ok());
+    let (column, line) = (numbers.next().flatten(), numbers.next().flatten());
+    let at = line
+        .and_then(|l| text.lines().nth(l - 1))
+        .zip(column)
+        .and_then(|(l, c)| l.chars().nth(c - 1));
+    assert_eq!(at, Some('*'), "placed at {place}:\n{}", outcome.stderr);
+}
+
+/// The example: a hundred users sharing one support account through
+/// an alias is what anchors are for, not an alias bomb; and so are more
+/// merge keys than the YAML crate's fixed cap of 10,000.
+#[test]
+fn sharing_one_anchor_among_many_users_is_not_an_alias_bomb() {
+    let dir = temp_dir();
+    let head = "tenancy: { name: t, csi: \"1\", admin: hq }\nusers:\n  hq:\n    email: hq@x.example\n    support_account: &hq { phone: \"+1 212 555 0100\", timezone: America/New_York }\n";
+    for users in [100, 20_000] {
+        let mut text = head.to_string();
+        for i in 0..users {
+            text.push_str(&format!(
+                "  u{i}:\n    email: u{i}@x.example\n    support_account: *hq\n"
+            ));
+        }
+        text.push_str("memberships: [{ user: u0 }]\napprovals: [{ user: u0, role: admin }]\n");
+        let name = format!("shared-{users}.yaml");
+        fs::write(dir.path().join(&name), text).expect("written");
+        let outcome = validate_bounded(dir.path(), &name);
+        outcome.assert_no_panic().assert_code(0);
+        let users = users + 1;
+        assert!(
+            outcome.stdout.contains(&format!("{users} users")),
+            "{}{}",
+            outcome.stdout,
+            outcome.stderr
+        );
+    }
+    let mut merged = head.to_string();
+    merged.push_str(
+        "  base: &base { email: base@x.example, support_account: { phone: \"1\", timezone: UTC } }\n",
+    );
+    for i in 0..12_000 {
+        merged.push_str(&format!("  u{i}: {{ <<: *base, email: u{i}@x.example }}\n"));
+    }
+    merged.push_str("memberships: [{ user: u0 }]\napprovals: [{ user: u0, role: admin }]\n");
+    fs::write(dir.path().join("merged.yaml"), merged).expect("written");
+    let outcome = validate_bounded(dir.path(), "merged.yaml");
+    outcome.assert_no_panic().assert_code(0);
+    assert!(
+        outcome.stdout.contains("12002 users"),
+        "{}{}",
+        outcome.stdout,
+        outcome.stderr
+    );
 }
 
 #[test]
@@ -350,7 +405,16 @@ fn a_number_where_text_is_expected_keeps_its_text() {
     // `csi: 0x1F` is not the CSI "31", `1e3` not "1000": reading a plain
     // scalar as text must keep what was written, not the number it parses to.
     let dir = temp_dir();
-    for (name, csi) in [("hex.yaml", "0x1F"), ("exponent.yaml", "1e3")] {
+    // Nor is `.inf` refused as a float that is not finite, where every other
+    // number-like scalar reads as its text.
+    for (name, csi) in [
+        ("hex.yaml", "0x1F"),
+        ("exponent.yaml", "1e3"),
+        ("infinity.yaml", ".inf"),
+        ("minus-infinity.yaml", "-.Inf"),
+        ("not-a-number.yaml", ".nan"),
+        ("too-large.yaml", "1e999"),
+    ] {
         fs::write(
             dir.path().join(name),
             format!("tenancy: {{ name: acme, csi: {csi}, admin: d }}\n{SECOND_ADMIN}"),

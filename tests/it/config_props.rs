@@ -37,8 +37,10 @@ mod harness;
 const POOL: [&str; 8] = ["dan", "ann", "bob", "cy", "dee", "eve", "fay", "gus"];
 /// Names, each written as a JSON string (valid YAML), several of which YAML
 /// would misread if written plain.
-const NAMES: [&str; 8] = [
+const NAMES: [&str; 9] = [
     "Ann Lee",
+    // A right-to-left override and a zero-width space: escaped in output.
+    "\u{202E}nimda\u{200B}",
     "null",
     "yes",
     "0123",
@@ -46,6 +48,11 @@ const NAMES: [&str; 8] = [
     "- dash: colon",
     "#not a comment",
     "~",
+];
+/// Names written plain that YAML reads as numbers, finite or not (issue 17
+/// §8): each must read as the text it is written as.
+const NUMBER_NAMES: [&str; 12] = [
+    ".inf", "-.Inf", "+.INF", ".nan", ".NaN", "1e999", "-1E400", "0x1F", "1e3", "12", "-7", "0.50",
 ];
 const PHONES: [&str; 3] = ["+82 2 555 0100", "0012", "12345"];
 const ZONES: [&str; 3] = ["UTC", "Asia/Seoul", "America/New_York"];
@@ -381,6 +388,8 @@ fn valid_set(c: &mut Choices) -> Set {
         let mut fields = vec![("email", quoted(&format!("{id}@x.example")))];
         if c.chance(2) {
             fields.push(("name", quoted(NAMES[c.below(NAMES.len())])));
+        } else if c.chance(1) {
+            fields.push(("name", text(NUMBER_NAMES[c.below(NUMBER_NAMES.len())])));
         }
         let account = is_admin || c.chance(3);
         if account {
@@ -924,6 +933,25 @@ fn assert_valid(set: &Set) -> Result<(), TestCaseError> {
         model.users.keys().cloned().collect::<BTreeSet<_>>(),
         ids(Section::Users)
     );
+    // Every name as written: quoted ones as JSON reads them, plain ones
+    // (numbers among them) as their text.
+    for i in set.indices(Section::Users) {
+        let e = &set.entries[i];
+        let written = match e.field("name") {
+            Some(Value::Text(t)) if t.starts_with('"') => {
+                Some(serde_json::from_str::<String>(t).expect("a JSON string"))
+            }
+            Some(Value::Text(t)) => Some(t.clone()),
+            _ => None,
+        };
+        let id = e.key.clone().unwrap_or_default();
+        prop_assert_eq!(
+            model.users.get(&id).and_then(|u| u.name.clone()),
+            written,
+            "the name of `{}`",
+            id
+        );
+    }
     prop_assert_eq!(model.memberships.clone(), ids(Section::Memberships));
     prop_assert_eq!(
         model.approvals.keys().cloned().collect::<BTreeSet<_>>(),

@@ -1842,6 +1842,44 @@ fn control_characters_are_escaped_in_plans_and_kept_in_the_state() {
     world.assert_no_changes("export.yaml");
 }
 
+/// A time zone written in another case (`asia/seoul`) is the zone the
+/// database spells `Asia/Seoul`: stored so, shown and exported so, and the
+/// same config, or one in yet another case, plans to no changes (issue 17
+/// §9).
+#[test]
+fn a_time_zone_in_another_case_is_stored_as_the_database_spells_it() {
+    let world = World::new();
+    let config = |zone: &str| {
+        format!(
+            "tenancy: {{ name: tz, csi: \"1\", admin: dan }}\nusers:\n  dan: {{ email: dan@x.example, support_account: {{ phone: \"1\", timezone: {zone} }} }}\n  eve: {{ email: eve@x.example, support_account: {{ phone: \"2\", timezone: etc/gmt+9 }} }}\nmemberships: [{{ user: eve }}]\napprovals: [{{ user: eve, role: admin }}]\n"
+        )
+    };
+    world.write("lower.yaml", &config("asia/seoul"));
+    world.write("upper.yaml", &config("ASIA/SEOUL"));
+    world
+        .run(&["apply", "--auto-approve", "lower.yaml"])
+        .expect(0);
+    let show = json(&world.show_json());
+    let zones: Vec<&str> = show["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .map(|u| {
+            u["support_account"]["timezone"]
+                .as_str()
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(zones, ["Asia/Seoul", "Etc/GMT+9"]);
+    world.assert_no_changes("lower.yaml");
+    world.assert_no_changes("upper.yaml");
+    let exported = world.run(&["export"]).expect(0).stdout;
+    assert!(
+        exported.contains("Asia/Seoul") && !exported.contains("asia/seoul"),
+        "{exported}"
+    );
+}
+
 /// The access list of an approval with role admin says nothing (an admin
 /// holds every privilege), but it is in the state, so the export must
 /// keep it, or the export plans to a change.

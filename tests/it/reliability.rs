@@ -624,6 +624,51 @@ fn redact_hides_phones_from_show_export_and_plans() {
     assert!(plan.stdout.contains("+1 555 0199"), "without --redact");
 }
 
+/// A `--redact` export applied by mistake would overwrite every phone in the
+/// state with `(redacted)`: the marker is refused as a phone (`E120`), by
+/// `validate`, `plan`, `apply` and `watch`'s checks alike, in one file and in
+/// the GitOps layout, and the state keeps its numbers (issue 17 §9).
+#[test]
+fn a_redacted_export_cannot_be_applied_by_mistake() {
+    let world = World::new();
+    world.write("a.yaml", &tenancy_config(3, 0));
+    world.ok(&["apply", "--auto-approve", "a.yaml"]);
+    let export = world.ok(&["export", "--redact"]);
+    world.write("shared.yaml", &export.stdout);
+    world.ok(&["export", "--redact", "--out", "shared"]);
+    let phones = export.stdout.matches("(redacted)").count();
+    assert_eq!(
+        phones, 5,
+        "one marker per support account:\n{}",
+        export.stdout
+    );
+    for path in ["shared.yaml", "shared"] {
+        for args in [
+            &["validate", path][..],
+            &["plan", path],
+            &["apply", "--auto-approve", path],
+        ] {
+            let outcome = world.run(args);
+            assert_eq!(outcome.code(), 1, "{}", outcome.transcript());
+            assert_eq!(
+                outcome.stderr.matches("error[E120]").count(),
+                phones,
+                "every redacted phone is refused:\n{}",
+                outcome.stderr
+            );
+        }
+    }
+    let show = world.ok(&["show"]);
+    for phone in PHONES {
+        assert!(
+            show.stdout.contains(phone),
+            "the state lost {phone}:\n{}",
+            show.stdout
+        );
+    }
+    assert!(!show.stdout.contains("(redacted)"), "{}", show.stdout);
+}
+
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).expect("a folder") {
@@ -820,6 +865,76 @@ fn control_characters_never_reach_the_terminal_raw() {
     // The SR's title keeps its line break escaped: no forged line.
     let list = world.ok(&["sr", "list"]).stdout;
     assert!(!list.lines().any(|l| l.starts_with("forged")), "{list}");
+}
+
+/// Unicode that changes how text reads — a right-to-left override that turns
+/// a name around, isolates, zero-width spaces and joiners, a line
+/// separator — is escaped wherever control characters are: diagnostics,
+/// plans, `show`, `access`, SR listings and refusals (issue 17 §9).
+#[test]
+fn text_direction_and_invisible_characters_never_reach_the_terminal_raw() {
+    let world = World::new();
+    // `dan`'s name reads "Dan Kim" on a screen that obeys the override.
+    world.write(
+        "bidi.yaml",
+        "tenancy: { name: bidi, csi: \"1\", admin: dan, home_region: \"ap\\u2066-seoul\\u2069-1\" }\nusers:\n  dan: { email: dan@x.example, name: \"\\u202Emik nad\", support_account: { phone: \"+1\\u200B2\", timezone: UTC } }\n  bob: { email: bob@x.example, name: \"Bob\\u200D\\u2028forged\\uFEFF\" }\nsupport_links:\n  - user: bob\n",
+    );
+    let hidden = |text: &str| text.chars().any(supportctl::diag::changes_how_text_reads);
+    let mut printed = Vec::new();
+    for args in [
+        &["-vv", "plan", "bidi.yaml"][..],
+        &["apply", "--auto-approve", "bidi.yaml"],
+    ] {
+        let outcome = world.ok(args);
+        printed.push(format!("{}{}", outcome.stdout, outcome.stderr));
+    }
+    let title = "disk\u{202E}lluf\u{200B}";
+    world.ok(&["sr", "open", "--user", "bob", "--title", title]);
+    for args in [
+        &["access", "--all"][..],
+        &["access", "--all", "--format", "csv"],
+        &["access", "bob"],
+        &["sr", "list"],
+        &["sr", "show", "1"],
+        &["show"],
+    ] {
+        let outcome = world.ok(args);
+        printed.push(format!("{}{}", outcome.stdout, outcome.stderr));
+    }
+    for args in [
+        &["access", "e\u{202E}ve"][..],
+        &["show", "--tenancy", "t\u{2066}x"],
+    ] {
+        let outcome = world.run(args);
+        assert_eq!(outcome.code(), 1, "{}", outcome.transcript());
+        printed.push(outcome.stderr);
+    }
+    // A diagnostic quotes the source line and the value.
+    world.write(
+        "bad.yaml",
+        "tenancy: { name: bidi, csi: \"1\u{202E}2\", admin: dan }\nusers:\n  dan: { email: dan@x.example, support_account: { phone: \"1\", timezone: UTC } }\n",
+    );
+    let bad = world.run(&["validate", "bad.yaml"]);
+    assert_eq!(bad.code(), 1, "{}", bad.transcript());
+    printed.push(bad.stderr);
+    for text in &printed {
+        assert!(
+            !hidden(text),
+            "a character that changes how text reads, raw:\n{text:?}"
+        );
+    }
+    let all = printed.concat();
+    for escaped in [
+        r"\u{202e}mik nad",
+        r"Bob\u{200d}\u{2028}forged\u{feff}",
+        r"disk\u{202e}lluf\u{200b}",
+        r"e\u{202e}ve",
+        r"1\u{202e}2",
+    ] {
+        assert!(all.contains(escaped), "{escaped} not shown escaped:\n{all}");
+    }
+    // The state keeps the text as written: escaping is for the eyes only.
+    world.ok(&["plan", "--detailed-exitcode", "bidi.yaml"]);
 }
 
 /// SQL is parameterised everywhere: text that would break a query built by
