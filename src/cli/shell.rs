@@ -1,7 +1,7 @@
 //! `completions` and `man`: the command line describing itself, generated
 //! from the same clap definitions that parse it, so they cannot drift.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, CommandFactory};
 
@@ -37,7 +37,17 @@ pub fn completions(args: &CompletionsArgs) -> Result<u8, CliError> {
     Ok(0)
 }
 
-pub fn man(args: &ManArgs) -> Result<u8, CliError> {
+/// A manual page: public documentation, recognised as roff with a title.
+const MAN_PAGE: crate::files::Kind = crate::files::Kind {
+    name: "a manual page",
+    recognise: |head| {
+        (head.starts_with(b".") || head.starts_with(b"'")) && head.windows(4).any(|w| w == b".TH ")
+    },
+    mode: 0o644,
+    durable: true,
+};
+
+pub fn man(args: &ManArgs, db: &Path) -> Result<u8, CliError> {
     let Some(dir) = &args.out else {
         let mut page = Vec::new();
         clap_mangen::Man::new(manual_command()).render(&mut page)?;
@@ -46,7 +56,25 @@ pub fn man(args: &ManArgs) -> Result<u8, CliError> {
     };
     std::fs::create_dir_all(dir)
         .map_err(|e| CliError::error(format!("cannot create `{}`: {e}", dir.display())))?;
-    clap_mangen::generate_to(manual_command(), dir)
-        .map_err(|e| CliError::error(format!("cannot write to `{}`: {e}", dir.display())))?;
+    // As `clap_mangen::generate_to` lays them out, each page written as every
+    // output is.
+    let mut command = manual_command();
+    command.build();
+    let mut pending = vec![command];
+    let protected = super::protected(db);
+    while let Some(command) = pending.pop() {
+        pending.extend(
+            command
+                .get_subcommands()
+                .filter(|s| !s.is_hide_set())
+                .cloned(),
+        );
+        let man = clap_mangen::Man::new(command);
+        let mut page = Vec::new();
+        man.render(&mut page)?;
+        let path = dir.join(man.get_filename());
+        crate::files::write_output(&path, &MAN_PAGE, &page, &protected)
+            .map_err(|e| super::output_error("a manual page", &path, e))?;
+    }
     Ok(0)
 }
