@@ -194,12 +194,19 @@ fn type_name(meta: &Metadata) -> &'static str {
     }
 }
 
+/// Checks that `path` is none of the protected files (a folder an output
+/// is written into, say).
+pub fn check_not_protected(path: &Path, protected: &Protected) -> Result<(), OutputError> {
+    match protected.find(path) {
+        Some(what) => Err(OutputError::Protected(what)),
+        None => Ok(()),
+    }
+}
+
 /// Checks that `kind` may be written at `path`: not a protected file, and
 /// nothing there but a file of the same kind or an empty one.
 pub fn check_output(path: &Path, kind: &Kind, protected: &Protected) -> Result<(), OutputError> {
-    if let Some(what) = protected.find(path) {
-        return Err(OutputError::Protected(what));
-    }
+    check_not_protected(path, protected)?;
     let meta = match std::fs::metadata(path) {
         Ok(meta) => meta,
         // Nothing there (a dangling symlink is replaced, never followed).
@@ -283,9 +290,7 @@ pub fn create_new(
     mode: u32,
     protected: &Protected,
 ) -> Result<(), OutputError> {
-    if let Some(what) = protected.find(path) {
-        return Err(OutputError::Protected(what));
-    }
+    check_not_protected(path, protected)?;
     let mut file = open_new(path, mode)?;
     let written = file.write_all(bytes).and_then(|()| file.sync_all());
     if let Err(e) = written {
@@ -299,9 +304,7 @@ pub fn create_new(
 /// with mode 0700 whatever the umask; a folder already there is left as it
 /// is. Refuses a protected path.
 pub fn create_private_dir(path: &Path, protected: &Protected) -> Result<(), OutputError> {
-    if let Some(what) = protected.find(path) {
-        return Err(OutputError::Protected(what));
-    }
+    check_not_protected(path, protected)?;
     let mut missing = Vec::new();
     let mut at = Some(path);
     while let Some(dir) = at.filter(|d| !d.as_os_str().is_empty()) {

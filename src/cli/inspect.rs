@@ -338,6 +338,9 @@ pub fn export(args: &ExportArgs, db: &Path) -> Result<u8, CliError> {
         print_stdout(&noted(export::to_single_file(&model, None)))?;
         return Ok(0);
     };
+    let protected = super::protected(db);
+    crate::files::check_not_protected(dir, &protected)
+        .map_err(|e| super::output_error("the export", dir, e))?;
     if std::fs::symlink_metadata(dir).is_ok()
         && std::fs::read_dir(dir)
             .map(|mut d| d.next().is_some())
@@ -348,7 +351,6 @@ pub fn export(args: &ExportArgs, db: &Path) -> Result<u8, CliError> {
             dir.display()
         )));
     }
-    let protected = super::protected(db);
     // Folders it makes are private (0700), as are the files in them (0600):
     // they hold phone numbers.
     crate::files::create_private_dir(dir, &protected)

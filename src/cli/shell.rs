@@ -54,14 +54,17 @@ pub fn man(args: &ManArgs, db: &Path) -> Result<u8, CliError> {
         print_stdout(&String::from_utf8_lossy(&page))?;
         return Ok(0);
     };
+    let protected = super::protected(db);
+    crate::files::check_not_protected(dir, &protected)
+        .map_err(|e| super::output_error("the manual pages", dir, e))?;
     std::fs::create_dir_all(dir)
         .map_err(|e| CliError::error(format!("cannot create `{}`: {e}", dir.display())))?;
-    // As `clap_mangen::generate_to` lays them out, each page written as every
-    // output is.
+    // As `clap_mangen::generate_to` lays them out; every page is checked
+    // before any is written, so a refusal leaves the folder as it was.
     let mut command = manual_command();
     command.build();
     let mut pending = vec![command];
-    let protected = super::protected(db);
+    let mut pages = Vec::new();
     while let Some(command) = pending.pop() {
         pending.extend(
             command
@@ -72,9 +75,15 @@ pub fn man(args: &ManArgs, db: &Path) -> Result<u8, CliError> {
         let man = clap_mangen::Man::new(command);
         let mut page = Vec::new();
         man.render(&mut page)?;
-        let path = dir.join(man.get_filename());
-        crate::files::write_output(&path, &MAN_PAGE, &page, &protected)
-            .map_err(|e| super::output_error("a manual page", &path, e))?;
+        pages.push((dir.join(man.get_filename()), page));
+    }
+    for (path, _) in &pages {
+        crate::files::check_output(path, &MAN_PAGE, &protected)
+            .map_err(|e| super::output_error("a manual page", path, e))?;
+    }
+    for (path, page) in &pages {
+        crate::files::write_output(path, &MAN_PAGE, page, &protected)
+            .map_err(|e| super::output_error("a manual page", path, e))?;
     }
     Ok(0)
 }

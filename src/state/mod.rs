@@ -537,6 +537,7 @@ impl Store {
             }
             drop(conn);
             conn = snapshot(path, &e)?;
+            tracing::debug!(reason = %e, "database read into memory: SQLite cannot read it in place");
         }
         match schema::inspect(&conn, path, true)? {
             schema::Found::Empty => return Ok(None),

@@ -533,7 +533,7 @@ fn an_unreadable_file_is_an_error_at_that_file() {
 
 /// `supportctl ARGS` in `dir`, as the user `nobody` when this process is
 /// root (through `setpriv`), so that file modes hold.
-fn as_unprivileged(dir: &Path, args: &[&str]) -> Command {
+pub(crate) fn as_unprivileged(dir: &Path, args: &[&str]) -> Command {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     if !root {
