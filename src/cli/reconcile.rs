@@ -23,7 +23,8 @@ use crate::state::{JournalEntry, JournalPlan, Snapshot, Store};
 pub struct PlanArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// Save the plan as JSON, for `supportctl apply FILE` (mode 0600).
+    /// Save the plan as JSON, for `supportctl apply FILE` (mode 0600). An
+    /// existing file is replaced only when it is a saved plan, or empty.
     #[arg(short = 'o', long = "out", value_name = "PLANFILE")]
     pub out: Option<PathBuf>,
     /// How to print the plan.

@@ -86,6 +86,15 @@ pub enum StateError {
     )]
     LogUnreadable { path: PathBuf, detail: String },
 
+    /// A command that writes met a database it may not write: the file's
+    /// or its folder's permissions, or a read-only mount. Nothing was
+    /// written.
+    #[error(
+        "cannot write the state database `{}`: it is read-only here (its permissions or its folder's, or a read-only mount); nothing was changed\n  hint: `show`, `plan` and the other commands that only read work as they are",
+        path.display()
+    )]
+    ReadOnly { path: PathBuf },
+
     /// The file was written by a newer supportctl. It was not changed.
     #[error(
         "`{}` was written by a newer supportctl (schema version {found}; this one reads up to {supported}); upgrade supportctl to use it. The file was left untouched",
@@ -152,6 +161,9 @@ fn sql_error(path: &Path, e: rusqlite::Error) -> StateError {
         Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
             schema::damaged(path, format!("SQLite reports: {e}"))
         }
+        Some(ErrorCode::ReadOnly) => StateError::ReadOnly {
+            path: path.to_path_buf(),
+        },
         _ => StateError::Sqlite {
             path: path.to_path_buf(),
             source: Box::new(e),
@@ -484,6 +496,13 @@ impl Store {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(sql)?;
+        // SQLite opens a file it may not write read-only without a word;
+        // this command writes, so say so now rather than at the first write.
+        if conn.is_readonly(rusqlite::MAIN_DB).map_err(sql)? {
+            return Err(StateError::ReadOnly {
+                path: path.to_path_buf(),
+            });
+        }
         // Until the file is known to be ours, closing must not checkpoint a
         // write-ahead log into it.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)

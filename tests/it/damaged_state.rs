@@ -212,10 +212,15 @@ fn reads_as_owner(world: &World) -> Vec<String> {
 /// there (`nobody`, when the tests run as root; the folder is made
 /// read-only either way) and returns what each printed.
 fn reads_as_reader(world: &World) -> Vec<Result<String, String>> {
+    as_reader(world, READS)
+}
+
+/// Runs `commands` as [`reads_as_reader`] runs the reads.
+fn as_reader(world: &World, commands: &[&[&str]]) -> Vec<Result<String, String>> {
     let folder = world.root().to_path_buf();
     std::fs::set_permissions(&world.db, std::fs::Permissions::from_mode(0o644)).unwrap();
     let mut args_with_db = Vec::new();
-    for args in READS {
+    for args in commands {
         let mut full = vec!["--db".to_string(), world.db.to_str().unwrap().to_string()];
         full.extend(args.iter().map(|a| a.to_string()));
         args_with_db.push(full);
@@ -261,6 +266,24 @@ fn reads_work_for_a_user_who_may_only_read_the_database() {
         assert_eq!(got.as_ref(), Ok(want), "{args:?}");
     }
     assert_eq!(world.listing(), listing, "a reader wrote nothing");
+    // A command that writes says it may not, before it plans or asks.
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        let writes: &[&[&str]] = &[
+            &["apply", "--auto-approve", "acme2.yaml"],
+            &["sr", "open", "--user", "bob", "--title", "Still full"],
+        ];
+        for got in as_reader(&world, writes) {
+            let err = got.unwrap_err();
+            assert!(
+                err.contains("cannot write the state database")
+                    && err.contains("it is read-only here")
+                    && !err.contains("attempt to write"),
+                "{err}"
+            );
+        }
+        assert_eq!(world.listing(), listing, "a refused writer wrote nothing");
+    }
 
     // A writer holds the database open, and an apply's commit is still in
     // its log: the reader sees it.
@@ -440,21 +463,23 @@ fn reads_work_on_a_read_only_mount_and_a_full_disk() {
     );
     let apply = on_mount(&["apply", "--auto-approve", "acme2.yaml"]);
     apply.assert_code(1);
-    assert!(apply.stderr.contains("error: "), "{}", apply.transcript());
+    assert!(
+        apply.stderr.contains("cannot write the state database")
+            && apply.stderr.contains("it is read-only here"),
+        "{}",
+        apply.transcript()
+    );
 
     mount.remount("rw");
     // Fill the disk to its last byte.
     let filler = mount.0.join("filler");
     let mut file = std::fs::File::create(&filler).unwrap();
-    let block = vec![0u8; 64 * 1024];
-    loop {
+    {
         use std::io::Write as _;
-        if file.write_all(&block).is_err() {
-            break;
-        }
+        let block = vec![0u8; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+        while file.write(&[0]).is_ok_and(|n| n == 1) {}
     }
-    let mut byte = [0u8; 1];
-    while std::io::Write::write(&mut file, &mut byte).is_ok_and(|n| n == 1) {}
     drop(file);
     let shown = on_mount(&["-vv", "show"]);
     assert!(

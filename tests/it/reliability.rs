@@ -907,6 +907,11 @@ fn every_test_the_readme_names_for_a_promise_exists() {
             continue;
         }
         let file = match module.strip_suffix("::tests") {
+            // A unit test in a file of its own under a tests module
+            // (`state::tests::damaged` is `src/state/tests/damaged.rs`).
+            None if module.contains("::tests::") => {
+                root.join(format!("src/{}.rs", module.replace("::", "/")))
+            }
             Some("state") => root.join("src/state/tests.rs"),
             // A unit test: in its module's file.
             Some(module) => {
