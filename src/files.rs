@@ -550,6 +550,13 @@ mod tests {
         let (_, name) = create_temporary(&path, 0o600).unwrap();
         assert!(!planted.contains(&name));
         assert!(is_temporary(&name), "{}", name.display());
+        // And SQLite's side files of a database made under such a name.
+        let mut wal = name.clone().into_os_string();
+        wal.push("-wal");
+        assert!(is_temporary(Path::new(&wal)));
+        for other in ["out", ".out", "out.supportctl-tmp", ".out.supportctl-tmp-x"] {
+            assert!(!is_temporary(Path::new(other)), "{other}");
+        }
         assert_eq!(mode_of(&name), 0o600);
         assert_eq!(std::fs::read(&target).unwrap(), b"keep");
         let err = create_new(&planted[0], b"x", 0o600, &Protected::new()).unwrap_err();

@@ -501,7 +501,7 @@ pub(super) const PLAN_FILE: crate::files::Kind = crate::files::Kind {
 
 /// The largest saved plan read: a first plan of a million users is about
 /// 1 GiB of JSON.
-pub const MAX_PLAN_BYTES: u64 = 2 << 30;
+const MAX_PLAN_BYTES: u64 = 2 << 30;
 
 /// What a plan may not be written over: the state's files and the config
 /// set it was made from.

@@ -541,8 +541,9 @@ impl Store {
         )
         .map_err(sql)?;
         conn.busy_timeout(DEFAULT_BUSY_TIMEOUT).map_err(sql)?;
-        if let Err(e) = schema::read_identity(&conn) {
-            let cannot_open_in_place = matches!(
+        // Any other error is the file's, and `inspect` below reports it.
+        if let Err(e) = schema::read_identity(&conn)
+            && matches!(
                 e.sqlite_error_code(),
                 Some(
                     ErrorCode::ReadOnly
@@ -550,10 +551,8 @@ impl Store {
                         | ErrorCode::SystemIoFailure
                         | ErrorCode::DiskFull
                 )
-            );
-            if !cannot_open_in_place {
-                schema::inspect(&conn, path, true)?;
-            }
+            )
+        {
             drop(conn);
             conn = snapshot(path, &e)?;
             tracing::debug!(reason = %e, "database read into memory: SQLite cannot read it in place");
