@@ -11,6 +11,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod diag;
+pub mod files;
 pub mod model;
 pub mod plan;
 pub mod render;

@@ -37,8 +37,8 @@ pub enum Mode {
     Poll(Duration),
 }
 
-/// Paths whose changes never matter: the database and its companions, and
-/// editors' swap and temporary files.
+/// Paths whose changes never matter: the database and its companions,
+/// supportctl's own temporary files, and editors' swap and temporary files.
 #[derive(Debug, Clone, Default)]
 pub struct Ignored {
     exact: Vec<PathBuf>,
@@ -53,7 +53,7 @@ impl Ignored {
     }
 
     pub fn contains(&self, path: &Path) -> bool {
-        if is_editor_temporary(path) {
+        if is_editor_temporary(path) || crate::files::is_temporary(path) {
             return true;
         }
         let path = absolute(path);

@@ -66,16 +66,28 @@ pub enum HistoryFormat {
     Json,
 }
 
-/// Opens an existing database for reading; a missing one is an error, not
-/// a new empty database.
+/// The error for a command that needs a database where there is none.
+fn no_database(db: &Path) -> CliError {
+    CliError::error(format!(
+        "no state database at `{}`\n  hint: `supportctl apply PATH` creates it; `--db` or SUPPORTCTL_DB point elsewhere",
+        db.display()
+    ))
+}
+
+/// Opens an existing database to write (`sr open`, `sr comment`); a
+/// missing one is an error, not a new empty database.
 pub(super) fn open_existing(db: &Path) -> Result<Store, CliError> {
-    if !db.exists() {
-        return Err(CliError::error(format!(
-            "no state database at `{}`\n  hint: `supportctl apply PATH` creates it; `--db` or SUPPORTCTL_DB point elsewhere",
-            db.display()
-        )));
+    if !crate::state::database_exists(db)? {
+        return Err(no_database(db));
     }
     Ok(Store::open(db)?)
+}
+
+/// Opens an existing database to read only: never created, migrated or
+/// written, so that it reads for a user who may only read the file, on a
+/// read-only mount and on a full disk.
+pub(super) fn open_to_read(db: &Path) -> Result<Store, CliError> {
+    Store::open_read_only(db)?.ok_or_else(|| no_database(db))
 }
 
 /// The tenancy a command is about: the one named, or the only one there is.
@@ -158,7 +170,7 @@ pub(super) fn load_model(store: &Store, tenancy: &str) -> Result<(Model, u64), C
 }
 
 pub fn show(args: &ShowArgs, db: &Path) -> Result<u8, CliError> {
-    let store = open_existing(db)?;
+    let store = open_to_read(db)?;
     let tenancy = choose_tenancy(&store, &args.tenancy)?;
     let (mut model, serial) = load_model(&store, &tenancy)?;
     if args.redact {
@@ -343,7 +355,7 @@ const SCHEMA_FILE: &str = "supportctl.schema.json";
 const REDACTED_NOTE: &str = "# Phone numbers are redacted (export --redact): this copy is to share, and\n# applying it is refused. Export without --redact for a copy to restore from.\n";
 
 pub fn export(args: &ExportArgs, db: &Path) -> Result<u8, CliError> {
-    let store = open_existing(db)?;
+    let store = open_to_read(db)?;
     let tenancy = choose_tenancy(&store, &args.tenancy)?;
     let (mut model, _) = load_model(&store, &tenancy)?;
     if args.redact {
@@ -362,7 +374,10 @@ pub fn export(args: &ExportArgs, db: &Path) -> Result<u8, CliError> {
         print_stdout(&noted(export::to_single_file(&model, None)))?;
         return Ok(0);
     };
-    if dir.exists()
+    let protected = super::protected(db);
+    crate::files::check_not_protected(dir, &protected)
+        .map_err(|e| super::output_error("the export", dir, e))?;
+    if std::fs::symlink_metadata(dir).is_ok()
         && std::fs::read_dir(dir)
             .map(|mut d| d.next().is_some())
             .unwrap_or(true)
@@ -372,6 +387,10 @@ pub fn export(args: &ExportArgs, db: &Path) -> Result<u8, CliError> {
             dir.display()
         )));
     }
+    // Folders it makes are private (0700), as are the files in them (0600):
+    // they hold phone numbers.
+    crate::files::create_private_dir(dir, &protected)
+        .map_err(|e| super::output_error("the export", dir, e))?;
     // The schema goes beside the files, so that their modelines resolve and
     // editors check and explain them.
     let mut files: Vec<(PathBuf, String)> = export::to_directory(&model, SCHEMA_FILE)
@@ -385,12 +404,11 @@ pub fn export(args: &ExportArgs, db: &Path) -> Result<u8, CliError> {
     for (relative, text) in files {
         let path = dir.join(&relative);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                CliError::error(format!("cannot create `{}`: {e}", parent.display()))
-            })?;
+            crate::files::create_private_dir(parent, &protected)
+                .map_err(|e| super::output_error("the export", parent, e))?;
         }
-        super::reconcile::write_private(&path, text.as_bytes())
-            .map_err(|e| CliError::error(format!("cannot write `{}`: {e}", path.display())))?;
+        crate::files::create_new(&path, text.as_bytes(), 0o600, &protected)
+            .map_err(|e| super::output_error("the export", &path, e))?;
     }
     super::print_stderr(&format!(
         "Exported tenancy `{}` to `{}`.\n",
@@ -430,7 +448,7 @@ fn shown_time(stored: &str) -> String {
 }
 
 pub fn history(args: &HistoryArgs, db: &Path) -> Result<u8, CliError> {
-    let store = open_existing(db)?;
+    let store = open_to_read(db)?;
     let tenancy = choose_tenancy_or_retired(&store, &args.tenancy)?;
     let records = store.history(Some(&tenancy))?;
     let text = match args.format {

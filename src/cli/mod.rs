@@ -338,7 +338,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             Ok(0)
         }
         Command::Completions(args) => shell::completions(&args),
-        Command::Man(args) => shell::man(&args),
+        Command::Man(args) => shell::man(&args, db),
     }
 }
 
@@ -400,6 +400,40 @@ pub(crate) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)
+}
+
+/// The files no output may be: the state database `db`, its side files
+/// and the parse cache beside it (see `files`). A command adds its config
+/// set.
+pub(crate) fn protected(db: &Path) -> crate::files::Protected {
+    let named = |what: &str, path: &Path| format!("{what} `{}`", path.display());
+    let mut protected = crate::files::Protected::new().file(db, named("the state database", db));
+    for (suffix, what) in [
+        ("-wal", "the state database's write-ahead log"),
+        ("-shm", "the state database's shared-memory file"),
+        ("-journal", "the state database's rollback journal"),
+    ] {
+        let side = with_suffix(db, suffix);
+        protected = protected.file(&side, named(what, &side));
+    }
+    let cache = parse_cache_path(db);
+    protected.file(&cache, named("the parse cache", &cache))
+}
+
+/// The message of an output that was refused or failed: `what` is written
+/// to `path`.
+pub(crate) fn output_error(what: &str, path: &Path, e: crate::files::OutputError) -> CliError {
+    use crate::files::OutputError;
+    let hint = match e {
+        OutputError::Protected(_) | OutputError::OtherKind(_) | OutputError::NotRegular(_) => {
+            "\n  hint: name a new file (supportctl never writes over a file it keeps or reads, nor over a file of another kind)"
+        }
+        OutputError::Io(_) => "",
+    };
+    CliError::error(format!(
+        "cannot write {what} to `{}`: {e}; nothing was written there{hint}",
+        path.display()
+    ))
 }
 
 /// Where the parse cache of the config sets planned against `db` is kept.

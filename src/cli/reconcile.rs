@@ -4,7 +4,7 @@
 //! `plan` prints (and may save) the plan; `apply` asks for consent and hands
 //! the plan to the store, which applies it in one transaction or not at all.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
@@ -25,7 +25,8 @@ use super::worktree::GitState;
 pub struct PlanArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// Save the plan as JSON, for `supportctl apply FILE` (mode 0600).
+    /// Save the plan as JSON, for `supportctl apply FILE` (mode 0600). An
+    /// existing file is replaced only when it is a saved plan, or empty.
     #[arg(short = 'o', long = "out", value_name = "PLANFILE")]
     pub out: Option<PathBuf>,
     /// How to print the plan.
@@ -115,6 +116,7 @@ fn make_plan(
     output: &Output,
     findings: DiagnosticFormat,
     no_cache: bool,
+    access: Access,
 ) -> Result<(Planned, Option<Store>, Model, Option<ParseCache>), CliError> {
     let today = today()?;
     let mut cache = None;
@@ -123,7 +125,7 @@ fn make_plan(
     // the plan. Its errors wait until the config set is known to be valid,
     // as when read after it.
     let (checked, early) = std::thread::scope(|scope| {
-        let early = scope.spawn(|| read_state_early(db));
+        let early = scope.spawn(|| read_state_early(db, access));
         cache = (!no_cache).then(|| open_parse_cache(db));
         let checked = match cache.as_mut() {
             Some(cache) => load_and_check_cached(&config.path, &config.limits(), today, cache),
@@ -215,16 +217,28 @@ fn base_text(plan: &Plan, reference: &str, palette: render::PlanPalette) -> Stri
     )
 }
 
+/// How a command uses the state: `plan` only reads it (never creating,
+/// migrating or writing the database), `apply` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
+}
+
 /// The database, opened when it exists, and the state of its tenancy when
 /// it holds exactly one (the config set's, almost always; that is checked
 /// when it is used). A tenancy that cannot be read here is read again, and
 /// its error reported, once the config set has named its tenancy.
-fn read_state_early(db: &Path) -> Result<(Option<Store>, StateCache), CliError> {
-    if !db.exists() {
-        return Ok((None, StateCache::default()));
-    }
+fn read_state_early(db: &Path, access: Access) -> Result<(Option<Store>, StateCache), CliError> {
     let started = std::time::Instant::now();
-    let store = Store::open(db)?;
+    let store = match access {
+        Access::Read => Store::open_read_only(db)?,
+        Access::Write if crate::state::database_exists(db)? => Some(Store::open(db)?),
+        Access::Write => None,
+    };
+    let Some(store) = store else {
+        return Ok((None, StateCache::default()));
+    };
     let mut state = StateCache::default();
     if let Ok([only]) = store.tenancies().as_deref()
         && let Ok(Some(snapshot)) = store.load(only)
@@ -303,7 +317,7 @@ pub(super) fn plan_checked_cached(
     db: &Path,
     cache: Option<&mut StateCache>,
 ) -> Result<(Planned, Option<Store>), CliError> {
-    let store = if db.exists() {
+    let store = if crate::state::database_exists(db)? {
         Some(Store::open(db)?)
     } else {
         None
@@ -497,8 +511,19 @@ pub fn plan_command(args: &PlanArgs, db: &Path, output: &Output) -> Result<u8, C
         PlanFormat::Json => DiagnosticFormat::Json,
         PlanFormat::Github => DiagnosticFormat::Github,
     };
-    let (mut planned, _, desired, _) =
-        make_plan(&args.config, db, output, findings, args.no_cache)?;
+    if let Some(out) = &args.out {
+        // Refused before any work: the plan would be lost anyway.
+        crate::files::check_output(out, &PLAN_FILE, &plan_protected(db, &args.config.path))
+            .map_err(|e| super::output_error("the plan", out, e))?;
+    }
+    let (mut planned, _, desired, _) = make_plan(
+        &args.config,
+        db,
+        output,
+        findings,
+        args.no_cache,
+        Access::Read,
+    )?;
     let mut delta = match &args.base {
         Some(reference) => base_plan(&args.config.path, reference, &desired)?,
         None => None,
@@ -560,9 +585,9 @@ pub fn plan_command(args: &PlanArgs, db: &Path, output: &Output) -> Result<u8, C
         return Err(refusal);
     }
     if let (Some(out), Some(json)) = (&args.out, &saved) {
-        write_private(out, json.as_bytes()).map_err(|e| {
-            CliError::error(format!("cannot write the plan to `{}`: {e}", out.display()))
-        })?;
+        let protected = plan_protected(db, &args.config.path);
+        crate::files::write_output(out, &PLAN_FILE, json.as_bytes(), &protected)
+            .map_err(|e| super::output_error("the plan", out, e))?;
         if args.format != PlanFormat::Json {
             super::print_stderr(&format!(
                 "Saved the plan to `{}`. Apply exactly this plan with `supportctl apply {}`.\n",
@@ -580,51 +605,80 @@ pub fn plan_command(args: &PlanArgs, db: &Path, output: &Output) -> Result<u8, C
     })
 }
 
-/// Writes a file only its owner can read: plans name people and phones.
-pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    // An existing file keeps its mode on open: tighten it too.
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    file.write_all(bytes)?;
-    file.sync_all()
+/// A saved plan, as `plan -o` writes it: private (it names people and
+/// phones), and recognised by the fields that open the JSON plan.
+pub(super) const PLAN_FILE: crate::files::Kind = crate::files::Kind {
+    name: "a saved plan",
+    recognise: |head| {
+        let text = String::from_utf8_lossy(head);
+        text.trim_start().starts_with('{')
+            && ["\"format_version\"", "\"lineage\"", "\"config_digest\""]
+                .iter()
+                .all(|field| text.contains(field))
+    },
+    mode: 0o600,
+    durable: true,
+};
+
+/// The largest saved plan read: a first plan of a million users is about
+/// 1 GiB of JSON.
+const MAX_PLAN_BYTES: u64 = 2 << 30;
+
+/// What a plan may not be written over: the state's files and the config
+/// set it was made from.
+fn plan_protected(db: &Path, config: &Path) -> crate::files::Protected {
+    super::protected(db).config_set(config)
 }
 
-/// Whether `path` is a saved plan rather than a config set: a file holding
-/// a JSON object with a `format_version`. (A config in YAML flow style also
-/// starts with `{`, so the first byte alone does not tell.)
-fn is_plan_file(path: &Path) -> bool {
-    if !path.is_file() {
-        return false;
+/// The text of the saved plan at `path`, or `None` when `path` is not one
+/// but a config set: not a regular file (a folder), or not a JSON object
+/// with a `format_version`. (A config in YAML flow style also starts with
+/// `{`, so the first byte alone does not tell.) A regular file that starts
+/// as an object is read only within [`MAX_PLAN_BYTES`].
+fn saved_plan_text(path: &Path) -> Result<Option<String>, CliError> {
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return Ok(None);
     }
-    let Ok(file) = std::fs::File::open(path) else {
-        return false;
-    };
-    let mut reader = std::io::BufReader::new(file);
-    let starts_as_object = reader
-        .fill_buf()
-        .is_ok_and(|head| head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'));
-    starts_as_object
-        && serde_json::from_reader::<_, serde_json::Map<String, serde_json::Value>>(reader)
-            .is_ok_and(|doc| doc.contains_key("format_version"))
+    let starts_as_object = std::fs::File::open(path).is_ok_and(|file| {
+        std::io::BufReader::new(file)
+            .fill_buf()
+            .is_ok_and(|head| head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'))
+    });
+    if !starts_as_object {
+        return Ok(None);
+    }
+    let bytes = crate::files::read_bounded(path, MAX_PLAN_BYTES)
+        .map_err(|e| CliError::error(format!("cannot read the plan `{}`: {e}", path.display())))?;
+    let is_plan = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes)
+        .is_ok_and(|doc| doc.contains_key("format_version"));
+    if !is_plan {
+        return Ok(None);
+    }
+    String::from_utf8(bytes).map(Some).map_err(|_| {
+        CliError::error(format!(
+            "cannot read the plan `{}`: it is not UTF-8 text",
+            path.display()
+        ))
+    })
 }
 
 pub fn apply_command(args: &ApplyArgs, db: &Path, output: &Output) -> Result<u8, CliError> {
-    if is_plan_file(&args.path) {
-        return apply_saved(args, &mut Store::open(db)?, output);
+    if let Some(text) = saved_plan_text(&args.path)? {
+        return apply_saved(args, &text, &mut Store::open(db)?, output);
     }
     let config = ConfigArgs {
         path: args.path.clone(),
         max_file_size: args.max_file_size,
         max_total_size: args.max_total_size,
     };
-    let (planned, store, desired, mut cache) =
-        make_plan(&config, db, output, DiagnosticFormat::Text, args.no_cache)?;
+    let (planned, store, desired, mut cache) = make_plan(
+        &config,
+        db,
+        output,
+        DiagnosticFormat::Text,
+        args.no_cache,
+        Access::Write,
+    )?;
     let plan = &planned.plan;
     print_stdout(&shown_plan(plan, args.redact, output))?;
     if plan.is_empty() {
@@ -728,14 +782,13 @@ fn print_applied(plan: &Plan) -> Result<u8, CliError> {
     Ok(0)
 }
 
-fn apply_saved(args: &ApplyArgs, store: &mut Store, output: &Output) -> Result<u8, CliError> {
-    let text = std::fs::read_to_string(&args.path).map_err(|e| {
-        CliError::error(format!(
-            "cannot read the plan `{}`: {e}",
-            args.path.display()
-        ))
-    })?;
-    let saved = render::parse_plan_json(&text)
+fn apply_saved(
+    args: &ApplyArgs,
+    text: &str,
+    store: &mut Store,
+    output: &Output,
+) -> Result<u8, CliError> {
+    let saved = render::parse_plan_json(text)
         .map_err(|e| CliError::error(format!("`{}`: {e}", args.path.display())))?;
     if !saved.sealed {
         return Err(CliError::error(format!(

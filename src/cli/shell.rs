@@ -1,7 +1,7 @@
 //! `completions` and `man`: the command line describing itself, generated
 //! from the same clap definitions that parse it, so they cannot drift.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, CommandFactory};
 
@@ -37,29 +37,58 @@ pub fn completions(args: &CompletionsArgs) -> Result<u8, CliError> {
     Ok(0)
 }
 
-pub fn man(args: &ManArgs) -> Result<u8, CliError> {
+/// A manual page: public documentation, recognised as roff with a title.
+const MAN_PAGE: crate::files::Kind = crate::files::Kind {
+    name: "a manual page",
+    recognise: |head| {
+        (head.starts_with(b".") || head.starts_with(b"'")) && head.windows(4).any(|w| w == b".TH ")
+    },
+    mode: 0o644,
+    durable: true,
+};
+
+pub fn man(args: &ManArgs, db: &Path) -> Result<u8, CliError> {
     let mut command = manual_command();
     command.build();
     let Some(dir) = &args.out else {
         print_stdout(&String::from_utf8_lossy(&page(&command, "")?))?;
         return Ok(0);
     };
+    let protected = super::protected(db);
+    crate::files::check_not_protected(dir, &protected)
+        .map_err(|e| super::output_error("the manual pages", dir, e))?;
     std::fs::create_dir_all(dir)
         .map_err(|e| CliError::error(format!("cannot create `{}`: {e}", dir.display())))?;
-    write_pages(&command, "", dir)
-        .map_err(|e| CliError::error(format!("cannot write to `{}`: {e}", dir.display())))?;
+    // Every page is checked before any is written, so a refusal leaves the
+    // folder as it was.
+    let mut pages = Vec::new();
+    collect_pages(&command, "", dir, &mut pages)?;
+    for (path, _) in &pages {
+        crate::files::check_output(path, &MAN_PAGE, &protected)
+            .map_err(|e| super::output_error("a manual page", path, e))?;
+    }
+    for (path, page) in &pages {
+        crate::files::write_output(path, &MAN_PAGE, page, &protected)
+            .map_err(|e| super::output_error("a manual page", path, e))?;
+    }
     Ok(0)
 }
 
-/// Writes the page of `command` (at `path`, e.g. `sr open`) and of each of
-/// its visible subcommands, deepest first.
-fn write_pages(command: &clap::Command, path: &str, dir: &std::path::Path) -> std::io::Result<()> {
+/// The page of `command` (at `path`, e.g. `sr open`) and of each of its
+/// visible subcommands, deepest first, with where each goes in `dir`.
+fn collect_pages(
+    command: &clap::Command,
+    path: &str,
+    dir: &Path,
+    pages: &mut Vec<(PathBuf, Vec<u8>)>,
+) -> std::io::Result<()> {
     for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
         let sub_path = format!("{path} {}", sub.get_name());
-        write_pages(sub, sub_path.trim_start(), dir)?;
+        collect_pages(sub, sub_path.trim_start(), dir, pages)?;
     }
     let name = clap_mangen::Man::new(command.clone()).get_filename();
-    std::fs::write(dir.join(name), page(command, path)?)
+    pages.push((dir.join(name), page(command, path)?));
+    Ok(())
 }
 
 /// A manual page: clap's sections, with an EXAMPLES section before VERSION.

@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use super::inspect::{
-    TenancyArg, choose_tenancy, choose_tenancy_or_retired, load_model, open_existing,
+    TenancyArg, choose_tenancy, choose_tenancy_or_retired, load_model, open_existing, open_to_read,
 };
 use super::{CliError, print_stdout, today};
 use crate::access::{self, Access, Channel};
@@ -77,7 +77,7 @@ impl<'a> From<&'a Access> for AccessJson<'a> {
 }
 
 pub fn access(args: &AccessArgs, db: &Path) -> Result<u8, CliError> {
-    let store = open_existing(db)?;
+    let store = open_to_read(db)?;
     let tenancy = choose_tenancy(&store, &args.tenancy)?;
     let (model, _) = load_model(&store, &tenancy)?;
     let today = today()?;
@@ -455,7 +455,7 @@ fn sr_open(args: &SrOpenArgs, db: &Path) -> Result<u8, CliError> {
 }
 
 fn sr_list(args: &SrListArgs, db: &Path) -> Result<u8, CliError> {
-    let store = open_existing(db)?;
+    let store = open_to_read(db)?;
     let tenancy = choose_tenancy_or_retired(&store, &args.tenancy)?;
     let mut requests = store.service_requests(&tenancy)?;
     if let Some(user) = &args.user {
@@ -516,7 +516,7 @@ fn find(store: &crate::state::Store, tenancy: &str, id: i64) -> Result<ServiceRe
 }
 
 fn sr_show(args: &SrShowArgs, db: &Path) -> Result<u8, CliError> {
-    let store = open_existing(db)?;
+    let store = open_to_read(db)?;
     let tenancy = choose_tenancy_or_retired(&store, &args.tenancy)?;
     let sr = find(&store, &tenancy, args.id)?;
     if let Some(user) = &args.user {

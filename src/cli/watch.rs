@@ -204,6 +204,29 @@ impl OutcomeKind {
     }
 }
 
+/// The watcher's status file: private (it names the database and the
+/// config), recognised by the fields only it has.
+const STATUS_FILE: crate::files::Kind = crate::files::Kind {
+    name: "a watcher status file",
+    recognise: |head| {
+        let text = String::from_utf8_lossy(head);
+        text.trim_start().starts_with('{')
+            && ["\"format_version\"", "\"pid\"", "\"heartbeat_at\""]
+                .iter()
+                .all(|field| text.contains(field))
+    },
+    mode: 0o600,
+    durable: true,
+};
+
+/// The largest status file `status` reads; a watcher's is under 2 KiB.
+const MAX_STATUS_BYTES: u64 = 1 << 20;
+
+/// What the status file may not be: the state's files and the config set.
+fn status_protected(db: &Path, config: &Path) -> crate::files::Protected {
+    super::protected(db).config_set(config)
+}
+
 /// The default status file: beside the database, named after it.
 fn default_status_file(db: &Path) -> PathBuf {
     with_suffix(db, ".status.json")
@@ -288,6 +311,8 @@ pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
         .status_file
         .clone()
         .unwrap_or_else(|| default_status_file(db));
+    crate::files::check_output(&status_file, &STATUS_FILE, &status_protected(db, root))
+        .map_err(|e| super::output_error("the watcher's status", &status_file, e))?;
     let (wakes, woken) = std::sync::mpsc::channel();
     crate::watch::on_stop_signals(wakes.clone())
         .map_err(|e| CliError::error(format!("cannot handle stop signals: {e}")))?;
@@ -297,9 +322,7 @@ pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
         with_suffix(db, "-shm"),
         with_suffix(db, "-journal"),
         status_file.clone(),
-        with_suffix(&status_file, ".tmp"),
         parse_cache_path(db),
-        crate::config::ParseCache::temporary_path(&parse_cache_path(db)),
     ]);
     let mode = if args.poll {
         Mode::Poll(args.poll_interval)
@@ -655,9 +678,13 @@ impl Watcher<'_> {
         self.status.heartbeat_at = timestamp();
         let mut text = serde_json::to_string_pretty(&self.status).unwrap_or_default();
         text.push('\n');
-        let temporary = with_suffix(&self.status_file, ".tmp");
-        let written = super::reconcile::write_private(&temporary, text.as_bytes())
-            .and_then(|()| std::fs::rename(&temporary, &self.status_file));
+        let protected = status_protected(self.db, &self.args.config.path);
+        let written = crate::files::write_output(
+            &self.status_file,
+            &STATUS_FILE,
+            text.as_bytes(),
+            &protected,
+        );
         if let Err(e) = written {
             // Said once: the heartbeat would repeat it every few seconds.
             if std::mem::replace(&mut self.status_unwritable, true) {
@@ -756,8 +783,8 @@ pub fn status(args: &StatusArgs, db: &Path) -> Result<u8, CliError> {
         .status_file
         .clone()
         .unwrap_or_else(|| default_status_file(db));
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
+    let text = crate::files::read_bounded(&path, MAX_STATUS_BYTES).map_err(|e| {
+        if e.is_not_found() {
             CliError::error(format!(
                 "no watcher status at `{}`: no `supportctl watch` has run with this database\n  hint: pass `--status-file` if the watcher was started with one",
                 path.display()
@@ -766,7 +793,7 @@ pub fn status(args: &StatusArgs, db: &Path) -> Result<u8, CliError> {
             CliError::error(format!("cannot read `{}`: {e}", path.display()))
         }
     })?;
-    let status: Status = serde_json::from_str(&text).map_err(|e| {
+    let status: Status = serde_json::from_slice(&text).map_err(|e| {
         CliError::error(format!(
             "`{}` is not a watcher status file: {e}",
             path.display()

@@ -78,16 +78,28 @@ pub(super) struct Written {
 }
 
 impl Written {
-    fn of(file: &std::fs::File, len: u64) -> std::io::Result<Written> {
+    fn of(meta: &std::fs::Metadata, len: u64) -> Written {
         use std::os::unix::fs::MetadataExt as _;
-        let meta = file.metadata()?;
-        Ok(Written {
+        Written {
             device: meta.dev(),
             inode: meta.ino(),
             len,
-        })
+        }
     }
 }
+
+/// The largest cache file read: a million users' entries take about 150
+/// MB, and a file is written afresh before it holds twice its live entries.
+const MAX_FILE_BYTES: u64 = 1 << 30;
+
+/// The cache file as an output: private (its entries hold phone numbers),
+/// and replaced only when what is there is a cache file too.
+const CACHE_FILE: crate::files::Kind = crate::files::Kind {
+    name: "a supportctl parse cache",
+    recognise: |head| head.starts_with(MAGIC),
+    mode: 0o600,
+    durable: false,
+};
 
 /// The header every cache file starts with: the magic, the format and the
 /// build that wrote it.
@@ -156,11 +168,10 @@ fn build_id() -> String {
 /// its first record that is cut short or damaged — the end of a save that
 /// was interrupted: what came before is each exactly as written.
 pub(super) fn read(path: &Path) -> Result<(HashMap<PathBuf, ParsedFile>, Written), String> {
-    use std::io::Read as _;
-    let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let size = file.metadata().map_err(|e| e.to_string())?.len();
-    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    // A regular file within the bound, or nothing: a symlink to a device or
+    // a FIFO planted here neither hangs nor fills memory.
+    let (bytes, meta) = crate::files::read_bounded_with_metadata(path, MAX_FILE_BYTES)
+        .map_err(|e| e.to_string())?;
     let bytes = Arc::new(bytes);
 
     let mut r = Reader {
@@ -187,8 +198,7 @@ pub(super) fn read(path: &Path) -> Result<(HashMap<PathBuf, ParsedFile>, Written
         };
         end = r.at;
     }
-    let written = Written::of(&file, end as u64).map_err(|e| e.to_string())?;
-    Ok((files, written))
+    Ok((files, Written::of(&meta, end as u64)))
 }
 
 /// One record of the log: a path and its parse, or no parse; `None` when the
@@ -291,7 +301,8 @@ fn append(path: &Path, written: Written, records: &[u8]) -> std::io::Result<Opti
     // The same file (another save renames a new one in its place) of the same
     // length (nothing added since, no cut-short record at its end), and still
     // of this build.
-    let now = Written::of(&file, file.metadata()?.len())?;
+    let meta = file.metadata()?;
+    let now = Written::of(&meta, meta.len());
     let head = header();
     let mut start = vec![0; head.len()];
     if now != written || file.read_exact_at(&mut start, 0).is_err() || start != head {
@@ -306,7 +317,8 @@ fn append(path: &Path, written: Written, records: &[u8]) -> std::io::Result<Opti
 }
 
 /// Writes `files` to `path` whole or not at all: a temporary file beside it,
-/// readable by its owner only (entries hold phone numbers), renamed over it.
+/// readable by its owner only (entries hold phone numbers), renamed over it
+/// (see `crate::files`: never over a file that is not a parse cache).
 fn write(path: &Path, files: &HashMap<PathBuf, ParsedFile>) -> std::io::Result<Written> {
     let mut bytes = header();
     bytes.reserve(files.values().map(|f| f.encoded.len() + 128).sum());
@@ -316,37 +328,15 @@ fn write(path: &Path, files: &HashMap<PathBuf, ParsedFile>) -> std::io::Result<W
     for (path, file) in sorted {
         put_record(&mut bytes, path, Some(file));
     }
-    let temporary = temporary_path(path);
-    let written = (|| {
-        let mut file = open_private(&temporary)?;
+    let nothing = crate::files::Protected::new();
+    crate::files::replace_with(path, &CACHE_FILE, &nothing, |file| {
         file.write_all(&bytes)?;
-        file.flush()?;
-        let written = Written::of(&file, bytes.len() as u64)?;
-        std::fs::rename(&temporary, path)?;
-        Ok(written)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    written
-}
-
-/// Where [`write`] puts the cache before renaming it over `path`: beside it,
-/// named for this process, so that two writers never share one.
-pub(crate) fn temporary_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(format!(".{}.tmp", std::process::id()));
-    PathBuf::from(name)
-}
-
-fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    std::fs::File::options()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
+        Ok(Written::of(&file.metadata()?, bytes.len() as u64))
+    })
+    .map_err(|e| match e {
+        crate::files::OutputError::Io(e) => e,
+        refused => std::io::Error::other(refused.to_string()),
+    })
 }
 
 fn path_bytes(path: &Path) -> Vec<u8> {

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 use super::{StateError, sql_error};
 
@@ -195,20 +195,34 @@ pub const LATEST: u32 = MIGRATIONS.len() as u32;
 
 const MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
+/// What the checks found in a file that may be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Found {
+    /// A supportctl database at this schema version (at most [`LATEST`]).
+    Ours { version: u32 },
+    /// A SQLite database that holds nothing at all: a new database may be
+    /// made of it.
+    Empty,
+}
+
 /// Recognises an existing, non-empty file from its header bytes alone,
 /// without SQLite, so a file that is not ours is never opened by SQLite
 /// (which could roll back a hot journal or checkpoint a WAL into it).
 ///
 /// Passes a supportctl database no newer than this binary, and a SQLite
 /// database that holds nothing at all; [`inspect`] confirms through SQLite,
-/// since the newest pages may still be in a write-ahead log.
-pub fn inspect_header(path: &Path) -> Result<(), StateError> {
+/// since the newest pages may still be in a write-ahead log. A file cut
+/// short — a prefix of a SQLite header, or a supportctl database holding
+/// fewer pages than its header counts while no write-ahead log holds the
+/// rest — is [`StateError::Damaged`], never "not a supportctl database".
+pub fn inspect_header(path: &Path) -> Result<Found, StateError> {
     let io = |source| StateError::Io {
         path: path.to_path_buf(),
         source,
     };
     let mut header = [0u8; 108];
     let mut file = File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
     let mut len = 0;
     while len < header.len() {
         match file.read(&mut header[len..]) {
@@ -218,31 +232,74 @@ pub fn inspect_header(path: &Path) -> Result<(), StateError> {
             Err(e) => return Err(io(e)),
         }
     }
-    if len < 100 || &header[..16] != MAGIC {
+    if len < MAGIC.len() && len > 0 && header[..len] == MAGIC[..len] {
+        return Err(damaged(path, format!("it is cut short: {len} bytes")));
+    }
+    if len < MAGIC.len() || &header[..16] != MAGIC {
         return Err(not_ours(path, "it is not a SQLite database"));
+    }
+    if len < 100 {
+        return Err(damaged(
+            path,
+            format!("it is cut short: {len} bytes, less than a SQLite header"),
+        ));
     }
     let be32 = |at: usize| {
         u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
     };
     let user_version = be32(60);
     let application_id = be32(68) as i32;
+    if application_id == APPLICATION_ID {
+        cut_short(path, &header, size)?;
+    }
     // Page 1 holds the schema table; a leaf page (0x0D) with no cells is an
     // empty schema.
     let empty_schema = len == 108 && header[100] == 0x0D && header[103] == 0 && header[104] == 0;
     classify(path, application_id, i64::from(user_version), empty_schema)
 }
 
-/// Recognises the database through SQLite, before anything is written.
-pub fn inspect(conn: &Connection, path: &Path) -> Result<(), StateError> {
-    let read = || -> rusqlite::Result<(i32, i64, i64)> {
-        let application_id = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
-        let user_version = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        let objects = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
-        Ok((application_id, user_version, objects))
+/// Whether a supportctl database's file holds fewer pages than its header
+/// counts: cut short by a copy, a restore or a full disk. The count is
+/// trusted only when SQLite marked it valid (the change counter at 24 equals
+/// the one at 92), and only while no write-ahead log beside the file could
+/// hold the newest pages.
+fn cut_short(path: &Path, header: &[u8; 108], size: u64) -> Result<(), StateError> {
+    let be32 = |at: usize| {
+        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
     };
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        n => u64::from(n),
+    };
+    if !(512..=65_536).contains(&page_size) || !page_size.is_power_of_two() {
+        return Err(damaged(
+            path,
+            format!("its header is damaged (a page size of {page_size} bytes)"),
+        ));
+    }
+    let pages = u64::from(be32(28));
+    let counted = pages > 0 && be32(24) == be32(92);
+    if counted && size < pages * page_size && !super::log_has_content(path) {
+        return Err(damaged(
+            path,
+            format!(
+                "it is cut short: {size} bytes, where its header counts {pages} pages of {page_size} bytes"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Recognises the database through SQLite, before anything is written.
+/// `ours`: the header already named it a supportctl database, so that a file
+/// SQLite finds malformed is damaged rather than someone else's.
+pub fn inspect(conn: &Connection, path: &Path, ours: bool) -> Result<Found, StateError> {
     let (application_id, user_version, objects) =
-        read().map_err(|e| match e.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+        read_identity(conn).map_err(|e| match e.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) if ours => {
+                damaged(path, format!("SQLite reports: {e}"))
+            }
+            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
                 not_ours(path, "it is not a readable SQLite database")
             }
             _ => sql_error(path, e),
@@ -250,25 +307,34 @@ pub fn inspect(conn: &Connection, path: &Path) -> Result<(), StateError> {
     classify(path, application_id, user_version, objects == 0)
 }
 
+/// The application id, the schema version and how many objects the schema
+/// holds: the first thing read through SQLite.
+pub fn read_identity(conn: &Connection) -> rusqlite::Result<(i32, i64, i64)> {
+    let application_id = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
+    let user_version = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let objects = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+    Ok((application_id, user_version, objects))
+}
+
 fn classify(
     path: &Path,
     application_id: i32,
     user_version: i64,
     empty_schema: bool,
-) -> Result<(), StateError> {
+) -> Result<Found, StateError> {
     if application_id == APPLICATION_ID {
-        if user_version > i64::from(LATEST) || user_version < 0 {
-            return Err(StateError::TooNew {
+        match u32::try_from(user_version) {
+            Ok(version) if version <= LATEST => Ok(Found::Ours { version }),
+            _ => Err(StateError::TooNew {
                 path: path.to_path_buf(),
                 found: u32::try_from(user_version).unwrap_or(u32::MAX),
                 supported: LATEST,
-            });
+            }),
         }
-        Ok(())
     } else if application_id == 0 && user_version == 0 && empty_schema {
         // An empty SQLite database (e.g. made by `sqlite3 FILE ''`): nothing
         // in it to lose, so it becomes a supportctl database.
-        Ok(())
+        Ok(Found::Empty)
     } else if application_id == 0 {
         Err(not_ours(
             path,
@@ -286,6 +352,13 @@ fn not_ours(path: &Path, reason: &'static str) -> StateError {
     StateError::NotSupportctl {
         path: path.to_path_buf(),
         reason,
+    }
+}
+
+pub(super) fn damaged(path: &Path, detail: String) -> StateError {
+    StateError::Damaged {
+        path: path.to_path_buf(),
+        detail,
     }
 }
 

@@ -1,5 +1,7 @@
 //! Tests of the state on real files in a temporary directory.
 
+mod damaged;
+
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -209,21 +211,33 @@ fn reopening_keeps_the_lineage_and_databases_differ() {
 }
 
 #[test]
-fn a_zero_length_file_and_an_empty_sqlite_database_are_initialised() {
+fn an_empty_sqlite_database_is_initialised_and_an_empty_file_is_damaged() {
     let dir = tempfile::tempdir().unwrap();
-    let empty_file = dir.path().join("zero.db");
-    std::fs::write(&empty_file, b"").unwrap();
-    let store = Store::open(&empty_file).unwrap();
-    assert!(store.tenancies().unwrap().is_empty());
-
     let empty_sqlite = dir.path().join("empty.sqlite");
     let conn = Connection::open(&empty_sqlite).unwrap();
     conn.execute_batch("CREATE TABLE t (x); DROP TABLE t;")
         .unwrap();
     drop(conn);
     assert!(std::fs::metadata(&empty_sqlite).unwrap().len() > 0);
+    assert!(Store::open_read_only(&empty_sqlite).unwrap().is_none());
     let store = Store::open(&empty_sqlite).unwrap();
     assert!(store.tenancies().unwrap().is_empty());
+
+    // supportctl makes a database whole before it takes its name, so an
+    // empty file is never one of its new databases: it is one cut to
+    // nothing, for reading and for writing alike.
+    let empty_file = dir.path().join("zero.db");
+    std::fs::write(&empty_file, b"").unwrap();
+    let damaged = |e: &StateError| matches!(e, StateError::Damaged { detail, .. } if detail == "it is empty (0 bytes)");
+    assert_refused_untouched(&empty_file, damaged);
+    let err = Store::open_read_only(&empty_file).unwrap_err();
+    assert!(damaged(&err), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("is damaged") && message.contains("restore the database from a backup"),
+        "{message}"
+    );
+    assert_eq!(std::fs::read(&empty_file).unwrap(), b"");
 }
 
 #[test]
@@ -235,14 +249,19 @@ fn a_file_that_is_not_sqlite_is_refused_untouched() {
         &path,
         |e| matches!(e, StateError::NotSupportctl { reason, .. } if reason.contains("not a SQLite")),
     );
-    // Shorter than a SQLite header.
-    std::fs::write(&path, b"SQLite format 3\0").unwrap();
-    assert_refused_untouched(&path, |e| matches!(e, StateError::NotSupportctl { .. }));
     let message = Store::open(&path).unwrap_err().to_string();
     assert!(
         message.contains("is not a supportctl database"),
         "{message}"
     );
+    // A SQLite header cut short is a damaged database, not someone else's.
+    for cut in [b"SQLite format 3\0".as_slice(), b"SQLite for"] {
+        std::fs::write(&path, cut).unwrap();
+        assert_refused_untouched(
+            &path,
+            |e| matches!(e, StateError::Damaged { detail, .. } if detail.starts_with("it is cut short")),
+        );
+    }
 }
 
 #[test]

@@ -36,6 +36,13 @@
 //! - `reliability`: SIGKILLed applies, racing writers, readers and SR
 //!   operations during an apply, limits, `--redact`, phones kept out of logs,
 //!   saved plans that do not belong.
+//! - `damaged_state`: a database truncated, cut short or malformed is
+//!   reported as damaged by every command and left as it was; reads work
+//!   read-only (a user who may only read, a read-only mount, a full disk).
+//! - `outputs`: no output (`plan -o`, the status file, `man --out`, `export
+//!   --out`) ever replaces the state, the parse cache, the config set or a
+//!   file of another kind; files read that are not config are regular and
+//!   bounded.
 //! - `watch`: `watch` and `status` — editors' saves, files and folders that
 //!   come and go, symlink swaps, bad configs, bursts, the mass-delete guard,
 //!   expiry, signals and the status file, with real file events.
@@ -44,10 +51,12 @@ mod bad_input;
 mod binary;
 mod cli;
 mod config_props;
+mod damaged_state;
 mod fixtures;
 mod gitops;
 mod guard;
 mod newcomer;
+mod outputs;
 mod props;
 mod reconcile;
 mod reliability;

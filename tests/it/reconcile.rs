@@ -1232,8 +1232,10 @@ fn saved_plans_exports_and_the_database_are_private_files() {
         .expect(0);
     assert_eq!(mode(&world.path("acme.plan")), 0o600);
     assert!(!world.db.exists(), "planning creates no database");
-    // A plan written over an existing, readable file tightens it.
-    let open = world.write("open.plan", "old");
+    // A plan written over an existing plan others could read replaces it
+    // with a private file.
+    let open = world.path("open.plan");
+    std::fs::copy(world.path("acme.plan"), &open).unwrap();
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
     world
         .run(&["plan", "-o", "open.plan", arg(&config)])

@@ -533,7 +533,7 @@ fn an_unreadable_file_is_an_error_at_that_file() {
 
 /// `supportctl ARGS` in `dir`, as the user `nobody` when this process is
 /// root (through `setpriv`), so that file modes hold.
-fn as_unprivileged(dir: &Path, args: &[&str]) -> Command {
+pub(crate) fn as_unprivileged(dir: &Path, args: &[&str]) -> Command {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     if !root {
@@ -1022,6 +1022,11 @@ fn every_test_the_readme_names_for_a_promise_exists() {
             continue;
         }
         let file = match module.strip_suffix("::tests") {
+            // A unit test in a file of its own under a tests module
+            // (`state::tests::damaged` is `src/state/tests/damaged.rs`).
+            None if module.contains("::tests::") => {
+                root.join(format!("src/{}.rs", module.replace("::", "/")))
+            }
             Some("state") => root.join("src/state/tests.rs"),
             // A unit test: in its module's file.
             Some(module) => {

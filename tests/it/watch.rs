@@ -597,10 +597,11 @@ fn assert_alice_becomes(world: &World, watcher: &Watcher, from: usize, name: &st
     watcher.wait_state(world, &format!("alice to be named {name:?}"), |show| {
         user_name(show, "alice").as_deref() == Some(name)
     });
-    assert!(
-        watcher.count_since(from, reconciled("applied", "change")) >= 1,
-        "a `reconciled` line with outcome applied and trigger change\n{}",
-        watcher.dump()
+    // The line follows the commit that `show` may already have seen.
+    watcher.wait_for(
+        from,
+        "a `reconciled` line with outcome applied and trigger change",
+        reconciled("applied", "change"),
     );
 }
 
@@ -857,7 +858,10 @@ fn watch_picks_up_new_subdirectories_and_watches_them() {
     watcher.wait_state(&world, "fred's edit in the moved folder", |show| {
         user_name(show, "fred").as_deref() == Some("Fred Edited")
     });
-    assert!(watcher.count_since(from, reconciled("applied", "change")) >= 6);
+    // The lines follow the commits that `show` may already have seen.
+    watcher.wait_until("six `reconciled` lines for changes", || {
+        watcher.count_since(from, reconciled("applied", "change")) >= 6
+    });
 }
 
 /// The whole config directory deleted (`rm -rf`: nothing is applied from a
@@ -1934,9 +1938,10 @@ fn watch_reads_the_state_again_after_another_process_applies() {
     watcher.wait_state(&world, "alice to be named back", |show| {
         user_name(show, "alice").as_deref() == Some("Alice Lee")
     });
-    assert!(
-        watcher.count_since(from, reconciled("applied", "interval")) >= 1,
-        "an interval reconcile repaired the state\n{}",
-        watcher.dump()
+    // The line follows the commit that `show` may already have seen.
+    watcher.wait_for(
+        from,
+        "an interval reconcile that repaired the state",
+        reconciled("applied", "interval"),
     );
 }
