@@ -827,7 +827,7 @@ fn apply_saved(
         saved.lineage.clone()
     };
     let journal = || match &plan {
-        std::borrow::Cow::Borrowed(_) => JournalPlan::new(&text),
+        std::borrow::Cow::Borrowed(_) => JournalPlan::new(text),
         std::borrow::Cow::Owned(cut) => JournalPlan::new(&render::plan_json_compact(
             cut,
             &lineage,
