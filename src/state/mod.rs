@@ -42,7 +42,7 @@ use crate::model::Model;
 use crate::plan::{Plan, Summary};
 
 pub use requests::{Channel, Comment, NewServiceRequest, Renames, ServiceRequest};
-pub use schema::LATEST as SCHEMA_VERSION;
+pub use schema::{LATEST as SCHEMA_VERSION, MIGRATIONS};
 
 /// How long an operation waits for another process's lock before giving up
 /// with [`StateError::Busy`]. An apply holds the write lock for the length of
@@ -66,7 +66,8 @@ pub enum StateError {
     Damaged { path: PathBuf, detail: String },
 
     /// A command that only reads met a database older than this binary's
-    /// schema, which only a command that writes migrates. Nothing was written.
+    /// schema whose write-ahead log holds changes, so that it could not be
+    /// read through a copy migrated in memory. Nothing was written.
     #[error(
         "`{}` is at schema version {found} and this supportctl reads version {latest}; this command only reads, so it did not migrate it, and the file was left untouched\n  hint: a command that writes migrates it first: run `supportctl apply CONFIG` once, as a user who can write the database",
         path.display()
@@ -313,7 +314,11 @@ fn prepare(conn: &mut Connection, path: &Path) -> Result<(), StateError> {
 /// (inode, length, times) before and after it is read, and no log must have
 /// appeared: otherwise a writer was at work, and it is read again (three
 /// times at most, then [`StateError::Busy`]).
-fn snapshot(path: &Path, why: &rusqlite::Error) -> Result<Connection, StateError> {
+fn snapshot(
+    path: &Path,
+    why: &dyn std::fmt::Display,
+    read_only: bool,
+) -> Result<Connection, StateError> {
     use std::os::unix::fs::MetadataExt;
     let io = |source| StateError::Io {
         path: path.to_path_buf(),
@@ -339,8 +344,13 @@ fn snapshot(path: &Path, why: &rusqlite::Error) -> Result<Connection, StateError
         let file = File::open(path).map_err(io)?;
         let len = usize::try_from(file.metadata().map_err(io)?.len()).unwrap_or(usize::MAX);
         let mut conn = Connection::open_in_memory().map_err(|e| sql_error(path, e))?;
-        conn.deserialize_read_exact(rusqlite::MAIN_DB, RollbackHeader { file, at: 0 }, len, true)
-            .map_err(|e| sql_error(path, e))?;
+        conn.deserialize_read_exact(
+            rusqlite::MAIN_DB,
+            RollbackHeader { file, at: 0 },
+            len,
+            read_only,
+        )
+        .map_err(|e| sql_error(path, e))?;
         if stamp()? == before {
             return Ok(conn);
         }
@@ -547,8 +557,10 @@ impl Store {
     /// state there yet (no file, or a SQLite database with nothing in it).
     ///
     /// The file is recognised as [`Store::open`] does. A database whose
-    /// schema is older than this binary's is [`StateError::NeedsMigration`]:
-    /// only a command that writes migrates it. Where SQLite cannot read the
+    /// schema is older than this binary's is read through a copy migrated in
+    /// memory (only a command that writes migrates the file), or is
+    /// [`StateError::NeedsMigration`] when its write-ahead log holds changes
+    /// that a copy of the file would miss. Where SQLite cannot read the
     /// file in place without making its `-shm` file (a folder the user cannot
     /// write, a read-only mount, a full disk), and no write-ahead log holds
     /// changes, the file is read into memory and used from there, after
@@ -580,17 +592,33 @@ impl Store {
             )
         {
             drop(conn);
-            conn = snapshot(path, &e)?;
+            conn = snapshot(path, &e, true)?;
             tracing::debug!(reason = %e, "database read into memory: SQLite cannot read it in place");
         }
         match schema::inspect(&conn, path, true)? {
             schema::Found::Empty => return Ok(None),
             schema::Found::Ours { version } if version < schema::LATEST => {
-                return Err(StateError::NeedsMigration {
+                // An older schema is read through a copy migrated in memory:
+                // the file stays as it is, for the next write to migrate, and
+                // a `plan` in CI reads a state written by an older supportctl.
+                // A log with changes not yet in the file cannot be copied.
+                let needs = || StateError::NeedsMigration {
                     path: path.to_path_buf(),
                     found: version,
                     latest: schema::LATEST,
-                });
+                };
+                drop(conn);
+                let why = format!("schema version {version} is older than {}", schema::LATEST);
+                conn = match snapshot(path, &why, false) {
+                    Ok(copy) => copy,
+                    Err(StateError::LogUnreadable { .. }) => return Err(needs()),
+                    Err(e) => return Err(e),
+                };
+                schema::migrate(&mut conn, path)?;
+                tracing::debug!(
+                    found = version,
+                    "older schema read through a copy migrated in memory; the file is unchanged"
+                );
             }
             schema::Found::Ours { .. } => {}
         }
