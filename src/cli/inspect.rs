@@ -387,16 +387,32 @@ pub fn export(args: &ExportArgs, db: &Path) -> Result<u8, CliError> {
             dir.display()
         )));
     }
-    // Folders it makes are private (0700), as are the files in them (0600):
-    // they hold phone numbers.
-    crate::files::create_private_dir(dir, &protected)
-        .map_err(|e| super::output_error("the export", dir, e))?;
-    // The schema goes beside the files, so that their modelines resolve and
-    // editors check and explain them.
-    let mut files: Vec<(PathBuf, String)> = export::to_directory(&model, SCHEMA_FILE)
+    let files: Vec<(PathBuf, String)> = export::to_directory(&model, SCHEMA_FILE)
         .into_iter()
         .map(|(path, text)| (path, noted(text)))
         .collect();
+    write_config_set(dir, files, &protected, "the export")?;
+    super::print_stderr(&format!(
+        "Exported tenancy `{}` to `{}`.\n",
+        escape_control(&tenancy),
+        dir.display()
+    ));
+    Ok(0)
+}
+
+/// Writes a new config set into `dir` (made if missing, else empty): its
+/// files, and the JSON Schema beside them as `supportctl.schema.json`, so
+/// that their modelines resolve and editors check and explain them. Folders
+/// it makes are private (0700), as are the files (0600): they hold phone
+/// numbers. Nothing is overwritten.
+pub(super) fn write_config_set(
+    dir: &Path,
+    mut files: Vec<(PathBuf, String)>,
+    protected: &crate::files::Protected,
+    what: &str,
+) -> Result<(), CliError> {
+    crate::files::create_private_dir(dir, protected)
+        .map_err(|e| super::output_error(what, dir, e))?;
     files.push((
         PathBuf::from(SCHEMA_FILE),
         crate::config::raw::json_schema(),
@@ -404,16 +420,102 @@ pub fn export(args: &ExportArgs, db: &Path) -> Result<u8, CliError> {
     for (relative, text) in files {
         let path = dir.join(&relative);
         if let Some(parent) = path.parent() {
-            crate::files::create_private_dir(parent, &protected)
-                .map_err(|e| super::output_error("the export", parent, e))?;
+            crate::files::create_private_dir(parent, protected)
+                .map_err(|e| super::output_error(what, parent, e))?;
         }
-        crate::files::create_new(&path, text.as_bytes(), 0o600, &protected)
-            .map_err(|e| super::output_error("the export", &path, e))?;
+        crate::files::create_new(&path, text.as_bytes(), 0o600, protected)
+            .map_err(|e| super::output_error(what, &path, e))?;
     }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// The folder to start the config set in: new, or empty.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+/// The example tenancy in the GitOps layout, as `init` writes it.
+const EXAMPLE: &[(&str, &str)] = &[
+    (
+        "tenancy.yaml",
+        include_str!("../../examples/acme-prod/tenancy.yaml"),
+    ),
+    (
+        "approvals.yaml",
+        include_str!("../../examples/acme-prod/approvals.yaml"),
+    ),
+    (
+        "links.yaml",
+        include_str!("../../examples/acme-prod/links.yaml"),
+    ),
+    (
+        "users/alice.yaml",
+        include_str!("../../examples/acme-prod/users/alice.yaml"),
+    ),
+    (
+        "users/bob.yaml",
+        include_str!("../../examples/acme-prod/users/bob.yaml"),
+    ),
+    (
+        "users/carol.yaml",
+        include_str!("../../examples/acme-prod/users/carol.yaml"),
+    ),
+    (
+        "users/dankim.yaml",
+        include_str!("../../examples/acme-prod/users/dankim.yaml"),
+    ),
+    (
+        "users/erin.yaml",
+        include_str!("../../examples/acme-prod/users/erin.yaml"),
+    ),
+    (
+        "users/frank.yaml",
+        include_str!("../../examples/acme-prod/users/frank.yaml"),
+    ),
+    (
+        "users/gina.yaml",
+        include_str!("../../examples/acme-prod/users/gina.yaml"),
+    ),
+];
+
+/// `init DIR`: a new config set to edit, the example tenancy in the GitOps
+/// layout with the JSON Schema beside it, each file's modeline pointing at
+/// it, so that the editor's checks work wherever the folder is.
+pub fn init(args: &InitArgs, db: &Path) -> Result<u8, CliError> {
+    let dir = &args.dir;
+    let protected = super::protected(db);
+    crate::files::check_not_protected(dir, &protected)
+        .map_err(|e| super::output_error("the new config set", dir, e))?;
+    if std::fs::symlink_metadata(dir).is_ok()
+        && std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(CliError::error(format!(
+            "`{}` exists and is not an empty folder; init starts a new config set and overwrites nothing",
+            escape_control(&dir.display().to_string())
+        )));
+    }
+    let files = EXAMPLE
+        .iter()
+        .map(|(relative, text)| {
+            let up = "../".repeat(relative.matches('/').count());
+            let modeline = format!("# yaml-language-server: $schema={up}{SCHEMA_FILE}");
+            let text = match text.split_once('\n') {
+                Some((first, rest)) if first.starts_with("# yaml-language-server:") => {
+                    format!("{modeline}\n{rest}")
+                }
+                _ => format!("{modeline}\n{text}"),
+            };
+            (PathBuf::from(relative), text)
+        })
+        .collect();
+    write_config_set(dir, files, &protected, "the new config set")?;
+    let shown = escape_control(&dir.display().to_string()).into_owned();
     super::print_stderr(&format!(
-        "Exported tenancy `{}` to `{}`.\n",
-        escape_control(&tenancy),
-        dir.display()
+        "Started a config set in `{shown}` (the example tenancy, with its schema beside it). Edit it, then:\n  supportctl validate {shown}\n  supportctl plan {shown}\n"
     ));
     Ok(0)
 }

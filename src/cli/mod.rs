@@ -125,6 +125,9 @@ pub enum Command {
     Watch(watch::WatchArgs),
     /// Tell whether the watcher is running and its last reconcile succeeded.
     Status(watch::StatusArgs),
+    /// Start a config set in a new folder: the example tenancy, with the
+    /// JSON Schema beside it so that editors check every file.
+    Init(inspect::InitArgs),
     /// Print the JSON Schema of the config format, or its reference as a
     /// Markdown table.
     Schema(SchemaArgs),
@@ -339,6 +342,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         }
         Command::Completions(args) => shell::completions(&args),
         Command::Man(args) => shell::man(&args, db),
+        Command::Init(args) => inspect::init(&args, db),
     }
 }
 

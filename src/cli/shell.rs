@@ -306,6 +306,13 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         )],
     ),
     (
+        "init",
+        &[(
+            "Start a config set of your own, with the schema beside it for editors:",
+            "supportctl init my-tenancy/\nsupportctl validate my-tenancy/",
+        )],
+    ),
+    (
         "retire",
         &[(
             "Retire a tenancy dropped from the config sets, after reviewing what goes:",

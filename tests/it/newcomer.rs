@@ -164,3 +164,62 @@ fn history_columns_line_up_whatever_the_fraction_of_a_second() {
         out.stdout
     );
 }
+
+/// `init DIR` starts a config set whose every file's modeline names the
+/// schema written beside it, so an editor checks it wherever the folder is
+/// moved; it never writes into a folder that holds anything.
+#[test]
+fn init_starts_a_config_set_whose_schema_travels_with_it() {
+    let scratch = Scratch::new();
+    let root = scratch.root();
+    let out = run(&mut supportctl(root, ["init", "mine"]));
+    out.assert_code(0);
+    // Moved elsewhere, as a copied example would be.
+    let moved = root.join("elsewhere").join("deeper");
+    std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    std::fs::rename(root.join("mine"), &moved).unwrap();
+    let schema = std::fs::read_to_string(moved.join("supportctl.schema.json")).unwrap();
+    let printed = run(&mut supportctl(root, ["schema"]));
+    assert_eq!(
+        schema, printed.stdout,
+        "the schema beside it is this supportctl's"
+    );
+    let mut yaml = 0;
+    let mut pending = vec![moved.clone()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                yaml += 1;
+                let text = std::fs::read_to_string(&path).unwrap();
+                let first = text.lines().next().unwrap();
+                let target = first
+                    .strip_prefix("# yaml-language-server: $schema=")
+                    .unwrap_or_else(|| panic!("{}: no modeline: {first}", path.display()));
+                let resolved = path.parent().unwrap().join(target);
+                assert_eq!(
+                    std::fs::canonicalize(&resolved).unwrap(),
+                    std::fs::canonicalize(moved.join("supportctl.schema.json")).unwrap(),
+                    "{}",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(yaml >= 3, "{yaml} files");
+    let validated = run(&mut supportctl(root, ["validate", moved.to_str().unwrap()]));
+    validated.assert_code(0);
+    // Into a folder that holds something: refused, nothing written.
+    std::fs::create_dir(root.join("busy")).unwrap();
+    std::fs::write(root.join("busy").join("notes.txt"), "mine").unwrap();
+    let refused = run(&mut supportctl(root, ["init", "busy"]));
+    refused.assert_code(1);
+    assert!(
+        refused.stderr.contains("is not an empty folder"),
+        "{}",
+        refused.transcript()
+    );
+    assert_eq!(std::fs::read_dir(root.join("busy")).unwrap().count(), 1);
+}
