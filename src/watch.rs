@@ -24,7 +24,7 @@ pub enum Wake {
     /// The watcher reported trouble (an overflowed event queue, a watch that
     /// could not be added). The loop looks again, as for a change.
     Trouble(String),
-    /// SIGINT or SIGTERM arrived (its name).
+    /// SIGINT, SIGTERM or SIGHUP arrived (its name).
     Stop(&'static str),
 }
 
@@ -276,27 +276,35 @@ impl FileWatch {
     }
 }
 
-/// Turns SIGINT and SIGTERM into [`Wake::Stop`]. A second one ends the
-/// process at once with 128 + the signal's number: whatever transaction was
-/// open is rolled back by SQLite, so the database stays whole.
+/// The signals that stop a watcher, their names, and the exit status of a
+/// second one (128 + the signal's number). SIGHUP stops it like SIGTERM:
+/// the terminal it was started from is gone, and there is nothing to reload
+/// (every reconcile reads the config set afresh).
+const STOP_SIGNALS: [(i32, &str, i32); 3] = [
+    (signal_hook::consts::SIGINT, "SIGINT", 130),
+    (signal_hook::consts::SIGTERM, "SIGTERM", 143),
+    (signal_hook::consts::SIGHUP, "SIGHUP", 129),
+];
+
+/// Turns SIGINT, SIGTERM and SIGHUP into [`Wake::Stop`]. A second one ends
+/// the process at once with 128 + the signal's number: whatever transaction
+/// was open is rolled back by SQLite, so the database stays whole.
 pub fn on_stop_signals(wake: Sender<Wake>) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
     let stopping = Arc::new(AtomicBool::new(false));
-    for (signal, status) in [(SIGINT, 130), (SIGTERM, 143)] {
+    for (signal, _, status) in STOP_SIGNALS {
         // The order matters: the exit checks the flag before this signal sets it.
         signal_hook::flag::register_conditional_shutdown(signal, status, Arc::clone(&stopping))?;
         signal_hook::flag::register(signal, Arc::clone(&stopping))?;
     }
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    let mut signals = signal_hook::iterator::Signals::new(STOP_SIGNALS.map(|(s, _, _)| s))?;
     std::thread::Builder::new()
         .name("stop signals".into())
         .spawn(move || {
             for signal in signals.forever() {
-                let name = if signal == SIGINT {
-                    "SIGINT"
-                } else {
-                    "SIGTERM"
-                };
+                let name = STOP_SIGNALS
+                    .iter()
+                    .find(|(s, _, _)| *s == signal)
+                    .map_or("a stop signal", |(_, name, _)| name);
                 // Said at once, so an operator sees the signal was heard even
                 // while a long apply finishes.
                 tracing::info!(signal = name, "stopping");

@@ -145,12 +145,34 @@ pub struct ConfigArgs {
     /// A config file, or a directory of `*.yaml`/`*.yml` files.
     #[arg(value_name = "PATH")]
     pub path: PathBuf,
-    /// The largest config file read, in bytes.
-    #[arg(long, default_value_t = Limits::default().max_file_bytes, value_name = "BYTES")]
+    /// The largest config file read, in bytes (at most 4 GiB).
+    #[arg(long, default_value_t = Limits::default().max_file_bytes, value_name = "BYTES",
+          value_parser = size_limit)]
     pub max_file_size: u64,
-    /// The largest config set read, all its files together, in bytes.
-    #[arg(long, default_value_t = Limits::default().max_total_bytes, value_name = "BYTES")]
+    /// The largest config set read, all its files together, in bytes (at
+    /// most 4 GiB).
+    #[arg(long, default_value_t = Limits::default().max_total_bytes, value_name = "BYTES",
+          value_parser = size_limit)]
     pub max_total_size: u64,
+}
+
+/// The most `--max-file-size` and `--max-total-size` accept: 4 GiB, far
+/// past any config set (a million users is about 200 MB), and a size every
+/// count in the reader holds.
+pub const MAX_SIZE_LIMIT: u64 = 4 << 30;
+
+/// A size limit in bytes: a whole number from 1 to [`MAX_SIZE_LIMIT`].
+pub(crate) fn size_limit(text: &str) -> Result<u64, String> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("`{text}` is not a number of bytes"));
+    }
+    match text.parse::<u64>() {
+        Ok(0) => Err("the limit must be at least 1 byte".to_string()),
+        Ok(n) if n <= MAX_SIZE_LIMIT => Ok(n),
+        _ => Err(format!(
+            "`{text}` is out of range: the most is {MAX_SIZE_LIMIT} bytes (4 GiB)"
+        )),
+    }
 }
 
 impl ConfigArgs {
@@ -340,12 +362,31 @@ fn init_logging(global: &GlobalArgs, base: u8) {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| LogWriter)
+        .log_internal_errors(false)
         .with_target(false);
     let _ = match global.log_format {
         LogFormat::Text => builder.with_ansi(false).try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// Where log lines go: stderr, with a line that cannot be written dropped.
+/// A log line is never a reason to stop: its reader may be gone (a log
+/// shipper restarting, `2>&1 | head`), and tracing-subscriber reports a
+/// failed write with `eprintln!`, which panics when stderr is what failed.
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().lock().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().lock().flush();
+        Ok(())
+    }
 }
 
 /// Leaves `value` for the operating system to reclaim when the process

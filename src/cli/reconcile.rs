@@ -66,11 +66,14 @@ pub struct ApplyArgs {
     /// A config set (file or directory), or a plan saved by `plan -o`.
     #[arg(value_name = "PATH|PLANFILE")]
     pub path: PathBuf,
-    /// The largest config file read, in bytes.
-    #[arg(long, default_value_t = crate::config::Limits::default().max_file_bytes, value_name = "BYTES")]
+    /// The largest config file read, in bytes (at most 4 GiB).
+    #[arg(long, default_value_t = crate::config::Limits::default().max_file_bytes, value_name = "BYTES",
+          value_parser = super::size_limit)]
     pub max_file_size: u64,
-    /// The largest config set read, all its files together, in bytes.
-    #[arg(long, default_value_t = crate::config::Limits::default().max_total_bytes, value_name = "BYTES")]
+    /// The largest config set read, all its files together, in bytes (at
+    /// most 4 GiB).
+    #[arg(long, default_value_t = crate::config::Limits::default().max_total_bytes, value_name = "BYTES",
+          value_parser = super::size_limit)]
     pub max_total_size: u64,
     /// Apply without asking.
     #[arg(long)]

@@ -49,15 +49,15 @@ pub struct WatchArgs {
           value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub debounce_ms: u64,
     /// Also reconcile this often, e.g. `30s`, `5m`, `1h`: repairs a state
-    /// changed by someone else.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// changed by someone else. From 100ms to 720h.
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
     pub interval: Option<Duration>,
     /// Scan for changes instead of using file events, for file systems
     /// without them (NFS, some container mounts).
     #[arg(long)]
     pub poll: bool,
-    /// How often `--poll` scans.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s",
+    /// How often `--poll` scans, from 100ms to 1h.
+    #[arg(long, value_name = "DURATION", value_parser = parse_poll_interval, default_value = "1s",
           requires = "poll")]
     pub poll_interval: Duration,
     /// Apply even when more than 25% of the tenancy's resources (and more
@@ -91,15 +91,48 @@ pub enum StatusFormat {
     Json,
 }
 
-/// A duration such as `30s`, `5m`, `1h30m` or `500ms`; positive.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let parsed: jiff::SignedDuration = text
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration such as `30s`, `5m` or `1h`"))?;
+/// The shortest and longest `--interval`: shorter would reconcile without
+/// a pause; 30 days is past any sensible repair.
+const INTERVAL_RANGE: (Duration, Duration) = (
+    Duration::from_millis(100),
+    Duration::from_secs(720 * 3600),
+);
+/// The shortest and longest `--poll-interval`: a scan of the tree at least
+/// hourly, never back to back.
+const POLL_INTERVAL_RANGE: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(3600));
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    parse_duration(text, INTERVAL_RANGE)
+}
+
+fn parse_poll_interval(text: &str) -> Result<Duration, String> {
+    parse_duration(text, POLL_INTERVAL_RANGE)
+}
+
+/// A duration such as `30s`, `5m`, `1h30m` or `500ms`, within `range`.
+fn parse_duration(text: &str, (least, most): (Duration, Duration)) -> Result<Duration, String> {
+    let shown = |d: Duration| jiff::SignedDuration::try_from(d).map_or_else(|_| format!("{d:?}"), |d| format!("{d:#}"));
+    let range = format!("from {} to {}", shown(least), shown(most));
+    let parsed: jiff::SignedDuration = match text.parse() {
+        Ok(parsed) => parsed,
+        // A number too large for the parser is a duration, just too long.
+        Err(_) if text.bytes().filter(u8::is_ascii_digit).count() > 18 => {
+            return Err(format!("`{text}` is out of range: {range}"));
+        }
+        Err(_) => {
+            return Err(format!(
+                "`{text}` is not a duration such as `30s`, `5m`, `1h30m` or `500ms` (hours are the largest unit)"
+            ));
+        }
+    };
     if parsed.is_negative() || parsed.is_zero() {
         return Err(format!("`{text}` is not a positive duration"));
     }
-    Duration::try_from(parsed).map_err(|_| format!("`{text}` is out of range"))
+    match Duration::try_from(parsed) {
+        Ok(d) if (least..=most).contains(&d) => Ok(d),
+        _ => Err(format!("`{text}` is out of range: {range}")),
+    }
 }
 
 /// The status file's contents: a public format, versioned like the plan.
@@ -142,7 +175,27 @@ pub struct LastReconcile {
     pub ms: u64,
     pub message: Option<String>,
     pub config_digest: Option<String>,
+    /// An invalid config set's findings, each at its file and line (the
+    /// first [`STATUS_FINDINGS`] of them).
+    #[serde(default)]
+    pub findings: Vec<Finding>,
 }
+
+/// One finding of an invalid config set, as the status file keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// `FILE:LINE:COLUMN`, the file's path absolute; `None` for a finding
+    /// about the config set as a whole.
+    pub location: Option<String>,
+    /// `error` or `warning`.
+    pub severity: String,
+    pub code: String,
+    pub message: String,
+}
+
+/// How many findings the status file keeps: it is rewritten every few
+/// seconds, and the log has them all.
+const STATUS_FINDINGS: usize = 20;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct SummaryCounts {
@@ -226,6 +279,7 @@ struct Reconciled {
     /// Findings of an invalid config set.
     errors: usize,
     warnings: usize,
+    findings: Vec<Finding>,
 }
 
 impl Reconciled {
@@ -240,6 +294,7 @@ impl Reconciled {
             next_expiry: None,
             errors: 0,
             warnings: 0,
+            findings: Vec::new(),
         }
     }
 }
@@ -500,6 +555,7 @@ impl Watcher<'_> {
             ms,
             message: reconciled.message.clone(),
             config_digest: reconciled.digest.clone(),
+            findings: reconciled.findings.clone(),
         });
         Some(reconciled)
     }
@@ -534,15 +590,28 @@ impl Watcher<'_> {
             self.failing = Some(fingerprint);
             log_diagnostics(&checked.diagnostics, &checked.loaded.sources);
             let (errors, warnings) = super::summary_counts(&checked.diagnostics);
+            let findings = status_findings(&checked.diagnostics, &checked.loaded.sources);
+            // The first error, where it is: what `status` leads with.
+            let first = checked
+                .diagnostics
+                .iter()
+                .find(|d| d.is_error())
+                .map(|d| finding_of(d, &checked.loaded.sources))
+                .map(|f| match &f.location {
+                    Some(at) => format!("; the first at {at}: error[{}]: {}", f.code, f.message),
+                    None => format!("; the first: error[{}]: {}", f.code, f.message),
+                })
+                .unwrap_or_default();
             return Some(Reconciled {
                 message: Some(format!(
-                    "the configuration is invalid: {}, {}",
+                    "the configuration is invalid: {}, {}{first}",
                     super::plural(errors, "error"),
                     super::plural(warnings, "warning")
                 )),
                 digest: Some(digest),
                 errors,
                 warnings,
+                findings,
                 ..Reconciled::new(OutcomeKind::Invalid)
             });
         };
@@ -668,17 +737,28 @@ fn log_outcome(r: &Reconciled, trigger: Trigger, ms: u64) {
         .summary
         .unwrap_or_else(|| crate::plan::Summary::default().into());
     if r.kind.is_success() {
-        tracing::info!(
-            outcome = %r.kind.as_str(),
-            tenancy = %tenancy,
-            serial = r.serial.unwrap_or(0),
-            add = counts.add,
-            change = counts.change,
-            destroy = counts.destroy,
-            ms,
-            trigger = %trigger.as_str(),
-            "reconciled"
-        );
+        macro_rules! reconciled {
+            ($level:ident) => {
+                tracing::$level!(
+                    outcome = %r.kind.as_str(),
+                    tenancy = %tenancy,
+                    serial = r.serial.unwrap_or(0),
+                    add = counts.add,
+                    change = counts.change,
+                    destroy = counts.destroy,
+                    ms,
+                    trigger = %trigger.as_str(),
+                    "reconciled"
+                )
+            };
+        }
+        // An interval that finds nothing to do is the watcher's routine:
+        // said at info, it would fill the log with no news.
+        if r.kind == OutcomeKind::NoChanges && trigger == Trigger::Interval {
+            reconciled!(debug);
+        } else {
+            reconciled!(info);
+        }
         return;
     }
     if r.kind == OutcomeKind::Invalid {
@@ -701,6 +781,30 @@ fn log_outcome(r: &Reconciled, trigger: Trigger, ms: u64) {
         trigger = %trigger.as_str(),
         "reconcile failed"
     );
+}
+
+/// The first [`STATUS_FINDINGS`] findings, for the status file: each at
+/// its file (absolute, so that `status` run elsewhere can find it), line and
+/// column.
+fn status_findings(diagnostics: &[Diagnostic], sources: &diag::Sources) -> Vec<Finding> {
+    diagnostics
+        .iter()
+        .take(STATUS_FINDINGS)
+        .map(|d| finding_of(d, sources))
+        .collect()
+}
+
+fn finding_of(d: &Diagnostic, sources: &diag::Sources) -> Finding {
+    Finding {
+        location: d.location.map(|l| {
+            let path = Path::new(sources.path(l.file as usize));
+            let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+            format!("{}:{}:{}", path.display(), l.line, l.column)
+        }),
+        severity: if d.is_error() { "error" } else { "warning" }.to_string(),
+        code: d.rule.code().to_string(),
+        message: d.message.clone(),
+    }
 }
 
 /// One log line per finding, with its place: `FILE:LINE:COL`.
@@ -824,6 +928,18 @@ fn status_text(status: &Status) -> String {
             if let Some(message) = &last.message {
                 text.push_str(&format!("  {}\n", escape_control(message)));
             }
+            for f in &last.findings {
+                text.push_str(&format!(
+                    "  {}{}[{}]: {}\n",
+                    f.location
+                        .as_deref()
+                        .map(|at| format!("{}: ", escape_control(at)))
+                        .unwrap_or_default(),
+                    escape_control(&f.severity),
+                    escape_control(&f.code),
+                    escape_control(&f.message)
+                ));
+            }
         }
     }
     if let Some(at) = &status.last_success_at {
@@ -841,13 +957,35 @@ mod tests {
 
     #[test]
     fn durations_read_as_people_write_them() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        for bad in ["0s", "-5s", "banana", "", "5"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
+        assert_eq!(parse_interval("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_interval("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_interval("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_interval("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_interval("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_interval("720h"), Ok(Duration::from_secs(720 * 3600)));
+        for bad in ["0s", "-5s", "banana", "", "5", "1d"] {
+            assert!(parse_interval(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn durations_out_of_range_are_refused_with_the_range() {
+        for (parse, too_long) in [
+            (parse_interval as fn(&str) -> Result<Duration, String>, "721h"),
+            (parse_poll_interval, "61m"),
+        ] {
+            for bad in [
+                too_long,
+                "99ms",
+                "9223372036854775807s",
+                "99999999999999999999999s",
+                "18446744073709551615ms",
+            ] {
+                let error = parse(bad).expect_err(bad);
+                assert!(error.contains("out of range: from 100ms to"), "{bad}: {error}");
+            }
+        }
+        assert_eq!(parse_poll_interval("1h"), Ok(Duration::from_secs(3600)));
     }
 
     #[test]
@@ -879,6 +1017,7 @@ mod tests {
                 ms: 1,
                 message: Some("why".into()),
                 config_digest: None,
+                findings: Vec::new(),
             }),
             last_success_at: None,
         }

@@ -541,7 +541,7 @@ fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
         return Err(ReadError::TooLarge(size));
     }
     let mut bytes = Vec::with_capacity(size as usize);
-    file.take(max + 1)
+    file.take(max.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(ReadError::Io)?;
     if bytes.len() as u64 > max {
