@@ -6,13 +6,15 @@
 //! never says *what* changed in a way the loop could act on: reconciling is
 //! level-triggered, and a change only means "look again".
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use notify::{PollWatcher, RecommendedWatcher, RecursiveMode};
+use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind};
+use notify::{EventKind, PollWatcher, RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, NoCache, RecommendedCache};
 
 /// Why the watch loop woke up.
@@ -130,6 +132,43 @@ impl Inner {
     }
 }
 
+/// How long a config file written to and not yet closed counts as being
+/// written, after the last write seen: a writer that pauses longer (or a
+/// file changed by `truncate`, which closes nothing) is read as it is.
+pub const WRITER_PATIENCE: Duration = Duration::from_secs(30);
+
+/// The config files that are open for writing, as file events tell it: a
+/// write (or a creation) seen and the writer's close not yet, each with
+/// when its last write was seen. Events only: polling sees no closes.
+#[derive(Debug, Default)]
+struct Writing {
+    files: HashMap<PathBuf, Instant>,
+}
+
+impl Writing {
+    /// Follows one event; returns whether it closed a file being written.
+    fn follow(&mut self, kind: &EventKind, path: &Path) -> bool {
+        match kind {
+            EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any)
+            | EventKind::Create(CreateKind::File | CreateKind::Any) => {
+                // A symlink or a folder created is not written to.
+                if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+                    self.files.insert(path.to_path_buf(), Instant::now());
+                }
+                false
+            }
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+                self.files.remove(path).is_some()
+            }
+            EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_)) => {
+                self.files.remove(path);
+                false
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Watches a config set's path: the path itself (recursively, when it is a
 /// directory), the directory holding it, and, when the path is a symlink,
 /// the directory of its target. Watching directories rather than files is
@@ -142,6 +181,8 @@ pub struct FileWatch {
     target: Option<PathBuf>,
     /// The same, for the event handler's thread.
     shared_target: Arc<Mutex<Option<PathBuf>>>,
+    /// The config files open for writing (file events only).
+    writing: Arc<Mutex<Writing>>,
 }
 
 impl FileWatch {
@@ -158,6 +199,9 @@ impl FileWatch {
         let root_in_handler = root.clone();
         let shared_target: Arc<Mutex<Option<PathBuf>>> = Arc::default();
         let target_in_handler = Arc::clone(&shared_target);
+        let writing: Arc<Mutex<Writing>> = Arc::default();
+        let writing_in_handler = Arc::clone(&writing);
+        let track_writers = matches!(mode, Mode::Events);
         let handler = move |result: DebounceEventResult| match result {
             Ok(events) => {
                 let target = target_in_handler
@@ -168,6 +212,19 @@ impl FileWatch {
                 let mut rescan = false;
                 for event in events {
                     rescan |= event.need_rescan();
+                    if track_writers && let Ok(mut writing) = writing_in_handler.lock() {
+                        for path in &event.event.paths {
+                            if ignored.contains(path)
+                                || !could_matter(path, &root_in_handler, target.as_deref())
+                            {
+                                continue;
+                            }
+                            // A writer's close is news: the file is whole now.
+                            if writing.follow(&event.event.kind, path) {
+                                paths.push(path.clone());
+                            }
+                        }
+                    }
                     // Opening and reading files is what a reconcile does:
                     // reacting to it would loop.
                     if matches!(event.event.kind, notify::EventKind::Access(_)) {
@@ -220,9 +277,36 @@ impl FileWatch {
             watched: Vec::new(),
             target: None,
             shared_target,
+            writing,
         };
         watch.refresh()?;
         Ok(watch)
+    }
+
+    /// The config files open for writing now: written to (or created) and
+    /// not yet closed by their writer. A file gone, or not written to for
+    /// [`WRITER_PATIENCE`], no longer counts (the second is logged).
+    pub fn being_written(&self) -> Vec<PathBuf> {
+        let Ok(mut writing) = self.writing.lock() else {
+            return Vec::new();
+        };
+        writing.files.retain(|path, last| {
+            if !path.exists() {
+                return false;
+            }
+            if last.elapsed() < WRITER_PATIENCE {
+                return true;
+            }
+            tracing::warn!(
+                file = %crate::diag::escape_control(&path.display().to_string()),
+                seconds = WRITER_PATIENCE.as_secs(),
+                "a config file is still open for writing but unchanged for a while; reading it as it is"
+            );
+            false
+        });
+        let mut files: Vec<PathBuf> = writing.files.keys().cloned().collect();
+        files.sort();
+        files
     }
 
     /// Sets the watches again when the path now resolves elsewhere (a

@@ -304,6 +304,17 @@ pub fn print_stdout(text: &str) -> std::io::Result<()> {
     out.flush()
 }
 
+/// The outcome of printing data a command goes on after: a closed pipe
+/// (`supportctl … | head`) is no reason to stop (a plan's verdict, a saved
+/// plan, an approved apply stand without their reader); any other failure
+/// to write is.
+pub(crate) fn unless_reader_gone(printed: std::io::Result<()>) -> Result<(), CliError> {
+    match printed {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 pub fn print_stderr(text: &str) {
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(text.as_bytes());

@@ -401,7 +401,7 @@ pub fn plan_command(args: &PlanArgs, db: &Path, output: &Output) -> Result<u8, C
             delta.redact_phones();
         }
     }
-    match (args.format, &args.base) {
+    let printed = match (args.format, &args.base) {
         (PlanFormat::Json, Some(reference)) => {
             let against_base = delta.as_ref().map(|d| {
                 serde_json::from_str::<serde_json::Value>(&render::plan_json(d, "", 0, ""))
@@ -420,12 +420,12 @@ pub fn plan_command(args: &PlanArgs, db: &Path, output: &Output) -> Result<u8, C
             });
             let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
             text.push('\n');
-            print_stdout(&text)?
+            print_stdout(&text)
         }
         (PlanFormat::Json, None) if !args.redact && saved.is_some() => {
-            print_stdout(saved.as_deref().unwrap_or_default())?
+            print_stdout(saved.as_deref().unwrap_or_default())
         }
-        (PlanFormat::Json, None) => print_stdout(&json_of(&planned.plan))?,
+        (PlanFormat::Json, None) => print_stdout(&json_of(&planned.plan)),
         (PlanFormat::Text | PlanFormat::Github, base) => {
             let mut text = String::new();
             if let (Some(reference), Some(delta)) = (base, &delta) {
@@ -433,9 +433,12 @@ pub fn plan_command(args: &PlanArgs, db: &Path, output: &Output) -> Result<u8, C
                 text.push_str("\nAgainst the state (what apply would do):\n\n");
             }
             text.push_str(&render::plan_text(&planned.plan, output.stdout_plan));
-            print_stdout(&text)?
+            print_stdout(&text)
         }
-    }
+    };
+    // A reader that stopped early (`| head`) changes nothing that follows:
+    // the guard's verdict, the saved plan and the exit code stand.
+    super::unless_reader_gone(printed)?;
     guard(
         &planned.plan,
         planned.actual.as_ref(),
@@ -508,12 +511,21 @@ pub fn apply_command(args: &ApplyArgs, db: &Path, output: &Output) -> Result<u8,
     let (planned, store, _, mut cache) =
         make_plan(&config, db, output, DiagnosticFormat::Text, args.no_cache)?;
     let plan = &planned.plan;
-    print_stdout(&shown_plan(plan, args.redact, output))?;
+    let shown = print_stdout(&shown_plan(plan, args.redact, output));
+    // With its reader gone (`| head`), the plan was not seen: an approved
+    // apply goes on (and says nothing more), but nobody can consent to it.
+    let unseen = shown.is_err();
+    super::unless_reader_gone(shown)?;
     if plan.is_empty() {
         return Ok(0);
     }
     guard(plan, planned.actual.as_ref(), args.allow_mass_delete)?;
     if !args.auto_approve {
+        if unseen {
+            return Err(CliError::error(
+                "refusing to apply: the plan could not be shown (stdout is closed), so nobody can confirm it; nothing was changed",
+            ));
+        }
         consent(plan)?;
     }
     apply_planned(&planned, store, db, &args.path)?;
@@ -612,7 +624,7 @@ fn apply_saved(args: &ApplyArgs, store: &mut Store, output: &Output) -> Result<u
     // Weigh the deletions against the state as it is now; the store checks
     // inside its transaction that the state has not moved since the plan.
     let actual = store.load(&saved.plan.tenancy)?.map(|s| s.model);
-    print_stdout(&shown_plan(&saved.plan, args.redact, output))?;
+    super::unless_reader_gone(print_stdout(&shown_plan(&saved.plan, args.redact, output)))?;
     if saved.plan.is_empty() {
         return Ok(0);
     }

@@ -25,6 +25,7 @@ use super::{
 };
 use crate::diag::{self, Diagnostic, escape_control};
 use crate::model::Date;
+use crate::config::SetStamp;
 use crate::watch::{FileWatch, Ignored, Mode, Wake};
 
 /// How often an idle watcher rewrites its status file, so that a reader can
@@ -329,6 +330,23 @@ struct Watcher<'a> {
     /// The tenancy's state as last read or applied: read again only when
     /// its serial moved.
     state: StateCache,
+    /// File events and stop signals.
+    woken: Receiver<Wake>,
+    files: FileWatch,
+    /// A stop signal that came while a reconcile read the wake-ups.
+    stop: Option<&'static str>,
+    /// Whether the config set was last found changing (said once at info).
+    unsettled: bool,
+}
+
+/// What became of a reconcile.
+enum Step {
+    Done(Reconciled),
+    /// Skipped: the input is the same as the last failing one.
+    Skipped,
+    /// The config set changed while it was read, or a file of it is open
+    /// for writing: nothing was applied; look again once it settles.
+    Unsettled,
 }
 
 pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
@@ -362,7 +380,7 @@ pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
         Mode::Events
     };
     let debounce = Duration::from_millis(args.debounce_ms);
-    let mut files = FileWatch::start(root, mode, debounce, ignored, wakes)
+    let files = FileWatch::start(root, mode, debounce, ignored, wakes)
         .map_err(|e| CliError::error(format!("cannot watch `{}`: {e}", root.display())))?;
     let absolute = |p: &Path| {
         std::path::absolute(p)
@@ -398,6 +416,10 @@ pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
             open_parse_cache(db)
         },
         state: StateCache::default(),
+        woken,
+        files,
+        stop: None,
+        unsettled: false,
     };
     tracing::info!(
         path = %escape_control(&root.display().to_string()),
@@ -406,7 +428,7 @@ pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
         debounce_ms = args.debounce_ms,
         "watching"
     );
-    let stopped_by = watcher.run(&woken, &mut files);
+    let stopped_by = watcher.run();
     watcher.status.state = WatcherState::Stopped;
     watcher.status.next_wake_at = None;
     watcher.write_status();
@@ -417,27 +439,44 @@ pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
 impl Watcher<'_> {
     /// Reconciles whenever something asks for it, until a stop signal; returns
     /// the signal's name.
-    fn run(&mut self, woken: &Receiver<Wake>, files: &mut FileWatch) -> &'static str {
+    fn run(&mut self) -> &'static str {
         let mut pending = Some(Trigger::Start);
         let mut next_interval: Option<Instant> = None;
         let mut next_retry: Option<Instant> = None;
         let mut next_expiry: Option<Date> = None;
         loop {
+            if let Some(signal) = self.stop.take() {
+                return signal;
+            }
             if let Some(trigger) = pending.take() {
-                let reconciled = self.reconcile(trigger);
-                if let Some(r) = reconciled {
-                    // Expiries follow the config that last checked; an
-                    // invalid one has none to offer until it is fixed.
-                    next_expiry = r.next_expiry;
-                    next_retry = if r.kind == OutcomeKind::Failed {
-                        self.failures += 1;
-                        Some(Instant::now() + backoff(self.failures))
-                    } else {
-                        self.failures = 0;
-                        None
-                    };
+                match self.reconcile(trigger) {
+                    Step::Unsettled => {
+                        // The same trigger again, once the files are still.
+                        if let Some(signal) = self.settle() {
+                            return signal;
+                        }
+                        self.refresh();
+                        pending = Some(trigger);
+                        continue;
+                    }
+                    Step::Skipped => {}
+                    Step::Done(r) => {
+                        // Expiries follow the config that last checked; an
+                        // invalid one has none to offer until it is fixed.
+                        next_expiry = r.next_expiry;
+                        next_retry = if r.kind == OutcomeKind::Failed {
+                            self.failures += 1;
+                            Some(Instant::now() + backoff(self.failures))
+                        } else {
+                            self.failures = 0;
+                            None
+                        };
+                    }
                 }
                 next_interval = self.args.interval.map(|every| Instant::now() + every);
+                if let Some(signal) = self.stop.take() {
+                    return signal;
+                }
             }
             // Wait for the first of: a wake, the interval, a retry, an
             // expiry, the heartbeat.
@@ -466,21 +505,21 @@ impl Watcher<'_> {
                 _ => (heartbeat, None),
             };
             let wait = deadline.saturating_duration_since(Instant::now());
-            match woken.recv_timeout(wait) {
+            match self.woken.recv_timeout(wait) {
                 Ok(Wake::Stop(signal)) => {
                     return signal;
                 }
                 Ok(Wake::Changed(paths)) => {
                     tracing::debug!(paths = paths.len(), first = %escape_control(&paths[0].display().to_string()), "files changed");
-                    if let Some(signal) = self.settle(woken) {
+                    if let Some(signal) = self.settle() {
                         return signal;
                     }
-                    self.refresh(files);
+                    self.refresh();
                     pending = Some(Trigger::Change);
                 }
                 Ok(Wake::Trouble(message)) => {
                     tracing::warn!(problem = %escape_control(&message), "file watcher");
-                    self.refresh(files);
+                    self.refresh();
                     pending = Some(Trigger::Change);
                 }
                 Err(RecvTimeoutError::Timeout) => {
@@ -504,40 +543,160 @@ impl Watcher<'_> {
         }
     }
 
-    /// After a change, waits until changes stop arriving for half the
-    /// debounce time (at most ten debounce times in all), so that a burst of
-    /// saves becomes one reconcile. A stop signal ends the wait.
-    fn settle(&self, woken: &Receiver<Wake>) -> Option<&'static str> {
+    /// The quiet period that makes a burst of saves one reconcile: half the
+    /// debounce time, and at least 20 ms.
+    fn quiet(&self) -> Duration {
+        (Duration::from_millis(self.args.debounce_ms) / 2).max(Duration::from_millis(20))
+    }
+
+    /// After a change, waits until changes stop arriving for the quiet
+    /// period (at most ten debounce times in all), so that a burst of saves
+    /// becomes one reconcile; then for as long as a config file is open for
+    /// writing (a writer that pauses between its writes), until its writer
+    /// closes it or [`crate::watch::WRITER_PATIENCE`] passes with no write. A stop signal
+    /// ends the wait.
+    fn settle(&mut self) -> Option<&'static str> {
         let debounce = Duration::from_millis(self.args.debounce_ms);
-        let quiet = (debounce / 2).max(Duration::from_millis(20));
+        let quiet = self.quiet();
         let give_up = Instant::now() + debounce * 10;
+        let mut beat = Instant::now();
+        let mut said = false;
         loop {
             let wait = quiet.min(give_up.saturating_duration_since(Instant::now()));
-            if wait.is_zero() {
-                return None;
+            if !wait.is_zero() {
+                match self.woken.recv_timeout(wait) {
+                    Ok(Wake::Stop(signal)) => return Some(signal),
+                    Ok(Wake::Changed(_) | Wake::Trouble(_)) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return None,
+                    Err(RecvTimeoutError::Timeout) => {}
+                }
             }
-            match woken.recv_timeout(wait) {
+            let writing = self.files.being_written();
+            let Some(first) = writing.first() else {
+                return None;
+            };
+            if !std::mem::replace(&mut said, true) {
+                tracing::info!(
+                    file = %escape_control(&first.display().to_string()),
+                    files = writing.len(),
+                    "waiting for a config file to be closed by its writer"
+                );
+            }
+            // Its close is a change, which wakes this wait; the time limit
+            // is checked every second.
+            match self.woken.recv_timeout(Duration::from_secs(1)) {
                 Ok(Wake::Stop(signal)) => return Some(signal),
-                Ok(Wake::Changed(_) | Wake::Trouble(_)) => continue,
-                Err(_) => return None,
+                Err(RecvTimeoutError::Disconnected) => return None,
+                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+            }
+            if beat.elapsed() >= HEARTBEAT {
+                beat = Instant::now();
+                self.write_status();
             }
         }
     }
 
-    fn refresh(&self, files: &mut FileWatch) {
-        if let Err(problem) = files.refresh() {
+    fn refresh(&mut self) {
+        if let Err(problem) = self.files.refresh() {
             tracing::warn!(problem = %escape_control(&problem), "file watcher");
         }
     }
 
-    /// One reconcile from scratch; `None` when it was skipped because the
-    /// input is the same as the last failing one.
-    fn reconcile(&mut self, trigger: Trigger) -> Option<Reconciled> {
+    /// Whether the config set is what it was when `before` was stamped, and
+    /// still: no file of it open for writing, none changed (an event about
+    /// one of its files, or a different stamp now). When the result is to
+    /// be acted on (`acting`), first waits long enough after the read for
+    /// the events of any write made during it to arrive. Wake-ups read
+    /// meanwhile are kept: a stop for the loop; changes are what this looks
+    /// for (any other change the stamp shows, or was read).
+    fn still(&mut self, before: &SetStamp, read_at: Instant, acting: bool) -> bool {
+        if acting {
+            // An event is sent a debounce time after its write, on a tick
+            // of a quarter of that; polling has no events to wait for
+            // beyond its own scan, and relies on the stamp.
+            let debounce = Duration::from_millis(self.args.debounce_ms);
+            let wait = if self.args.poll {
+                self.quiet()
+            } else {
+                debounce + debounce / 4 + Duration::from_millis(20)
+            };
+            let until = read_at + wait;
+            while let Some(left) = until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
+                match self.woken.recv_timeout(left) {
+                    Ok(wake) => {
+                        if self.changed_by(wake, before) {
+                            return false;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        while let Ok(wake) = self.woken.try_recv() {
+            if self.changed_by(wake, before) {
+                return false;
+            }
+        }
+        if !self.files.being_written().is_empty() {
+            return false;
+        }
+        let now = SetStamp::take(&self.args.config.path, &self.args.config.limits());
+        if &now != before {
+            tracing::debug!(
+                files = %escape_control(
+                    &before
+                        .changed_files(&now)
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                "the config set changed while it was read"
+            );
+            return false;
+        }
+        true
+    }
+
+    /// Whether a wake-up read during a reconcile says a file of the set
+    /// changed; a stop is kept for the loop.
+    fn changed_by(&mut self, wake: Wake, set: &SetStamp) -> bool {
+        match wake {
+            Wake::Stop(signal) => {
+                self.stop.get_or_insert(signal);
+                false
+            }
+            Wake::Trouble(_) => true,
+            Wake::Changed(paths) => paths.iter().any(|p| match std::fs::metadata(p) {
+                Ok(meta) => meta.is_file() && set.holds(&meta),
+                // Gone: the stamp shows whether it was one of the set's.
+                Err(_) => false,
+            }),
+        }
+    }
+
+    /// One reconcile from scratch.
+    fn reconcile(&mut self, trigger: Trigger) -> Step {
         let started = Instant::now();
         tracing::debug!(trigger = %trigger.as_str(), "reconcile started");
         self.status.state = WatcherState::Reconciling;
         self.write_status();
-        let reconciled = self.reconcile_once()?;
+        let reconciled = match self.reconcile_once() {
+            Step::Done(reconciled) => reconciled,
+            Step::Unsettled => {
+                if !std::mem::replace(&mut self.unsettled, true) {
+                    tracing::info!("the config set is changing; waiting for it to settle");
+                } else {
+                    tracing::debug!("the config set is still changing");
+                }
+                return Step::Unsettled;
+            }
+            Step::Skipped => {
+                self.unsettled = false;
+                return Step::Skipped;
+            }
+        };
+        self.unsettled = false;
         let ms = started.elapsed().as_millis() as u64;
         self.status.reconciles += 1;
         log_outcome(&reconciled, trigger, ms);
@@ -557,25 +716,29 @@ impl Watcher<'_> {
             config_digest: reconciled.digest.clone(),
             findings: reconciled.findings.clone(),
         });
-        Some(reconciled)
+        Step::Done(reconciled)
     }
 
-    fn reconcile_once(&mut self) -> Option<Reconciled> {
+    fn reconcile_once(&mut self) -> Step {
         let today = match today() {
             Ok(day) => day,
             Err(e) => {
-                return Some(Reconciled {
+                return Step::Done(Reconciled {
                     message: Some(e.message),
                     ..Reconciled::new(OutcomeKind::Failed)
                 });
             }
         };
-        let checked = load_and_check_cached(
-            &self.args.config.path,
-            &self.args.config.limits(),
-            today,
-            &mut self.parsed,
-        );
+        // A file half written is not read at all; what is read is acted on
+        // only if the set is still as it was stamped before the read.
+        if !self.files.being_written().is_empty() {
+            return Step::Unsettled;
+        }
+        let limits = self.args.config.limits();
+        let before = SetStamp::take(&self.args.config.path, &limits);
+        let checked =
+            load_and_check_cached(&self.args.config.path, &limits, today, &mut self.parsed);
+        let read_at = Instant::now();
         let digest = checked.loaded.digest.clone();
         let Some(desired) = &checked.model else {
             // The same files with the same findings fail the same way.
@@ -585,7 +748,10 @@ impl Watcher<'_> {
                     reason = "the config set is the same as the last failing one",
                     "skipped"
                 );
-                return None;
+                return Step::Skipped;
+            }
+            if !self.still(&before, read_at, true) {
+                return Step::Unsettled;
             }
             self.failing = Some(fingerprint);
             log_diagnostics(&checked.diagnostics, &checked.loaded.sources);
@@ -602,7 +768,7 @@ impl Watcher<'_> {
                     None => format!("; the first: error[{}]: {}", f.code, f.message),
                 })
                 .unwrap_or_default();
-            return Some(Reconciled {
+            return Step::Done(Reconciled {
                 message: Some(format!(
                     "the configuration is invalid: {}, {}{first}",
                     super::plural(errors, "error"),
@@ -615,10 +781,6 @@ impl Watcher<'_> {
                 ..Reconciled::new(OutcomeKind::Invalid)
             });
         };
-        if self.warned.as_ref() != Some(&digest) {
-            log_diagnostics(&checked.diagnostics, &checked.loaded.sources);
-            self.warned = Some(digest.clone());
-        }
         let tenancy = desired.tenancy.name.clone();
         let next_expiry = desired.next_expiry(today);
         // Every outcome from here on is about this tenancy and this content.
@@ -635,7 +797,7 @@ impl Watcher<'_> {
         let planned = plan_checked_cached(desired, digest.clone(), self.db, Some(&mut self.state));
         let (planned, store) = match planned {
             Ok(planned) => planned,
-            Err(e) => return Some(fail(OutcomeKind::Failed, e)),
+            Err(e) => return Step::Done(fail(OutcomeKind::Failed, e)),
         };
         // Kept beside the database once it is known to be supportctl's; a
         // first apply creates it, and the next reconcile saves the cache.
@@ -644,8 +806,12 @@ impl Watcher<'_> {
         }
         let counts = Some(SummaryCounts::from(planned.plan.summary()));
         if planned.plan.is_empty() {
+            if !self.still(&before, read_at, false) {
+                return Step::Unsettled;
+            }
+            self.warn_once(&checked, &digest);
             self.failing = None;
-            return Some(Reconciled {
+            return Step::Done(Reconciled {
                 serial: Some(planned.serial),
                 summary: counts,
                 ..outcome(OutcomeKind::NoChanges)
@@ -660,14 +826,22 @@ impl Watcher<'_> {
             let fingerprint = format!("refused {digest} {} {}", planned.lineage, planned.serial);
             if self.failing.as_ref() == Some(&fingerprint) {
                 tracing::debug!(reason = "the same plan was refused before", "skipped");
-                return None;
+                return Step::Skipped;
             }
+            if !self.still(&before, read_at, true) {
+                return Step::Unsettled;
+            }
+            self.warn_once(&checked, &digest);
             self.failing = Some(fingerprint);
-            return Some(Reconciled {
+            return Step::Done(Reconciled {
                 summary: counts,
                 ..fail(OutcomeKind::Refused, e)
             });
         }
+        if !self.still(&before, read_at, true) {
+            return Step::Unsettled;
+        }
+        self.warn_once(&checked, &digest);
         for change in &planned.plan.changes {
             tracing::debug!(
                 address = %escape_control(&change.address()),
@@ -680,13 +854,21 @@ impl Watcher<'_> {
             Ok((serial, lineage)) => {
                 self.state.applied(&planned, &lineage, serial);
                 self.failing = None;
-                Some(Reconciled {
+                Step::Done(Reconciled {
                     serial: Some(serial),
                     summary: counts,
                     ..outcome(OutcomeKind::Applied)
                 })
             }
-            Err(e) => Some(fail(OutcomeKind::Failed, e)),
+            Err(e) => Step::Done(fail(OutcomeKind::Failed, e)),
+        }
+    }
+
+    /// Logs a valid config set's warnings, once per content.
+    fn warn_once(&mut self, checked: &super::Checked, digest: &str) {
+        if self.warned.as_deref() != Some(digest) {
+            log_diagnostics(&checked.diagnostics, &checked.loaded.sources);
+            self.warned = Some(digest.to_string());
         }
     }
 

@@ -550,6 +550,108 @@ fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
     Ok(bytes)
 }
 
+/// A config set's files as they are on disk at one moment, without reading
+/// them: each file's path and, on Unix, its device, inode, length, and
+/// modification and change times (to the nanosecond), in the order a load
+/// reads them, and what could not be walked. Two stamps that differ mean the
+/// set changed between them; `watch` takes one before a load and one after,
+/// and acts on what it read only when they are equal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetStamp {
+    files: Vec<(PathBuf, Option<FileStamp>)>,
+    problems: Vec<String>,
+}
+
+/// One file's identity, size and times, as [`SetStamp`] keeps them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileStamp {
+    pub device: u64,
+    pub inode: u64,
+    len: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+impl FileStamp {
+    /// The stamp of the file `metadata` describes.
+    pub fn of(metadata: &std::fs::Metadata) -> FileStamp {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            FileStamp {
+                device: metadata.dev(),
+                inode: metadata.ino(),
+                len: metadata.len(),
+                modified: (metadata.mtime(), metadata.mtime_nsec()),
+                changed: (metadata.ctime(), metadata.ctime_nsec()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let since = metadata
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .unwrap_or_default();
+            FileStamp {
+                device: 0,
+                inode: 0,
+                len: metadata.len(),
+                modified: (since.as_secs() as i64, i64::from(since.subsec_nanos())),
+                changed: (0, 0),
+            }
+        }
+    }
+}
+
+impl SetStamp {
+    /// The config set at `path` as it is now: the files a load would read.
+    pub fn take(path: &Path, limits: &Limits) -> SetStamp {
+        let (files, diagnostics) = discover(path, limits);
+        SetStamp {
+            files: files
+                .into_iter()
+                .map(|file| {
+                    let stamp = std::fs::metadata(&file).ok().map(|m| FileStamp::of(&m));
+                    (file, stamp)
+                })
+                .collect(),
+            problems: diagnostics.into_iter().map(|d| d.message).collect(),
+        }
+    }
+
+    /// Whether the file `metadata` describes is one of the set's (the same
+    /// device and inode, by whatever path it was reached).
+    pub fn holds(&self, metadata: &std::fs::Metadata) -> bool {
+        let wanted = FileStamp::of(metadata);
+        self.files.iter().any(|(_, stamp)| {
+            stamp.is_some_and(|s| (s.device, s.inode) == (wanted.device, wanted.inode))
+        })
+    }
+
+    /// The files that differ between two stamps (added, removed or changed).
+    pub fn changed_files(&self, later: &SetStamp) -> Vec<PathBuf> {
+        let before: HashMap<&PathBuf, &Option<FileStamp>> =
+            self.files.iter().map(|(p, s)| (p, s)).collect();
+        let after: HashMap<&PathBuf, &Option<FileStamp>> =
+            later.files.iter().map(|(p, s)| (p, s)).collect();
+        let mut changed: Vec<PathBuf> = self
+            .files
+            .iter()
+            .filter(|(path, stamp)| after.get(path) != Some(&stamp))
+            .map(|(path, _)| path.clone())
+            .collect();
+        changed.extend(
+            later
+                .files
+                .iter()
+                .filter(|(path, _)| !before.contains_key(path))
+                .map(|(path, _)| path.clone()),
+        );
+        changed
+    }
+}
+
 /// The config files at `path`: the file itself, or every `*.yaml`/`*.yml`
 /// under the directory, hidden entries skipped, in sorted path order; and
 /// what could not be walked.

@@ -658,3 +658,122 @@ fn a_user_with_a_bad_field_is_still_declared() {
         );
     }
 }
+
+/// Runs `supportctl ARGS` in `dir` with stdout and stderr both into one pipe
+/// whose reading end is closed before it starts, as `supportctl … 2>&1 |
+/// head -c0` when head has gone: every write fails with a broken pipe. What
+/// a panic would say is lost with the rest; its exit code (101) shows it.
+fn all_output_into_a_closed_pipe(dir: &std::path::Path, args: &[&str]) -> i32 {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let mut command = supportctl(dir, args);
+    command
+        .stdin(Stdio::null())
+        .stdout(writer.try_clone().expect("a second writer"))
+        .stderr(writer);
+    let shown = format!("supportctl {} 2>&1 > closed pipe", args.join(" "));
+    let started = Instant::now();
+    let mut child = command.spawn().expect("supportctl starts");
+    // The parent's copies of the writer went with `command`'s: only the
+    // child holds the pipe now.
+    drop(command);
+    let status = wait_or_kill(&mut child, &shown, started);
+    status
+        .code()
+        .unwrap_or_else(|| panic!("`{shown}` was killed by a signal ({status:?})"))
+}
+
+/// Logging at `-vv` into a closed stderr (issue 17 §6: a log shipper that
+/// restarted) loses the log lines, never the command: every command ends with
+/// the exit code it has with its output read, and does its work (the apply
+/// applies, the plan is saved, the SR is opened). Before, the first log line
+/// that failed to write made tracing-subscriber's own error report panic
+/// (exit 101); and a closed stdout ended `plan` and `apply` before their
+/// work with exit 0: no plan saved, no apply, `--detailed-exitcode` and the
+/// mass-delete guard's verdicts lost. An apply nobody could see the plan of
+/// is not approved (exit 1, nothing written).
+#[test]
+fn every_command_logging_at_vv_into_a_closed_pipe_ends_as_it_would_and_does_its_work() {
+    let scratch = crate::binary::Scratch::new();
+    let example = crate_root().join("examples/acme-prod.yaml");
+    let example = example.to_str().expect("UTF-8");
+    let invalid = invalid_dir().join("multi-errors-sorted.yaml");
+    let invalid = invalid.to_str().expect("UTF-8");
+    let db = scratch.db.to_str().expect("UTF-8").to_owned();
+    let saved = scratch.path("saved-plan.json");
+    let saved = saved.to_str().expect("UTF-8");
+    // Only the tenancy admin left: the mass-delete guard refuses it.
+    let gutted = scratch.write(
+        "gutted.yaml",
+        "tenancy: { name: acme-prod, csi: \"20817431\", home_region: ap-seoul-1, admin: dankim }\nusers:\n  dankim: { email: dan.kim@acme.example, name: Dan Kim, support_account: { phone: \"+82 2 555 0100\", timezone: Asia/Seoul } }\n",
+    );
+    let gutted = gutted.to_str().expect("UTF-8");
+    let cases: [(&[&str], i32); 18] = [
+        (&["validate", example], 0),
+        (&["validate", invalid], 1),
+        (&["validate", "--format", "json", invalid], 1),
+        (&["plan", example], 0),
+        (&["plan", "--format", "json", example], 0),
+        // The verdict of a plan does not depend on its reader.
+        (&["plan", "--detailed-exitcode", example], 2),
+        (&["plan", "-o", saved, example], 0),
+        (&["apply", example], 1),
+        (&["apply", "--auto-approve", example], 0),
+        (&["plan", "--detailed-exitcode", example], 0),
+        (&["plan", gutted], 3),
+        (&["show"], 0),
+        (&["history", "--format", "json"], 0),
+        (&["access", "--all"], 0),
+        (&["sr", "open", "--user", "bob", "--title", "Disk full"], 0),
+        (&["sr", "list"], 0),
+        (&["status"], 1),
+        (&["schema"], 0),
+    ];
+    for (args, expected) in cases {
+        let mut all = vec!["--db", &db, "-vv"];
+        all.extend_from_slice(args);
+        let code = all_output_into_a_closed_pipe(scratch.root(), &all);
+        assert_eq!(
+            code, expected,
+            "`supportctl {}` into a closed pipe exited {code}, not {expected}",
+            all.join(" ")
+        );
+    }
+    // The plan was saved, the apply and the SR happened, though nobody read
+    // a word; the apply that nobody could approve did not.
+    assert!(std::path::Path::new(saved).exists(), "plan -o saved the plan");
+    let history = run(&mut supportctl(
+        scratch.root(),
+        ["--db", &db, "history", "--format", "json"],
+    ));
+    history.assert_code(0);
+    let history: Value = serde_json::from_str(&history.stdout).expect("JSON");
+    assert_eq!(history.as_array().map(Vec::len), Some(1), "{history}");
+    let shown = run(&mut supportctl(
+        scratch.root(),
+        ["--db", &db, "sr", "list", "--format", "json"],
+    ));
+    shown.assert_code(0);
+    let srs: Value = serde_json::from_str(&shown.stdout).expect("JSON");
+    assert_eq!(srs.as_array().map(Vec::len), Some(1), "{srs}");
+}
+
+/// The same through a shell, as the issue ran it: `supportctl plan … -vv
+/// 2>&1 | head -c0`, the exit code kept in a file.
+#[test]
+fn plan_at_vv_piped_into_head_c0_exits_0() {
+    let scratch = crate::binary::Scratch::new();
+    let code_file = scratch.path("code");
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(r#"{ "$0" --db "$1" plan -vv examples/acme-prod.yaml; echo $? >"$2"; } 2>&1 | { exec head -c0; }"#)
+        .arg(env!("CARGO_BIN_EXE_supportctl"))
+        .arg(&scratch.db)
+        .arg(&code_file)
+        .current_dir(crate_root());
+    fixed_environment(&mut command);
+    run(&mut command).assert_code(0);
+    let code = std::fs::read_to_string(&code_file).expect("the exit code was written");
+    assert_eq!(code.trim(), "0", "plan -vv into a closed pipe");
+}
