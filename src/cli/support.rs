@@ -333,7 +333,9 @@ fn sr_id(text: &str) -> Result<i64, String> {
     }
     match digits.parse::<i64>() {
         Ok(id) if id >= 1 => Ok(id),
-        Ok(_) => Err(format!("`{text}` is not an SR number: SRs are numbered from 1")),
+        Ok(_) => Err(format!(
+            "`{text}` is not an SR number: SRs are numbered from 1"
+        )),
         Err(_) => Err(format!(
             "`{text}` is out of range: SR numbers go up to {}",
             i64::MAX

@@ -23,9 +23,9 @@ use super::{
     CliError, ConfigArgs, Failure, load_and_check_cached, now, open_parse_cache, parse_cache_path,
     print_stdout, save_parse_cache, today, with_suffix,
 };
+use crate::config::SetStamp;
 use crate::diag::{self, Diagnostic, escape_control};
 use crate::model::Date;
-use crate::config::SetStamp;
 use crate::watch::{FileWatch, Ignored, Mode, Wake};
 
 /// How often an idle watcher rewrites its status file, so that a reader can
@@ -94,10 +94,8 @@ pub enum StatusFormat {
 
 /// The shortest and longest `--interval`: shorter would reconcile without
 /// a pause; 30 days is past any sensible repair.
-const INTERVAL_RANGE: (Duration, Duration) = (
-    Duration::from_millis(100),
-    Duration::from_secs(720 * 3600),
-);
+const INTERVAL_RANGE: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(720 * 3600));
 /// The shortest and longest `--poll-interval`: a scan of the tree at least
 /// hourly, never back to back.
 const POLL_INTERVAL_RANGE: (Duration, Duration) =
@@ -113,7 +111,9 @@ fn parse_poll_interval(text: &str) -> Result<Duration, String> {
 
 /// A duration such as `30s`, `5m`, `1h30m` or `500ms`, within `range`.
 fn parse_duration(text: &str, (least, most): (Duration, Duration)) -> Result<Duration, String> {
-    let shown = |d: Duration| jiff::SignedDuration::try_from(d).map_or_else(|_| format!("{d:?}"), |d| format!("{d:#}"));
+    let shown = |d: Duration| {
+        jiff::SignedDuration::try_from(d).map_or_else(|_| format!("{d:?}"), |d| format!("{d:#}"))
+    };
     let range = format!("from {} to {}", shown(least), shown(most));
     let parsed: jiff::SignedDuration = match text.parse() {
         Ok(parsed) => parsed,
@@ -621,7 +621,10 @@ impl Watcher<'_> {
                 debounce + debounce / 4 + Duration::from_millis(20)
             };
             let until = read_at + wait;
-            while let Some(left) = until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
+            while let Some(left) = until
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+            {
                 match self.woken.recv_timeout(left) {
                     Ok(wake) => {
                         if self.changed_by(wake, before) {
@@ -1153,7 +1156,10 @@ mod tests {
     #[test]
     fn durations_out_of_range_are_refused_with_the_range() {
         for (parse, too_long) in [
-            (parse_interval as fn(&str) -> Result<Duration, String>, "721h"),
+            (
+                parse_interval as fn(&str) -> Result<Duration, String>,
+                "721h",
+            ),
             (parse_poll_interval, "61m"),
         ] {
             for bad in [
@@ -1164,7 +1170,10 @@ mod tests {
                 "18446744073709551615ms",
             ] {
                 let error = parse(bad).expect_err(bad);
-                assert!(error.contains("out of range: from 100ms to"), "{bad}: {error}");
+                assert!(
+                    error.contains("out of range: from 100ms to"),
+                    "{bad}: {error}"
+                );
             }
         }
         assert_eq!(parse_poll_interval("1h"), Ok(Duration::from_secs(3600)));

@@ -2165,14 +2165,22 @@ fn watch_never_applies_a_file_written_in_place_in_two_steps_half_written() {
     let entries = history(&world);
     for entry in &entries {
         assert_eq!(
-            entry["summary"]["destroy"], 0,
+            entry["summary"]["destroy"],
+            0,
             "nothing was ever destroyed: {entry}\n{}",
             watcher.dump()
         );
     }
-    assert_eq!(entries.len(), 2, "the first apply and one update: {entries:?}");
+    assert_eq!(
+        entries.len(),
+        2,
+        "the first apply and one update: {entries:?}"
+    );
     assert!(
-        watcher.count_since(from, is("waiting for a config file to be closed by its writer")) >= 1,
+        watcher.count_since(
+            from,
+            is("waiting for a config file to be closed by its writer")
+        ) >= 1,
         "the wait for the writer is said\n{}",
         watcher.dump()
     );
@@ -2221,7 +2229,8 @@ fn watch_applies_only_whole_files_through_random_in_place_rewrites() {
     }
     for entry in history(&world) {
         assert_eq!(
-            entry["summary"]["destroy"], 0,
+            entry["summary"]["destroy"],
+            0,
             "nothing was ever destroyed: {entry}\n{}",
             watcher.dump()
         );
@@ -2265,12 +2274,26 @@ fn watch_does_not_apply_a_config_set_that_changed_while_it_was_read() {
         edited(&acme(), "users:\n", &format!("users:\n{zoe}")),
     )
     .unwrap();
-    watcher.wait_for(at, "the wait for the set to settle", is("the config set is changing; waiting for it to settle"));
+    watcher.wait_for(
+        at,
+        "the wait for the set to settle",
+        is("the config set is changing; waiting for it to settle"),
+    );
     let (_, done) = watcher.wait_for(at, "the reconcile of the settled set", |l| {
         message(l) == "reconciled"
     });
-    assert_eq!(text_field(&done, "outcome"), "no-changes", "{done}\n{}", watcher.dump());
+    assert_eq!(
+        text_field(&done, "outcome"),
+        "no-changes",
+        "{done}\n{}",
+        watcher.dump()
+    );
     let entries = history(&world);
-    assert_eq!(entries.len(), 1, "only the first apply: {entries:?}\n{}", watcher.dump());
+    assert_eq!(
+        entries.len(),
+        1,
+        "only the first apply: {entries:?}\n{}",
+        watcher.dump()
+    );
     assert!(user_name(&world.show(), "zoe").is_some());
 }
