@@ -373,6 +373,18 @@ struct HistoryJson<'a> {
     summary: crate::render::JsonSummary,
     config_digest: &'a str,
     git_commit: Option<&'a str>,
+    /// Who made the apply; `null` for entries older than the record of it.
+    applied_by: Option<AppliedByJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct AppliedByJson<'a> {
+    /// `apply` or `watch`.
+    command: &'static str,
+    host: &'a str,
+    /// The config set (or saved plan) applied.
+    path: &'a str,
+    pid: u32,
 }
 
 pub fn history(args: &HistoryArgs, db: &Path) -> Result<u8, CliError> {
@@ -395,6 +407,12 @@ pub fn history(args: &HistoryArgs, db: &Path) -> Result<u8, CliError> {
                     },
                     config_digest: &r.config_digest,
                     git_commit: r.git_commit.as_deref(),
+                    applied_by: r.source.as_ref().map(|s| AppliedByJson {
+                        command: s.command.as_str(),
+                        host: &s.host,
+                        path: &s.path,
+                        pid: s.pid,
+                    }),
                 })
                 .collect();
             let mut text = serde_json::to_string_pretty(&docs).unwrap_or_default();
@@ -409,7 +427,7 @@ pub fn history(args: &HistoryArgs, db: &Path) -> Result<u8, CliError> {
             for r in &records {
                 let _ = writeln!(
                     out,
-                    "#{:<4} {}  serial {:<4} +{} ~{} -{}  {}{}",
+                    "#{:<4} {}  serial {:<4} +{} ~{} -{}  {}{}{}",
                     r.id,
                     escape_control(&r.time),
                     r.serial,
@@ -420,6 +438,15 @@ pub fn history(args: &HistoryArgs, db: &Path) -> Result<u8, CliError> {
                     r.git_commit
                         .as_deref()
                         .map(|c| format!("  commit {}", escape_control(c)))
+                        .unwrap_or_default(),
+                    r.source
+                        .as_ref()
+                        .map(|s| format!(
+                            "  by {} on {}: {}",
+                            s.command.as_str(),
+                            escape_control(&s.host),
+                            escape_control(&s.path)
+                        ))
                         .unwrap_or_default()
                 );
             }

@@ -400,6 +400,31 @@ impl Write for LogWriter {
     }
 }
 
+/// This host's name, as the journal and the status file record it: the
+/// kernel's (a container's own), else `HOSTNAME`, else `unknown`.
+pub(crate) fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|n| !n.is_empty()))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// Who is making an apply, for its journal entry: `by` in this process on
+/// this host, from `path` (made absolute).
+pub(crate) fn apply_source(by: crate::state::AppliedBy, path: &Path) -> crate::state::ApplySource {
+    crate::state::ApplySource {
+        command: by,
+        host: host_name(),
+        path: std::path::absolute(path)
+            .unwrap_or_else(|_| path.to_path_buf())
+            .display()
+            .to_string(),
+        pid: std::process::id(),
+    }
+}
+
 /// Leaves `value` for the operating system to reclaim when the process
 /// exits, which the one-shot commands do right after: freeing a large model
 /// allocation by allocation takes longer than the whole plan of a small

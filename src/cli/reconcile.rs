@@ -17,7 +17,7 @@ use crate::config::ParseCache;
 use crate::model::Model;
 use crate::plan::{self, Plan};
 use crate::render;
-use crate::state::{JournalEntry, JournalPlan, Snapshot, Store};
+use crate::state::{AppliedBy, ApplySource, JournalEntry, JournalPlan, Snapshot, Store};
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -528,7 +528,7 @@ pub fn apply_command(args: &ApplyArgs, db: &Path, output: &Output) -> Result<u8,
         }
         consent(plan)?;
     }
-    apply_planned(&planned, store, db, &args.path)?;
+    apply_planned(&planned, store, db, &args.path, AppliedBy::Apply)?;
     if let Some(cache) = &mut cache {
         // A first apply has only now made the database the cache goes beside.
         save_parse_cache(cache, db);
@@ -538,14 +538,16 @@ pub fn apply_command(args: &ApplyArgs, db: &Path, output: &Output) -> Result<u8,
     printed
 }
 
-/// Applies a plan made by [`plan_checked_cached`] in one transaction, journaled;
-/// returns the tenancy's new serial and the database's lineage. The database
-/// is created only now, when there is something to write.
+/// Applies a plan made by [`plan_checked_cached`] in one transaction, journaled
+/// as made by `by` from `config`; returns the tenancy's new serial and the
+/// database's lineage. The database is created only now, when there is
+/// something to write.
 pub(super) fn apply_planned(
     planned: &Planned,
     store: Option<Store>,
     db: &Path,
     config: &Path,
+    by: AppliedBy,
 ) -> Result<(u64, String), CliError> {
     let mut store = match store {
         Some(store) => store,
@@ -581,6 +583,7 @@ pub(super) fn apply_planned(
             },
             planned.digest.clone(),
             git_commit,
+            super::apply_source(by, config),
         )
     })?;
     Ok((serial, lineage))
@@ -644,6 +647,7 @@ fn apply_saved(args: &ApplyArgs, store: &mut Store, output: &Output) -> Result<u
         || JournalPlan::new(&text),
         saved.config_digest,
         git_commit(&args.path),
+        super::apply_source(AppliedBy::Apply, &args.path),
     )?;
     print_applied(&saved.plan)
 }
@@ -656,6 +660,7 @@ fn commit(
     journal_plan: impl FnOnce() -> JournalPlan,
     config_digest: String,
     git_commit: Option<String>,
+    source: ApplySource,
 ) -> Result<u64, CliError> {
     let summary = plan.summary();
     let time = jiff::Timestamp::now().to_string();
@@ -665,6 +670,7 @@ fn commit(
         plan: journal_plan(),
         config_digest,
         git_commit,
+        source: Some(source),
     };
     let started = std::time::Instant::now();
     let new_serial = store.apply(&plan.tenancy, lineage, serial, plan, entry)?;

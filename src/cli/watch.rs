@@ -26,6 +26,7 @@ use super::{
 use crate::config::SetStamp;
 use crate::diag::{self, Diagnostic, escape_control};
 use crate::model::Date;
+use crate::state::AppliedBy;
 use crate::watch::{FileWatch, Ignored, Mode, Wake};
 
 /// How often an idle watcher rewrites its status file, so that a reader can
@@ -73,6 +74,12 @@ pub struct WatchArgs {
     /// (the watcher still keeps its files' parses in memory).
     #[arg(long)]
     pub no_cache: bool,
+    /// Apply over the last apply of a watcher of another config set (or on
+    /// another host), if it was made before this watcher started: that
+    /// watcher was moved or retired. One made after this watcher started
+    /// means the other is running, and is never applied over.
+    #[arg(long)]
+    pub take_over: bool,
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +148,9 @@ fn parse_duration(text: &str, (least, most): (Duration, Duration)) -> Result<Dur
 pub struct Status {
     pub format_version: u32,
     pub pid: u32,
+    /// The host the watcher runs on.
+    #[serde(default)]
+    pub host: Option<String>,
     /// The config set watched, absolute.
     pub config: String,
     pub database: String,
@@ -240,6 +250,10 @@ pub enum OutcomeKind {
     /// Planning or applying failed (locked or unreadable database, stale
     /// plan, I/O); retried with a growing delay.
     Failed,
+    /// The tenancy is kept by a watcher of another config set (the latest
+    /// watched apply came from another host or path): not applied over,
+    /// looked at again with a growing delay.
+    Contended,
 }
 
 impl OutcomeKind {
@@ -250,7 +264,13 @@ impl OutcomeKind {
             OutcomeKind::Invalid => "invalid",
             OutcomeKind::Refused => "refused",
             OutcomeKind::Failed => "failed",
+            OutcomeKind::Contended => "contended",
         }
+    }
+
+    /// Whether it is looked at again after a delay, with nothing changed.
+    fn retries(self) -> bool {
+        matches!(self, OutcomeKind::Failed | OutcomeKind::Contended)
     }
 
     fn is_success(self) -> bool {
@@ -337,13 +357,20 @@ struct Watcher<'a> {
     stop: Option<&'static str>,
     /// Whether the config set was last found changing (said once at info).
     unsettled: bool,
+    /// This host's name, and when this watcher started (the system clock,
+    /// as the journal's times are).
+    host: String,
+    started: jiff::Timestamp,
 }
 
 /// What became of a reconcile.
 enum Step {
     Done(Reconciled),
-    /// Skipped: the input is the same as the last failing one.
-    Skipped,
+    /// Skipped: the input is the same as the last failing one (which is
+    /// looked at again after a delay when `retry`).
+    Skipped {
+        retry: bool,
+    },
     /// The config set changed while it was read, or a file of it is open
     /// for writing: nothing was applied; look again once it settles.
     Unsettled,
@@ -361,6 +388,16 @@ pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
         .status_file
         .clone()
         .unwrap_or_else(|| default_status_file(db));
+    if let Some(other) = running_watcher(&status_file) {
+        return Err(CliError::error(format!(
+            "`{}` is the status file of a watcher that is running: pid {} on host `{}`, watching `{}` since {}\n  hint: give this watcher its own `--status-file` (two watchers of one tenancy undo each other's applies: stop one of them)",
+            status_file.display(),
+            other.pid,
+            other.host.as_deref().unwrap_or("unknown"),
+            other.config,
+            other.started_at
+        )));
+    }
     let (wakes, woken) = std::sync::mpsc::channel();
     crate::watch::on_stop_signals(wakes.clone())
         .map_err(|e| CliError::error(format!("cannot handle stop signals: {e}")))?;
@@ -389,6 +426,7 @@ pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
             .to_string()
     };
     let started_at = timestamp();
+    let host = super::host_name();
     let mut watcher = Watcher {
         args,
         db,
@@ -396,6 +434,7 @@ pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
         status: Status {
             format_version: 1,
             pid: std::process::id(),
+            host: Some(host.clone()),
             config: absolute(root),
             database: absolute(db),
             started_at: started_at.clone(),
@@ -420,6 +459,8 @@ pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
         files,
         stop: None,
         unsettled: false,
+        host,
+        started: jiff::Timestamp::now(),
     };
     tracing::info!(
         path = %escape_control(&root.display().to_string()),
@@ -459,12 +500,17 @@ impl Watcher<'_> {
                         pending = Some(trigger);
                         continue;
                     }
-                    Step::Skipped => {}
+                    Step::Skipped { retry } => {
+                        if retry {
+                            self.failures += 1;
+                            next_retry = Some(Instant::now() + backoff(self.failures));
+                        }
+                    }
                     Step::Done(r) => {
                         // Expiries follow the config that last checked; an
                         // invalid one has none to offer until it is fixed.
                         next_expiry = r.next_expiry;
-                        next_retry = if r.kind == OutcomeKind::Failed {
+                        next_retry = if r.kind.retries() {
                             self.failures += 1;
                             Some(Instant::now() + backoff(self.failures))
                         } else {
@@ -694,9 +740,9 @@ impl Watcher<'_> {
                 }
                 return Step::Unsettled;
             }
-            Step::Skipped => {
+            Step::Skipped { retry } => {
                 self.unsettled = false;
-                return Step::Skipped;
+                return Step::Skipped { retry };
             }
         };
         self.unsettled = false;
@@ -751,7 +797,7 @@ impl Watcher<'_> {
                     reason = "the config set is the same as the last failing one",
                     "skipped"
                 );
-                return Step::Skipped;
+                return Step::Skipped { retry: false };
             }
             if !self.still(&before, read_at, true) {
                 return Step::Unsettled;
@@ -829,7 +875,7 @@ impl Watcher<'_> {
             let fingerprint = format!("refused {digest} {} {}", planned.lineage, planned.serial);
             if self.failing.as_ref() == Some(&fingerprint) {
                 tracing::debug!(reason = "the same plan was refused before", "skipped");
-                return Step::Skipped;
+                return Step::Skipped { retry: false };
             }
             if !self.still(&before, read_at, true) {
                 return Step::Unsettled;
@@ -845,6 +891,28 @@ impl Watcher<'_> {
             return Step::Unsettled;
         }
         self.warn_once(&checked, &digest);
+        if let Some(store) = &store {
+            match self.kept_by_another(store, &tenancy) {
+                Ok(None) => {}
+                Ok(Some(message)) => {
+                    let fingerprint = format!("contended {digest} {message}");
+                    if self.failing.as_ref() == Some(&fingerprint) {
+                        tracing::debug!(
+                            reason = "the tenancy is still kept by another watcher",
+                            "skipped"
+                        );
+                        return Step::Skipped { retry: true };
+                    }
+                    self.failing = Some(fingerprint);
+                    return Step::Done(Reconciled {
+                        summary: counts,
+                        message: Some(message),
+                        ..outcome(OutcomeKind::Contended)
+                    });
+                }
+                Err(e) => return Step::Done(fail(OutcomeKind::Failed, e)),
+            }
+        }
         for change in &planned.plan.changes {
             tracing::debug!(
                 address = %escape_control(&change.address()),
@@ -853,7 +921,13 @@ impl Watcher<'_> {
             );
         }
         tracing::debug!(changes = planned.plan.changes.len(), "applying");
-        match apply_planned(&planned, store, self.db, &self.args.config.path) {
+        match apply_planned(
+            &planned,
+            store,
+            self.db,
+            &self.args.config.path,
+            AppliedBy::Watch,
+        ) {
             Ok((serial, lineage)) => {
                 self.state.applied(&planned, &lineage, serial);
                 self.failing = None;
@@ -865,6 +939,61 @@ impl Watcher<'_> {
             }
             Err(e) => Step::Done(fail(OutcomeKind::Failed, e)),
         }
+    }
+
+    /// Why this watcher must not apply to `tenancy`, when another watcher
+    /// keeps it: the latest apply by a watcher came from another host or
+    /// another config set, and was made after this watcher started (or
+    /// `--take-over` was not given). An apply by hand in between does not
+    /// matter: the watcher puts its config set back over it, as ever (and
+    /// says so).
+    fn kept_by_another(
+        &self,
+        store: &crate::state::Store,
+        tenancy: &str,
+    ) -> Result<Option<String>, CliError> {
+        let shown = escape_control(tenancy);
+        if let Some(last) = store.last_apply(tenancy, Some(AppliedBy::Watch))?
+            && let Some(source) = &last.source
+            && (source.host != self.host || source.path != self.status.config)
+        {
+            let before_start = last
+                .time
+                .parse::<jiff::Timestamp>()
+                .is_ok_and(|t| t < self.started);
+            let other = format!(
+                "the watcher of `{}` on host `{}` (pid {}) applied serial {} at {}",
+                source.path, source.host, source.pid, last.serial, last.time
+            );
+            if !(self.args.take_over && before_start) {
+                let hint = if before_start {
+                    "stop one of the two watchers; if that one is gone for good, start this one with `--take-over`"
+                } else {
+                    "that watcher is running (it applied since this one started): stop one of the two"
+                };
+                return Ok(Some(format!(
+                    "tenancy `{tenancy}` is kept by another watcher: {other}; this watcher does not apply over it\n  hint: {hint}"
+                )));
+            }
+            tracing::warn!(tenancy = %shown, from = %escape_control(&other), "taking the tenancy over");
+        }
+        if let Some(last) = store.last_apply(tenancy, None)?
+            && let Some(source) = &last.source
+            && source.command == AppliedBy::Apply
+        {
+            tracing::warn!(
+                tenancy = %shown,
+                serial = last.serial,
+                by = %format!(
+                    "apply of `{}` on `{}` at {}",
+                    escape_control(&source.path),
+                    escape_control(&source.host),
+                    escape_control(&last.time)
+                ),
+                "the state was last changed by hand; applying the watched config set over it"
+            );
+        }
+        Ok(None)
     }
 
     /// Logs a valid config set's warnings, once per content.
@@ -1008,6 +1137,46 @@ fn log_diagnostics(diagnostics: &[Diagnostic], sources: &diag::Sources) {
     }
 }
 
+/// The watcher that writes `status_file` now, if one does: its status says
+/// it runs, its heartbeat is fresh, and (on this host) its process is alive
+/// and not this one.
+fn running_watcher(status_file: &Path) -> Option<Status> {
+    let text = std::fs::read_to_string(status_file).ok()?;
+    let status: Status = serde_json::from_str(&text).ok()?;
+    if status.state == WatcherState::Stopped {
+        return None;
+    }
+    let heartbeat = status.heartbeat_at.parse::<jiff::Timestamp>().ok()?;
+    let silent = heartbeat.duration_until(jiff::Timestamp::now());
+    if silent > jiff::SignedDuration::try_from(STALE_AFTER).unwrap_or_default() {
+        return None;
+    }
+    let here = status
+        .host
+        .as_deref()
+        .is_none_or(|h| h == super::host_name());
+    if here && (status.pid == std::process::id() || !process_is_alive(status.pid)) {
+        return None;
+    }
+    Some(status)
+}
+
+/// Whether process `pid` runs (and is not a zombie), as `/proc` tells it;
+/// where there is no `/proc`, it is taken to.
+fn process_is_alive(pid: u32) -> bool {
+    if !Path::new("/proc/self").exists() {
+        return true;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command's closing parenthesis.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| !matches!(state, 'Z' | 'X')),
+        Err(_) => false,
+    }
+}
+
 /// `supportctl status`: what the watcher writing to this status file did
 /// last, and whether it is healthy (exit 0) or not (exit 1).
 pub fn status(args: &StatusArgs, db: &Path) -> Result<u8, CliError> {
@@ -1086,8 +1255,13 @@ fn status_text(status: &Status) -> String {
         WatcherState::Stopped => "stopped",
     };
     let mut text = format!(
-        "watcher: pid {}, {state}, since {}\nconfig: {}\ndatabase: {}\nheartbeat: {}\n",
+        "watcher: pid {}{}, {state}, since {}\nconfig: {}\ndatabase: {}\nheartbeat: {}\n",
         status.pid,
+        status
+            .host
+            .as_deref()
+            .map(|h| format!(" on {}", escape_control(h)))
+            .unwrap_or_default(),
         status.started_at,
         escape_control(&status.config),
         escape_control(&status.database),
@@ -1191,6 +1365,7 @@ mod tests {
         Status {
             format_version: 1,
             pid: 7,
+            host: None,
             config: "c".into(),
             database: "d".into(),
             started_at: heartbeat.into(),

@@ -176,6 +176,18 @@ ALTER TABLE journal ADD COLUMN plan_zlib BLOB;
 ALTER TABLE journal ADD COLUMN plan_size INTEGER
     CHECK ((plan_size IS NULL) = (plan_zlib IS NULL) AND (plan_size IS NULL OR plan_size >= 0));
 ",
+    // 4: who made each apply — the command (`apply` by hand or `watch`), the
+    // host, the config set (or saved plan) applied and the process — so
+    // that a watcher can tell that another watcher, of another config set,
+    // writes its tenancy. Rows written before hold NULL: nobody known.
+    "
+ALTER TABLE journal ADD COLUMN applied_by TEXT
+    CHECK (applied_by IS NULL OR applied_by IN ('apply', 'watch'));
+ALTER TABLE journal ADD COLUMN host TEXT;
+ALTER TABLE journal ADD COLUMN config_path TEXT;
+ALTER TABLE journal ADD COLUMN pid INTEGER;
+CREATE INDEX journal_applied_by ON journal (tenancy, applied_by, id);
+",
 ];
 
 /// The schema version this binary writes: the number of migrations.

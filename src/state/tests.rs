@@ -118,6 +118,7 @@ fn entry(plan: &Plan) -> JournalEntry {
         plan: JournalPlan::new(&plan_json(plan)),
         config_digest: "sha256:abc".into(),
         git_commit: Some("0123abcd".into()),
+        source: None,
     }
 }
 

@@ -1968,6 +1968,7 @@ fn a_plan_that_fails_in_the_store_leaves_the_state_as_it_was() {
         plan: JournalPlan::new("{}"),
         config_digest: "sha256:test".into(),
         git_commit: None,
+        source: None,
     };
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("state.db");

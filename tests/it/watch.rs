@@ -2297,3 +2297,232 @@ fn watch_does_not_apply_a_config_set_that_changed_while_it_was_read() {
     );
     assert!(user_name(&world.show(), "zoe").is_some());
 }
+
+// ---- 14. Two watchers, one tenancy ----
+
+/// The example of the issue: two watchers of different config sets for one
+/// tenancy, each reconciling every 200 ms. Before, they undid each other's
+/// applies (10 applies in 5 s), silently. Now the second sees from the
+/// journal that the tenancy's latest watched apply came from another config
+/// set, refuses loudly (an error naming that watcher's config set and host)
+/// and its status says so, and nothing flaps: the first watcher's apply is
+/// the only one.
+#[test]
+fn a_second_watcher_of_another_config_set_refuses_loudly_and_does_not_flap() {
+    let world = World::new();
+    let first_config = world.write("one/acme.yaml", &acme());
+    let second_config = world.write("two/acme.yaml", &acme_with_alice("Alice Two"));
+    let second_status = world.path("two/status.json");
+    let (first, first_from) = watching(&world, &first_config, &["--interval", "200ms"]);
+    let second = world.watch(
+        &second_config,
+        &[
+            "--debounce-ms",
+            DEBOUNCE_MS,
+            "--interval",
+            "200ms",
+            "--status-file",
+            arg(&second_status),
+        ],
+    );
+    let (_, refused) = second.started();
+    assert_eq!(
+        text_field(&refused, "outcome"),
+        "contended",
+        "{refused}\n{}",
+        second.dump()
+    );
+    assert_eq!(refused["level"], "ERROR", "{refused}");
+    let error = text_field(&refused, "error");
+    assert!(
+        error.contains("kept by another watcher")
+            && error.contains(&first_config.display().to_string())
+            && error.contains("host `"),
+        "the error names the other watcher's config set and host: {error}"
+    );
+    // Two seconds of intervals on both sides: nothing more is applied.
+    std::thread::sleep(Duration::from_secs(2));
+    let entries = history(&world);
+    assert_eq!(
+        entries.len(),
+        1,
+        "only the first watcher's apply: {entries:?}\n{}\n{}",
+        first.dump(),
+        second.dump()
+    );
+    assert_eq!(entries[0]["applied_by"]["command"], "watch", "{entries:?}");
+    assert_eq!(
+        entries[0]["applied_by"]["path"],
+        first_config.display().to_string(),
+        "{entries:?}"
+    );
+    assert_eq!(entries[0]["applied_by"]["pid"], first.pid(), "{entries:?}");
+    assert_eq!(
+        user_name(&world.show(), "alice").as_deref(),
+        Some("Alice Lee")
+    );
+    assert_eq!(
+        first.count_since(first_from, |l| message(l) == "reconciled"
+            && text_field(l, "outcome") == "applied"),
+        0,
+        "the first watcher never had to put its config back\n{}",
+        first.dump()
+    );
+    // Said once, not on every look.
+    assert_eq!(
+        second.count_since(0, failed("contended")),
+        1,
+        "{}",
+        second.dump()
+    );
+    let (code, doc, stderr) = world.status_json(&["--status-file", arg(&second_status)]);
+    assert_eq!(code, 1, "the second watcher is not healthy: {doc}");
+    assert_eq!(doc["last"]["outcome"], "contended", "{doc}");
+    assert!(
+        stderr.contains("kept by another watcher"),
+        "status says why: {stderr}"
+    );
+    let (code, doc, _) = world.status_json(&[]);
+    assert_eq!(code, 0, "the first watcher is healthy: {doc}");
+}
+
+/// `--take-over` takes a tenancy from a watcher that applied before this
+/// one started (moved, or retired), with a warning; a watcher that applies
+/// after another started is running, and is not applied over even with
+/// `--take-over`: at most one overwrite, never a flap. An apply by hand in
+/// between counts as nobody's watcher: it is put back, with a warning.
+#[test]
+fn take_over_takes_a_retired_watchers_tenancy_but_never_a_running_ones() {
+    let world = World::new();
+    let a = world.write("a/acme.yaml", &acme());
+    let b = world.write("b/acme.yaml", &acme_with_alice("Alice Bee"));
+    let status = |name: &str| world.path(&format!("{name}/status.json"));
+    let flags = |name: &str, extra: &[&str]| -> Vec<String> {
+        let mut all: Vec<String> = ["--debounce-ms", DEBOUNCE_MS, "--interval", "200ms"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        all.push("--status-file".into());
+        all.push(arg(&status(name)).to_owned());
+        all.extend(extra.iter().map(|s| s.to_string()));
+        all
+    };
+    let spawn = |config: &Path, name: &str, extra: &[&str]| {
+        let flags = flags(name, extra);
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        world.watch(config, &flags)
+    };
+
+    // A applies, and is retired.
+    let mut first = spawn(&a, "a", &[]);
+    let (_, line) = first.started();
+    assert_eq!(text_field(&line, "outcome"), "applied", "{line}");
+    first.signal("TERM");
+    assert_eq!(first.wait_exit(WAIT).code(), Some(0));
+
+    // B without --take-over refuses, and points at --take-over.
+    let second = spawn(&b, "b", &[]);
+    let (_, line) = second.started();
+    assert_eq!(text_field(&line, "outcome"), "contended", "{line}");
+    assert!(text_field(&line, "error").contains("--take-over"), "{line}");
+    drop(second);
+
+    // B with --take-over takes it, saying so.
+    let second = spawn(&b, "b", &["--take-over"]);
+    let (at, line) = second.started();
+    assert_eq!(
+        text_field(&line, "outcome"),
+        "applied",
+        "{line}\n{}",
+        second.dump()
+    );
+    assert!(
+        second.count_since(0, is("taking the tenancy over")) == 1,
+        "{}",
+        second.dump()
+    );
+    assert_eq!(
+        user_name(&world.show(), "alice").as_deref(),
+        Some("Alice Bee")
+    );
+
+    // C, of A's config set with --take-over while B runs: B applied before C
+    // started, so C takes over once; B, which started before C's apply,
+    // then refuses even with --take-over. No flap.
+    let third = spawn(&a, "c", &["--take-over"]);
+    let (_, line) = third.started();
+    assert_eq!(
+        text_field(&line, "outcome"),
+        "applied",
+        "{line}\n{}",
+        third.dump()
+    );
+    let (_, refused) = second.wait_for(at, "B's refusal", failed("contended"));
+    assert!(
+        text_field(&refused, "error").contains("that watcher is running"),
+        "{refused}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(history(&world).len(), 3, "A, B's take-over, C's take-over");
+    assert_eq!(
+        user_name(&world.show(), "alice").as_deref(),
+        Some("Alice Lee")
+    );
+
+    // An apply by hand is nobody's watcher: C puts its config back, and
+    // warns; B still refuses (the latest watched apply is C's).
+    let elsewhere = tempfile::tempdir().unwrap();
+    let by_hand = elsewhere.path().join("acme.yaml");
+    std::fs::write(&by_hand, acme_with_alice("Alice Hand")).unwrap();
+    let from = third.cursor();
+    world
+        .run(&["apply", "--auto-approve", arg(&by_hand)])
+        .assert_code(0);
+    let (_, warned) = third.wait_for(
+        from,
+        "the warning about the apply by hand",
+        is("the state was last changed by hand; applying the watched config set over it"),
+    );
+    assert!(
+        text_field(&warned, "by").contains(&by_hand.display().to_string()),
+        "{warned}"
+    );
+    third.wait_state(&world, "alice put back", |show| {
+        user_name(show, "alice").as_deref() == Some("Alice Lee")
+    });
+    let entries = history(&world);
+    assert_eq!(entries.len(), 5, "{entries:?}");
+    assert_eq!(entries[3]["applied_by"]["command"], "apply", "{entries:?}");
+    assert_eq!(entries[4]["applied_by"]["command"], "watch", "{entries:?}");
+}
+
+/// Two watchers cannot share a status file (each would overwrite the
+/// other's, and `status` would tell of either): a second watcher of the same
+/// database with the default status file exits 1 at once, naming the running
+/// one and `--status-file`. A watcher that was killed leaves a status file
+/// that still says `watching`; its process is gone, so the next one starts.
+#[test]
+fn a_second_watcher_cannot_take_a_running_watchers_status_file() {
+    let world = World::new();
+    let config = world.write("acme.yaml", &acme());
+    let other = world.write("other/acme.yaml", &acme_with_alice("Alice Other"));
+    let (mut first, _) = watching(&world, &config, &[]);
+    let (code, stderr) = run_briefly(world.watch_command(&other, &[]));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("pid {}", first.pid())) && stderr.contains("--status-file"),
+        "names the running watcher and the way out:\n{stderr}"
+    );
+    assert_eq!(history(&world).len(), 1, "the second applied nothing");
+
+    first.child.kill().unwrap();
+    first.wait_exit(WAIT);
+    assert_eq!(
+        world.read_status(&world.status_file()).unwrap()["state"],
+        "watching",
+        "a killed watcher's status file"
+    );
+    let next = world.watch(&config, &["--debounce-ms", DEBOUNCE_MS]);
+    let (_, line) = next.started();
+    assert_eq!(text_field(&line, "outcome"), "no-changes", "{line}");
+}
