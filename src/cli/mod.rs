@@ -108,6 +108,15 @@ pub enum Command {
     /// Service requests: open, list, show, comment.
     Sr(support::SrArgs),
     /// Reconcile now, then on every change, every interval and expiry.
+    ///
+    /// A config set is applied only once it is still: not while a config
+    /// file is open for writing, nor when its files changed while they were
+    /// read. A watcher does not apply over the latest apply of a watcher of
+    /// another config set (see `--take-over`). SIGINT, SIGTERM and SIGHUP
+    /// stop it after the apply in flight, with exit 0 and the status file
+    /// saying `stopped` (SIGHUP does not reload: every reconcile reads the
+    /// config set afresh); a second signal ends it at once (exit 130, 143 or
+    /// 129).
     Watch(watch::WatchArgs),
     /// Tell whether the watcher is running and its last reconcile succeeded.
     Status(watch::StatusArgs),
