@@ -562,7 +562,7 @@ pub(super) fn apply_planned(
     // thread while the changes are written (it is needed only for the
     // journal's row, the last one written): for a first apply of 10k users,
     // 20-25 ms and 8 ms.
-    let git_commit = git_commit(config);
+    let provenance = Provenance::of(by, config);
     let serial = std::thread::scope(|scope| {
         let json = scope.spawn(|| {
             JournalPlan::new(&render::plan_json_compact(
@@ -582,8 +582,7 @@ pub(super) fn apply_planned(
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             },
             planned.digest.clone(),
-            git_commit,
-            super::apply_source(by, config),
+            provenance,
         )
     })?;
     Ok((serial, lineage))
@@ -646,10 +645,26 @@ fn apply_saved(args: &ApplyArgs, store: &mut Store, output: &Output) -> Result<u
         saved.serial,
         || JournalPlan::new(&text),
         saved.config_digest,
-        git_commit(&args.path),
-        super::apply_source(AppliedBy::Apply, &args.path),
+        Provenance::of(AppliedBy::Apply, &args.path),
     )?;
     print_applied(&saved.plan)
+}
+
+/// Where an apply comes from, for its journal entry: the git commit of the
+/// config repository, and who applies from what.
+struct Provenance {
+    git_commit: Option<String>,
+    source: ApplySource,
+}
+
+impl Provenance {
+    /// `by` in this process, from `path` (a config set or a saved plan).
+    fn of(by: AppliedBy, path: &Path) -> Provenance {
+        Provenance {
+            git_commit: git_commit(path),
+            source: super::apply_source(by, path),
+        }
+    }
 }
 
 fn commit(
@@ -659,8 +674,7 @@ fn commit(
     serial: u64,
     journal_plan: impl FnOnce() -> JournalPlan,
     config_digest: String,
-    git_commit: Option<String>,
-    source: ApplySource,
+    provenance: Provenance,
 ) -> Result<u64, CliError> {
     let summary = plan.summary();
     let time = jiff::Timestamp::now().to_string();
@@ -669,8 +683,8 @@ fn commit(
         summary,
         plan: journal_plan(),
         config_digest,
-        git_commit,
-        source: Some(source),
+        git_commit: provenance.git_commit,
+        source: Some(provenance.source),
     };
     let started = std::time::Instant::now();
     let new_serial = store.apply(&plan.tenancy, lineage, serial, plan, entry)?;

@@ -618,9 +618,7 @@ impl Watcher<'_> {
                 }
             }
             let writing = self.files.being_written();
-            let Some(first) = writing.first() else {
-                return None;
-            };
+            let first = writing.first()?;
             if !std::mem::replace(&mut said, true) {
                 tracing::info!(
                     file = %escape_control(&first.display().to_string()),
@@ -671,13 +669,16 @@ impl Watcher<'_> {
                 .checked_duration_since(Instant::now())
                 .filter(|d| !d.is_zero())
             {
-                match self.woken.recv_timeout(left) {
+                // A long debounce is a long wait: the heartbeat goes on.
+                match self.woken.recv_timeout(left.min(HEARTBEAT)) {
                     Ok(wake) => {
                         if self.changed_by(wake, before) {
                             return false;
                         }
                     }
-                    Err(_) => break,
+                    Err(RecvTimeoutError::Timeout) if left > HEARTBEAT => self.write_status(),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => break,
                 }
             }
         }
