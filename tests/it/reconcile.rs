@@ -1542,10 +1542,20 @@ fn history_lists_each_apply_with_its_serial_digest_and_commit() {
                 "serial",
                 "summary",
                 "config_digest",
-                "git_commit"
+                "git_commit",
+                "applied_by"
             ])
         );
         assert_eq!(entry["serial"], i as u64 + 1);
+        // Who applied: `apply` by hand, here, from the config set's path.
+        assert_eq!(entry["applied_by"]["command"], "apply", "{entry}");
+        assert!(
+            entry["applied_by"]["host"]
+                .as_str()
+                .is_some_and(|h| !h.is_empty()),
+            "{entry}"
+        );
+        assert!(entry["applied_by"]["pid"].is_u64(), "{entry}");
         assert_eq!(entry["tenancy"], "acme-prod");
         let time = entry["time"].as_str().unwrap();
         assert!(
@@ -1581,11 +1591,26 @@ fn history_lists_each_apply_with_its_serial_digest_and_commit() {
         None => assert!(history[0]["git_commit"].is_null()),
     }
     assert!(history[1]["git_commit"].is_null(), "{:?}", history[1]);
+    assert_eq!(
+        history[0]["applied_by"]["path"],
+        first.display().to_string(),
+        "the absolute path of what was applied"
+    );
+    assert_eq!(
+        history[1]["applied_by"]["path"],
+        second.display().to_string()
+    );
 
     let text = world.run(&["history"]).expect(0);
     assert_eq!(text.stdout.lines().count(), 2, "{}", text.stdout);
     assert!(text.stdout.contains("serial 1") && text.stdout.contains("serial 2"));
     assert!(text.stdout.contains("+22 ~0 -0") && text.stdout.contains("+0 ~1 -0"));
+    assert!(
+        text.stdout.contains(&format!(": {}\n", second.display()))
+            && text.stdout.contains("by apply on "),
+        "{}",
+        text.stdout
+    );
 }
 
 #[test]
