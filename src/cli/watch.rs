@@ -1286,7 +1286,10 @@ fn status_text(status: &Status) -> String {
             }
             text.push('\n');
             if let Some(message) = &last.message {
-                text.push_str(&format!("  {}\n", escape_control(message)));
+                // Each line escaped: a message may carry a `hint:` line.
+                for line in message.lines() {
+                    text.push_str(&format!("  {}\n", escape_control(line)));
+                }
             }
             for f in &last.findings {
                 text.push_str(&format!(
