@@ -449,6 +449,42 @@ mod tests {
     }
 
     #[test]
+    fn a_config_file_is_being_written_from_a_write_until_its_writers_close() {
+        use notify::event::{DataChange, RemoveKind, RenameMode};
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.yaml");
+        std::fs::write(&file, "").unwrap();
+        let link = dir.path().join("link.yaml");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let write = EventKind::Modify(ModifyKind::Data(DataChange::Any));
+        let close = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        let mut writing = Writing::default();
+        // A write opens it; reading (an open, a close of a reader) does not.
+        assert!(!writing.follow(&EventKind::Access(AccessKind::Open(AccessMode::Any)), &file));
+        assert!(writing.files.is_empty());
+        assert!(!writing.follow(&write, &file));
+        assert!(!writing.follow(&write, &file));
+        assert!(writing.files.contains_key(&file));
+        // The writer's close ends it, and says so (once).
+        assert!(writing.follow(&close, &file));
+        assert!(!writing.follow(&close, &file));
+        assert!(writing.files.is_empty());
+        // A file created is being written; a symlink created is not.
+        assert!(!writing.follow(&EventKind::Create(CreateKind::File), &file));
+        assert!(!writing.follow(&EventKind::Create(CreateKind::File), &link));
+        assert_eq!(writing.files.keys().collect::<Vec<_>>(), [&file]);
+        // Removed or renamed away, it is nobody's any more.
+        assert!(!writing.follow(&EventKind::Remove(RemoveKind::File), &file));
+        assert!(writing.files.is_empty());
+        writing.follow(&write, &file);
+        writing.follow(
+            &EventKind::Modify(ModifyKind::Name(RenameMode::From)),
+            &file,
+        );
+        assert!(writing.files.is_empty());
+    }
+
+    #[test]
     fn the_database_and_its_companions_are_ignored_wherever_they_are_named_from() {
         let here = std::env::current_dir().unwrap();
         let ignored = Ignored::new([PathBuf::from("state/s.db"), here.join("state/s.db-wal")]);

@@ -1710,4 +1710,41 @@ mod tests {
         let (_, diags) = load_text("");
         assert!(diags.is_empty());
     }
+
+    #[test]
+    fn a_set_stamp_changes_with_any_file_of_the_set_and_only_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("set");
+        std::fs::create_dir_all(root.join("users")).unwrap();
+        std::fs::write(root.join("a.yaml"), "tenancy: {}\n").unwrap();
+        std::fs::write(root.join("users/b.yaml"), "users: {}\n").unwrap();
+        std::fs::write(root.join("notes.txt"), "not read").unwrap();
+        let limits = Limits::default();
+        let stamp = || SetStamp::take(&root, &limits);
+        let first = stamp();
+        assert_eq!(stamp(), first, "nothing changed");
+        // A file that is not part of the set does not count.
+        std::fs::write(root.join("notes.txt"), "still not read").unwrap();
+        assert_eq!(stamp(), first);
+        // A rewrite in place to the same size, a moment later: its times.
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        std::fs::write(root.join("users/b.yaml"), "users: []\n").unwrap();
+        let rewritten = stamp();
+        assert_ne!(rewritten, first);
+        assert_eq!(first.changed_files(&rewritten), [root.join("users/b.yaml")]);
+        // A new file, a file gone, a file replaced by another (a new inode).
+        std::fs::write(root.join("c.yml"), "").unwrap();
+        let added = stamp();
+        assert_eq!(rewritten.changed_files(&added), [root.join("c.yml")]);
+        std::fs::remove_file(root.join("c.yml")).unwrap();
+        assert_eq!(stamp(), rewritten);
+        let replacement = dir.path().join("replacement.yaml");
+        std::fs::write(&replacement, "tenancy: {}\n").unwrap();
+        std::fs::rename(&replacement, root.join("a.yaml")).unwrap();
+        let replaced = stamp();
+        assert_eq!(rewritten.changed_files(&replaced), [root.join("a.yaml")]);
+        // Which files a stamp holds, by identity, whatever the path.
+        let meta = std::fs::metadata(root.join("a.yaml")).unwrap();
+        assert!(replaced.holds(&meta) && !rewritten.holds(&meta));
+    }
 }
