@@ -6,13 +6,15 @@
 //! never says *what* changed in a way the loop could act on: reconciling is
 //! level-triggered, and a change only means "look again".
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use notify::{PollWatcher, RecommendedWatcher, RecursiveMode};
+use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind};
+use notify::{EventKind, PollWatcher, RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, NoCache, RecommendedCache};
 
 /// Why the watch loop woke up.
@@ -24,7 +26,7 @@ pub enum Wake {
     /// The watcher reported trouble (an overflowed event queue, a watch that
     /// could not be added). The loop looks again, as for a change.
     Trouble(String),
-    /// SIGINT or SIGTERM arrived (its name).
+    /// SIGINT, SIGTERM or SIGHUP arrived (its name).
     Stop(&'static str),
 }
 
@@ -130,6 +132,43 @@ impl Inner {
     }
 }
 
+/// How long a config file written to and not yet closed counts as being
+/// written, after the last write seen: a writer that pauses longer (or a
+/// file changed by `truncate`, which closes nothing) is read as it is.
+pub const WRITER_PATIENCE: Duration = Duration::from_secs(30);
+
+/// The config files that are open for writing, as file events tell it: a
+/// write (or a creation) seen and the writer's close not yet, each with
+/// when its last write was seen. Events only: polling sees no closes.
+#[derive(Debug, Default)]
+struct Writing {
+    files: HashMap<PathBuf, Instant>,
+}
+
+impl Writing {
+    /// Follows one event; returns whether it closed a file being written.
+    fn follow(&mut self, kind: &EventKind, path: &Path) -> bool {
+        match kind {
+            EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any)
+            | EventKind::Create(CreateKind::File | CreateKind::Any) => {
+                // A symlink or a folder created is not written to.
+                if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+                    self.files.insert(path.to_path_buf(), Instant::now());
+                }
+                false
+            }
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+                self.files.remove(path).is_some()
+            }
+            EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_)) => {
+                self.files.remove(path);
+                false
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Watches a config set's path: the path itself (recursively, when it is a
 /// directory), the directory holding it, and, when the path is a symlink,
 /// the directory of its target. Watching directories rather than files is
@@ -142,6 +181,8 @@ pub struct FileWatch {
     target: Option<PathBuf>,
     /// The same, for the event handler's thread.
     shared_target: Arc<Mutex<Option<PathBuf>>>,
+    /// The config files open for writing (file events only).
+    writing: Arc<Mutex<Writing>>,
 }
 
 impl FileWatch {
@@ -158,6 +199,9 @@ impl FileWatch {
         let root_in_handler = root.clone();
         let shared_target: Arc<Mutex<Option<PathBuf>>> = Arc::default();
         let target_in_handler = Arc::clone(&shared_target);
+        let writing: Arc<Mutex<Writing>> = Arc::default();
+        let writing_in_handler = Arc::clone(&writing);
+        let track_writers = matches!(mode, Mode::Events);
         let handler = move |result: DebounceEventResult| match result {
             Ok(events) => {
                 let target = target_in_handler
@@ -168,6 +212,19 @@ impl FileWatch {
                 let mut rescan = false;
                 for event in events {
                     rescan |= event.need_rescan();
+                    if track_writers && let Ok(mut writing) = writing_in_handler.lock() {
+                        for path in &event.event.paths {
+                            if ignored.contains(path)
+                                || !could_matter(path, &root_in_handler, target.as_deref())
+                            {
+                                continue;
+                            }
+                            // A writer's close is news: the file is whole now.
+                            if writing.follow(&event.event.kind, path) {
+                                paths.push(path.clone());
+                            }
+                        }
+                    }
                     // Opening and reading files is what a reconcile does:
                     // reacting to it would loop.
                     if matches!(event.event.kind, notify::EventKind::Access(_)) {
@@ -220,9 +277,36 @@ impl FileWatch {
             watched: Vec::new(),
             target: None,
             shared_target,
+            writing,
         };
         watch.refresh()?;
         Ok(watch)
+    }
+
+    /// The config files open for writing now: written to (or created) and
+    /// not yet closed by their writer. A file gone, or not written to for
+    /// [`WRITER_PATIENCE`], no longer counts (the second is logged).
+    pub fn being_written(&self) -> Vec<PathBuf> {
+        let Ok(mut writing) = self.writing.lock() else {
+            return Vec::new();
+        };
+        writing.files.retain(|path, last| {
+            if !path.exists() {
+                return false;
+            }
+            if last.elapsed() < WRITER_PATIENCE {
+                return true;
+            }
+            tracing::warn!(
+                file = %crate::diag::escape_control(&path.display().to_string()),
+                seconds = WRITER_PATIENCE.as_secs(),
+                "a config file is still open for writing but unchanged for a while; reading it as it is"
+            );
+            false
+        });
+        let mut files: Vec<PathBuf> = writing.files.keys().cloned().collect();
+        files.sort();
+        files
     }
 
     /// Sets the watches again when the path now resolves elsewhere (a
@@ -276,27 +360,35 @@ impl FileWatch {
     }
 }
 
-/// Turns SIGINT and SIGTERM into [`Wake::Stop`]. A second one ends the
-/// process at once with 128 + the signal's number: whatever transaction was
-/// open is rolled back by SQLite, so the database stays whole.
+/// The signals that stop a watcher, their names, and the exit status of a
+/// second one (128 + the signal's number). SIGHUP stops it like SIGTERM:
+/// the terminal it was started from is gone, and there is nothing to reload
+/// (every reconcile reads the config set afresh).
+const STOP_SIGNALS: [(i32, &str, i32); 3] = [
+    (signal_hook::consts::SIGINT, "SIGINT", 130),
+    (signal_hook::consts::SIGTERM, "SIGTERM", 143),
+    (signal_hook::consts::SIGHUP, "SIGHUP", 129),
+];
+
+/// Turns SIGINT, SIGTERM and SIGHUP into [`Wake::Stop`]. A second one ends
+/// the process at once with 128 + the signal's number: whatever transaction
+/// was open is rolled back by SQLite, so the database stays whole.
 pub fn on_stop_signals(wake: Sender<Wake>) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
     let stopping = Arc::new(AtomicBool::new(false));
-    for (signal, status) in [(SIGINT, 130), (SIGTERM, 143)] {
+    for (signal, _, status) in STOP_SIGNALS {
         // The order matters: the exit checks the flag before this signal sets it.
         signal_hook::flag::register_conditional_shutdown(signal, status, Arc::clone(&stopping))?;
         signal_hook::flag::register(signal, Arc::clone(&stopping))?;
     }
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    let mut signals = signal_hook::iterator::Signals::new(STOP_SIGNALS.map(|(s, _, _)| s))?;
     std::thread::Builder::new()
         .name("stop signals".into())
         .spawn(move || {
             for signal in signals.forever() {
-                let name = if signal == SIGINT {
-                    "SIGINT"
-                } else {
-                    "SIGTERM"
-                };
+                let name = STOP_SIGNALS
+                    .iter()
+                    .find(|(s, _, _)| *s == signal)
+                    .map_or("a stop signal", |(_, name, _)| name);
                 // Said at once, so an operator sees the signal was heard even
                 // while a long apply finishes.
                 tracing::info!(signal = name, "stopping");
@@ -354,6 +446,42 @@ mod tests {
         assert!(!could_matter(&dir.path().join("neighbour"), &root, t));
         assert!(!could_matter(&dir.path().join("other.yaml"), &root, t));
         assert!(!could_matter(&dir.path().join("config2"), &root, None));
+    }
+
+    #[test]
+    fn a_config_file_is_being_written_from_a_write_until_its_writers_close() {
+        use notify::event::{DataChange, RemoveKind, RenameMode};
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.yaml");
+        std::fs::write(&file, "").unwrap();
+        let link = dir.path().join("link.yaml");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let write = EventKind::Modify(ModifyKind::Data(DataChange::Any));
+        let close = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        let mut writing = Writing::default();
+        // A write opens it; reading (an open, a close of a reader) does not.
+        assert!(!writing.follow(&EventKind::Access(AccessKind::Open(AccessMode::Any)), &file));
+        assert!(writing.files.is_empty());
+        assert!(!writing.follow(&write, &file));
+        assert!(!writing.follow(&write, &file));
+        assert!(writing.files.contains_key(&file));
+        // The writer's close ends it, and says so (once).
+        assert!(writing.follow(&close, &file));
+        assert!(!writing.follow(&close, &file));
+        assert!(writing.files.is_empty());
+        // A file created is being written; a symlink created is not.
+        assert!(!writing.follow(&EventKind::Create(CreateKind::File), &file));
+        assert!(!writing.follow(&EventKind::Create(CreateKind::File), &link));
+        assert_eq!(writing.files.keys().collect::<Vec<_>>(), [&file]);
+        // Removed or renamed away, it is nobody's any more.
+        assert!(!writing.follow(&EventKind::Remove(RemoveKind::File), &file));
+        assert!(writing.files.is_empty());
+        writing.follow(&write, &file);
+        writing.follow(
+            &EventKind::Modify(ModifyKind::Name(RenameMode::From)),
+            &file,
+        );
+        assert!(writing.files.is_empty());
     }
 
     #[test]

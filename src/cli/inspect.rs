@@ -538,6 +538,18 @@ struct HistoryJson<'a> {
     /// Those files, as `git status --porcelain` names them; `null` when not
     /// known.
     git_changes: Option<&'a [String]>,
+    /// Who made the apply; `null` for entries older than the record of it.
+    applied_by: Option<AppliedByJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct AppliedByJson<'a> {
+    /// `apply` or `watch`.
+    command: &'static str,
+    host: &'a str,
+    /// The config set (or saved plan) applied.
+    path: &'a str,
+    pid: u32,
 }
 
 /// A journal time as `history` prints it: to the second, in UTC, so that
@@ -573,6 +585,12 @@ pub fn history(args: &HistoryArgs, db: &Path) -> Result<u8, CliError> {
                     git_commit: r.git_commit.as_deref(),
                     git_dirty: r.git_changes.as_ref().map(|c| !c.is_empty()),
                     git_changes: r.git_changes.as_deref(),
+                    applied_by: r.source.as_ref().map(|s| AppliedByJson {
+                        command: s.command.as_str(),
+                        host: &s.host,
+                        path: &s.path,
+                        pid: s.pid,
+                    }),
                 })
                 .collect();
             let mut text = serde_json::to_string_pretty(&docs).unwrap_or_default();
@@ -587,7 +605,7 @@ pub fn history(args: &HistoryArgs, db: &Path) -> Result<u8, CliError> {
             for r in &records {
                 let _ = writeln!(
                     out,
-                    "#{:<4} {}  serial {:<4} +{} ~{} -{}  {}{}{}",
+                    "#{:<4} {}  serial {:<4} +{} ~{} -{}  {}{}{}{}",
                     r.id,
                     shown_time(&r.time),
                     r.serial,
@@ -602,7 +620,16 @@ pub fn history(args: &HistoryArgs, db: &Path) -> Result<u8, CliError> {
                         .as_deref()
                         .map(|c| format!("  commit {}", escape_control(c)))
                         .unwrap_or_default(),
-                    uncommitted(r.git_changes.as_deref())
+                    uncommitted(r.git_changes.as_deref()),
+                    r.source
+                        .as_ref()
+                        .map(|s| format!(
+                            "  by {} on {}: {}",
+                            s.command.as_str(),
+                            escape_control(&s.host),
+                            escape_control(&s.path)
+                        ))
+                        .unwrap_or_default()
                 );
             }
             out

@@ -122,11 +122,23 @@ pub enum Command {
     /// Service requests: open, list, show, comment.
     Sr(support::SrArgs),
     /// Reconcile now, then on every change, every interval and expiry.
+    ///
+    /// A config set is applied only once it is still: not while a config
+    /// file is open for writing, nor when its files changed while they were
+    /// read. A watcher does not apply over the latest apply of a watcher of
+    /// another config set (see `--take-over`). SIGINT, SIGTERM and SIGHUP
+    /// stop it after the apply in flight, with exit 0 and the status file
+    /// saying `stopped` (SIGHUP does not reload: every reconcile reads the
+    /// config set afresh); a second signal ends it at once (exit 130, 143 or
+    /// 129).
     Watch(watch::WatchArgs),
     /// Tell whether the watcher is running and its last reconcile succeeded.
     Status(watch::StatusArgs),
-    /// Start a config set in a new folder: the example tenancy, with the
-    /// JSON Schema beside it so that editors check every file.
+    /// Start a config set in a new folder, the schema beside it for editors.
+    ///
+    /// The example tenancy in the GitOps layout, with `supportctl.schema.json`
+    /// beside it and every file's modeline pointing at it, so that editors
+    /// check the files wherever the folder goes.
     Init(inspect::InitArgs),
     /// Print the JSON Schema of the config format, or its reference as a
     /// Markdown table.
@@ -162,12 +174,34 @@ pub struct ConfigArgs {
     /// A config file, or a directory of `*.yaml`/`*.yml` files.
     #[arg(value_name = "PATH")]
     pub path: PathBuf,
-    /// The largest config file read, in bytes.
-    #[arg(long, default_value_t = Limits::default().max_file_bytes, value_name = "BYTES")]
+    /// The largest config file read, in bytes (at most 4 GiB).
+    #[arg(long, default_value_t = Limits::default().max_file_bytes, value_name = "BYTES",
+          value_parser = size_limit)]
     pub max_file_size: u64,
-    /// The largest config set read, all its files together, in bytes.
-    #[arg(long, default_value_t = Limits::default().max_total_bytes, value_name = "BYTES")]
+    /// The largest config set read, all its files together, in bytes (at
+    /// most 4 GiB).
+    #[arg(long, default_value_t = Limits::default().max_total_bytes, value_name = "BYTES",
+          value_parser = size_limit)]
     pub max_total_size: u64,
+}
+
+/// The most `--max-file-size` and `--max-total-size` accept: 4 GiB, far
+/// past any config set (a million users is about 200 MB), and a size every
+/// count in the reader holds.
+pub const MAX_SIZE_LIMIT: u64 = 4 << 30;
+
+/// A size limit in bytes: a whole number from 1 to [`MAX_SIZE_LIMIT`].
+pub(crate) fn size_limit(text: &str) -> Result<u64, String> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("`{text}` is not a number of bytes"));
+    }
+    match text.parse::<u64>() {
+        Ok(0) => Err("the limit must be at least 1 byte".to_string()),
+        Ok(n) if n <= MAX_SIZE_LIMIT => Ok(n),
+        _ => Err(format!(
+            "`{text}` is out of range: the most is {MAX_SIZE_LIMIT} bytes (4 GiB)"
+        )),
+    }
 }
 
 impl ConfigArgs {
@@ -299,6 +333,17 @@ pub fn print_stdout(text: &str) -> std::io::Result<()> {
     out.flush()
 }
 
+/// The outcome of printing data a command goes on after: a closed pipe
+/// (`supportctl … | head`) is no reason to stop (a plan's verdict, a saved
+/// plan, an approved apply stand without their reader); any other failure
+/// to write is.
+pub(crate) fn unless_reader_gone(printed: std::io::Result<()>) -> Result<(), CliError> {
+    match printed {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 pub fn print_stderr(text: &str) {
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(text.as_bytes());
@@ -382,12 +427,56 @@ fn init_logging(global: &GlobalArgs, base: u8) {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| LogWriter)
+        .log_internal_errors(false)
         .with_target(false);
     let _ = match global.log_format {
         LogFormat::Text => builder.with_ansi(false).try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// Where log lines go: stderr, with a line that cannot be written dropped.
+/// A log line is never a reason to stop: its reader may be gone (a log
+/// shipper restarting, `2>&1 | head`), and tracing-subscriber reports a
+/// failed write with `eprintln!`, which panics when stderr is what failed.
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().lock().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().lock().flush();
+        Ok(())
+    }
+}
+
+/// This host's name, as the journal and the status file record it: the
+/// kernel's (a container's own), else `HOSTNAME`, else `unknown`.
+pub(crate) fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|n| !n.is_empty()))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// Who is making an apply, for its journal entry: `by` in this process on
+/// this host, from `path` (made absolute).
+pub(crate) fn apply_source(by: crate::state::AppliedBy, path: &Path) -> crate::state::ApplySource {
+    crate::state::ApplySource {
+        command: by,
+        host: host_name(),
+        path: std::path::absolute(path)
+            .unwrap_or_else(|_| path.to_path_buf())
+            .display()
+            .to_string(),
+        pid: std::process::id(),
+    }
 }
 
 /// Leaves `value` for the operating system to reclaim when the process

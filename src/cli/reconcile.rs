@@ -17,7 +17,7 @@ use crate::config::ParseCache;
 use crate::model::{Date, Model};
 use crate::plan::{self, Plan};
 use crate::render;
-use crate::state::{JournalEntry, JournalPlan, Snapshot, Store};
+use crate::state::{AppliedBy, ApplySource, JournalEntry, JournalPlan, Snapshot, Store};
 
 use super::worktree::GitState;
 
@@ -69,11 +69,14 @@ pub struct ApplyArgs {
     /// A config set (file or directory), or a plan saved by `plan -o`.
     #[arg(value_name = "PATH|PLANFILE")]
     pub path: PathBuf,
-    /// The largest config file read, in bytes.
-    #[arg(long, default_value_t = crate::config::Limits::default().max_file_bytes, value_name = "BYTES")]
+    /// The largest config file read, in bytes (at most 4 GiB).
+    #[arg(long, default_value_t = crate::config::Limits::default().max_file_bytes, value_name = "BYTES",
+          value_parser = super::size_limit)]
     pub max_file_size: u64,
-    /// The largest config set read, all its files together, in bytes.
-    #[arg(long, default_value_t = crate::config::Limits::default().max_total_bytes, value_name = "BYTES")]
+    /// The largest config set read, all its files together, in bytes (at
+    /// most 4 GiB).
+    #[arg(long, default_value_t = crate::config::Limits::default().max_total_bytes, value_name = "BYTES",
+          value_parser = super::size_limit)]
     pub max_total_size: u64,
     /// Apply without asking.
     #[arg(long)]
@@ -541,7 +544,7 @@ pub fn plan_command(args: &PlanArgs, db: &Path, output: &Output) -> Result<u8, C
             delta.redact_phones();
         }
     }
-    match (args.format, &args.base) {
+    let printed = match (args.format, &args.base) {
         (PlanFormat::Json, Some(reference)) => {
             let against_base = delta.as_ref().map(|d| {
                 serde_json::from_str::<serde_json::Value>(&render::plan_json(d, "", 0, ""))
@@ -560,12 +563,12 @@ pub fn plan_command(args: &PlanArgs, db: &Path, output: &Output) -> Result<u8, C
             });
             let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
             text.push('\n');
-            print_stdout(&text)?
+            print_stdout(&text)
         }
         (PlanFormat::Json, None) if !args.redact && saved.is_some() => {
-            print_stdout(saved.as_deref().unwrap_or_default())?
+            print_stdout(saved.as_deref().unwrap_or_default())
         }
-        (PlanFormat::Json, None) => print_stdout(&json_of(&planned.plan))?,
+        (PlanFormat::Json, None) => print_stdout(&json_of(&planned.plan)),
         (PlanFormat::Text | PlanFormat::Github, base) => {
             let mut text = String::new();
             if let (Some(reference), Some(delta)) = (base, &delta) {
@@ -573,9 +576,12 @@ pub fn plan_command(args: &PlanArgs, db: &Path, output: &Output) -> Result<u8, C
                 text.push_str("\nAgainst the state (what apply would do):\n\n");
             }
             text.push_str(&render::plan_text(&planned.plan, output.stdout_plan));
-            print_stdout(&text)?
+            print_stdout(&text)
         }
-    }
+    };
+    // A reader that stopped early (`| head`) changes nothing that follows:
+    // the guard's verdict, the saved plan and the exit code stand.
+    super::unless_reader_gone(printed)?;
     if let (_, Some(refusal)) = guard(
         &planned.plan,
         planned.actual.as_ref(),
@@ -680,7 +686,11 @@ pub fn apply_command(args: &ApplyArgs, db: &Path, output: &Output) -> Result<u8,
         Access::Write,
     )?;
     let plan = &planned.plan;
-    print_stdout(&shown_plan(plan, args.redact, output))?;
+    let shown = print_stdout(&shown_plan(plan, args.redact, output));
+    // With its reader gone (`| head`), the plan was not seen: an approved
+    // apply goes on (and says nothing more), but nobody can consent to it.
+    let unseen = shown.is_err();
+    super::unless_reader_gone(shown)?;
     if plan.is_empty() {
         return Ok(0);
     }
@@ -692,15 +702,20 @@ pub fn apply_command(args: &ApplyArgs, db: &Path, output: &Output) -> Result<u8,
     }
     checked_result(planned.actual.as_ref(), &plan, desired, today)?;
     if refusal.is_some() {
-        print_stdout(&format!(
+        super::unless_reader_gone(print_stdout(&format!(
             "\nOnly what takes access away is applied now:\n\n{}",
             shown_plan(&plan, args.redact, output)
-        ))?;
+        )))?;
     }
     if !args.auto_approve {
+        if unseen {
+            return Err(CliError::error(
+                "refusing to apply: the plan could not be shown (stdout is closed), so nobody can confirm it; nothing was changed",
+            ));
+        }
         consent(&plan)?;
     }
-    apply_planned(&planned, &plan, store, db, &args.path)?;
+    apply_planned(&planned, &plan, store, db, &args.path, AppliedBy::Apply)?;
     if let Some(cache) = &mut cache {
         // A first apply has only now made the database the cache goes beside.
         save_parse_cache(cache, db);
@@ -713,15 +728,17 @@ pub fn apply_command(args: &ApplyArgs, db: &Path, output: &Output) -> Result<u8,
     }
 }
 
-/// Applies a plan made by [`plan_checked_cached`] in one transaction, journaled;
-/// returns the tenancy's new serial and the database's lineage. The database
-/// is created only now, when there is something to write.
+/// Applies a plan made by [`plan_checked_cached`] in one transaction, journaled
+/// as made by `by` from `config`; returns the tenancy's new serial and the
+/// database's lineage. The database is created only now, when there is
+/// something to write.
 pub(super) fn apply_planned(
     planned: &Planned,
     plan: &Plan,
     store: Option<Store>,
     db: &Path,
     config: &Path,
+    by: AppliedBy,
 ) -> Result<(u64, String), CliError> {
     let mut store = match store {
         Some(store) => store,
@@ -736,7 +753,7 @@ pub(super) fn apply_planned(
     // thread while the changes are written (it is needed only for the
     // journal's row, the last one written): for a first apply of 10k users,
     // 20-25 ms and 8 ms.
-    let git = GitState::of_config(config);
+    let provenance = Provenance::of(by, config, GitState::of_config(config));
     let serial = std::thread::scope(|scope| {
         let json = scope.spawn(|| {
             JournalPlan::new(&render::plan_json_compact(
@@ -756,7 +773,7 @@ pub(super) fn apply_planned(
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             },
             planned.digest.clone(),
-            git,
+            provenance,
         )
     })?;
     Ok((serial, lineage))
@@ -809,7 +826,7 @@ fn apply_saved(
         )));
     }
     let actual = snapshot.map(|s| s.model);
-    print_stdout(&shown_plan(&saved.plan, args.redact, output))?;
+    super::unless_reader_gone(print_stdout(&shown_plan(&saved.plan, args.redact, output)))?;
     if saved.plan.is_empty() {
         return Ok(0);
     }
@@ -848,7 +865,11 @@ fn apply_saved(
         saved.serial,
         journal,
         saved.config_digest.clone(),
-        GitState::commit_of(&args.path),
+        Provenance::of(
+            AppliedBy::Apply,
+            &args.path,
+            GitState::commit_of(&args.path),
+        ),
     )?;
     let printed = print_applied(&plan);
     match refusal {
@@ -883,6 +904,24 @@ fn unfit(saved: &render::SavedPlan, lineage: &str, found_serial: u64) -> Option<
     })
 }
 
+/// Where an apply comes from, for its journal entry: the git commit of the
+/// config repository, and who applies from what.
+struct Provenance {
+    git: GitState,
+    source: ApplySource,
+}
+
+impl Provenance {
+    /// `by` in this process, from `path` (a config set or a saved plan),
+    /// whose git state is `git`.
+    fn of(by: AppliedBy, path: &Path, git: GitState) -> Provenance {
+        Provenance {
+            git,
+            source: super::apply_source(by, path),
+        }
+    }
+}
+
 fn commit(
     store: &mut Store,
     plan: &Plan,
@@ -890,7 +929,7 @@ fn commit(
     serial: u64,
     journal_plan: impl FnOnce() -> JournalPlan,
     config_digest: String,
-    git: GitState,
+    provenance: Provenance,
 ) -> Result<u64, CliError> {
     let summary = plan.summary();
     // The one clock every command reads (`SUPPORTCTL_NOW` in tests).
@@ -900,8 +939,9 @@ fn commit(
         summary,
         plan: journal_plan(),
         config_digest,
-        git_commit: git.commit,
-        git_changes: git.changes,
+        git_commit: provenance.git.commit,
+        git_changes: provenance.git.changes,
+        source: Some(provenance.source),
     };
     let started = std::time::Instant::now();
     let new_serial = store.apply(&plan.tenancy, lineage, serial, plan, entry)?;

@@ -67,12 +67,14 @@ pub fn retire(args: &RetireArgs, db: &Path, output: &Output) -> Result<u8, CliEr
     let lineage = store.lineage().to_string();
     let summary = plan.summary();
     let entry = JournalEntry {
-        time: jiff::Timestamp::now().to_string(),
+        time: super::now()?.to_string(),
         summary,
         plan: JournalPlan::new(&render::plan_json_compact(&plan, &lineage, serial, "")),
         config_digest: String::new(),
         git_commit: None,
         git_changes: None,
+        // Not an apply: a watcher looks only at applies.
+        source: None,
     };
     let new_serial = store.retire(name, &lineage, serial, &plan, entry)?;
     tracing::info!(tenancy = %name_shown, serial = new_serial, destroy = summary.destroy, "retired");

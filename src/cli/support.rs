@@ -310,6 +310,8 @@ pub struct SrListArgs {
 
 #[derive(Debug, Args)]
 pub struct SrShowArgs {
+    /// The SR's number, as `sr open` printed it.
+    #[arg(value_name = "ID", value_parser = sr_id)]
     pub id: i64,
     /// Show the SR as this user sees it; refused when the user cannot.
     #[arg(long, value_name = "USER")]
@@ -322,6 +324,8 @@ pub struct SrShowArgs {
 
 #[derive(Debug, Args)]
 pub struct SrCommentArgs {
+    /// The SR's number, as `sr open` printed it.
+    #[arg(value_name = "ID", value_parser = sr_id)]
     pub id: i64,
     #[arg(long, value_name = "USER")]
     pub user: String,
@@ -329,6 +333,24 @@ pub struct SrCommentArgs {
     pub text: String,
     #[command(flatten)]
     pub tenancy: TenancyArg,
+}
+
+/// An SR's number: SRs are numbered from 1.
+fn sr_id(text: &str) -> Result<i64, String> {
+    let digits = text.strip_prefix('+').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("`{text}` is not an SR number (1, 2, 3, …)"));
+    }
+    match digits.parse::<i64>() {
+        Ok(id) if id >= 1 => Ok(id),
+        Ok(_) => Err(format!(
+            "`{text}` is not an SR number: SRs are numbered from 1"
+        )),
+        Err(_) => Err(format!(
+            "`{text}` is out of range: SR numbers go up to {}",
+            i64::MAX
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -23,8 +23,10 @@ use super::{
     CliError, ConfigArgs, Failure, load_and_check_cached, now, open_parse_cache, parse_cache_path,
     print_stdout, save_parse_cache, today, with_suffix,
 };
+use crate::config::SetStamp;
 use crate::diag::{self, Diagnostic, escape_control};
 use crate::model::Date;
+use crate::state::AppliedBy;
 use crate::watch::{FileWatch, Ignored, Mode, Wake};
 
 /// How often an idle watcher rewrites its status file, so that a reader can
@@ -49,15 +51,15 @@ pub struct WatchArgs {
           value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub debounce_ms: u64,
     /// Also reconcile this often, e.g. `30s`, `5m`, `1h`: repairs a state
-    /// changed by someone else.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// changed by someone else. From 100ms to 720h.
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
     pub interval: Option<Duration>,
     /// Scan for changes instead of using file events, for file systems
     /// without them (NFS, some container mounts).
     #[arg(long)]
     pub poll: bool,
-    /// How often `--poll` scans.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s",
+    /// How often `--poll` scans, from 100ms to 1h.
+    #[arg(long, value_name = "DURATION", value_parser = parse_poll_interval, default_value = "1s",
           requires = "poll")]
     pub poll_interval: Duration,
     /// Apply even when more than 25% of the tenancy's resources (and more
@@ -72,6 +74,12 @@ pub struct WatchArgs {
     /// (the watcher still keeps its files' parses in memory).
     #[arg(long)]
     pub no_cache: bool,
+    /// Apply over the last apply of a watcher of another config set (or on
+    /// another host), if it was made before this watcher started: that
+    /// watcher was moved or retired. One made after this watcher started
+    /// means the other is running, and is never applied over.
+    #[arg(long)]
+    pub take_over: bool,
 }
 
 #[derive(Debug, Args)]
@@ -91,15 +99,48 @@ pub enum StatusFormat {
     Json,
 }
 
-/// A duration such as `30s`, `5m`, `1h30m` or `500ms`; positive.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let parsed: jiff::SignedDuration = text
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration such as `30s`, `5m` or `1h`"))?;
+/// The shortest and longest `--interval`: shorter would reconcile without
+/// a pause; 30 days is past any sensible repair.
+const INTERVAL_RANGE: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(720 * 3600));
+/// The shortest and longest `--poll-interval`: a scan of the tree at least
+/// hourly, never back to back.
+const POLL_INTERVAL_RANGE: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(3600));
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    parse_duration(text, INTERVAL_RANGE)
+}
+
+fn parse_poll_interval(text: &str) -> Result<Duration, String> {
+    parse_duration(text, POLL_INTERVAL_RANGE)
+}
+
+/// A duration such as `30s`, `5m`, `1h30m` or `500ms`, within `range`.
+fn parse_duration(text: &str, (least, most): (Duration, Duration)) -> Result<Duration, String> {
+    let shown = |d: Duration| {
+        jiff::SignedDuration::try_from(d).map_or_else(|_| format!("{d:?}"), |d| format!("{d:#}"))
+    };
+    let range = format!("from {} to {}", shown(least), shown(most));
+    let parsed: jiff::SignedDuration = match text.parse() {
+        Ok(parsed) => parsed,
+        // A number too large for the parser is a duration, just too long.
+        Err(_) if text.bytes().filter(u8::is_ascii_digit).count() > 18 => {
+            return Err(format!("`{text}` is out of range: {range}"));
+        }
+        Err(_) => {
+            return Err(format!(
+                "`{text}` is not a duration such as `30s`, `5m`, `1h30m` or `500ms` (hours are the largest unit)"
+            ));
+        }
+    };
     if parsed.is_negative() || parsed.is_zero() {
         return Err(format!("`{text}` is not a positive duration"));
     }
-    Duration::try_from(parsed).map_err(|_| format!("`{text}` is out of range"))
+    match Duration::try_from(parsed) {
+        Ok(d) if (least..=most).contains(&d) => Ok(d),
+        _ => Err(format!("`{text}` is out of range: {range}")),
+    }
 }
 
 /// The status file's contents: a public format, versioned like the plan.
@@ -107,6 +148,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 pub struct Status {
     pub format_version: u32,
     pub pid: u32,
+    /// The host the watcher runs on.
+    #[serde(default)]
+    pub host: Option<String>,
     /// The config set watched, absolute.
     pub config: String,
     pub database: String,
@@ -142,7 +186,27 @@ pub struct LastReconcile {
     pub ms: u64,
     pub message: Option<String>,
     pub config_digest: Option<String>,
+    /// An invalid config set's findings, each at its file and line (the
+    /// first [`STATUS_FINDINGS`] of them).
+    #[serde(default)]
+    pub findings: Vec<Finding>,
 }
+
+/// One finding of an invalid config set, as the status file keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// `FILE:LINE:COLUMN`, the file's path absolute; `None` for a finding
+    /// about the config set as a whole.
+    pub location: Option<String>,
+    /// `error` or `warning`.
+    pub severity: String,
+    pub code: String,
+    pub message: String,
+}
+
+/// How many findings the status file keeps: it is rewritten every few
+/// seconds, and the log has them all.
+const STATUS_FINDINGS: usize = 20;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct SummaryCounts {
@@ -186,6 +250,10 @@ pub enum OutcomeKind {
     /// Planning or applying failed (locked or unreadable database, stale
     /// plan, I/O); retried with a growing delay.
     Failed,
+    /// The tenancy is kept by a watcher of another config set (the latest
+    /// watched apply came from another host or path): not applied over,
+    /// looked at again with a growing delay.
+    Contended,
 }
 
 impl OutcomeKind {
@@ -196,7 +264,13 @@ impl OutcomeKind {
             OutcomeKind::Invalid => "invalid",
             OutcomeKind::Refused => "refused",
             OutcomeKind::Failed => "failed",
+            OutcomeKind::Contended => "contended",
         }
+    }
+
+    /// Whether it is looked at again after a delay, with nothing changed.
+    fn retries(self) -> bool {
+        matches!(self, OutcomeKind::Failed | OutcomeKind::Contended)
     }
 
     fn is_success(self) -> bool {
@@ -249,6 +323,7 @@ struct Reconciled {
     /// Findings of an invalid config set.
     errors: usize,
     warnings: usize,
+    findings: Vec<Finding>,
 }
 
 impl Reconciled {
@@ -263,6 +338,7 @@ impl Reconciled {
             next_expiry: None,
             errors: 0,
             warnings: 0,
+            findings: Vec::new(),
         }
     }
 }
@@ -297,6 +373,30 @@ struct Watcher<'a> {
     /// The tenancy's state as last read or applied: read again only when
     /// its serial moved.
     state: StateCache,
+    /// File events and stop signals.
+    woken: Receiver<Wake>,
+    files: FileWatch,
+    /// A stop signal that came while a reconcile read the wake-ups.
+    stop: Option<&'static str>,
+    /// Whether the config set was last found changing (said once at info).
+    unsettled: bool,
+    /// This host's name, and when this watcher started (the system clock,
+    /// as the journal's times are).
+    host: String,
+    started: jiff::Timestamp,
+}
+
+/// What became of a reconcile.
+enum Step {
+    Done(Reconciled),
+    /// Skipped: the input is the same as the last failing one (which is
+    /// looked at again after a delay when `retry`).
+    Skipped {
+        retry: bool,
+    },
+    /// The config set changed while it was read, or a file of it is open
+    /// for writing: nothing was applied; look again once it settles.
+    Unsettled,
 }
 
 pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
@@ -313,6 +413,16 @@ pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
         .unwrap_or_else(|| default_status_file(db));
     crate::files::check_output(&status_file, &STATUS_FILE, &status_protected(db, root))
         .map_err(|e| super::output_error("the watcher's status", &status_file, e))?;
+    if let Some(other) = running_watcher(&status_file) {
+        return Err(CliError::error(format!(
+            "`{}` is the status file of a watcher that is running: pid {} on host `{}`, watching `{}` since {}\n  hint: give this watcher its own `--status-file` (two watchers of one tenancy undo each other's applies: stop one of them)",
+            status_file.display(),
+            other.pid,
+            other.host.as_deref().unwrap_or("unknown"),
+            other.config,
+            other.started_at
+        )));
+    }
     let (wakes, woken) = std::sync::mpsc::channel();
     crate::watch::on_stop_signals(wakes.clone())
         .map_err(|e| CliError::error(format!("cannot handle stop signals: {e}")))?;
@@ -330,7 +440,7 @@ pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
         Mode::Events
     };
     let debounce = Duration::from_millis(args.debounce_ms);
-    let mut files = FileWatch::start(root, mode, debounce, ignored, wakes)
+    let files = FileWatch::start(root, mode, debounce, ignored, wakes)
         .map_err(|e| CliError::error(format!("cannot watch `{}`: {e}", root.display())))?;
     let absolute = |p: &Path| {
         std::path::absolute(p)
@@ -339,6 +449,7 @@ pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
             .to_string()
     };
     let started_at = timestamp();
+    let host = super::host_name();
     let mut watcher = Watcher {
         args,
         db,
@@ -346,6 +457,7 @@ pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
         status: Status {
             format_version: 1,
             pid: std::process::id(),
+            host: Some(host.clone()),
             config: absolute(root),
             database: absolute(db),
             started_at: started_at.clone(),
@@ -366,6 +478,12 @@ pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
             open_parse_cache(db)
         },
         state: StateCache::default(),
+        woken,
+        files,
+        stop: None,
+        unsettled: false,
+        host,
+        started: jiff::Timestamp::now(),
     };
     tracing::info!(
         path = %escape_control(&root.display().to_string()),
@@ -374,7 +492,7 @@ pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
         debounce_ms = args.debounce_ms,
         "watching"
     );
-    let stopped_by = watcher.run(&woken, &mut files);
+    let stopped_by = watcher.run();
     watcher.status.state = WatcherState::Stopped;
     watcher.status.next_wake_at = None;
     watcher.write_status();
@@ -385,27 +503,49 @@ pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
 impl Watcher<'_> {
     /// Reconciles whenever something asks for it, until a stop signal; returns
     /// the signal's name.
-    fn run(&mut self, woken: &Receiver<Wake>, files: &mut FileWatch) -> &'static str {
+    fn run(&mut self) -> &'static str {
         let mut pending = Some(Trigger::Start);
         let mut next_interval: Option<Instant> = None;
         let mut next_retry: Option<Instant> = None;
         let mut next_expiry: Option<Date> = None;
         loop {
+            if let Some(signal) = self.stop.take() {
+                return signal;
+            }
             if let Some(trigger) = pending.take() {
-                let reconciled = self.reconcile(trigger);
-                if let Some(r) = reconciled {
-                    // Expiries follow the config that last checked; an
-                    // invalid one has none to offer until it is fixed.
-                    next_expiry = r.next_expiry;
-                    next_retry = if r.kind == OutcomeKind::Failed {
-                        self.failures += 1;
-                        Some(Instant::now() + backoff(self.failures))
-                    } else {
-                        self.failures = 0;
-                        None
-                    };
+                match self.reconcile(trigger) {
+                    Step::Unsettled => {
+                        // The same trigger again, once the files are still.
+                        if let Some(signal) = self.settle() {
+                            return signal;
+                        }
+                        self.refresh();
+                        pending = Some(trigger);
+                        continue;
+                    }
+                    Step::Skipped { retry } => {
+                        if retry {
+                            self.failures += 1;
+                            next_retry = Some(Instant::now() + backoff(self.failures));
+                        }
+                    }
+                    Step::Done(r) => {
+                        // Expiries follow the config that last checked; an
+                        // invalid one has none to offer until it is fixed.
+                        next_expiry = r.next_expiry;
+                        next_retry = if r.kind.retries() {
+                            self.failures += 1;
+                            Some(Instant::now() + backoff(self.failures))
+                        } else {
+                            self.failures = 0;
+                            None
+                        };
+                    }
                 }
                 next_interval = self.args.interval.map(|every| Instant::now() + every);
+                if let Some(signal) = self.stop.take() {
+                    return signal;
+                }
             }
             // Wait for the first of: a wake, the interval, a retry, an
             // expiry, the heartbeat.
@@ -434,21 +574,21 @@ impl Watcher<'_> {
                 _ => (heartbeat, None),
             };
             let wait = deadline.saturating_duration_since(Instant::now());
-            match woken.recv_timeout(wait) {
+            match self.woken.recv_timeout(wait) {
                 Ok(Wake::Stop(signal)) => {
                     return signal;
                 }
                 Ok(Wake::Changed(paths)) => {
                     tracing::debug!(paths = paths.len(), first = %escape_control(&paths[0].display().to_string()), "files changed");
-                    if let Some(signal) = self.settle(woken) {
+                    if let Some(signal) = self.settle() {
                         return signal;
                     }
-                    self.refresh(files);
+                    self.refresh();
                     pending = Some(Trigger::Change);
                 }
                 Ok(Wake::Trouble(message)) => {
                     tracing::warn!(problem = %escape_control(&message), "file watcher");
-                    self.refresh(files);
+                    self.refresh();
                     pending = Some(Trigger::Change);
                 }
                 Err(RecvTimeoutError::Timeout) => {
@@ -472,40 +612,164 @@ impl Watcher<'_> {
         }
     }
 
-    /// After a change, waits until changes stop arriving for half the
-    /// debounce time (at most ten debounce times in all), so that a burst of
-    /// saves becomes one reconcile. A stop signal ends the wait.
-    fn settle(&self, woken: &Receiver<Wake>) -> Option<&'static str> {
+    /// The quiet period that makes a burst of saves one reconcile: half the
+    /// debounce time, and at least 20 ms.
+    fn quiet(&self) -> Duration {
+        (Duration::from_millis(self.args.debounce_ms) / 2).max(Duration::from_millis(20))
+    }
+
+    /// After a change, waits until changes stop arriving for the quiet
+    /// period (at most ten debounce times in all), so that a burst of saves
+    /// becomes one reconcile; then for as long as a config file is open for
+    /// writing (a writer that pauses between its writes), until its writer
+    /// closes it or [`crate::watch::WRITER_PATIENCE`] passes with no write. A stop signal
+    /// ends the wait.
+    fn settle(&mut self) -> Option<&'static str> {
         let debounce = Duration::from_millis(self.args.debounce_ms);
-        let quiet = (debounce / 2).max(Duration::from_millis(20));
+        let quiet = self.quiet();
         let give_up = Instant::now() + debounce * 10;
+        let mut beat = Instant::now();
+        let mut said = false;
         loop {
             let wait = quiet.min(give_up.saturating_duration_since(Instant::now()));
-            if wait.is_zero() {
-                return None;
+            if !wait.is_zero() {
+                match self.woken.recv_timeout(wait) {
+                    Ok(Wake::Stop(signal)) => return Some(signal),
+                    Ok(Wake::Changed(_) | Wake::Trouble(_)) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return None,
+                    Err(RecvTimeoutError::Timeout) => {}
+                }
             }
-            match woken.recv_timeout(wait) {
+            let writing = self.files.being_written();
+            let first = writing.first()?;
+            if !std::mem::replace(&mut said, true) {
+                tracing::info!(
+                    file = %escape_control(&first.display().to_string()),
+                    files = writing.len(),
+                    "waiting for a config file to be closed by its writer"
+                );
+            }
+            // Its close is a change, which wakes this wait; the time limit
+            // is checked every second.
+            match self.woken.recv_timeout(Duration::from_secs(1)) {
                 Ok(Wake::Stop(signal)) => return Some(signal),
-                Ok(Wake::Changed(_) | Wake::Trouble(_)) => continue,
-                Err(_) => return None,
+                Err(RecvTimeoutError::Disconnected) => return None,
+                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+            }
+            if beat.elapsed() >= HEARTBEAT {
+                beat = Instant::now();
+                self.write_status();
             }
         }
     }
 
-    fn refresh(&self, files: &mut FileWatch) {
-        if let Err(problem) = files.refresh() {
+    fn refresh(&mut self) {
+        if let Err(problem) = self.files.refresh() {
             tracing::warn!(problem = %escape_control(&problem), "file watcher");
         }
     }
 
-    /// One reconcile from scratch; `None` when it was skipped because the
-    /// input is the same as the last failing one.
-    fn reconcile(&mut self, trigger: Trigger) -> Option<Reconciled> {
+    /// Whether the config set is what it was when `before` was stamped, and
+    /// still: no file of it open for writing, none changed (an event about
+    /// one of its files, or a different stamp now). When the result is to
+    /// be acted on (`acting`), first waits long enough after the read for
+    /// the events of any write made during it to arrive. Wake-ups read
+    /// meanwhile are kept: a stop for the loop; changes are what this looks
+    /// for (any other change the stamp shows, or was read).
+    fn still(&mut self, before: &SetStamp, read_at: Instant, acting: bool) -> bool {
+        if acting {
+            // An event is sent a debounce time after its write, on a tick
+            // of a quarter of that; polling has no events to wait for
+            // beyond its own scan, and relies on the stamp.
+            let debounce = Duration::from_millis(self.args.debounce_ms);
+            let wait = if self.args.poll {
+                self.quiet()
+            } else {
+                debounce + debounce / 4 + Duration::from_millis(20)
+            };
+            let until = read_at + wait;
+            while let Some(left) = until
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+            {
+                // A long debounce is a long wait: the heartbeat goes on.
+                match self.woken.recv_timeout(left.min(HEARTBEAT)) {
+                    Ok(wake) => {
+                        if self.changed_by(wake, before) {
+                            return false;
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) if left > HEARTBEAT => self.write_status(),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        }
+        while let Ok(wake) = self.woken.try_recv() {
+            if self.changed_by(wake, before) {
+                return false;
+            }
+        }
+        if !self.files.being_written().is_empty() {
+            return false;
+        }
+        let now = SetStamp::take(&self.args.config.path, &self.args.config.limits());
+        if &now != before {
+            tracing::debug!(
+                files = %escape_control(
+                    &before
+                        .changed_files(&now)
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                "the config set changed while it was read"
+            );
+            return false;
+        }
+        true
+    }
+
+    /// Whether a wake-up read during a reconcile says a file of the set
+    /// changed; a stop is kept for the loop.
+    fn changed_by(&mut self, wake: Wake, set: &SetStamp) -> bool {
+        match wake {
+            Wake::Stop(signal) => {
+                self.stop.get_or_insert(signal);
+                false
+            }
+            Wake::Trouble(_) => true,
+            Wake::Changed(paths) => paths.iter().any(|p| match std::fs::metadata(p) {
+                Ok(meta) => meta.is_file() && set.holds(&meta),
+                // Gone: the stamp shows whether it was one of the set's.
+                Err(_) => false,
+            }),
+        }
+    }
+
+    /// One reconcile from scratch.
+    fn reconcile(&mut self, trigger: Trigger) -> Step {
         let started = Instant::now();
         tracing::debug!(trigger = %trigger.as_str(), "reconcile started");
         self.status.state = WatcherState::Reconciling;
         self.write_status();
-        let reconciled = self.reconcile_once()?;
+        let reconciled = match self.reconcile_once() {
+            Step::Done(reconciled) => reconciled,
+            Step::Unsettled => {
+                if !std::mem::replace(&mut self.unsettled, true) {
+                    tracing::info!("the config set is changing; waiting for it to settle");
+                } else {
+                    tracing::debug!("the config set is still changing");
+                }
+                return Step::Unsettled;
+            }
+            Step::Skipped { retry } => {
+                self.unsettled = false;
+                return Step::Skipped { retry };
+            }
+        };
+        self.unsettled = false;
         let ms = started.elapsed().as_millis() as u64;
         self.status.reconciles += 1;
         log_outcome(&reconciled, trigger, ms);
@@ -523,26 +787,31 @@ impl Watcher<'_> {
             ms,
             message: reconciled.message.clone(),
             config_digest: reconciled.digest.clone(),
+            findings: reconciled.findings.clone(),
         });
-        Some(reconciled)
+        Step::Done(reconciled)
     }
 
-    fn reconcile_once(&mut self) -> Option<Reconciled> {
+    fn reconcile_once(&mut self) -> Step {
         let today = match today() {
             Ok(day) => day,
             Err(e) => {
-                return Some(Reconciled {
+                return Step::Done(Reconciled {
                     message: Some(e.message),
                     ..Reconciled::new(OutcomeKind::Failed)
                 });
             }
         };
-        let checked = load_and_check_cached(
-            &self.args.config.path,
-            &self.args.config.limits(),
-            today,
-            &mut self.parsed,
-        );
+        // A file half written is not read at all; what is read is acted on
+        // only if the set is still as it was stamped before the read.
+        if !self.files.being_written().is_empty() {
+            return Step::Unsettled;
+        }
+        let limits = self.args.config.limits();
+        let before = SetStamp::take(&self.args.config.path, &limits);
+        let checked =
+            load_and_check_cached(&self.args.config.path, &limits, today, &mut self.parsed);
+        let read_at = Instant::now();
         let digest = checked.loaded.digest.clone();
         let Some(desired) = &checked.model else {
             // The same files with the same findings fail the same way.
@@ -552,27 +821,39 @@ impl Watcher<'_> {
                     reason = "the config set is the same as the last failing one",
                     "skipped"
                 );
-                return None;
+                return Step::Skipped { retry: false };
+            }
+            if !self.still(&before, read_at, true) {
+                return Step::Unsettled;
             }
             self.failing = Some(fingerprint);
             log_diagnostics(&checked.diagnostics, &checked.loaded.sources);
             let (errors, warnings) = super::summary_counts(&checked.diagnostics);
-            return Some(Reconciled {
+            let findings = status_findings(&checked.diagnostics, &checked.loaded.sources);
+            // The first error, where it is: what `status` leads with.
+            let first = checked
+                .diagnostics
+                .iter()
+                .find(|d| d.is_error())
+                .map(|d| finding_of(d, &checked.loaded.sources))
+                .map(|f| match &f.location {
+                    Some(at) => format!("; the first at {at}: error[{}]: {}", f.code, f.message),
+                    None => format!("; the first: error[{}]: {}", f.code, f.message),
+                })
+                .unwrap_or_default();
+            return Step::Done(Reconciled {
                 message: Some(format!(
-                    "the configuration is invalid: {}, {}",
+                    "the configuration is invalid: {}, {}{first}",
                     super::plural(errors, "error"),
                     super::plural(warnings, "warning")
                 )),
                 digest: Some(digest),
                 errors,
                 warnings,
+                findings,
                 ..Reconciled::new(OutcomeKind::Invalid)
             });
         };
-        if self.warned.as_ref() != Some(&digest) {
-            log_diagnostics(&checked.diagnostics, &checked.loaded.sources);
-            self.warned = Some(digest.clone());
-        }
         let tenancy = desired.tenancy.name.clone();
         let next_expiry = desired.next_expiry(today);
         // Every outcome from here on is about this tenancy and this content.
@@ -589,7 +870,7 @@ impl Watcher<'_> {
         let planned = plan_checked_cached(desired, digest.clone(), self.db, Some(&mut self.state));
         let (planned, store) = match planned {
             Ok(planned) => planned,
-            Err(e) => return Some(fail(OutcomeKind::Failed, e)),
+            Err(e) => return Step::Done(fail(OutcomeKind::Failed, e)),
         };
         // Kept beside the database once it is known to be supportctl's; a
         // first apply creates it, and the next reconcile saves the cache.
@@ -598,8 +879,12 @@ impl Watcher<'_> {
         }
         let counts = Some(SummaryCounts::from(planned.plan.summary()));
         if planned.plan.is_empty() {
+            if !self.still(&before, read_at, false) {
+                return Step::Unsettled;
+            }
+            self.warn_once(&checked, &digest);
             self.failing = None;
-            return Some(Reconciled {
+            return Step::Done(Reconciled {
                 serial: Some(planned.serial),
                 summary: counts,
                 ..outcome(OutcomeKind::NoChanges)
@@ -620,10 +905,14 @@ impl Watcher<'_> {
             let fingerprint = refused_as(&planned.lineage, planned.serial);
             if self.failing.as_ref() == Some(&fingerprint) {
                 tracing::debug!(reason = "the same plan was refused before", "skipped");
-                return None;
+                return Step::Skipped { retry: false };
             }
+            if !self.still(&before, read_at, true) {
+                return Step::Unsettled;
+            }
+            self.warn_once(&checked, &digest);
             self.failing = Some(fingerprint);
-            return Some(Reconciled {
+            return Step::Done(Reconciled {
                 summary: counts,
                 ..fail(
                     OutcomeKind::Refused,
@@ -631,12 +920,38 @@ impl Watcher<'_> {
                 )
             });
         }
+        if !self.still(&before, read_at, true) {
+            return Step::Unsettled;
+        }
+        self.warn_once(&checked, &digest);
+        if let Some(store) = &store {
+            match self.kept_by_another(store, &tenancy) {
+                Ok(None) => {}
+                Ok(Some(message)) => {
+                    let fingerprint = format!("contended {digest} {message}");
+                    if self.failing.as_ref() == Some(&fingerprint) {
+                        tracing::debug!(
+                            reason = "the tenancy is still kept by another watcher",
+                            "skipped"
+                        );
+                        return Step::Skipped { retry: true };
+                    }
+                    self.failing = Some(fingerprint);
+                    return Step::Done(Reconciled {
+                        summary: counts,
+                        message: Some(message),
+                        ..outcome(OutcomeKind::Contended)
+                    });
+                }
+                Err(e) => return Step::Done(fail(OutcomeKind::Failed, e)),
+            }
+        }
         // The state changes only through a checked plan: what this one leads
         // to passes every rule, or nothing is written.
         let desired = refusal.is_none().then_some(desired);
         let result = match checked_result(planned.actual.as_ref(), &plan, desired, today) {
             Ok(result) => result,
-            Err(e) => return Some(fail(OutcomeKind::Failed, e)),
+            Err(e) => return Step::Done(fail(OutcomeKind::Failed, e)),
         };
         for change in &plan.changes {
             tracing::debug!(
@@ -646,7 +961,14 @@ impl Watcher<'_> {
             );
         }
         tracing::debug!(changes = plan.changes.len(), "applying");
-        match apply_planned(&planned, &plan, store, self.db, &self.args.config.path) {
+        match apply_planned(
+            &planned,
+            &plan,
+            store,
+            self.db,
+            &self.args.config.path,
+            AppliedBy::Watch,
+        ) {
             Ok((serial, lineage)) => {
                 self.state.applied(result, &lineage, serial);
                 match refusal {
@@ -654,7 +976,7 @@ impl Watcher<'_> {
                     // until the config set changes or deletions are allowed.
                     Some(e) => {
                         self.failing = Some(refused_as(&lineage, serial));
-                        Some(Reconciled {
+                        Step::Done(Reconciled {
                             serial: Some(serial),
                             summary: Some(SummaryCounts::from(plan.summary())),
                             ..fail(OutcomeKind::Refused, e)
@@ -662,7 +984,7 @@ impl Watcher<'_> {
                     }
                     None => {
                         self.failing = None;
-                        Some(Reconciled {
+                        Step::Done(Reconciled {
                             serial: Some(serial),
                             summary: counts,
                             ..outcome(OutcomeKind::Applied)
@@ -670,7 +992,70 @@ impl Watcher<'_> {
                     }
                 }
             }
-            Err(e) => Some(fail(OutcomeKind::Failed, e)),
+            Err(e) => Step::Done(fail(OutcomeKind::Failed, e)),
+        }
+    }
+
+    /// Why this watcher must not apply to `tenancy`, when another watcher
+    /// keeps it: the latest apply by a watcher came from another host or
+    /// another config set, and was made after this watcher started (or
+    /// `--take-over` was not given). An apply by hand in between does not
+    /// matter: the watcher puts its config set back over it, as ever (and
+    /// says so).
+    fn kept_by_another(
+        &self,
+        store: &crate::state::Store,
+        tenancy: &str,
+    ) -> Result<Option<String>, CliError> {
+        let shown = escape_control(tenancy);
+        if let Some(last) = store.last_apply(tenancy, Some(AppliedBy::Watch))?
+            && let Some(source) = &last.source
+            && (source.host != self.host || source.path != self.status.config)
+        {
+            let before_start = last
+                .time
+                .parse::<jiff::Timestamp>()
+                .is_ok_and(|t| t < self.started);
+            let other = format!(
+                "the watcher of `{}` on host `{}` (pid {}) applied serial {} at {}",
+                source.path, source.host, source.pid, last.serial, last.time
+            );
+            if !(self.args.take_over && before_start) {
+                let hint = if before_start {
+                    "stop one of the two watchers; if that one is gone for good, start this one with `--take-over`"
+                } else {
+                    "that watcher is running (it applied since this one started): stop one of the two"
+                };
+                return Ok(Some(format!(
+                    "tenancy `{tenancy}` is kept by another watcher: {other}; this watcher does not apply over it\n  hint: {hint}"
+                )));
+            }
+            tracing::warn!(tenancy = %shown, from = %escape_control(&other), "taking the tenancy over");
+        }
+        if let Some(last) = store.last_apply(tenancy, None)?
+            && let Some(source) = &last.source
+            && source.command == AppliedBy::Apply
+        {
+            tracing::warn!(
+                tenancy = %shown,
+                serial = last.serial,
+                by = %format!(
+                    "apply of `{}` on `{}` at {}",
+                    escape_control(&source.path),
+                    escape_control(&source.host),
+                    escape_control(&last.time)
+                ),
+                "the state was last changed by hand; applying the watched config set over it"
+            );
+        }
+        Ok(None)
+    }
+
+    /// Logs a valid config set's warnings, once per content.
+    fn warn_once(&mut self, checked: &super::Checked, digest: &str) {
+        if self.warned.as_deref() != Some(digest) {
+            log_diagnostics(&checked.diagnostics, &checked.loaded.sources);
+            self.warned = Some(digest.to_string());
         }
     }
 
@@ -725,17 +1110,28 @@ fn log_outcome(r: &Reconciled, trigger: Trigger, ms: u64) {
         .summary
         .unwrap_or_else(|| crate::plan::Summary::default().into());
     if r.kind.is_success() {
-        tracing::info!(
-            outcome = %r.kind.as_str(),
-            tenancy = %tenancy,
-            serial = r.serial.unwrap_or(0),
-            add = counts.add,
-            change = counts.change,
-            destroy = counts.destroy,
-            ms,
-            trigger = %trigger.as_str(),
-            "reconciled"
-        );
+        macro_rules! reconciled {
+            ($level:ident) => {
+                tracing::$level!(
+                    outcome = %r.kind.as_str(),
+                    tenancy = %tenancy,
+                    serial = r.serial.unwrap_or(0),
+                    add = counts.add,
+                    change = counts.change,
+                    destroy = counts.destroy,
+                    ms,
+                    trigger = %trigger.as_str(),
+                    "reconciled"
+                )
+            };
+        }
+        // An interval that finds nothing to do is the watcher's routine:
+        // said at info, it would fill the log with no news.
+        if r.kind == OutcomeKind::NoChanges && trigger == Trigger::Interval {
+            reconciled!(debug);
+        } else {
+            reconciled!(info);
+        }
         return;
     }
     if r.kind == OutcomeKind::Invalid {
@@ -760,6 +1156,30 @@ fn log_outcome(r: &Reconciled, trigger: Trigger, ms: u64) {
     );
 }
 
+/// The first [`STATUS_FINDINGS`] findings, for the status file: each at
+/// its file (absolute, so that `status` run elsewhere can find it), line and
+/// column.
+fn status_findings(diagnostics: &[Diagnostic], sources: &diag::Sources) -> Vec<Finding> {
+    diagnostics
+        .iter()
+        .take(STATUS_FINDINGS)
+        .map(|d| finding_of(d, sources))
+        .collect()
+}
+
+fn finding_of(d: &Diagnostic, sources: &diag::Sources) -> Finding {
+    Finding {
+        location: d.location.map(|l| {
+            let path = Path::new(sources.path(l.file as usize));
+            let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+            format!("{}:{}:{}", path.display(), l.line, l.column)
+        }),
+        severity: if d.is_error() { "error" } else { "warning" }.to_string(),
+        code: d.rule.code().to_string(),
+        message: d.message.clone(),
+    }
+}
+
 /// One log line per finding, with its place: `FILE:LINE:COL`.
 fn log_diagnostics(diagnostics: &[Diagnostic], sources: &diag::Sources) {
     for d in diagnostics {
@@ -773,6 +1193,46 @@ fn log_diagnostics(diagnostics: &[Diagnostic], sources: &diag::Sources) {
         } else {
             tracing::warn!(location = %location, code = %d.rule.code(), detail = %message, "config");
         }
+    }
+}
+
+/// The watcher that writes `status_file` now, if one does: its status says
+/// it runs, its heartbeat is fresh, and (on this host) its process is alive
+/// and not this one.
+fn running_watcher(status_file: &Path) -> Option<Status> {
+    let text = std::fs::read_to_string(status_file).ok()?;
+    let status: Status = serde_json::from_str(&text).ok()?;
+    if status.state == WatcherState::Stopped {
+        return None;
+    }
+    let heartbeat = status.heartbeat_at.parse::<jiff::Timestamp>().ok()?;
+    let silent = heartbeat.duration_until(jiff::Timestamp::now());
+    if silent > jiff::SignedDuration::try_from(STALE_AFTER).unwrap_or_default() {
+        return None;
+    }
+    let here = status
+        .host
+        .as_deref()
+        .is_none_or(|h| h == super::host_name());
+    if here && (status.pid == std::process::id() || !process_is_alive(status.pid)) {
+        return None;
+    }
+    Some(status)
+}
+
+/// Whether process `pid` runs (and is not a zombie), as `/proc` tells it;
+/// where there is no `/proc`, it is taken to.
+fn process_is_alive(pid: u32) -> bool {
+    if !Path::new("/proc/self").exists() {
+        return true;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command's closing parenthesis.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| !matches!(state, 'Z' | 'X')),
+        Err(_) => false,
     }
 }
 
@@ -854,8 +1314,13 @@ fn status_text(status: &Status) -> String {
         WatcherState::Stopped => "stopped",
     };
     let mut text = format!(
-        "watcher: pid {}, {state}, since {}\nconfig: {}\ndatabase: {}\nheartbeat: {}\n",
+        "watcher: pid {}{}, {state}, since {}\nconfig: {}\ndatabase: {}\nheartbeat: {}\n",
         status.pid,
+        status
+            .host
+            .as_deref()
+            .map(|h| format!(" on {}", escape_control(h)))
+            .unwrap_or_default(),
         status.started_at,
         escape_control(&status.config),
         escape_control(&status.database),
@@ -879,7 +1344,22 @@ fn status_text(status: &Status) -> String {
             }
             text.push('\n');
             if let Some(message) = &last.message {
-                text.push_str(&format!("  {}\n", escape_control(message)));
+                // Each line escaped: a message may carry a `hint:` line.
+                for line in message.lines() {
+                    text.push_str(&format!("  {}\n", escape_control(line)));
+                }
+            }
+            for f in &last.findings {
+                text.push_str(&format!(
+                    "  {}{}[{}]: {}\n",
+                    f.location
+                        .as_deref()
+                        .map(|at| format!("{}: ", escape_control(at)))
+                        .unwrap_or_default(),
+                    escape_control(&f.severity),
+                    escape_control(&f.code),
+                    escape_control(&f.message)
+                ));
             }
         }
     }
@@ -898,13 +1378,41 @@ mod tests {
 
     #[test]
     fn durations_read_as_people_write_them() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        for bad in ["0s", "-5s", "banana", "", "5"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
+        assert_eq!(parse_interval("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_interval("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_interval("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_interval("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_interval("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_interval("720h"), Ok(Duration::from_secs(720 * 3600)));
+        for bad in ["0s", "-5s", "banana", "", "5", "1d"] {
+            assert!(parse_interval(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn durations_out_of_range_are_refused_with_the_range() {
+        for (parse, too_long) in [
+            (
+                parse_interval as fn(&str) -> Result<Duration, String>,
+                "721h",
+            ),
+            (parse_poll_interval, "61m"),
+        ] {
+            for bad in [
+                too_long,
+                "99ms",
+                "9223372036854775807s",
+                "99999999999999999999999s",
+                "18446744073709551615ms",
+            ] {
+                let error = parse(bad).expect_err(bad);
+                assert!(
+                    error.contains("out of range: from 100ms to"),
+                    "{bad}: {error}"
+                );
+            }
+        }
+        assert_eq!(parse_poll_interval("1h"), Ok(Duration::from_secs(3600)));
     }
 
     #[test]
@@ -919,6 +1427,7 @@ mod tests {
         Status {
             format_version: 1,
             pid: 7,
+            host: None,
             config: "c".into(),
             database: "d".into(),
             started_at: heartbeat.into(),
@@ -936,6 +1445,7 @@ mod tests {
                 ms: 1,
                 message: Some("why".into()),
                 config_digest: None,
+                findings: Vec::new(),
             }),
             last_success_at: None,
         }

@@ -405,6 +405,56 @@ pub struct JournalEntry {
     /// The config set's files that differed from that commit (`git status
     /// --porcelain` entries; empty when none did), or `None` when not known.
     pub git_changes: Option<Vec<String>>,
+    /// Who made the apply, when known.
+    pub source: Option<ApplySource>,
+}
+
+/// Who made an apply: which command, where, from what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApplySource {
+    pub command: AppliedBy,
+    /// The host's name.
+    pub host: String,
+    /// The config set (or saved plan) applied, as an absolute path.
+    pub path: String,
+    pub pid: u32,
+}
+
+/// The command that made an apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppliedBy {
+    /// `supportctl apply`, of a config set or a saved plan.
+    Apply,
+    /// `supportctl watch`.
+    Watch,
+}
+
+impl AppliedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppliedBy::Apply => "apply",
+            AppliedBy::Watch => "watch",
+        }
+    }
+
+    fn parse(text: &str) -> Option<AppliedBy> {
+        match text {
+            "apply" => Some(AppliedBy::Apply),
+            "watch" => Some(AppliedBy::Watch),
+            _ => None,
+        }
+    }
+}
+
+/// The latest apply to a tenancy (of some kind), without its plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastApply {
+    pub id: i64,
+    pub time: String,
+    /// The tenancy's serial after it.
+    pub serial: u64,
+    pub config_digest: String,
+    pub source: Option<ApplySource>,
 }
 
 /// A plan's JSON as the journal stores it: zlib-compressed (RFC 1950, the
@@ -480,6 +530,8 @@ pub struct JournalRecord {
     /// See [`JournalEntry::git_changes`]; `None` for entries written before
     /// schema v4 too.
     pub git_changes: Option<Vec<String>>,
+    /// Who made it; `None` for entries written before schema v5.
+    pub source: Option<ApplySource>,
 }
 
 /// SQLite's page cache during an apply, in KiB (`PRAGMA cache_size` takes
@@ -1002,10 +1054,12 @@ impl Store {
     pub fn history(&self, tenancy: Option<&str>) -> Result<Vec<JournalRecord>, StateError> {
         const ALL: &str = "SELECT id, tenancy, time, serial, add_count, change_count, \
              destroy_count, plan_json, plan_zlib, plan_size, config_digest, git_commit, \
-             git_changes, kind FROM journal ORDER BY id";
+             git_changes, kind, applied_by, host, config_path, pid \
+             FROM journal ORDER BY id";
         const ONE: &str = "SELECT id, tenancy, time, serial, add_count, change_count, \
              destroy_count, plan_json, plan_zlib, plan_size, config_digest, git_commit, \
-             git_changes, kind FROM journal WHERE tenancy = ?1 ORDER BY id";
+             git_changes, kind, applied_by, host, config_path, pid \
+             FROM journal WHERE tenancy = ?1 ORDER BY id";
         let sql = |e| sql_error(&self.path, e);
         let (mut stmt, params) = match tenancy {
             Some(t) => (self.conn.prepare_cached(ONE).map_err(sql)?, vec![t]),
@@ -1029,6 +1083,7 @@ impl Store {
                         r.get::<_, Option<String>>(12)?,
                         r.get::<_, String>(13)?,
                     ),
+                    source_columns(r, 14)?,
                 ))
             })
             .map_err(sql)?
@@ -1044,6 +1099,7 @@ impl Store {
                     plan,
                     config_digest,
                     (git_commit, git_changes, kind),
+                    source,
                 )| {
                     let corrupt = |detail: String| StateError::Corrupt {
                         path: self.path.clone(),
@@ -1087,11 +1143,85 @@ impl Store {
                                 })
                             })
                             .transpose()?,
+                        source,
                     })
                 },
             )
             .collect()
     }
+
+    /// The latest apply to `tenancy`, or the latest made by `by` when
+    /// given; without its plan. An indexed lookup of one row.
+    pub fn last_apply(
+        &self,
+        tenancy: &str,
+        by: Option<AppliedBy>,
+    ) -> Result<Option<LastApply>, StateError> {
+        const ANY: &str = "SELECT id, time, serial, config_digest, applied_by, host, config_path, pid \
+             FROM journal WHERE tenancy = ?1 AND kind = 'apply' ORDER BY id DESC LIMIT 1";
+        const BY: &str = "SELECT id, time, serial, config_digest, applied_by, host, config_path, pid \
+             FROM journal WHERE tenancy = ?1 AND applied_by = ?2 ORDER BY id DESC LIMIT 1";
+        let sql = |e| sql_error(&self.path, e);
+        let read = |r: &rusqlite::Row<'_>| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                source_columns(r, 4)?,
+            ))
+        };
+        let found = match by {
+            None => self
+                .conn
+                .prepare_cached(ANY)
+                .and_then(|mut s| s.query_row([tenancy], read).optional()),
+            Some(by) => self
+                .conn
+                .prepare_cached(BY)
+                .and_then(|mut s| s.query_row([tenancy, by.as_str()], read).optional()),
+        }
+        .map_err(sql)?;
+        found
+            .map(|(id, time, serial, config_digest, source)| {
+                Ok(LastApply {
+                    id,
+                    time,
+                    serial: u64::try_from(serial).map_err(|_| StateError::Corrupt {
+                        path: self.path.clone(),
+                        detail: format!("journal entry {id}: it holds the serial {serial}"),
+                    })?,
+                    config_digest,
+                    source,
+                })
+            })
+            .transpose()
+    }
+}
+
+/// The journal's source columns from `first` on (`applied_by`, `host`,
+/// `config_path`, `pid`): who made an apply, when they say it whole.
+fn source_columns(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Option<ApplySource>> {
+    let command = r.get::<_, Option<String>>(first)?;
+    let host = r.get::<_, Option<String>>(first + 1)?;
+    let path = r.get::<_, Option<String>>(first + 2)?;
+    let pid = r.get::<_, Option<i64>>(first + 3)?;
+    Ok(
+        match (
+            command.as_deref().and_then(AppliedBy::parse),
+            host,
+            path,
+            pid,
+        ) {
+            (Some(command), Some(host), Some(path), Some(pid)) => Some(ApplySource {
+                command,
+                host,
+                path,
+                pid: u32::try_from(pid).unwrap_or(0),
+            }),
+            _ => None,
+        },
+    )
 }
 
 /// The last serial the journal holds for `tenancy`, 0 when none.
@@ -1124,12 +1254,14 @@ fn insert_journal(
         .git_changes
         .as_ref()
         .map(|c| serde_json::to_string(c).unwrap_or_else(|_| "[]".to_string()));
+    let source = entry.source.as_ref();
     // `plan_json` is the text column of the journal's first schema; rows
     // since keep it empty and the plan compressed (schema v3).
     tx.prepare_cached(
         "INSERT INTO journal (tenancy, time, serial, add_count, change_count, destroy_count, \
-         plan_json, plan_zlib, plan_size, config_digest, git_commit, git_changes, kind) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, '', ?7, ?8, ?9, ?10, ?11, ?12)",
+         plan_json, plan_zlib, plan_size, config_digest, git_commit, git_changes, kind, \
+         applied_by, host, config_path, pid) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, '', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )
     .and_then(|mut s| {
         s.execute(rusqlite::params![
@@ -1145,6 +1277,10 @@ fn insert_journal(
             entry.git_commit,
             git_changes,
             kind.as_str(),
+            source.map(|s| s.command.as_str()),
+            source.map(|s| &s.host),
+            source.map(|s| &s.path),
+            source.map(|s| i64::from(s.pid)),
         ])
     })
     .map_err(|e| sql_error(path, e))?;

@@ -188,6 +188,18 @@ ALTER TABLE journal ADD COLUMN git_changes TEXT
 ALTER TABLE journal ADD COLUMN kind TEXT NOT NULL DEFAULT 'apply'
     CHECK (kind IN ('apply', 'retire'));
 ",
+    // 5: who made each apply — the command (`apply` by hand or `watch`), the
+    // host, the config set (or saved plan) applied and the process — so
+    // that a watcher can tell that another watcher, of another config set,
+    // writes its tenancy. Rows written before hold NULL: nobody known.
+    "
+ALTER TABLE journal ADD COLUMN applied_by TEXT
+    CHECK (applied_by IS NULL OR applied_by IN ('apply', 'watch'));
+ALTER TABLE journal ADD COLUMN host TEXT;
+ALTER TABLE journal ADD COLUMN config_path TEXT;
+ALTER TABLE journal ADD COLUMN pid INTEGER;
+CREATE INDEX journal_applied_by ON journal (tenancy, applied_by, id);
+",
 ];
 
 /// The schema version this binary writes: the number of migrations.

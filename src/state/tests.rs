@@ -121,6 +121,7 @@ fn entry(plan: &Plan) -> JournalEntry {
         config_digest: "sha256:abc".into(),
         git_commit: Some("0123abcd".into()),
         git_changes: Some(vec!["?? users/new.yaml".into(), " M users/a.yaml".into()]),
+        source: None,
     }
 }
 
@@ -1033,4 +1034,95 @@ fn the_journal_keeps_git_changes_and_reads_older_entries_as_unknown() {
         conn.execute("UPDATE journal SET kind = 'other'", [])
             .is_err()
     );
+}
+
+#[test]
+fn the_journal_records_who_applied_and_finds_the_latest_apply_of_each_kind() {
+    // A database as schema v3 left it, with an entry nobody signed.
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    {
+        let conn = Connection::open(&path).unwrap();
+        for (version, migration) in schema::MIGRATIONS.iter().take(3).enumerate() {
+            conn.execute_batch(migration).unwrap();
+            conn.pragma_update(None, "user_version", version as i64 + 1)
+                .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO journal (tenancy, time, serial, add_count, change_count, destroy_count, \
+             plan_json, config_digest) VALUES ('old', '2026-01-01T00:00:00Z', 1, 1, 0, 0, \
+             '{}', 'sha256:old')",
+            [],
+        )
+        .unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    let old = store
+        .last_apply("old", None)
+        .unwrap()
+        .expect("the old entry");
+    assert_eq!((old.serial, old.source), (1, None));
+    assert_eq!(
+        store.last_apply("old", Some(AppliedBy::Watch)).unwrap(),
+        None
+    );
+    assert_eq!(store.last_apply("t", None).unwrap(), None);
+
+    let source = |command, path: &str| ApplySource {
+        command,
+        host: "host-1".into(),
+        path: path.into(),
+        pid: 42,
+    };
+    let lineage = store.lineage().to_owned();
+    let mut actual: Option<Model> = None;
+    let mut desired = model_a("t");
+    for (serial, (by, name)) in [
+        (AppliedBy::Watch, "/srv/a"),
+        (AppliedBy::Apply, "/home/me/t.yaml"),
+        (AppliedBy::Watch, "/srv/b"),
+        (AppliedBy::Apply, "/home/me/t.yaml"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // Each apply changes the admin's name.
+        desired.users.get_mut("admin").unwrap().name = Some(format!("Admin {serial}"));
+        let plan = plan::plan(&desired, actual.as_ref());
+        store
+            .apply("t", &lineage, serial as u64, &plan, || JournalEntry {
+                source: Some(source(by, name)),
+                ..entry(&plan)
+            })
+            .unwrap();
+        actual = Some(without_renames(desired.clone()));
+    }
+    let last = store.last_apply("t", None).unwrap().unwrap();
+    assert_eq!(last.serial, 4);
+    assert_eq!(
+        last.source,
+        Some(source(AppliedBy::Apply, "/home/me/t.yaml"))
+    );
+    let watched = store
+        .last_apply("t", Some(AppliedBy::Watch))
+        .unwrap()
+        .unwrap();
+    assert_eq!(watched.serial, 3);
+    assert_eq!(watched.source, Some(source(AppliedBy::Watch, "/srv/b")));
+    assert_eq!(watched.config_digest, "sha256:abc");
+    let history = store.history(Some("t")).unwrap();
+    let sources: Vec<_> = history
+        .iter()
+        .map(|r| r.source.as_ref().map(|s| (s.command, s.path.as_str())))
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            Some((AppliedBy::Watch, "/srv/a")),
+            Some((AppliedBy::Apply, "/home/me/t.yaml")),
+            Some((AppliedBy::Watch, "/srv/b")),
+            Some((AppliedBy::Apply, "/home/me/t.yaml")),
+        ]
+    );
+    assert_eq!(store.history(Some("old")).unwrap()[0].source, None);
 }

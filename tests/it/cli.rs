@@ -658,3 +658,325 @@ fn a_user_with_a_bad_field_is_still_declared() {
         );
     }
 }
+
+/// Runs `supportctl ARGS` in `dir` with stdout and stderr both into one pipe
+/// whose reading end is closed before it starts, as `supportctl … 2>&1 |
+/// head -c0` when head has gone: every write fails with a broken pipe. What
+/// a panic would say is lost with the rest; its exit code (101) shows it.
+fn all_output_into_a_closed_pipe(dir: &std::path::Path, args: &[&str]) -> i32 {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let mut command = supportctl(dir, args);
+    command
+        .stdin(Stdio::null())
+        .stdout(writer.try_clone().expect("a second writer"))
+        .stderr(writer);
+    let shown = format!("supportctl {} 2>&1 > closed pipe", args.join(" "));
+    let started = Instant::now();
+    let mut child = command.spawn().expect("supportctl starts");
+    // The parent's copies of the writer went with `command`'s: only the
+    // child holds the pipe now.
+    drop(command);
+    let status = wait_or_kill(&mut child, &shown, started);
+    status
+        .code()
+        .unwrap_or_else(|| panic!("`{shown}` was killed by a signal ({status:?})"))
+}
+
+/// Logging at `-vv` into a closed stderr (issue 17 §6: a log shipper that
+/// restarted) loses the log lines, never the command: every command ends with
+/// the exit code it has with its output read, and does its work (the apply
+/// applies, the plan is saved, the SR is opened). Before, the first log line
+/// that failed to write made tracing-subscriber's own error report panic
+/// (exit 101); and a closed stdout ended `plan` and `apply` before their
+/// work with exit 0: no plan saved, no apply, `--detailed-exitcode` and the
+/// mass-delete guard's verdicts lost. An apply nobody could see the plan of
+/// is not approved (exit 1, nothing written).
+#[test]
+fn every_command_logging_at_vv_into_a_closed_pipe_ends_as_it_would_and_does_its_work() {
+    let scratch = crate::binary::Scratch::new();
+    let example = crate_root().join("examples/acme-prod.yaml");
+    let example = example.to_str().expect("UTF-8");
+    let invalid = invalid_dir().join("multi-errors-sorted.yaml");
+    let invalid = invalid.to_str().expect("UTF-8");
+    let db = scratch.db.to_str().expect("UTF-8").to_owned();
+    let saved = scratch.path("saved-plan.json");
+    let saved = saved.to_str().expect("UTF-8");
+    // Only the tenancy admin left: the mass-delete guard refuses it.
+    let gutted = scratch.write(
+        "gutted.yaml",
+        "tenancy: { name: acme-prod, csi: \"20817431\", home_region: ap-seoul-1, admin: dankim }\nusers:\n  dankim: { email: dan.kim@acme.example, name: Dan Kim, support_account: { phone: \"+82 2 555 0100\", timezone: Asia/Seoul } }\n",
+    );
+    let gutted = gutted.to_str().expect("UTF-8");
+    let cases: [(&[&str], i32); 18] = [
+        (&["validate", example], 0),
+        (&["validate", invalid], 1),
+        (&["validate", "--format", "json", invalid], 1),
+        (&["plan", example], 0),
+        (&["plan", "--format", "json", example], 0),
+        // The verdict of a plan does not depend on its reader.
+        (&["plan", "--detailed-exitcode", example], 2),
+        (&["plan", "-o", saved, example], 0),
+        (&["apply", example], 1),
+        (&["apply", "--auto-approve", example], 0),
+        (&["plan", "--detailed-exitcode", example], 0),
+        (&["plan", gutted], 3),
+        (&["show"], 0),
+        (&["history", "--format", "json"], 0),
+        (&["access", "--all"], 0),
+        (&["sr", "open", "--user", "bob", "--title", "Disk full"], 0),
+        (&["sr", "list"], 0),
+        (&["status"], 1),
+        (&["schema"], 0),
+    ];
+    for (args, expected) in cases {
+        let mut all = vec!["--db", &db, "-vv"];
+        all.extend_from_slice(args);
+        let code = all_output_into_a_closed_pipe(scratch.root(), &all);
+        assert_eq!(
+            code,
+            expected,
+            "`supportctl {}` into a closed pipe exited {code}, not {expected}",
+            all.join(" ")
+        );
+    }
+    // The plan was saved, the apply and the SR happened, though nobody read
+    // a word; the apply that nobody could approve did not.
+    assert!(
+        std::path::Path::new(saved).exists(),
+        "plan -o saved the plan"
+    );
+    let history = run(&mut supportctl(
+        scratch.root(),
+        ["--db", &db, "history", "--format", "json"],
+    ));
+    history.assert_code(0);
+    let history: Value = serde_json::from_str(&history.stdout).expect("JSON");
+    assert_eq!(history.as_array().map(Vec::len), Some(1), "{history}");
+    let shown = run(&mut supportctl(
+        scratch.root(),
+        ["--db", &db, "sr", "list", "--format", "json"],
+    ));
+    shown.assert_code(0);
+    let srs: Value = serde_json::from_str(&shown.stdout).expect("JSON");
+    assert_eq!(srs.as_array().map(Vec::len), Some(1), "{srs}");
+}
+
+/// The same through a shell, as the issue ran it: `supportctl plan … -vv
+/// 2>&1 | head -c0`, the exit code kept in a file.
+#[test]
+fn plan_at_vv_piped_into_head_c0_exits_0() {
+    let scratch = crate::binary::Scratch::new();
+    let code_file = scratch.path("code");
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(r#"{ "$0" --db "$1" plan -vv examples/acme-prod.yaml; echo $? >"$2"; } 2>&1 | { exec head -c0; }"#)
+        .arg(env!("CARGO_BIN_EXE_supportctl"))
+        .arg(&scratch.db)
+        .arg(&code_file)
+        .current_dir(crate_root());
+    fixed_environment(&mut command);
+    run(&mut command).assert_code(0);
+    let code = std::fs::read_to_string(&code_file).expect("the exit code was written");
+    assert_eq!(code.trim(), "0", "plan -vv into a closed pipe");
+}
+
+/// Values no numeric flag may take, by the flag's value name: zero or
+/// negative where it makes no sense, and past every integer type (the
+/// issue's `--interval 9223372036854775807s` panicked; `--max-file-size
+/// 18446744073709551615` wrapped and read every file as empty).
+fn hostile_values(value_name: &str) -> &'static [&'static str] {
+    match value_name {
+        "BYTES" => &[
+            "0",
+            "-1",
+            "4294967297",
+            "18446744073709551615",
+            "18446744073709551616",
+            "1e9",
+        ],
+        "MS" => &[
+            "0",
+            "-1",
+            "600001",
+            "18446744073709551615",
+            "99999999999999999999",
+        ],
+        "DURATION" => &[
+            "0s",
+            "-5s",
+            "1ms",
+            "721h",
+            "9223372036854775807s",
+            "18446744073709551615ms",
+            "99999999999999999999999s",
+            "1d",
+        ],
+        "ID" => &[
+            "0",
+            "-1",
+            "9223372036854775808",
+            "18446744073709551615",
+            "1.5",
+        ],
+        other => panic!("no hostile values for `{other}`"),
+    }
+}
+
+/// Every flag (and positional) of every command that takes a number, a
+/// duration or a size — found from the clap definitions, so that a new one
+/// cannot go untested — refuses each value out of its range with exit 2 and
+/// an error naming the flag, never a panic, and takes its largest value.
+#[test]
+fn every_numeric_flag_is_range_checked_with_an_error_naming_it() {
+    use clap::CommandFactory;
+    // Value names that are not numbers; a new value name must be added to
+    // one list or the other.
+    const NOT_NUMERIC: [&str; 13] = [
+        "PATH",
+        "PATH|PLANFILE",
+        "PLANFILE",
+        "DIR",
+        "GIT_REF",
+        "NAME",
+        "USER",
+        "TITLE",
+        "TEXT",
+        "WHEN",
+        "FORMAT",
+        "SHELL",
+        "DAY",
+    ];
+    // A runnable command line for each command with a numeric argument.
+    let example = "examples/acme-prod.yaml";
+    let base = |command: &str| -> Vec<&str> {
+        match command {
+            "validate" => vec!["validate", example],
+            "plan" => vec!["plan", example],
+            "apply" => vec!["apply", example],
+            "watch" => vec!["watch", example],
+            "sr show" => vec!["sr", "show"],
+            "sr comment" => vec!["sr", "comment", "--user", "bob", "--text", "x"],
+            other => panic!("no command line for `{other}`: add one"),
+        }
+    };
+    // The largest value each kind takes.
+    let largest = |value_name: &str| match value_name {
+        "BYTES" => "4294967296",
+        "MS" => "600000",
+        "DURATION" => "1h",
+        _ => "9223372036854775807",
+    };
+    fn walk(command: &clap::Command, path: &str, found: &mut Vec<(String, clap::Arg)>) {
+        for arg in command.get_arguments() {
+            found.push((path.to_string(), arg.clone()));
+        }
+        for sub in command.get_subcommands() {
+            let name = if path.is_empty() {
+                sub.get_name().to_string()
+            } else {
+                format!("{path} {}", sub.get_name())
+            };
+            walk(sub, &name, found);
+        }
+    }
+    let mut found = Vec::new();
+    walk(&supportctl::cli::Cli::command(), "", &mut found);
+    let scratch = crate::binary::Scratch::new();
+    let db = scratch.db.to_str().expect("UTF-8").to_owned();
+    let mut tested = Vec::new();
+    for (command, arg) in &found {
+        // Flags, counts and choices from a list take no number.
+        if !arg.get_action().takes_values() || !arg.get_possible_values().is_empty() {
+            continue;
+        }
+        let id = arg.get_id().as_str().to_uppercase();
+        let value_name = arg
+            .get_value_names()
+            .and_then(|names| names.first())
+            .map_or(id.as_str(), |n| n.as_str());
+        if NOT_NUMERIC.contains(&value_name) {
+            continue;
+        }
+        if command.is_empty() {
+            panic!("a global numeric flag `{}`: add it here", arg.get_id());
+        }
+        let shown = arg
+            .get_long()
+            .map_or_else(|| format!("<{value_name}>"), |long| format!("--{long}"));
+        let with_value = |value: &str| -> Vec<String> {
+            let mut args: Vec<String> = vec!["--db".into(), db.clone()];
+            args.extend(base(command).iter().map(|a| a.to_string()));
+            if arg.get_long() == Some("poll-interval") {
+                args.push("--poll".into());
+            }
+            match arg.get_long() {
+                Some(long) => args.push(format!("--{long}={value}")),
+                None => {
+                    args.push("--".into());
+                    args.push(value.into());
+                }
+            }
+            args
+        };
+        for value in hostile_values(value_name) {
+            let args = with_value(value);
+            let outcome = run(&mut supportctl(&crate_root(), &args));
+            outcome.assert_no_panic();
+            assert_eq!(
+                outcome.code(),
+                2,
+                "`supportctl {}` exits 2\n{}",
+                args.join(" "),
+                outcome.stderr
+            );
+            assert!(
+                outcome.stderr.contains(&shown),
+                "`supportctl {}` names {shown}:\n{}",
+                args.join(" "),
+                outcome.stderr
+            );
+        }
+        // The largest value is taken (a watch is not started for it).
+        if *command != "watch" {
+            let args = with_value(largest(value_name));
+            let outcome = run(&mut supportctl(&crate_root(), &args));
+            outcome.assert_no_panic();
+            assert_ne!(
+                outcome.code(),
+                2,
+                "`supportctl {}` takes the largest value\n{}",
+                args.join(" "),
+                outcome.stderr
+            );
+        }
+        tested.push(format!("{command} {shown}"));
+    }
+    tested.sort();
+    assert_eq!(
+        tested,
+        [
+            "apply --max-file-size",
+            "apply --max-total-size",
+            "plan --max-file-size",
+            "plan --max-total-size",
+            "sr comment <ID>",
+            "sr show <ID>",
+            "validate --max-file-size",
+            "validate --max-total-size",
+            "watch --debounce-ms",
+            "watch --interval",
+            "watch --max-file-size",
+            "watch --max-total-size",
+            "watch --poll-interval",
+        ],
+        "the numeric flags found"
+    );
+    // `-v` counts, and saturates: three hundred of them are `-vvv`.
+    let mut args = vec!["-v"; 300];
+    args.extend(["validate", example]);
+    run(&mut supportctl(&crate_root(), &args))
+        .assert_code(0)
+        .assert_no_panic();
+}

@@ -1634,11 +1634,21 @@ fn history_lists_each_apply_with_its_serial_digest_and_commit() {
                 "config_digest",
                 "git_commit",
                 "git_dirty",
-                "git_changes"
+                "git_changes",
+                "applied_by"
             ])
         );
         assert_eq!(entry["action"], "apply");
         assert_eq!(entry["serial"], i as u64 + 1);
+        // Who applied: `apply` by hand, here, from the config set's path.
+        assert_eq!(entry["applied_by"]["command"], "apply", "{entry}");
+        assert!(
+            entry["applied_by"]["host"]
+                .as_str()
+                .is_some_and(|h| !h.is_empty()),
+            "{entry}"
+        );
+        assert!(entry["applied_by"]["pid"].is_u64(), "{entry}");
         assert_eq!(entry["tenancy"], "acme-prod");
         let time = entry["time"].as_str().unwrap();
         assert!(
@@ -1677,11 +1687,26 @@ fn history_lists_each_apply_with_its_serial_digest_and_commit() {
     // Outside a git work tree, whether files differed is not known.
     assert!(history[1]["git_dirty"].is_null(), "{:?}", history[1]);
     assert!(history[1]["git_changes"].is_null(), "{:?}", history[1]);
+    assert_eq!(
+        history[0]["applied_by"]["path"],
+        first.display().to_string(),
+        "the absolute path of what was applied"
+    );
+    assert_eq!(
+        history[1]["applied_by"]["path"],
+        second.display().to_string()
+    );
 
     let text = world.run(&["history"]).expect(0);
     assert_eq!(text.stdout.lines().count(), 2, "{}", text.stdout);
     assert!(text.stdout.contains("serial 1") && text.stdout.contains("serial 2"));
     assert!(text.stdout.contains("+22 ~0 -0") && text.stdout.contains("+0 ~1 -0"));
+    assert!(
+        text.stdout.contains(&format!(": {}\n", second.display()))
+            && text.stdout.contains("by apply on "),
+        "{}",
+        text.stdout
+    );
 }
 
 #[test]
@@ -2106,6 +2131,7 @@ fn a_plan_that_fails_in_the_store_leaves_the_state_as_it_was() {
         config_digest: "sha256:test".into(),
         git_commit: None,
         git_changes: None,
+        source: None,
     };
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("state.db");

@@ -140,10 +140,10 @@ fn json(text: &str) -> Value {
 
 /// A small, seeded random source (xorshift64*): enough to spread kill
 /// moments, and replayable from the seed each test prints.
-struct Dice(u64);
+pub(crate) struct Dice(u64);
 
 impl Dice {
-    fn new(test: &str) -> Dice {
+    pub(crate) fn new(test: &str) -> Dice {
         let seed = std::env::var("RELIABILITY_SEED")
             .ok()
             .and_then(|s| s.parse().ok())
@@ -157,7 +157,7 @@ impl Dice {
         Dice(seed)
     }
 
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -165,7 +165,7 @@ impl Dice {
     }
 
     /// A duration in `0..=max`, uniformly.
-    fn within(&mut self, max: Duration) -> Duration {
+    pub(crate) fn within(&mut self, max: Duration) -> Duration {
         let micros = max.as_micros().max(1) as u64;
         Duration::from_micros(self.next() % (micros + 1))
     }

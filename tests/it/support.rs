@@ -1050,10 +1050,11 @@ fn sr_show_as_a_user_is_refused_when_the_user_cannot_see_it() {
         &["sr", "show", "99"][..],
         &["sr", "show", "99", "--format", "json"],
         &["sr", "show", "99", "--user", "dan"],
-        &["sr", "show", "0"],
     ] {
         world.refused(args, "no SR");
     }
+    // SRs are numbered from 1: 0 is not an SR number at all.
+    world.usage_error(&["sr", "show", "0"]);
     // Someone who is not a user of the tenancy sees nothing either.
     world.refused(&["sr", "show", "1", "--user", "zed"], "`zed`");
     world.usage_error(&["sr", "show", "one"]);

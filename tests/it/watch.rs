@@ -597,7 +597,8 @@ fn assert_alice_becomes(world: &World, watcher: &Watcher, from: usize, name: &st
     watcher.wait_state(world, &format!("alice to be named {name:?}"), |show| {
         user_name(show, "alice").as_deref() == Some(name)
     });
-    // The line follows the commit that `show` may already have seen.
+    // The line follows the commit: on a busy machine, `show` may see the
+    // state a moment before the line is written.
     watcher.wait_for(
         from,
         "a `reconciled` line with outcome applied and trigger change",
@@ -1579,6 +1580,11 @@ fn watch_exits_130_at_once_on_a_second_sigint_and_the_database_is_whole() {
     second_signal_exits_at_once("INT", 130);
 }
 
+#[test]
+fn watch_exits_129_at_once_on_a_second_sighup_and_the_database_is_whole() {
+    second_signal_exits_at_once("HUP", 129);
+}
+
 // ---- 9. Stopping and `status` ----
 
 /// While watching and healthy, `status` exits 0 with the status document;
@@ -1712,10 +1718,11 @@ fn watch_reconciles_every_interval_and_writes_the_status_file_asked_for() {
     let config = world.write("acme.yaml", &acme());
     let custom = world.path("run/watch-status.json");
     std::fs::create_dir_all(custom.parent().unwrap()).unwrap();
+    // `-v`: an interval that changes nothing is logged at debug level.
     let (watcher, from) = watching(
         &world,
         &config,
-        &["--interval", "500ms", "--status-file", arg(&custom)],
+        &["-v", "--interval", "500ms", "--status-file", arg(&custom)],
     );
     let (at, _) = watcher.wait_for(
         from,
@@ -1772,7 +1779,12 @@ fn watch_with_poll_applies_a_change() {
     let (_, line) = watcher.wait_for(0, "the `watching` line", is("watching"));
     assert_eq!(text_field(&line, "mode"), "poll", "{line}");
     let (from, first) = watcher.started();
-    assert_eq!(text_field(&first, "outcome"), "applied");
+    assert_eq!(
+        text_field(&first, "outcome"),
+        "applied",
+        "{first}\n{}",
+        watcher.dump()
+    );
 
     let alice = config.join("users/alice.yaml");
     let text = std::fs::read_to_string(&alice).unwrap();
@@ -1944,4 +1956,660 @@ fn watch_reads_the_state_again_after_another_process_applies() {
         "an interval reconcile that repaired the state",
         reconciled("applied", "interval"),
     );
+}
+
+// ---- 12. Small things the watcher does not die of (issue 17 §6) ----
+
+/// SIGHUP (a closed terminal, `kill -HUP`) stops the watcher as SIGTERM
+/// does: `stopping` and `stopped` logged with the signal's name, exit 0, the
+/// status file saying `stopped` and `status` exiting 1. Before, SIGHUP's
+/// default action killed it on the spot, its status file still healthy.
+#[test]
+fn watch_stops_cleanly_on_sighup_and_status_says_stopped() {
+    let world = World::new();
+    let config = world.write("acme.yaml", &acme());
+    let (mut watcher, from) = watching(&world, &config, &[]);
+    let status_file = world.status_file();
+    watcher.wait_until("the status file after the first reconcile", || {
+        world
+            .read_status(&status_file)
+            .is_some_and(|s| s["state"] == "watching" && s["last"]["outcome"] == "applied")
+    });
+    watcher.signal("HUP");
+    let status = watcher.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(0), "{status}\n{}", watcher.dump());
+    let (_, stopping) = watcher.wait_for(from, "the `stopping` line", is("stopping"));
+    assert_eq!(text_field(&stopping, "signal"), "SIGHUP", "{stopping}");
+    let (_, stopped) = watcher.wait_for(from, "the `stopped` line", is("stopped"));
+    assert_eq!(text_field(&stopped, "signal"), "SIGHUP", "{stopped}");
+    let after = world.read_status(&status_file).expect("the status file");
+    assert_eq!(after["state"], "stopped", "{after}");
+    let (code, doc, _) = world.status_json(&[]);
+    assert_eq!(code, 1, "a stopped watcher is not healthy: {doc}");
+}
+
+/// The reader of the watcher's stderr goes away (a log shipper restarting):
+/// the watcher keeps working — it applies the next edit, though nobody reads
+/// its lines — and still stops cleanly on SIGTERM with exit 0. Before, the
+/// first log line it could not write made it panic (exit 101).
+#[test]
+fn watch_keeps_working_when_the_reader_of_its_stderr_goes_away() {
+    let world = World::new();
+    let config = world.write("acme.yaml", &acme());
+    let mut command = world.watch_command(&config, &["--debounce-ms", DEBOUNCE_MS]);
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("the watcher starts");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let line = lines
+            .next()
+            .expect("the watcher logs its first reconcile")
+            .expect("a line");
+        if line.contains("\"reconciled\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no first reconcile");
+    }
+    // The log shipper goes away: the reading end closes.
+    drop(lines);
+    std::fs::write(&config, acme_with_alice("Alice Unheard")).unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the watcher ended when its stderr closed: {:?}",
+            child.try_wait()
+        );
+        if world
+            .try_show()
+            .is_some_and(|show| user_name(&show, "alice").as_deref() == Some("Alice Unheard"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the edit was not applied");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let kill = Command::new("kill")
+        .args(["-s", "TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let status = binary::wait_or_kill(&mut child, "supportctl watch", Instant::now());
+    assert_eq!(status.code(), Some(0), "{status}");
+    let after = world
+        .read_status(&world.status_file())
+        .expect("the status file");
+    assert_eq!(after["state"], "stopped", "{after}");
+}
+
+/// An interval that finds nothing to do is logged at debug level, not info
+/// (the watcher's routine would fill the log); one that repairs something is
+/// still logged at info.
+#[test]
+fn watch_logs_intervals_that_change_nothing_at_debug_only() {
+    let world = World::new();
+    let config = world.write("acme.yaml", &acme());
+    let (watcher, from) = watching(&world, &config, &["--interval", "150ms"]);
+    watcher.wait_until("several interval reconciles", || {
+        world
+            .read_status(&world.status_file())
+            .is_some_and(|s| s["reconciles"].as_u64() >= Some(5))
+    });
+    let quiet = watcher.count_since(from, |l| {
+        message(l) == "reconciled" && text_field(l, "trigger") == "interval"
+    });
+    assert_eq!(
+        quiet,
+        0,
+        "intervals that changed nothing are not logged at info\n{}",
+        watcher.dump()
+    );
+    // Someone else changes the state: the interval that repairs it says so.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let other = elsewhere.path().join("acme.yaml");
+    std::fs::write(&other, acme_with_alice("Somebody Else")).unwrap();
+    world
+        .run(&["apply", "--auto-approve", arg(&other)])
+        .assert_code(0);
+    let (_, repaired) = watcher.wait_for(
+        from,
+        "the repairing interval",
+        reconciled("applied", "interval"),
+    );
+    assert_eq!(repaired["level"], "INFO", "{repaired}");
+
+    // At `-v` the quiet ones are there, at debug level.
+    let second = World::new();
+    let config = second.write("acme.yaml", &acme());
+    let (verbose, from) = watching(&second, &config, &["-v", "--interval", "150ms"]);
+    let (_, line) = verbose.wait_for(
+        from,
+        "an interval with nothing to do",
+        reconciled("no-changes", "interval"),
+    );
+    assert_eq!(line["level"], "DEBUG", "{line}");
+}
+
+/// The 1-based line of the first line of `text` that contains `what`.
+#[track_caller]
+fn line_of(text: &str, what: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(what))
+        .unwrap_or_else(|| panic!("`{what}` is not in the text"))
+        + 1
+}
+
+/// `status` on a watcher whose config set is invalid names the file and
+/// line of each finding, in text and JSON, and the reason it is unhealthy
+/// leads with the first error's place; for a single file and for a file deep
+/// in a directory config set.
+#[test]
+fn status_names_the_file_and_line_of_an_invalid_config() {
+    let world = World::new();
+    let config = world.write("acme.yaml", &acme_invalid());
+    let line = line_of(&acme_invalid(), "csi: \"CSI-2081\"");
+    let watcher = world.watch(&config, &["--debounce-ms", DEBOUNCE_MS]);
+    watcher.wait_for(0, "the invalid first reconcile", failed("invalid"));
+    watcher.wait_until("the status file to say invalid", || {
+        world
+            .read_status(&world.status_file())
+            .is_some_and(|s| s["last"]["outcome"] == "invalid" && s["state"] == "watching")
+    });
+    let place = format!("{}:{line}:", config.display());
+    let text = world.run(&["status"]);
+    text.assert_code(1);
+    assert!(
+        text.stdout.contains(&place) && text.stdout.contains("E101"),
+        "status names {place} and the rule:\n{}",
+        text.stdout
+    );
+    assert!(
+        text.stderr.contains(&place),
+        "the reason names {place}:\n{}",
+        text.stderr
+    );
+    let (code, doc, _) = world.status_json(&[]);
+    assert_eq!(code, 1);
+    let first = &doc["last"]["findings"][0];
+    assert_eq!(first["code"], "E101", "{doc}");
+    assert_eq!(first["severity"], "error", "{doc}");
+    assert!(
+        first["location"]
+            .as_str()
+            .is_some_and(|l| l.starts_with(&place)),
+        "{doc}"
+    );
+    assert!(
+        doc["problem"].as_str().is_some_and(|p| p.contains(&place)),
+        "{doc}"
+    );
+    drop(watcher);
+
+    // A directory: the finding is in users/alice.yaml, named with its path.
+    let dir_world = World::new();
+    let dir = dir_world.example_dir("acme-prod");
+    let alice = dir.join("users/alice.yaml");
+    let text = std::fs::read_to_string(&alice).unwrap();
+    let bad = edited(&text, "email: alice@acme.example", "email: not-an-address");
+    std::fs::write(&alice, &bad).unwrap();
+    let line = line_of(&bad, "not-an-address");
+    let watcher = dir_world.watch(&dir, &["--debounce-ms", DEBOUNCE_MS]);
+    watcher.wait_for(0, "the invalid first reconcile", failed("invalid"));
+    watcher.wait_until("the status file to say invalid", || {
+        dir_world
+            .read_status(&dir_world.status_file())
+            .is_some_and(|s| s["last"]["outcome"] == "invalid")
+    });
+    let text = dir_world.run(&["status"]);
+    let place = format!("{}:{line}:", alice.display());
+    assert!(
+        text.stdout.contains(&place),
+        "status names {place}:\n{}",
+        text.stdout
+    );
+}
+
+// ---- 13. Settling: never apply a config set caught mid-write ----
+
+/// `acme` with its `users` section moved to the end of the file and a last
+/// user `zoe` named `zoe_name`: a text whose first part, cut before zoe, is a
+/// valid config set without her.
+fn acme_ending_with_zoe(zoe_name: &str) -> String {
+    let text = acme();
+    let users = text.find("\nusers:\n").expect("a users section") + 1;
+    let memberships = text.find("\nmemberships:\n").expect("memberships") + 1;
+    format!(
+        "{}{}{}  zoe:\n    email: zoe@acme.example\n    name: {zoe_name}\n",
+        &text[..users],
+        &text[memberships..],
+        &text[users..memberships]
+    )
+}
+
+/// Writes `chunks` to `file` from a separate process that holds the file
+/// open for writing throughout, pausing `pauses[i]` after chunk `i`: a file
+/// written in place in steps (a slow generator, a script). Returns the
+/// process; it ends after the last chunk, closing the file.
+fn write_in_steps(file: &Path, chunks: &[String], pauses: &[Duration]) -> Child {
+    let mut script = String::from("exec 3>\"$0\"\n");
+    for (i, _) in chunks.iter().enumerate() {
+        let _ = writeln!(script, "printf '%s' \"${}\" >&3", i + 1);
+        if let Some(pause) = pauses.get(i).filter(|p| !p.is_zero()) {
+            let _ = writeln!(script, "sleep {}", pause.as_secs_f64());
+        }
+    }
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(file)
+        .args(chunks)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("sh runs")
+}
+
+/// The history's entries as JSON.
+fn history(world: &World) -> Vec<Value> {
+    let outcome = world.run(&["history", "--format", "json"]);
+    outcome.assert_code(0);
+    json(&outcome.stdout)
+        .as_array()
+        .expect("history is a list")
+        .clone()
+}
+
+/// The issue's example: a file rewritten in place in two steps, one second
+/// apart, by a separate process. The first step alone is a valid config set
+/// without the last user; before, the watcher applied it (a transient
+/// `destroy` of zoe, then an `add` when the second step came). Now it waits
+/// for the writer to close the file and applies the whole once: one update.
+#[test]
+fn watch_never_applies_a_file_written_in_place_in_two_steps_half_written() {
+    let world = World::new();
+    let config = world.write("acme.yaml", &acme_ending_with_zoe("Zoe Quinn"));
+    let (watcher, from) = watching(&world, &config, &[]);
+    let whole = acme_ending_with_zoe("Zoe Park");
+    let cut = whole.find("  zoe:").expect("zoe");
+    let mut writer = write_in_steps(
+        &config,
+        &[whole[..cut].to_owned(), whole[cut..].to_owned()],
+        &[Duration::from_secs(1)],
+    );
+    assert!(writer.wait().expect("the writer ends").success());
+    watcher.wait_state(&world, "zoe to be named Zoe Park", |show| {
+        user_name(show, "zoe").as_deref() == Some("Zoe Park")
+    });
+    let entries = history(&world);
+    for entry in &entries {
+        assert_eq!(
+            entry["summary"]["destroy"],
+            0,
+            "nothing was ever destroyed: {entry}\n{}",
+            watcher.dump()
+        );
+    }
+    assert_eq!(
+        entries.len(),
+        2,
+        "the first apply and one update: {entries:?}"
+    );
+    assert!(
+        watcher.count_since(
+            from,
+            is("waiting for a config file to be closed by its writer")
+        ) >= 1,
+        "the wait for the writer is said\n{}",
+        watcher.dump()
+    );
+}
+
+/// The class: a history of in-place rewrites, each cut into 2 to 4 chunks at
+/// random bytes (mid-line too: a chunk may end in invalid YAML) with random
+/// pauses of up to 0.4 s between them (shorter and longer than the
+/// debounce), each by its own writer process. Whatever the cuts, the watcher
+/// never applies a part (nothing is ever destroyed), never reports a part
+/// invalid, and ends with each round's whole file applied.
+#[test]
+fn watch_applies_only_whole_files_through_random_in_place_rewrites() {
+    let mut dice = crate::reliability::Dice::new("watch_applies_only_whole_files");
+    let world = World::new();
+    let config = world.write("acme.yaml", &acme_ending_with_zoe("Zoe 0"));
+    let (watcher, from) = watching(&world, &config, &[]);
+    for round in 1..=5 {
+        let name = format!("Zoe {round}");
+        let whole = acme_ending_with_zoe(&name);
+        let pieces = 2 + (dice.next() % 3) as usize;
+        let mut cuts: Vec<usize> = (1..pieces)
+            .map(|_| 1 + (dice.next() as usize) % (whole.len() - 1))
+            .collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut chunks = Vec::new();
+        let mut at = 0;
+        for cut in cuts.into_iter().chain([whole.len()]) {
+            chunks.push(whole[at..cut].to_owned());
+            at = cut;
+        }
+        let pauses: Vec<Duration> = (1..chunks.len())
+            .map(|_| dice.within(Duration::from_millis(400)))
+            .collect();
+        eprintln!(
+            "round {round}: {} chunks of {:?} bytes, pauses {pauses:?}",
+            chunks.len(),
+            chunks.iter().map(String::len).collect::<Vec<_>>()
+        );
+        let mut writer = write_in_steps(&config, &chunks, &pauses);
+        assert!(writer.wait().expect("the writer ends").success());
+        watcher.wait_state(&world, &format!("zoe to be named {name}"), |show| {
+            user_name(show, "zoe").as_deref() == Some(name.as_str())
+        });
+    }
+    for entry in history(&world) {
+        assert_eq!(
+            entry["summary"]["destroy"],
+            0,
+            "nothing was ever destroyed: {entry}\n{}",
+            watcher.dump()
+        );
+    }
+    assert_eq!(
+        watcher.count_since(from, |l| message(l) == "reconcile failed"),
+        0,
+        "no part of a file was read as a config set\n{}",
+        watcher.dump()
+    );
+}
+
+/// A user moved from one file of a directory config set to another, in two
+/// writes (each file closed at once) 50 ms apart, the second landing while
+/// the watcher reads (or has just read) the first: the set it read has the
+/// user in neither file. Before, it applied that (a `destroy` of zoe, then an
+/// `add`). Now the files' stamps a debounce time after the read differ from
+/// before it, so nothing is applied until the set is still: then the move
+/// plans to no change at all.
+#[test]
+fn watch_does_not_apply_a_config_set_that_changed_while_it_was_read() {
+    let world = World::new();
+    let dir = world.path("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    let zoe = "  zoe:\n    email: zoe@acme.example\n    name: Zoe Quinn\n";
+    let yuri = "  yuri:\n    email: yuri@acme.example\n    name: Yuri Ito\n";
+    std::fs::write(dir.join("a.yaml"), acme()).unwrap();
+    std::fs::write(dir.join("z.yaml"), format!("users:\n{zoe}{yuri}")).unwrap();
+    // A long debounce: the second write lands well inside the time the
+    // watcher waits after a read before it acts.
+    let watcher = world.watch(&dir, &["-v", "--debounce-ms", "400"]);
+    let (from, first) = watcher.started();
+    assert_eq!(text_field(&first, "outcome"), "applied", "{first}");
+
+    std::fs::write(dir.join("z.yaml"), format!("users:\n{yuri}")).unwrap();
+    let (at, _) = watcher.wait_for(from, "the reconcile of the first write", |l| {
+        message(l) == "reconcile started" && text_field(l, "trigger") == "change"
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    std::fs::write(
+        dir.join("a.yaml"),
+        edited(&acme(), "users:\n", &format!("users:\n{zoe}")),
+    )
+    .unwrap();
+    let (_, done) = watcher.wait_for(at, "the reconcile of the settled set", |l| {
+        message(l) == "reconciled"
+    });
+    assert_eq!(
+        text_field(&done, "outcome"),
+        "no-changes",
+        "{done}\n{}",
+        watcher.dump()
+    );
+    let entries = history(&world);
+    assert_eq!(
+        entries.len(),
+        1,
+        "only the first apply: {entries:?}\n{}",
+        watcher.dump()
+    );
+    assert!(user_name(&world.show(), "zoe").is_some());
+    // How it went, for the record: the wait is said when the second write
+    // landed after the first read began (it nearly always does).
+    eprintln!(
+        "`the config set is changing` said {} time(s)",
+        watcher.count_since(
+            at,
+            is("the config set is changing; waiting for it to settle")
+        )
+    );
+}
+
+// ---- 14. Two watchers, one tenancy ----
+
+/// The example of the issue: two watchers of different config sets for one
+/// tenancy, each reconciling every 200 ms. Before, they undid each other's
+/// applies (10 applies in 5 s), silently. Now the second sees from the
+/// journal that the tenancy's latest watched apply came from another config
+/// set, refuses loudly (an error naming that watcher's config set and host)
+/// and its status says so, and nothing flaps: the first watcher's apply is
+/// the only one.
+#[test]
+fn a_second_watcher_of_another_config_set_refuses_loudly_and_does_not_flap() {
+    let world = World::new();
+    let first_config = world.write("one/acme.yaml", &acme());
+    let second_config = world.write("two/acme.yaml", &acme_with_alice("Alice Two"));
+    let second_status = world.path("two/status.json");
+    let (first, first_from) = watching(&world, &first_config, &["--interval", "200ms"]);
+    let second = world.watch(
+        &second_config,
+        &[
+            "--debounce-ms",
+            DEBOUNCE_MS,
+            "--interval",
+            "200ms",
+            "--status-file",
+            arg(&second_status),
+        ],
+    );
+    let (_, refused) = second.started();
+    assert_eq!(
+        text_field(&refused, "outcome"),
+        "contended",
+        "{refused}\n{}",
+        second.dump()
+    );
+    assert_eq!(refused["level"], "ERROR", "{refused}");
+    let error = text_field(&refused, "error");
+    assert!(
+        error.contains("kept by another watcher")
+            && error.contains(&first_config.display().to_string())
+            && error.contains("host `"),
+        "the error names the other watcher's config set and host: {error}"
+    );
+    // Two seconds of intervals on both sides: nothing more is applied.
+    std::thread::sleep(Duration::from_secs(2));
+    let entries = history(&world);
+    assert_eq!(
+        entries.len(),
+        1,
+        "only the first watcher's apply: {entries:?}\n{}\n{}",
+        first.dump(),
+        second.dump()
+    );
+    assert_eq!(entries[0]["applied_by"]["command"], "watch", "{entries:?}");
+    assert_eq!(
+        entries[0]["applied_by"]["path"],
+        first_config.display().to_string(),
+        "{entries:?}"
+    );
+    assert_eq!(entries[0]["applied_by"]["pid"], first.pid(), "{entries:?}");
+    assert_eq!(
+        user_name(&world.show(), "alice").as_deref(),
+        Some("Alice Lee")
+    );
+    assert_eq!(
+        first.count_since(first_from, |l| message(l) == "reconciled"
+            && text_field(l, "outcome") == "applied"),
+        0,
+        "the first watcher never had to put its config back\n{}",
+        first.dump()
+    );
+    // Said once, not on every look.
+    assert_eq!(
+        second.count_since(0, failed("contended")),
+        1,
+        "{}",
+        second.dump()
+    );
+    let (code, doc, stderr) = world.status_json(&["--status-file", arg(&second_status)]);
+    assert_eq!(code, 1, "the second watcher is not healthy: {doc}");
+    assert_eq!(doc["last"]["outcome"], "contended", "{doc}");
+    assert!(
+        stderr.contains("kept by another watcher"),
+        "status says why: {stderr}"
+    );
+    let (code, doc, _) = world.status_json(&[]);
+    assert_eq!(code, 0, "the first watcher is healthy: {doc}");
+}
+
+/// `--take-over` takes a tenancy from a watcher that applied before this
+/// one started (moved, or retired), with a warning; a watcher that applies
+/// after another started is running, and is not applied over even with
+/// `--take-over`: at most one overwrite, never a flap. An apply by hand in
+/// between counts as nobody's watcher: it is put back, with a warning.
+#[test]
+fn take_over_takes_a_retired_watchers_tenancy_but_never_a_running_ones() {
+    let world = World::new();
+    let a = world.write("a/acme.yaml", &acme());
+    let b = world.write("b/acme.yaml", &acme_with_alice("Alice Bee"));
+    let status = |name: &str| world.path(&format!("{name}/status.json"));
+    let flags = |name: &str, extra: &[&str]| -> Vec<String> {
+        let mut all: Vec<String> = ["--debounce-ms", DEBOUNCE_MS, "--interval", "200ms"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        all.push("--status-file".into());
+        all.push(arg(&status(name)).to_owned());
+        all.extend(extra.iter().map(|s| s.to_string()));
+        all
+    };
+    let spawn = |config: &Path, name: &str, extra: &[&str]| {
+        let flags = flags(name, extra);
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        world.watch(config, &flags)
+    };
+
+    // A applies, and is retired.
+    let mut first = spawn(&a, "a", &[]);
+    let (_, line) = first.started();
+    assert_eq!(text_field(&line, "outcome"), "applied", "{line}");
+    first.signal("TERM");
+    assert_eq!(first.wait_exit(WAIT).code(), Some(0));
+
+    // B without --take-over refuses, and points at --take-over.
+    let second = spawn(&b, "b", &[]);
+    let (_, line) = second.started();
+    assert_eq!(text_field(&line, "outcome"), "contended", "{line}");
+    assert!(text_field(&line, "error").contains("--take-over"), "{line}");
+    drop(second);
+
+    // B with --take-over takes it, saying so.
+    let second = spawn(&b, "b", &["--take-over"]);
+    let (at, line) = second.started();
+    assert_eq!(
+        text_field(&line, "outcome"),
+        "applied",
+        "{line}\n{}",
+        second.dump()
+    );
+    assert!(
+        second.count_since(0, is("taking the tenancy over")) == 1,
+        "{}",
+        second.dump()
+    );
+    assert_eq!(
+        user_name(&world.show(), "alice").as_deref(),
+        Some("Alice Bee")
+    );
+
+    // C, of A's config set with --take-over while B runs: B applied before C
+    // started, so C takes over once; B, which started before C's apply,
+    // then refuses even with --take-over. No flap.
+    let third = spawn(&a, "c", &["--take-over"]);
+    let (_, line) = third.started();
+    assert_eq!(
+        text_field(&line, "outcome"),
+        "applied",
+        "{line}\n{}",
+        third.dump()
+    );
+    let (_, refused) = second.wait_for(at, "B's refusal", failed("contended"));
+    assert!(
+        text_field(&refused, "error").contains("that watcher is running"),
+        "{refused}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(history(&world).len(), 3, "A, B's take-over, C's take-over");
+    assert_eq!(
+        user_name(&world.show(), "alice").as_deref(),
+        Some("Alice Lee")
+    );
+
+    // An apply by hand is nobody's watcher: C puts its config back, and
+    // warns; B still refuses (the latest watched apply is C's).
+    let elsewhere = tempfile::tempdir().unwrap();
+    let by_hand = elsewhere.path().join("acme.yaml");
+    std::fs::write(&by_hand, acme_with_alice("Alice Hand")).unwrap();
+    let from = third.cursor();
+    world
+        .run(&["apply", "--auto-approve", arg(&by_hand)])
+        .assert_code(0);
+    let (_, warned) = third.wait_for(
+        from,
+        "the warning about the apply by hand",
+        is("the state was last changed by hand; applying the watched config set over it"),
+    );
+    assert!(
+        text_field(&warned, "by").contains(&by_hand.display().to_string()),
+        "{warned}"
+    );
+    third.wait_state(&world, "alice put back", |show| {
+        user_name(show, "alice").as_deref() == Some("Alice Lee")
+    });
+    let entries = history(&world);
+    assert_eq!(entries.len(), 5, "{entries:?}");
+    assert_eq!(entries[3]["applied_by"]["command"], "apply", "{entries:?}");
+    assert_eq!(entries[4]["applied_by"]["command"], "watch", "{entries:?}");
+}
+
+/// Two watchers cannot share a status file (each would overwrite the
+/// other's, and `status` would tell of either): a second watcher of the same
+/// database with the default status file exits 1 at once, naming the running
+/// one and `--status-file`. A watcher that was killed leaves a status file
+/// that still says `watching`; its process is gone, so the next one starts.
+#[test]
+fn a_second_watcher_cannot_take_a_running_watchers_status_file() {
+    let world = World::new();
+    let config = world.write("acme.yaml", &acme());
+    let other = world.write("other/acme.yaml", &acme_with_alice("Alice Other"));
+    let (mut first, _) = watching(&world, &config, &[]);
+    let (code, stderr) = run_briefly(world.watch_command(&other, &[]));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("pid {}", first.pid())) && stderr.contains("--status-file"),
+        "names the running watcher and the way out:\n{stderr}"
+    );
+    assert_eq!(history(&world).len(), 1, "the second applied nothing");
+
+    first.child.kill().unwrap();
+    first.wait_exit(WAIT);
+    assert_eq!(
+        world.read_status(&world.status_file()).unwrap()["state"],
+        "watching",
+        "a killed watcher's status file"
+    );
+    let next = world.watch(&config, &["--debounce-ms", DEBOUNCE_MS]);
+    let (_, line) = next.started();
+    assert_eq!(text_field(&line, "outcome"), "no-changes", "{line}");
 }
