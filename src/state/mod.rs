@@ -36,7 +36,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionB
 use crate::model::Model;
 use crate::plan::{Plan, Summary};
 
-pub use requests::{Channel, Comment, NewServiceRequest, Renames, ServiceRequest};
+pub use requests::{Channel, Comment, NewServiceRequest, People, ServiceRequest};
 pub use schema::LATEST as SCHEMA_VERSION;
 
 /// How long an operation waits for another process's lock before giving up
