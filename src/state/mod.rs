@@ -18,6 +18,8 @@
 //! header bytes before SQLite opens it, and through SQLite before anything is
 //! written.
 
+#[cfg(test)]
+mod people_props;
 mod requests;
 mod rows;
 mod schema;
