@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::inspect::{TenancyArg, choose_tenancy, load_model, open_existing};
 use super::{CliError, print_stdout, today};
-use crate::access::{self, Access, AccessError, Channel, Parties};
+use crate::access::{self, Access, AccessError, Channel};
 use crate::diag::{did_you_mean, escape_value};
 use crate::model::{Model, Person};
 use crate::state::{Comment, NewServiceRequest, ServiceRequest, Store};
@@ -556,7 +556,7 @@ fn sr_list(args: &SrListArgs, db: &Path) -> Result<u8, CliError> {
     if let Some(user) = &args.user {
         let (model, person) = model_and_person(&store, &tenancy, user)?;
         let today = today()?;
-        requests.retain(|sr| access::sees(&model, user, person, &parties(sr), today).is_some());
+        requests.retain(|sr| access::sees(&model, user, person, &sr.parties(), today).is_some());
     }
     let text = match args.format {
         SrFormat::Json => json_line(&requests.iter().map(SrJson::from).collect::<Vec<_>>()),
@@ -585,17 +585,6 @@ fn sr_list(args: &SrListArgs, db: &Path) -> Result<u8, CliError> {
     Ok(0)
 }
 
-/// Who `sr` belongs to, as the access rules read it.
-fn parties(sr: &ServiceRequest) -> Parties<'_> {
-    Parties {
-        opener: sr.opener,
-        owner: sr.owner_person,
-        csi: sr.csi.as_deref(),
-        opened_by: &sr.opened_by,
-        owner_id: &sr.owner,
-    }
-}
-
 fn find(store: &crate::state::Store, tenancy: &str, id: i64) -> Result<ServiceRequest, CliError> {
     store
         .service_requests(tenancy)?
@@ -613,7 +602,7 @@ fn sr_show(args: &SrShowArgs, db: &Path) -> Result<u8, CliError> {
     if let Some(user) = &args.user {
         let (model, person) = model_and_person(&store, &tenancy, user)?;
         let today = today()?;
-        if access::sees(&model, user, person, &parties(&sr), today).is_none() {
+        if access::sees(&model, user, person, &sr.parties(), today).is_none() {
             return Err(CliError::error(format!(
                 "`{}` cannot see SR {}",
                 escape_value(user),
@@ -682,7 +671,7 @@ fn sr_comment(args: &SrCommentArgs, db: &Path) -> Result<u8, CliError> {
             if !model.users.contains_key(user) {
                 return Err(Refusal::UnknownUser);
             }
-            let channel = access::may_comment(model, user, person, &parties(sr), today)
+            let channel = access::may_comment(model, user, person, &sr.parties(), today)
                 .map_err(Refusal::Other)?;
             Ok(Comment {
                 author: user.to_string(),

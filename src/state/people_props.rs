@@ -20,12 +20,12 @@ use std::path::Path;
 use proptest::prelude::*;
 
 use super::{JournalEntry, JournalPlan, Store};
-use crate::access::{self, Channel, Parties, Path as AccessPath};
+use crate::access::{self, Channel, Path as AccessPath};
 use crate::model::{
     Approval, Date, Model, Person, Privilege, Role, SupportAccount, SupportLink, Tenancy, User,
 };
 use crate::plan;
-use crate::state::{Comment, NewServiceRequest, ServiceRequest};
+use crate::state::{Comment, NewServiceRequest};
 
 /// The ids a history draws from: few, so that ids are re-used and renames
 /// run into chains and cycles.
@@ -392,7 +392,7 @@ impl History {
                 if !model.users.contains_key(user) {
                     return Err("not a user".to_string());
                 }
-                let channel = access::may_comment(model, user, person, &parties(sr), today())?;
+                let channel = access::may_comment(model, user, person, &sr.parties(), today())?;
                 Ok(Comment {
                     author: user.into(),
                     channel,
@@ -463,7 +463,7 @@ impl History {
                     &model,
                     user,
                     people.get(user).copied(),
-                    &parties(sr),
+                    &sr.parties(),
                     today(),
                 );
                 assert_eq!(
@@ -475,16 +475,6 @@ impl History {
                 );
             }
         }
-    }
-}
-
-fn parties(sr: &ServiceRequest) -> Parties<'_> {
-    Parties {
-        opener: sr.opener,
-        owner: sr.owner_person,
-        csi: sr.csi.as_deref(),
-        opened_by: &sr.opened_by,
-        owner_id: &sr.owner,
     }
 }
 

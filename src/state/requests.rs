@@ -17,6 +17,7 @@ use super::{StateError, Store, rows, sql_error};
 use crate::model::{Model, Person};
 
 pub use crate::access::Channel;
+use crate::access::Parties;
 
 /// Who each user of a tenancy is now: id → person.
 pub type People = BTreeMap<String, Person>;
@@ -75,6 +76,19 @@ pub struct ServiceRequest {
     /// The CSI it was opened under. Stored for every SR.
     pub csi: Option<String>,
     pub comments: Vec<Comment>,
+}
+
+impl ServiceRequest {
+    /// Who the SR belongs to, as the access rules read it.
+    pub fn parties(&self) -> Parties<'_> {
+        Parties {
+            opener: self.opener,
+            owner: self.owner_person,
+            csi: self.csi.as_deref(),
+            opened_by: &self.opened_by,
+            owner_id: &self.owner,
+        }
+    }
 }
 
 const SELECT_SR: &str = "SELECT id, tenancy, title, type, severity, opened_by, owner, contact_email, channel, opened_at, status, opener_person, owner_person, csi FROM service_requests";
