@@ -7,7 +7,7 @@
 //! their `expires` day count as absent, and so does a link through someone
 //! who is no longer a CSI administrator.
 
-use crate::model::{Date, Model, Privilege, Role, SupportLink};
+use crate::model::{Date, Model, Person, Privilege, Role, SupportLink};
 
 /// Which row of the access matrix a user is on.
 ///
@@ -349,8 +349,6 @@ pub fn resolve(model: &Model, user: &str, today: Date) -> Result<Access, AccessE
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
     use crate::model::{Approval, SupportAccount, SupportLink, Tenancy, User};
 
@@ -628,18 +626,6 @@ mod tests {
         }
         // The day a link expires, it grants nothing.
         assert!(!resolve(&m, "gina", day("2027-01-31")).unwrap().can_open_sr);
-    }
-
-    #[test]
-    fn renames_are_followed_to_the_id_a_user_has_now() {
-        let renames: BTreeMap<String, String> = [("bob", "robert"), ("robert", "rob"), ("x", "x")]
-            .into_iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
-        assert_eq!(current_id(&renames, "bob"), "rob");
-        assert_eq!(current_id(&renames, "robert"), "rob");
-        assert_eq!(current_id(&renames, "alice"), "alice");
-        assert_eq!(current_id(&renames, "x"), "x");
     }
 
     #[test]
@@ -1103,67 +1089,114 @@ mod tests {
     }
 }
 
-/// The id a user has now, following the renames applied since an SR
-/// recorded `id` (old id → new id, possibly in a chain).
-pub fn current_id<'a>(
-    renames: &'a std::collections::BTreeMap<String, String>,
-    id: &'a str,
-) -> &'a str {
-    let mut current = id;
-    // A chain is at most as long as the map; the bound guards a loop.
-    for _ in 0..=renames.len() {
-        match renames.get(current) {
-            Some(next) if next != current => current = next,
-            _ => break,
-        }
-    }
-    current
+/// Who an SR belongs to (DOMAIN.md, decisions): the persons who opened and
+/// own it and the CSI it was opened under, as the state recorded them when
+/// it was opened. A person of `None` is no one (an SR stored before persons
+/// were, whose person could not be told). The ids are the ones it was opened
+/// under, for messages only: no decision reads them.
+#[derive(Clone, Copy, Debug)]
+pub struct Parties<'a> {
+    pub opener: Option<Person>,
+    pub owner: Option<Person>,
+    pub csi: Option<&'a str>,
+    pub opened_by: &'a str,
+    pub owner_id: &'a str,
 }
 
-/// Where `user` reads an SR owned by `owner` and opened by `opened_by`, on
-/// `today`: in MOS (its own, or every SR of the CSI with `view_sr`), in the
-/// Console (the SRs it opened), or not at all.
+/// What opening an SR as a user gives: its owner (the user, or the
+/// administrator it is linked through), who is mailed, and where it is made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Opening {
+    pub owner: String,
+    pub contact: String,
+    pub channel: Channel,
+}
+
+/// How `user` would open an SR on `today`, or why it cannot.
+pub fn opening(model: &Model, user: &str, today: Date) -> Result<Opening, String> {
+    let access = resolve(model, user, today).map_err(|e| e.to_string())?;
+    let (Some(owner), Some(contact)) = (access.acts_as, access.notified) else {
+        return Err(format!("`{user}` cannot open an SR: {}", access.reason));
+    };
+    Ok(Opening {
+        owner,
+        contact,
+        channel: if access.visible_in_mos {
+            Channel::Mos
+        } else {
+            Channel::Console
+        },
+    })
+}
+
+/// Where user `user`, who is `person`, reads an SR on `today`: in MOS (the
+/// SRs its person owns, or, with `view_sr` or as an administrator, every SR
+/// opened under the tenancy's CSI now), in the Console (the SRs its person
+/// opened), or not at all. Persons decide, never ids: a user created again
+/// under a deleted user's id, or given a renamed user's old id, is another
+/// person and sees none of theirs; and an SR opened under another CSI is no
+/// part of this CSI's view.
 pub fn sees(
     model: &Model,
     user: &str,
-    owner: &str,
-    opened_by: &str,
+    person: Option<Person>,
+    sr: &Parties<'_>,
     today: Date,
 ) -> Option<Channel> {
     let access = resolve(model, user, today).ok()?;
-    if access.visible_in_mos && (access.sees_all_csi_srs || owner == user) {
+    let is = |p: Option<Person>| p.is_some() && p == person;
+    let under_this_csi = sr.csi == Some(model.tenancy.csi.as_str());
+    if access.visible_in_mos && ((access.sees_all_csi_srs && under_this_csi) || is(sr.owner)) {
         Some(Channel::Mos)
-    } else if access.visible_in_console && opened_by == user {
+    } else if access.visible_in_console && is(sr.opener) {
         Some(Channel::Console)
     } else {
         None
     }
 }
 
-/// Where `user` may comment on an SR: in MOS with create access to a
-/// visible SR, or in the Console on an SR it opened (a linked user's only
-/// way); `Err` says why not.
+/// Where `user`, who is `person`, may comment on an SR: in MOS with create
+/// access to a visible SR, or in the Console on an SR its person opened (a
+/// linked user's only way); `Err` says why not.
 pub fn may_comment(
     model: &Model,
     user: &str,
-    owner: &str,
-    opened_by: &str,
+    person: Option<Person>,
+    sr: &Parties<'_>,
     today: Date,
 ) -> Result<Channel, String> {
     let access = resolve(model, user, today).map_err(|e| e.to_string())?;
+    let is = |p: Option<Person>| p.is_some() && p == person;
     let creates = matches!(
         access.path,
         Path::TenancyAdmin | Path::ApprovedAdmin | Path::ApprovedUser
     );
-    match sees(model, user, owner, opened_by, today) {
+    match sees(model, user, person, sr, today) {
         Some(Channel::Mos) if creates => Ok(Channel::Mos),
         Some(Channel::Console) => Ok(Channel::Console),
         Some(Channel::Mos) => Err(format!(
             "`{user}` can read this SR in MOS but not update it: {}",
             access.reason
         )),
+        None if access.visible_in_mos
+            && access.sees_all_csi_srs
+            && sr.csi != Some(model.tenancy.csi.as_str()) =>
+        {
+            Err(format!(
+                "`{user}` cannot see this SR: it was opened under CSI `{}`, and the tenancy's CSI is `{}` now",
+                sr.csi.unwrap_or("(unknown)"),
+                model.tenancy.csi
+            ))
+        }
         None if access.visible_in_console || access.visible_in_mos => Err(format!(
-            "`{user}` cannot see this SR: it was opened by `{opened_by}` and is owned by `{owner}`"
+            "`{user}` cannot see this SR: it was opened by `{}` and is owned by `{}`{}",
+            sr.opened_by,
+            sr.owner_id,
+            if (sr.opened_by == user && !is(sr.opener)) || (sr.owner_id == user && !is(sr.owner)) {
+                format!(", another person who had the id `{user}` then")
+            } else {
+                String::new()
+            }
         )),
         None => Err(format!("`{user}` cannot see this SR: {}", access.reason)),
     }

@@ -230,6 +230,14 @@ impl SupportLink {
     }
 }
 
+/// Who a user is, as against the id it goes by: given by the state when
+/// the user is created, kept through every rename, and never given to
+/// anyone else, so a user deleted and later created under the same id is
+/// another person. A service request belongs to persons, not to ids
+/// (DOMAIN.md, decisions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Person(pub i64);
+
 /// A tenancy and everything in it, keyed by user id.
 ///
 /// The maps are sorted, so walking a model is deterministic.

@@ -138,7 +138,7 @@ pub(super) fn choose_tenancy_or_retired(
 
 /// Why a command that needs a tenancy's users and grants cannot run on a
 /// retired one.
-fn retired(name: &str) -> CliError {
+pub(super) fn retired(name: &str) -> CliError {
     let name = escape_control(name);
     CliError::error(format!(
         "tenancy `{name}` was retired: it has no users or grants, and nobody can open SRs for it\n  hint: its SRs and history are kept: `supportctl sr list --tenancy {name}`, `supportctl history --tenancy {name}`"

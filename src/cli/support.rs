@@ -11,9 +11,10 @@ use super::inspect::{
     TenancyArg, choose_tenancy, choose_tenancy_or_retired, load_model, open_existing, open_to_read,
 };
 use super::{CliError, print_stdout, today};
-use crate::access::{self, Access, Channel};
-use crate::diag::escape_value;
-use crate::state::{Comment, NewServiceRequest, Renames, ServiceRequest};
+use crate::access::{self, Access, AccessError, Channel};
+use crate::diag::{did_you_mean, escape_value};
+use crate::model::{Model, Person};
+use crate::state::{Comment, NewServiceRequest, ServiceRequest, Store};
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("who").required(true).args(["user", "all"])))]
@@ -89,7 +90,9 @@ pub fn access(args: &AccessArgs, db: &Path) -> Result<u8, CliError> {
         .iter()
         .map(|u| access::resolve(&model, u, today))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| CliError::error(e.to_string()))?;
+        .map_err(|AccessError::UnknownUser(user)| {
+            unknown_user(&store, &tenancy, Some(&model), &user)
+        })?;
     let text = match (args.format, args.all) {
         (AccessFormat::Json, false) => json_line(&AccessJson::from(&resolved[0])),
         (AccessFormat::Json, true) => {
@@ -101,6 +104,54 @@ pub fn access(args: &AccessArgs, db: &Path) -> Result<u8, CliError> {
     };
     print_stdout(&text)?;
     Ok(0)
+}
+
+/// `user` is not a user of `tenancy`: the error, with a hint when one
+/// helps. An id a rename took away names the user who has it now (each of
+/// them, when the id was renamed away more than once); else the closest id
+/// is suggested. `model`: the tenancy's state when the caller has read it.
+fn unknown_user(store: &Store, tenancy: &str, model: Option<&Model>, user: &str) -> CliError {
+    let mut message = format!("`{user}` is not a user of the tenancy");
+    // A failure to read a hint only loses the hint.
+    let renamed = store.renamed_from(tenancy, user).unwrap_or_default();
+    let loaded;
+    let model = match model {
+        Some(model) => Some(model),
+        None => {
+            loaded = load_model(store, tenancy).ok();
+            loaded.as_ref().map(|(model, _)| model)
+        }
+    };
+    let ids = |ids: &[String]| {
+        ids.iter()
+            .map(|id| format!("`{}`", escape_value(id)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match renamed.as_slice() {
+        [] => {
+            if let Some(best) =
+                model.and_then(|m| did_you_mean(user, m.users.keys().map(String::as_str)))
+            {
+                let _ = write!(message, "\n  hint: did you mean `{}`?", escape_value(best));
+            }
+        }
+        [one] => {
+            let _ = write!(
+                message,
+                "\n  hint: `{user}` was renamed: that user is {} now",
+                ids(std::slice::from_ref(one))
+            );
+        }
+        many => {
+            let _ = write!(
+                message,
+                "\n  hint: `{user}` was renamed more than once: those users are {} now",
+                ids(many)
+            );
+        }
+    }
+    CliError::error(message)
 }
 
 fn json_line<T: Serialize>(value: &T) -> String {
@@ -281,6 +332,17 @@ pub enum SrType {
     Account,
 }
 
+/// What `sr open` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SrOpenFormat {
+    /// The new SR's id, who opened it, who owns it and who is mailed.
+    Text,
+    /// The new SR, as `sr show --format json` prints it.
+    Json,
+    /// The new SR's id alone on its line, for scripts.
+    Id,
+}
+
 #[derive(Debug, Args)]
 pub struct SrOpenArgs {
     #[arg(long, value_name = "USER")]
@@ -293,8 +355,8 @@ pub struct SrOpenArgs {
     pub kind: SrType,
     #[command(flatten)]
     pub tenancy: TenancyArg,
-    #[arg(long, value_enum, default_value_t = SrFormat::Text)]
-    pub format: SrFormat,
+    #[arg(long, value_enum, default_value_t = SrOpenFormat::Text)]
+    pub format: SrOpenFormat,
 }
 
 #[derive(Debug, Args)]
@@ -384,6 +446,8 @@ struct SrJson<'a> {
     channel: &'static str,
     opened_at: &'a str,
     status: &'a str,
+    /// The CSI the SR was opened under.
+    csi: Option<&'a str>,
     comments: Vec<CommentJson<'a>>,
 }
 
@@ -409,6 +473,7 @@ impl<'a> From<&'a ServiceRequest> for SrJson<'a> {
             channel: sr.channel.as_str(),
             opened_at: &sr.opened_at,
             status: &sr.status,
+            csi: sr.csi.as_deref(),
             comments: sr
                 .comments
                 .iter()
@@ -441,6 +506,21 @@ fn not_blank(flag: &str, value: &str) -> Result<(), CliError> {
     }
 }
 
+/// Why an SR operation was refused inside its transaction.
+enum Refusal {
+    /// The user named is not a user of the tenancy: said with a hint, read
+    /// after the transaction.
+    UnknownUser,
+    Other(String),
+}
+
+fn refused(refusal: Refusal, store: &Store, tenancy: &str, user: &str) -> CliError {
+    match refusal {
+        Refusal::UnknownUser => unknown_user(store, tenancy, None, user),
+        Refusal::Other(message) => CliError::error(message),
+    }
+}
+
 fn sr_open(args: &SrOpenArgs, db: &Path) -> Result<u8, CliError> {
     not_blank("--title", &args.title)?;
     let mut store = open_existing(db)?;
@@ -448,32 +528,60 @@ fn sr_open(args: &SrOpenArgs, db: &Path) -> Result<u8, CliError> {
     let today = today()?;
     let user = args.user.as_str();
     let opened = store.open_service_request(&tenancy, |model| {
-        let access = access::resolve(model, user, today).map_err(|e| e.to_string())?;
-        let (Some(owner), Some(contact)) = (access.acts_as, access.notified) else {
-            return Err(format!("`{user}` cannot open an SR: {}", access.reason));
-        };
+        if !model.users.contains_key(user) {
+            return Err(Refusal::UnknownUser);
+        }
+        let opening = access::opening(model, user, today).map_err(Refusal::Other)?;
         Ok(NewServiceRequest {
             title: args.title.clone(),
             kind: value_name(args.kind),
             severity: value_name(args.severity),
             opened_by: user.to_string(),
-            owner,
-            contact_email: contact,
-            channel: if access.visible_in_mos {
-                Channel::Mos
-            } else {
-                Channel::Console
-            },
+            owner: opening.owner,
+            contact_email: opening.contact,
+            channel: opening.channel,
             opened_at: now(),
         })
     })?;
-    let sr = opened.map_err(CliError::error)?;
+    let sr = opened.map_err(|refusal| refused(refusal, &store, &tenancy, user))?;
     tracing::info!(id = sr.id, opened_by = %sr.opened_by, owner = %sr.owner, "SR opened");
-    match args.format {
-        SrFormat::Text => print_stdout(&format!("{}\n", sr.id))?,
-        SrFormat::Json => print_stdout(&json_line(&SrJson::from(&sr)))?,
-    }
+    let text = match args.format {
+        SrOpenFormat::Id => format!("{}\n", sr.id),
+        SrOpenFormat::Json => json_line(&SrJson::from(&sr)),
+        SrOpenFormat::Text => format!(
+            "SR {} opened by {} in {}: owned by {}, mail goes to {}\n",
+            sr.id,
+            escape_value(&sr.opened_by),
+            channel_label(sr.channel),
+            escape_value(&sr.owner),
+            escape_value(&sr.contact_email)
+        ),
+    };
+    print_stdout(&text)?;
     Ok(0)
+}
+
+/// The tenancy's state, with the person of `user`; refused when `user` is
+/// not a user of the tenancy.
+fn model_and_person(
+    store: &Store,
+    tenancy: &str,
+    user: &str,
+) -> Result<(Model, Option<Person>), CliError> {
+    let Some((model, people)) = store.load_with_people(tenancy)? else {
+        if store.retired_tenancies()?.iter().any(|t| t == tenancy) {
+            return Err(super::inspect::retired(tenancy));
+        }
+        return Err(CliError::error(format!(
+            "tenancy `{}` is not in the state",
+            escape_value(tenancy)
+        )));
+    };
+    if !model.users.contains_key(user) {
+        return Err(unknown_user(store, tenancy, Some(&model), user));
+    }
+    let person = people.get(user).copied();
+    Ok((model, person))
 }
 
 fn sr_list(args: &SrListArgs, db: &Path) -> Result<u8, CliError> {
@@ -481,11 +589,9 @@ fn sr_list(args: &SrListArgs, db: &Path) -> Result<u8, CliError> {
     let tenancy = choose_tenancy_or_retired(&store, &args.tenancy)?;
     let mut requests = store.service_requests(&tenancy)?;
     if let Some(user) = &args.user {
-        let (model, _) = load_model(&store, &tenancy)?;
+        let (model, person) = model_and_person(&store, &tenancy, user)?;
         let today = today()?;
-        access::resolve(&model, user, today).map_err(|e| CliError::error(e.to_string()))?;
-        let renames = store.user_renames(&tenancy)?;
-        requests.retain(|sr| sees(&model, &renames, user, sr, today));
+        requests.retain(|sr| access::sees(&model, user, person, &sr.parties(), today).is_some());
     }
     let text = match args.format {
         SrFormat::Json => json_line(&requests.iter().map(SrJson::from).collect::<Vec<_>>()),
@@ -514,19 +620,6 @@ fn sr_list(args: &SrListArgs, db: &Path) -> Result<u8, CliError> {
     Ok(0)
 }
 
-/// Whether `user` sees `sr` now, following renames since it was opened.
-fn sees(
-    model: &crate::model::Model,
-    renames: &Renames,
-    user: &str,
-    sr: &ServiceRequest,
-    today: crate::model::Date,
-) -> bool {
-    let owner = access::current_id(renames, &sr.owner);
-    let opened_by = access::current_id(renames, &sr.opened_by);
-    access::sees(model, user, owner, opened_by, today).is_some()
-}
-
 fn find(store: &crate::state::Store, tenancy: &str, id: i64) -> Result<ServiceRequest, CliError> {
     store
         .service_requests(tenancy)?
@@ -542,11 +635,9 @@ fn sr_show(args: &SrShowArgs, db: &Path) -> Result<u8, CliError> {
     let tenancy = choose_tenancy_or_retired(&store, &args.tenancy)?;
     let sr = find(&store, &tenancy, args.id)?;
     if let Some(user) = &args.user {
-        let (model, _) = load_model(&store, &tenancy)?;
-        let renames = store.user_renames(&tenancy)?;
+        let (model, person) = model_and_person(&store, &tenancy, user)?;
         let today = today()?;
-        access::resolve(&model, user, today).map_err(|e| CliError::error(e.to_string()))?;
-        if !sees(&model, &renames, user, &sr, today) {
+        if access::sees(&model, user, person, &sr.parties(), today).is_none() {
             return Err(CliError::error(format!(
                 "`{}` cannot see SR {}",
                 escape_value(user),
@@ -610,10 +701,13 @@ fn sr_comment(args: &SrCommentArgs, db: &Path) -> Result<u8, CliError> {
     let added = store.add_comment(
         &tenancy,
         args.id,
-        |model, sr, renames| -> Result<Comment, String> {
-            let owner = access::current_id(renames, &sr.owner);
-            let opened_by = access::current_id(renames, &sr.opened_by);
-            let channel = access::may_comment(model, user, owner, opened_by, today)?;
+        user,
+        |model, person, sr| -> Result<Comment, Refusal> {
+            if !model.users.contains_key(user) {
+                return Err(Refusal::UnknownUser);
+            }
+            let channel = access::may_comment(model, user, person, &sr.parties(), today)
+                .map_err(Refusal::Other)?;
             Ok(Comment {
                 author: user.to_string(),
                 channel,
@@ -628,7 +722,7 @@ fn sr_comment(args: &SrCommentArgs, db: &Path) -> Result<u8, CliError> {
             args.id,
             escape_value(&tenancy)
         ))),
-        Some(Err(refusal)) => Err(CliError::error(refusal)),
+        Some(Err(refusal)) => Err(refused(refusal, &store, &tenancy, user)),
         Some(Ok(comment)) => {
             print_stdout(&format!(
                 "Commented on SR {} in {}.\n",

@@ -24,6 +24,8 @@
 //! Commands that only read open the database read-only
 //! ([`Store::open_read_only`]): nothing is created, migrated or written.
 
+#[cfg(test)]
+mod people_props;
 mod requests;
 mod rows;
 mod schema;
@@ -41,7 +43,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionB
 use crate::model::Model;
 use crate::plan::{Plan, Summary};
 
-pub use requests::{Channel, Comment, NewServiceRequest, Renames, ServiceRequest};
+pub use requests::{Channel, Comment, NewServiceRequest, People, ServiceRequest};
 pub use schema::{LATEST as SCHEMA_VERSION, MIGRATIONS};
 
 /// How long an operation waits for another process's lock before giving up

@@ -4,16 +4,23 @@
 //! they are inside the write transaction, so an SR never attaches to a
 //! half-applied state and a grant removed a moment ago is gone. The rule
 //! itself (who may, as whom) is the caller's: this module only stores.
+//!
+//! An SR is written with the persons of the users who open and own it and
+//! the tenancy's CSI, all read in that same transaction: the caller names
+//! users by id, and this module, not the caller, says who they are.
 
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{StateError, Store, rows, sql_error};
-use crate::model::Model;
+use crate::model::{Model, Person};
 
 pub use crate::access::Channel;
+use crate::access::Parties;
 
-/// Renames applied to a tenancy's users: old id → new id.
-pub type Renames = std::collections::BTreeMap<String, String>;
+/// Who each user of a tenancy is now: id → person.
+pub type People = BTreeMap<String, Person>;
 
 fn parse_channel(text: &str) -> Channel {
     if text == "console" {
@@ -53,16 +60,38 @@ pub struct ServiceRequest {
     pub title: String,
     pub kind: String,
     pub severity: String,
+    /// The id of the user who opened it, then; kept as it was.
     pub opened_by: String,
+    /// The id of the user who owns it, then; kept as it was.
     pub owner: String,
     pub contact_email: String,
     pub channel: Channel,
     pub opened_at: String,
     pub status: String,
+    /// The person who opened it. `None` only for an SR stored before
+    /// persons were, whose opener could not be told: no one.
+    pub opener: Option<Person>,
+    /// The person who owns it; `None` as for `opener`.
+    pub owner_person: Option<Person>,
+    /// The CSI it was opened under. Stored for every SR.
+    pub csi: Option<String>,
     pub comments: Vec<Comment>,
 }
 
-const SELECT_SR: &str = "SELECT id, tenancy, title, type, severity, opened_by, owner, contact_email, channel, opened_at, status FROM service_requests";
+impl ServiceRequest {
+    /// Who the SR belongs to, as the access rules read it.
+    pub fn parties(&self) -> Parties<'_> {
+        Parties {
+            opener: self.opener,
+            owner: self.owner_person,
+            csi: self.csi.as_deref(),
+            opened_by: &self.opened_by,
+            owner_id: &self.owner,
+        }
+    }
+}
+
+const SELECT_SR: &str = "SELECT id, tenancy, title, type, severity, opened_by, owner, contact_email, channel, opened_at, status, opener_person, owner_person, csi FROM service_requests";
 
 fn sr_from_row(r: &rusqlite::Row) -> rusqlite::Result<ServiceRequest> {
     Ok(ServiceRequest {
@@ -77,8 +106,25 @@ fn sr_from_row(r: &rusqlite::Row) -> rusqlite::Result<ServiceRequest> {
         channel: parse_channel(&r.get::<_, String>(8)?),
         opened_at: r.get(9)?,
         status: r.get(10)?,
+        opener: r.get::<_, Option<i64>>(11)?.map(Person),
+        owner_person: r.get::<_, Option<i64>>(12)?.map(Person),
+        csi: r.get(13)?,
         comments: Vec::new(),
     })
+}
+
+/// The person of user `id` of `tenancy`, read in the caller's transaction.
+fn person_of(conn: &Connection, tenancy: &str, id: &str) -> rusqlite::Result<Option<Person>> {
+    conn.prepare_cached("SELECT person FROM users WHERE tenancy = ?1 AND id = ?2")?
+        .query_row([tenancy, id], |r| r.get(0).map(Person))
+        .optional()
+}
+
+/// Every user's person, read in the caller's transaction: one query.
+fn people_of(conn: &Connection, tenancy: &str) -> rusqlite::Result<People> {
+    conn.prepare_cached("SELECT id, person FROM users WHERE tenancy = ?1")?
+        .query_map([tenancy], |r| Ok((r.get(0)?, Person(r.get(1)?))))?
+        .collect()
 }
 
 /// The tenancy's rows, read inside the caller's transaction.
@@ -102,23 +148,44 @@ fn tenancy_model(
 }
 
 impl Store {
-    /// The renames applied to `tenancy`'s users, old id → new id, so that an
-    /// SR (which keeps the ids it was opened under) finds its users now.
-    pub fn user_renames(&self, tenancy: &str) -> Result<Renames, StateError> {
+    /// The tenancy's state with the person of each of its users, read
+    /// together (one snapshot), or `None` when the tenancy is not in the
+    /// state.
+    pub fn load_with_people(&self, tenancy: &str) -> Result<Option<(Model, People)>, StateError> {
         let sql = |e| sql_error(&self.path, e);
-        let mut statement = self
-            .conn
-            .prepare_cached("SELECT old, new FROM user_renames WHERE tenancy = ?1")
-            .map_err(sql)?;
-        let rows = statement
-            .query_map([tenancy], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(sql)?;
-        rows.collect::<Result<_, _>>().map_err(sql)
+        let tx = self.conn.unchecked_transaction().map_err(sql)?;
+        let model = match tenancy_model(&tx, tenancy, &self.path) {
+            Ok(model) => model,
+            Err(StateError::Mismatch { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let people = people_of(&tx, tenancy).map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(Some((model, people)))
+    }
+
+    /// The ids the persons who were once `id` in `tenancy` have now, when
+    /// they were renamed away from it and are still users; sorted.
+    pub fn renamed_from(&self, tenancy: &str, id: &str) -> Result<Vec<String>, StateError> {
+        let sql = |e| sql_error(&self.path, e);
+        self.conn
+            .prepare_cached(
+                "SELECT u.id FROM user_former_ids f \
+                 JOIN users u ON u.person = f.person AND u.tenancy = f.tenancy \
+                 WHERE f.tenancy = ?1 AND f.id = ?2 AND u.id <> ?2 ORDER BY u.id",
+            )
+            .map_err(sql)?
+            .query_map([tenancy, id], |r| r.get(0))
+            .map_err(sql)?
+            .collect::<Result<_, _>>()
+            .map_err(sql)
     }
 
     /// Opens an SR in `tenancy`. `decide` sees the tenancy's state inside
     /// the write transaction and returns the SR to write, or its refusal,
-    /// which writes nothing. `Ok(Err(_))` is a refusal.
+    /// which writes nothing. `Ok(Err(_))` is a refusal. The SR is stored
+    /// with the persons of its `opened_by` and `owner` users and the
+    /// tenancy's CSI, as they are in that transaction.
     pub fn open_service_request<E>(
         &mut self,
         tenancy: &str,
@@ -135,8 +202,19 @@ impl Store {
             Ok(new) => new,
             Err(refusal) => return Ok(Err(refusal)),
         };
+        let person = |id: &str| match person_of(&tx, tenancy, id) {
+            Ok(Some(person)) => Ok(person),
+            Ok(None) => Err(StateError::Mismatch {
+                tenancy: tenancy.to_owned(),
+                detail: format!("an SR names `{id}`, who is not a user"),
+            }),
+            Err(e) => Err(sql(e)),
+        };
+        let opener = person(&new.opened_by)?;
+        let owner = person(&new.owner)?;
+        let csi = model.tenancy.csi;
         tx.execute(
-            "INSERT INTO service_requests (tenancy, title, type, severity, opened_by, owner, contact_email, channel, opened_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO service_requests (tenancy, title, type, severity, opened_by, owner, contact_email, channel, opened_at, opener_person, owner_person, csi) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 tenancy,
                 new.title,
@@ -146,7 +224,10 @@ impl Store {
                 new.owner,
                 new.contact_email,
                 new.channel.as_str(),
-                new.opened_at
+                new.opened_at,
+                opener.0,
+                owner.0,
+                csi,
             ],
         )
         .map_err(sql)?;
@@ -164,6 +245,9 @@ impl Store {
             channel: new.channel,
             opened_at: new.opened_at,
             status: "open".into(),
+            opener: Some(opener),
+            owner_person: Some(owner),
+            csi: Some(csi),
             comments: Vec::new(),
         }))
     }
@@ -208,14 +292,16 @@ impl Store {
         Ok(requests)
     }
 
-    /// Adds a comment to SR `id` of `tenancy`. `decide` sees the state and
-    /// the SR inside the write transaction and returns the comment, or its
+    /// Adds a comment by `user` to SR `id` of `tenancy`. `decide` sees the
+    /// state, `user`'s person (`None` when it is not a user) and the SR
+    /// inside the write transaction and returns the comment, or its
     /// refusal. `Ok(None)`: no such SR.
     pub fn add_comment<E>(
         &mut self,
         tenancy: &str,
         id: i64,
-        decide: impl FnOnce(&Model, &ServiceRequest, &Renames) -> Result<Comment, E>,
+        user: &str,
+        decide: impl FnOnce(&Model, Option<Person>, &ServiceRequest) -> Result<Comment, E>,
     ) -> Result<Option<Result<Comment, E>>, StateError> {
         let path = self.path.clone();
         let sql = |e| sql_error(&path, e);
@@ -235,14 +321,8 @@ impl Store {
             return Ok(None);
         };
         let model = tenancy_model(&tx, tenancy, &path)?;
-        let renames: Renames = tx
-            .prepare_cached("SELECT old, new FROM user_renames WHERE tenancy = ?1")
-            .map_err(sql)?
-            .query_map([tenancy], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(sql)?
-            .collect::<Result<_, _>>()
-            .map_err(sql)?;
-        let comment = match decide(&model, &request, &renames) {
+        let person = person_of(&tx, tenancy, user).map_err(sql)?;
+        let comment = match decide(&model, person, &request) {
             Ok(comment) => comment,
             Err(refusal) => return Ok(Some(Err(refusal))),
         };

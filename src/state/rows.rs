@@ -91,8 +91,8 @@ const TENANCY_UPDATE: &str =
 
 /// Every place a user id is stored, moved by a rename: `?1` the tenancy,
 /// `?2` the old id, `?3` the new one. The users row itself goes first (and
-/// must exist); a new table that names users (service requests) adds its
-/// columns here.
+/// must exist), keeping its person. Service requests name persons, not ids,
+/// so they have nothing to move.
 const RENAME_USER: &str = "UPDATE users SET id = ?3 WHERE tenancy = ?1 AND id = ?2";
 const RENAME_REFERENCES: &[&str] = &[
     "UPDATE support_accounts SET user = ?3 WHERE tenancy = ?1 AND user = ?2",
@@ -102,9 +102,14 @@ const RENAME_REFERENCES: &[&str] = &[
     "UPDATE support_links SET user = ?3 WHERE tenancy = ?1 AND user = ?2",
     "UPDATE support_links SET via = ?3 WHERE tenancy = ?1 AND via = ?2",
     "UPDATE tenancies SET admin = ?3 WHERE name = ?1 AND admin = ?2",
-    // SRs are never rewritten; the rename is remembered instead.
-    "INSERT OR REPLACE INTO user_renames (tenancy, old, new) VALUES (?1, ?2, ?3)",
+    // The id the person had, to tell someone who asks for it where it went.
+    "INSERT OR IGNORE INTO user_former_ids (tenancy, id, person) \
+     SELECT ?1, ?2, person FROM users WHERE tenancy = ?1 AND id = ?3",
 ];
+
+/// The person of a user (`?1` the tenancy, `?2` the id), and setting it.
+const USER_PERSON: &str = "SELECT person FROM users WHERE tenancy = ?1 AND id = ?2";
+const SET_USER_PERSON: &str = "UPDATE users SET person = ?3 WHERE tenancy = ?1 AND id = ?2";
 
 fn table(kind: Kind) -> Option<&'static TableSql> {
     match kind {
@@ -262,8 +267,22 @@ pub fn apply_change(
         Action::Delete => delete_row(delete)?,
         Action::Replace => {
             let value = after()?;
+            // A user replaced in place is the same person: the new row
+            // gets the person of the old one (which is free again once
+            // that row is gone), not a new one.
+            let person = if change.kind == Kind::User {
+                tx.prepare_cached(USER_PERSON)?
+                    .query_row([tenancy, change.id.as_str()], |r| r.get::<_, i64>(0))
+                    .optional()?
+            } else {
+                None
+            };
             delete_row(delete)?;
             write_row(tx, insert, tenancy, change, value)?;
+            if let Some(person) = person {
+                tx.prepare_cached(SET_USER_PERSON)?
+                    .execute(rusqlite::params![tenancy, change.id.as_str(), person])?;
+            }
         }
     }
     Ok(())

@@ -21,10 +21,9 @@ pub const APPLICATION_ID: i32 = 0x5350_4354;
 /// Migrations run with foreign keys off (as SQLite's table-rebuild procedure
 /// needs), and the runner checks the foreign keys before each commit.
 ///
-/// A later migration adds service requests and their comments (SPEC §3).
-/// They are runtime data: no reconcile deletes or rewrites one, so they must
-/// not cascade from users; and a rename (`rows::rename_user`) must learn to
-/// move their references.
+/// Service requests and their comments (SPEC §3) are runtime data: no
+/// reconcile deletes or rewrites one, so they must not cascade from users.
+/// They name people by [`PEOPLE`]'s person numbers, which a rename keeps.
 pub const MIGRATIONS: &[&str] = &[
     // v1: the configuration state and the apply journal.
     r"
@@ -200,7 +199,100 @@ ALTER TABLE journal ADD COLUMN config_path TEXT;
 ALTER TABLE journal ADD COLUMN pid INTEGER;
 CREATE INDEX journal_applied_by ON journal (tenancy, applied_by, id);
 ",
+    // 6: persons, and SRs that belong to them and to a CSI.
+    PEOPLE,
 ];
+
+/// The migration that ties service requests to people and to a CSI, not to
+/// ids (DOMAIN.md, decisions: an SR belongs to the person who opened it and
+/// to the CSI it was opened under).
+///
+/// Each user gets a *person*: a number given when the user is created, kept
+/// through renames (a rename changes `users.id`, never `users.person`), and
+/// never given again (`AUTOINCREMENT`), so a user deleted and later created
+/// under the same id is another person. An SR records the persons who opened
+/// and own it and the CSI it was opened under, beside the ids it was opened
+/// under (kept as they were, for display). `user_former_ids` keeps the ids
+/// a person had before a rename, to tell someone who asks for an old id
+/// where it went; it replaces `user_renames`, whose old → new pairs could
+/// not tell two people who had the same id apart.
+///
+/// SRs already stored are given what can be told from the state: the
+/// tenancy's CSI now, and the person the remembered renames lead to from
+/// the id they were opened under (as the binaries before this one decided).
+/// Where those renames go round in a cycle, or lead to an id that is no user
+/// now, the person is unknown (NULL), and an unknown person is no one: only
+/// the CSI-wide views (CSI administrators, `view_sr`) show such an SR.
+///
+/// Named, not only placed in [`MIGRATIONS`], so that tests find it wherever
+/// it ends up in the list.
+pub const PEOPLE: &str = "
+CREATE TABLE users_with_persons (
+    person  INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenancy TEXT NOT NULL REFERENCES tenancies (name)
+        DEFERRABLE INITIALLY DEFERRED,
+    id      TEXT NOT NULL,
+    email   TEXT NOT NULL,
+    name    TEXT,
+    UNIQUE (tenancy, id)
+) STRICT;
+INSERT INTO users_with_persons (tenancy, id, email, name)
+    SELECT tenancy, id, email, name FROM users ORDER BY tenancy, id;
+DROP TABLE users;
+ALTER TABLE users_with_persons RENAME TO users;
+
+-- The ids a person had before a rename: (tenancy, id) may name several
+-- persons, one after the other.
+CREATE TABLE user_former_ids (
+    tenancy TEXT NOT NULL,
+    id      TEXT NOT NULL,
+    person  INTEGER NOT NULL,
+    PRIMARY KEY (tenancy, id, person)
+) STRICT;
+
+-- Where each id an SR or a remembered rename names leads, following the
+-- remembered renames (each old id has one new id) until an id that was not
+-- renamed; a chain longer than there are renames is a cycle, and leads
+-- nowhere.
+CREATE TEMP TABLE legacy_person AS
+WITH RECURSIVE
+    start (tenancy, id) AS (
+        SELECT tenancy, opened_by FROM service_requests
+        UNION SELECT tenancy, owner FROM service_requests
+        UNION SELECT tenancy, old FROM user_renames
+    ),
+    follow (tenancy, start, id, steps) AS (
+        SELECT tenancy, id, id, 0 FROM start
+        UNION ALL
+        SELECT f.tenancy, f.start, r.new, f.steps + 1
+        FROM follow f JOIN user_renames r ON r.tenancy = f.tenancy AND r.old = f.id
+        WHERE f.steps <= (SELECT count(*) FROM user_renames)
+    )
+SELECT f.tenancy AS tenancy, f.start AS id, u.person AS person
+FROM follow f JOIN users u ON u.tenancy = f.tenancy AND u.id = f.id
+WHERE NOT EXISTS (
+    SELECT 1 FROM user_renames r WHERE r.tenancy = f.tenancy AND r.old = f.id
+);
+
+INSERT OR IGNORE INTO user_former_ids (tenancy, id, person)
+    SELECT r.tenancy, r.old, l.person
+    FROM user_renames r JOIN legacy_person l ON l.tenancy = r.tenancy AND l.id = r.old;
+DROP TABLE user_renames;
+
+-- Who opened and who owns an SR (NULL: a person that could not be told
+-- when an older database was migrated, who is no one), and the CSI it was
+-- opened under.
+ALTER TABLE service_requests ADD COLUMN opener_person INTEGER;
+ALTER TABLE service_requests ADD COLUMN owner_person INTEGER;
+ALTER TABLE service_requests ADD COLUMN csi TEXT;
+UPDATE service_requests SET
+    opener_person = (SELECT person FROM temp.legacy_person l
+        WHERE l.tenancy = service_requests.tenancy AND l.id = service_requests.opened_by),
+    owner_person = (SELECT person FROM temp.legacy_person l
+        WHERE l.tenancy = service_requests.tenancy AND l.id = service_requests.owner),
+    csi = (SELECT csi FROM tenancies t WHERE t.name = service_requests.tenancy);
+DROP TABLE temp.legacy_person;
+";
 
 /// The schema version this binary writes: the number of migrations.
 pub const LATEST: u32 = MIGRATIONS.len() as u32;
@@ -386,6 +478,11 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StateError> {
         // The common case takes no write lock.
         return Ok(());
     }
+    // Off, as promised above (SQLite as built here starts with them on): a
+    // table rebuilt by dropping it must not delete or count the rows that
+    // refer to it. The check before each commit stands in for them.
+    conn.pragma_update(None, "foreign_keys", false)
+        .map_err(sql)?;
     loop {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)

@@ -1126,3 +1126,138 @@ fn the_journal_records_who_applied_and_finds_the_latest_apply_of_each_kind() {
     );
     assert_eq!(store.history(Some("old")).unwrap()[0].source, None);
 }
+
+/// A database from before persons (every migration before
+/// [`schema::PEOPLE`]), with users, remembered renames and SRs in it.
+fn database_before_people(path: &Path) {
+    let conn = Connection::open(path).unwrap();
+    let people = schema::MIGRATIONS
+        .iter()
+        .position(|m| *m == schema::PEOPLE)
+        .expect("PEOPLE is a migration");
+    for (version, migration) in schema::MIGRATIONS.iter().take(people).enumerate() {
+        conn.execute_batch(migration).unwrap();
+        conn.pragma_update(None, "user_version", version as i64 + 1)
+            .unwrap();
+    }
+    conn.execute_batch(
+        "
+        BEGIN;
+        INSERT INTO tenancies (name, csi, admin, serial) VALUES ('t', '77', 'admin', 3);
+        INSERT INTO users (tenancy, id, email) VALUES
+            ('t', 'admin', 'admin@x.example'),
+            ('t', 'robert', 'bob@x.example'),
+            ('t', 'x', 'x@x.example'),
+            ('t', 'zoe', 'zoe@x.example');
+        INSERT INTO support_accounts (tenancy, user, phone, timezone)
+            VALUES ('t', 'admin', '+82 1', 'UTC'), ('t', 'zoe', '+82 2', 'UTC');
+        INSERT INTO memberships (tenancy, user) VALUES ('t', 'zoe');
+        INSERT INTO approvals (tenancy, user, role, access, approved_by)
+            VALUES ('t', 'zoe', 'user', 'create_sr', 'admin');
+        -- bob became robert; x went to y and back to x (a cycle).
+        INSERT INTO user_renames (tenancy, old, new) VALUES
+            ('t', 'bob', 'robert'), ('t', 'x', 'y'), ('t', 'y', 'x');
+        INSERT INTO service_requests
+            (tenancy, title, type, severity, opened_by, owner, contact_email, channel, opened_at)
+        VALUES
+            ('t', 'by bob', 'tech', 'low', 'bob', 'admin', 'admin@x.example', 'console', '2026-01-01T00:00:00Z'),
+            ('t', 'by zoe', 'tech', 'low', 'zoe', 'zoe', 'zoe@x.example', 'mos', '2026-01-02T00:00:00Z'),
+            ('t', 'by x', 'tech', 'low', 'x', 'x', 'x@x.example', 'mos', '2026-01-03T00:00:00Z'),
+            ('t', 'by gone', 'tech', 'low', 'gone', 'gone', 'gone@x.example', 'mos', '2026-01-04T00:00:00Z');
+        INSERT INTO sr_comments (sr_id, author, channel, text, at)
+            VALUES (1, 'admin', 'mos', 'kept', '2026-01-05T00:00:00Z');
+        COMMIT;
+        ",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_database_from_before_persons_is_migrated_with_what_can_be_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    database_before_people(&path);
+    let mut store = Store::open(&path).unwrap();
+    let version: u32 = store
+        .conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, LATEST);
+    let broken: i64 = store
+        .conn
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(broken, 0);
+    let renames_table: i64 = store
+        .conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'user_renames'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(renames_table, 0, "the remembered renames are replaced");
+
+    // Every user is kept, each a person of its own.
+    let (model, people) = store.load_with_people("t").unwrap().unwrap();
+    assert_eq!(
+        model.users.keys().collect::<Vec<_>>(),
+        ["admin", "robert", "x", "zoe"]
+    );
+    assert_eq!(model.approvals["zoe"].approved_by, "admin");
+    let persons: BTreeSet<_> = people.values().collect();
+    assert_eq!(persons.len(), 4);
+
+    let srs = store.service_requests("t").unwrap();
+    let by_title = |title: &str| srs.iter().find(|sr| sr.title == title).unwrap();
+    // The ids they were opened under are kept; the CSI is the tenancy's.
+    assert!(srs.iter().all(|sr| sr.csi.as_deref() == Some("77")));
+    assert_eq!(by_title("by bob").opened_by, "bob");
+    assert_eq!(by_title("by bob").comments.len(), 1);
+    // bob's rename leads to robert; zoe and the admin are who they are.
+    assert_eq!(by_title("by bob").opener, Some(people["robert"]));
+    assert_eq!(by_title("by bob").owner_person, Some(people["admin"]));
+    assert_eq!(by_title("by zoe").opener, Some(people["zoe"]));
+    assert_eq!(by_title("by zoe").owner_person, Some(people["zoe"]));
+    // A cycle of renames cannot tell who `x` was, and `gone` is no user:
+    // no one, whoever has those ids.
+    for title in ["by x", "by gone"] {
+        assert_eq!(
+            (by_title(title).opener, by_title(title).owner_person),
+            (None, None),
+            "{title}"
+        );
+    }
+    // Where bob went is remembered for the person, not the id.
+    assert_eq!(store.renamed_from("t", "bob").unwrap(), ["robert"]);
+    assert_eq!(
+        store.renamed_from("t", "gone").unwrap(),
+        Vec::<String>::new()
+    );
+
+    // The migrated database is written to as a new one is: a user created
+    // now, under a deleted user's id, is a new person.
+    let mut next = model.clone();
+    next.users.remove("x");
+    let lineage = store.lineage().to_owned();
+    let plan = plan::plan(&next, Some(&model));
+    store
+        .apply("t", &lineage, 3, &plan, || entry(&plan))
+        .unwrap();
+    let mut again = next.clone();
+    again
+        .users
+        .insert("x".into(), user("another-x@x.example", None));
+    let plan = plan::plan(&again, Some(&next));
+    store
+        .apply("t", &lineage, 4, &plan, || entry(&plan))
+        .unwrap();
+    let (_, now) = store.load_with_people("t").unwrap().unwrap();
+    assert!(
+        !persons.contains(&now["x"]),
+        "the new `x` is a new person: {now:?}"
+    );
+    assert_eq!(now["robert"], people["robert"]);
+}

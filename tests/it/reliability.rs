@@ -1038,7 +1038,15 @@ fn every_test_the_readme_names_for_a_promise_exists() {
                     root.join(format!("src/{path}/mod.rs"))
                 }
             }
-            None => root.join(format!("tests/it/{module}.rs")),
+            None => {
+                let integration = root.join(format!("tests/it/{module}.rs"));
+                if integration.exists() {
+                    integration
+                } else {
+                    // A unit-test module of its own (`state::people_props`).
+                    root.join(format!("src/{}.rs", module.replace("::", "/")))
+                }
+            }
         };
         let source = std::fs::read_to_string(&file)
             .unwrap_or_else(|e| panic!("`{cell}`: cannot read {}: {e}", file.display()));

@@ -740,9 +740,10 @@ fn sr_open_by_every_user_who_may() {
     // pat is linked too, with a pending membership of its own.
     let pat = ("pat", "dan", DAN, "console");
     for (user, owner, contact, channel) in OPENERS.into_iter().chain([pat]) {
-        // Text: the new id, alone on its line.
-        let title = format!("text by {user}");
-        let out = world.ok(&["sr", "open", "--user", user, "--title", &title]);
+        // `--format id`: the new id, alone on its line, for scripts.
+        let title = format!("id by {user}");
+        let args = ["sr", "open", "--user", user, "--title", &title];
+        let out = world.ok(&[&args[..], &["--format", "id"]].concat());
         assert_eq!(out.stderr, "");
         let id: i64 = out
             .stdout
@@ -756,6 +757,28 @@ fn sr_open_by_every_user_who_may() {
         assert_eq!(listed["opened_by"], user);
         assert_eq!(listed["owner"], owner, "{user} opens as {owner}");
         assert_eq!(listed["contact_email"], contact);
+        // Text: the id, and who owns the SR and is mailed.
+        let title = format!("text by {user}");
+        let out = world.ok(&["sr", "open", "--user", user, "--title", &title]);
+        assert_eq!(out.stderr, "");
+        let id = last + 1;
+        let place = if channel == "console" {
+            "the Console"
+        } else {
+            "MOS"
+        };
+        assert_eq!(
+            out.stdout,
+            format!(
+                "SR {id} opened by {user} in {place}: owned by {owner}, mail goes to {contact}\n"
+            )
+        );
+        last = id;
+        let listed = world.show(id);
+        assert_eq!(
+            (&listed["title"], &listed["owner"], &listed["contact_email"]),
+            (&title.as_str().into(), &owner.into(), &contact.into())
+        );
         // JSON: the SR itself.
         let title = format!("json by {user}");
         let sr = world.open(user, &title);
@@ -775,7 +798,7 @@ fn sr_open_by_every_user_who_may() {
         assert_eq!(world.show(id), sr, "what was printed is what was stored");
     }
     let all = world.srs();
-    assert_eq!(all.len(), 2 * (OPENERS.len() + 1));
+    assert_eq!(all.len(), 3 * (OPENERS.len() + 1));
     for sr in &all {
         // The rule: a linked user is never the owner.
         if ["bob", "gina", "pat"].contains(&text_of(sr, "opened_by")) {
@@ -789,7 +812,7 @@ fn sr_open_refusals_write_nothing() {
     let world = World::matrix();
     world.open("dan", "already there");
     for row in MATRIX.iter().filter(|r| !r.can_open_sr) {
-        for format in ["text", "json"] {
+        for format in ["text", "json", "id"] {
             let args = [
                 "sr", "open", "--user", row.user, "--title", "no", "--format", format,
             ];
@@ -798,7 +821,7 @@ fn sr_open_refusals_write_nothing() {
             assert!(out.stderr.contains(&cannot), "{}", out.stderr);
         }
     }
-    for format in ["text", "json"] {
+    for format in ["text", "json", "id"] {
         let args = [
             "sr", "open", "--user", "zed", "--title", "no", "--format", format,
         ];
@@ -947,6 +970,8 @@ fn sr_show_in_text_and_json_with_comments() {
         "high",
         "--type",
         "limit",
+        "--format",
+        "id",
     ];
     let id = world.ok(&args).stdout.trim().to_string();
     world.ok(&[
@@ -1461,6 +1486,380 @@ fn a_rename_keeps_the_users_srs_visible_to_it() {
     assert_eq!(
         out.stdout,
         format!("Commented on SR {bobs} in the Console.\n")
+    );
+}
+
+// ---- SRs belong to people and to a CSI, not to ids ----
+
+/// A tenancy of dan (the tenancy admin), erin (a second administrator),
+/// and the users in `rest`, each a line of YAML under `users:` with the
+/// grants that go with it in `grants`.
+fn people_config(csi: &str, users: &[&str], grants: &str) -> String {
+    let mut out = format!(
+        "tenancy: {{ name: acme, csi: \"{csi}\", admin: dan }}\nusers:\n  dan: {{ email: {DAN}, support_account: {{ phone: \"+82 2 555 0100\", timezone: Asia/Seoul }} }}\n  erin: {{ email: {ERIN}, support_account: {{ phone: \"+82 2 555 0101\", timezone: Asia/Seoul }} }}\n"
+    );
+    for user in users {
+        let _ = writeln!(out, "  {user}");
+    }
+    out.push_str("memberships:\n  - user: erin\n");
+    out.push_str(grants);
+    out
+}
+
+/// owen: a support account, approved with create_sr only (he sees the SRs
+/// he owns); `email` tells one owen from another.
+fn owen(id: &str, email: &str, previously: Option<&str>) -> String {
+    let previously = previously
+        .map(|p| format!("previously: {p}, "))
+        .unwrap_or_default();
+    format!(
+        "{id}: {{ {previously}email: {email}, support_account: {{ phone: \"+82 2 555 0103\", timezone: Asia/Seoul }} }}"
+    )
+}
+
+fn owen_grants(id: &str) -> String {
+    format!(
+        "  - user: {id}\napprovals:\n  - {{ user: erin, role: admin }}\n  - {{ user: {id}, role: user, access: [create_sr] }}\n"
+    )
+}
+
+/// Issue 17 §2, the first example: a user is deleted, and later someone
+/// else is given the same id. The newcomer is another person: it sees none
+/// of the old SRs and cannot comment on them.
+#[test]
+fn a_user_created_again_under_a_deleted_users_id_sees_none_of_the_old_srs() {
+    let world = World::new();
+    let with = |bob: &str, owen_email: Option<&str>| {
+        let mut users = vec![bob.to_string()];
+        let mut grants = String::new();
+        if let Some(email) = owen_email {
+            users.push(owen("owen", email, None));
+            grants = owen_grants("owen");
+        } else {
+            grants.push_str("approvals:\n  - { user: erin, role: admin }\n");
+        }
+        let mut config = people_config(
+            "20817431",
+            &users.iter().map(String::as_str).collect::<Vec<_>>(),
+            &grants,
+        );
+        if !bob.is_empty() {
+            config.push_str("support_links:\n  - { user: bob }\n");
+        }
+        config.replace("  \n", "")
+    };
+    world.apply(
+        "acme.yaml",
+        &with(
+            "bob: { email: bob@acme.example }",
+            Some("owen@acme.example"),
+        ),
+    );
+    let bobs = id_of(&world.open("bob", "by the first bob"));
+    let owens = id_of(&world.open("owen", "by the first owen"));
+    assert_eq!(world.visible("bob"), [bobs]);
+    assert_eq!(world.visible("owen"), [owens]);
+    // Both leave; later, two other people get their ids.
+    world.apply("acme.yaml", &with("", None));
+    world.apply(
+        "acme.yaml",
+        &with(
+            "bob: { email: robert.new@acme.example }",
+            Some("owen.new@acme.example"),
+        ),
+    );
+    assert_eq!(
+        world.visible("bob"),
+        Vec::<i64>::new(),
+        "the new bob sees the old bob's SR"
+    );
+    assert_eq!(
+        world.visible("owen"),
+        Vec::<i64>::new(),
+        "the new owen sees the old owen's SR"
+    );
+    for (user, id) in [("bob", bobs), ("owen", owens)] {
+        let id = id.to_string();
+        world.refused(
+            &["sr", "show", &id, "--user", user],
+            &format!("`{user}` cannot see SR {id}"),
+        );
+        let out = world.refused(
+            &["sr", "comment", &id, "--user", user, "--text", "mine?"],
+            &format!("`{user}` cannot see this SR"),
+        );
+        assert!(
+            out.stderr
+                .contains(&format!("another person who had the id `{user}` then")),
+            "{}",
+            out.stderr
+        );
+    }
+    // Their own SRs are theirs.
+    let new_bobs = id_of(&world.open("bob", "by the new bob"));
+    let new_owens = id_of(&world.open("owen", "by the new owen"));
+    assert_eq!(world.visible("bob"), [new_bobs]);
+    assert_eq!(world.visible("owen"), [new_owens]);
+    // The old SRs are kept as they were opened, for the administrators.
+    assert_eq!(world.visible("dan"), [bobs, owens, new_bobs, new_owens]);
+    assert_eq!(world.show(bobs)["opened_by"], "bob");
+}
+
+/// The users of [`rename_config`] after a rename, and then a new owen and
+/// a new bob given the old ids.
+fn renamed_and_reused_config() -> String {
+    let users = [
+        owen("owen2", "owen@acme.example", None),
+        "robert: { email: bob@acme.example }".to_string(),
+        owen("owen", "owen.new@acme.example", None),
+        "bob: { email: bob.new@acme.example }".to_string(),
+    ];
+    let users: Vec<&str> = users.iter().map(String::as_str).collect();
+    let grants = "  - user: owen2\n  - user: owen\napprovals:\n  - { user: erin, role: admin }\n  - { user: owen2, role: user, access: [create_sr] }\n  - { user: owen, role: user, access: [create_sr] }\nsupport_links:\n  - { user: robert }\n  - { user: bob }\n";
+    people_config("20817431", &users, grants)
+}
+
+/// Issue 17 §2, the second example: a user renamed away, and a new user
+/// given the old id. Each keeps its own SRs, opened before or after.
+#[test]
+fn an_id_renamed_away_and_given_to_a_new_user_keeps_each_persons_srs_apart() {
+    let world = World::new();
+    world.apply("acme.yaml", &rename_config(false));
+    let owens = id_of(&world.open("owen", "by owen"));
+    let bobs = id_of(&world.open("bob", "by bob"));
+    world.apply("acme.yaml", &rename_config(true));
+    world.apply("acme.yaml", &renamed_and_reused_config());
+    let new_owens = id_of(&world.open("owen", "by the new owen"));
+    let new_bobs = id_of(&world.open("bob", "by the new bob"));
+    assert_eq!(world.visible("owen2"), [owens], "owen2 (was owen)");
+    assert_eq!(world.visible("robert"), [bobs], "robert (was bob)");
+    assert_eq!(world.visible("owen"), [new_owens], "the new owen");
+    assert_eq!(world.visible("bob"), [new_bobs], "the new bob");
+    let comment = |id: i64, user: &str| {
+        world.run(&[
+            "sr",
+            "comment",
+            &id.to_string(),
+            "--user",
+            user,
+            "--text",
+            "hi",
+        ])
+    };
+    comment(bobs, "robert").assert_code(0);
+    comment(new_bobs, "bob").assert_code(0);
+    comment(owens, "owen2").assert_code(0);
+    comment(new_owens, "owen").assert_code(0);
+    for (id, user) in [
+        (bobs, "bob"),
+        (new_bobs, "robert"),
+        (owens, "owen"),
+        (new_owens, "owen2"),
+    ] {
+        world.refused(
+            &[
+                "sr",
+                "comment",
+                &id.to_string(),
+                "--user",
+                user,
+                "--text",
+                "no",
+            ],
+            &format!("`{user}` cannot see this SR"),
+        );
+    }
+}
+
+/// Issue 17 §2, the third example: renames that come back to an id (a to b
+/// to a, and a to b to c to a) leave each user its own SRs.
+#[test]
+fn renames_that_go_round_in_a_cycle_keep_the_users_srs() {
+    let world = World::new();
+    let config =
+        |owen_id: &str, previously: Option<&str>, bob_id: &str, bob_before: Option<&str>| {
+            let bob_before = bob_before
+                .map(|p| format!("previously: {p}, "))
+                .unwrap_or_default();
+            let users = [
+                owen(owen_id, "owen@acme.example", previously),
+                format!("{bob_id}: {{ {bob_before}email: bob@acme.example }}"),
+            ];
+            let users: Vec<&str> = users.iter().map(String::as_str).collect();
+            let mut grants = owen_grants(owen_id);
+            let _ = writeln!(grants, "support_links:\n  - {{ user: {bob_id} }}");
+            people_config("20817431", &users, &grants)
+        };
+    world.apply("acme.yaml", &config("owen", None, "bob", None));
+    let owens = id_of(&world.open("owen", "by owen"));
+    let bobs = id_of(&world.open("bob", "by bob"));
+    // owen: owen → owen2 → owen; bob: bob → b2 → b3 → bob.
+    world.apply(
+        "acme.yaml",
+        &config("owen2", Some("owen"), "b2", Some("bob")),
+    );
+    assert_eq!(world.visible("owen2"), [owens]);
+    assert_eq!(world.visible("b2"), [bobs]);
+    world.apply(
+        "acme.yaml",
+        &config("owen", Some("owen2"), "b3", Some("b2")),
+    );
+    assert_eq!(
+        world.visible("owen"),
+        [owens],
+        "owen, back to his id, lost his SR"
+    );
+    assert_eq!(world.visible("b3"), [bobs]);
+    world.apply("acme.yaml", &config("owen", None, "bob", Some("b3")));
+    assert_eq!(
+        world.visible("bob"),
+        [bobs],
+        "bob, back to his id, lost his SR"
+    );
+    world.ok(&[
+        "sr",
+        "comment",
+        &owens.to_string(),
+        "--user",
+        "owen",
+        "--text",
+        "mine",
+    ]);
+    world.ok(&[
+        "sr",
+        "comment",
+        &bobs.to_string(),
+        "--user",
+        "bob",
+        "--text",
+        "mine",
+    ]);
+    let out = world.ok(&[
+        "sr",
+        "show",
+        &bobs.to_string(),
+        "--user",
+        "bob",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        json(&out.stdout)["comments"].as_array().map(Vec::len),
+        Some(1)
+    );
+}
+
+/// Issue 17 §2, the fourth example: the tenancy's CSI changes. A member of
+/// the new CSI with `view_sr` does not see the SRs opened under the old
+/// one; each SR keeps the CSI it was opened under, and its owner.
+#[test]
+fn a_csi_change_keeps_the_old_csis_srs_out_of_the_new_csis_view() {
+    let world = World::new();
+    let config = |csi: &str| {
+        let users = [
+            "alice: { email: alice@acme.example, support_account: { phone: \"+82 2 555 0102\", timezone: Asia/Seoul } }",
+            "viewer: { email: viewer@acme.example, support_account: { phone: \"+82 2 555 0104\", timezone: Asia/Seoul } }",
+        ];
+        let grants = "  - user: alice\n  - user: viewer\napprovals:\n  - { user: erin, role: admin }\n  - { user: alice, role: user, access: [create_sr, view_sr] }\n  - { user: viewer, role: user, access: [view_sr] }\n";
+        people_config(csi, &users, grants)
+    };
+    world.apply("acme.yaml", &config("20817431"));
+    let dans = id_of(&world.open("dan", "by dan under the old CSI"));
+    let alices = id_of(&world.open("alice", "by alice under the old CSI"));
+    assert_eq!(world.visible("viewer"), [dans, alices]);
+    world.apply("acme.yaml", &config("55501234"));
+    assert_eq!(
+        world.visible("viewer"),
+        Vec::<i64>::new(),
+        "the new CSI's viewer sees the old CSI's SRs"
+    );
+    assert_eq!(
+        world.visible("erin"),
+        Vec::<i64>::new(),
+        "an administrator of the new CSI sees the old CSI's SRs"
+    );
+    // Their owners still read their own.
+    assert_eq!(world.visible("dan"), [dans]);
+    assert_eq!(world.visible("alice"), [alices]);
+    let out = world.refused(
+        &[
+            "sr",
+            "comment",
+            &alices.to_string(),
+            "--user",
+            "erin",
+            "--text",
+            "no",
+        ],
+        "it was opened under CSI `20817431`, and the tenancy's CSI is `55501234` now",
+    );
+    assert!(
+        out.stderr.starts_with("error: `erin` cannot see this SR"),
+        "{}",
+        out.stderr
+    );
+    let erins = id_of(&world.open("erin", "by erin under the new CSI"));
+    assert_eq!(world.visible("viewer"), [erins]);
+    let csis: Vec<Value> = world.srs().iter().map(|sr| sr["csi"].clone()).collect();
+    assert_eq!(csis, ["20817431", "20817431", "55501234"]);
+    // Back to the old CSI: its SRs are its members' again, the other's not.
+    world.apply("acme.yaml", &config("20817431"));
+    assert_eq!(world.visible("viewer"), [dans, alices]);
+    assert_eq!(
+        world.visible("erin"),
+        [dans, alices, erins],
+        "erin owns hers"
+    );
+}
+
+/// `access`, and every `sr` command that names a user, answer an id that
+/// is no user's with the user a rename took it to, or the closest id.
+#[test]
+fn an_unknown_user_is_told_where_a_rename_took_the_id_or_the_closest_one() {
+    let world = World::new();
+    world.apply("acme.yaml", &rename_config(false));
+    let id = id_of(&world.open("bob", "by bob")).to_string();
+    world.apply("acme.yaml", &rename_config(true));
+    let commands = |user: &'static str| -> Vec<Vec<&'static str>> {
+        let id: &'static str = Box::leak(id.clone().into_boxed_str());
+        vec![
+            vec!["access", user],
+            vec!["access", user, "--format", "json"],
+            vec!["sr", "open", "--user", user, "--title", "t"],
+            vec!["sr", "list", "--user", user],
+            vec!["sr", "show", id, "--user", user],
+            vec!["sr", "comment", id, "--user", user, "--text", "t"],
+        ]
+    };
+    for args in commands("bob") {
+        world.refused(
+            &args,
+            "`bob` is not a user of the tenancy\n  hint: `bob` was renamed: that user is `robert` now\n",
+        );
+    }
+    for args in commands("robrt") {
+        world.refused(
+            &args,
+            "`robrt` is not a user of the tenancy\n  hint: did you mean `robert`?\n",
+        );
+    }
+    for args in commands("zed") {
+        let out = world.refused(&args, "`zed` is not a user of the tenancy\n");
+        assert!(!out.stderr.contains("hint"), "{}", out.stderr);
+    }
+    // The id given to someone else and renamed away again: both are named.
+    let settled = rename_config(true)
+        .replace("previously: bob, ", "")
+        .replace("previously: owen, ", "");
+    let with = |user: &str| settled.replace("memberships:", &format!("  {user}\nmemberships:"));
+    world.apply("acme.yaml", &with("bob: { email: bob.new@acme.example }"));
+    world.apply(
+        "acme.yaml",
+        &with("bert: { previously: bob, email: bob.new@acme.example }"),
+    );
+    world.refused(
+        &["access", "bob"],
+        "hint: `bob` was renamed more than once: those users are `bert`, `robert` now\n",
     );
 }
 
