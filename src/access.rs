@@ -1,6 +1,6 @@
 //! Access resolution: how a user reaches Oracle Support, as whom, and why.
 //!
-//! A pure function of a tenancy's model and a day: DOMAIN.md's access matrix,
+//! A pure function of a tenancy's model and a day: the access matrix of docs/DOMAIN.md §4,
 //! row by row. The rule the product exists for lives here — a linked user
 //! acts through the CSI administrator: the administrator owns the SR and is
 //! mailed, and the linked user reads it in the Console only. Grants past
@@ -181,7 +181,7 @@ fn earliest(ends: Vec<End>) -> Option<End> {
     ends.into_iter().min_by_key(|e| e.day)
 }
 
-/// Resolves how `user` reaches support on `today` (DOMAIN.md, the access matrix).
+/// Resolves how `user` reaches support on `today` (docs/DOMAIN.md §4, the access matrix).
 pub fn resolve(model: &Model, user: &str, today: Date) -> Result<Access, AccessError> {
     let Some(u) = model.users.get(user) else {
         return Err(AccessError::UnknownUser(user.to_string()));
@@ -964,7 +964,7 @@ mod tests {
             })
     }
 
-    /// A model as the state can hold it (SPEC §2 rules 4, 5, 7 and 8), but
+    /// A model as the state can hold it (docs/DOMAIN.md §3 rules 4, 5, 7 and 8), but
     /// with any expiries, and links through anyone.
     fn generated(draws: &[Draw]) -> Model {
         let id = |i: usize| format!("u{i}");
@@ -1089,7 +1089,7 @@ mod tests {
     }
 }
 
-/// Who an SR belongs to (DOMAIN.md, decisions): the persons who opened and
+/// Who an SR belongs to (docs/DOMAIN.md §5): the persons who opened and
 /// own it and the CSI it was opened under, as the state recorded them when
 /// it was opened. A person of `None` is no one (an SR stored before persons
 /// were, whose person could not be told). The ids are the ones it was opened

@@ -5,7 +5,7 @@
 //! model that comes out names only users that exist, grants that follow the
 //! domain's rules, and defaults filled in. Every violation is collected, none
 //! stops the check. Pure: no files, no clock (the caller passes today).
-//! Rule numbers are those of SPEC §2.
+//! Rule numbers are those of docs/DOMAIN.md §3.
 
 use std::borrow::Cow;
 
@@ -307,7 +307,7 @@ impl Checker {
         self.links(&links, &users, admin_id, &approvals, &memberships);
         self.single_admin(tenancy, &approvals);
 
-        // A grant whose `expires` day has begun is treated as absent (SPEC §2
+        // A grant whose `expires` day has begun is treated as absent (docs/DOMAIN.md §3
         // rule 9): it is not desired, so a plan revokes it from the state.
         let active = |expires: &Option<Spanned<String>>| {
             let expires = expires.as_ref().and_then(|e| Date::parse(e));
@@ -1194,7 +1194,7 @@ fn build(raw: &mut RawConfig, selection: Selection) -> Model {
         .map(|(index, expires)| {
             let a = &mut raw.approvals[index].value;
             // An administrator holds every privilege, whatever is listed
-            // (SPEC §2): store it so, and a listed subset is no difference.
+            // (docs/DOMAIN.md §3): store it so, and a listed subset is no difference.
             let access = if a.role.value == raw::RawRole::Admin {
                 Privilege::ALL.into_iter().collect()
             } else {

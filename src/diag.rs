@@ -93,7 +93,7 @@ rules! {
     InputLimit = ("E010", "input-limit", Error,
         "files stay within the size, nesting, node and alias limits",
         "a 100 MB file, or a YAML \"billion laughs\" of nested aliases");
-    // Domain rules, numbered as in SPEC §2.
+    // Domain rules, numbered as in docs/DOMAIN.md §3.
     CsiNotDigits = ("E101", "csi-not-digits", Error,
         "rule 1: `tenancy.csi` is all digits",
         "tenancy: { csi: \"CSI-2081\" }");

@@ -1,5 +1,5 @@
 //! The `supportctl` binary: parse the command line, run it, map the outcome
-//! to an exit code (SPEC §5). Everything else lives in the library.
+//! to an exit code (the README's *Commands* and *JSON formats*). Everything else lives in the library.
 
 use std::process::ExitCode;
 

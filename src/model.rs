@@ -169,7 +169,7 @@ pub struct Tenancy {
     pub name: String,
     pub csi: String,
     pub home_region: Option<String>,
-    /// The Cloud Account Admin, a CSI administrator by definition (SPEC §2 rule 7).
+    /// The Cloud Account Admin, a CSI administrator by definition (docs/DOMAIN.md §3 rule 7).
     pub admin: String,
 }
 
@@ -234,7 +234,7 @@ impl SupportLink {
 /// the user is created, kept through every rename, and never given to
 /// anyone else, so a user deleted and later created under the same id is
 /// another person. A service request belongs to persons, not to ids
-/// (DOMAIN.md, decisions).
+/// (docs/DOMAIN.md §5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Person(pub i64);
 
@@ -279,7 +279,7 @@ impl Model {
     }
 
     /// Whether `user` is a CSI administrator: the tenancy admin, or a user
-    /// approved with role `admin` (SPEC §2 rule 6), ignoring expiry.
+    /// approved with role `admin` (docs/DOMAIN.md §3 rule 6), ignoring expiry.
     pub fn is_csi_admin(&self, user: &str) -> bool {
         user == self.tenancy.admin
             || self

@@ -1,7 +1,7 @@
 //! Planning: the desired model and the actual model in, a list of changes out.
 //!
 //! Pure and deterministic: the same two models always give the same plan, in
-//! the order SPEC §4 sets — deletes first, in reverse dependency order, then
+//! the plan order (README, *State, plans and applies*) — deletes first, in reverse dependency order, then
 //! creates, updates and replacements in dependency order (tenancy, user,
 //! support account, membership, approval with an approver's own approval
 //! before the ones it grants, link), each kind sorted by id. Renames
@@ -211,7 +211,7 @@ pub fn resource_count(model: &Model, today: Date) -> usize {
             .count()
 }
 
-/// The mass-delete guard (SPEC §4): a plan that deletes more than 25% of the
+/// The mass-delete guard (the README's *State, plans and applies*): a plan that deletes more than 25% of the
 /// existing resources, and more than 5, needs `--allow-mass-delete`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MassDelete {
@@ -403,7 +403,7 @@ pub fn rename_conflicts(desired: &Model, actual: Option<&Model>) -> Vec<(String,
 }
 
 /// The plan of a tenancy's retirement (`supportctl retire`): every row of
-/// `actual` deleted, in SPEC §4's order for deletes, and the tenancy itself
+/// `actual` deleted, in plan order for deletes, and the tenancy itself
 /// last. Not a reconcile — no config set asks for it — so it is made here
 /// and applied only by `Store::retire`.
 pub fn retirement(actual: &Model) -> Plan {
@@ -721,7 +721,7 @@ fn merge_rename_updates(changes: &mut Vec<Change>) {
     }
 }
 
-/// Puts the changes in SPEC §4 order.
+/// Puts the changes in plan order (README, *State, plans and applies*).
 fn finish(desired: &Model, mut changes: Vec<Change>) -> Plan {
     // Approvals are created after the approvals of their approvers: rank
     // each approval by the length of its chain to the tenancy admin.

@@ -40,7 +40,7 @@ pub enum AccessFormat {
     Csv,
 }
 
-/// `access --format json`: one user (SPEC §5).
+/// `access --format json`: one user (the README's *Commands* and *JSON formats*).
 #[derive(Serialize)]
 struct AccessJson<'a> {
     user: &'a str,

@@ -1,5 +1,5 @@
 //! The state: tenancies and everything in them, in a SQLite database, with
-//! the apply journal (SPEC §3).
+//! the apply journal (the README's *State, plans and applies*).
 //!
 //! All SQL — and every mention of SQLite — stays in this module, behind
 //! [`Store`], so that another backend (a shared server, for teams whose CI
@@ -398,7 +398,7 @@ pub struct JournalEntry {
     pub time: String,
     /// The plan's summary, stored as given.
     pub summary: Summary,
-    /// The plan applied, as the JSON plan of SPEC §5, compressed.
+    /// The plan applied, as the JSON plan of the README's *Commands* and *JSON formats*, compressed.
     pub plan: JournalPlan,
     /// The digest of the config set the plan was made from.
     pub config_digest: String,

@@ -1,4 +1,4 @@
-//! Service requests belong to people and to a CSI, not to ids (DOMAIN.md,
+//! Service requests belong to people and to a CSI, not to ids (docs/DOMAIN.md §5,
 //! decisions): random histories of users created, deleted, renamed (in
 //! chains and cycles), ids re-used, grants and links changed and the CSI
 //! changed, with SRs opened and commented on, run through the real store on

@@ -21,7 +21,7 @@ pub const APPLICATION_ID: i32 = 0x5350_4354;
 /// Migrations run with foreign keys off (as SQLite's table-rebuild procedure
 /// needs), and the runner checks the foreign keys before each commit.
 ///
-/// Service requests and their comments (SPEC §3) are runtime data: no
+/// Service requests and their comments (README, *State, plans and applies*) are runtime data: no
 /// reconcile deletes or rewrites one, so they must not cascade from users.
 /// They name people by [`PEOPLE`]'s person numbers, which a rename keeps.
 pub const MIGRATIONS: &[&str] = &[
@@ -204,7 +204,7 @@ CREATE INDEX journal_applied_by ON journal (tenancy, applied_by, id);
 ];
 
 /// The migration that ties service requests to people and to a CSI, not to
-/// ids (DOMAIN.md, decisions: an SR belongs to the person who opened it and
+/// ids (docs/DOMAIN.md §5: an SR belongs to the person who opened it and
 /// to the CSI it was opened under).
 ///
 /// Each user gets a *person*: a number given when the user is created, kept

@@ -199,7 +199,7 @@ fn deep_flow_nesting_is_an_input_limit() {
     fs::write(dir.path().join("deep.yaml"), "[".repeat(10_000)).expect("written");
     let outcome = validate_bounded(dir.path(), "deep.yaml");
     // Nesting past the limit is the input-limit rule, whatever the parser
-    // meets first (SPEC §2: "excessive nesting ... is an error").
+    // meets first (docs/DOMAIN.md §3: "excessive nesting ... is an error").
     assert_refused(&outcome, &["deep.yaml:1:", "error[E010]"]);
 }
 

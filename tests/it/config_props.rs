@@ -11,7 +11,7 @@
 //!   generated, whatever the files it is spread over;
 //! - a set with one injected fault (a missing field, a wrong type, an unknown
 //!   key, a dangling reference, a duplicate, a bad date, an approval by a
-//!   non-admin, … one per rule of SPEC §2) reports at least that fault's
+//!   non-admin, … one per rule of docs/DOMAIN.md §3) reports at least that fault's
 //!   rule, at the line of the file it was injected into;
 //! - either way, nothing panics, and the invariants of the fuzz harness hold
 //!   (`fuzz/harness.rs`: every place inside its file, every renderer, the
@@ -460,7 +460,7 @@ fn valid_set(c: &mut Choices) -> Set {
     set
 }
 
-/// The faults the generator injects, one per rule of SPEC §2 and then some.
+/// The faults the generator injects, one per rule of docs/DOMAIN.md §3 and then some.
 #[derive(Clone, Copy, Debug)]
 enum Fault {
     MissingEmail,

@@ -9,7 +9,7 @@
 //!
 //! - `fixtures`: the data-driven cases under `tests/data/`, each invalid case
 //!   beside the snapshot of the diagnostics it must produce.
-//! - `cli`: the command-line contract of SPEC §5 (formats, exit codes, help,
+//! - `cli`: the command-line contract of the README's *Commands* and *JSON formats* (formats, exit codes, help,
 //!   colour, closed pipes).
 //! - `gitops`: `plan --format github|json` findings, the GitOps example
 //!   (config set, workflow, pre-commit hooks, CODEOWNERS) and `plan --base`
@@ -28,7 +28,7 @@
 //!   catalogue under `tests/data/plans/`, exit codes and consent, the
 //!   reconciler's laws on random configs, all-or-nothing applies.
 //! - `support`: `access` and `sr open|list|show|comment` — the access matrix
-//!   of DOMAIN.md user by user, refusals that write nothing, no SR lost to a
+//!   of docs/DOMAIN.md §4 user by user, refusals that write nothing, no SR lost to a
 //!   reconcile, and the linked-user rule over random histories.
 //! - `retire`: the warning of `plan` about tenancies its config set does not
 //!   manage, and `retire` (asked on a real terminal) ending one while its SRs

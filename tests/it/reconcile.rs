@@ -8,7 +8,7 @@
 //!   and config digest masked). Each scenario also spells out the changes it
 //!   expects, checks that the text and JSON plans agree, and is applied to
 //!   check that it converges.
-//! - The exit-code contract of SPEC §5, consent, saved plans, the files
+//! - The exit-code contract of the README's *Commands* and *JSON formats*, consent, saved plans, the files
 //!   supportctl writes, the journal, `show` and `export`.
 //! - Property tests of the reconciler's laws on random valid config sets.
 //! - All or nothing: a plan that fails part-way through its apply, or an
@@ -332,7 +332,7 @@ fn json_changes(doc: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The fields every `before`/`after` of a type holds (SPEC §5: all of them,
+/// The fields every `before`/`after` of a type holds (the README's *Commands* and *JSON formats*: all of them,
 /// `null` when unset).
 fn fields_of(kind: &str) -> BTreeSet<&'static str> {
     let fields: &[&str] = match kind {
@@ -347,7 +347,7 @@ fn fields_of(kind: &str) -> BTreeSet<&'static str> {
     fields.iter().copied().collect()
 }
 
-/// Checks a JSON plan against the contract of SPEC §5, made at `serial`.
+/// Checks a JSON plan against the contract of the README's *Commands* and *JSON formats*, made at `serial`.
 #[track_caller]
 fn check_plan_json(doc: &Value, serial: u64) {
     assert_eq!(doc["format_version"], 1);
@@ -2225,7 +2225,7 @@ fn big_config(n: usize, variant: u8) -> String {
     out
 }
 
-/// SPEC §7: a killed apply leaves the database exactly as before or exactly
+/// the README's *Reliability*: a killed apply leaves the database exactly as before or exactly
 /// as after. The apply is killed (SIGKILL) at various moments, most as soon
 /// as it starts writing its write-ahead log, that is in the middle of its
 /// commit.
@@ -2294,7 +2294,7 @@ fn an_apply_killed_part_way_leaves_the_state_before_or_after() {
     eprintln!("killed applies: {outcomes:#?}");
 }
 
-/// SPEC §7: two applies at once both end cleanly. One applies; the other
+/// the README's *Reliability*: two applies at once both end cleanly. One applies; the other
 /// applies after it, or is refused as stale; never a mix of the two.
 #[test]
 fn two_applies_at_once_both_end_cleanly() {

@@ -1,4 +1,4 @@
-//! Reliability: real damage to real processes (SPEC §7, README
+//! Reliability: real damage to real processes (the README's *Reliability*, README
 //! "Reliability").
 //!
 //! - Applies killed with SIGKILL at random moments, many times over: the
@@ -214,7 +214,7 @@ fn wait(child: &mut Child, what: &str) -> std::process::ExitStatus {
 
 // ---- 1. Crash consistency ----
 
-/// SPEC §7: an apply killed with SIGKILL at any moment leaves a database that
+/// the README's *Reliability*: an apply killed with SIGKILL at any moment leaves a database that
 /// passes `PRAGMA integrity_check` and holds exactly the state before or
 /// exactly the state after, with the history to match; the next apply
 /// completes. The moments are random over the whole length of an apply, and
@@ -295,7 +295,7 @@ fn applies_killed_at_random_moments_leave_the_state_before_or_after() {
 
 // ---- 2. Concurrent writers and readers ----
 
-/// SPEC §7: writers racing on one database. Each either applies or ends
+/// the README's *Reliability*: writers racing on one database. Each either applies or ends
 /// with a clear message (the plan is stale, or the database stayed locked);
 /// never a panic or SQLite's bare "database is locked". The state is then
 /// exactly one of the configs, and the serial counts the applies.

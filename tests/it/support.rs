@@ -2,7 +2,7 @@
 //! `sr list`, `sr show` and `sr comment`, through the real binary.
 //!
 //! - The access matrix: `tests/data/support/matrix.yaml` holds one user per
-//!   situation of DOMAIN.md's matrix, expired grants included, and
+//!   situation of the access matrix of docs/DOMAIN.md §4, expired grants included, and
 //!   [`MATRIX`] writes down by hand what each must resolve to. `access USER`
 //!   (text and JSON) and `access --all` (table, JSON, CSV) must agree with it.
 //! - Each `sr` command, allowed and refused. A refusal exits 1, says why on
@@ -270,14 +270,14 @@ struct Row {
     visible_in_console: bool,
     sees_all_csi_srs: bool,
     until: Option<&'static str>,
-    /// Part of the reason, in DOMAIN.md's words where it has them.
+    /// Part of the reason, in docs/DOMAIN.md's words where it has them.
     reason: &'static str,
 }
 
 const DAN: &str = "Dan.Kim@acme.example";
 const ERIN: &str = "Erin.Park@acme.example";
 
-/// DOMAIN.md's access matrix, one row per user of the fixture, sorted by id.
+/// the access matrix of docs/DOMAIN.md §4, one row per user of the fixture, sorted by id.
 #[rustfmt::skip]
 const MATRIX: [Row; 16] = [
     Row { user: "alice", path: "approved-user", can_open_sr: true, acts_as: Some("alice"), notified: Some("alice@acme.example"), visible_in_mos: true, visible_in_console: true, sees_all_csi_srs: true, until: Some("2027-01-01"), reason: "approved with create access by `dan`" },
@@ -1441,7 +1441,7 @@ support_links:
     )
 }
 
-/// A rename moves "a user and everything attached to it" (SPEC §4; the plan
+/// A rename moves "a user and everything attached to it" (the README's *State, plans and applies*; the plan
 /// says "with everything attached"): the SRs a user opened in the Console,
 /// or owns, are still the renamed user's to see and comment on.
 #[test]
