@@ -700,7 +700,6 @@ pub fn apply_command(args: &ApplyArgs, db: &Path, output: &Output) -> Result<u8,
     if plan.is_empty() {
         return Err(refusal.unwrap_or_else(|| CliError::error("nothing to apply")));
     }
-    checked_result(planned.actual.as_ref(), &plan, desired, today)?;
     if refusal.is_some() {
         super::unless_reader_gone(print_stdout(&format!(
             "\nOnly what takes access away is applied now:\n\n{}",
@@ -715,7 +714,16 @@ pub fn apply_command(args: &ApplyArgs, db: &Path, output: &Output) -> Result<u8,
         }
         consent(&plan)?;
     }
-    apply_planned(&planned, &plan, store, db, &args.path, AppliedBy::Apply)?;
+    apply_planned(
+        &planned,
+        &plan,
+        desired,
+        today,
+        store,
+        db,
+        &args.path,
+        AppliedBy::Apply,
+    )?;
     if let Some(cache) = &mut cache {
         // A first apply has only now made the database the cache goes beside.
         save_parse_cache(cache, db);
@@ -735,11 +743,13 @@ pub fn apply_command(args: &ApplyArgs, db: &Path, output: &Output) -> Result<u8,
 pub(super) fn apply_planned(
     planned: &Planned,
     plan: &Plan,
+    desired: Option<&Model>,
+    today: Date,
     store: Option<Store>,
     db: &Path,
     config: &Path,
     by: AppliedBy,
-) -> Result<(u64, String), CliError> {
+) -> Result<(u64, String, Model), CliError> {
     let mut store = match store {
         Some(store) => store,
         None => Store::open(db)?,
@@ -749,11 +759,14 @@ pub(super) fn apply_planned(
     } else {
         planned.lineage.clone()
     };
-    // The journal's copy of the plan is rendered and compressed on a second
-    // thread while the changes are written (it is needed only for the
-    // journal's row, the last one written): for a first apply of 10k users,
-    // 20-25 ms and 8 ms.
+    // While the changes are written, on two more threads: the journal's
+    // copy of the plan is rendered and compressed (for a first apply of 10k
+    // users, 20-25 ms and 8 ms), and the state the plan leads to is checked
+    // against every rule (`checked_result`: 0.2 s at 100k users). Both are
+    // needed only for the journal's row, the last one written; a refusal
+    // there rolls the rows back.
     let provenance = Provenance::of(by, config, GitState::of_config(config));
+    let mut result = None;
     let serial = std::thread::scope(|scope| {
         let json = scope.spawn(|| {
             JournalPlan::new(&render::plan_json_compact(
@@ -763,20 +776,29 @@ pub(super) fn apply_planned(
                 &planned.digest,
             ))
         });
+        let checked = scope.spawn(|| checked_result(planned.actual.as_ref(), plan, desired, today));
         commit(
             &mut store,
             plan,
             &lineage,
             planned.serial,
             || {
-                json.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                result = Some(
+                    checked
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                        .map_err(|e| e.message)?,
+                );
+                Ok(json
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
             },
             planned.digest.clone(),
             provenance,
         )
     })?;
-    Ok((serial, lineage))
+    let result = result.ok_or_else(|| CliError::error("the plan was applied unchecked"))?;
+    Ok((serial, lineage, result))
 }
 
 /// The text of a plan as apply prints it, phones redacted when asked.
@@ -843,14 +865,16 @@ fn apply_saved(
     } else {
         saved.lineage.clone()
     };
-    let journal = || match &plan {
-        std::borrow::Cow::Borrowed(_) => JournalPlan::new(text),
-        std::borrow::Cow::Owned(cut) => JournalPlan::new(&render::plan_json_compact(
-            cut,
-            &lineage,
-            saved.serial,
-            &saved.config_digest,
-        )),
+    let journal = || {
+        Ok(match &plan {
+            std::borrow::Cow::Borrowed(_) => JournalPlan::new(text),
+            std::borrow::Cow::Owned(cut) => JournalPlan::new(&render::plan_json_compact(
+                cut,
+                &lineage,
+                saved.serial,
+                &saved.config_digest,
+            )),
+        })
     };
     if refusal.is_some() {
         print_stdout(&format!(
@@ -927,24 +951,26 @@ fn commit(
     plan: &Plan,
     lineage: &str,
     serial: u64,
-    journal_plan: impl FnOnce() -> JournalPlan,
+    journal_plan: impl FnOnce() -> Result<JournalPlan, String>,
     config_digest: String,
     provenance: Provenance,
 ) -> Result<u64, CliError> {
     let summary = plan.summary();
     // The one clock every command reads (`SUPPORTCTL_NOW` in tests).
     let time = super::now()?.to_string();
-    let entry = || JournalEntry {
-        time,
-        summary,
-        plan: journal_plan(),
-        config_digest,
-        git_commit: provenance.git.commit,
-        git_changes: provenance.git.changes,
-        source: Some(provenance.source),
+    let entry = || {
+        Ok(JournalEntry {
+            time,
+            summary,
+            plan: journal_plan()?,
+            config_digest,
+            git_commit: provenance.git.commit,
+            git_changes: provenance.git.changes,
+            source: Some(provenance.source),
+        })
     };
     let started = std::time::Instant::now();
-    let new_serial = store.apply(&plan.tenancy, lineage, serial, plan, entry)?;
+    let new_serial = store.apply_unless(&plan.tenancy, lineage, serial, plan, entry)?;
     tracing::debug!(
         tenancy = %crate::diag::escape_control(&plan.tenancy),
         serial = new_serial,

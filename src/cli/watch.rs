@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 
-use super::reconcile::{StateCache, apply_planned, checked_result, guard, plan_checked_cached};
+use super::reconcile::{StateCache, apply_planned, guard, plan_checked_cached};
 use super::{
     CliError, ConfigArgs, Failure, load_and_check_cached, now, open_parse_cache, parse_cache_path,
     print_stdout, save_parse_cache, today, with_suffix,
@@ -947,12 +947,8 @@ impl Watcher<'_> {
             }
         }
         // The state changes only through a checked plan: what this one leads
-        // to passes every rule, or nothing is written.
+        // to passes every rule (checked while it is written), or nothing is.
         let desired = refusal.is_none().then_some(desired);
-        let result = match checked_result(planned.actual.as_ref(), &plan, desired, today) {
-            Ok(result) => result,
-            Err(e) => return Step::Done(fail(OutcomeKind::Failed, e)),
-        };
         for change in &plan.changes {
             tracing::debug!(
                 address = %escape_control(&change.address()),
@@ -964,12 +960,14 @@ impl Watcher<'_> {
         match apply_planned(
             &planned,
             &plan,
+            desired,
+            today,
             store,
             self.db,
             &self.args.config.path,
             AppliedBy::Watch,
         ) {
-            Ok((serial, lineage)) => {
+            Ok((serial, lineage, result)) => {
                 self.state.applied(result, &lineage, serial);
                 match refusal {
                     // What takes access away has landed; the rest is refused

@@ -130,6 +130,11 @@ pub enum StateError {
     )]
     Mismatch { tenancy: String, detail: String },
 
+    /// The plan was refused before its commit (the state it leads to breaks
+    /// a rule); the reason says how. Nothing was written.
+    #[error("{0}")]
+    Refused(String),
+
     /// Another process held the database for longer than the busy timeout.
     #[error(
         "the database `{}` is locked by another supportctl; try again",
@@ -803,6 +808,22 @@ impl Store {
         plan: &Plan,
         entry: impl FnOnce() -> JournalEntry,
     ) -> Result<u64, StateError> {
+        self.apply_unless(tenancy, lineage, expected_serial, plan, || Ok(entry()))
+    }
+
+    /// [`Store::apply`], where `entry` may still refuse the plan, with the
+    /// reason as [`StateError::Refused`]: it is called after the rows are
+    /// written and before the commit, so a check made meanwhile on another
+    /// thread (the rules the state the plan leads to must pass) can stop
+    /// the apply, and then nothing is written.
+    pub fn apply_unless(
+        &mut self,
+        tenancy: &str,
+        lineage: &str,
+        expected_serial: u64,
+        plan: &Plan,
+        entry: impl FnOnce() -> Result<JournalEntry, String>,
+    ) -> Result<u64, StateError> {
         // A page cache that holds a large apply whole (SQLite's default is
         // 2 MiB): a transaction that outgrows it spills pages to the log
         // before the commit and reads them back. Only while writing: a read
@@ -829,7 +850,7 @@ impl Store {
         lineage: &str,
         expected_serial: u64,
         plan: &Plan,
-        entry: impl FnOnce() -> JournalEntry,
+        entry: impl FnOnce() -> Result<JournalEntry, String>,
     ) -> Result<u64, StateError> {
         let path = self.path.clone();
         let sql = |e| sql_error(&path, e);
@@ -914,7 +935,8 @@ impl Store {
             )));
         }
         let rows_done = started.elapsed();
-        let entry = entry();
+        // Dropping `tx` on a refusal rolls every row back.
+        let entry = entry().map_err(StateError::Refused)?;
         let entry_ready = started.elapsed();
         insert_journal(&tx, &path, tenancy, serial_sql, &entry, JournalKind::Apply)?;
         let journal_done = started.elapsed();
