@@ -717,8 +717,7 @@ pub fn apply_command(args: &ApplyArgs, db: &Path, output: &Output) -> Result<u8,
     apply_planned(
         &planned,
         &plan,
-        desired,
-        today,
+        CheckAgainst { desired, today },
         store,
         db,
         &args.path,
@@ -740,11 +739,17 @@ pub fn apply_command(args: &ApplyArgs, db: &Path, output: &Output) -> Result<u8,
 /// as made by `by` from `config`; returns the tenancy's new serial and the
 /// database's lineage. The database is created only now, when there is
 /// something to write.
+/// What the state a plan leads to is checked against: the checked config
+/// it was made for, if the plan is all of it, and the day.
+pub(super) struct CheckAgainst<'a> {
+    pub desired: Option<&'a Model>,
+    pub today: Date,
+}
+
 pub(super) fn apply_planned(
     planned: &Planned,
     plan: &Plan,
-    desired: Option<&Model>,
-    today: Date,
+    against: CheckAgainst<'_>,
     store: Option<Store>,
     db: &Path,
     config: &Path,
@@ -776,7 +781,14 @@ pub(super) fn apply_planned(
                 &planned.digest,
             ))
         });
-        let checked = scope.spawn(|| checked_result(planned.actual.as_ref(), plan, desired, today));
+        let checked = scope.spawn(|| {
+            checked_result(
+                planned.actual.as_ref(),
+                plan,
+                against.desired,
+                against.today,
+            )
+        });
         commit(
             &mut store,
             plan,

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 
-use super::reconcile::{StateCache, apply_planned, guard, plan_checked_cached};
+use super::reconcile::{CheckAgainst, StateCache, apply_planned, guard, plan_checked_cached};
 use super::{
     CliError, ConfigArgs, Failure, load_and_check_cached, now, open_parse_cache, parse_cache_path,
     print_stdout, save_parse_cache, today, with_suffix,
@@ -960,8 +960,7 @@ impl Watcher<'_> {
         match apply_planned(
             &planned,
             &plan,
-            desired,
-            today,
+            CheckAgainst { desired, today },
             store,
             self.db,
             &self.args.config.path,
