@@ -33,6 +33,11 @@
 //! - `retire`: the warning of `plan` about tenancies its config set does not
 //!   manage, and `retire` (asked on a real terminal) ending one while its SRs
 //!   and journal stay readable.
+//! - `guard`: the mass-delete guard never holds back a revocation, the state a
+//!   plan leads to passes every rule (resealed plans), saved plans that do not
+//!   fit, the state of any day read back from an export.
+//! - `newcomer`: the README's Quickstart run as written, `init`, `history`
+//!   columns.
 //! - `reliability`: SIGKILLed applies, racing writers, readers and SR
 //!   operations during an apply, limits, `--redact`, phones kept out of logs,
 //!   saved plans that do not belong.
