@@ -429,10 +429,13 @@ pub(super) fn guard<'a>(
             )))
         }
         Some(m) => {
-            super::print_stderr(&format!(
-                "warning: this plan deletes {} of the {} resources of tenancy `{tenancy}` (more than 25%), all of them grants: access the config takes away is never held back\n",
-                m.deletes, m.existing
-            ));
+            // A log line, not a print: a watcher's stderr may be JSON lines.
+            tracing::warn!(
+                tenancy = %tenancy,
+                deletes = m.deletes,
+                existing = m.existing,
+                "the plan deletes more than 25% of the tenancy's resources, all of them grants: access the config takes away is never held back"
+            );
             None
         }
         None => None,
