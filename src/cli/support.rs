@@ -428,8 +428,10 @@ fn value_name<T: ValueEnum>(value: T) -> String {
         .unwrap_or_default()
 }
 
-fn now() -> String {
-    jiff::Timestamp::now().to_string()
+/// The moment an SR or comment is written: the one clock every command
+/// reads (`SUPPORTCTL_NOW` in tests).
+fn now() -> Result<String, CliError> {
+    Ok(super::now()?.to_string())
 }
 
 #[derive(Serialize)]
@@ -526,6 +528,7 @@ fn sr_open(args: &SrOpenArgs, db: &Path) -> Result<u8, CliError> {
     let mut store = open_existing(db)?;
     let tenancy = choose_tenancy(&store, &args.tenancy)?;
     let today = today()?;
+    let opened_at = now()?;
     let user = args.user.as_str();
     let opened = store.open_service_request(&tenancy, |model| {
         if !model.users.contains_key(user) {
@@ -540,7 +543,7 @@ fn sr_open(args: &SrOpenArgs, db: &Path) -> Result<u8, CliError> {
             owner: opening.owner,
             contact_email: opening.contact,
             channel: opening.channel,
-            opened_at: now(),
+            opened_at,
         })
     })?;
     let sr = opened.map_err(|refusal| refused(refusal, &store, &tenancy, user))?;
@@ -697,6 +700,7 @@ fn sr_comment(args: &SrCommentArgs, db: &Path) -> Result<u8, CliError> {
     let mut store = open_existing(db)?;
     let tenancy = choose_tenancy(&store, &args.tenancy)?;
     let today = today()?;
+    let at = now()?;
     let user = args.user.as_str();
     let added = store.add_comment(
         &tenancy,
@@ -712,7 +716,7 @@ fn sr_comment(args: &SrCommentArgs, db: &Path) -> Result<u8, CliError> {
                 author: user.to_string(),
                 channel,
                 text: args.text.clone(),
-                at: now(),
+                at,
             })
         },
     )?;

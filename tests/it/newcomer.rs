@@ -223,3 +223,61 @@ fn init_starts_a_config_set_whose_schema_travels_with_it() {
     );
     assert_eq!(std::fs::read_dir(root.join("busy")).unwrap().count(), 1);
 }
+
+/// Every moment supportctl writes comes from the one clock that
+/// `SUPPORTCTL_NOW` sets: an apply's journal entry, an SR, a comment.
+#[test]
+fn srs_and_comments_are_timed_by_the_one_clock() {
+    let scratch = Scratch::new();
+    let root = scratch.root();
+    let db = scratch.db.to_str().unwrap().to_string();
+    let example = crate_root().join("examples").join("acme-prod.yaml");
+    let at = |moment: &str, args: &[&str]| {
+        let mut all = vec!["--db", db.as_str()];
+        all.extend_from_slice(args);
+        let mut command = supportctl(root, all);
+        command.env("SUPPORTCTL_NOW", moment);
+        let out = run(&mut command);
+        out.assert_code(0);
+        out
+    };
+    at(
+        "2026-11-24T09:00:00Z",
+        &["apply", "--auto-approve", example.to_str().unwrap()],
+    );
+    at(
+        "2026-11-24T10:00:00Z",
+        &["sr", "open", "--user", "bob", "--title", "Disk full"],
+    );
+    at(
+        "2026-11-24T11:00:00Z",
+        &[
+            "sr",
+            "comment",
+            "1",
+            "--user",
+            "bob",
+            "--text",
+            "Logs attached",
+        ],
+    );
+    let shown = at(
+        "2026-11-24T12:00:00Z",
+        &["sr", "show", "1", "--format", "json"],
+    );
+    let sr: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+    // The clock starts at the moment given and runs on from there.
+    let starts =
+        |v: &serde_json::Value, moment: &str| v.as_str().is_some_and(|t| t.starts_with(moment));
+    assert!(starts(&sr["opened_at"], "2026-11-24T10:00:00"), "{sr}");
+    assert!(
+        starts(&sr["comments"][0]["at"], "2026-11-24T11:00:00"),
+        "{sr}"
+    );
+    let history = at("2026-11-24T12:00:00Z", &["history", "--format", "json"]);
+    let history: serde_json::Value = serde_json::from_str(&history.stdout).unwrap();
+    assert!(
+        starts(&history[0]["time"], "2026-11-24T09:00:00"),
+        "{history}"
+    );
+}
