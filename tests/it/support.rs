@@ -2084,6 +2084,9 @@ struct Opened {
     id: i64,
     opened_by: String,
     owner: String,
+    /// The persons who opened and own it (see [`Run::persons`]).
+    opener_person: u64,
+    owner_person: u64,
     contact: String,
     /// Opened through a support link.
     linked: bool,
@@ -2099,6 +2102,12 @@ struct Run<'w> {
     last: Vec<Value>,
     /// The users of the config applied last.
     users: Vec<&'static str>,
+    /// The person each user id stands for now: a user deleted and created
+    /// again under the same id is another person, who sees none of the
+    /// first one's SRs (an SR belongs to people, not to ids).
+    persons: std::collections::BTreeMap<&'static str, u64>,
+    /// The number of persons there have been.
+    people: u64,
 }
 
 impl Run<'_> {
@@ -2137,6 +2146,14 @@ impl Run<'_> {
         let yaml = config.yaml();
         self.world.apply("acme.yaml", &yaml);
         self.users = config.users();
+        let users = self.users.clone();
+        self.persons.retain(|id, _| users.contains(id));
+        for id in users {
+            if !self.persons.contains_key(id) {
+                self.people += 1;
+                self.persons.insert(id, self.people);
+            }
+        }
         let all = self.world.access_all();
         let users: Vec<&str> = all.iter().map(|a| text_of(a, "user")).collect();
         assert_eq!(users, self.users, "the users of\n{yaml}");
@@ -2210,14 +2227,24 @@ impl Run<'_> {
             );
             assert_eq!(sr["channel"], "mos");
         }
+        let opener_person = self.person(user);
+        let owner_person = self.person(owner);
         self.opened.push(Opened {
             id: id_of(&sr),
             opened_by: user.to_string(),
             owner: owner.to_string(),
+            opener_person,
+            owner_person,
             contact: text_of(&sr, "contact_email").to_string(),
             linked,
             comments: 0,
         });
+    }
+
+    /// The person `user` stands for now; 0, no one's, for an id that is no
+    /// user.
+    fn person(&self, user: &str) -> u64 {
+        self.persons.get(user).copied().unwrap_or(0)
     }
 
     fn comment(&mut self, user: &str, pick: usize) {
@@ -2237,6 +2264,7 @@ impl Run<'_> {
         let sees = access
             .as_ref()
             .map(|_| self.world.visible(user).contains(&self.opened[i].id));
+        let person = self.person(user);
         let sr = &mut self.opened[i];
         let id = sr.id.to_string();
         let out = self
@@ -2247,7 +2275,7 @@ impl Run<'_> {
         let expected = match (&access, sees) {
             (Some(a), Some(true)) if a["can_open_sr"] == true => {
                 let mos = a["visible_in_mos"] == true
-                    && (a["sees_all_csi_srs"] == true || sr.owner == user);
+                    && (a["sees_all_csi_srs"] == true || sr.owner_person == person);
                 Some(if mos { "mos" } else { "console" })
             }
             _ => None,
@@ -2261,7 +2289,10 @@ impl Run<'_> {
         let path = text_of(access.as_ref().unwrap(), "path");
         if path == "linked" {
             assert_eq!(channel, "console", "a linked user comments in the Console");
-            assert_eq!(sr.opened_by, user, "a linked user comments on its own SRs");
+            assert_eq!(
+                sr.opener_person, person,
+                "a linked user comments on its own SRs"
+            );
         }
         sr.comments += 1;
         let shown = self.world.show(sr.id);
@@ -2286,12 +2317,13 @@ impl Run<'_> {
             return;
         };
         let flag = |k: &str| access[k] == true;
+        let person = self.person(user);
         let expected: Vec<i64> = self
             .opened
             .iter()
             .filter(|sr| {
-                (flag("visible_in_mos") && (flag("sees_all_csi_srs") || sr.owner == user))
-                    || (flag("visible_in_console") && sr.opened_by == user)
+                (flag("visible_in_mos") && (flag("sees_all_csi_srs") || sr.owner_person == person))
+                    || (flag("visible_in_console") && sr.opener_person == person)
             })
             .map(|sr| sr.id)
             .collect();
@@ -2302,7 +2334,7 @@ impl Run<'_> {
                 self.opened
                     .iter()
                     .filter(|sr| seen.contains(&sr.id))
-                    .all(|sr| sr.opened_by == user)
+                    .all(|sr| sr.opener_person == person)
             );
         }
     }
@@ -2375,7 +2407,7 @@ proptest! {
         steps in prop::collection::vec(step(), 6..20),
     ) {
         let world = World::new();
-        let mut run = Run { world: &world, opened: Vec::new(), last: Vec::new(), users: Vec::new() };
+        let mut run = Run { world: &world, opened: Vec::new(), last: Vec::new(), users: Vec::new(), persons: std::collections::BTreeMap::new(), people: 0 };
         run.apply(&first);
         run.check();
         for (n, step) in steps.iter().enumerate() {
