@@ -180,15 +180,6 @@ impl Plan {
             }
         }
     }
-
-    /// How many resources the plan deletes outright (replacements put back
-    /// what they remove, so they do not count).
-    pub fn deletions(&self) -> usize {
-        self.changes
-            .iter()
-            .filter(|c| c.action == Action::Delete)
-            .count()
-    }
 }
 
 /// The number of resources a model holds that are in force on `today`:
@@ -1026,6 +1017,14 @@ mod tests {
         assert_eq!(depths[&names[99_999]], 99_999);
     }
 
+    /// How many resources `plan` deletes outright.
+    fn deletions(plan: &Plan) -> usize {
+        plan.changes
+            .iter()
+            .filter(|c| c.action == Action::Delete)
+            .count()
+    }
+
     fn without_renames(mut m: Model) -> Model {
         m.renames.clear();
         m
@@ -1104,7 +1103,7 @@ mod tests {
                 ("support_link.bob".to_string(), Action::Replace),
             ]
         );
-        assert_eq!(plan.deletions(), 0);
+        assert_eq!(deletions(&plan), 0);
     }
 
     /// Models with every kind of grant: privileges, ends in the past and
@@ -1301,7 +1300,7 @@ mod tests {
         let mut desired = actual.clone();
         desired.support_links.clear();
         let full = plan(&desired, Some(&actual));
-        assert_eq!(full.deletions(), 7);
+        assert_eq!(deletions(&full), 7);
         assert_eq!(mass_delete(&full, Some(&actual), today), None);
         let guarded = guard(&full, Some(&actual), today, false);
         assert_eq!((&*guarded.plan, guarded.refused), (&full, None));

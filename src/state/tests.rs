@@ -777,12 +777,7 @@ fn the_journal_stores_plans_compressed_and_reads_back_rows_written_as_text() {
     let dir = tempfile::tempdir().unwrap();
     let path = db(&dir);
     {
-        let conn = Connection::open(&path).unwrap();
-        for (version, migration) in schema::MIGRATIONS.iter().take(2).enumerate() {
-            conn.execute_batch(migration).unwrap();
-            conn.pragma_update(None, "user_version", version as i64 + 1)
-                .unwrap();
-        }
+        let conn = database_at(&path, 2);
         conn.execute(
             "INSERT INTO journal (tenancy, time, serial, add_count, change_count, destroy_count, \
              plan_json, config_digest) VALUES ('old', '2026-01-01T00:00:00Z', 1, 1, 0, 0, \
@@ -979,12 +974,7 @@ fn the_journal_keeps_git_changes_and_reads_older_entries_as_unknown() {
         .position(|m| m.contains("ADD COLUMN git_changes"))
         .expect("the migration that adds git_changes");
     {
-        let conn = Connection::open(&path).unwrap();
-        for (version, migration) in schema::MIGRATIONS.iter().take(before).enumerate() {
-            conn.execute_batch(migration).unwrap();
-            conn.pragma_update(None, "user_version", version as i64 + 1)
-                .unwrap();
-        }
+        let conn = database_at(&path, before);
         conn.execute(
             "INSERT INTO journal (tenancy, time, serial, add_count, change_count, destroy_count, \
              plan_json, config_digest, git_commit) VALUES ('old', '2026-01-01T00:00:00Z', 1, 1, \
@@ -1042,12 +1032,7 @@ fn the_journal_records_who_applied_and_finds_the_latest_apply_of_each_kind() {
     let dir = tempfile::tempdir().unwrap();
     let path = db(&dir);
     {
-        let conn = Connection::open(&path).unwrap();
-        for (version, migration) in schema::MIGRATIONS.iter().take(3).enumerate() {
-            conn.execute_batch(migration).unwrap();
-            conn.pragma_update(None, "user_version", version as i64 + 1)
-                .unwrap();
-        }
+        let conn = database_at(&path, 3);
         conn.execute(
             "INSERT INTO journal (tenancy, time, serial, add_count, change_count, destroy_count, \
              plan_json, config_digest) VALUES ('old', '2026-01-01T00:00:00Z', 1, 1, 0, 0, \
@@ -1127,19 +1112,26 @@ fn the_journal_records_who_applied_and_finds_the_latest_apply_of_each_kind() {
     assert_eq!(store.history(Some("old")).unwrap()[0].source, None);
 }
 
+/// A database at schema version `version`, as the first `version`
+/// migrations leave it (an older supportctl's), with nothing in it yet.
+fn database_at(path: &Path, version: usize) -> Connection {
+    let conn = Connection::open(path).unwrap();
+    for (index, migration) in schema::MIGRATIONS.iter().take(version).enumerate() {
+        conn.execute_batch(migration).unwrap();
+        conn.pragma_update(None, "user_version", index as i64 + 1)
+            .unwrap();
+    }
+    conn
+}
+
 /// A database from before persons (every migration before
 /// [`schema::PEOPLE`]), with users, remembered renames and SRs in it.
 fn database_before_people(path: &Path) {
-    let conn = Connection::open(path).unwrap();
     let people = schema::MIGRATIONS
         .iter()
         .position(|m| *m == schema::PEOPLE)
         .expect("PEOPLE is a migration");
-    for (version, migration) in schema::MIGRATIONS.iter().take(people).enumerate() {
-        conn.execute_batch(migration).unwrap();
-        conn.pragma_update(None, "user_version", version as i64 + 1)
-            .unwrap();
-    }
+    let conn = database_at(path, people);
     conn.execute_batch(
         "
         BEGIN;

@@ -226,6 +226,44 @@ impl Scratch {
     }
 }
 
+impl Scratch {
+    /// `supportctl --db DB ARGS`, from the directory, not yet run.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = supportctl(self.root(), ["--db"]);
+        command.arg(&self.db).args(args);
+        command
+    }
+
+    /// Runs `supportctl --db DB ARGS`, which must not panic.
+    pub fn run(&self, args: &[&str]) -> Outcome {
+        let outcome = run(&mut self.command(args));
+        outcome.assert_no_panic();
+        outcome
+    }
+
+    /// Runs, and asserts exit 0.
+    #[track_caller]
+    pub fn ok(&self, args: &[&str]) -> Outcome {
+        let outcome = self.run(args);
+        outcome.assert_code(0);
+        outcome
+    }
+}
+
+/// Copies a directory tree (files and folders only).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("a folder");
+    for entry in std::fs::read_dir(from).expect("a readable folder") {
+        let entry = entry.expect("an entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("a file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("a copied file");
+        }
+    }
+}
+
 /// Asserts that bash reads the script at `path` without a syntax error
 /// (`bash -n`); `what` names it in the failure.
 #[track_caller]

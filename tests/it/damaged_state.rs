@@ -41,25 +41,6 @@ impl World {
         world
     }
 
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = supportctl(self.root(), ["--db"]);
-        command.arg(&self.db).args(args);
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Outcome {
-        let outcome = run(&mut self.command(args));
-        outcome.assert_no_panic();
-        outcome
-    }
-
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> Outcome {
-        let outcome = self.run(args);
-        outcome.assert_code(0);
-        outcome
-    }
-
     /// The state after an apply, an SR and a comment.
     fn with_history(self) -> World {
         self.ok(&["apply", "--auto-approve", "acme.yaml"]);

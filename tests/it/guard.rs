@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::binary::{Outcome, Scratch, crate_root, run, supportctl};
+use crate::binary::{Outcome, Scratch, copy_dir, crate_root, run, supportctl};
 
 struct World {
     scratch: Scratch,
@@ -504,19 +504,6 @@ fn a_saved_plan_that_does_not_fit_is_refused_before_it_is_printed() {
         "{}",
         out.transcript()
     );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! right after the README's main command applied the example to
 //! `./supportctl.db`, and the small things around it.
 
-use crate::binary::{Scratch, crate_root, run, supportctl};
+use crate::binary::{Scratch, copy_dir, crate_root, run, supportctl};
 
 /// The lines of the Quickstart's shell block.
 fn quickstart_lines() -> Vec<String> {
@@ -102,19 +102,6 @@ fn the_quickstart_starts_from_nothing_after_the_main_command() {
         main_db,
         "the Quickstart leaves the main command's state alone"
     );
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::binary::{Outcome, Scratch, crate_root, run, supportctl};
+use crate::binary::{Outcome, Scratch, copy_dir, crate_root, run, supportctl};
 
 /// A test's directory, its database (`state.db`) and the example tenancy
 /// copied in as `acme.yaml` (one file) and `set/` (a folder).
@@ -36,25 +36,6 @@ impl World {
         std::fs::copy(example.join("acme-prod.yaml"), world.path("acme.yaml")).unwrap();
         copy_dir(&example.join("acme-prod"), &world.path("set"));
         world
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = supportctl(self.root(), ["--db"]);
-        command.arg(&self.db).args(args);
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Outcome {
-        let outcome = run(&mut self.command(args));
-        outcome.assert_no_panic();
-        outcome
-    }
-
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> Outcome {
-        let outcome = self.run(args);
-        outcome.assert_code(0);
-        outcome
     }
 
     /// Every file under the directory with its bytes and mode, side files
@@ -78,19 +59,6 @@ fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>, u32)>) {
             out.push((path, bytes, meta.permissions().mode() & 0o777));
         } else {
             out.push((path, Vec::new(), meta.permissions().mode() & 0o777));
-        }
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() {
-            copy_dir(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).unwrap();
         }
     }
 }

@@ -40,25 +40,6 @@ impl World {
         World(Scratch::new())
     }
 
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = supportctl(self.root(), ["--db"]);
-        command.arg(&self.db).args(args);
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Outcome {
-        let outcome = run(&mut self.command(args));
-        outcome.assert_no_panic();
-        outcome
-    }
-
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> Outcome {
-        let outcome = self.run(args);
-        outcome.assert_code(0);
-        outcome
-    }
-
     /// Starts a command without waiting for it; its output is discarded.
     fn spawn(&self, args: &[&str]) -> Child {
         self.command(args)

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::binary::{self, Outcome};
+use crate::binary::{self, Outcome, copy_dir};
 
 /// How long anything awaited may take: the machine may be busy with the
 /// other tests.
@@ -75,20 +75,6 @@ fn acme_with_alice(name: &str) -> String {
 /// The example with a CSI that breaks rule 1 (E101): an invalid edit.
 fn acme_invalid() -> String {
     edited(&acme(), "csi: \"20817431\"", "csi: \"CSI-2081\"")
-}
-
-/// Copies a directory tree (files and folders only).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("a folder");
-    for entry in std::fs::read_dir(from).expect("a readable folder") {
-        let entry = entry.expect("an entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("a file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("a copied file");
-        }
-    }
 }
 
 /// A tenancy `big` whose admin `root` is alone with `n` users, each with a
