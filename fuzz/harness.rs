@@ -9,13 +9,13 @@
 //! An input is a config set: the bytes of one file, or of several files
 //! joined by [`FILE_SEPARATOR`]. It is loaded in memory
 //! (`config::load_files`), checked as `validate` checks it
-//! (`cli::check_loaded`, on a fixed day), rendered in every output format,
+//! (`engine::check_loaded`, on a fixed day), rendered in every output format,
 //! and, when it is valid, planned (in memory) and exported and loaded again. No file system, no
 //! database: the loop stays fast.
 
-use supportctl::cli::{Checked, check_loaded};
 use supportctl::config::{self, export};
 use supportctl::diag::{self, Diagnostic, Location, Palette};
+use supportctl::engine::{Checked, check_loaded};
 use supportctl::model::{Date, Model};
 use supportctl::{plan, render};
 

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use supportctl::{cli, diag};
+use supportctl::cli;
 
 /// mimalloc, not the C library's allocator: a plan allocates and frees a few
 /// million small strings (the parse, the check, the state read), and at
@@ -36,11 +36,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
-            if !e.message.is_empty() {
-                // Escape each line: a message may carry a `hint:` line of its own.
-                let lines: Vec<_> = e.message.lines().map(diag::escape_control).collect();
-                cli::print_stderr(&format!("error: {}\n", lines.join("\n")));
-            }
+            cli::print_error(&e);
             ExitCode::from(e.exit_code())
         }
     }

@@ -374,7 +374,7 @@ pub fn export(args: &ExportArgs, db: &Path) -> Result<u8, CliError> {
         print_stdout(&noted(export::to_single_file(&model, None)))?;
         return Ok(0);
     };
-    let protected = super::protected(db);
+    let protected = crate::engine::protected(db);
     crate::files::check_not_protected(dir, &protected)
         .map_err(|e| super::output_error("the export", dir, e))?;
     if std::fs::symlink_metadata(dir).is_ok()
@@ -485,7 +485,7 @@ const EXAMPLE: &[(&str, &str)] = &[
 /// it, so that the editor's checks work wherever the folder is.
 pub fn init(args: &InitArgs, db: &Path) -> Result<u8, CliError> {
     let dir = &args.dir;
-    let protected = super::protected(db);
+    let protected = crate::engine::protected(db);
     crate::files::check_not_protected(dir, &protected)
         .map_err(|e| super::output_error("the new config set", dir, e))?;
     if std::fs::symlink_metadata(dir).is_ok()

@@ -4,24 +4,21 @@
 //! edges, and print: data to stdout, diagnostics and logs to stderr. Failures
 //! are [`CliError`]s whose kind decides the exit code (the README's *Commands* and *JSON formats*), in one place.
 
-mod base;
 mod inspect;
 mod reconcile;
 mod retire;
 mod shell;
 mod support;
 mod watch;
-mod worktree;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::check;
 use crate::config::{self, Limits};
-use crate::diag::{self, Diagnostic, Palette};
-use crate::model::{Date, Model};
+use crate::diag::{self, Palette};
+use crate::engine::{self, Checked, ErrorKind, load_and_check};
 use crate::render::PlanPalette;
 use crate::state::StateError;
 
@@ -234,17 +231,23 @@ pub enum DiagnosticFormat {
 /// How a command failed, which decides the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// Exit 1: invalid config, refusal, stale plan, I/O. The message is
-    /// already printed when `message` is empty.
+    /// Exit 1: refusal, stale plan, locked or unreadable state, I/O.
     Error,
+    /// Exit 1: the config set is invalid; its findings were printed as
+    /// diagnostics, so the error prints nothing more.
+    InvalidConfig,
     /// Exit 3: refused by the mass-delete guard.
     MassDelete,
 }
 
+/// A command's failure: its kind, a message, and hints, printed by
+/// [`print_error`] and mapped to an exit code by [`CliError::exit_code`],
+/// each in this one place.
 #[derive(Debug)]
 pub struct CliError {
     pub failure: Failure,
     pub message: String,
+    pub hints: Vec<String>,
     broken_pipe: bool,
 }
 
@@ -253,8 +256,14 @@ impl CliError {
         CliError {
             failure: Failure::Error,
             message: message.into(),
+            hints: Vec::new(),
             broken_pipe: false,
         }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hints.push(hint.into());
+        self
     }
 
     /// Output cut short by a closed pipe (`supportctl … | head`): not a failure.
@@ -262,24 +271,36 @@ impl CliError {
         self.broken_pipe
     }
 
-    pub fn mass_delete(message: impl Into<String>) -> Self {
+    /// The config set is invalid, and its findings are printed.
+    pub fn invalid_config() -> Self {
         CliError {
-            failure: Failure::MassDelete,
-            ..Self::error(message)
+            failure: Failure::InvalidConfig,
+            ..Self::error("the configuration is invalid")
         }
-    }
-
-    /// A failure whose explanation was already printed.
-    pub fn reported() -> Self {
-        Self::error(String::new())
     }
 
     pub fn exit_code(&self) -> u8 {
         match self.failure {
-            Failure::Error => 1,
+            Failure::Error | Failure::InvalidConfig => 1,
             Failure::MassDelete => 3,
         }
     }
+}
+
+/// Prints a command's failure on stderr: `error: MESSAGE` and a `hint:`
+/// line for each hint, every line escaped; nothing for an invalid config
+/// set, whose findings are printed already.
+pub fn print_error(e: &CliError) {
+    if e.failure == Failure::InvalidConfig {
+        return;
+    }
+    let mut text = e.message.clone();
+    for hint in &e.hints {
+        text.push_str("\n  hint: ");
+        text.push_str(hint);
+    }
+    let lines: Vec<_> = text.lines().map(diag::escape_control).collect();
+    print_stderr(&format!("error: {}\n", lines.join("\n")));
 }
 
 impl From<std::io::Error> for CliError {
@@ -290,9 +311,31 @@ impl From<std::io::Error> for CliError {
     }
 }
 
+impl From<engine::Error> for CliError {
+    fn from(e: engine::Error) -> Self {
+        let failure = match e.kind {
+            ErrorKind::MassDelete => Failure::MassDelete,
+            ErrorKind::InvalidConfig => Failure::InvalidConfig,
+            ErrorKind::Stale
+            | ErrorKind::RenameConflict
+            | ErrorKind::Locked
+            | ErrorKind::Refused
+            | ErrorKind::State
+            | ErrorKind::Input
+            | ErrorKind::Io => Failure::Error,
+        };
+        CliError {
+            failure,
+            message: e.message,
+            hints: e.hints,
+            broken_pipe: e.broken_pipe,
+        }
+    }
+}
+
 impl From<StateError> for CliError {
     fn from(e: StateError) -> Self {
-        CliError::error(e.to_string())
+        engine::Error::from(e).into()
     }
 }
 
@@ -402,10 +445,11 @@ fn database_folder_exists(db: &Path) -> Result<(), CliError> {
         return Ok(());
     }
     Err(CliError::error(format!(
-        "the database `{}` is in a folder that does not exist (`{}`)\n  hint: create the folder, or give `--db` (or SUPPORTCTL_DB) a path in an existing one",
+        "the database `{}` is in a folder that does not exist (`{}`)",
         diag::escape_control(&db.display().to_string()),
         diag::escape_control(&folder.display().to_string())
-    )))
+    ))
+    .with_hint("create the folder, or give `--db` (or SUPPORTCTL_DB) a path in an existing one"))
 }
 
 /// Logs to stderr at a level from `-q`/`-v` (counted from `base`, 0 for
@@ -454,229 +498,19 @@ impl Write for LogWriter {
     }
 }
 
-/// This host's name, as the journal and the status file record it: the
-/// kernel's (a container's own), else `HOSTNAME`, else `unknown`.
-pub(crate) fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|name| name.trim().to_string())
-        .filter(|name| !name.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok().filter(|n| !n.is_empty()))
-        .unwrap_or_else(|| "unknown".to_string())
-}
-
-/// Who is making an apply, for its journal entry: `by` in this process on
-/// this host, from `path` (made absolute).
-pub(crate) fn apply_source(by: crate::state::AppliedBy, path: &Path) -> crate::state::ApplySource {
-    crate::state::ApplySource {
-        command: by,
-        host: host_name(),
-        path: std::path::absolute(path)
-            .unwrap_or_else(|_| path.to_path_buf())
-            .display()
-            .to_string(),
-        pid: std::process::id(),
-    }
-}
-
-/// Leaves `value` for the operating system to reclaim when the process
-/// exits, which the one-shot commands do right after: freeing a large model
-/// allocation by allocation takes longer than the whole plan of a small
-/// change (a tenth of a second at 100,000 users). Only for what lives until
-/// the command ends; never in `watch`.
-pub(crate) fn free_at_exit<T>(value: T) {
-    std::mem::forget(value);
-}
-
-/// `path` with `suffix` appended to its file name: `state.db` → `state.db-wal`.
-pub(crate) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
-}
-
-/// The files no output may be: the state database `db`, its side files
-/// and the parse cache beside it (see `files`). A command adds its config
-/// set.
-pub(crate) fn protected(db: &Path) -> crate::files::Protected {
-    let named = |what: &str, path: &Path| format!("{what} `{}`", path.display());
-    let mut protected = crate::files::Protected::new().file(db, named("the state database", db));
-    for (suffix, what) in [
-        ("-wal", "the state database's write-ahead log"),
-        ("-shm", "the state database's shared-memory file"),
-        ("-journal", "the state database's rollback journal"),
-    ] {
-        let side = with_suffix(db, suffix);
-        protected = protected.file(&side, named(what, &side));
-    }
-    let cache = parse_cache_path(db);
-    protected.file(&cache, named("the parse cache", &cache))
-}
-
 /// The message of an output that was refused or failed: `what` is written
 /// to `path`.
 pub(crate) fn output_error(what: &str, path: &Path, e: crate::files::OutputError) -> CliError {
     use crate::files::OutputError;
-    let hint = match e {
-        OutputError::Protected(_) | OutputError::OtherKind(_) | OutputError::NotRegular(_) => {
-            "\n  hint: name a new file (supportctl never writes over a file it keeps or reads, nor over a file of another kind)"
-        }
-        OutputError::Io(_) => "",
-    };
-    CliError::error(format!(
-        "cannot write {what} to `{}`: {e}; nothing was written there{hint}",
+    let error = CliError::error(format!(
+        "cannot write {what} to `{}`: {e}; nothing was written there",
         path.display()
-    ))
-}
-
-/// Where the parse cache of the config sets planned against `db` is kept.
-pub(crate) fn parse_cache_path(db: &Path) -> PathBuf {
-    with_suffix(db, ".parse-cache")
-}
-
-/// The parse cache kept beside `db`, or an empty one when there is none it
-/// can trust (why is logged at debug level; the files are then parsed).
-pub(crate) fn open_parse_cache(db: &Path) -> config::ParseCache {
-    let path = parse_cache_path(db);
-    config::ParseCache::open(&path).unwrap_or_else(|why| {
-        tracing::debug!(
-            path = %diag::escape_control(&path.display().to_string()),
-            reason = %diag::escape_control(&why),
-            "parse cache not used"
-        );
-        config::ParseCache::new()
-    })
-}
-
-/// Keeps `cache` beside `db` for the next run. Callers save only once `db`
-/// has opened as supportctl's database: never beside a foreign file, nor
-/// where a plan found no database. A cache that cannot be written only
-/// costs the next run time: logged, not failed.
-pub(crate) fn save_parse_cache(cache: &mut config::ParseCache, db: &Path) {
-    let path = parse_cache_path(db);
-    let started = std::time::Instant::now();
-    match cache.save(&path) {
-        Ok(true) => tracing::debug!(
-            ms = started.elapsed().as_millis() as u64,
-            "parse cache saved"
-        ),
-        Ok(false) => {}
-        Err(e) => tracing::debug!(
-            path = %diag::escape_control(&path.display().to_string()),
-            error = %e,
-            "parse cache not saved"
-        ),
+    ));
+    match e {
+        OutputError::Protected(_) | OutputError::OtherKind(_) | OutputError::NotRegular(_) => error
+            .with_hint("name a new file (supportctl never writes over a file it keeps or reads, nor over a file of another kind)"),
+        OutputError::Io(_) => error,
     }
-}
-
-/// A config set loaded and checked, with its findings.
-pub struct Checked {
-    pub loaded: config::Loaded,
-    pub diagnostics: Vec<Diagnostic>,
-    pub model: Option<Model>,
-}
-
-/// Loads and checks a config set: the first half of every command that reads one.
-pub fn load_and_check(path: &Path, limits: &Limits, today: Date) -> Checked {
-    load_and_check_cached(path, limits, today, &mut config::ParseCache::default())
-}
-
-/// [`load_and_check`], parsing only the files `cache` does not hold as they are.
-pub fn load_and_check_cached(
-    path: &Path,
-    limits: &Limits,
-    today: Date,
-    cache: &mut config::ParseCache,
-) -> Checked {
-    let started = std::time::Instant::now();
-    let (loaded, diagnostics) = config::load_cached(path, limits, cache);
-    let loaded_in = started.elapsed();
-    let checked = check_loaded(loaded, diagnostics, today);
-    tracing::debug!(
-        files = checked.loaded.sources.len(),
-        parsed = cache.last_parsed,
-        reused = cache.last_reused,
-        load_ms = loaded_in.as_millis() as u64,
-        total_ms = started.elapsed().as_millis() as u64,
-        "config set checked"
-    );
-    checked
-}
-
-/// Checks a loaded config set, given the findings of its load: the half of
-/// [`load_and_check`] after the files are read. The findings come back
-/// sorted, and the model only when none of them is an error.
-pub fn check_loaded(
-    mut loaded: config::Loaded,
-    mut diagnostics: Vec<Diagnostic>,
-    today: Date,
-) -> Checked {
-    let model = if loaded.raw.tenancies.is_empty() && loaded.incomplete {
-        // The files that failed may hold the tenancy: "no tenancy" would mislead.
-        None
-    } else {
-        let (model, findings) = check::check(&mut loaded.raw, today);
-        // Rules about references cannot be trusted when files are missing:
-        // report only what the readable files show for certain.
-        if loaded.incomplete {
-            diagnostics.extend(findings.into_iter().filter(|d| !is_cross_reference(d)));
-        } else {
-            diagnostics.extend(findings);
-        }
-        model
-    };
-    name_the_file_without_a_tenancy(&mut diagnostics, &loaded.sources);
-    diag::sort(&mut diagnostics);
-    let model = model.filter(|_| !diagnostics.iter().any(Diagnostic::is_error));
-    Checked {
-        loaded,
-        diagnostics,
-        model,
-    }
-}
-
-/// "No tenancy" in a config set of one file is about that file: say which,
-/// and whether it is empty.
-fn name_the_file_without_a_tenancy(diagnostics: &mut [Diagnostic], sources: &diag::Sources) {
-    if sources.len() != 1 {
-        return;
-    }
-    for d in diagnostics
-        .iter_mut()
-        .filter(|d| d.rule == diag::Rule::TenancyMissing)
-    {
-        // A text that changed since it was loaded is not known to be blank.
-        let blank = sources.try_text(0).is_some_and(|text| {
-            diag::lines(text).all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-        });
-        d.location = Some(diag::Location {
-            file: 0,
-            line: 1,
-            column: 1,
-            len: 0,
-        });
-        d.message = if blank {
-            "the file is empty: a config set needs a `tenancy` section".to_string()
-        } else {
-            "the file has no `tenancy` section".to_string()
-        };
-    }
-}
-
-/// Findings that depend on the whole config set being readable.
-fn is_cross_reference(d: &Diagnostic) -> bool {
-    use diag::Rule::*;
-    matches!(
-        d.rule,
-        TenancyMissing
-            | AdminNotDeclared
-            | UnknownUser
-            | ApprovalWithoutMembership
-            | ApproverNoLongerAdmin
-            | LinkInactive
-            | SingleCsiAdmin
-            | LinkedUserPending
-    )
 }
 
 /// Prints a checked config set's findings (text, on stderr) for commands
@@ -709,7 +543,7 @@ fn report_diagnostics(checked: &Checked, output: &Output, format: DiagnosticForm
         &checked.loaded.sources,
         output.stderr_palette,
     ));
-    let (errors, warnings) = summary_counts(&checked.diagnostics);
+    let (errors, warnings) = engine::load::summary_counts(&checked.diagnostics);
     if errors > 0 {
         print_stderr(&format!(
             "error: the configuration is invalid: {}, {}\n",
@@ -737,11 +571,6 @@ fn print_warning(message: &str, format: DiagnosticFormat) {
     }
 }
 
-fn summary_counts(diagnostics: &[Diagnostic]) -> (usize, usize) {
-    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-    (errors, diagnostics.len() - errors)
-}
-
 fn plural(n: usize, word: &str) -> String {
     if n == 1 {
         format!("{n} {word}")
@@ -750,56 +579,14 @@ fn plural(n: usize, word: &str) -> String {
     }
 }
 
-/// Today's date in UTC, or the day `SUPPORTCTL_TODAY` (YYYY-MM-DD) names, so
-/// that tests and dry runs can see how a config reads on another day.
-pub fn today() -> Result<Date, CliError> {
-    match std::env::var("SUPPORTCTL_TODAY") {
-        Ok(text) if !text.is_empty() => Date::parse(&text).ok_or_else(|| {
-            CliError::error(format!(
-                "SUPPORTCTL_TODAY=`{text}` is not a date in the form YYYY-MM-DD"
-            ))
-        }),
-        _ => Ok(Date::of(now()?)),
-    }
-}
-
-/// Whether `SUPPORTCTL_TODAY` fixes the day, so that no expiry ever comes.
-pub fn day_is_frozen() -> bool {
-    std::env::var_os("SUPPORTCTL_TODAY").is_some_and(|v| !v.is_empty())
-}
-
-/// The current moment: the system clock, or, when `SUPPORTCTL_NOW` names a
-/// moment (RFC 3339, e.g. `2027-01-30T23:59:58Z`), a clock that starts there
-/// and runs at the real pace, so that an expiry can be watched happen.
-pub fn now() -> Result<jiff::Timestamp, CliError> {
-    static START: std::sync::OnceLock<
-        Result<Option<(jiff::Timestamp, std::time::Instant)>, String>,
-    > = std::sync::OnceLock::new();
-    let start = START.get_or_init(|| match std::env::var("SUPPORTCTL_NOW") {
-        Ok(text) if !text.is_empty() => text
-            .parse::<jiff::Timestamp>()
-            .map(|moment| Some((moment, std::time::Instant::now())))
-            .map_err(|_| {
-                format!("SUPPORTCTL_NOW=`{text}` is not a moment in the form 2027-01-30T23:59:58Z")
-            }),
-        _ => Ok(None),
-    });
-    match start {
-        Err(message) => Err(CliError::error(message.clone())),
-        Ok(None) => Ok(jiff::Timestamp::now()),
-        Ok(Some((moment, since))) => {
-            let elapsed = jiff::SignedDuration::try_from(since.elapsed()).unwrap_or_default();
-            moment
-                .checked_add(elapsed)
-                .map_err(|_| CliError::error("the clock is out of range"))
-        }
-    }
-}
-
 fn validate(args: &ValidateArgs, output: &Output) -> Result<(), CliError> {
-    let checked = load_and_check(&args.config.path, &args.config.limits(), today()?);
+    let checked = load_and_check(
+        &args.config.path,
+        &args.config.limits(),
+        engine::clock::today()?,
+    );
     let sources = &checked.loaded.sources;
-    let (errors, warnings) = summary_counts(&checked.diagnostics);
+    let (errors, warnings) = engine::load::summary_counts(&checked.diagnostics);
     // The verdict does not depend on whether stdout is still open: an
     // invalid config exits 1 even when a reader closed the pipe early.
     let printed = match args.format {
@@ -838,7 +625,7 @@ fn validate(args: &ValidateArgs, output: &Output) -> Result<(), CliError> {
         }
     };
     if errors > 0 {
-        return Err(CliError::reported());
+        return Err(CliError::invalid_config());
     }
     printed?;
     Ok(())

@@ -67,7 +67,7 @@ pub fn retire(args: &RetireArgs, db: &Path, output: &Output) -> Result<u8, CliEr
     let lineage = store.lineage().to_string();
     let summary = plan.summary();
     let entry = JournalEntry {
-        time: super::now()?.to_string(),
+        time: crate::engine::clock::now()?.to_string(),
         summary,
         plan: JournalPlan::new(&render::plan_json_compact(&plan, &lineage, serial, "")),
         config_digest: String::new(),

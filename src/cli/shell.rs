@@ -54,7 +54,7 @@ pub fn man(args: &ManArgs, db: &Path) -> Result<u8, CliError> {
         print_stdout(&String::from_utf8_lossy(&page(&command, "")?))?;
         return Ok(0);
     };
-    let protected = super::protected(db);
+    let protected = crate::engine::protected(db);
     crate::files::check_not_protected(dir, &protected)
         .map_err(|e| super::output_error("the manual pages", dir, e))?;
     std::fs::create_dir_all(dir)

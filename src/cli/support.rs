@@ -10,9 +10,10 @@ use serde::Serialize;
 use super::inspect::{
     TenancyArg, choose_tenancy, choose_tenancy_or_retired, load_model, open_existing, open_to_read,
 };
-use super::{CliError, print_stdout, today};
+use super::{CliError, print_stdout};
 use crate::access::{self, Access, AccessError, Channel};
 use crate::diag::{did_you_mean, escape_value};
+use crate::engine::clock::today;
 use crate::model::{Model, Person};
 use crate::state::{Comment, NewServiceRequest, ServiceRequest, Store};
 
@@ -431,7 +432,7 @@ fn value_name<T: ValueEnum>(value: T) -> String {
 /// The moment an SR or comment is written: the one clock every command
 /// reads (`SUPPORTCTL_NOW` in tests).
 fn now() -> Result<String, CliError> {
-    Ok(super::now()?.to_string())
+    Ok(crate::engine::clock::now()?.to_string())
 }
 
 #[derive(Serialize)]

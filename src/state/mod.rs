@@ -159,6 +159,31 @@ pub enum StateError {
     },
 }
 
+impl StateError {
+    /// The message alone, without the hints that follow it in the error's
+    /// text.
+    pub fn message(&self) -> String {
+        let text = self.to_string();
+        match text.split_once(HINT) {
+            Some((message, _)) => message.to_string(),
+            None => text,
+        }
+    }
+
+    /// What the user can do about it, one hint each (the error's text shows
+    /// them after the message as `  hint: …` lines).
+    pub fn hints(&self) -> Vec<String> {
+        self.to_string()
+            .split(HINT)
+            .skip(1)
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// What starts a hint in an error's text.
+const HINT: &str = "\n  hint: ";
+
 /// Maps a SQLite error: a lock held too long becomes [`StateError::Busy`],
 /// a malformed file [`StateError::Damaged`].
 fn sql_error(path: &Path, e: rusqlite::Error) -> StateError {

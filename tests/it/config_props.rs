@@ -26,8 +26,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
-use supportctl::cli::Checked;
 use supportctl::diag::{Diagnostic, Rule};
+use supportctl::engine::Checked;
 
 use crate::binary::{crate_root, data_dir};
 

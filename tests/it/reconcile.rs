@@ -2110,8 +2110,8 @@ fn a_saved_plan_that_fails_part_way_changes_nothing() {
 
 #[test]
 fn a_plan_that_fails_in_the_store_leaves_the_state_as_it_was() {
-    use supportctl::cli::load_and_check;
     use supportctl::config::Limits;
+    use supportctl::engine::load_and_check;
     use supportctl::model::{Date, SupportLink, User};
     use supportctl::plan::{self, Action, Change, Kind, Value as Row};
     use supportctl::state::{JournalEntry, JournalPlan, StateError, Store};

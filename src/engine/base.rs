@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::CliError;
+use super::Error;
 
 /// One file of a config set at a ref: its path from the top of the work
 /// tree, and its bytes.
@@ -15,14 +15,14 @@ pub struct BaseFile {
     pub bytes: Vec<u8>,
 }
 
-fn git(dir: &Path, args: &[&str]) -> Result<std::process::Output, CliError> {
+fn git(dir: &Path, args: &[&str]) -> Result<std::process::Output, Error> {
     Command::new("git")
         .arg("-C")
         .arg(dir)
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| CliError::error(format!("`--base` needs git, which cannot run: {e}")))
+        .map_err(|e| Error::input(format!("`--base` needs git, which cannot run: {e}")))
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -45,9 +45,9 @@ pub struct BaseSet {
 /// recursively, hidden names skipped, symbolic links followed — a link is
 /// read as the file or folder it points to at that ref, not as the text of
 /// its target.
-pub fn files_at(path: &Path, reference: &str) -> Result<Option<BaseSet>, CliError> {
+pub fn files_at(path: &Path, reference: &str) -> Result<Option<BaseSet>, Error> {
     let absolute = std::fs::canonicalize(path)
-        .map_err(|e| CliError::error(format!("cannot read `{}`: {e}", path.display())))?;
+        .map_err(|e| Error::input(format!("cannot read `{}`: {e}", path.display())))?;
     let is_dir = absolute.is_dir();
     let dir = if is_dir {
         absolute.clone()
@@ -56,7 +56,7 @@ pub fn files_at(path: &Path, reference: &str) -> Result<Option<BaseSet>, CliErro
     };
     let top = git(&dir, &["rev-parse", "--show-toplevel"])?;
     if !top.status.success() {
-        return Err(CliError::error(format!(
+        return Err(Error::input(format!(
             "`--base` compares with a git ref, but `{}` is not in a git work tree",
             path.display()
         )));
@@ -75,16 +75,17 @@ pub fn files_at(path: &Path, reference: &str) -> Result<Option<BaseSet>, CliErro
         ],
     )?;
     if !verified.status.success() {
-        return Err(CliError::error(format!(
-            "`--base {reference}`: no such commit, branch or tag in `{}`\n  hint: in CI, fetch the base branch first (for example `git fetch origin main`, or a checkout with fetch-depth: 0)",
+        return Err(Error::input(format!(
+            "`--base {reference}`: no such commit, branch or tag in `{}`",
             top.display()
-        )));
+        ))
+        .with_hint("in CI, fetch the base branch first (for example `git fetch origin main`, or a checkout with fetch-depth: 0)"));
     }
     let commit = text(&verified.stdout);
     let relative = absolute
         .strip_prefix(&top)
         .map_err(|_| {
-            CliError::error(format!(
+            Error::input(format!(
                 "`{}` is outside the git work tree `{}`",
                 path.display(),
                 top.display()
@@ -155,10 +156,10 @@ impl TreeWalk<'_> {
     /// hidden names skipped, symbolic links followed within the commit —
     /// a link to a file as that file, a link to a folder as that folder —
     /// as a checkout would show them to the loader.
-    fn tree(&mut self, dir: &str, oid: &str, ancestors: &mut Vec<String>) -> Result<(), CliError> {
+    fn tree(&mut self, dir: &str, oid: &str, ancestors: &mut Vec<String>) -> Result<(), Error> {
         let listed = git(self.top, &["ls-tree", "-r", "-z", "--full-tree", oid])?;
         if !listed.status.success() {
-            return Err(CliError::error(format!(
+            return Err(Error::input(format!(
                 "cannot list `{dir}` at `{}`: {}",
                 self.commit,
                 text(&listed.stderr)
@@ -226,7 +227,7 @@ impl TreeWalk<'_> {
     /// Resolves `specs` (`COMMIT:PATH`) through one `git cat-file
     /// --batch-check --follow-symlinks`, which follows links in every part
     /// of a path as long as they stay inside the commit.
-    fn resolve(&self, specs: &[String]) -> Result<Vec<Resolved>, CliError> {
+    fn resolve(&self, specs: &[String]) -> Result<Vec<Resolved>, Error> {
         let mut child = Command::new("git")
             .arg("-C")
             .arg(self.top)
@@ -235,14 +236,14 @@ impl TreeWalk<'_> {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| CliError::error(format!("`--base` needs git, which cannot run: {e}")))?;
+            .map_err(|e| Error::input(format!("`--base` needs git, which cannot run: {e}")))?;
         let mut stdin = child.stdin.take().expect("stdin is piped");
         let requests: String = specs.iter().map(|s| format!("{s}\n")).collect();
         let writer = std::thread::spawn(move || {
             let _ = stdin.write_all(requests.as_bytes());
         });
         let mut out = BufReader::new(child.stdout.take().expect("stdout is piped"));
-        let broken = || CliError::error("`git cat-file` answered something unexpected");
+        let broken = || Error::input("`git cat-file` answered something unexpected");
         let mut resolved = Vec::with_capacity(specs.len());
         for _ in specs {
             let mut header = String::new();
@@ -250,7 +251,7 @@ impl TreeWalk<'_> {
             let fields: Vec<&str> = header.split_whitespace().collect();
             // The answers that name a problem carry one more line: the
             // link's target, or the path asked for.
-            let mut detail = || -> Result<String, CliError> {
+            let mut detail = || -> Result<String, Error> {
                 let size: usize = fields
                     .get(1)
                     .and_then(|n| n.parse().ok())
@@ -298,7 +299,7 @@ fn is_yaml_name(name: &str) -> bool {
 }
 
 /// Reads each blob through one `git cat-file --batch`, by its object id.
-fn read_blobs(top: &Path, blobs: Vec<(String, String)>) -> Result<Vec<BaseFile>, CliError> {
+fn read_blobs(top: &Path, blobs: Vec<(String, String)>) -> Result<Vec<BaseFile>, Error> {
     let mut child = Command::new("git")
         .arg("-C")
         .arg(top)
@@ -307,7 +308,7 @@ fn read_blobs(top: &Path, blobs: Vec<(String, String)>) -> Result<Vec<BaseFile>,
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| CliError::error(format!("`--base` needs git, which cannot run: {e}")))?;
+        .map_err(|e| Error::input(format!("`--base` needs git, which cannot run: {e}")))?;
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let requests: String = blobs.iter().map(|(_, oid)| format!("{oid}\n")).collect();
     // Written from a thread: git answers while it reads, and a large set
@@ -317,7 +318,7 @@ fn read_blobs(top: &Path, blobs: Vec<(String, String)>) -> Result<Vec<BaseFile>,
     });
     let mut out = BufReader::new(child.stdout.take().expect("stdout is piped"));
     let mut files = Vec::with_capacity(blobs.len());
-    let broken = || CliError::error("`git cat-file` answered something unexpected");
+    let broken = || Error::input("`git cat-file` answered something unexpected");
     for (name, _) in blobs {
         let mut header = String::new();
         out.read_line(&mut header)?;
@@ -337,4 +338,44 @@ fn read_blobs(top: &Path, blobs: Vec<(String, String)>) -> Result<Vec<BaseFile>,
     let _ = writer.join();
     let _ = child.wait();
     Ok(files)
+}
+
+/// What a config set at a git ref makes of a plan (`plan --base`).
+pub enum BasePlan {
+    /// The plan from the config set at the ref to the desired model: what
+    /// the change itself does, whatever the state holds.
+    Plan(crate::plan::Plan),
+    /// The config set at the ref cannot be read whole; why.
+    Unreadable(String),
+    /// The config set at the ref is invalid, with this many errors.
+    Invalid(usize),
+}
+
+/// The plan from the config set at `reference` to `desired` (the one at
+/// `path`), checked on `today`.
+pub fn base_plan(
+    path: &Path,
+    reference: &str,
+    desired: &crate::model::Model,
+    today: crate::model::Date,
+) -> Result<BasePlan, Error> {
+    let Some(base) = files_at(path, reference)? else {
+        // The config set is new in this change: all of it is its effect.
+        return Ok(BasePlan::Plan(crate::plan::plan(desired, None)));
+    };
+    if !base.unreadable.is_empty() {
+        return Ok(BasePlan::Unreadable(base.unreadable.join("; ")));
+    }
+    let named: Vec<(String, &[u8])> = base
+        .files
+        .iter()
+        .map(|f| (format!("{reference}:{}", f.path), f.bytes.as_slice()))
+        .collect();
+    let (loaded, diagnostics) =
+        crate::config::load_files(named.iter().map(|(n, b)| (n.as_str(), *b)));
+    let checked = super::load::check_loaded(loaded, diagnostics, today);
+    Ok(match checked.model {
+        Some(base) => BasePlan::Plan(crate::plan::plan(desired, Some(&base))),
+        None => BasePlan::Invalid(checked.diagnostics.iter().filter(|d| d.is_error()).count()),
+    })
 }
