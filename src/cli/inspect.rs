@@ -10,6 +10,7 @@ use super::{CliError, print_stdout};
 use crate::config::export;
 use crate::diag::escape_control;
 use crate::model::Model;
+use crate::state::Location;
 use crate::state::{JournalKind, Store};
 
 #[derive(Debug, Args)]
@@ -67,16 +68,14 @@ pub enum HistoryFormat {
 }
 
 /// The error for a command that needs a database where there is none.
-fn no_database(db: &Path) -> CliError {
-    CliError::error(format!(
-        "no state database at `{}`\n  hint: `supportctl apply PATH` creates it; `--db` or SUPPORTCTL_DB point elsewhere",
-        db.display()
-    ))
+fn no_database(db: &Location) -> CliError {
+    CliError::error(format!("no state database at `{db}`"))
+        .with_hint("`supportctl apply PATH` creates it; `--db` or SUPPORTCTL_DB point elsewhere")
 }
 
 /// Opens an existing database to write (`sr open`, `sr comment`); a
 /// missing one is an error, not a new empty database.
-pub(super) fn open_existing(db: &Path) -> Result<Store, CliError> {
+pub(super) fn open_existing(db: &Location) -> Result<Store, CliError> {
     if !crate::state::database_exists(db)? {
         return Err(no_database(db));
     }
@@ -86,7 +85,7 @@ pub(super) fn open_existing(db: &Path) -> Result<Store, CliError> {
 /// Opens an existing database to read only: never created, migrated or
 /// written, so that it reads for a user who may only read the file, on a
 /// read-only mount and on a full disk.
-pub(super) fn open_to_read(db: &Path) -> Result<Store, CliError> {
+pub(super) fn open_to_read(db: &Location) -> Result<Store, CliError> {
     Store::open_read_only(db)?.ok_or_else(|| no_database(db))
 }
 
@@ -104,22 +103,25 @@ pub(super) fn choose_tenancy(store: &Store, arg: &TenancyArg) -> Result<String, 
         None => match names.as_slice() {
             [one] => Ok(one.clone()),
             [] => match store.retired_tenancies()?.as_slice() {
-                [] => Err(CliError::error(
-                    "the state holds no tenancy yet\n  hint: run `supportctl apply PATH` first",
-                )),
+                [] => Err(CliError::error("the state holds no tenancy yet")
+                    .with_hint("run `supportctl apply PATH` first")),
                 retired => Err(CliError::error(format!(
-                    "the state holds no tenancy: {} retired\n  hint: name one with `--tenancy NAME` to read its SRs (`sr list`) and history",
+                    "the state holds no tenancy: {} retired",
                     if retired.len() == 1 {
                         format!("{} was", listed(retired))
                     } else {
                         format!("{} were", listed(retired))
                     }
-                ))),
+                ))
+                .with_hint(
+                    "name one with `--tenancy NAME` to read its SRs (`sr list`) and history",
+                )),
             },
             _ => Err(CliError::error(format!(
-                "the state holds several tenancies: {}\n  hint: name one with `--tenancy NAME`",
+                "the state holds several tenancies: {}",
                 listed(&names)
-            ))),
+            ))
+            .with_hint("name one with `--tenancy NAME`")),
         },
     }
 }
@@ -141,7 +143,10 @@ pub(super) fn choose_tenancy_or_retired(
 pub(super) fn retired(name: &str) -> CliError {
     let name = escape_control(name);
     CliError::error(format!(
-        "tenancy `{name}` was retired: it has no users or grants, and nobody can open SRs for it\n  hint: its SRs and history are kept: `supportctl sr list --tenancy {name}`, `supportctl history --tenancy {name}`"
+        "tenancy `{name}` was retired: it has no users or grants, and nobody can open SRs for it"
+    ))
+    .with_hint(format!(
+        "its SRs and history are kept: `supportctl sr list --tenancy {name}`, `supportctl history --tenancy {name}`"
     ))
 }
 
@@ -169,7 +174,7 @@ pub(super) fn load_model(store: &Store, tenancy: &str) -> Result<(Model, u64), C
     Ok((snapshot.model, snapshot.serial))
 }
 
-pub fn show(args: &ShowArgs, db: &Path) -> Result<u8, CliError> {
+pub fn show(args: &ShowArgs, db: &Location) -> Result<u8, CliError> {
     let store = open_to_read(db)?;
     let tenancy = choose_tenancy(&store, &args.tenancy)?;
     let (mut model, serial) = load_model(&store, &tenancy)?;
@@ -354,7 +359,7 @@ const SCHEMA_FILE: &str = "supportctl.schema.json";
 /// The first line of every file of a redacted export.
 const REDACTED_NOTE: &str = "# Phone numbers are redacted (export --redact): this copy is to share, and\n# applying it is refused. Export without --redact for a copy to restore from.\n";
 
-pub fn export(args: &ExportArgs, db: &Path) -> Result<u8, CliError> {
+pub fn export(args: &ExportArgs, db: &Location) -> Result<u8, CliError> {
     let store = open_to_read(db)?;
     let tenancy = choose_tenancy(&store, &args.tenancy)?;
     let (mut model, _) = load_model(&store, &tenancy)?;
@@ -483,7 +488,7 @@ const EXAMPLE: &[(&str, &str)] = &[
 /// `init DIR`: a new config set to edit, the example tenancy in the GitOps
 /// layout with the JSON Schema beside it, each file's modeline pointing at
 /// it, so that the editor's checks work wherever the folder is.
-pub fn init(args: &InitArgs, db: &Path) -> Result<u8, CliError> {
+pub fn init(args: &InitArgs, db: &Location) -> Result<u8, CliError> {
     let dir = &args.dir;
     let protected = crate::engine::protected(db);
     crate::files::check_not_protected(dir, &protected)
@@ -561,7 +566,7 @@ fn shown_time(stored: &str) -> String {
     }
 }
 
-pub fn history(args: &HistoryArgs, db: &Path) -> Result<u8, CliError> {
+pub fn history(args: &HistoryArgs, db: &Location) -> Result<u8, CliError> {
     let store = open_to_read(db)?;
     let tenancy = choose_tenancy_or_retired(&store, &args.tenancy)?;
     let records = store.history(Some(&tenancy))?;

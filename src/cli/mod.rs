@@ -20,6 +20,7 @@ use crate::config::{self, Limits};
 use crate::diag::{self, Palette};
 use crate::engine::{self, Checked, ErrorKind, load_and_check};
 use crate::render::PlanPalette;
+use crate::state::Location;
 use crate::state::StateError;
 
 /// The version `--version` prints: the package's, and the git commit it was
@@ -60,7 +61,7 @@ pub struct GlobalArgs {
         default_value = "supportctl.db",
         value_name = "PATH"
     )]
-    pub db: PathBuf,
+    pub db: crate::state::Location,
     /// When to colour output; `NO_COLOR` set in the environment means never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
@@ -436,17 +437,13 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
 
 /// A database in a folder that does not exist could never be written: say
 /// so before a config set is read and planned, not after.
-fn database_folder_exists(db: &Path) -> Result<(), CliError> {
-    let folder = match db.parent() {
-        Some(f) if !f.as_os_str().is_empty() => f,
-        _ => return Ok(()),
-    };
-    if folder.is_dir() {
+fn database_folder_exists(db: &Location) -> Result<(), CliError> {
+    let Some(folder) = db.missing_folder() else {
         return Ok(());
-    }
+    };
     Err(CliError::error(format!(
         "the database `{}` is in a folder that does not exist (`{}`)",
-        diag::escape_control(&db.display().to_string()),
+        diag::escape_control(&db.to_string()),
         diag::escape_control(&folder.display().to_string())
     ))
     .with_hint("create the folder, or give `--db` (or SUPPORTCTL_DB) a path in an existing one"))

@@ -16,6 +16,7 @@ use crate::engine::{self, Access, CheckAgainst, PlannedSet, apply_planned, check
 use crate::model::Model;
 use crate::plan::Plan;
 use crate::render;
+use crate::state::Location;
 use crate::state::{AppliedBy, Store};
 
 #[derive(Debug, Args)]
@@ -99,7 +100,7 @@ pub struct ApplyArgs {
 /// of the process to free.
 fn make_plan(
     config: &ConfigArgs,
-    db: &Path,
+    db: &Location,
     output: &Output,
     findings: DiagnosticFormat,
     no_cache: bool,
@@ -162,7 +163,7 @@ fn base_text(plan: &Plan, reference: &str, palette: render::PlanPalette) -> Stri
     )
 }
 
-pub fn plan_command(args: &PlanArgs, db: &Path, output: &Output) -> Result<u8, CliError> {
+pub fn plan_command(args: &PlanArgs, db: &Location, output: &Output) -> Result<u8, CliError> {
     let findings = match args.format {
         PlanFormat::Text => DiagnosticFormat::Text,
         PlanFormat::Json => DiagnosticFormat::Json,
@@ -269,7 +270,7 @@ pub fn plan_command(args: &PlanArgs, db: &Path, output: &Output) -> Result<u8, C
     })
 }
 
-pub fn apply_command(args: &ApplyArgs, db: &Path, output: &Output) -> Result<u8, CliError> {
+pub fn apply_command(args: &ApplyArgs, db: &Location, output: &Output) -> Result<u8, CliError> {
     if let Some(text) = saved_plan_text(&args.path)? {
         return apply_saved(args, text, &mut Store::open(db)?, output);
     }

@@ -7,7 +7,6 @@
 //! journals the retirement. `plan` and `apply` warn about such tenancies.
 
 use std::io::{BufRead, IsTerminal};
-use std::path::Path;
 
 use clap::Args;
 
@@ -16,7 +15,8 @@ use super::{CliError, Output, print_stderr, print_stdout};
 use crate::diag::escape_control;
 use crate::plan;
 use crate::render;
-use crate::state::{JournalEntry, JournalPlan, Store};
+use crate::state::Location;
+use crate::state::Store;
 
 #[derive(Debug, Args)]
 pub struct RetireArgs {
@@ -28,7 +28,7 @@ pub struct RetireArgs {
     pub auto_approve: bool,
 }
 
-pub fn retire(args: &RetireArgs, db: &Path, output: &Output) -> Result<u8, CliError> {
+pub fn retire(args: &RetireArgs, db: &Location, output: &Output) -> Result<u8, CliError> {
     let mut store = open_existing(db)?;
     let name = args.tenancy.as_str();
     if !store.tenancies()?.iter().any(|t| t == name) {
@@ -64,19 +64,8 @@ pub fn retire(args: &RetireArgs, db: &Path, output: &Output) -> Result<u8, CliEr
     if !args.auto_approve {
         consent(name)?;
     }
-    let lineage = store.lineage().to_string();
     let summary = plan.summary();
-    let entry = JournalEntry {
-        time: crate::engine::clock::now()?.to_string(),
-        summary,
-        plan: JournalPlan::new(&render::plan_json_compact(&plan, &lineage, serial, "")),
-        config_digest: String::new(),
-        git_commit: None,
-        git_changes: None,
-        // Not an apply: a watcher looks only at applies.
-        source: None,
-    };
-    let new_serial = store.retire(name, &lineage, serial, &plan, entry)?;
+    let new_serial = crate::engine::retire::retire(&mut store, name, &plan, serial)?;
     tracing::info!(tenancy = %name_shown, serial = new_serial, destroy = summary.destroy, "retired");
     print_stdout(&format!(
         "Retired tenancy `{name_shown}`: {} resources removed; nobody can open SRs for it.\n",
@@ -90,8 +79,9 @@ pub fn retire(args: &RetireArgs, db: &Path, output: &Output) -> Result<u8, CliEr
 fn consent(name: &str) -> Result<(), CliError> {
     if !std::io::stdin().is_terminal() {
         return Err(CliError::error(
-            "refusing to retire: stdin is not a terminal, so nobody can confirm\n  hint: review what is removed and run again with `--auto-approve`",
-        ));
+            "refusing to retire: stdin is not a terminal, so nobody can confirm",
+        )
+        .with_hint("review what is removed and run again with `--auto-approve`"));
     }
     print_stderr(&format!(
         "\nDo you want to retire tenancy `{}`? Nobody will be able to open SRs for it.\n  Only 'yes' will be accepted: ",

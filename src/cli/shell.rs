@@ -1,6 +1,7 @@
 //! `completions` and `man`: the command line describing itself, generated
 //! from the same clap definitions that parse it, so they cannot drift.
 
+use crate::state::Location;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, CommandFactory};
@@ -47,7 +48,7 @@ const MAN_PAGE: crate::files::Kind = crate::files::Kind {
     durable: true,
 };
 
-pub fn man(args: &ManArgs, db: &Path) -> Result<u8, CliError> {
+pub fn man(args: &ManArgs, db: &Location) -> Result<u8, CliError> {
     let mut command = manual_command();
     command.build();
     let Some(dir) = &args.out else {

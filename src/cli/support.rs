@@ -2,7 +2,6 @@
 //! and why; and the service requests opened under those rules.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
@@ -15,6 +14,7 @@ use crate::access::{self, Access, AccessError, Channel};
 use crate::diag::{did_you_mean, escape_value};
 use crate::engine::clock::today;
 use crate::model::{Model, Person};
+use crate::state::Location;
 use crate::state::{Comment, NewServiceRequest, ServiceRequest, Store};
 
 #[derive(Debug, Args)]
@@ -78,7 +78,7 @@ impl<'a> From<&'a Access> for AccessJson<'a> {
     }
 }
 
-pub fn access(args: &AccessArgs, db: &Path) -> Result<u8, CliError> {
+pub fn access(args: &AccessArgs, db: &Location) -> Result<u8, CliError> {
     let store = open_to_read(db)?;
     let tenancy = choose_tenancy(&store, &args.tenancy)?;
     let (model, _) = load_model(&store, &tenancy)?;
@@ -112,7 +112,7 @@ pub fn access(args: &AccessArgs, db: &Path) -> Result<u8, CliError> {
 /// them, when the id was renamed away more than once); else the closest id
 /// is suggested. `model`: the tenancy's state when the caller has read it.
 fn unknown_user(store: &Store, tenancy: &str, model: Option<&Model>, user: &str) -> CliError {
-    let mut message = format!("`{user}` is not a user of the tenancy");
+    let error = CliError::error(format!("`{user}` is not a user of the tenancy"));
     // A failure to read a hint only loses the hint.
     let renamed = store.renamed_from(tenancy, user).unwrap_or_default();
     let loaded;
@@ -130,29 +130,19 @@ fn unknown_user(store: &Store, tenancy: &str, model: Option<&Model>, user: &str)
             .join(", ")
     };
     match renamed.as_slice() {
-        [] => {
-            if let Some(best) =
-                model.and_then(|m| did_you_mean(user, m.users.keys().map(String::as_str)))
-            {
-                let _ = write!(message, "\n  hint: did you mean `{}`?", escape_value(best));
-            }
-        }
-        [one] => {
-            let _ = write!(
-                message,
-                "\n  hint: `{user}` was renamed: that user is {} now",
-                ids(std::slice::from_ref(one))
-            );
-        }
-        many => {
-            let _ = write!(
-                message,
-                "\n  hint: `{user}` was renamed more than once: those users are {} now",
-                ids(many)
-            );
-        }
+        [] => match model.and_then(|m| did_you_mean(user, m.users.keys().map(String::as_str))) {
+            Some(best) => error.with_hint(format!("did you mean `{}`?", escape_value(best))),
+            None => error,
+        },
+        [one] => error.with_hint(format!(
+            "`{user}` was renamed: that user is {} now",
+            ids(std::slice::from_ref(one))
+        )),
+        many => error.with_hint(format!(
+            "`{user}` was renamed more than once: those users are {} now",
+            ids(many)
+        )),
     }
-    CliError::error(message)
 }
 
 fn json_line<T: Serialize>(value: &T) -> String {
@@ -491,7 +481,7 @@ impl<'a> From<&'a ServiceRequest> for SrJson<'a> {
     }
 }
 
-pub fn sr(args: &SrArgs, db: &Path) -> Result<u8, CliError> {
+pub fn sr(args: &SrArgs, db: &Location) -> Result<u8, CliError> {
     match &args.command {
         SrCommand::Open(a) => sr_open(a, db),
         SrCommand::List(a) => sr_list(a, db),
@@ -524,7 +514,7 @@ fn refused(refusal: Refusal, store: &Store, tenancy: &str, user: &str) -> CliErr
     }
 }
 
-fn sr_open(args: &SrOpenArgs, db: &Path) -> Result<u8, CliError> {
+fn sr_open(args: &SrOpenArgs, db: &Location) -> Result<u8, CliError> {
     not_blank("--title", &args.title)?;
     let mut store = open_existing(db)?;
     let tenancy = choose_tenancy(&store, &args.tenancy)?;
@@ -588,7 +578,7 @@ fn model_and_person(
     Ok((model, person))
 }
 
-fn sr_list(args: &SrListArgs, db: &Path) -> Result<u8, CliError> {
+fn sr_list(args: &SrListArgs, db: &Location) -> Result<u8, CliError> {
     let store = open_to_read(db)?;
     let tenancy = choose_tenancy_or_retired(&store, &args.tenancy)?;
     let mut requests = store.service_requests(&tenancy)?;
@@ -634,7 +624,7 @@ fn find(store: &crate::state::Store, tenancy: &str, id: i64) -> Result<ServiceRe
         })
 }
 
-fn sr_show(args: &SrShowArgs, db: &Path) -> Result<u8, CliError> {
+fn sr_show(args: &SrShowArgs, db: &Location) -> Result<u8, CliError> {
     let store = open_to_read(db)?;
     let tenancy = choose_tenancy_or_retired(&store, &args.tenancy)?;
     let sr = find(&store, &tenancy, args.id)?;
@@ -696,7 +686,7 @@ fn channel_label(channel: Channel) -> &'static str {
     }
 }
 
-fn sr_comment(args: &SrCommentArgs, db: &Path) -> Result<u8, CliError> {
+fn sr_comment(args: &SrCommentArgs, db: &Location) -> Result<u8, CliError> {
     not_blank("--text", &args.text)?;
     let mut store = open_existing(db)?;
     let tenancy = choose_tenancy(&store, &args.tenancy)?;

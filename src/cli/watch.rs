@@ -24,6 +24,7 @@ use crate::engine::schedule::{self, EXPIRY_MARGIN, Ended, Schedule};
 use crate::engine::step::{Outcome, Reconciled, Reconciler, Settings, Settling};
 use crate::engine::{self, clock};
 use crate::events::{FileWatch, Ignored, Mode, Wake};
+use crate::state::Location;
 use crate::status::{
     HEARTBEAT, LastReconcile, MAX_STATUS_BYTES, OutcomeKind, STATUS_FILE, Status, Trigger,
     WatcherState, problem_of, running_watcher,
@@ -132,13 +133,13 @@ fn parse_duration(text: &str, (least, most): (Duration, Duration)) -> Result<Dur
 }
 
 /// What the status file may not be: the state's files and the config set.
-fn status_protected(db: &Path, config: &Path) -> crate::files::Protected {
+fn status_protected(db: &Location, config: &Path) -> crate::files::Protected {
     engine::protected(db).config_set(config)
 }
 
 /// The default status file: beside the database, named after it.
-fn default_status_file(db: &Path) -> PathBuf {
-    engine::with_suffix(db, ".status.json")
+fn default_status_file(db: &Location) -> PathBuf {
+    db.beside(".status.json")
 }
 
 /// The status file, as this watcher keeps it.
@@ -194,7 +195,7 @@ struct Watcher<'a> {
     unsettled: bool,
 }
 
-pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
+pub fn watch(args: &WatchArgs, db: &Location) -> Result<u8, CliError> {
     let root = &args.config.path;
     if !root.exists() {
         return Err(CliError::error(format!(
@@ -223,14 +224,12 @@ pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
     let (wakes, woken) = std::sync::mpsc::channel();
     crate::events::on_stop_signals(wakes.clone())
         .map_err(|e| CliError::error(format!("cannot handle stop signals: {e}")))?;
-    let ignored = Ignored::new([
-        db.to_path_buf(),
-        engine::with_suffix(db, "-wal"),
-        engine::with_suffix(db, "-shm"),
-        engine::with_suffix(db, "-journal"),
-        status_file.clone(),
-        engine::cache::parse_cache_path(db),
-    ]);
+    let ignored = Ignored::new(
+        db.files()
+            .into_iter()
+            .map(|(file, _)| file)
+            .chain([status_file.clone(), engine::cache::parse_cache_path(db)]),
+    );
     let mode = if args.poll {
         Mode::Poll(args.poll_interval)
     } else {
@@ -251,7 +250,7 @@ pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
         Settings {
             config: root.clone(),
             limits: args.config.limits(),
-            db: db.to_path_buf(),
+            db: db.clone(),
             allow_mass_delete: args.allow_mass_delete,
             take_over: args.take_over,
             no_cache: args.no_cache,
@@ -266,7 +265,7 @@ pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
                 pid: std::process::id(),
                 host: Some(host),
                 config: absolute(root),
-                database: absolute(db),
+                database: db.absolute(),
                 started_at: started_at.clone(),
                 heartbeat_at: started_at,
                 state: WatcherState::Watching,
@@ -290,7 +289,7 @@ pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
     };
     tracing::info!(
         path = %escape_control(&root.display().to_string()),
-        db = %escape_control(&db.display().to_string()),
+        db = %escape_control(&db.to_string()),
         mode = if args.poll { "poll" } else { "events" },
         debounce_ms = args.debounce_ms,
         "watching"
@@ -632,7 +631,7 @@ fn log_outcome(r: &Reconciled, trigger: Trigger, ms: u64) {
     );
 }
 
-pub fn status(args: &StatusArgs, db: &Path) -> Result<u8, CliError> {
+pub fn status(args: &StatusArgs, db: &Location) -> Result<u8, CliError> {
     let path = args
         .status_file
         .clone()

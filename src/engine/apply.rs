@@ -9,6 +9,7 @@ use super::{Error, ErrorKind, Planned};
 use crate::model::{Date, Model};
 use crate::plan::{self, Plan};
 use crate::render;
+use crate::state::Location;
 use crate::state::{AppliedBy, ApplySource, JournalEntry, JournalPlan, Store};
 
 /// This host's name, as the journal and the status file record it: the
@@ -177,7 +178,7 @@ pub fn apply_planned(
     plan: &Plan,
     against: CheckAgainst<'_>,
     store: Option<Store>,
-    db: &Path,
+    db: &Location,
     config: &Path,
     by: AppliedBy,
 ) -> Result<(u64, String, Model), Error> {

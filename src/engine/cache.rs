@@ -1,19 +1,20 @@
 //! The parse cache's place beside the state: where it is kept, opening it,
 //! and saving it for the next run.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::config;
 use crate::diag;
+use crate::state::Location;
 
 /// Where the parse cache of the config sets planned against `db` is kept.
-pub fn parse_cache_path(db: &Path) -> PathBuf {
-    super::with_suffix(db, ".parse-cache")
+pub fn parse_cache_path(db: &Location) -> PathBuf {
+    db.beside(".parse-cache")
 }
 
 /// The parse cache kept beside `db`, or an empty one when there is none it
 /// can trust (why is logged at debug level; the files are then parsed).
-pub fn open_parse_cache(db: &Path) -> config::ParseCache {
+pub fn open_parse_cache(db: &Location) -> config::ParseCache {
     let path = parse_cache_path(db);
     config::ParseCache::open(&path).unwrap_or_else(|why| {
         tracing::debug!(
@@ -29,7 +30,7 @@ pub fn open_parse_cache(db: &Path) -> config::ParseCache {
 /// has opened as supportctl's database: never beside a foreign file, nor
 /// where a plan found no database. A cache that cannot be written only
 /// costs the next run time: logged, not failed.
-pub fn save_parse_cache(cache: &mut config::ParseCache, db: &Path) {
+pub fn save_parse_cache(cache: &mut config::ParseCache, db: &Location) {
     let path = parse_cache_path(db);
     let started = std::time::Instant::now();
     match cache.save(&path) {

@@ -24,37 +24,29 @@ mod error;
 pub mod git;
 pub mod load;
 mod plan;
+pub mod retire;
 pub mod saved;
 pub mod schedule;
 pub mod step;
 
-use std::path::{Path, PathBuf};
+use crate::state::Location;
+use std::path::Path;
 
 pub use apply::{CheckAgainst, apply_planned, apply_source, checked_result, guard, host_name};
 pub use error::{Error, ErrorKind};
 pub use load::{Checked, check_loaded, load_and_check, load_and_check_cached};
 pub use plan::{Access, Planned, PlannedSet, Prepared, StateCache, open_existing, plan, prepare};
 
-/// `path` with `suffix` appended to its file name: `state.db` → `state.db-wal`.
-pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
-}
+pub use crate::state::with_suffix;
 
 /// The files no output may be: the state database `db`, its side files
 /// and the parse cache beside it (see `files`). A command adds its config
 /// set.
-pub fn protected(db: &Path) -> crate::files::Protected {
+pub fn protected(db: &Location) -> crate::files::Protected {
     let named = |what: &str, path: &Path| format!("{what} `{}`", path.display());
-    let mut protected = crate::files::Protected::new().file(db, named("the state database", db));
-    for (suffix, what) in [
-        ("-wal", "the state database's write-ahead log"),
-        ("-shm", "the state database's shared-memory file"),
-        ("-journal", "the state database's rollback journal"),
-    ] {
-        let side = with_suffix(db, suffix);
-        protected = protected.file(&side, named(what, &side));
+    let mut protected = crate::files::Protected::new();
+    for (file, what) in db.files() {
+        protected = protected.file(&file, named(what, &file));
     }
     let cache = cache::parse_cache_path(db);
     protected.file(&cache, named("the parse cache", &cache))

@@ -8,6 +8,7 @@ use super::{Error, ErrorKind, load};
 use crate::config::{Limits, ParseCache};
 use crate::model::{Date, Model};
 use crate::plan::{self, Plan};
+use crate::state::Location;
 use crate::state::{Snapshot, Store};
 
 /// A plan made from a config set, with what it was made against.
@@ -31,7 +32,10 @@ pub enum Access {
 /// it holds exactly one (the config set's, almost always; that is checked
 /// when it is used). A tenancy that cannot be read here is read again, and
 /// its error reported, once the config set has named its tenancy.
-pub fn read_state_early(db: &Path, access: Access) -> Result<(Option<Store>, StateCache), Error> {
+pub fn read_state_early(
+    db: &Location,
+    access: Access,
+) -> Result<(Option<Store>, StateCache), Error> {
     let started = std::time::Instant::now();
     let store = match access {
         Access::Read => Store::open_read_only(db)?,
@@ -115,7 +119,7 @@ impl StateCache {
 
 /// The database at `db` opened to write when it exists (`None` when there
 /// is none: planning never creates it).
-pub fn open_existing(db: &Path) -> Result<Option<Store>, Error> {
+pub fn open_existing(db: &Location) -> Result<Option<Store>, Error> {
     Ok(if crate::state::database_exists(db)? {
         Some(Store::open(db)?)
     } else {
@@ -196,7 +200,7 @@ pub struct Prepared {
 pub fn prepare(
     path: &Path,
     limits: &Limits,
-    db: &Path,
+    db: &Location,
     today: Date,
     no_cache: bool,
     access: Access,
@@ -229,7 +233,7 @@ impl Prepared {
     /// store, the desired model and the parse cache. For the one-shot
     /// commands only: what the config set was loaded into may be left for
     /// the end of the process to free.
-    pub fn plan(self, db: &Path) -> Result<PlannedSet, Error> {
+    pub fn plan(self, db: &Location) -> Result<PlannedSet, Error> {
         let Prepared {
             checked,
             mut cache,

@@ -11,6 +11,7 @@ use super::{Error, ErrorKind};
 use crate::model::Model;
 use crate::plan::Plan;
 use crate::render;
+use crate::state::Location;
 use crate::state::{AppliedBy, JournalPlan, Store};
 
 /// A saved plan, as `plan -o` writes it: private (it names people and
@@ -34,7 +35,7 @@ const MAX_PLAN_BYTES: u64 = 2 << 30;
 
 /// What a plan may not be written over: the state's files and the config
 /// set it was made from.
-pub fn plan_protected(db: &Path, config: &Path) -> crate::files::Protected {
+pub fn plan_protected(db: &Location, config: &Path) -> crate::files::Protected {
     super::protected(db).config_set(config)
 }
 
@@ -131,7 +132,7 @@ pub fn open(path: &Path, text: String, store: &Store) -> Result<Saved, Error> {
             format!(
                 "`{}` cannot be applied to `{}`: {why}; nothing was changed",
                 path.display(),
-                store.path().display()
+                store.location()
             ),
         )
         .with_hint("plan again against this database, and apply that plan"));

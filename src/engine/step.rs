@@ -15,7 +15,7 @@ use super::{CheckAgainst, Error, StateCache, apply_planned, guard};
 use crate::config::{Limits, ParseCache, SetStamp};
 use crate::diag::{self, Diagnostic, escape_control};
 use crate::model::Date;
-use crate::state::{AppliedBy, Store};
+use crate::state::{AppliedBy, Location, Store};
 use crate::status::{Finding, OutcomeKind, SummaryCounts, finding_of, status_findings};
 
 /// What a reconcile asks of whoever watches the files.
@@ -85,8 +85,8 @@ pub struct Settings {
     /// The config set.
     pub config: PathBuf,
     pub limits: Limits,
-    /// The state database.
-    pub db: PathBuf,
+    /// The state.
+    pub db: Location,
     pub allow_mass_delete: bool,
     /// Apply over a tenancy another watcher kept before this one started.
     pub take_over: bool,

@@ -1004,20 +1004,22 @@ fn every_test_the_readme_names_for_a_promise_exists() {
         }
         let file = match module.strip_suffix("::tests") {
             // A unit test in a file of its own under a tests module
-            // (`state::tests::damaged` is `src/state/tests/damaged.rs`).
+            // (`state::sqlite::tests::damaged` is `src/state/sqlite/tests/damaged.rs`).
             None if module.contains("::tests::") => {
                 root.join(format!("src/{}.rs", module.replace("::", "/")))
             }
-            Some("state") => root.join("src/state/tests.rs"),
-            // A unit test: in its module's file.
+            // A unit test: in its module's tests file, or in its module's file.
             Some(module) => {
                 let path = module.replace("::", "/");
-                let file = root.join(format!("src/{path}.rs"));
-                if file.exists() {
-                    file
-                } else {
-                    root.join(format!("src/{path}/mod.rs"))
-                }
+                [
+                    format!("src/{path}/tests.rs"),
+                    format!("src/{path}.rs"),
+                    format!("src/{path}/mod.rs"),
+                ]
+                .into_iter()
+                .map(|file| root.join(file))
+                .find(|file| file.exists())
+                .unwrap_or_else(|| root.join(format!("src/{path}.rs")))
             }
             None => {
                 let integration = root.join(format!("tests/it/{module}.rs"));
