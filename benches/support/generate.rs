@@ -64,7 +64,7 @@ impl Layout {
 pub const TENANCY: &str = "acme";
 /// Users per file in the directory layout, unless the file limit needs more.
 pub const USERS_PER_FILE: usize = 100;
-/// supportctl reads at most this many files of a set (README, "Input limits").
+/// supportctl reads at most this many files of a set (docs/reference.md, "Input limits").
 pub const MAX_FILES: usize = 10_000;
 
 /// A config set written to disk.

@@ -1,4 +1,4 @@
-//! The command-line contract (the README's *Commands* and *JSON formats*): what `validate` prints in each format,
+//! The command-line contract (docs/reference.md, *Commands* and *JSON formats*): what `validate` prints in each format,
 //! exit codes, help, usage errors, colour, and output into a closed pipe.
 
 use std::process::{Command, Stdio};

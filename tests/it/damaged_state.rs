@@ -1,5 +1,5 @@
 //! A damaged state is called damaged, and reading the state never writes
-//! (README "Reliability").
+//! (docs/reliability.md).
 //!
 //! - A database truncated to nothing, cut short or with malformed pages is
 //!   reported as damaged, with what to do, by every command — never planned

@@ -1,4 +1,4 @@
-//! supportctl never destroys a file it does not own (README "Reliability").
+//! supportctl never destroys a file it does not own (docs/reliability.md).
 //!
 //! - Every output — `plan -o`, `watch --status-file`, `man --out`, `export
 //!   --out` — refuses the state database, its `-wal`/`-shm`, the parse cache

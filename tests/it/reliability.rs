@@ -1,5 +1,4 @@
-//! Reliability: real damage to real processes (the README's *Reliability*, README
-//! "Reliability").
+//! Reliability: real damage to real processes (docs/reliability.md).
 //!
 //! - Applies killed with SIGKILL at random moments, many times over: the
 //!   database passes SQLite's integrity check and holds exactly the state
@@ -195,7 +194,7 @@ fn wait(child: &mut Child, what: &str) -> std::process::ExitStatus {
 
 // ---- 1. Crash consistency ----
 
-/// the README's *Reliability*: an apply killed with SIGKILL at any moment leaves a database that
+/// docs/reliability.md: an apply killed with SIGKILL at any moment leaves a database that
 /// passes `PRAGMA integrity_check` and holds exactly the state before or
 /// exactly the state after, with the history to match; the next apply
 /// completes. The moments are random over the whole length of an apply, and
@@ -276,7 +275,7 @@ fn applies_killed_at_random_moments_leave_the_state_before_or_after() {
 
 // ---- 2. Concurrent writers and readers ----
 
-/// the README's *Reliability*: writers racing on one database. Each either applies or ends
+/// docs/reliability.md: writers racing on one database. Each either applies or ends
 /// with a clear message (the plan is stale, or the database stayed locked);
 /// never a panic or SQLite's bare "database is locked". The state is then
 /// exactly one of the configs, and the serial counts the applies.
@@ -979,19 +978,15 @@ fn sql_in_names_phones_and_titles_is_kept_as_text() {
     assert_eq!(tables, 3, "every table is still there");
 }
 
-/// The README's "Reliability" table names the tests that hold each promise;
-/// every test it names exists, so the table cannot drift from the suite.
+/// docs/reliability.md names the tests that hold each promise; every test
+/// it names exists, so the table cannot drift from the suite.
 #[test]
-fn every_test_the_readme_names_for_a_promise_exists() {
+fn every_test_the_reliability_table_names_exists() {
     let root = crate::binary::crate_root();
-    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
-    let section = readme
-        .split("\n## Reliability\n")
-        .nth(1)
-        .and_then(|rest| rest.split("\n## ").next())
-        .expect("README has a Reliability section");
+    let document =
+        std::fs::read_to_string(root.join("docs/reliability.md")).expect("docs/reliability.md");
     let mut named = 0;
-    for cell in section.split('`').skip(1).step_by(2) {
+    for cell in document.split('`').skip(1).step_by(2) {
         let Some((module, name)) = cell.rsplit_once("::") else {
             continue;
         };
@@ -1035,7 +1030,7 @@ fn every_test_the_readme_names_for_a_promise_exists() {
             .unwrap_or_else(|e| panic!("`{cell}`: cannot read {}: {e}", file.display()));
         assert!(
             source.contains(&format!("fn {name}(")),
-            "the README names `{cell}`, which is not a test in {}",
+            "docs/reliability.md names `{cell}`, which is not a test in {}",
             file.display()
         );
         named += 1;

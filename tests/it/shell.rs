@@ -103,24 +103,26 @@ fn the_man_pages_in_docs_are_current() {
     assert!(main.stdout.starts_with(".ie") && main.stdout.contains(".TH supportctl 1"));
 }
 
-/// The README's config reference is `supportctl schema --format markdown`,
-/// byte for byte: the reference is generated from the schema, never edited.
+/// The config reference in docs/reference.md is `supportctl schema --format
+/// markdown`, byte for byte: the reference is generated from the schema,
+/// never edited.
 #[test]
-fn the_readme_config_reference_is_generated_from_the_schema() {
-    let readme = std::fs::read_to_string(crate_root().join("README.md")).expect("README.md");
+fn the_config_reference_is_generated_from_the_schema() {
+    let reference =
+        std::fs::read_to_string(crate_root().join("docs/reference.md")).expect("docs/reference.md");
     let start = "<!-- config-reference:start -->\n";
     let end = "<!-- config-reference:end -->";
-    let from = readme.find(start).expect("the start marker") + start.len();
-    let to = readme.find(end).expect("the end marker");
+    let from = reference.find(start).expect("the start marker") + start.len();
+    let to = reference.find(end).expect("the end marker");
     let generated = run(&mut supportctl(
         &crate_root(),
         ["schema", "--format", "markdown"],
     ));
     generated.assert_code(0);
     assert_eq!(
-        &readme[from..to],
+        &reference[from..to],
         generated.stdout,
-        "regenerate the README's config reference with `supportctl schema --format markdown`"
+        "regenerate the config reference in docs/reference.md with `supportctl schema --format markdown`"
     );
     // Every field of the schema has its row.
     let schema: serde_json::Value = serde_json::from_str(
@@ -172,19 +174,20 @@ fn same_shape(documented: &serde_json::Value, actual: &serde_json::Value, at: &s
     }
 }
 
-/// The JSON examples in the README's "JSON formats" are the shapes the
-/// commands print: the same fields, of the same types.
+/// The JSON examples in docs/reference.md's "JSON formats" are the shapes
+/// the commands print: the same fields, of the same types.
 #[test]
-fn the_readme_json_formats_are_what_the_commands_print() {
-    let readme = std::fs::read_to_string(crate_root().join("README.md")).expect("README.md");
+fn the_documented_json_formats_are_what_the_commands_print() {
+    let reference =
+        std::fs::read_to_string(crate_root().join("docs/reference.md")).expect("docs/reference.md");
     let documented = |name: &str| -> serde_json::Value {
         let marker = format!("<!-- json-shape: {name} -->\n```json\n");
-        let start = readme
+        let start = reference
             .find(&marker)
             .unwrap_or_else(|| panic!("no {name} example"))
             + marker.len();
-        let end = readme[start..].find("```").expect("the block ends") + start;
-        serde_json::from_str(&readme[start..end])
+        let end = reference[start..].find("```").expect("the block ends") + start;
+        serde_json::from_str(&reference[start..end])
             .unwrap_or_else(|e| panic!("the {name} example is not JSON: {e}"))
     };
     let scratch = Scratch::new();

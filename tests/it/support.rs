@@ -1441,7 +1441,7 @@ support_links:
     )
 }
 
-/// A rename moves "a user and everything attached to it" (the README's *State, plans and applies*; the plan
+/// A rename moves "a user and everything attached to it" (docs/guide/state.md, *Plans*; the plan
 /// says "with everything attached"): the SRs a user opened in the Console,
 /// or owns, are still the renamed user's to see and comment on.
 #[test]

@@ -1,4 +1,4 @@
-//! `watch` and `status` end to end (issue 5, the README's *Watch*): the long-running
+//! `watch` and `status` end to end (issue 5, docs/guide/watch.md): the long-running
 //! reconciler driven by real files, real file events (inotify, or polling),
 //! real signals and a real clock, through the built binary.
 //!
