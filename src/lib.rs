@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod diag;
 pub mod files;
+pub mod hex;
 pub mod model;
 pub mod plan;
 pub mod render;

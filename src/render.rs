@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::diag::{Palette, Tone, escape_control, escape_value};
+use crate::hex::sha256_text;
 use crate::model::{Approval, Date, Privilege, Role, SupportAccount, SupportLink, Tenancy, User};
 use crate::plan::{Action, Change, Kind, Plan, Summary, Value};
 
@@ -324,7 +325,7 @@ pub fn plan_json(plan: &Plan, lineage: &str, serial: u64, config_digest: &str) -
 pub fn plan_json_compact(plan: &Plan, lineage: &str, serial: u64, config_digest: &str) -> String {
     let doc = plan_doc(plan, lineage, serial, config_digest, None);
     let mut text = serde_json::to_string(&doc).unwrap_or_default();
-    let seal = hex_digest(Sha256::digest(text.as_bytes()).as_slice());
+    let seal = sha256_text(Sha256::digest(text.as_bytes()).as_slice());
     // Every string before it is escaped JSON, so this is the field itself.
     let field = format!(
         ",\"config_digest\":{}",
@@ -355,17 +356,7 @@ fn plan_digest(plan: &Plan, lineage: &str, serial: u64, config_digest: &str) -> 
     let doc = plan_doc(plan, lineage, serial, config_digest, None);
     // Writing into a hash cannot fail.
     let _ = serde_json::to_writer(&mut hashing, &doc);
-    hex_digest(hashing.0.finalize().as_slice())
-}
-
-/// `sha256:` and the digest in lowercase hex.
-fn hex_digest(digest: &[u8]) -> String {
-    let mut text = String::with_capacity(7 + 2 * digest.len());
-    text.push_str("sha256:");
-    for byte in digest {
-        let _ = write!(text, "{byte:02x}");
-    }
-    text
+    sha256_text(hashing.0.finalize().as_slice())
 }
 
 fn plan_doc<'a>(
