@@ -121,17 +121,10 @@ pub struct Access {
 }
 
 /// Why an access question cannot be answered.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AccessError {
+    #[error("`{0}` is not a user of the tenancy")]
     UnknownUser(String),
-}
-
-impl std::fmt::Display for AccessError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AccessError::UnknownUser(u) => write!(f, "`{u}` is not a user of the tenancy"),
-        }
-    }
 }
 
 /// Whether `user` is a CSI administrator on `today`: the tenancy admin, or
@@ -633,6 +626,10 @@ mod tests {
         assert_eq!(
             resolve(&tenancy(), "zed", day("2026-11-24")),
             Err(AccessError::UnknownUser("zed".into()))
+        );
+        assert_eq!(
+            AccessError::UnknownUser("zed".into()).to_string(),
+            "`zed` is not a user of the tenancy"
         );
     }
 

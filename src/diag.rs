@@ -10,8 +10,9 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 
+use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 
 /// How bad a finding is. Errors fail `validate` and block a plan; warnings do not.
@@ -572,31 +573,105 @@ pub fn escape_value(text: &str) -> std::borrow::Cow<'_, str> {
     escape_where(text, |c| c.is_control() || changes_how_text_reads(c))
 }
 
-/// Colours for the text renderer; all empty when colour is off.
+/// The colours of what supportctl prints for people: diagnostics on stderr
+/// and the text plan on stdout. [`Palette::PLAIN`] gives every [`Tone`] the
+/// empty string.
 #[derive(Clone, Copy, Debug)]
 pub struct Palette {
-    pub error: &'static str,
-    pub warning: &'static str,
-    pub note: &'static str,
-    pub bold: &'static str,
-    pub reset: &'static str,
+    colour: bool,
+}
+
+/// A part of the output that has its own colour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tone {
+    Error,
+    Warning,
+    Note,
+    /// The symbol of a change in the text plan, by its action.
+    Create,
+    Update,
+    Delete,
+    Replace,
+    /// What a line is about: a diagnostic's place and message, a change's
+    /// address.
+    Bold,
+}
+
+impl Tone {
+    const ALL: [Tone; 8] = [
+        Tone::Error,
+        Tone::Warning,
+        Tone::Note,
+        Tone::Create,
+        Tone::Update,
+        Tone::Delete,
+        Tone::Replace,
+        Tone::Bold,
+    ];
+
+    /// What the tone looks like when colour is on: supportctl's one
+    /// definition of its colours.
+    const fn style(self) -> Style {
+        match self {
+            Tone::Error => AnsiColor::Red.on_default().bold(),
+            Tone::Warning => AnsiColor::Yellow.on_default().bold(),
+            Tone::Note => AnsiColor::Cyan.on_default().bold(),
+            Tone::Create => AnsiColor::Green.on_default(),
+            Tone::Update => AnsiColor::Yellow.on_default(),
+            Tone::Delete => AnsiColor::Red.on_default(),
+            Tone::Replace => AnsiColor::Magenta.on_default(),
+            Tone::Bold => Style::new().bold(),
+        }
+    }
+}
+
+/// Colour's escapes, made once: each tone's (in the order of
+/// [`Tone::ALL`]), and the reset that ends any of them.
+struct Escapes {
+    tones: [String; Tone::ALL.len()],
+    reset: String,
+}
+
+static ESCAPES: LazyLock<Escapes> = LazyLock::new(|| Escapes {
+    tones: Tone::ALL.map(|tone| one_escape(tone.style())),
+    reset: anstyle::Reset.render().to_string(),
+});
+
+/// `style` as one escape sequence: anstyle writes one for each attribute
+/// (`ESC[1m` then `ESC[31m`); supportctl has always printed their
+/// parameters joined in one (`ESC[1;31m`), and keeps its output the same.
+fn one_escape(style: Style) -> String {
+    let rendered = style.render().to_string();
+    let parameters: Vec<&str> = rendered
+        .split("\x1b[")
+        .filter_map(|escape| escape.strip_suffix('m'))
+        .collect();
+    if parameters.is_empty() {
+        String::new()
+    } else {
+        format!("\x1b[{}m", parameters.join(";"))
+    }
 }
 
 impl Palette {
-    pub const PLAIN: Palette = Palette {
-        error: "",
-        warning: "",
-        note: "",
-        bold: "",
-        reset: "",
-    };
-    pub const ANSI: Palette = Palette {
-        error: "\x1b[1;31m",
-        warning: "\x1b[1;33m",
-        note: "\x1b[1;36m",
-        bold: "\x1b[1m",
-        reset: "\x1b[0m",
-    };
+    /// No colour.
+    pub const PLAIN: Palette = Palette { colour: false };
+    /// Each tone in its colour.
+    pub const ANSI: Palette = Palette { colour: true };
+
+    /// The escape that starts `tone`.
+    pub fn of(self, tone: Tone) -> &'static str {
+        if self.colour {
+            &ESCAPES.tones[tone as usize]
+        } else {
+            ""
+        }
+    }
+
+    /// The escape that ends any tone.
+    pub fn reset(self) -> &'static str {
+        if self.colour { &ESCAPES.reset } else { "" }
+    }
 }
 
 /// Renders diagnostics as text: `FILE:LINE:COL: error[CODE]: message`, the
@@ -606,28 +681,28 @@ pub fn render_text(diagnostics: &[Diagnostic], sources: &Sources, palette: Palet
     let mut lines = LineIndex::new(sources);
     for d in diagnostics {
         let (label, colour) = match d.severity() {
-            Severity::Error => ("error", palette.error),
-            Severity::Warning => ("warning", palette.warning),
+            Severity::Error => ("error", palette.of(Tone::Error)),
+            Severity::Warning => ("warning", palette.of(Tone::Warning)),
         };
         if let Some(loc) = d.location {
             let _ = write!(
                 out,
                 "{}{}:{}:{}:{} ",
-                palette.bold,
+                palette.of(Tone::Bold),
                 escape_control(sources.path(loc.file as usize)),
                 loc.line,
                 loc.column,
-                palette.reset
+                palette.reset()
             );
         }
         let _ = writeln!(
             out,
             "{colour}{label}[{}]{}: {}{}{}",
             d.rule.code(),
-            palette.reset,
-            palette.bold,
+            palette.reset(),
+            palette.of(Tone::Bold),
             escape_control(&d.message),
-            palette.reset
+            palette.reset()
         );
         if let Some(loc) = d.location {
             render_snippet(&mut out, &mut lines, loc, colour, palette);
@@ -637,21 +712,21 @@ pub fn render_text(diagnostics: &[Diagnostic], sources: &Sources, palette: Palet
             let _ = writeln!(
                 out,
                 "  {}note{}: {} at {}:{}:{}",
-                palette.note,
-                palette.reset,
+                palette.of(Tone::Note),
+                palette.reset(),
                 escape_control(&related.label),
                 escape_control(sources.path(loc.file as usize)),
                 loc.line,
                 loc.column
             );
-            render_snippet(&mut out, &mut lines, loc, palette.note, palette);
+            render_snippet(&mut out, &mut lines, loc, palette.of(Tone::Note), palette);
         }
         if let Some(hint) = &d.hint {
             let _ = writeln!(
                 out,
                 "  {}hint{}: {}",
-                palette.note,
-                palette.reset,
+                palette.of(Tone::Note),
+                palette.reset(),
                 escape_control(hint)
             );
         }
@@ -696,7 +771,7 @@ fn render_snippet(
         out,
         "  {gutter} | {pad}{colour}{}{}",
         "^".repeat(width),
-        palette.reset
+        palette.reset()
     );
 }
 
@@ -1027,5 +1102,31 @@ mod tests {
     fn did_you_mean_finds_typos_only() {
         assert_eq!(did_you_mean("alcie", ["alice", "bob"]), Some("alice"));
         assert_eq!(did_you_mean("zed", ["alice", "bob"]), None);
+    }
+
+    /// The escapes are the bytes supportctl has always printed: one
+    /// sequence for a tone, its parameters joined.
+    #[test]
+    fn each_tone_prints_as_it_always_has() {
+        let expected = [
+            (Tone::Error, "\x1b[1;31m"),
+            (Tone::Warning, "\x1b[1;33m"),
+            (Tone::Note, "\x1b[1;36m"),
+            (Tone::Create, "\x1b[32m"),
+            (Tone::Update, "\x1b[33m"),
+            (Tone::Delete, "\x1b[31m"),
+            (Tone::Replace, "\x1b[35m"),
+            (Tone::Bold, "\x1b[1m"),
+        ];
+        assert_eq!(expected.len(), Tone::ALL.len());
+        for (i, tone) in Tone::ALL.into_iter().enumerate() {
+            assert_eq!(tone as usize, i, "{tone:?} out of place in Tone::ALL");
+        }
+        for (tone, escape) in expected {
+            assert_eq!(Palette::ANSI.of(tone), escape, "{tone:?}");
+            assert_eq!(Palette::PLAIN.of(tone), "", "{tone:?}");
+        }
+        assert_eq!(Palette::ANSI.reset(), "\x1b[0m");
+        assert_eq!(Palette::PLAIN.reset(), "");
     }
 }

@@ -16,9 +16,10 @@
 //!   nothing to lose and may be replaced (`mktemp` makes one); a folder, a
 //!   device, a pipe or a socket never is.
 //! - An output is written whole or not at all: into a temporary file beside
-//!   it, made under a name no other file has (`O_CREAT | O_EXCL`, so a
-//!   symlink planted at that name is never followed), with its mode from the
-//!   moment it exists, then renamed over the path. An export writes only new
+//!   it, made by tempfile under a random name no other file has
+//!   (`O_CREAT | O_EXCL`, so a symlink planted at that name is never
+//!   followed), with its mode from the moment it exists, then renamed over
+//!   the path; on any failure the temporary file is removed. An export writes only new
 //!   files, the same way, into folders it makes itself with mode 0700.
 //!
 //! A file read that is not config (a saved plan, the status file, the parse
@@ -27,13 +28,13 @@
 //! size bound, checked before and while reading (it may grow meanwhile).
 //! Config files have their own limits (`config::Limits`).
 
-use std::ffi::OsString;
 use std::fs::{File, Metadata, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+
+use tempfile::NamedTempFile;
 
 /// How much of an existing file is read to tell its kind.
 const HEAD: usize = 4096;
@@ -259,26 +260,20 @@ pub fn replace_with<T>(
     fill: impl FnOnce(&mut File) -> io::Result<T>,
 ) -> Result<T, OutputError> {
     check_output(path, kind, protected)?;
-    let (mut file, temporary) = create_temporary(path, kind.mode)?;
-    let written = (|| -> Result<T, OutputError> {
-        let value = fill(&mut file)?;
-        if kind.durable {
-            file.sync_all()?;
-        }
-        // Again, just before the rename: the path may have changed while
-        // the content was written.
-        check_output(path, kind, protected)?;
-        std::fs::rename(&temporary, path)?;
-        Ok(value)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-        return written;
+    // Removed when dropped: on any failure below, nothing is left behind.
+    let mut temporary = temporary_beside(path, kind.mode)?;
+    let value = fill(temporary.as_file_mut())?;
+    if kind.durable {
+        temporary.as_file().sync_all()?;
     }
+    // Again, just before the rename: the path may have changed while the
+    // content was written.
+    check_output(path, kind, protected)?;
+    temporary.persist(path).map_err(|e| e.error)?;
     if kind.durable {
         sync_folder_of(path);
     }
-    written
+    Ok(value)
 }
 
 /// Creates a new file at `path` with `bytes`, never replacing anything (an
@@ -346,35 +341,40 @@ fn open_new(path: &Path, mode: u32) -> io::Result<File> {
     Ok(file)
 }
 
-/// A new temporary file beside `path`, under a name no file has: hidden,
-/// named after `path`, this process and a counter, ending in
-/// `.supportctl-tmp`.
-pub fn create_temporary(path: &Path, mode: u32) -> io::Result<(File, PathBuf)> {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
+/// A new temporary file beside `path`, removed when dropped unless it is
+/// persisted or kept: tempfile's, under a random name no file has
+/// (`O_CREAT | O_EXCL`, never through a symlink), hidden, named after
+/// `path` and ending in `.supportctl-tmp`, with `mode` from the moment it
+/// exists (a private mode set exactly, whatever the umask).
+fn temporary_beside(path: &Path, mode: u32) -> io::Result<NamedTempFile> {
     let folder = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     // Long names are cut, so that the temporary's name stays within limits.
     let name = path.file_name().map_or(&[][..], |n| n.as_bytes());
-    let name = String::from_utf8_lossy(&name[..name.len().min(100)]).into_owned();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let mut last = None;
-    for _ in 0..64 {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let temporary = folder.join(OsString::from(format!(
-            ".{name}.{}-{n}-{nanos:x}{TEMPORARY_SUFFIX}",
-            std::process::id()
-        )));
-        match open_new(&temporary, mode) {
-            Ok(file) => return Ok((file, temporary)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
-            Err(e) => return Err(e),
-        }
+    let prefix = format!(
+        ".{}.",
+        String::from_utf8_lossy(&name[..name.len().min(100)])
+    );
+    let temporary = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(TEMPORARY_SUFFIX)
+        .permissions(Permissions::from_mode(mode))
+        .tempfile_in(folder)?;
+    if mode & 0o077 == 0 {
+        // The umask may have taken bits from the owner's; set it exactly.
+        temporary
+            .as_file()
+            .set_permissions(Permissions::from_mode(mode))?;
     }
-    Err(last.unwrap_or_else(|| io::Error::other("no free temporary name")))
+    Ok(temporary)
+}
+
+/// Like `temporary_beside`, but the file stays until the caller removes
+/// it (a new database is made under such a name, then linked into place).
+pub fn create_temporary(path: &Path, mode: u32) -> io::Result<(File, PathBuf)> {
+    temporary_beside(path, mode)?.keep().map_err(|e| e.error)
 }
 
 /// Whether `path` is one of the temporary files supportctl writes before
@@ -490,6 +490,27 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 3, "{names:?}");
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_old_file_and_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        let none = Protected::new();
+        write_output(&path, &TEXT, b"test: old", &none).unwrap();
+        assert_eq!(mode_of(&path), 0o600);
+        let err = replace_with(&path, &TEXT, &none, |file| {
+            file.write_all(b"test: half")?;
+            Err::<(), _>(io::Error::other("disk full"))
+        })
+        .unwrap_err();
+        assert!(matches!(err, OutputError::Io(_)), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"test: old");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["out"]);
     }
 
     #[test]

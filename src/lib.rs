@@ -16,6 +16,7 @@ pub mod diag;
 pub mod engine;
 pub mod events;
 pub mod files;
+pub mod hex;
 pub mod model;
 pub mod plan;
 pub mod render;

@@ -10,46 +10,22 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::diag::{escape_control, escape_value};
+use crate::diag::{Palette, Tone, escape_control, escape_value};
+use crate::hex::sha256_text;
 use crate::model::{Approval, Date, Privilege, Role, SupportAccount, SupportLink, Tenancy, User};
 use crate::plan::{Action, Change, Kind, Plan, Summary, Value};
 
-/// Colours for the text plan; all empty when colour is off.
-#[derive(Clone, Copy, Debug)]
-pub struct PlanPalette {
-    pub create: &'static str,
-    pub update: &'static str,
-    pub delete: &'static str,
-    pub replace: &'static str,
-    pub bold: &'static str,
-    pub reset: &'static str,
-}
+/// The text plan's colours: the diagnostics' palette, which has a tone for
+/// each action.
+pub type PlanPalette = Palette;
 
-impl PlanPalette {
-    pub const PLAIN: PlanPalette = PlanPalette {
-        create: "",
-        update: "",
-        delete: "",
-        replace: "",
-        bold: "",
-        reset: "",
-    };
-    pub const ANSI: PlanPalette = PlanPalette {
-        create: "\x1b[32m",
-        update: "\x1b[33m",
-        delete: "\x1b[31m",
-        replace: "\x1b[35m",
-        bold: "\x1b[1m",
-        reset: "\x1b[0m",
-    };
-
-    fn of(&self, action: Action) -> &'static str {
-        match action {
-            Action::Create => self.create,
-            Action::Update => self.update,
-            Action::Delete => self.delete,
-            Action::Replace => self.replace,
-        }
+/// The colour of a change's symbol.
+fn action_tone(action: Action) -> Tone {
+    match action {
+        Action::Create => Tone::Create,
+        Action::Update => Tone::Update,
+        Action::Delete => Tone::Delete,
+        Action::Replace => Tone::Replace,
     }
 }
 
@@ -129,7 +105,7 @@ fn field_change(out: &mut String, name: &str, before: &Option<String>, after: &O
 }
 
 /// The text plan: one line per change, changed fields, then the summary line.
-pub fn plan_text(plan: &Plan, palette: PlanPalette) -> String {
+pub fn plan_text(plan: &Plan, palette: Palette) -> String {
     let mut out = String::new();
     if plan.is_empty() {
         out.push_str("No changes. The state matches the configuration.\n");
@@ -141,15 +117,15 @@ pub fn plan_text(plan: &Plan, palette: PlanPalette) -> String {
         escape_control(&plan.tenancy)
     );
     for change in &plan.changes {
-        let colour = palette.of(change.action);
+        let colour = palette.of(action_tone(change.action));
         let _ = write!(
             out,
             "  {colour}{}{} {}{}{}",
             change.action.symbol(),
-            palette.reset,
-            palette.bold,
+            palette.reset(),
+            palette.of(Tone::Bold),
             escape_control(&change.address()),
-            palette.reset
+            palette.reset()
         );
         if let Some(reason) = &change.reason {
             let _ = write!(out, "  ({})", escape_control(reason));
@@ -349,7 +325,7 @@ pub fn plan_json(plan: &Plan, lineage: &str, serial: u64, config_digest: &str) -
 pub fn plan_json_compact(plan: &Plan, lineage: &str, serial: u64, config_digest: &str) -> String {
     let doc = plan_doc(plan, lineage, serial, config_digest, None);
     let mut text = serde_json::to_string(&doc).unwrap_or_default();
-    let seal = hex_digest(Sha256::digest(text.as_bytes()).as_slice());
+    let seal = sha256_text(Sha256::digest(text.as_bytes()).as_slice());
     // Every string before it is escaped JSON, so this is the field itself.
     let field = format!(
         ",\"config_digest\":{}",
@@ -380,17 +356,7 @@ fn plan_digest(plan: &Plan, lineage: &str, serial: u64, config_digest: &str) -> 
     let doc = plan_doc(plan, lineage, serial, config_digest, None);
     // Writing into a hash cannot fail.
     let _ = serde_json::to_writer(&mut hashing, &doc);
-    hex_digest(hashing.0.finalize().as_slice())
-}
-
-/// `sha256:` and the digest in lowercase hex.
-fn hex_digest(digest: &[u8]) -> String {
-    let mut text = String::with_capacity(7 + 2 * digest.len());
-    text.push_str("sha256:");
-    for byte in digest {
-        let _ = write!(text, "{byte:02x}");
-    }
-    text
+    sha256_text(hashing.0.finalize().as_slice())
 }
 
 fn plan_doc<'a>(

@@ -24,7 +24,8 @@ pub enum DeErrorKind {
     DuplicateField,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{message}")]
 pub struct DeError {
     pub kind: DeErrorKind,
     pub message: String,
@@ -48,14 +49,6 @@ impl DeError {
         self
     }
 }
-
-impl fmt::Display for DeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for DeError {}
 
 fn one_of(expected: &[&str]) -> String {
     let names: Vec<String> = expected.iter().map(|e| format!("`{e}`")).collect();

@@ -504,13 +504,7 @@ fn digest_of(files: &[(String, [u8; 32])]) -> String {
         hasher.update(name.as_bytes());
         hasher.update(hash);
     }
-    let digest = hasher.finalize();
-    let mut text = String::with_capacity(7 + 64);
-    text.push_str("sha256:");
-    for byte in digest.iter() {
-        text.push_str(&format!("{byte:02x}"));
-    }
-    text
+    crate::hex::sha256_text(&hasher.finalize())
 }
 
 fn file_start(file: usize) -> Location {
