@@ -1,5 +1,5 @@
 //! The `supportctl` binary: parse the command line, run it, map the outcome
-//! to an exit code (the README's *Commands* and *JSON formats*). Everything else lives in the library.
+//! to an exit code (docs/reference.md, *Commands* and *JSON formats*). Everything else lives in the library.
 
 use std::process::ExitCode;
 
@@ -7,9 +7,8 @@ use clap::Parser;
 use supportctl::cli;
 
 /// mimalloc, not the C library's allocator: a plan allocates and frees a few
-/// million small strings (the parse, the check, the state read), and at
-/// 100k users it takes about a quarter less time with it (see README
-/// "Performance").
+/// million small strings (the parse, the check, the state read), and does so
+/// markedly faster with it (figures: benches/README.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -23,12 +22,11 @@ const PURGE_DELAY_MS: std::os::raw::c_long = 250;
 
 fn main() -> ExitCode {
     // Freed memory goes back after a quarter of a second, not mimalloc's
-    // second: a first apply of 100k users frees its parse while it fills the
-    // database, and with 1 s it peaked at 400-580 MiB instead of 345. Not at
-    // once either: a plan frees and takes back memory within tenths of a
-    // second, and giving it back at once made it fault in five times as many
-    // pages (100k one-file-edit plan: 29k faults, 0.40 s; with 250 ms: 5.5k
-    // faults, 0.29-0.34 s).
+    // second: a first apply frees its parse while it fills the database, and
+    // with 1 s its peak memory grew by a third or more. Not at once either: a
+    // plan frees and takes back memory within tenths of a second, and giving
+    // it back at once made it fault in several times as many pages, and run
+    // slower (figures: benches/README.md).
     // SAFETY: sets an option by its index; any thread may, at any time.
     unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, PURGE_DELAY_MS) };
     let cli = cli::Cli::parse();

@@ -1,7 +1,7 @@
 //! Planning: the desired model and the actual model in, a list of changes out.
 //!
 //! Pure and deterministic: the same two models always give the same plan, in
-//! the plan order (README, *State, plans and applies*) — deletes first, in reverse dependency order, then
+//! the plan order (docs/guide/state.md) — deletes first, in reverse dependency order, then
 //! creates, updates and replacements in dependency order (tenancy, user,
 //! support account, membership, approval with an approver's own approval
 //! before the ones it grants, link), each kind sorted by id. Renames
@@ -202,7 +202,7 @@ pub fn resource_count(model: &Model, today: Date) -> usize {
             .count()
 }
 
-/// The mass-delete guard (the README's *State, plans and applies*): a plan that deletes more than 25% of the
+/// The mass-delete guard (docs/guide/state.md): a plan that deletes more than 25% of the
 /// existing resources, and more than 5, needs `--allow-mass-delete`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MassDelete {
@@ -712,7 +712,7 @@ fn merge_rename_updates(changes: &mut Vec<Change>) {
     }
 }
 
-/// Puts the changes in plan order (README, *State, plans and applies*).
+/// Puts the changes in plan order (docs/guide/state.md).
 fn finish(desired: &Model, mut changes: Vec<Change>) -> Plan {
     // Approvals are created after the approvals of their approvers: rank
     // each approval by the length of its chain to the tenancy admin.

@@ -1,6 +1,6 @@
 //! Plans for people and for programs: the text plan and the JSON plan.
 //!
-//! The JSON plan (`format_version: 1`, the README's *Commands* and *JSON formats*) is a public contract, so it
+//! The JSON plan (`format_version: 1`, docs/reference.md, *Commands* and *JSON formats*) is a public contract, so it
 //! has its own types here, converted from and to the planner's types at this
 //! boundary; the planner's types stay free to change. A saved plan is read
 //! back through the same types. Nothing here does I/O.

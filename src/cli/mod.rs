@@ -2,7 +2,7 @@
 //!
 //! Commands parse their flags with clap, call the pure stages and the I/O
 //! edges, and print: data to stdout, diagnostics and logs to stderr. Failures
-//! are [`CliError`]s whose kind decides the exit code (the README's *Commands* and *JSON formats*), in one place.
+//! are [`CliError`]s whose kind decides the exit code (docs/reference.md, *Commands* and *JSON formats*), in one place.
 
 mod inspect;
 mod reconcile;

@@ -41,7 +41,7 @@ pub enum AccessFormat {
     Csv,
 }
 
-/// `access --format json`: one user (the README's *Commands* and *JSON formats*).
+/// `access --format json`: one user (docs/reference.md, *Commands* and *JSON formats*).
 #[derive(Serialize)]
 struct AccessJson<'a> {
     user: &'a str,

@@ -1,6 +1,6 @@
 //! The config reference for people: a Markdown table of every field,
 //! generated from the JSON Schema (`supportctl schema --format markdown`), so
-//! the README's reference is the schema's, word for word.
+//! docs/reference.md's config reference is the schema's, word for word.
 
 use serde_json::Value;
 

@@ -175,7 +175,7 @@ pub struct JournalEntry {
     pub time: String,
     /// The plan's summary, stored as given.
     pub summary: Summary,
-    /// The plan applied, as the JSON plan of the README's *Commands* and *JSON formats*, compressed.
+    /// The plan applied, as the JSON plan of docs/reference.md, *Commands* and *JSON formats*, compressed.
     pub plan: JournalPlan,
     /// The digest of the config set the plan was made from.
     pub config_digest: String,
@@ -248,8 +248,8 @@ pub struct JournalPlan {
 }
 
 impl JournalPlan {
-    /// The fastest level: ~8 ms for the 7 MB JSON of a 10k-user first
-    /// apply, to 1/15 of its size; the slower levels gain little more.
+    /// The fastest level: the slower levels shrink a plan's JSON little
+    /// more, at several times the cost.
     const LEVEL: u8 = 1;
 
     /// Compresses `json` (a few milliseconds per megabyte).

@@ -48,7 +48,7 @@ impl Store {
         // 2 MiB): a transaction that outgrows it spills pages to the log
         // before the commit and reads them back. Only while writing: a read
         // of the whole state reuses the default one's pages instead of
-        // holding ~20 MiB more of them at 100k users.
+        // holding many more of them.
         self.conn
             .pragma_update(None, "cache_size", APPLY_CACHE_KIB)
             .map_err(|e| sql_error(&self.path, e))?;

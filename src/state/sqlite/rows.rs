@@ -338,7 +338,7 @@ pub fn load(conn: &Connection, tenancy: &str) -> Result<Option<(Model, i64)>, Re
     // then built in bulk), not by one search and insert per row. When the
     // tenancy is the database's only one, its rows are whole tables, and
     // scanning a table is faster than finding each row through the primary
-    // key's index (at 100k users, ~55 ms instead of ~77); otherwise the
+    // key's index; otherwise the
     // index keeps the read to the tenancy's own rows.
     let only: bool = conn
         .prepare_cached("SELECT count(*) = 1 FROM tenancies")?

@@ -21,7 +21,7 @@ pub const APPLICATION_ID: i32 = 0x5350_4354;
 /// Migrations run with foreign keys off (as SQLite's table-rebuild procedure
 /// needs), and the runner checks the foreign keys before each commit.
 ///
-/// Service requests and their comments (README, *State, plans and applies*) are runtime data: no
+/// Service requests and their comments (docs/guide/state.md) are runtime data: no
 /// reconcile deletes or rewrites one, so they must not cascade from users.
 /// They name people by [`PEOPLE`]'s person numbers, which a rename keeps.
 pub const MIGRATIONS: &[&str] = &[
