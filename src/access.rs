@@ -175,6 +175,10 @@ fn earliest(ends: Vec<End>) -> Option<End> {
 }
 
 /// Resolves how `user` reaches support on `today` (docs/DOMAIN.md §4, the access matrix).
+///
+/// Long on purpose: the access matrix is one decision, read top to bottom
+/// in the order of docs/DOMAIN.md §4; in pieces it would hide which case
+/// wins.
 pub fn resolve(model: &Model, user: &str, today: Date) -> Result<Access, AccessError> {
     let Some(u) = model.users.get(user) else {
         return Err(AccessError::UnknownUser(user.to_string()));

@@ -188,6 +188,9 @@ pub struct FileWatch {
 impl FileWatch {
     /// Starts watching `root`; debounced changes not all `ignored` are sent
     /// as [`Wake::Changed`].
+    ///
+    /// Long on purpose: what is watched, what is ignored and how each event
+    /// becomes a wake-up read together in one place.
     pub fn start(
         root: &Path,
         mode: Mode,

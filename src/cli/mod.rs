@@ -8,6 +8,8 @@ mod inspect;
 mod reconcile;
 mod retire;
 mod shell;
+mod sr;
+mod status;
 mod support;
 mod watch;
 
@@ -118,7 +120,7 @@ pub enum Command {
     /// Show how a user (or every user) can open SRs, as whom, and why.
     Access(support::AccessArgs),
     /// Service requests: open, list, show, comment.
-    Sr(support::SrArgs),
+    Sr(sr::SrArgs),
     /// Reconcile now, then on every change, every interval and expiry.
     ///
     /// A config set is applied only once it is still: not while a config
@@ -131,7 +133,7 @@ pub enum Command {
     /// 129).
     Watch(watch::WatchArgs),
     /// Tell whether the watcher is running and its last reconcile succeeded.
-    Status(watch::StatusArgs),
+    Status(status::StatusArgs),
     /// Start a config set in a new folder, the schema beside it for editors.
     ///
     /// The example tenancy in the GitOps layout, with `supportctl.schema.json`
@@ -418,9 +420,9 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::History(args) => inspect::history(&args, db),
         Command::Retire(args) => retire::retire(&args, db, &output),
         Command::Access(args) => support::access(&args, db),
-        Command::Sr(args) => support::sr(&args, db),
+        Command::Sr(args) => sr::sr(&args, db),
         Command::Watch(args) => watch::watch(&args, db),
-        Command::Status(args) => watch::status(&args, db),
+        Command::Status(args) => status::status(&args, db),
         Command::Schema(args) => {
             let schema = config::raw::json_schema();
             match args.format {

@@ -163,6 +163,9 @@ fn base_text(plan: &Plan, reference: &str, palette: render::PlanPalette) -> Stri
     )
 }
 
+/// `supportctl plan`: plans, prints in the format asked (with the `--base`
+/// delta first), weighs the guard, saves `-o`. Long on purpose: the steps
+/// read in the order a user sees their output.
 pub fn plan_command(args: &PlanArgs, db: &Location, output: &Output) -> Result<u8, CliError> {
     let findings = match args.format {
         PlanFormat::Text => DiagnosticFormat::Text,

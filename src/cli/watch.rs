@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
-use super::{CliError, ConfigArgs, print_stdout};
+use super::{CliError, ConfigArgs};
 use crate::config::SetStamp;
 use crate::diag::escape_control;
 use crate::engine::schedule::{self, EXPIRY_MARGIN, Ended, Schedule};
@@ -26,8 +26,8 @@ use crate::engine::{self, clock};
 use crate::events::{FileWatch, Ignored, Mode, Wake};
 use crate::state::Location;
 use crate::status::{
-    HEARTBEAT, LastReconcile, MAX_STATUS_BYTES, OutcomeKind, STATUS_FILE, Status, Trigger,
-    WatcherState, problem_of, running_watcher,
+    HEARTBEAT, LastReconcile, OutcomeKind, STATUS_FILE, Status, Trigger, WatcherState,
+    running_watcher,
 };
 
 #[derive(Debug, Args)]
@@ -69,23 +69,6 @@ pub struct WatchArgs {
     /// means the other is running, and is never applied over.
     #[arg(long)]
     pub take_over: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct StatusArgs {
-    /// The watcher's status file [default: the database path followed by
-    /// `.status.json`].
-    #[arg(long, value_name = "PATH")]
-    pub status_file: Option<PathBuf>,
-    /// How to print the status.
-    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
-    pub format: StatusFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StatusFormat {
-    Text,
-    Json,
 }
 
 /// The shortest and longest `--interval`: shorter would reconcile without
@@ -138,7 +121,7 @@ fn status_protected(db: &Location, config: &Path) -> crate::files::Protected {
 }
 
 /// The default status file: beside the database, named after it.
-fn default_status_file(db: &Location) -> PathBuf {
+pub(super) fn default_status_file(db: &Location) -> PathBuf {
     db.beside(".status.json")
 }
 
@@ -195,6 +178,11 @@ struct Watcher<'a> {
     unsettled: bool,
 }
 
+/// `supportctl watch`: refuses what it cannot do before anything starts
+/// (a missing config path, a status file it may not write or that another
+/// watcher writes), then wires the events, the reconciler, the schedule and
+/// the status file together and runs until a stop signal. Long on purpose:
+/// the wiring reads in the order it happens.
 pub fn watch(args: &WatchArgs, db: &Location) -> Result<u8, CliError> {
     let root = &args.config.path;
     if !root.exists() {
@@ -629,116 +617,6 @@ fn log_outcome(r: &Reconciled, trigger: Trigger, ms: u64) {
         trigger = %trigger.as_str(),
         "reconcile failed"
     );
-}
-
-pub fn status(args: &StatusArgs, db: &Location) -> Result<u8, CliError> {
-    let path = args
-        .status_file
-        .clone()
-        .unwrap_or_else(|| default_status_file(db));
-    let text = crate::files::read_bounded(&path, MAX_STATUS_BYTES).map_err(|e| {
-        if e.is_not_found() {
-            CliError::error(format!(
-                "no watcher status at `{}`: no `supportctl watch` has run with this database",
-                path.display()
-            ))
-            .with_hint("pass `--status-file` if the watcher was started with one")
-        } else {
-            CliError::error(format!("cannot read `{}`: {e}", path.display()))
-        }
-    })?;
-    let status: Status = serde_json::from_slice(&text).map_err(|e| {
-        CliError::error(format!(
-            "`{}` is not a watcher status file: {e}",
-            path.display()
-        ))
-    })?;
-    let problem = problem_of(&status, clock::now()?);
-    match args.format {
-        StatusFormat::Json => {
-            let mut doc = serde_json::to_value(&status).unwrap_or_default();
-            if let Some(map) = doc.as_object_mut() {
-                map.insert("healthy".into(), problem.is_none().into());
-                map.insert("problem".into(), problem.clone().into());
-            }
-            print_stdout(&format!(
-                "{}\n",
-                serde_json::to_string_pretty(&doc).unwrap_or_default()
-            ))?;
-        }
-        StatusFormat::Text => print_stdout(&status_text(&status))?,
-    }
-    match problem {
-        None => Ok(0),
-        Some(problem) => Err(CliError::error(format!(
-            "the watcher is not healthy: {problem}"
-        ))),
-    }
-}
-
-fn status_text(status: &Status) -> String {
-    let state = match status.state {
-        WatcherState::Watching => "watching",
-        WatcherState::Reconciling => "reconciling",
-        WatcherState::Stopped => "stopped",
-    };
-    let mut text = format!(
-        "watcher: pid {}{}, {state}, since {}\nconfig: {}\ndatabase: {}\nheartbeat: {}\n",
-        status.pid,
-        status
-            .host
-            .as_deref()
-            .map(|h| format!(" on {}", escape_control(h)))
-            .unwrap_or_default(),
-        status.started_at,
-        escape_control(&status.config),
-        escape_control(&status.database),
-        status.heartbeat_at
-    );
-    match &status.last {
-        None => text.push_str("last reconcile: none yet\n"),
-        Some(last) => {
-            text.push_str(&format!(
-                "last reconcile: {} at {} ({}, {} ms)",
-                last.outcome.as_str(),
-                last.at,
-                last.trigger.as_str(),
-                last.ms
-            ));
-            if let Some(s) = last.summary {
-                text.push_str(&format!(
-                    ": {} to add, {} to change, {} to destroy",
-                    s.add, s.change, s.destroy
-                ));
-            }
-            text.push('\n');
-            if let Some(message) = &last.message {
-                // Each line escaped: a message may carry a `hint:` line.
-                for line in message.lines() {
-                    text.push_str(&format!("  {}\n", escape_control(line)));
-                }
-            }
-            for f in &last.findings {
-                text.push_str(&format!(
-                    "  {}{}[{}]: {}\n",
-                    f.location
-                        .as_deref()
-                        .map(|at| format!("{}: ", escape_control(at)))
-                        .unwrap_or_default(),
-                    escape_control(&f.severity),
-                    escape_control(&f.code),
-                    escape_control(&f.message)
-                ));
-            }
-        }
-    }
-    if let Some(at) = &status.last_success_at {
-        text.push_str(&format!("last success: {at}\n"));
-    }
-    if let Some(at) = &status.next_wake_at {
-        text.push_str(&format!("next look: {at}\n"));
-    }
-    text
 }
 
 #[cfg(test)]

@@ -11,12 +11,53 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::{CheckAgainst, Error, StateCache, apply_planned, guard};
+use super::{CheckAgainst, Checked, Error, Planned, StateCache, apply_planned, guard};
 use crate::config::{Limits, ParseCache, SetStamp};
 use crate::diag::{self, Diagnostic, escape_control};
-use crate::model::Date;
+use crate::model::{Date, Model};
+use crate::plan::Plan;
 use crate::state::{AppliedBy, Location, Store};
 use crate::status::{Finding, OutcomeKind, SummaryCounts, finding_of, status_findings};
+
+/// When and on what day a config set was read.
+struct Read {
+    /// Its stamp before the read.
+    before: SetStamp,
+    /// When the read ended.
+    at: Instant,
+    today: Date,
+}
+
+/// What every outcome of a reconcile of a valid config set is about.
+struct About {
+    tenancy: String,
+    digest: String,
+    next_expiry: Option<Date>,
+}
+
+impl About {
+    fn outcome(&self, kind: OutcomeKind) -> Reconciled {
+        Reconciled {
+            tenancy: Some(self.tenancy.clone()),
+            digest: Some(self.digest.clone()),
+            next_expiry: self.next_expiry,
+            ..Reconciled::new(kind)
+        }
+    }
+
+    fn fail(&self, kind: OutcomeKind, e: Error) -> Reconciled {
+        Reconciled {
+            message: Some(e.text()),
+            ..self.outcome(kind)
+        }
+    }
+
+    /// What a refusal of this content at `serial` of `lineage` is
+    /// remembered as: the same plan is not refused again and again.
+    fn refused_at(&self, lineage: &str, serial: u64) -> String {
+        format!("refused {} {lineage} {serial}", self.digest)
+    }
+}
 
 /// What a reconcile asks of whoever watches the files.
 pub trait Settling {
@@ -167,68 +208,85 @@ impl Reconciler {
             today,
             &mut self.parsed,
         );
-        let read_at = Instant::now();
-        let digest = checked.loaded.digest.clone();
-        let Some(desired) = &checked.model else {
-            // The same files with the same findings fail the same way.
-            let fingerprint = format!("invalid {digest} {:?}", checked.diagnostics);
-            if self.failing.as_ref() == Some(&fingerprint) {
-                tracing::debug!(
-                    reason = "the config set is the same as the last failing one",
-                    "skipped"
-                );
-                return Outcome::Skipped { retry: false };
-            }
-            if !files.still(&before, read_at, true) {
-                return Outcome::Unsettled;
-            }
-            self.failing = Some(fingerprint);
-            log_diagnostics(&checked.diagnostics, &checked.loaded.sources);
-            let (errors, warnings) = super::load::summary_counts(&checked.diagnostics);
-            let findings = status_findings(&checked.diagnostics, &checked.loaded.sources);
-            // The first error, where it is: what `status` leads with.
-            let first = checked
-                .diagnostics
-                .iter()
-                .find(|d| d.is_error())
-                .map(|d| finding_of(d, &checked.loaded.sources))
-                .map(|f| match &f.location {
-                    Some(at) => format!("; the first at {at}: error[{}]: {}", f.code, f.message),
-                    None => format!("; the first: error[{}]: {}", f.code, f.message),
-                })
-                .unwrap_or_default();
-            return Outcome::Done(Reconciled {
-                message: Some(format!(
-                    "the configuration is invalid: {}, {}{first}",
-                    plural(errors, "error"),
-                    plural(warnings, "warning")
-                )),
-                digest: Some(digest),
-                errors,
-                warnings,
-                findings,
-                ..Reconciled::new(OutcomeKind::Invalid)
-            });
+        let read = Read {
+            before,
+            at: Instant::now(),
+            today,
         };
-        let tenancy = desired.tenancy.name.clone();
-        let next_expiry = desired.next_expiry(today);
-        // Every outcome from here on is about this tenancy and this content.
-        let outcome = |kind| Reconciled {
-            tenancy: Some(tenancy.clone()),
+        match &checked.model {
+            None => self.invalid(&checked, &read, files),
+            Some(desired) => self.valid(&checked, desired, &read, files),
+        }
+    }
+
+    /// A config set that did not check: reported once per content.
+    fn invalid(&mut self, checked: &Checked, read: &Read, files: &mut impl Settling) -> Outcome {
+        let digest = &checked.loaded.digest;
+        // The same files with the same findings fail the same way.
+        let fingerprint = format!("invalid {digest} {:?}", checked.diagnostics);
+        if self.failing.as_ref() == Some(&fingerprint) {
+            tracing::debug!(
+                reason = "the config set is the same as the last failing one",
+                "skipped"
+            );
+            return Outcome::Skipped { retry: false };
+        }
+        if !files.still(&read.before, read.at, true) {
+            return Outcome::Unsettled;
+        }
+        self.failing = Some(fingerprint);
+        log_diagnostics(&checked.diagnostics, &checked.loaded.sources);
+        let (errors, warnings) = super::load::summary_counts(&checked.diagnostics);
+        let findings = status_findings(&checked.diagnostics, &checked.loaded.sources);
+        // The first error, where it is: what `status` leads with.
+        let first = checked
+            .diagnostics
+            .iter()
+            .find(|d| d.is_error())
+            .map(|d| finding_of(d, &checked.loaded.sources))
+            .map(|f| match &f.location {
+                Some(at) => format!("; the first at {at}: error[{}]: {}", f.code, f.message),
+                None => format!("; the first: error[{}]: {}", f.code, f.message),
+            })
+            .unwrap_or_default();
+        Outcome::Done(Reconciled {
+            message: Some(format!(
+                "the configuration is invalid: {}, {}{first}",
+                plural(errors, "error"),
+                plural(warnings, "warning")
+            )),
             digest: Some(digest.clone()),
-            next_expiry,
-            ..Reconciled::new(kind)
-        };
-        let fail = |kind, e: Error| Reconciled {
-            message: Some(e.text()),
-            ..outcome(kind)
+            errors,
+            warnings,
+            findings,
+            ..Reconciled::new(OutcomeKind::Invalid)
+        })
+    }
+
+    /// A config set that checked: planned, guarded and applied, unless the
+    /// same input failed before, the set changed while it was read, or
+    /// another watcher keeps the tenancy. Long on purpose: those checks read
+    /// in the order they must run, before anything is written.
+    fn valid(
+        &mut self,
+        checked: &Checked,
+        desired: &Model,
+        read: &Read,
+        files: &mut impl Settling,
+    ) -> Outcome {
+        let digest = checked.loaded.digest.clone();
+        // Every outcome from here on is about this tenancy and this content.
+        let about = About {
+            tenancy: desired.tenancy.name.clone(),
+            digest: digest.clone(),
+            next_expiry: desired.next_expiry(read.today),
         };
         let db = &self.settings.db.clone();
         let planned = super::open_existing(db)
             .and_then(|store| super::plan(desired, digest.clone(), store, &mut self.state));
         let (planned, store) = match planned {
             Ok(planned) => planned,
-            Err(e) => return Outcome::Done(fail(OutcomeKind::Failed, e)),
+            Err(e) => return Outcome::Done(about.fail(OutcomeKind::Failed, e)),
         };
         self.state.keep(&planned);
         // Kept beside the database once it is known to be supportctl's; a
@@ -238,76 +296,104 @@ impl Reconciler {
         }
         let counts = Some(SummaryCounts::from(planned.plan.summary()));
         if planned.plan.is_empty() {
-            if !files.still(&before, read_at, false) {
+            if !files.still(&read.before, read.at, false) {
                 return Outcome::Unsettled;
             }
-            self.warn_once(&checked, &digest);
+            self.warn_once(checked, &digest);
             self.failing = None;
             return Outcome::Done(Reconciled {
                 serial: Some(planned.serial),
                 summary: counts,
-                ..outcome(OutcomeKind::NoChanges)
+                ..about.outcome(OutcomeKind::NoChanges)
             });
         }
         let (plan, refusal) = guard(
             &planned.plan,
             planned.actual.as_ref(),
-            today,
+            read.today,
             self.settings.allow_mass_delete,
         );
-        let refused_as =
-            |lineage: &str, serial: u64| format!("refused {digest} {lineage} {serial}");
         if let Some(e) = &refusal
             && plan.is_empty()
         {
             debug_assert_eq!(e.kind, super::ErrorKind::MassDelete);
-            let fingerprint = refused_as(&planned.lineage, planned.serial);
+            let fingerprint = about.refused_at(&planned.lineage, planned.serial);
             if self.failing.as_ref() == Some(&fingerprint) {
                 tracing::debug!(reason = "the same plan was refused before", "skipped");
                 return Outcome::Skipped { retry: false };
             }
-            if !files.still(&before, read_at, true) {
+            if !files.still(&read.before, read.at, true) {
                 return Outcome::Unsettled;
             }
-            self.warn_once(&checked, &digest);
+            self.warn_once(checked, &digest);
             self.failing = Some(fingerprint);
             return Outcome::Done(Reconciled {
                 summary: counts,
-                ..fail(
+                ..about.fail(
                     OutcomeKind::Refused,
                     refusal.unwrap_or_else(super::Error::invalid_config),
                 )
             });
         }
-        if !files.still(&before, read_at, true) {
+        if !files.still(&read.before, read.at, true) {
             return Outcome::Unsettled;
         }
-        self.warn_once(&checked, &digest);
-        if let Some(store) = &store {
-            match self.kept_by_another(store, &tenancy) {
-                Ok(None) => {}
-                Ok(Some(message)) => {
-                    let fingerprint = format!("contended {digest} {message}");
-                    if self.failing.as_ref() == Some(&fingerprint) {
-                        tracing::debug!(
-                            reason = "the tenancy is still kept by another watcher",
-                            "skipped"
-                        );
-                        return Outcome::Skipped { retry: true };
-                    }
-                    self.failing = Some(fingerprint);
-                    return Outcome::Done(Reconciled {
-                        summary: counts,
-                        message: Some(message),
-                        ..outcome(OutcomeKind::Contended)
-                    });
-                }
-                Err(e) => return Outcome::Done(fail(OutcomeKind::Failed, e)),
-            }
+        self.warn_once(checked, &digest);
+        if let Some(store) = &store
+            && let Some(contended) = self.contended(store, &about, counts)
+        {
+            return contended;
         }
         // The state changes only through a checked plan: what this one leads
         // to passes every rule (checked while it is written), or nothing is.
         let desired = refusal.is_none().then_some(desired);
+        let against = CheckAgainst {
+            desired,
+            today: read.today,
+        };
+        Outcome::Done(self.apply(&about, &planned, &plan, refusal, against, store))
+    }
+
+    /// The outcome when another watcher keeps the tenancy: not applied
+    /// over, looked at again after a delay (and said once).
+    fn contended(
+        &mut self,
+        store: &Store,
+        about: &About,
+        counts: Option<SummaryCounts>,
+    ) -> Option<Outcome> {
+        let message = match self.kept_by_another(store, &about.tenancy) {
+            Ok(None) => return None,
+            Ok(Some(message)) => message,
+            Err(e) => return Some(Outcome::Done(about.fail(OutcomeKind::Failed, e))),
+        };
+        let fingerprint = format!("contended {} {message}", about.digest);
+        if self.failing.as_ref() == Some(&fingerprint) {
+            tracing::debug!(
+                reason = "the tenancy is still kept by another watcher",
+                "skipped"
+            );
+            return Some(Outcome::Skipped { retry: true });
+        }
+        self.failing = Some(fingerprint);
+        Some(Outcome::Done(Reconciled {
+            summary: counts,
+            message: Some(message),
+            ..about.outcome(OutcomeKind::Contended)
+        }))
+    }
+
+    /// Applies `plan` (all of `planned`, or what the guard let through when
+    /// it refused the rest, `refusal`).
+    fn apply(
+        &mut self,
+        about: &About,
+        planned: &Planned,
+        plan: &Plan,
+        refusal: Option<Error>,
+        against: CheckAgainst<'_>,
+        store: Option<Store>,
+    ) -> Reconciled {
         for change in &plan.changes {
             tracing::debug!(
                 address = %escape_control(&change.address()),
@@ -316,39 +402,39 @@ impl Reconciler {
             );
         }
         tracing::debug!(changes = plan.changes.len(), "applying");
-        match apply_planned(
-            &planned,
-            &plan,
-            CheckAgainst { desired, today },
+        let applied = apply_planned(
+            planned,
+            plan,
+            against,
             store,
-            db,
+            &self.settings.db,
             &self.settings.config,
             AppliedBy::Watch,
-        ) {
-            Ok((serial, lineage, result)) => {
-                self.state.applied(result, &lineage, serial);
-                match refusal {
-                    // What takes access away has landed; the rest is refused
-                    // until the config set changes or deletions are allowed.
-                    Some(e) => {
-                        self.failing = Some(refused_as(&lineage, serial));
-                        Outcome::Done(Reconciled {
-                            serial: Some(serial),
-                            summary: Some(SummaryCounts::from(plan.summary())),
-                            ..fail(OutcomeKind::Refused, e)
-                        })
-                    }
-                    None => {
-                        self.failing = None;
-                        Outcome::Done(Reconciled {
-                            serial: Some(serial),
-                            summary: counts,
-                            ..outcome(OutcomeKind::Applied)
-                        })
-                    }
+        );
+        let (serial, lineage, result) = match applied {
+            Ok(applied) => applied,
+            Err(e) => return about.fail(OutcomeKind::Failed, e),
+        };
+        self.state.applied(result, &lineage, serial);
+        match refusal {
+            // What takes access away has landed; the rest is refused until
+            // the config set changes or deletions are allowed.
+            Some(e) => {
+                self.failing = Some(about.refused_at(&lineage, serial));
+                Reconciled {
+                    serial: Some(serial),
+                    summary: Some(SummaryCounts::from(plan.summary())),
+                    ..about.fail(OutcomeKind::Refused, e)
                 }
             }
-            Err(e) => Outcome::Done(fail(OutcomeKind::Failed, e)),
+            None => {
+                self.failing = None;
+                Reconciled {
+                    serial: Some(serial),
+                    summary: Some(SummaryCounts::from(planned.plan.summary())),
+                    ..about.outcome(OutcomeKind::Applied)
+                }
+            }
         }
     }
 
@@ -404,7 +490,7 @@ impl Reconciler {
     }
 
     /// Logs a valid config set's warnings, once per content.
-    fn warn_once(&mut self, checked: &super::Checked, digest: &str) {
+    fn warn_once(&mut self, checked: &Checked, digest: &str) {
         if self.warned.as_deref() != Some(digest) {
             log_diagnostics(&checked.diagnostics, &checked.loaded.sources);
             self.warned = Some(digest.to_string());

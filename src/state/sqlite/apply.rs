@@ -64,6 +64,8 @@ impl Store {
         applied
     }
 
+    /// The transaction from `BEGIN IMMEDIATE` to `COMMIT`. Long on purpose:
+    /// in one place, every write is visibly inside it.
     fn apply_in_one_transaction(
         &mut self,
         tenancy: &str,

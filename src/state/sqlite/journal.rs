@@ -10,6 +10,9 @@ use super::*;
 impl Store {
     /// The journal, oldest first (by id, so in the order the applies ran),
     /// for one tenancy or for all of them.
+    ///
+    /// Long on purpose: the queries and the reading of their columns stay
+    /// together, so that they cannot drift apart.
     pub fn history(&self, tenancy: Option<&str>) -> Result<Vec<JournalRecord>, StateError> {
         const ALL: &str = "SELECT id, tenancy, time, serial, add_count, change_count, \
              destroy_count, plan_json, plan_zlib, plan_size, config_digest, git_commit, \

@@ -313,6 +313,9 @@ fn rename_user(
 /// Reads `tenancy` with one query per table, or `None` when it is not in
 /// the state. The caller runs it in one read transaction, for a consistent
 /// snapshot.
+///
+/// Long on purpose: one query per table in turn, each mapped into the
+/// model, so that they read as the one snapshot they are.
 pub fn load(conn: &Connection, tenancy: &str) -> Result<Option<(Model, i64)>, ReadError> {
     let Some((t, serial)) = conn
         .prepare_cached(
