@@ -165,7 +165,7 @@ fn every_rule_has_a_case_and_every_snapshot_a_case() {
         {
             assert!(
                 rule_of(name).is_some(),
-                "case `{name}` is named after no rule of src/diag.rs"
+                "case `{name}` is named after no rule of src/diag/mod.rs"
             );
         }
     }
