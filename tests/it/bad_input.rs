@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::binary::{Outcome, crate_root, fixed_environment, run};
+use crate::binary::{Outcome, crate_root, fixed_environment, run, supportctl};
 
 /// The address space a bad-input run may use: far more than any honest
 /// config set here needs, far less than an alias bomb would take.
@@ -173,17 +173,15 @@ fn a_100_mb_file_is_refused_before_it_is_read() {
 
 #[test]
 fn the_file_size_limit_can_be_lowered() {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_supportctl"));
-    command
-        .args([
+    let outcome = run(&mut supportctl(
+        &crate_root(),
+        [
             "validate",
             "--max-file-size",
             "1000",
             "examples/acme-prod.yaml",
-        ])
-        .current_dir(crate_root());
-    fixed_environment(&mut command);
-    let outcome = run(&mut command);
+        ],
+    ));
     assert_refused(
         &outcome,
         &[

@@ -1,22 +1,34 @@
-//! Running the built `supportctl`: a fixed environment, a time limit, and
-//! everything it printed.
+//! Running the built `supportctl`: a fixed environment, one deadline, and
+//! everything it printed; [`Scratch`], the folder and state the tests that
+//! run commands against a state are built on; and [`Dice`], the randomness
+//! of the tests that are not property tests.
 //!
 //! A test that hangs would stall the whole suite, so every run has a deadline:
 //! past it the child is killed and the test fails, naming the command.
 
+use std::cell::RefCell;
 use std::ffi::OsStr;
-use std::io::Read;
+use std::io::{Read, Write as _};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use proptest::arbitrary::any;
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::{Config, RngSeed, TestRunner};
+use serde_json::Value;
+
 /// The day every run sees as today (`SUPPORTCTL_TODAY`), so that expiries in
 /// the fixtures read the same on any day.
 pub const TODAY: &str = "2026-11-24";
 
-/// How long one run may take before it counts as a hang.
-pub const DEADLINE: Duration = Duration::from_secs(20);
+/// How long anything a test waits for may take before it counts as a hang:
+/// a run of the binary, a line from a watcher, a state polled for. The one
+/// deadline of the suite, generous since the machine may be busy with the
+/// other tests: only a test that fails waits it out.
+pub const DEADLINE: Duration = Duration::from_secs(60);
 
 /// The root of the crate: `examples/`, `schema/` and `tests/` live here.
 pub fn crate_root() -> PathBuf {
@@ -91,11 +103,22 @@ impl Outcome {
         self
     }
 
-    /// Asserts that nothing printed is a Rust panic.
+    /// Asserts the exit code, and hands the outcome on:
+    /// `scratch.run(args).expect(2).stdout`.
+    #[track_caller]
+    pub fn expect(self, expected: i32) -> Outcome {
+        self.assert_code(expected);
+        self
+    }
+
+    /// Asserts that the run did not end in a Rust panic: nothing printed is
+    /// one, and the exit code is not a panic's (101).
     #[track_caller]
     pub fn assert_no_panic(&self) -> &Self {
         assert!(
-            !self.stderr.contains("panicked") && !self.stderr.contains("RUST_BACKTRACE"),
+            self.status.code() != Some(101)
+                && !self.stderr.contains("panicked")
+                && !self.stderr.contains("RUST_BACKTRACE"),
             "`{}` panicked:\n{}",
             self.shown,
             self.stderr
@@ -122,9 +145,29 @@ impl Outcome {
 /// Runs `command` with no input, collecting what it prints; fails the test if
 /// it is still running after [`DEADLINE`].
 pub fn run(command: &mut Command) -> Outcome {
+    start(command).finish()
+}
+
+/// A started run whose output is being collected: for runs that overlap,
+/// or that a test kills.
+pub struct Running {
+    pub child: Child,
+    shown: String,
+    started: Instant,
+    stdout: Option<JoinHandle<Vec<u8>>>,
+    stderr: Option<JoinHandle<Vec<u8>>>,
+}
+
+/// Starts `command` with no input, collecting what it prints.
+pub fn start(command: &mut Command) -> Running {
+    start_with(command, Stdio::null())
+}
+
+/// Starts `command` with `stdin`, collecting what it prints.
+fn start_with(command: &mut Command, stdin: Stdio) -> Running {
     let shown = show(command);
     command
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let started = Instant::now();
@@ -133,19 +176,33 @@ pub fn run(command: &mut Command) -> Outcome {
         .unwrap_or_else(|e| panic!("cannot start `{shown}`: {e}"));
     let stdout = child.stdout.take().map(drain);
     let stderr = child.stderr.take().map(drain);
-    let status = wait_or_kill(&mut child, &shown, started);
-    let collect = |handle: Option<JoinHandle<Vec<u8>>>| {
-        handle
-            .map(|h| h.join().expect("the reader thread ended"))
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            .unwrap_or_default()
-    };
-    Outcome {
-        status,
-        stdout: collect(stdout),
-        stderr: collect(stderr),
-        elapsed: started.elapsed(),
+    Running {
+        child,
         shown,
+        started,
+        stdout,
+        stderr,
+    }
+}
+
+impl Running {
+    /// Waits for the end (killing it and failing the test once [`DEADLINE`]
+    /// has passed since it started) and gives what it printed.
+    pub fn finish(mut self) -> Outcome {
+        let status = wait_or_kill(&mut self.child, &self.shown, self.started);
+        let collect = |handle: Option<JoinHandle<Vec<u8>>>| {
+            handle
+                .map(|h| h.join().expect("the reader thread ended"))
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                .unwrap_or_default()
+        };
+        Outcome {
+            status,
+            stdout: collect(self.stdout.take()),
+            stderr: collect(self.stderr.take()),
+            elapsed: self.started.elapsed(),
+            shown: self.shown,
+        }
     }
 }
 
@@ -193,18 +250,31 @@ fn show(command: &Command) -> String {
     shown
 }
 
-/// A test's temporary directory and the database in it (`state.db`): what
-/// every test world is built on. Removed when dropped.
+/// A test's temporary folder and the state its commands run against, with
+/// the day they see as today: what every test that runs commands against a
+/// state is built on. Removed when dropped.
+///
+/// The state's location comes from one place, [`Scratch::db_arg`]: every
+/// command made here is given it as `--db`. Today that is the SQLite file
+/// `state.db` in the folder, [`Scratch::db`]; a test that reads, damages or
+/// names that file itself (its bytes, its side files, its modes) is a test of
+/// the SQLite backend, and says so.
 pub struct Scratch {
     dir: tempfile::TempDir,
+    /// The SQLite file that holds the state (`state.db` in the folder).
     pub db: PathBuf,
+    today: RefCell<String>,
 }
 
 impl Scratch {
     pub fn new() -> Scratch {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let db = dir.path().join("state.db");
-        Scratch { dir, db }
+        Scratch {
+            dir,
+            db,
+            today: RefCell::new(TODAY.to_owned()),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -224,19 +294,65 @@ impl Scratch {
         std::fs::write(&path, text).expect("the file is written");
         path
     }
-}
 
-impl Scratch {
-    /// `supportctl --db DB ARGS`, from the directory, not yet run.
+    /// Where the state is, as `--db` (or `SUPPORTCTL_DB`) takes it: the one
+    /// place that says which state the tests run against.
+    pub fn db_arg(&self) -> String {
+        arg(&self.db).to_owned()
+    }
+
+    /// [`Scratch::db_arg`] spelled from `dir`, a folder inside this one (or
+    /// this one): for a command line that a snapshot shows, which must hold
+    /// no temporary path.
+    pub fn db_arg_from(&self, dir: &Path) -> String {
+        let inside = dir
+            .strip_prefix(self.root())
+            .unwrap_or_else(|_| panic!("{} is not inside the scratch folder", dir.display()));
+        let up = "../".repeat(inside.components().count());
+        let name = self
+            .db
+            .strip_prefix(self.root())
+            .expect("the database is inside");
+        format!("{up}{}", arg(name))
+    }
+
+    /// The day every later run sees as today (`SUPPORTCTL_TODAY`; [`TODAY`]
+    /// until a test moves it).
+    pub fn today(&self) -> String {
+        self.today.borrow().clone()
+    }
+
+    /// Moves the day of this and every later run to `day`.
+    pub fn set_today(&self, day: &str) {
+        *self.today.borrow_mut() = day.to_owned();
+    }
+
+    /// The scratch with its day moved to `day`: `world.on(day).run(args)`.
+    pub fn on(&self, day: &str) -> &Scratch {
+        self.set_today(day);
+        self
+    }
+
+    /// `supportctl --db DB ARGS`, from the folder, not yet run.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = supportctl(self.root(), ["--db"]);
-        command.arg(&self.db).args(args);
+        self.command_in(self.root(), args)
+    }
+
+    /// `supportctl --db DB ARGS`, from `dir`, not yet run.
+    pub fn command_in(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut command = supportctl(dir, ["--db", &self.db_arg()]);
+        command.args(args).env("SUPPORTCTL_TODAY", self.today());
         command
     }
 
     /// Runs `supportctl --db DB ARGS`, which must not panic.
     pub fn run(&self, args: &[&str]) -> Outcome {
-        let outcome = run(&mut self.command(args));
+        self.run_in(self.root(), args)
+    }
+
+    /// Runs `supportctl --db DB ARGS` from `dir`, which must not panic.
+    pub fn run_in(&self, dir: &Path, args: &[&str]) -> Outcome {
+        let outcome = run(&mut self.command_in(dir, args));
         outcome.assert_no_panic();
         outcome
     }
@@ -244,9 +360,178 @@ impl Scratch {
     /// Runs, and asserts exit 0.
     #[track_caller]
     pub fn ok(&self, args: &[&str]) -> Outcome {
-        let outcome = self.run(args);
-        outcome.assert_code(0);
+        self.run(args).expect(0)
+    }
+
+    /// Starts `supportctl --db DB ARGS` without waiting for it (see
+    /// [`start`]).
+    pub fn start(&self, args: &[&str]) -> Running {
+        start(&mut self.command(args))
+    }
+
+    /// Runs `supportctl --db DB ARGS` with a terminal on its stdin, on which
+    /// `answer` and a line break are typed; stdout and stderr are pipes.
+    pub fn typing(&self, args: &[&str], answer: &str) -> Outcome {
+        let (mut ours, theirs) = terminal();
+        let mut command = self.command(args);
+        let running = start_with(&mut command, Stdio::from(theirs));
+        // The child holds the terminal's other end now; `command` held the
+        // last copy here.
+        drop(command);
+        ours.write_all(format!("{answer}\n").as_bytes())
+            .expect("the answer is typed");
+        let outcome = running.finish();
+        outcome.assert_no_panic();
         outcome
+    }
+
+    /// Applies `config`, a copy of the example tenancy, then `bob` opens an
+    /// SR and `dankim` comments on it: a state with SRs and a journal.
+    pub fn with_history(&self, config: &str) {
+        self.ok(&["apply", "--auto-approve", config]);
+        self.ok(&[
+            "sr",
+            "open",
+            "--user",
+            "bob",
+            "--title",
+            "Disk full on db-1",
+        ]);
+        self.ok(&[
+            "sr", "comment", "1", "--user", "dankim", "--text", "Looking.",
+        ]);
+    }
+
+    /// `show --format json`, which must succeed.
+    #[track_caller]
+    pub fn show(&self) -> Value {
+        json(&self.ok(&["show", "--format", "json"]).stdout)
+    }
+
+    /// The state's content: `show --format json` without what tells two
+    /// databases and two histories apart (the lineage and the serial).
+    #[track_caller]
+    pub fn content(&self) -> Value {
+        let mut doc = self.show();
+        let object = doc.as_object_mut().expect("show prints an object");
+        object.remove("serial");
+        object.remove("lineage");
+        doc
+    }
+
+    /// The tenancy's serial, as `show` gives it.
+    #[track_caller]
+    pub fn serial(&self) -> u64 {
+        self.show()["serial"]
+            .as_u64()
+            .expect("show gives the serial")
+    }
+
+    /// The journal: `history --format json`.
+    #[track_caller]
+    pub fn history(&self) -> Vec<Value> {
+        match json(&self.ok(&["history", "--format", "json"]).stdout) {
+            Value::Array(entries) => entries,
+            other => panic!("history is not a JSON list: {other}"),
+        }
+    }
+
+    /// `access USER --format json` on the scratch's day.
+    #[track_caller]
+    pub fn access(&self, user: &str) -> Value {
+        json(&self.ok(&["access", user, "--format", "json"]).stdout)
+    }
+
+    /// The SQLite file's bytes (empty while there is none): what a test that
+    /// must see that nothing was written compares. SQLite backend only.
+    pub fn db_bytes(&self) -> Vec<u8> {
+        match std::fs::read(&self.db) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => panic!("cannot read {}: {e}", self.db.display()),
+        }
+    }
+
+    /// The SQLite file opened directly, to inspect what no command shows
+    /// (SQLite's own checks, its tables). SQLite backend only.
+    pub fn sqlite(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(&self.db)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", self.db.display()))
+    }
+}
+
+/// A pseudo-terminal: our end to type on, and the end a child reads from.
+fn terminal() -> (std::fs::File, OwnedFd) {
+    let (mut ours, mut theirs) = (0, 0);
+    // SAFETY: openpty writes two descriptors it opened, which are then owned
+    // here; the other arguments may be null.
+    let done = unsafe {
+        libc::openpty(
+            &mut ours,
+            &mut theirs,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(done, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just opened and are owned by nobody else.
+    unsafe {
+        (
+            std::fs::File::from_raw_fd(ours),
+            OwnedFd::from_raw_fd(theirs),
+        )
+    }
+}
+
+/// A path as a command-line argument (every path in these tests is UTF-8).
+pub fn arg(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 path")
+}
+
+/// `text` as JSON; a test fails on anything else, showing it.
+#[track_caller]
+pub fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+}
+
+/// A value of `strategy`, drawn by `runner` (a fixed one for fixed data:
+/// `TestRunner::deterministic()`).
+pub fn draw<S: Strategy>(runner: &mut TestRunner, strategy: S) -> S::Value {
+    strategy
+        .new_tree(runner)
+        .unwrap_or_else(|e| panic!("no value drawn: {e}"))
+        .current()
+}
+
+/// The randomness of the tests that are not property tests (when to kill
+/// an apply, where to cut a file being written): proptest's generator, from
+/// a seed each test prints; `RELIABILITY_SEED` replays one.
+pub struct Dice(TestRunner);
+
+impl Dice {
+    pub fn new(test: &str) -> Dice {
+        let seed = std::env::var("RELIABILITY_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| draw(&mut TestRunner::new(Config::default()), any::<u64>()));
+        eprintln!("{test}: RELIABILITY_SEED={seed}");
+        Dice(TestRunner::new(Config {
+            rng_seed: RngSeed::Fixed(seed),
+            failure_persistence: None,
+            ..Config::default()
+        }))
+    }
+
+    /// A value of `strategy`.
+    pub fn draw<S: Strategy>(&mut self, strategy: S) -> S::Value {
+        draw(&mut self.0, strategy)
+    }
+
+    /// A duration in `0..=max`, uniformly.
+    pub fn within(&mut self, max: Duration) -> Duration {
+        let micros = u64::try_from(max.as_micros()).expect("a short duration");
+        Duration::from_micros(self.draw(0..=micros))
     }
 }
 

@@ -699,7 +699,7 @@ fn every_command_logging_at_vv_into_a_closed_pipe_ends_as_it_would_and_does_its_
     let example = example.to_str().expect("UTF-8");
     let invalid = invalid_dir().join("multi-errors-sorted.yaml");
     let invalid = invalid.to_str().expect("UTF-8");
-    let db = scratch.db.to_str().expect("UTF-8").to_owned();
+    let db = scratch.db_arg();
     let saved = scratch.path("saved-plan.json");
     let saved = saved.to_str().expect("UTF-8");
     // Only the tenancy admin left: the mass-delete guard refuses it.
@@ -746,18 +746,9 @@ fn every_command_logging_at_vv_into_a_closed_pipe_ends_as_it_would_and_does_its_
         std::path::Path::new(saved).exists(),
         "plan -o saved the plan"
     );
-    let history = run(&mut supportctl(
-        scratch.root(),
-        ["--db", &db, "history", "--format", "json"],
-    ));
-    history.assert_code(0);
-    let history: Value = serde_json::from_str(&history.stdout).expect("JSON");
-    assert_eq!(history.as_array().map(Vec::len), Some(1), "{history}");
-    let shown = run(&mut supportctl(
-        scratch.root(),
-        ["--db", &db, "sr", "list", "--format", "json"],
-    ));
-    shown.assert_code(0);
+    let history = scratch.history();
+    assert_eq!(history.len(), 1, "{history:?}");
+    let shown = scratch.ok(&["sr", "list", "--format", "json"]);
     let srs: Value = serde_json::from_str(&shown.stdout).expect("JSON");
     assert_eq!(srs.as_array().map(Vec::len), Some(1), "{srs}");
 }
@@ -773,7 +764,7 @@ fn plan_at_vv_piped_into_head_c0_exits_0() {
         .arg("-c")
         .arg(r#"{ "$0" --db "$1" plan -vv examples/acme-prod.yaml; echo $? >"$2"; } 2>&1 | { exec head -c0; }"#)
         .arg(env!("CARGO_BIN_EXE_supportctl"))
-        .arg(&scratch.db)
+        .arg(scratch.db_arg())
         .arg(&code_file)
         .current_dir(crate_root());
     fixed_environment(&mut command);
@@ -884,7 +875,7 @@ fn every_numeric_flag_is_range_checked_with_an_error_naming_it() {
     let mut found = Vec::new();
     walk(&supportctl::cli::Cli::command(), "", &mut found);
     let scratch = crate::binary::Scratch::new();
-    let db = scratch.db.to_str().expect("UTF-8").to_owned();
+    let db = scratch.db_arg();
     let mut tested = Vec::new();
     for (command, arg) in &found {
         // Flags, counts and choices from a list take no number.

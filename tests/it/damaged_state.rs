@@ -9,6 +9,9 @@
 //!   the state read-only: they work for a user who may only read the file
 //!   in a folder they cannot write, on a read-only mount and on a full
 //!   disk, and an older schema is read through a copy migrated in memory.
+//!
+//! Tests of the SQLite backend: they damage, lock, chmod and mount the
+//! SQLite file and its side files (`Scratch::db`) themselves.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -17,56 +20,31 @@ use std::process::Command;
 use crate::binary::{Outcome, Scratch, crate_root, run, supportctl};
 use crate::reliability::as_unprivileged;
 
-/// A test's directory and database, with the example tenancy as
-/// `acme.yaml` and a change of it as `acme2.yaml`.
-struct World(Scratch);
-
-impl std::ops::Deref for World {
-    type Target = Scratch;
-    fn deref(&self) -> &Scratch {
-        &self.0
-    }
+/// A test's scratch with the example tenancy as `acme.yaml` and a change of
+/// it as `acme2.yaml`.
+fn example_world() -> Scratch {
+    let world = Scratch::new();
+    let text = std::fs::read_to_string(crate_root().join("examples/acme-prod.yaml")).unwrap();
+    world.write("acme.yaml", &text);
+    world.write("acme2.yaml", &text.replace("Dan Kim", "Daniel Kim"));
+    world
 }
 
-impl World {
-    fn new() -> World {
-        World::at(Scratch::new())
-    }
+/// The example applied, with an SR and a comment.
+fn world_with_history() -> Scratch {
+    let world = example_world();
+    world.with_history("acme.yaml");
+    world
+}
 
-    fn at(scratch: Scratch) -> World {
-        let world = World(scratch);
-        let text = std::fs::read_to_string(crate_root().join("examples/acme-prod.yaml")).unwrap();
-        world.write("acme.yaml", &text);
-        world.write("acme2.yaml", &text.replace("Dan Kim", "Daniel Kim"));
-        world
-    }
-
-    /// The state after an apply, an SR and a comment.
-    fn with_history(self) -> World {
-        self.ok(&["apply", "--auto-approve", "acme.yaml"]);
-        self.ok(&[
-            "sr",
-            "open",
-            "--user",
-            "bob",
-            "--title",
-            "Disk full on db-1",
-        ]);
-        self.ok(&[
-            "sr", "comment", "1", "--user", "dankim", "--text", "Looking.",
-        ]);
-        self
-    }
-
-    /// The names in the directory, sorted.
-    fn listing(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.root())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
+/// The names in the folder, sorted.
+fn names_in(world: &Scratch) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(world.root())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 /// Every command that reads or writes the state, each as a user would run it.
@@ -100,9 +78,9 @@ const READS: &[&[&str]] = &[
 /// 1, says the database is damaged and what to do, plans nothing, and the
 /// file and the folder are as they were.
 #[track_caller]
-fn assert_damaged_everywhere(world: &World, detail: &str) {
+fn assert_damaged_everywhere(world: &Scratch, detail: &str) {
     let bytes = std::fs::read(&world.db).unwrap();
-    let listing = world.listing();
+    let listing = names_in(world);
     for args in EVERY_COMMAND {
         let outcome = world.run(args);
         outcome.assert_code(1);
@@ -142,8 +120,8 @@ fn assert_damaged_everywhere(world: &World, detail: &str) {
 /// Nothing appeared beside the database but what SQLite makes for a reader
 /// that opens it in a writable folder: an empty `-wal`, and `-shm`.
 #[track_caller]
-fn assert_nothing_new_but_empty_sides(world: &World, before: &[String], outcome: &Outcome) {
-    for name in world.listing() {
+fn assert_nothing_new_but_empty_sides(world: &Scratch, before: &[String], outcome: &Outcome) {
+    for name in names_in(world) {
         if before.contains(&name) {
             continue;
         }
@@ -161,7 +139,7 @@ fn assert_nothing_new_but_empty_sides(world: &World, before: &[String], outcome:
 /// one (`plan` showed everything to add, the SR history silently gone).
 #[test]
 fn a_database_truncated_to_nothing_is_damaged_not_a_new_one() {
-    let world = World::new().with_history();
+    let world = world_with_history();
     std::fs::write(&world.db, b"").unwrap();
     assert_damaged_everywhere(&world, "it is empty (0 bytes)");
 }
@@ -170,7 +148,7 @@ fn a_database_truncated_to_nothing_is_damaged_not_a_new_one() {
 /// database is damaged for every command.
 #[test]
 fn a_database_cut_short_or_with_malformed_pages_is_damaged() {
-    let world = World::new().with_history();
+    let world = world_with_history();
     let whole = std::fs::read(&world.db).unwrap();
     for cut in [whole.len() - 4096, whole.len() / 2, 5000, 64, 8] {
         std::fs::write(&world.db, &whole[..cut]).unwrap();
@@ -185,24 +163,24 @@ fn a_database_cut_short_or_with_malformed_pages_is_damaged() {
 }
 
 /// What each read prints on a healthy state, run as the owner.
-fn reads_as_owner(world: &World) -> Vec<String> {
+fn reads_as_owner(world: &Scratch) -> Vec<String> {
     READS.iter().map(|args| world.ok(args).stdout).collect()
 }
 
 /// Runs every read as a user who may read the database but write nothing
 /// there (`nobody`, when the tests run as root; the folder is made
 /// read-only either way) and returns what each printed.
-fn reads_as_reader(world: &World) -> Vec<Result<String, String>> {
+fn reads_as_reader(world: &Scratch) -> Vec<Result<String, String>> {
     as_reader(world, READS)
 }
 
 /// Runs `commands` as [`reads_as_reader`] runs the reads.
-fn as_reader(world: &World, commands: &[&[&str]]) -> Vec<Result<String, String>> {
+fn as_reader(world: &Scratch, commands: &[&[&str]]) -> Vec<Result<String, String>> {
     let folder = world.root().to_path_buf();
     std::fs::set_permissions(&world.db, std::fs::Permissions::from_mode(0o644)).unwrap();
     let mut args_with_db = Vec::new();
     for args in commands {
-        let mut full = vec!["--db".to_string(), world.db.to_str().unwrap().to_string()];
+        let mut full = vec!["--db".to_string(), world.db_arg()];
         full.extend(args.iter().map(|a| a.to_string()));
         args_with_db.push(full);
     }
@@ -230,7 +208,7 @@ fn as_reader(world: &World, commands: &[&[&str]]) -> Vec<Result<String, String>>
 /// readonly database".
 #[test]
 fn reads_work_for_a_user_who_may_only_read_the_database() {
-    let world = World::new().with_history();
+    let world = world_with_history();
     std::fs::set_permissions(&world.db, std::fs::Permissions::from_mode(0o644)).unwrap();
     let expected = reads_as_owner(&world);
     // The side files the owner's reads left (an empty log: nothing in it
@@ -241,12 +219,12 @@ fn reads_work_for_a_user_who_may_only_read_the_database() {
         std::fs::remove_file(log).unwrap();
     }
     let _ = std::fs::remove_file(world.path("state.db-shm"));
-    let listing = world.listing();
+    let listing = names_in(&world);
     let got = reads_as_reader(&world);
     for ((args, want), got) in READS.iter().zip(&expected).zip(&got) {
         assert_eq!(got.as_ref(), Ok(want), "{args:?}");
     }
-    assert_eq!(world.listing(), listing, "a reader wrote nothing");
+    assert_eq!(names_in(&world), listing, "a reader wrote nothing");
     // A command that writes says it may not, before it plans or asks.
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } == 0 {
@@ -263,12 +241,12 @@ fn reads_work_for_a_user_who_may_only_read_the_database() {
                 "{err}"
             );
         }
-        assert_eq!(world.listing(), listing, "a refused writer wrote nothing");
+        assert_eq!(names_in(&world), listing, "a refused writer wrote nothing");
     }
 
     // A writer holds the database open, and an apply's commit is still in
     // its log: the reader sees it.
-    let holder = rusqlite::Connection::open(&world.db).unwrap();
+    let holder = world.sqlite();
     holder.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
     let count: i64 = holder
         .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
@@ -317,9 +295,9 @@ fn reads_work_for_a_user_who_may_only_read_the_database() {
 fn a_read_of_an_older_database_migrates_a_copy_in_memory_and_leaves_the_file() {
     // A database as an older supportctl left it: the first three schema
     // versions, with a tenancy in it.
-    let world = World::new();
+    let world = example_world();
     {
-        let conn = rusqlite::Connection::open(&world.db).unwrap();
+        let conn = world.sqlite();
         for (version, migration) in supportctl::state::MIGRATIONS.iter().take(3).enumerate() {
             conn.execute_batch(migration).unwrap();
             conn.pragma_update(None, "user_version", version as i64 + 1)
@@ -433,8 +411,8 @@ fn reads_work_on_a_read_only_mount_and_a_full_disk() {
         );
         return;
     };
-    let scratch = Scratch::new();
-    let world = World::at(scratch);
+    let world = example_world();
+    // The SQLite file on the mount, not the scratch's own.
     let db = mount.0.join("state.db");
     let on_mount = |args: &[&str]| {
         let mut command = supportctl(world.root(), ["--db"]);

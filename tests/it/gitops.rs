@@ -99,9 +99,10 @@ const BROKEN: &str = "tenancy: { name: t, csi: \"1\", admin: dan }\nusers:\n  da
 const WARNED: &str = "tenancy: { name: t, csi: \"1\", admin: dan }\nusers:\n  dan: { email: dan@x.example, support_account: { phone: \"1\", timezone: UTC } }\n";
 
 fn plan_in(scratch: &Scratch, args: &[&str]) -> Outcome {
-    // The database by its name in the scratch folder: snapshots show no
+    // The state spelled from the scratch folder: snapshots show no
     // temporary path.
-    let mut command = supportctl(scratch.root(), ["--db", "state.db", "plan"]);
+    let db = scratch.db_arg_from(scratch.root());
+    let mut command = supportctl(scratch.root(), ["--db", &db, "plan"]);
     command.args(args);
     let outcome = run(&mut command);
     outcome.assert_no_panic();
@@ -351,7 +352,11 @@ fn base_repo() -> Scratch {
 }
 
 fn plan_base(scratch: &Scratch, args: &[&str]) -> Outcome {
-    let mut command = supportctl(&scratch.path("repo"), ["--db", "../state.db", "plan"]);
+    // The state spelled from the repository: snapshots show no temporary
+    // path.
+    let repo = scratch.path("repo");
+    let db = scratch.db_arg_from(&repo);
+    let mut command = supportctl(&repo, ["--db", &db, "plan"]);
     command.args(args);
     let outcome = run(&mut command);
     outcome.assert_no_panic();
@@ -416,10 +421,7 @@ fn plan_base_shows_the_change_apart_from_drift_in_the_state() {
     // Applied, the state has no drift: the full plan against main's state
     // after the change equals the change itself.
     git(&repo, &["checkout", "-q", "main"]);
-    let mut apply = supportctl(
-        &repo,
-        ["--db", "../state.db", "apply", "--auto-approve", "config"],
-    );
+    let mut apply = scratch.command_in(&repo, &["apply", "--auto-approve", "config"]);
     run(&mut apply).assert_code(0);
     git(&repo, &["checkout", "-q", "change"]);
     let outcome = plan_base(
@@ -666,17 +668,9 @@ fn plan_base_names_links_it_cannot_follow() {
 
 /// `history --tenancy t --format json`, of the repository's database.
 fn history_of(scratch: &Scratch, tenancy: &str) -> Vec<Value> {
-    let mut command = supportctl(
+    let mut command = scratch.command_in(
         &scratch.path("repo"),
-        [
-            "--db",
-            "../state.db",
-            "history",
-            "--tenancy",
-            tenancy,
-            "--format",
-            "json",
-        ],
+        &["history", "--tenancy", tenancy, "--format", "json"],
     );
     let outcome = run(&mut command);
     outcome.assert_code(0);
@@ -688,10 +682,7 @@ fn history_of(scratch: &Scratch, tenancy: &str) -> Vec<Value> {
 }
 
 fn apply_in_repo(scratch: &Scratch, path: &str) -> Outcome {
-    let mut command = supportctl(
-        &scratch.path("repo"),
-        ["--db", "../state.db", "apply", "--auto-approve", path],
-    );
+    let mut command = scratch.command_in(&scratch.path("repo"), &["apply", "--auto-approve", path]);
     let outcome = run(&mut command);
     outcome.assert_code(0);
     outcome
@@ -753,7 +744,7 @@ fn the_journal_records_uncommitted_changes_beside_the_commit() {
             "?? config/users/c.yaml"
         ]
     );
-    let mut command = supportctl(&repo, ["--db", "../state.db", "history", "--tenancy", "t"]);
+    let mut command = scratch.command_in(&repo, &["history", "--tenancy", "t"]);
     let text = run(&mut command).stdout;
     let second = text.lines().nth(1).expect("two entries");
     assert!(
@@ -797,16 +788,9 @@ fn the_journal_records_uncommitted_changes_beside_the_commit() {
         ["?? single.yaml"],
         "only the file given"
     );
-    let mut command = supportctl(
+    let mut command = scratch.command_in(
         &repo,
-        [
-            "--db",
-            "../state.db",
-            "apply",
-            "--auto-approve",
-            "--allow-mass-delete",
-            "config",
-        ],
+        &["apply", "--auto-approve", "--allow-mass-delete", "config"],
     );
     run(&mut command).assert_code(0);
     assert_eq!(
@@ -816,28 +800,9 @@ fn the_journal_records_uncommitted_changes_beside_the_commit() {
 
     // A saved plan's config set is not known: the entry says so (null).
     git(&repo, &["checkout", "-q", "--", "config/approvals.yaml"]);
-    let mut command = supportctl(
-        &repo,
-        [
-            "--db",
-            "../state.db",
-            "plan",
-            "-o",
-            "../saved.json",
-            "config",
-        ],
-    );
+    let mut command = scratch.command_in(&repo, &["plan", "-o", "../saved.json", "config"]);
     run(&mut command).assert_code(0);
-    let mut command = supportctl(
-        &repo,
-        [
-            "--db",
-            "../state.db",
-            "apply",
-            "--auto-approve",
-            "../saved.json",
-        ],
-    );
+    let mut command = scratch.command_in(&repo, &["apply", "--auto-approve", "../saved.json"]);
     run(&mut command).assert_code(0);
     let saved = &history_of(&scratch, "t")[4];
     assert_eq!(

@@ -9,52 +9,9 @@
 //!   sealed again is refused (exit 1, the rule named, nothing written) when
 //!   the state it leads to breaks any rule `validate` applies to a config.
 
-use std::path::{Path, PathBuf};
-
 use serde_json::{Value, json};
 
-use crate::binary::{Outcome, Scratch, copy_dir, crate_root, run, supportctl};
-
-struct World {
-    scratch: Scratch,
-}
-
-impl World {
-    fn new() -> World {
-        World {
-            scratch: Scratch::new(),
-        }
-    }
-
-    fn run(&self, today: &str, args: &[&str]) -> Outcome {
-        let db = self.scratch.db.to_str().expect("a UTF-8 path");
-        let mut all = vec!["--db", db];
-        all.extend_from_slice(args);
-        let mut command = supportctl(self.scratch.root(), all);
-        command.env("SUPPORTCTL_TODAY", today);
-        let outcome = run(&mut command);
-        outcome.assert_no_panic();
-        outcome
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        self.scratch.write(name, text)
-    }
-
-    fn db_bytes(&self) -> Vec<u8> {
-        std::fs::read(&self.scratch.db).expect("the database is there")
-    }
-
-    fn access(&self, today: &str, user: &str) -> Value {
-        let out = self.run(today, &["access", user, "--format", "json"]);
-        out.assert_code(0);
-        serde_json::from_str(&out.stdout).expect("access prints JSON")
-    }
-}
-
-fn arg(path: &Path) -> &str {
-    path.to_str().expect("a UTF-8 path")
-}
+use crate::binary::{Scratch, TODAY, arg, copy_dir, crate_root, run, supportctl};
 
 /// A tenancy of 17 resources: the tenancy, its admin with an account, and
 /// seven users linked through the admin — `l0`..`l5` until `ends` (none:
@@ -81,16 +38,19 @@ const DAY: &str = "2027-01-01";
 
 #[test]
 fn links_ending_at_one_midnight_are_no_mass_deletion_and_a_later_removal_lands() {
-    let world = World::new();
+    let world = Scratch::new();
     let config = world.write("acme.yaml", &linked_seven(DAY, true));
     world
-        .run(EVE, &["apply", "--auto-approve", arg(&config)])
+        .on(EVE)
+        .run(&["apply", "--auto-approve", arg(&config)])
         .assert_code(0);
-    assert_eq!(world.access(EVE, "l0")["can_open_sr"], true);
+    assert_eq!(world.on(EVE).access("l0")["can_open_sr"], true);
 
     // The day they end: the six expired links are removed from the state
     // without a word from the guard (they grant nothing already).
-    let applied = world.run(DAY, &["apply", "--auto-approve", arg(&config)]);
+    let applied = world
+        .on(DAY)
+        .run(&["apply", "--auto-approve", arg(&config)]);
     applied.assert_code(0);
     assert!(
         applied
@@ -104,12 +64,14 @@ fn links_ending_at_one_midnight_are_no_mass_deletion_and_a_later_removal_lands()
     // Then another user's link is removed from the file: it lands.
     let config = world.write("acme.yaml", &linked_seven(DAY, false));
     world
-        .run(DAY, &["plan", "--detailed-exitcode", arg(&config)])
+        .on(DAY)
+        .run(&["plan", "--detailed-exitcode", arg(&config)])
         .assert_code(2);
     world
-        .run(DAY, &["apply", "--auto-approve", arg(&config)])
+        .on(DAY)
+        .run(&["apply", "--auto-approve", arg(&config)])
         .assert_code(0);
-    assert_eq!(world.access(DAY, "l6")["can_open_sr"], false);
+    assert_eq!(world.on(DAY).access("l6")["can_open_sr"], false);
 }
 
 #[test]
@@ -117,19 +79,23 @@ fn an_apply_after_the_expiry_day_with_a_removal_lands_whole() {
     // The expired links and one more removal in the same apply: 7 deletions
     // of 17 resources, of which only one takes away access still held.
     for saved in [false, true] {
-        let world = World::new();
+        let world = Scratch::new();
         let config = world.write("acme.yaml", &linked_seven(DAY, true));
         world
-            .run(EVE, &["apply", "--auto-approve", arg(&config)])
+            .on(EVE)
+            .run(&["apply", "--auto-approve", arg(&config)])
             .assert_code(0);
         let config = world.write("acme.yaml", &linked_seven(DAY, false));
         let applied = if saved {
             world
-                .run(DAY, &["plan", "-o", "p.plan", arg(&config)])
+                .on(DAY)
+                .run(&["plan", "-o", "p.plan", arg(&config)])
                 .assert_code(0);
-            world.run(DAY, &["apply", "p.plan"])
+            world.on(DAY).run(&["apply", "p.plan"])
         } else {
-            world.run(DAY, &["apply", "--auto-approve", arg(&config)])
+            world
+                .on(DAY)
+                .run(&["apply", "--auto-approve", arg(&config)])
         };
         applied.assert_code(0);
         assert!(
@@ -140,7 +106,7 @@ fn an_apply_after_the_expiry_day_with_a_removal_lands_whole() {
             applied.transcript()
         );
         for user in ["l0", "l5", "l6"] {
-            assert_eq!(world.access(DAY, user)["can_open_sr"], false, "{user}");
+            assert_eq!(world.on(DAY).access(user)["can_open_sr"], false, "{user}");
         }
     }
 }
@@ -150,10 +116,11 @@ fn a_refused_config_still_revokes_what_it_took_away() {
     // A config that lost every link but l0's: 6 of 17 resources deleted,
     // but every deletion is a revocation, so all of it lands, with a
     // warning.
-    let world = World::new();
+    let world = Scratch::new();
     let config = world.write("acme.yaml", &linked_seven("2030-01-01", true));
     world
-        .run(EVE, &["apply", "--auto-approve", arg(&config)])
+        .on(EVE)
+        .run(&["apply", "--auto-approve", arg(&config)])
         .assert_code(0);
     let only_l0 = linked_seven("2030-01-01", true)
         .lines()
@@ -161,7 +128,9 @@ fn a_refused_config_still_revokes_what_it_took_away() {
         .collect::<Vec<_>>()
         .join("\n");
     let config = world.write("acme.yaml", &only_l0);
-    let applied = world.run(EVE, &["apply", "--auto-approve", arg(&config)]);
+    let applied = world
+        .on(EVE)
+        .run(&["apply", "--auto-approve", arg(&config)]);
     applied.assert_code(0);
     assert!(
         applied.stderr.contains("all of them grants"),
@@ -169,19 +138,22 @@ fn a_refused_config_still_revokes_what_it_took_away() {
         applied.transcript()
     );
     for user in ["l1", "l6"] {
-        assert_eq!(world.access(EVE, user)["can_open_sr"], false, "{user}");
+        assert_eq!(world.on(EVE).access(user)["can_open_sr"], false, "{user}");
     }
 
     // A config set that lost its users: the users are held back, nobody
     // keeps a link the config took away, and the exit is 3.
-    let world = World::new();
+    let world = Scratch::new();
     let config = world.write("acme.yaml", &linked_seven("2030-01-01", true));
     world
-        .run(EVE, &["apply", "--auto-approve", arg(&config)])
+        .on(EVE)
+        .run(&["apply", "--auto-approve", arg(&config)])
         .assert_code(0);
     let lost = "tenancy: { name: acme, csi: \"20817431\", admin: dan }\nusers:\n  dan:\n    email: dan@acme.example\n    support_account: { phone: \"+82 2 555 0100\", timezone: Asia/Seoul }\n";
     let config = world.write("acme.yaml", lost);
-    let refused = world.run(EVE, &["apply", "--auto-approve", arg(&config)]);
+    let refused = world
+        .on(EVE)
+        .run(&["apply", "--auto-approve", arg(&config)]);
     refused.assert_code(3);
     assert!(
         refused.stderr.contains(
@@ -192,7 +164,7 @@ fn a_refused_config_still_revokes_what_it_took_away() {
     );
     for i in 0..7 {
         let user = format!("l{i}");
-        let access = world.access(EVE, &user);
+        let access = world.on(EVE).access(&user);
         assert_eq!(access["can_open_sr"], false, "{user}: {access}");
     }
 }
@@ -200,22 +172,18 @@ fn a_refused_config_still_revokes_what_it_took_away() {
 // ---- §3: the state only changes through a checked plan ----
 
 /// The example tenancy applied, and an empty plan saved against it.
-fn example_world() -> (World, String) {
-    let world = World::new();
+fn example_world() -> (Scratch, String) {
+    let world = Scratch::new();
     let example = crate_root().join("examples").join("acme-prod");
     world
-        .run(
-            crate::binary::TODAY,
-            &["apply", "--auto-approve", arg(&example)],
-        )
+        .on(TODAY)
+        .run(&["apply", "--auto-approve", arg(&example)])
         .assert_code(0);
     world
-        .run(
-            crate::binary::TODAY,
-            &["plan", "-o", "empty.plan", arg(&example)],
-        )
+        .on(TODAY)
+        .run(&["plan", "-o", "empty.plan", arg(&example)])
         .assert_code(0);
-    let plan = std::fs::read_to_string(world.scratch.path("empty.plan")).unwrap();
+    let plan = std::fs::read_to_string(world.path("empty.plan")).unwrap();
     (world, plan)
 }
 
@@ -390,7 +358,7 @@ fn a_resealed_plan_that_breaks_a_rule_is_refused_and_writes_nothing() {
     ];
     for (code, changes) in cases {
         world.write("bad.plan", &resealed(&plan, &changes));
-        let out = world.run(crate::binary::TODAY, &["apply", "bad.plan"]);
+        let out = world.on(TODAY).run(&["apply", "bad.plan"]);
         out.assert_code(1);
         assert!(
             out.stderr.contains("the state this plan leads to breaks")
@@ -406,9 +374,7 @@ fn a_resealed_plan_that_breaks_a_rule_is_refused_and_writes_nothing() {
         );
     }
     // The plan as it was saved applies.
-    world
-        .run(crate::binary::TODAY, &["apply", "empty.plan"])
-        .assert_code(0);
+    world.on(TODAY).run(&["apply", "empty.plan"]).assert_code(0);
 }
 
 #[test]
@@ -426,33 +392,30 @@ fn a_resealed_plan_that_breaks_no_rule_applies() {
             )],
         ),
     );
-    world
-        .run(crate::binary::TODAY, &["apply", "ok.plan"])
-        .assert_code(0);
-    assert_eq!(
-        world.access(crate::binary::TODAY, "carol")["can_open_sr"],
-        true
-    );
+    world.on(TODAY).run(&["apply", "ok.plan"]).assert_code(0);
+    assert_eq!(world.on(TODAY).access("carol")["can_open_sr"], true);
 }
 
 // ---- Saved plans that do not fit, and a database that cannot be ----
 
 #[test]
 fn a_saved_plan_that_does_not_fit_is_refused_before_it_is_printed() {
-    let today = crate::binary::TODAY;
+    let today = TODAY;
     let example = crate_root().join("examples").join("acme-prod");
     let example = arg(&example);
 
     // Made before any database existed, applied after one holds the tenancy.
-    let world = World::new();
+    let world = Scratch::new();
     world
-        .run(today, &["plan", "-o", "first.plan", example])
+        .on(today)
+        .run(&["plan", "-o", "first.plan", example])
         .assert_code(0);
-    assert!(!world.scratch.db.exists(), "plan creates no database");
+    assert!(!world.db.exists(), "plan creates no database");
     world
-        .run(today, &["apply", "--auto-approve", example])
+        .on(today)
+        .run(&["apply", "--auto-approve", example])
         .assert_code(0);
-    let out = world.run(today, &["apply", "first.plan"]);
+    let out = world.on(today).run(&["apply", "first.plan"]);
     out.assert_code(1);
     assert_eq!(out.stdout, "", "a plan that does not fit is not printed");
     assert!(
@@ -463,16 +426,18 @@ fn a_saved_plan_that_does_not_fit_is_refused_before_it_is_printed() {
     );
 
     // Made against another database.
-    let other = World::new();
+    let other = Scratch::new();
     other
-        .run(today, &["apply", "--auto-approve", example])
+        .on(today)
+        .run(&["apply", "--auto-approve", example])
         .assert_code(0);
     other
-        .run(today, &["plan", "-o", "other.plan", example])
+        .on(today)
+        .run(&["plan", "-o", "other.plan", example])
         .assert_code(0);
-    let plan = std::fs::read_to_string(other.scratch.path("other.plan")).unwrap();
+    let plan = std::fs::read_to_string(other.path("other.plan")).unwrap();
     world.write("other.plan", &plan);
-    let out = world.run(today, &["apply", "other.plan"]);
+    let out = world.on(today).run(&["apply", "other.plan"]);
     out.assert_code(1);
     assert_eq!(out.stdout, "");
     assert!(
@@ -483,19 +448,21 @@ fn a_saved_plan_that_does_not_fit_is_refused_before_it_is_printed() {
 
     // Made before the state moved on.
     world
-        .run(today, &["plan", "-o", "stale.plan", example])
+        .on(today)
+        .run(&["plan", "-o", "stale.plan", example])
         .assert_code(0);
     let carol = world.write(
         "approve-carol.yaml",
         "approvals:\n  - { user: carol, role: user, access: [create_sr] }\n",
     );
-    let config = world.scratch.path("config");
+    let config = world.path("config");
     copy_dir(&crate_root().join("examples").join("acme-prod"), &config);
     std::fs::copy(&carol, config.join("approvals-carol.yaml")).unwrap();
     world
-        .run(today, &["apply", "--auto-approve", arg(&config)])
+        .on(today)
+        .run(&["apply", "--auto-approve", arg(&config)])
         .assert_code(0);
-    let out = world.run(today, &["apply", "stale.plan"]);
+    let out = world.on(today).run(&["apply", "stale.plan"]);
     out.assert_code(1);
     assert_eq!(out.stdout, "");
     assert!(
@@ -508,6 +475,7 @@ fn a_saved_plan_that_does_not_fit_is_refused_before_it_is_printed() {
 
 #[test]
 fn a_database_in_a_missing_folder_is_an_error_before_planning() {
+    // A SQLite file's path whose folder is missing (SQLite backend only).
     let scratch = Scratch::new();
     let example = crate_root().join("examples").join("acme-prod");
     for command in ["plan", "apply"] {
@@ -531,8 +499,8 @@ fn a_database_in_a_missing_folder_is_an_error_before_planning() {
 fn an_export_reads_back_after_an_approvers_own_approval_ended() {
     // erin, an administrator until 2026-12-01, approved frank and has gina
     // linked through her.
-    let world = World::new();
-    let config = world.scratch.path("config");
+    let world = Scratch::new();
+    let config = world.path("config");
     copy_dir(&crate_root().join("examples").join("acme-prod"), &config);
     let approvals = config.join("approvals.yaml");
     let text = std::fs::read_to_string(&approvals).unwrap();
@@ -544,9 +512,12 @@ fn an_export_reads_back_after_an_approvers_own_approval_ended() {
     let before = "2026-11-24";
     let after = "2026-12-02";
     world
-        .run(before, &["apply", "--auto-approve", arg(&config)])
+        .on(before)
+        .run(&["apply", "--auto-approve", arg(&config)])
         .assert_code(0);
-    let applied = world.run(after, &["apply", "--auto-approve", arg(&config)]);
+    let applied = world
+        .on(after)
+        .run(&["apply", "--auto-approve", arg(&config)]);
     applied.assert_code(0);
     assert!(
         applied.stderr.contains("warning[W204]") && applied.stderr.contains("warning[W205]"),
@@ -554,14 +525,17 @@ fn an_export_reads_back_after_an_approvers_own_approval_ended() {
         applied.transcript()
     );
     // frank's approval stays valid; gina's link is inactive.
-    assert_eq!(world.access(after, "frank")["can_open_sr"], true);
-    let gina = world.access(after, "gina");
+    assert_eq!(world.on(after).access("frank")["can_open_sr"], true);
+    let gina = world.on(after).access("gina");
     assert_eq!(gina["can_open_sr"], false, "{gina}");
     // The state exports and reads back with no changes.
     world
-        .run(after, &["export", "--out", "exported"])
+        .on(after)
+        .run(&["export", "--out", "exported"])
         .assert_code(0);
-    let replan = world.run(after, &["plan", "--detailed-exitcode", "exported"]);
+    let replan = world
+        .on(after)
+        .run(&["plan", "--detailed-exitcode", "exported"]);
     replan.assert_code(0);
     assert!(
         replan.stdout.starts_with("No changes."),

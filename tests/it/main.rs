@@ -7,6 +7,10 @@
 //! The one exception is in `reconcile`, which drives the library's `Store`
 //! directly to inject a failure at every position of a plan.
 //!
+//! - `binary`: the harness every module runs the binary through: the fixed
+//!   environment and the one deadline, `Scratch` (a test's folder, the state
+//!   given to every command from one place, `Scratch::db_arg`, and the day),
+//!   and `Dice`, proptest's randomness for the tests that are not properties.
 //! - `fixtures`: the data-driven cases under `tests/data/`, each invalid case
 //!   beside the snapshot of the diagnostics it must produce.
 //! - `cli`: the command-line contract of docs/reference.md's *Commands* and *JSON formats* (formats, exit codes, help,
@@ -25,7 +29,8 @@
 //!   checked in process: each fault reported at its place; the fuzz harness's
 //!   invariants, and the fuzzer's regressions replayed.
 //! - `reconcile`: `plan`, `apply`, `show`, `export`, `history` — the plan
-//!   catalogue under `tests/data/plans/`, exit codes and consent, the
+//!   catalogue under `tests/data/plans/` (a folder is a case, its snapshots
+//!   its expectation), exit codes and consent, the
 //!   reconciler's laws on random configs, all-or-nothing applies.
 //! - `support`: `access` and `sr open|list|show|comment` — the access matrix
 //!   of docs/DOMAIN.md §4 user by user, refusals that write nothing, no SR lost to a

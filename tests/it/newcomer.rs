@@ -107,39 +107,18 @@ fn the_quickstart_starts_from_nothing_after_the_main_command() {
 #[test]
 fn history_columns_line_up_whatever_the_fraction_of_a_second() {
     let scratch = Scratch::new();
-    let root = scratch.root();
-    let db = scratch.db.to_str().unwrap().to_string();
     let example = crate_root().join("examples").join("acme-prod.yaml");
-    let mut first = supportctl(
-        root,
-        [
-            "--db",
-            &db,
-            "apply",
-            "--auto-approve",
-            example.to_str().unwrap(),
-        ],
-    );
+    let mut first = scratch.command(&["apply", "--auto-approve", example.to_str().unwrap()]);
     first.env("SUPPORTCTL_NOW", "2026-11-24T09:00:00Z");
     run(&mut first).assert_code(0);
     let edited = std::fs::read_to_string(&example)
         .unwrap()
         .replace("name: Alice Lee", "name: Alice Lee-Park");
     let second_config = scratch.write("acme.yaml", &edited);
-    let mut second = supportctl(
-        root,
-        [
-            "--db",
-            &db,
-            "apply",
-            "--auto-approve",
-            second_config.to_str().unwrap(),
-        ],
-    );
+    let mut second = scratch.command(&["apply", "--auto-approve", second_config.to_str().unwrap()]);
     second.env("SUPPORTCTL_NOW", "2026-11-24T09:00:01.123456789Z");
     run(&mut second).assert_code(0);
-    let out = run(&mut supportctl(root, ["--db", &db, "history"]));
-    out.assert_code(0);
+    let out = scratch.ok(&["history"]);
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{}", out.stdout);
     let columns: Vec<usize> = lines.iter().map(|l| l.find("serial").unwrap()).collect();
@@ -216,13 +195,9 @@ fn init_starts_a_config_set_whose_schema_travels_with_it() {
 #[test]
 fn srs_and_comments_are_timed_by_the_one_clock() {
     let scratch = Scratch::new();
-    let root = scratch.root();
-    let db = scratch.db.to_str().unwrap().to_string();
     let example = crate_root().join("examples").join("acme-prod.yaml");
     let at = |moment: &str, args: &[&str]| {
-        let mut all = vec!["--db", db.as_str()];
-        all.extend_from_slice(args);
-        let mut command = supportctl(root, all);
+        let mut command = scratch.command(args);
         command.env("SUPPORTCTL_NOW", moment);
         let out = run(&mut command);
         out.assert_code(0);

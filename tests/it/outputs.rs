@@ -9,6 +9,10 @@
 //! - Files read that are not config (the parse cache, a saved plan, the
 //!   status file) are regular files within a bound: a symlink to
 //!   `/dev/zero`, a FIFO or a huge file is refused at once, never read.
+//!
+//! The state's files here are the SQLite backend's (`state.db`, its
+//! `-wal`/`-shm`/`-journal`, and the parse cache beside it), named as a user
+//! would name them.
 
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
@@ -18,34 +22,23 @@ use std::time::Duration;
 
 use crate::binary::{Outcome, Scratch, copy_dir, crate_root, run, supportctl};
 
-/// A test's directory, its database (`state.db`) and the example tenancy
-/// copied in as `acme.yaml` (one file) and `set/` (a folder).
-struct World(Scratch);
-
-impl std::ops::Deref for World {
-    type Target = Scratch;
-    fn deref(&self) -> &Scratch {
-        &self.0
-    }
+/// A test's scratch with the example tenancy copied in as `acme.yaml` (one
+/// file) and `set/` (a folder).
+fn example_world() -> Scratch {
+    let world = Scratch::new();
+    let example = crate_root().join("examples");
+    std::fs::copy(example.join("acme-prod.yaml"), world.path("acme.yaml")).unwrap();
+    copy_dir(&example.join("acme-prod"), &world.path("set"));
+    world
 }
 
-impl World {
-    fn new() -> World {
-        let world = World(Scratch::new());
-        let example = crate_root().join("examples");
-        std::fs::copy(example.join("acme-prod.yaml"), world.path("acme.yaml")).unwrap();
-        copy_dir(&example.join("acme-prod"), &world.path("set"));
-        world
-    }
-
-    /// Every file under the directory with its bytes and mode, side files
-    /// of a database included: what a refusal must leave as it was.
-    fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>, u32)> {
-        let mut files = Vec::new();
-        walk(self.root(), &mut files);
-        files.sort();
-        files
-    }
+/// Every file under the folder with its bytes and mode, side files of a
+/// database included: what a refusal must leave as it was.
+fn files_of(world: &Scratch) -> Vec<(PathBuf, Vec<u8>, u32)> {
+    let mut files = Vec::new();
+    walk(world.root(), &mut files);
+    files.sort();
+    files
 }
 
 fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>, u32)>) {
@@ -71,26 +64,15 @@ fn mkfifo(path: &Path) {
 
 /// The state after an apply, an SR and a comment: what `plan -o state.db`
 /// once replaced with a plan.
-fn world_with_history() -> World {
-    let world = World::new();
-    world.ok(&["apply", "--auto-approve", "acme.yaml"]);
-    world.ok(&[
-        "sr",
-        "open",
-        "--user",
-        "bob",
-        "--title",
-        "Disk full on db-1",
-    ]);
-    world.ok(&[
-        "sr", "comment", "1", "--user", "dankim", "--text", "Looking.",
-    ]);
+fn world_with_history() -> Scratch {
+    let world = example_world();
+    world.with_history("acme.yaml");
     world
 }
 
 #[track_caller]
 fn assert_refused(
-    world: &World,
+    world: &Scratch,
     outcome: &Outcome,
     before: &[(PathBuf, Vec<u8>, u32)],
     says: &str,
@@ -101,7 +83,7 @@ fn assert_refused(
         "expected `{says}`:\n{}",
         outcome.transcript()
     );
-    assert_eq!(world.snapshot(), before, "{}", outcome.transcript());
+    assert_eq!(files_of(world), before, "{}", outcome.transcript());
 }
 
 /// The example and its class: `plan -o` onto the database (however
@@ -117,7 +99,7 @@ fn plan_o_never_writes_over_the_state_its_side_files_the_cache_or_the_config() {
     std::os::unix::fs::symlink(&world.db, world.path("link.db")).unwrap();
     std::fs::hard_link(&world.db, world.path("hard.db")).unwrap();
     std::fs::create_dir(world.path("sub")).unwrap();
-    let before = world.snapshot();
+    let before = files_of(&world);
     for (out, config, says) in [
         ("state.db", "acme.yaml", "it is the state database"),
         ("./state.db", "acme.yaml", "it is the state database"),
@@ -162,7 +144,7 @@ fn plan_o_never_writes_over_the_state_its_side_files_the_cache_or_the_config() {
 #[test]
 fn watch_status_file_never_writes_over_the_state_or_the_config() {
     let world = world_with_history();
-    let before = world.snapshot();
+    let before = files_of(&world);
     for (status, config, says) in [
         ("state.db", "acme.yaml", "it is the state database"),
         ("state.db-wal", "acme.yaml", "write-ahead log"),
@@ -183,12 +165,12 @@ fn watch_status_file_never_writes_over_the_state_or_the_config() {
 /// --status-file` and `man --out` alike.
 #[test]
 fn an_output_replaces_only_its_own_kind_of_file() {
-    let world = World::new();
+    let world = example_world();
     world.write("notes.txt", "my notes, not a plan\n");
     world.write("folder/keep", "x");
     mkfifo(&world.path("pipe"));
     world.write("man/supportctl-plan.1", "my own page, not roff\n");
-    let before = world.snapshot();
+    let before = files_of(&world);
     for (args, says) in [
         (
             &["plan", "-o", "notes.txt", "acme.yaml"][..],
@@ -232,8 +214,7 @@ fn an_output_replaces_only_its_own_kind_of_file() {
     world.ok(&["man", "--out", "man"]);
     world.ok(&["man", "--out", "man"]);
     // No temporary file is left behind by any of it.
-    let left: Vec<_> = world
-        .snapshot()
+    let left: Vec<_> = files_of(&world)
         .into_iter()
         .filter(|(p, _, _)| p.to_string_lossy().contains("supportctl-tmp"))
         .collect();
@@ -244,7 +225,7 @@ fn an_output_replaces_only_its_own_kind_of_file() {
 /// is refused, and no page is written.
 #[test]
 fn man_out_never_writes_over_the_state() {
-    let world = World::new();
+    let world = example_world();
     std::fs::create_dir(world.path("out")).unwrap();
     let mut apply = supportctl(
         world.root(),
@@ -257,7 +238,7 @@ fn man_out_never_writes_over_the_state() {
         ],
     );
     run(&mut apply).assert_code(0);
-    let before = world.snapshot();
+    let before = files_of(&world);
     let outcome = run(&mut supportctl(
         world.root(),
         ["--db", "out/supportctl.1", "man", "--out", "out"],
@@ -281,7 +262,7 @@ fn man_out_never_writes_over_the_state() {
 /// to write (0277) alike.
 #[test]
 fn export_folders_and_files_are_private_whatever_the_umask() {
-    let world = World::new();
+    let world = example_world();
     world.ok(&["apply", "--auto-approve", "acme.yaml"]);
     for (umask, out) in [("0000", "open"), ("0277", "strict"), ("0022", "usual")] {
         let program = env!("CARGO_BIN_EXE_supportctl");
@@ -291,7 +272,7 @@ fn export_folders_and_files_are_private_whatever_the_umask() {
             .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
             .arg(program)
             .arg("--db")
-            .arg(&world.db)
+            .arg(world.db_arg())
             .args(["export", "--out", &format!("{out}/nested/copy")])
             .current_dir(world.root());
         crate::binary::fixed_environment(&mut command);
@@ -312,7 +293,7 @@ fn export_folders_and_files_are_private_whatever_the_umask() {
         }
     }
     // An export into the state's side files is refused too.
-    let before = world.snapshot();
+    let before = files_of(&world);
     let outcome = world.run(&["export", "--out", "state.db-wal"]);
     assert_refused(&world, &outcome, &before, "write-ahead log");
 }
@@ -323,7 +304,7 @@ fn export_folders_and_files_are_private_whatever_the_umask() {
 /// bound is refused without being read.
 #[test]
 fn files_read_that_are_not_config_are_regular_and_bounded() {
-    let world = World::new();
+    let world = example_world();
     world.ok(&["apply", "--auto-approve", "acme.yaml"]);
     world.write(
         "acme2.yaml",

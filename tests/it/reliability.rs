@@ -11,144 +11,49 @@
 //!   their owner reads; saved plans that do not belong are refused.
 //! - Limits that are documented and each an error with its place.
 //!
-//! The random moments come from a seed printed by each test; set
-//! `RELIABILITY_SEED` to replay one.
+//! The random moments come from proptest's generator (`binary::Dice`), from
+//! a seed printed by each test; set `RELIABILITY_SEED` to replay one.
 
 use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::binary::{DEADLINE, Outcome, Scratch, run, supportctl};
+use crate::binary::{DEADLINE, Dice, Outcome, Running, Scratch, json, run, supportctl};
 
-/// A test's directory and database, with the commands it runs.
-struct World(Scratch);
+/// Applies `config`; the configs here shrink and grow by half, so the
+/// mass-delete guard is let through.
+fn apply(world: &Scratch, config: &str) -> Outcome {
+    world.ok(&["apply", "--auto-approve", "--allow-mass-delete", config])
+}
 
-impl std::ops::Deref for World {
-    type Target = Scratch;
-    fn deref(&self) -> &Scratch {
-        &self.0
+/// Whether `config` plans to no changes against the state.
+fn settled_on(world: &Scratch, config: &str) -> bool {
+    let plan = world.run(&["plan", "--detailed-exitcode", "--allow-mass-delete", config]);
+    match plan.code() {
+        0 => true,
+        2 => false,
+        _ => panic!("{}", plan.transcript()),
     }
 }
 
-impl World {
-    fn new() -> World {
-        World(Scratch::new())
-    }
-
-    /// Starts a command without waiting for it; its output is discarded.
-    fn spawn(&self, args: &[&str]) -> Child {
-        self.command(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("supportctl starts")
-    }
-
-    /// Starts a command without waiting for it, keeping what it prints.
-    fn spawn_piped(&self, args: &[&str]) -> Child {
-        self.command(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("supportctl starts")
-    }
-
-    /// Applies `config`; the configs here shrink and grow by half, so the
-    /// mass-delete guard is let through.
-    fn apply(&self, config: &str) -> Outcome {
-        self.ok(&["apply", "--auto-approve", "--allow-mass-delete", config])
-    }
-
-    /// `show --format json` without its serial and lineage: the tenancy's
-    /// content, comparable across applies.
-    fn content(&self) -> Value {
-        let mut doc = json(&self.ok(&["show", "--format", "json"]).stdout);
-        let object = doc.as_object_mut().expect("show prints an object");
-        object.remove("serial");
-        object.remove("lineage");
-        doc
-    }
-
-    fn serial(&self) -> u64 {
-        json(&self.ok(&["show", "--format", "json"]).stdout)["serial"]
-            .as_u64()
-            .expect("show gives the serial")
-    }
-
-    fn history_len(&self) -> usize {
-        json(&self.ok(&["history", "--format", "json"]).stdout)
-            .as_array()
-            .expect("history is a list")
-            .len()
-    }
-
-    /// Whether `config` plans to no changes against the state.
-    fn settled_on(&self, config: &str) -> bool {
-        let plan = self.run(&["plan", "--detailed-exitcode", "--allow-mass-delete", config]);
-        match plan.code() {
-            0 => true,
-            2 => false,
-            _ => panic!("{}", plan.transcript()),
-        }
-    }
-
-    /// SQLite's own verdict on the database file, and the foreign keys.
-    fn assert_intact(&self) {
-        let conn = rusqlite::Connection::open(&self.db).expect("the database opens");
-        let verdict: String = conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .expect("integrity_check runs");
-        assert_eq!(verdict, "ok", "PRAGMA integrity_check");
-        let broken: i64 = conn
-            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
-                r.get(0)
-            })
-            .expect("foreign_key_check runs");
-        assert_eq!(broken, 0, "rows whose references are broken");
-    }
-}
-
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
-}
-
-/// A small, seeded random source (xorshift64*): enough to spread kill
-/// moments, and replayable from the seed each test prints.
-pub(crate) struct Dice(u64);
-
-impl Dice {
-    pub(crate) fn new(test: &str) -> Dice {
-        let seed = std::env::var("RELIABILITY_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(1, |d| d.as_nanos() as u64)
-            })
-            | 1;
-        eprintln!("{test}: RELIABILITY_SEED={seed}");
-        Dice(seed)
-    }
-
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// A duration in `0..=max`, uniformly.
-    pub(crate) fn within(&mut self, max: Duration) -> Duration {
-        let micros = max.as_micros().max(1) as u64;
-        Duration::from_micros(self.next() % (micros + 1))
-    }
+/// SQLite's own verdict on the database file, and the foreign keys (SQLite
+/// backend only).
+fn assert_intact(world: &Scratch) {
+    let conn = world.sqlite();
+    let verdict: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity_check runs");
+    assert_eq!(verdict, "ok", "PRAGMA integrity_check");
+    let broken: i64 = conn
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
+        .expect("foreign_key_check runs");
+    assert_eq!(broken, 0, "rows whose references are broken");
 }
 
 /// A tenancy `big` with `n` filler users besides three that matter: `dan`
@@ -187,11 +92,6 @@ fn tenancy_config(n: usize, variant: u8) -> String {
     out
 }
 
-/// Waits for `child` until `deadline` from `started`; a hang fails the test.
-fn wait(child: &mut Child, what: &str) -> std::process::ExitStatus {
-    crate::binary::wait_or_kill(child, what, Instant::now())
-}
-
 // ---- 1. Crash consistency ----
 
 /// docs/reliability.md: an apply killed with SIGKILL at any moment leaves a database that
@@ -204,13 +104,13 @@ fn wait(child: &mut Child, what: &str) -> std::process::ExitStatus {
 fn applies_killed_at_random_moments_leave_the_state_before_or_after() {
     const ROUNDS: usize = 20;
     let mut dice = Dice::new("crash");
-    let world = World::new();
+    let world = Scratch::new();
     world.write("a.yaml", &tenancy_config(600, 0));
     world.write("b.yaml", &tenancy_config(1200, 1));
-    world.apply("a.yaml");
+    apply(&world, "a.yaml");
     let content_a = world.content();
     let started = Instant::now();
-    world.apply("b.yaml");
+    apply(&world, "b.yaml");
     // How long an apply runs, as last seen; kept up to date, since other
     // tests share the machine and slow it down or let it go faster.
     let mut full = started.elapsed();
@@ -224,20 +124,20 @@ fn applies_killed_at_random_moments_leave_the_state_before_or_after() {
         let target = 1 - at;
         let (config, _) = contents[target];
         let serial = world.serial();
-        let history = world.history_len();
+        let history = world.history().len();
         let delay = dice.within(full);
         let spawned = Instant::now();
-        let mut child = world.spawn(&["apply", "--auto-approve", "--allow-mass-delete", config]);
+        let mut child = world.start(&["apply", "--auto-approve", "--allow-mass-delete", config]);
         std::thread::sleep(delay);
-        let finished = child.try_wait().expect("waiting").is_some();
+        let finished = child.child.try_wait().expect("waiting").is_some();
         if finished {
             full = spawned.elapsed();
         } else {
-            child.kill().expect("SIGKILL");
+            child.child.kill().expect("SIGKILL");
             killed += 1;
         }
-        let status = wait(&mut child, config);
-        world.assert_intact();
+        let status = child.finish().status;
+        assert_intact(&world);
         let now = world.content();
         if now == contents[at].1 {
             assert_eq!(
@@ -245,11 +145,11 @@ fn applies_killed_at_random_moments_leave_the_state_before_or_after() {
                 serial,
                 "round {round}: content before, serial moved"
             );
-            assert_eq!(world.history_len(), history, "round {round}");
+            assert_eq!(world.history().len(), history, "round {round}");
             before += 1;
             // The interrupted apply can be run again, to its end.
             let again = Instant::now();
-            world.apply(config);
+            apply(&world, config);
             full = again.elapsed();
         } else {
             assert_eq!(
@@ -257,11 +157,11 @@ fn applies_killed_at_random_moments_leave_the_state_before_or_after() {
                 "round {round}: killed after {delay:?} ({status}), the state is neither before nor after"
             );
             assert_eq!(world.serial(), serial + 1, "round {round}");
-            assert_eq!(world.history_len(), history + 1, "round {round}");
+            assert_eq!(world.history().len(), history + 1, "round {round}");
             after += 1;
         }
-        assert!(world.settled_on(config), "round {round}");
-        world.assert_intact();
+        assert!(settled_on(&world, config), "round {round}");
+        assert_intact(&world);
         at = target;
     }
     eprintln!(
@@ -281,7 +181,7 @@ fn applies_killed_at_random_moments_leave_the_state_before_or_after() {
 /// exactly one of the configs, and the serial counts the applies.
 #[test]
 fn racing_writers_each_apply_or_say_why_and_the_state_is_one_config() {
-    let world = World::new();
+    let world = Scratch::new();
     let configs: Vec<String> = (0..4u8)
         .map(|v| {
             let name = format!("c{v}.yaml");
@@ -289,26 +189,21 @@ fn racing_writers_each_apply_or_say_why_and_the_state_is_one_config() {
             name
         })
         .collect();
-    world.apply(&configs[0]);
+    apply(&world, &configs[0]);
     for round in 0..3 {
         let serial = world.serial();
-        let children: Vec<(String, Child)> = configs
+        let children: Vec<(String, Running)> = configs
             .iter()
             .map(|c| {
                 (
                     c.clone(),
-                    world.spawn_piped(&["apply", "--auto-approve", "--allow-mass-delete", c]),
+                    world.start(&["apply", "--auto-approve", "--allow-mass-delete", c]),
                 )
             })
             .collect();
         let mut applied = 0;
-        for (config, mut child) in children {
-            let status = wait(&mut child, &config);
-            let mut stderr = String::new();
-            if let Some(mut pipe) = child.stderr.take() {
-                use std::io::Read;
-                let _ = pipe.read_to_string(&mut stderr);
-            }
+        for (config, child) in children {
+            let Outcome { status, stderr, .. } = child.finish();
             assert!(
                 !stderr.contains("panicked") && !stderr.contains("database is locked"),
                 "round {round}, {config}: {stderr}"
@@ -326,8 +221,8 @@ fn racing_writers_each_apply_or_say_why_and_the_state_is_one_config() {
         // Each config that applied counts once (a config already in the
         // state applies nothing and leaves the serial).
         assert!(world.serial() <= serial + applied, "round {round}");
-        world.assert_intact();
-        let settled = configs.iter().filter(|c| world.settled_on(c)).count();
+        assert_intact(&world);
+        let settled = configs.iter().filter(|c| settled_on(&world, c)).count();
         assert_eq!(settled, 1, "round {round}: the state is exactly one config");
     }
 }
@@ -336,10 +231,10 @@ fn racing_writers_each_apply_or_say_why_and_the_state_is_one_config() {
 /// a mix: `show`, `access --all` and `sr list` read one snapshot each.
 #[test]
 fn readers_during_an_apply_see_the_state_before_or_after() {
-    let world = World::new();
+    let world = Scratch::new();
     world.write("a.yaml", &tenancy_config(800, 0));
     world.write("b.yaml", &tenancy_config(1600, 1));
-    world.apply("a.yaml");
+    apply(&world, "a.yaml");
     for title in ["one", "two"] {
         world.ok(&["sr", "open", "--user", "bob", "--title", title]);
     }
@@ -351,11 +246,11 @@ fn readers_during_an_apply_see_the_state_before_or_after() {
     let read_all = || -> Vec<String> { readers.iter().map(|args| world.ok(args).stdout).collect() };
     let before = read_all();
     let mut seen: Vec<Vec<String>> = Vec::new();
-    let mut apply = world.spawn(&["apply", "--auto-approve", "b.yaml"]);
+    let mut apply = world.start(&["apply", "--auto-approve", "b.yaml"]);
     let started = Instant::now();
     let mut during = 0;
     loop {
-        let running = apply.try_wait().expect("waiting").is_none();
+        let running = apply.child.try_wait().expect("waiting").is_none();
         seen.push(read_all());
         if running {
             during += 1;
@@ -364,7 +259,7 @@ fn readers_during_an_apply_see_the_state_before_or_after() {
         }
         assert!(started.elapsed() < DEADLINE, "the apply hangs");
     }
-    assert!(wait(&mut apply, "apply b.yaml").success());
+    assert!(apply.finish().status.success());
     let after = read_all();
     assert_ne!(before[0], after[0]);
     for (i, reads) in seen.iter().enumerate() {
@@ -389,15 +284,15 @@ fn readers_during_an_apply_see_the_state_before_or_after() {
 /// and none is lost.
 #[test]
 fn srs_opened_during_an_apply_follow_the_state_before_or_after() {
-    let world = World::new();
+    let world = Scratch::new();
     world.write("a.yaml", &tenancy_config(1000, 0));
     world.write("b.yaml", &tenancy_config(1600, 1));
-    world.apply("a.yaml");
-    let mut apply = world.spawn(&["apply", "--auto-approve", "b.yaml"]);
+    apply(&world, "a.yaml");
+    let mut apply = world.start(&["apply", "--auto-approve", "b.yaml"]);
     let started = Instant::now();
     let mut owners = Vec::new();
     loop {
-        let running = apply.try_wait().expect("waiting").is_none();
+        let running = apply.child.try_wait().expect("waiting").is_none();
         let title = format!("race {}", owners.len());
         let opened = json(
             &world
@@ -412,7 +307,7 @@ fn srs_opened_during_an_apply_follow_the_state_before_or_after() {
         }
         assert!(started.elapsed() < DEADLINE, "the apply hangs");
     }
-    assert!(wait(&mut apply, "apply b.yaml").success());
+    assert!(apply.finish().status.success());
     // Once the apply is seen, it stays seen: dan's SRs first, then zoe's.
     let switched = owners
         .iter()
@@ -432,7 +327,7 @@ fn srs_opened_during_an_apply_follow_the_state_before_or_after() {
         owners.len(),
         "every SR opened is kept"
     );
-    world.assert_intact();
+    assert_intact(&world);
     eprintln!("owners while applying: {owners:?}");
 }
 
@@ -549,7 +444,7 @@ const PHONES: [&str; 2] = ["+1 555 0100", "+1 555 0101"];
 /// `apply`'s plan, while the saved plan and the state keep them.
 #[test]
 fn redact_hides_phones_from_show_export_and_plans() {
-    let world = World::new();
+    let world = Scratch::new();
     world.write("a.yaml", &tenancy_config(3, 0));
     let mut changed = tenancy_config(3, 0);
     changed = changed.replace("+1 555 0101", "+1 555 0199");
@@ -610,7 +505,7 @@ fn redact_hides_phones_from_show_export_and_plans() {
 /// the GitOps layout, and the state keeps its numbers (issue 17 §9).
 #[test]
 fn a_redacted_export_cannot_be_applied_by_mistake() {
-    let world = World::new();
+    let world = Scratch::new();
     world.write("a.yaml", &tenancy_config(3, 0));
     world.ok(&["apply", "--auto-approve", "a.yaml"]);
     let export = world.ok(&["export", "--redact"]);
@@ -668,7 +563,7 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
 /// invalid config.
 #[test]
 fn logs_never_print_phone_numbers() {
-    let world = World::new();
+    let world = Scratch::new();
     world.write("conf/a.yaml", &tenancy_config(3, 0));
     for format in ["text", "json"] {
         for args in [
@@ -686,23 +581,17 @@ fn logs_never_print_phone_numbers() {
     }
     // A watcher through a phone change and an invalid phone.
     let status = world.path("status.json");
-    let mut watch = world
-        .command(&[
-            "-vv",
-            "--log-format",
-            "json",
-            "watch",
-            "conf",
-            "--debounce-ms",
-            "50",
-            "--status-file",
-            status.to_str().expect("UTF-8"),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("watch starts");
+    let watch = world.start(&[
+        "-vv",
+        "--log-format",
+        "json",
+        "watch",
+        "conf",
+        "--debounce-ms",
+        "50",
+        "--status-file",
+        status.to_str().expect("UTF-8"),
+    ]);
     let reconciles = |n: u64| {
         let started = Instant::now();
         loop {
@@ -733,13 +622,12 @@ fn logs_never_print_phone_numbers() {
     );
     reconciles(3);
     // SAFETY: kill has no memory effects; the pid is our child's.
-    unsafe { libc::kill(watch.id() as i32, libc::SIGTERM) };
-    let status = wait(&mut watch, "watch");
-    let mut logs = String::new();
-    if let Some(mut pipe) = watch.stderr.take() {
-        use std::io::Read;
-        let _ = pipe.read_to_string(&mut logs);
-    }
+    unsafe { libc::kill(watch.child.id() as i32, libc::SIGTERM) };
+    let Outcome {
+        status,
+        stderr: logs,
+        ..
+    } = watch.finish();
     assert!(status.success(), "{logs}");
     assert!(logs.contains("reconcile failed"), "{logs}");
     for phone in PHONES.iter().chain(&["+1 555 0177"]) {
@@ -751,14 +639,14 @@ fn logs_never_print_phone_numbers() {
 /// database is refused, and nothing is written.
 #[test]
 fn a_saved_plan_moved_to_another_tenancy_is_refused() {
-    let world = World::new();
+    let world = Scratch::new();
     world.write("big.yaml", &tenancy_config(3, 0));
     world.write(
         "other.yaml",
         &tenancy_config(3, 0).replace("name: big", "name: other"),
     );
-    world.apply("big.yaml");
-    world.apply("other.yaml");
+    apply(&world, "big.yaml");
+    apply(&world, "other.yaml");
     world.write("big2.yaml", &tenancy_config(3, 1));
     world.ok(&["plan", "-o", "big.plan", "big2.yaml"]);
     let saved = std::fs::read_to_string(world.path("big.plan")).expect("saved");
@@ -766,7 +654,7 @@ fn a_saved_plan_moved_to_another_tenancy_is_refused() {
     assert_eq!(doc["tenancy"], "big");
     doc["tenancy"] = Value::from("other");
     world.write("moved.plan", &doc.to_string());
-    let db = std::fs::read(&world.db).expect("the database");
+    let db = world.db_bytes();
     let outcome = world.run(&["apply", "moved.plan"]);
     outcome.assert_code(1);
     assert!(
@@ -774,8 +662,8 @@ fn a_saved_plan_moved_to_another_tenancy_is_refused() {
         "{}",
         outcome.transcript()
     );
-    assert_eq!(std::fs::read(&world.db).expect("the database"), db);
-    assert!(world.settled_on("big.yaml"));
+    assert_eq!(world.db_bytes(), db);
+    assert!(settled_on(&world, "big.yaml"));
 }
 
 /// Nothing read from a config, the state or the command line reaches the
@@ -783,7 +671,7 @@ fn a_saved_plan_moved_to_another_tenancy_is_refused() {
 /// `access`, `sr list`, `sr show`, refusals and logs print them escaped.
 #[test]
 fn control_characters_never_reach_the_terminal_raw() {
-    let world = World::new();
+    let world = Scratch::new();
     world.write(
         "ctl.yaml",
         "tenancy: { name: ctl, csi: \"1\", admin: dan, home_region: \"r\\e[31m\" }\nusers:\n  dan: { email: dan@x.example, name: \"Dan\\e[2J\\a\\r\", support_account: { phone: \"+1\\b2\", timezone: UTC } }\n  bob: { email: bob@x.example, name: \"Bob\\e]0;owned\\a\" }\nsupport_links:\n  - user: bob\n",
@@ -853,7 +741,7 @@ fn control_characters_never_reach_the_terminal_raw() {
 /// plans, `show`, `access`, SR listings and refusals (issue 17 §9).
 #[test]
 fn text_direction_and_invisible_characters_never_reach_the_terminal_raw() {
-    let world = World::new();
+    let world = Scratch::new();
     // `dan`'s name reads "Dan Kim" on a screen that obeys the override.
     world.write(
         "bidi.yaml",
@@ -929,7 +817,7 @@ fn sql_in_names_phones_and_titles_is_kept_as_text() {
         "x' OR '1'='1' /*",
         "%_\\ ;",
     ];
-    let world = World::new();
+    let world = Scratch::new();
     let mut config = String::from(
         "tenancy: { name: sql, csi: \"1\", admin: dan }\nusers:\n  dan: { email: dan@x.example, support_account: { phone: \"1\", timezone: UTC } }\n",
     );
@@ -942,7 +830,7 @@ fn sql_in_names_phones_and_titles_is_kept_as_text() {
     }
     config.push_str("support_links:\n  - user: u0\n");
     world.write("sql.yaml", &config);
-    world.apply("sql.yaml");
+    apply(&world, "sql.yaml");
     for title in hostile {
         world.ok(&["sr", "open", "--user", "u0", "--title", title]);
     }
@@ -965,9 +853,10 @@ fn sql_in_names_phones_and_titles_is_kept_as_text() {
         .map(|sr| sr["title"].as_str().expect("a title"))
         .collect();
     assert_eq!(titles, hostile);
-    assert!(world.settled_on("sql.yaml"));
-    world.assert_intact();
-    let conn = rusqlite::Connection::open(&world.db).expect("opens");
+    assert!(settled_on(&world, "sql.yaml"));
+    assert_intact(&world);
+    // SQLite backend only: the tables themselves.
+    let conn = world.sqlite();
     let tables: i64 = conn
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('users', 'support_accounts', 'service_requests')",

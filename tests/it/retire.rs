@@ -3,15 +3,9 @@
 //! `retire` ends it — asking first, on a real terminal — so that nobody can
 //! open SRs for it, while its SRs and journal stay readable.
 
-use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Instant;
-
 use serde_json::Value;
 
-use crate::binary::{Outcome, Scratch, run, supportctl, wait_or_kill};
+use crate::binary::{Outcome, Scratch, json};
 
 /// A tenancy: dan its admin, erin a second administrator, alice approved,
 /// bob linked through dan.
@@ -33,35 +27,15 @@ support_links:
     )
 }
 
-fn sc(scratch: &Scratch, args: &[&str]) -> Outcome {
-    let mut all = vec!["--db", "state.db"];
-    all.extend_from_slice(args);
-    let outcome = run(&mut supportctl(scratch.root(), all));
-    outcome.assert_no_panic();
-    outcome
-}
-
-#[track_caller]
-fn ok(scratch: &Scratch, args: &[&str]) -> Outcome {
-    let outcome = sc(scratch, args);
-    outcome.assert_code(0);
-    outcome
-}
-
-#[track_caller]
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
-}
-
 /// Writes `name.yaml` with the tenancy `name` and applies it.
 fn apply(scratch: &Scratch, file: &str, name: &str) -> Outcome {
     scratch.write(file, &config(name));
-    ok(scratch, &["apply", "--auto-approve", file])
+    scratch.ok(&["apply", "--auto-approve", file])
 }
 
 /// The tenancy's rows as `show` prints them, or why it cannot.
 fn shown(scratch: &Scratch, name: &str) -> Outcome {
-    sc(scratch, &["show", "--tenancy", name, "--format", "json"])
+    scratch.run(&["show", "--tenancy", name, "--format", "json"])
 }
 
 #[test]
@@ -69,7 +43,7 @@ fn plan_warns_about_tenancies_its_config_set_does_not_manage() {
     let scratch = Scratch::new();
     apply(&scratch, "acme.yaml", "acme");
     // The one tenancy, planned again: nothing to say.
-    let alone = ok(&scratch, &["plan", "acme.yaml"]);
+    let alone = scratch.ok(&["plan", "acme.yaml"]);
     assert_eq!(alone.stderr, "", "{}", alone.transcript());
 
     // The tenancy renamed in its config set: the plan creates a new one,
@@ -79,7 +53,7 @@ fn plan_warns_about_tenancies_its_config_set_does_not_manage() {
         &["plan", "acme.yaml"][..],
         &["plan", "--format", "json", "acme.yaml"],
     ] {
-        let renamed = ok(&scratch, args);
+        let renamed = scratch.ok(args);
         assert!(
             renamed.stderr.starts_with(
                 "warning: the state also holds tenancy `acme`, which this config set does not manage; if no config set manages it any more (renamed or dropped), its users can still open SRs. This plan creates tenancy `acme-prod` beside it"
@@ -95,7 +69,7 @@ fn plan_warns_about_tenancies_its_config_set_does_not_manage() {
             renamed.transcript()
         );
     }
-    let github = ok(&scratch, &["plan", "--format", "github", "acme.yaml"]);
+    let github = scratch.ok(&["plan", "--format", "github", "acme.yaml"]);
     assert!(
         github
             .stderr
@@ -105,9 +79,9 @@ fn plan_warns_about_tenancies_its_config_set_does_not_manage() {
         github.transcript()
     );
     // Applied, both are in the state; each config set's plan names the other.
-    ok(&scratch, &["apply", "--auto-approve", "acme.yaml"]);
+    scratch.ok(&["apply", "--auto-approve", "acme.yaml"]);
     apply(&scratch, "beta.yaml", "beta");
-    let both = ok(&scratch, &["plan", "beta.yaml"]);
+    let both = scratch.ok(&["plan", "beta.yaml"]);
     assert!(
         both.stderr.starts_with(
             "warning: the state also holds tenancies `acme`, `acme-prod`, which this config set does not manage; if no config set manages one any more (renamed or dropped), its users can still open SRs.\n"
@@ -122,8 +96,8 @@ fn plan_warns_about_tenancies_its_config_set_does_not_manage() {
         both.transcript()
     );
     // Once retired, the tenancy is not named any more.
-    ok(&scratch, &["retire", "--tenancy", "acme", "--auto-approve"]);
-    let after = ok(&scratch, &["plan", "beta.yaml"]);
+    scratch.ok(&["retire", "--tenancy", "acme", "--auto-approve"]);
+    let after = scratch.ok(&["plan", "beta.yaml"]);
     assert!(
         after.stderr.contains("holds tenancy `acme-prod`,") && !after.stderr.contains("`acme`,"),
         "{}",
@@ -137,30 +111,25 @@ fn retire_removes_every_grant_and_keeps_srs_and_history() {
     apply(&scratch, "acme.yaml", "acme");
     apply(&scratch, "beta.yaml", "beta");
     for (user, title) in [("bob", "by bob"), ("alice", "by alice")] {
-        ok(
-            &scratch,
-            &[
-                "sr",
-                "open",
-                "--tenancy",
-                "acme",
-                "--user",
-                user,
-                "--title",
-                title,
-            ],
-        );
+        scratch.ok(&[
+            "sr",
+            "open",
+            "--tenancy",
+            "acme",
+            "--user",
+            user,
+            "--title",
+            title,
+        ]);
     }
-    let srs = ok(
-        &scratch,
-        &["sr", "list", "--tenancy", "acme", "--format", "json"],
-    )
-    .stdout;
+    let srs = scratch
+        .ok(&["sr", "list", "--tenancy", "acme", "--format", "json"])
+        .stdout;
     let beta = shown(&scratch, "beta").stdout;
     let before = shown(&scratch, "acme").stdout;
 
     // Without a terminal, and without --auto-approve, nothing happens.
-    let refused = sc(&scratch, &["retire", "--tenancy", "acme"]);
+    let refused = scratch.run(&["retire", "--tenancy", "acme"]);
     refused.assert_code(1);
     assert!(
         refused
@@ -176,7 +145,7 @@ fn retire_removes_every_grant_and_keeps_srs_and_history() {
         "a refusal changed the state"
     );
 
-    let retired = ok(&scratch, &["retire", "--tenancy", "acme", "--auto-approve"]);
+    let retired = scratch.ok(&["retire", "--tenancy", "acme", "--auto-approve"]);
     for line in [
         "supportctl will make these changes to tenancy `acme`:",
         "  - support_link.bob",
@@ -221,7 +190,7 @@ fn retire_removes_every_grant_and_keeps_srs_and_history() {
         &["export", "--tenancy", "acme"],
         &["sr", "list", "--tenancy", "acme", "--user", "alice"],
     ] {
-        let out = sc(&scratch, args);
+        let out = scratch.run(args);
         out.assert_code(1);
         assert!(
             out.stderr.starts_with("error: tenancy `acme` was retired")
@@ -233,30 +202,24 @@ fn retire_removes_every_grant_and_keeps_srs_and_history() {
     }
     // Its SRs and journal are still there, and readable.
     assert_eq!(
-        ok(
-            &scratch,
-            &["sr", "list", "--tenancy", "acme", "--format", "json"]
-        )
-        .stdout,
+        scratch
+            .ok(&["sr", "list", "--tenancy", "acme", "--format", "json"])
+            .stdout,
         srs
     );
     let one = json(
-        &ok(
-            &scratch,
-            &["sr", "show", "1", "--tenancy", "acme", "--format", "json"],
-        )
-        .stdout,
+        &scratch
+            .ok(&["sr", "show", "1", "--tenancy", "acme", "--format", "json"])
+            .stdout,
     );
     assert_eq!(
         (&one["opened_by"], &one["owner"]),
         (&"bob".into(), &"dan".into())
     );
     let history = json(
-        &ok(
-            &scratch,
-            &["history", "--tenancy", "acme", "--format", "json"],
-        )
-        .stdout,
+        &scratch
+            .ok(&["history", "--tenancy", "acme", "--format", "json"])
+            .stdout,
     );
     let entries = history.as_array().expect("a list");
     assert_eq!(entries.len(), 2, "{history}");
@@ -269,7 +232,7 @@ fn retire_removes_every_grant_and_keeps_srs_and_history() {
         last["summary"],
         serde_json::json!({"add": 0, "change": 0, "destroy": 13})
     );
-    let text = ok(&scratch, &["history", "--tenancy", "acme"]).stdout;
+    let text = scratch.ok(&["history", "--tenancy", "acme"]).stdout;
     assert!(
         text.lines()
             .nth(1)
@@ -277,19 +240,19 @@ fn retire_removes_every_grant_and_keeps_srs_and_history() {
         "{text}"
     );
     // Without --tenancy, the one live tenancy is meant.
-    assert!(ok(&scratch, &["show"]).stdout.starts_with("tenancy beta"));
+    assert!(scratch.ok(&["show"]).stdout.starts_with("tenancy beta"));
     // The other tenancy is untouched.
     assert_eq!(shown(&scratch, "beta").stdout, beta);
 
     // Twice is refused; an unknown name says what there is.
-    let again = sc(&scratch, &["retire", "--tenancy", "acme", "--auto-approve"]);
+    let again = scratch.run(&["retire", "--tenancy", "acme", "--auto-approve"]);
     again.assert_code(1);
     assert!(
         again.stderr.contains("tenancy `acme` is already retired"),
         "{}",
         again.transcript()
     );
-    let unknown = sc(&scratch, &["retire", "--tenancy", "nope", "--auto-approve"]);
+    let unknown = scratch.run(&["retire", "--tenancy", "nope", "--auto-approve"]);
     unknown.assert_code(1);
     assert!(
         unknown
@@ -303,11 +266,9 @@ fn retire_removes_every_grant_and_keeps_srs_and_history() {
     // where it stopped, and its SRs are still its own.
     apply(&scratch, "acme.yaml", "acme");
     let history = json(
-        &ok(
-            &scratch,
-            &["history", "--tenancy", "acme", "--format", "json"],
-        )
-        .stdout,
+        &scratch
+            .ok(&["history", "--tenancy", "acme", "--format", "json"])
+            .stdout,
     );
     let serials: Vec<u64> = history
         .as_array()
@@ -323,76 +284,18 @@ fn retire_removes_every_grant_and_keeps_srs_and_history() {
         before
     );
     assert_eq!(
-        ok(
-            &scratch,
-            &["sr", "list", "--tenancy", "acme", "--format", "json"]
-        )
-        .stdout,
+        scratch
+            .ok(&["sr", "list", "--tenancy", "acme", "--format", "json"])
+            .stdout,
         srs
     );
 }
 
-/// A pseudo-terminal: the child's stdin, and our end to type into.
-struct Terminal {
-    ours: std::fs::File,
-    theirs: OwnedFd,
-}
-
-fn terminal() -> Terminal {
-    let (mut ours, mut theirs) = (0, 0);
-    // SAFETY: openpty writes two descriptors it opened, which are then owned
-    // here; the other arguments may be null.
-    let done = unsafe {
-        libc::openpty(
-            &mut ours,
-            &mut theirs,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(done, 0, "openpty: {}", std::io::Error::last_os_error());
-    // SAFETY: both descriptors were just opened and are owned by nobody else.
-    unsafe {
-        Terminal {
-            ours: std::fs::File::from_raw_fd(ours),
-            theirs: OwnedFd::from_raw_fd(theirs),
-        }
-    }
-}
-
-/// `retire` with a terminal on stdin, typing `answer`.
-fn retire_typing(dir: &Path, answer: &str) -> (i32, String, String) {
-    let mut tty = terminal();
-    let mut command: Command = supportctl(dir, ["--db", "state.db", "retire", "--tenancy", "acme"]);
-    command
-        .stdin(Stdio::from(
-            tty.theirs.try_clone().expect("a second descriptor"),
-        ))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let started = Instant::now();
-    let mut child = command.spawn().expect("supportctl starts");
-    drop(tty.theirs);
-    tty.ours
-        .write_all(format!("{answer}\n").as_bytes())
-        .expect("typed");
-    let status = wait_or_kill(&mut child, "supportctl retire", started);
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    child
-        .stdout
-        .take()
-        .expect("piped")
-        .read_to_string(&mut stdout)
-        .expect("stdout");
-    child
-        .stderr
-        .take()
-        .expect("piped")
-        .read_to_string(&mut stderr)
-        .expect("stderr");
-    (status.code().expect("an exit code"), stdout, stderr)
+/// `retire` with a terminal on stdin, typing `answer`: the exit code,
+/// stdout and stderr.
+fn retire_typing(scratch: &Scratch, answer: &str) -> (i32, String, String) {
+    let out = scratch.typing(&["retire", "--tenancy", "acme"], answer);
+    (out.code(), out.stdout, out.stderr)
 }
 
 #[test]
@@ -401,7 +304,7 @@ fn retire_asks_on_a_terminal_and_only_yes_retires() {
     apply(&scratch, "acme.yaml", "acme");
     let before = shown(&scratch, "acme").stdout;
     for answer in ["no", "", "YES please"] {
-        let (code, stdout, stderr) = retire_typing(scratch.root(), answer);
+        let (code, stdout, stderr) = retire_typing(&scratch, answer);
         assert_eq!(code, 1, "{answer:?}: {stdout}{stderr}");
         assert!(
             stderr.contains(
@@ -419,13 +322,13 @@ fn retire_asks_on_a_terminal_and_only_yes_retires() {
             "{answer:?} changed the state"
         );
     }
-    let (code, stdout, stderr) = retire_typing(scratch.root(), "yes");
+    let (code, stdout, stderr) = retire_typing(&scratch, "yes");
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(stdout.contains("Retired tenancy `acme`"), "{stdout}");
     let gone = shown(&scratch, "acme");
     gone.assert_code(1);
     assert!(gone.stderr.contains("was retired"), "{}", gone.transcript());
-    let none = sc(&scratch, &["access", "--all"]);
+    let none = scratch.run(&["access", "--all"]);
     none.assert_code(1);
     assert!(
         none.stderr

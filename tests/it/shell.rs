@@ -192,13 +192,7 @@ fn the_documented_json_formats_are_what_the_commands_print() {
     };
     let scratch = Scratch::new();
     let example = crate_root().join("examples/acme-prod");
-    let with_db = |args: &[&str]| {
-        let mut command = supportctl(scratch.root(), ["--db", "state.db"]);
-        command.args(args);
-        let outcome = run(&mut command);
-        outcome.assert_code(0);
-        outcome.stdout
-    };
+    let with_db = |args: &[&str]| scratch.ok(args).stdout;
     with_db(&["apply", "--auto-approve", example.to_str().expect("UTF-8")]);
     with_db(&["sr", "open", "--user", "bob", "--title", "Disk full"]);
     with_db(&[

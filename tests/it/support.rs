@@ -17,7 +17,6 @@
 //! Every test has its own temporary directory and database; the day is
 //! fixed (`SUPPORTCTL_TODAY`), there is no colour and stdin is /dev/null.
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -25,7 +24,7 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 use serde_json::Value;
 
-use crate::binary::{self, Outcome, TODAY, data_dir, run, supportctl};
+use crate::binary::{Outcome, Scratch, TODAY, arg, data_dir, json};
 
 // ---- The world a test runs in ----
 
@@ -34,159 +33,113 @@ fn matrix_config() -> PathBuf {
     data_dir().join("support").join("matrix.yaml")
 }
 
-/// A temporary directory holding one test's database and config files, and
-/// the day its runs see as today (`SUPPORTCTL_TODAY`, 2026-11-24 unless a
-/// test moves it on).
-struct World {
-    scratch: binary::Scratch,
-    today: Cell<&'static str>,
+/// A scratch with the matrix fixture applied as it would have come about:
+/// first on a day before any of its grants had ended (a link is made only
+/// through an administrator of the day), then on today.
+fn matrix_world() -> Scratch {
+    let world = Scratch::new();
+    let today = world.today();
+    world.set_today("2025-12-01");
+    apply_path(&world, &matrix_config());
+    world.set_today(&today);
+    apply_path(&world, &matrix_config());
+    world
 }
 
-impl std::ops::Deref for World {
-    type Target = binary::Scratch;
-    fn deref(&self) -> &binary::Scratch {
-        &self.scratch
-    }
-}
-
-impl World {
-    fn new() -> World {
-        World {
-            scratch: binary::Scratch::new(),
-            today: Cell::new(TODAY),
-        }
-    }
-
-    /// A world with the matrix fixture applied as it would have come
-    /// about: first on a day before any of its grants had ended (a link
-    /// is made only through an administrator of the day), then on today.
-    fn matrix() -> World {
-        let world = World::new();
-        let today = world.today.replace("2025-12-01");
-        world.apply_path(&matrix_config());
-        world.today.set(today);
-        world.apply_path(&matrix_config());
-        world
-    }
-
-    /// `supportctl --db DB ARGS`, from the world's directory.
-    fn run(&self, args: &[&str]) -> Outcome {
-        let db = self.db.to_str().expect("a UTF-8 path");
-        let mut all = vec!["--db", db];
-        all.extend_from_slice(args);
-        let mut command = supportctl(self.root(), all);
-        command.env("SUPPORTCTL_TODAY", self.today.get());
-        let outcome = run(&mut command);
-        outcome.assert_no_panic();
-        outcome
-    }
-
-    /// Runs and asserts exit 0.
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> Outcome {
-        let outcome = self.run(args);
-        outcome.assert_code(0);
-        outcome
-    }
-
-    /// Writes `yaml` to `name`, checks that it validates (a config these
-    /// tests write must be valid) and applies it.
-    #[track_caller]
-    fn apply(&self, name: &str, yaml: &str) -> Outcome {
-        let path = self.root().join(name);
-        std::fs::write(&path, yaml).expect("the config is written");
-        let checked = self.run(&["validate", name]);
-        assert_eq!(
-            checked.code(),
-            0,
-            "the test wrote an invalid config:\n{yaml}\n{}",
-            checked.stderr
-        );
-        self.apply_path(&path)
-    }
-
-    #[track_caller]
-    fn apply_path(&self, config: &Path) -> Outcome {
-        let config = config.to_str().expect("a UTF-8 path");
-        self.ok(&["apply", "--auto-approve", "--allow-mass-delete", config])
-    }
-
-    /// `access USER --format json`.
-    #[track_caller]
-    fn access(&self, user: &str) -> Value {
-        json(&self.ok(&["access", user, "--format", "json"]).stdout)
-    }
-
-    /// `access --all --format json`.
-    #[track_caller]
-    fn access_all(&self) -> Vec<Value> {
-        list(json(
-            &self.ok(&["access", "--all", "--format", "json"]).stdout,
-        ))
-    }
-
-    /// Every SR, as the administrator sees them: `sr list --format json`.
-    #[track_caller]
-    fn srs(&self) -> Vec<Value> {
-        list(json(&self.ok(&["sr", "list", "--format", "json"]).stdout))
-    }
-
-    /// The ids of the SRs `user` can see: `sr list --user USER --format json`.
-    #[track_caller]
-    fn visible(&self, user: &str) -> Vec<i64> {
-        let out = self.ok(&["sr", "list", "--user", user, "--format", "json"]);
-        list(json(&out.stdout)).iter().map(id_of).collect()
-    }
-
-    /// Opens an SR that must open: `sr open --format json`.
-    #[track_caller]
-    fn open(&self, user: &str, title: &str) -> Value {
-        let args = ["sr", "open", "--user", user, "--title", title];
-        json(&self.ok(&[&args[..], &["--format", "json"]].concat()).stdout)
-    }
-
-    /// `sr show ID --format json`.
-    #[track_caller]
-    fn show(&self, id: i64) -> Value {
-        let id = id.to_string();
-        json(&self.ok(&["sr", "show", &id, "--format", "json"]).stdout)
-    }
-
-    /// Runs a command that must be refused: exit 1, `why` on stderr, nothing
-    /// on stdout, and every SR and comment as it was.
-    #[track_caller]
-    fn refused(&self, args: &[&str], why: &str) -> Outcome {
-        let before = self.srs();
-        let outcome = self.run(args);
-        outcome.assert_code(1);
-        assert_eq!(outcome.stdout, "", "a refusal prints nothing on stdout");
-        assert!(
-            outcome.stderr.starts_with("error: ") && outcome.stderr.contains(why),
-            "`{}`: the refusal should say `{why}`:\n{}",
-            outcome.shown,
-            outcome.stderr
-        );
-        assert_eq!(self.srs(), before, "`{}` wrote something", outcome.shown);
-        outcome
-    }
-
-    /// Runs a command clap must refuse as a usage error (exit 2), writing
-    /// nothing.
-    #[track_caller]
-    fn usage_error(&self, args: &[&str]) -> Outcome {
-        let before = self.srs();
-        let outcome = self.run(args);
-        outcome.assert_code(2);
-        assert_eq!(outcome.stdout, "", "a usage error prints nothing on stdout");
-        assert!(outcome.stderr.starts_with("error: "), "{}", outcome.stderr);
-        assert_eq!(self.srs(), before, "`{}` wrote something", outcome.shown);
-        outcome
-    }
+/// Writes `yaml` to `name`, checks that it validates (a config these
+/// tests write must be valid) and applies it.
+#[track_caller]
+fn apply(world: &Scratch, name: &str, yaml: &str) -> Outcome {
+    let path = world.root().join(name);
+    std::fs::write(&path, yaml).expect("the config is written");
+    let checked = world.run(&["validate", name]);
+    assert_eq!(
+        checked.code(),
+        0,
+        "the test wrote an invalid config:\n{yaml}\n{}",
+        checked.stderr
+    );
+    apply_path(world, &path)
 }
 
 #[track_caller]
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+fn apply_path(world: &Scratch, config: &Path) -> Outcome {
+    world.ok(&[
+        "apply",
+        "--auto-approve",
+        "--allow-mass-delete",
+        arg(config),
+    ])
+}
+
+/// `access --all --format json`.
+#[track_caller]
+fn access_all(world: &Scratch) -> Vec<Value> {
+    list(json(
+        &world.ok(&["access", "--all", "--format", "json"]).stdout,
+    ))
+}
+
+/// Every SR, as the administrator sees them: `sr list --format json`.
+#[track_caller]
+fn srs(world: &Scratch) -> Vec<Value> {
+    list(json(&world.ok(&["sr", "list", "--format", "json"]).stdout))
+}
+
+/// The ids of the SRs `user` can see: `sr list --user USER --format json`.
+#[track_caller]
+fn visible(world: &Scratch, user: &str) -> Vec<i64> {
+    let out = world.ok(&["sr", "list", "--user", user, "--format", "json"]);
+    list(json(&out.stdout)).iter().map(id_of).collect()
+}
+
+/// Opens an SR that must open: `sr open --format json`.
+#[track_caller]
+fn sr_open(world: &Scratch, user: &str, title: &str) -> Value {
+    let args = ["sr", "open", "--user", user, "--title", title];
+    json(
+        &world
+            .ok(&[&args[..], &["--format", "json"]].concat())
+            .stdout,
+    )
+}
+
+/// `sr show ID --format json`.
+#[track_caller]
+fn sr_show(world: &Scratch, id: i64) -> Value {
+    let id = id.to_string();
+    json(&world.ok(&["sr", "show", &id, "--format", "json"]).stdout)
+}
+
+/// Runs a command that must be refused: exit 1, `why` on stderr, nothing
+/// on stdout, and every SR and comment as it was.
+#[track_caller]
+fn expect_refused(world: &Scratch, args: &[&str], why: &str) -> Outcome {
+    let before = srs(world);
+    let outcome = world.run(args);
+    outcome.assert_code(1);
+    assert_eq!(outcome.stdout, "", "a refusal prints nothing on stdout");
+    assert!(
+        outcome.stderr.starts_with("error: ") && outcome.stderr.contains(why),
+        "`{}`: the refusal should say `{why}`:\n{}",
+        outcome.shown,
+        outcome.stderr
+    );
+    assert_eq!(srs(world), before, "`{}` wrote something", outcome.shown);
+    outcome
+}
+
+/// Runs a command clap must refuse as a usage error (exit 2), writing
+/// nothing.
+#[track_caller]
+fn expect_usage_error(world: &Scratch, args: &[&str]) -> Outcome {
+    let before = srs(world);
+    let outcome = world.run(args);
+    outcome.assert_code(2);
+    assert_eq!(outcome.stdout, "", "a usage error prints nothing on stdout");
+    assert!(outcome.stderr.starts_with("error: "), "{}", outcome.stderr);
+    assert_eq!(srs(world), before, "`{}` wrote something", outcome.shown);
+    outcome
 }
 
 #[track_caller]
@@ -358,7 +311,7 @@ fn assert_access_json(doc: &Value, row: &Row) {
 
 #[test]
 fn validate_warns_about_expired_grants_and_apply_leaves_them_out() {
-    let world = World::new();
+    let world = Scratch::new();
     let config = matrix_config();
     let config = config.to_str().unwrap();
     let checked = world.ok(&["validate", config]);
@@ -373,7 +326,7 @@ fn validate_warns_about_expired_grants_and_apply_leaves_them_out() {
         "old's approval, ex's approval and lapsed's link have expired:\n{}",
         checked.stderr
     );
-    let applied = world.apply_path(&matrix_config());
+    let applied = apply_path(&world, &matrix_config());
     assert!(
         applied.stderr.contains("warning[W202]"),
         "{}",
@@ -398,7 +351,7 @@ fn validate_warns_about_expired_grants_and_apply_leaves_them_out() {
 
 #[test]
 fn access_json_for_every_row_of_the_matrix() {
-    let world = World::matrix();
+    let world = matrix_world();
     for row in &MATRIX {
         assert_access_json(&world.access(row.user), row);
     }
@@ -406,7 +359,7 @@ fn access_json_for_every_row_of_the_matrix() {
 
 #[test]
 fn access_text_for_every_row_of_the_matrix() {
-    let world = World::matrix();
+    let world = matrix_world();
     for row in &MATRIX {
         let out = world.ok(&["access", row.user]);
         assert_eq!(out.stderr, "");
@@ -460,7 +413,7 @@ fn access_text_for_every_row_of_the_matrix() {
 
 #[test]
 fn access_all_as_a_table() {
-    let world = World::matrix();
+    let world = matrix_world();
     let out = world.ok(&["access", "--all"]);
     assert_eq!(out.stderr, "");
     let mut lines = out.stdout.lines();
@@ -508,8 +461,8 @@ fn access_all_as_a_table() {
 
 #[test]
 fn access_all_as_json_is_every_user_in_order() {
-    let world = World::matrix();
-    let all = world.access_all();
+    let world = matrix_world();
+    let all = access_all(&world);
     let users: Vec<&str> = all.iter().map(|a| text_of(a, "user")).collect();
     let expected: Vec<&str> = MATRIX.iter().map(|r| r.user).collect();
     assert_eq!(users, expected, "every user, sorted by id");
@@ -521,7 +474,7 @@ fn access_all_as_json_is_every_user_in_order() {
 
 #[test]
 fn access_all_as_csv() {
-    let world = World::matrix();
+    let world = matrix_world();
     let out = world.ok(&["access", "--all", "--format", "csv"]);
     assert_eq!(out.stderr, "");
     let rows = csv_rows(&out.stdout);
@@ -591,8 +544,8 @@ support_links:
 
 #[test]
 fn access_says_when_each_grant_ends_and_explains_each_absent_one() {
-    let world = World::new();
-    world.apply("acme.yaml", LAPSES);
+    let world = Scratch::new();
+    apply(&world, "acme.yaml", LAPSES);
     // `until` is the earliest expiry on the path: gil's link ends with
     // erin's approval as an administrator, before its own day.
     for (user, until, cause) in [
@@ -620,7 +573,7 @@ fn access_says_when_each_grant_ends_and_explains_each_absent_one() {
 
     // Every way to be without a grant, once the days have passed and
     // before any apply: an expired grant says it expired, and when.
-    world.today.set("2027-02-01");
+    world.set_today("2027-02-01");
     let absent = [
         (
             "amy",
@@ -662,7 +615,11 @@ fn access_says_when_each_grant_ends_and_explains_each_absent_one() {
             (&doc["until"], &doc["until_at"]),
             (&Value::Null, &Value::Null)
         );
-        world.refused(&["sr", "open", "--user", user, "--title", "t"], reason);
+        expect_refused(
+            &world,
+            &["sr", "open", "--user", user, "--title", "t"],
+            reason,
+        );
     }
     let csv = world.ok(&["access", "--all", "--format", "csv"]).stdout;
     for (user, path, _) in absent {
@@ -676,7 +633,7 @@ fn access_says_when_each_grant_ends_and_explains_each_absent_one() {
     // The apply on that day removes the expired grants: what is left is
     // a membership without approval, no link at all, or a link through
     // someone who is no longer an administrator.
-    world.apply("acme.yaml", LAPSES);
+    apply(&world, "acme.yaml", LAPSES);
     for (user, path, reason) in [
         ("amy", "pending", "pending approval by a CSI administrator"),
         ("erin", "pending", "pending approval by a CSI administrator"),
@@ -695,7 +652,7 @@ fn access_says_when_each_grant_ends_and_explains_each_absent_one() {
 
 #[test]
 fn access_of_an_unknown_user_is_an_error() {
-    let world = World::matrix();
+    let world = matrix_world();
     for format in ["text", "json", "csv"] {
         let out = world.run(&["access", "zed", "--format", format]);
         out.assert_code(1);
@@ -710,13 +667,13 @@ fn access_of_an_unknown_user_is_an_error() {
 
 #[test]
 fn access_needs_a_user_or_all_but_not_both() {
-    let world = World::matrix();
+    let world = matrix_world();
     for args in [
         &["access"][..],
         &["access", "--format", "json"],
         &["access", "dan", "--all"],
     ] {
-        let out = world.usage_error(args);
+        let out = expect_usage_error(&world, args);
         assert!(out.stderr.contains("Usage:"), "{}", out.stderr);
     }
 }
@@ -735,7 +692,7 @@ const OPENERS: [(&str, &str, &str, &str); 6] = [
 
 #[test]
 fn sr_open_by_every_user_who_may() {
-    let world = World::matrix();
+    let world = matrix_world();
     let mut last = 0;
     // pat is linked too, with a pending membership of its own.
     let pat = ("pat", "dan", DAN, "console");
@@ -752,7 +709,7 @@ fn sr_open_by_every_user_who_may() {
             .unwrap_or_else(|| panic!("not an id: {:?}", out.stdout));
         assert!(id > last, "ids grow: {id} after {last}");
         last = id;
-        let listed = world.show(id);
+        let listed = sr_show(&world, id);
         assert_eq!(listed["title"], title.as_str());
         assert_eq!(listed["opened_by"], user);
         assert_eq!(listed["owner"], owner, "{user} opens as {owner}");
@@ -774,14 +731,14 @@ fn sr_open_by_every_user_who_may() {
             )
         );
         last = id;
-        let listed = world.show(id);
+        let listed = sr_show(&world, id);
         assert_eq!(
             (&listed["title"], &listed["owner"], &listed["contact_email"]),
             (&title.as_str().into(), &owner.into(), &contact.into())
         );
         // JSON: the SR itself.
         let title = format!("json by {user}");
-        let sr = world.open(user, &title);
+        let sr = sr_open(&world, user, &title);
         let id = id_of(&sr);
         assert!(id > last, "ids grow: {id} after {last}");
         last = id;
@@ -795,9 +752,13 @@ fn sr_open_by_every_user_who_may() {
         assert_eq!(sr["type"], "tech", "the default type");
         assert_eq!(sr["severity"], "medium", "the default severity");
         assert_eq!(sr["comments"], serde_json::json!([]));
-        assert_eq!(world.show(id), sr, "what was printed is what was stored");
+        assert_eq!(
+            sr_show(&world, id),
+            sr,
+            "what was printed is what was stored"
+        );
     }
-    let all = world.srs();
+    let all = srs(&world);
     assert_eq!(all.len(), 3 * (OPENERS.len() + 1));
     for sr in &all {
         // The rule: a linked user is never the owner.
@@ -809,14 +770,14 @@ fn sr_open_by_every_user_who_may() {
 
 #[test]
 fn sr_open_refusals_write_nothing() {
-    let world = World::matrix();
-    world.open("dan", "already there");
+    let world = matrix_world();
+    sr_open(&world, "dan", "already there");
     for row in MATRIX.iter().filter(|r| !r.can_open_sr) {
         for format in ["text", "json", "id"] {
             let args = [
                 "sr", "open", "--user", row.user, "--title", "no", "--format", format,
             ];
-            let out = world.refused(&args, row.reason);
+            let out = expect_refused(&world, &args, row.reason);
             let cannot = format!("`{}` cannot open an SR", row.user);
             assert!(out.stderr.contains(&cannot), "{}", out.stderr);
         }
@@ -825,14 +786,14 @@ fn sr_open_refusals_write_nothing() {
         let args = [
             "sr", "open", "--user", "zed", "--title", "no", "--format", format,
         ];
-        world.refused(&args, "`zed` is not a user of the tenancy");
+        expect_refused(&world, &args, "`zed` is not a user of the tenancy");
     }
-    assert_eq!(world.srs().len(), 1);
+    assert_eq!(srs(&world).len(), 1);
 }
 
 #[test]
 fn sr_open_stores_severity_and_type() {
-    let world = World::matrix();
+    let world = matrix_world();
     let mut expected = Vec::new();
     for severity in ["highest", "high", "medium", "low"] {
         for kind in ["tech", "limit", "account"] {
@@ -859,8 +820,7 @@ fn sr_open_stores_severity_and_type() {
             expected.push((title, severity.to_string(), kind.to_string()));
         }
     }
-    let stored: Vec<(String, String, String)> = world
-        .srs()
+    let stored: Vec<(String, String, String)> = srs(&world)
         .iter()
         .map(|sr| {
             let field = |name: &str| text_of(sr, name).to_string();
@@ -876,23 +836,23 @@ fn sr_open_stores_severity_and_type() {
         &["--type", "bug"],
         &["--type", "billing"],
     ] {
-        world.usage_error(&[&open[..], bad].concat());
+        expect_usage_error(&world, &[&open[..], bad].concat());
     }
-    world.usage_error(&["sr", "open", "--user", "dan"]);
-    world.usage_error(&["sr", "open", "--title", "t"]);
+    expect_usage_error(&world, &["sr", "open", "--user", "dan"]);
+    expect_usage_error(&world, &["sr", "open", "--title", "t"]);
 }
 
 // ---- sr list, sr show ----
 
 /// The matrix with one SR opened by each user who may (ids 1 to 6, in
 /// [`OPENERS`] order) and a second one by bob (id 7).
-fn world_with_srs() -> World {
-    let world = World::matrix();
+fn world_with_srs() -> Scratch {
+    let world = matrix_world();
     for (i, (user, ..)) in OPENERS.iter().enumerate() {
-        let sr = world.open(user, &format!("by {user}"));
+        let sr = sr_open(&world, user, &format!("by {user}"));
         assert_eq!(id_of(&sr), i as i64 + 1);
     }
-    world.open("bob", "bob again");
+    sr_open(&world, "bob", "bob again");
     world
 }
 
@@ -900,7 +860,7 @@ fn world_with_srs() -> World {
 fn sr_list_shows_what_each_user_can_see() {
     let world = world_with_srs();
     let every: Vec<i64> = (1..=7).collect();
-    assert_eq!(world.srs().iter().map(id_of).collect::<Vec<_>>(), every);
+    assert_eq!(srs(&world).iter().map(id_of).collect::<Vec<_>>(), every);
     let cases: [(&str, &[i64]); 16] = [
         // A CSI administrator, and view_sr: every SR of the CSI.
         ("dan", &every),
@@ -924,7 +884,7 @@ fn sr_list_shows_what_each_user_can_see() {
         ("orphan", &[]),
     ];
     for (user, expected) in cases {
-        assert_eq!(world.visible(user), expected, "what {user} sees");
+        assert_eq!(visible(&world, user), expected, "what {user} sees");
         let text = world.ok(&["sr", "list", "--user", user]).stdout;
         if expected.is_empty() {
             assert_eq!(text, "No SRs.\n", "{user}");
@@ -941,8 +901,13 @@ fn sr_list_shows_what_each_user_can_see() {
     assert!(text.contains("opened by bob as dan"), "{text}");
     assert!(text.contains("opened by gina as erin"), "{text}");
     snapshot("sr-list.text", &text);
-    world.refused(&["sr", "list", "--user", "zed"], "`zed` is not a user");
-    world.refused(
+    expect_refused(
+        &world,
+        &["sr", "list", "--user", "zed"],
+        "`zed` is not a user",
+    );
+    expect_refused(
+        &world,
         &["sr", "list", "--user", "zed", "--format", "json"],
         "`zed` is not a user",
     );
@@ -950,15 +915,15 @@ fn sr_list_shows_what_each_user_can_see() {
 
 #[test]
 fn sr_list_is_empty_before_any_sr() {
-    let world = World::matrix();
+    let world = matrix_world();
     assert_eq!(world.ok(&["sr", "list"]).stdout, "No SRs.\n");
-    assert_eq!(world.srs(), Vec::<Value>::new());
-    assert_eq!(world.visible("dan"), Vec::<i64>::new());
+    assert_eq!(srs(&world), Vec::<Value>::new());
+    assert_eq!(visible(&world, "dan"), Vec::<i64>::new());
 }
 
 #[test]
 fn sr_show_in_text_and_json_with_comments() {
-    let world = World::matrix();
+    let world = matrix_world();
     let args = [
         "sr",
         "open",
@@ -984,7 +949,7 @@ fn sr_show_in_text_and_json_with_comments() {
         "still full",
     ]);
     world.ok(&["sr", "comment", &id, "--user", "dan", "--text", "on it"]);
-    let sr = world.show(id.parse().unwrap());
+    let sr = sr_show(&world, id.parse().unwrap());
     assert_eq!(sr["title"], "disk full");
     assert_eq!(
         (&sr["severity"], &sr["type"]),
@@ -1027,7 +992,7 @@ fn sr_show_in_text_and_json_with_comments() {
     );
     assert_eq!(text, expected);
     // `sr list` carries the comments too.
-    assert_eq!(world.srs(), [sr]);
+    assert_eq!(srs(&world), [sr]);
 }
 
 #[test]
@@ -1047,7 +1012,7 @@ fn sr_show_as_a_user_is_refused_when_the_user_cannot_see_it() {
     for (user, id) in allowed {
         let id = id.to_string();
         let out = world.ok(&["sr", "show", &id, "--user", user, "--format", "json"]);
-        assert_eq!(json(&out.stdout), world.show(id.parse().unwrap()));
+        assert_eq!(json(&out.stdout), sr_show(&world, id.parse().unwrap()));
         world.ok(&["sr", "show", &id, "--user", user]);
     }
     let refused = [
@@ -1068,7 +1033,7 @@ fn sr_show_as_a_user_is_refused_when_the_user_cannot_see_it() {
         let id = id.to_string();
         for format in ["text", "json"] {
             let args = ["sr", "show", &id, "--user", user, "--format", format];
-            world.refused(&args, &format!("`{user}` cannot see SR {id}"));
+            expect_refused(&world, &args, &format!("`{user}` cannot see SR {id}"));
         }
     }
     for args in [
@@ -1076,13 +1041,13 @@ fn sr_show_as_a_user_is_refused_when_the_user_cannot_see_it() {
         &["sr", "show", "99", "--format", "json"],
         &["sr", "show", "99", "--user", "dan"],
     ] {
-        world.refused(args, "no SR");
+        expect_refused(&world, args, "no SR");
     }
     // SRs are numbered from 1: 0 is not an SR number at all.
-    world.usage_error(&["sr", "show", "0"]);
+    expect_usage_error(&world, &["sr", "show", "0"]);
     // Someone who is not a user of the tenancy sees nothing either.
-    world.refused(&["sr", "show", "1", "--user", "zed"], "`zed`");
-    world.usage_error(&["sr", "show", "one"]);
+    expect_refused(&world, &["sr", "show", "1", "--user", "zed"], "`zed`");
+    expect_usage_error(&world, &["sr", "show", "one"]);
 }
 
 // ---- sr comment ----
@@ -1117,7 +1082,7 @@ fn sr_comment_in_the_console_and_in_mos() {
             .or_default()
             .push((user.to_string(), channel.to_string(), text));
     }
-    for sr in world.srs() {
+    for sr in srs(&world) {
         let comments: Vec<(String, String, String)> = sr["comments"]
             .as_array()
             .unwrap()
@@ -1176,17 +1141,17 @@ fn sr_comment_refusals_write_nothing() {
             "--text",
             "no",
         ];
-        world.refused(&args, why);
+        expect_refused(&world, &args, why);
     }
-    world.refused(
+    expect_refused(
+        &world,
         &["sr", "comment", "99", "--user", "dan", "--text", "no"],
         "no SR 99",
     );
-    world.usage_error(&["sr", "comment", "1", "--user", "dan"]);
-    world.usage_error(&["sr", "comment", "1", "--text", "no"]);
+    expect_usage_error(&world, &["sr", "comment", "1", "--user", "dan"]);
+    expect_usage_error(&world, &["sr", "comment", "1", "--text", "no"]);
     assert!(
-        world
-            .srs()
+        srs(&world)
             .iter()
             .all(|sr| sr["comments"] == serde_json::json!([]))
     );
@@ -1228,8 +1193,8 @@ fn small_config(bob_linked: bool, removed: bool) -> String {
 
 #[test]
 fn removing_a_link_a_user_and_an_approval_loses_no_sr() {
-    let world = World::new();
-    world.apply("acme.yaml", &small_config(true, false));
+    let world = Scratch::new();
+    apply(&world, "acme.yaml", &small_config(true, false));
     let mut opened = BTreeMap::new();
     for (user, owner) in [
         ("dan", "dan"),
@@ -1238,7 +1203,7 @@ fn removing_a_link_a_user_and_an_approval_loses_no_sr() {
         ("bob", "dan"),
         ("gina", "erin"),
     ] {
-        let sr = world.open(user, &format!("by {user}"));
+        let sr = sr_open(&world, user, &format!("by {user}"));
         assert_eq!(sr["owner"], owner);
         opened.insert(user, id_of(&sr));
     }
@@ -1259,57 +1224,66 @@ fn removing_a_link_a_user_and_an_approval_loses_no_sr() {
         "--text",
         "from gina",
     ]);
-    let before = world.srs();
+    let before = srs(&world);
     assert_eq!(before.len(), 5);
-    assert_eq!(world.visible("bob"), [opened["bob"]]);
+    assert_eq!(visible(&world, "bob"), [opened["bob"]]);
 
     // Unlinking bob takes his right away at once; his SR stays, dan's.
-    world.apply("acme.yaml", &small_config(false, false));
-    assert_eq!(world.srs(), before, "unlinking bob changed the SRs");
+    apply(&world, "acme.yaml", &small_config(false, false));
+    assert_eq!(srs(&world), before, "unlinking bob changed the SRs");
     let bob = world.access("bob");
     assert_eq!(bob["can_open_sr"], false);
     assert_eq!(bob["visible_in_console"], false);
     assert_eq!(bob["acts_as"], Value::Null);
-    world.refused(
+    expect_refused(
+        &world,
         &["sr", "open", "--user", "bob", "--title", "again"],
         "no support account and no support link",
     );
     assert_eq!(
-        world.visible("bob"),
+        visible(&world, "bob"),
         Vec::<i64>::new(),
         "bob sees nothing now"
     );
-    world.refused(
+    expect_refused(
+        &world,
         &["sr", "show", &bobs, "--user", "bob"],
         "`bob` cannot see SR",
     );
-    world.refused(
+    expect_refused(
+        &world,
         &["sr", "comment", &bobs, "--user", "bob", "--text", "hello?"],
         "cannot see this SR",
     );
 
     // Then bob goes, erin (and gina's link through her) goes, and alice's
     // approval goes: every SR stays, with the owner it was opened under.
-    world.apply("acme.yaml", &small_config(false, true));
+    apply(&world, "acme.yaml", &small_config(false, true));
     assert_eq!(
-        world.srs(),
+        srs(&world),
         before,
         "removing users and grants changed the SRs"
     );
     for sr in &before {
-        assert_eq!(&world.show(id_of(sr)), sr);
+        assert_eq!(&sr_show(&world, id_of(sr)), sr);
     }
     assert_eq!(
-        world.visible("dan").len(),
+        visible(&world, "dan").len(),
         5,
         "the administrator sees them all"
     );
-    world.refused(&["sr", "list", "--user", "bob"], "`bob` is not a user");
-    world.refused(
+    expect_refused(
+        &world,
+        &["sr", "list", "--user", "bob"],
+        "`bob` is not a user",
+    );
+    expect_refused(
+        &world,
         &["sr", "open", "--user", "bob", "--title", "t"],
         "`bob` is not a user",
     );
-    world.refused(
+    expect_refused(
+        &world,
         &["sr", "open", "--user", "erin", "--title", "t"],
         "`erin` is not a user",
     );
@@ -1317,17 +1291,20 @@ fn removing_a_link_a_user_and_an_approval_loses_no_sr() {
         world.access("alice")["reason"],
         "pending approval by a CSI administrator"
     );
-    assert_eq!(world.visible("alice"), Vec::<i64>::new());
-    world.refused(
+    assert_eq!(visible(&world, "alice"), Vec::<i64>::new());
+    expect_refused(
+        &world,
         &["sr", "open", "--user", "alice", "--title", "t"],
         "pending approval",
     );
-    assert_eq!(world.visible("gina"), Vec::<i64>::new());
-    world.refused(
+    assert_eq!(visible(&world, "gina"), Vec::<i64>::new());
+    expect_refused(
+        &world,
         &["sr", "open", "--user", "gina", "--title", "t"],
         "no support account and no support link",
     );
-    world.refused(
+    expect_refused(
+        &world,
         &[
             "sr", "comment", &ginas, "--user", "gina", "--text", "hello?",
         ],
@@ -1337,7 +1314,7 @@ fn removing_a_link_a_user_and_an_approval_loses_no_sr() {
     world.ok(&[
         "sr", "comment", &ginas, "--user", "dan", "--text", "closing",
     ]);
-    let after = world.srs();
+    let after = srs(&world);
     assert_eq!(after.len(), 5);
     assert_eq!(
         after
@@ -1354,10 +1331,10 @@ fn removing_a_link_a_user_and_an_approval_loses_no_sr() {
 /// One database, two tenancies: an SR is its tenancy's alone.
 #[test]
 fn an_sr_belongs_to_its_tenancy() {
-    let world = World::new();
-    world.apply("acme.yaml", &small_config(true, false));
+    let world = Scratch::new();
+    apply(&world, "acme.yaml", &small_config(true, false));
     let beta = small_config(true, false).replace("name: acme", "name: beta");
-    world.apply("beta.yaml", &beta);
+    apply(&world, "beta.yaml", &beta);
     let refused = |args: &[&str], why: &str| {
         let out = world.run(args);
         out.assert_code(1);
@@ -1446,17 +1423,17 @@ support_links:
 /// or owns, are still the renamed user's to see and comment on.
 #[test]
 fn a_rename_keeps_the_users_srs_visible_to_it() {
-    let world = World::new();
-    world.apply("acme.yaml", &rename_config(false));
-    let bobs = id_of(&world.open("bob", "by bob"));
-    let owens = id_of(&world.open("owen", "by owen"));
-    world.open("erin", "by erin");
-    assert_eq!(world.visible("bob"), [bobs]);
-    assert_eq!(world.visible("owen"), [owens]);
-    let before = world.srs();
-    let applied = world.apply("acme.yaml", &rename_config(true));
+    let world = Scratch::new();
+    apply(&world, "acme.yaml", &rename_config(false));
+    let bobs = id_of(&sr_open(&world, "bob", "by bob"));
+    let owens = id_of(&sr_open(&world, "owen", "by owen"));
+    sr_open(&world, "erin", "by erin");
+    assert_eq!(visible(&world, "bob"), [bobs]);
+    assert_eq!(visible(&world, "owen"), [owens]);
+    let before = srs(&world);
+    let applied = apply(&world, "acme.yaml", &rename_config(true));
     assert!(applied.stdout.contains("0 destroyed"), "{}", applied.stdout);
-    let after = world.srs();
+    let after = srs(&world);
     assert_eq!(after.len(), before.len(), "a rename lost an SR");
     for (a, b) in before.iter().zip(&after) {
         assert_eq!(
@@ -1465,12 +1442,12 @@ fn a_rename_keeps_the_users_srs_visible_to_it() {
         );
     }
     assert_eq!(
-        world.visible("robert"),
+        visible(&world, "robert"),
         [bobs],
         "robert (was bob) no longer sees the SR he opened in the Console"
     );
     assert_eq!(
-        world.visible("owen2"),
+        visible(&world, "owen2"),
         [owens],
         "owen2 (was owen) no longer sees the SR he owns"
     );
@@ -1528,7 +1505,7 @@ fn owen_grants(id: &str) -> String {
 /// of the old SRs and cannot comment on them.
 #[test]
 fn a_user_created_again_under_a_deleted_users_id_sees_none_of_the_old_srs() {
-    let world = World::new();
+    let world = Scratch::new();
     let with = |bob: &str, owen_email: Option<&str>| {
         let mut users = vec![bob.to_string()];
         let mut grants = String::new();
@@ -1548,20 +1525,22 @@ fn a_user_created_again_under_a_deleted_users_id_sees_none_of_the_old_srs() {
         }
         config.replace("  \n", "")
     };
-    world.apply(
+    apply(
+        &world,
         "acme.yaml",
         &with(
             "bob: { email: bob@acme.example }",
             Some("owen@acme.example"),
         ),
     );
-    let bobs = id_of(&world.open("bob", "by the first bob"));
-    let owens = id_of(&world.open("owen", "by the first owen"));
-    assert_eq!(world.visible("bob"), [bobs]);
-    assert_eq!(world.visible("owen"), [owens]);
+    let bobs = id_of(&sr_open(&world, "bob", "by the first bob"));
+    let owens = id_of(&sr_open(&world, "owen", "by the first owen"));
+    assert_eq!(visible(&world, "bob"), [bobs]);
+    assert_eq!(visible(&world, "owen"), [owens]);
     // Both leave; later, two other people get their ids.
-    world.apply("acme.yaml", &with("", None));
-    world.apply(
+    apply(&world, "acme.yaml", &with("", None));
+    apply(
+        &world,
         "acme.yaml",
         &with(
             "bob: { email: robert.new@acme.example }",
@@ -1569,22 +1548,24 @@ fn a_user_created_again_under_a_deleted_users_id_sees_none_of_the_old_srs() {
         ),
     );
     assert_eq!(
-        world.visible("bob"),
+        visible(&world, "bob"),
         Vec::<i64>::new(),
         "the new bob sees the old bob's SR"
     );
     assert_eq!(
-        world.visible("owen"),
+        visible(&world, "owen"),
         Vec::<i64>::new(),
         "the new owen sees the old owen's SR"
     );
     for (user, id) in [("bob", bobs), ("owen", owens)] {
         let id = id.to_string();
-        world.refused(
+        expect_refused(
+            &world,
             &["sr", "show", &id, "--user", user],
             &format!("`{user}` cannot see SR {id}"),
         );
-        let out = world.refused(
+        let out = expect_refused(
+            &world,
             &["sr", "comment", &id, "--user", user, "--text", "mine?"],
             &format!("`{user}` cannot see this SR"),
         );
@@ -1596,13 +1577,13 @@ fn a_user_created_again_under_a_deleted_users_id_sees_none_of_the_old_srs() {
         );
     }
     // Their own SRs are theirs.
-    let new_bobs = id_of(&world.open("bob", "by the new bob"));
-    let new_owens = id_of(&world.open("owen", "by the new owen"));
-    assert_eq!(world.visible("bob"), [new_bobs]);
-    assert_eq!(world.visible("owen"), [new_owens]);
+    let new_bobs = id_of(&sr_open(&world, "bob", "by the new bob"));
+    let new_owens = id_of(&sr_open(&world, "owen", "by the new owen"));
+    assert_eq!(visible(&world, "bob"), [new_bobs]);
+    assert_eq!(visible(&world, "owen"), [new_owens]);
     // The old SRs are kept as they were opened, for the administrators.
-    assert_eq!(world.visible("dan"), [bobs, owens, new_bobs, new_owens]);
-    assert_eq!(world.show(bobs)["opened_by"], "bob");
+    assert_eq!(visible(&world, "dan"), [bobs, owens, new_bobs, new_owens]);
+    assert_eq!(sr_show(&world, bobs)["opened_by"], "bob");
 }
 
 /// The users of [`rename_config`] after a rename, and then a new owen and
@@ -1623,18 +1604,18 @@ fn renamed_and_reused_config() -> String {
 /// given the old id. Each keeps its own SRs, opened before or after.
 #[test]
 fn an_id_renamed_away_and_given_to_a_new_user_keeps_each_persons_srs_apart() {
-    let world = World::new();
-    world.apply("acme.yaml", &rename_config(false));
-    let owens = id_of(&world.open("owen", "by owen"));
-    let bobs = id_of(&world.open("bob", "by bob"));
-    world.apply("acme.yaml", &rename_config(true));
-    world.apply("acme.yaml", &renamed_and_reused_config());
-    let new_owens = id_of(&world.open("owen", "by the new owen"));
-    let new_bobs = id_of(&world.open("bob", "by the new bob"));
-    assert_eq!(world.visible("owen2"), [owens], "owen2 (was owen)");
-    assert_eq!(world.visible("robert"), [bobs], "robert (was bob)");
-    assert_eq!(world.visible("owen"), [new_owens], "the new owen");
-    assert_eq!(world.visible("bob"), [new_bobs], "the new bob");
+    let world = Scratch::new();
+    apply(&world, "acme.yaml", &rename_config(false));
+    let owens = id_of(&sr_open(&world, "owen", "by owen"));
+    let bobs = id_of(&sr_open(&world, "bob", "by bob"));
+    apply(&world, "acme.yaml", &rename_config(true));
+    apply(&world, "acme.yaml", &renamed_and_reused_config());
+    let new_owens = id_of(&sr_open(&world, "owen", "by the new owen"));
+    let new_bobs = id_of(&sr_open(&world, "bob", "by the new bob"));
+    assert_eq!(visible(&world, "owen2"), [owens], "owen2 (was owen)");
+    assert_eq!(visible(&world, "robert"), [bobs], "robert (was bob)");
+    assert_eq!(visible(&world, "owen"), [new_owens], "the new owen");
+    assert_eq!(visible(&world, "bob"), [new_bobs], "the new bob");
     let comment = |id: i64, user: &str| {
         world.run(&[
             "sr",
@@ -1656,7 +1637,8 @@ fn an_id_renamed_away_and_given_to_a_new_user_keeps_each_persons_srs_apart() {
         (owens, "owen"),
         (new_owens, "owen2"),
     ] {
-        world.refused(
+        expect_refused(
+            &world,
             &[
                 "sr",
                 "comment",
@@ -1675,7 +1657,7 @@ fn an_id_renamed_away_and_given_to_a_new_user_keeps_each_persons_srs_apart() {
 /// to a, and a to b to c to a) leave each user its own SRs.
 #[test]
 fn renames_that_go_round_in_a_cycle_keep_the_users_srs() {
-    let world = World::new();
+    let world = Scratch::new();
     let config =
         |owen_id: &str, previously: Option<&str>, bob_id: &str, bob_before: Option<&str>| {
             let bob_before = bob_before
@@ -1690,29 +1672,35 @@ fn renames_that_go_round_in_a_cycle_keep_the_users_srs() {
             let _ = writeln!(grants, "support_links:\n  - {{ user: {bob_id} }}");
             people_config("20817431", &users, &grants)
         };
-    world.apply("acme.yaml", &config("owen", None, "bob", None));
-    let owens = id_of(&world.open("owen", "by owen"));
-    let bobs = id_of(&world.open("bob", "by bob"));
+    apply(&world, "acme.yaml", &config("owen", None, "bob", None));
+    let owens = id_of(&sr_open(&world, "owen", "by owen"));
+    let bobs = id_of(&sr_open(&world, "bob", "by bob"));
     // owen: owen → owen2 → owen; bob: bob → b2 → b3 → bob.
-    world.apply(
+    apply(
+        &world,
         "acme.yaml",
         &config("owen2", Some("owen"), "b2", Some("bob")),
     );
-    assert_eq!(world.visible("owen2"), [owens]);
-    assert_eq!(world.visible("b2"), [bobs]);
-    world.apply(
+    assert_eq!(visible(&world, "owen2"), [owens]);
+    assert_eq!(visible(&world, "b2"), [bobs]);
+    apply(
+        &world,
         "acme.yaml",
         &config("owen", Some("owen2"), "b3", Some("b2")),
     );
     assert_eq!(
-        world.visible("owen"),
+        visible(&world, "owen"),
         [owens],
         "owen, back to his id, lost his SR"
     );
-    assert_eq!(world.visible("b3"), [bobs]);
-    world.apply("acme.yaml", &config("owen", None, "bob", Some("b3")));
+    assert_eq!(visible(&world, "b3"), [bobs]);
+    apply(
+        &world,
+        "acme.yaml",
+        &config("owen", None, "bob", Some("b3")),
+    );
     assert_eq!(
-        world.visible("bob"),
+        visible(&world, "bob"),
         [bobs],
         "bob, back to his id, lost his SR"
     );
@@ -1754,7 +1742,7 @@ fn renames_that_go_round_in_a_cycle_keep_the_users_srs() {
 /// one; each SR keeps the CSI it was opened under, and its owner.
 #[test]
 fn a_csi_change_keeps_the_old_csis_srs_out_of_the_new_csis_view() {
-    let world = World::new();
+    let world = Scratch::new();
     let config = |csi: &str| {
         let users = [
             "alice: { email: alice@acme.example, support_account: { phone: \"+82 2 555 0102\", timezone: Asia/Seoul } }",
@@ -1763,25 +1751,26 @@ fn a_csi_change_keeps_the_old_csis_srs_out_of_the_new_csis_view() {
         let grants = "  - user: alice\n  - user: viewer\napprovals:\n  - { user: erin, role: admin }\n  - { user: alice, role: user, access: [create_sr, view_sr] }\n  - { user: viewer, role: user, access: [view_sr] }\n";
         people_config(csi, &users, grants)
     };
-    world.apply("acme.yaml", &config("20817431"));
-    let dans = id_of(&world.open("dan", "by dan under the old CSI"));
-    let alices = id_of(&world.open("alice", "by alice under the old CSI"));
-    assert_eq!(world.visible("viewer"), [dans, alices]);
-    world.apply("acme.yaml", &config("55501234"));
+    apply(&world, "acme.yaml", &config("20817431"));
+    let dans = id_of(&sr_open(&world, "dan", "by dan under the old CSI"));
+    let alices = id_of(&sr_open(&world, "alice", "by alice under the old CSI"));
+    assert_eq!(visible(&world, "viewer"), [dans, alices]);
+    apply(&world, "acme.yaml", &config("55501234"));
     assert_eq!(
-        world.visible("viewer"),
+        visible(&world, "viewer"),
         Vec::<i64>::new(),
         "the new CSI's viewer sees the old CSI's SRs"
     );
     assert_eq!(
-        world.visible("erin"),
+        visible(&world, "erin"),
         Vec::<i64>::new(),
         "an administrator of the new CSI sees the old CSI's SRs"
     );
     // Their owners still read their own.
-    assert_eq!(world.visible("dan"), [dans]);
-    assert_eq!(world.visible("alice"), [alices]);
-    let out = world.refused(
+    assert_eq!(visible(&world, "dan"), [dans]);
+    assert_eq!(visible(&world, "alice"), [alices]);
+    let out = expect_refused(
+        &world,
         &[
             "sr",
             "comment",
@@ -1798,15 +1787,15 @@ fn a_csi_change_keeps_the_old_csis_srs_out_of_the_new_csis_view() {
         "{}",
         out.stderr
     );
-    let erins = id_of(&world.open("erin", "by erin under the new CSI"));
-    assert_eq!(world.visible("viewer"), [erins]);
-    let csis: Vec<Value> = world.srs().iter().map(|sr| sr["csi"].clone()).collect();
+    let erins = id_of(&sr_open(&world, "erin", "by erin under the new CSI"));
+    assert_eq!(visible(&world, "viewer"), [erins]);
+    let csis: Vec<Value> = srs(&world).iter().map(|sr| sr["csi"].clone()).collect();
     assert_eq!(csis, ["20817431", "20817431", "55501234"]);
     // Back to the old CSI: its SRs are its members' again, the other's not.
-    world.apply("acme.yaml", &config("20817431"));
-    assert_eq!(world.visible("viewer"), [dans, alices]);
+    apply(&world, "acme.yaml", &config("20817431"));
+    assert_eq!(visible(&world, "viewer"), [dans, alices]);
     assert_eq!(
-        world.visible("erin"),
+        visible(&world, "erin"),
         [dans, alices, erins],
         "erin owns hers"
     );
@@ -1816,10 +1805,10 @@ fn a_csi_change_keeps_the_old_csis_srs_out_of_the_new_csis_view() {
 /// is no user's with the user a rename took it to, or the closest id.
 #[test]
 fn an_unknown_user_is_told_where_a_rename_took_the_id_or_the_closest_one() {
-    let world = World::new();
-    world.apply("acme.yaml", &rename_config(false));
-    let id = id_of(&world.open("bob", "by bob")).to_string();
-    world.apply("acme.yaml", &rename_config(true));
+    let world = Scratch::new();
+    apply(&world, "acme.yaml", &rename_config(false));
+    let id = id_of(&sr_open(&world, "bob", "by bob")).to_string();
+    apply(&world, "acme.yaml", &rename_config(true));
     let commands = |user: &'static str| -> Vec<Vec<&'static str>> {
         let id: &'static str = Box::leak(id.clone().into_boxed_str());
         vec![
@@ -1832,19 +1821,21 @@ fn an_unknown_user_is_told_where_a_rename_took_the_id_or_the_closest_one() {
         ]
     };
     for args in commands("bob") {
-        world.refused(
+        expect_refused(
+            &world,
             &args,
             "`bob` is not a user of the tenancy\n  hint: `bob` was renamed: that user is `robert` now\n",
         );
     }
     for args in commands("robrt") {
-        world.refused(
+        expect_refused(
+            &world,
             &args,
             "`robrt` is not a user of the tenancy\n  hint: did you mean `robert`?\n",
         );
     }
     for args in commands("zed") {
-        let out = world.refused(&args, "`zed` is not a user of the tenancy\n");
+        let out = expect_refused(&world, &args, "`zed` is not a user of the tenancy\n");
         assert!(!out.stderr.contains("hint"), "{}", out.stderr);
     }
     // The id given to someone else and renamed away again: both are named.
@@ -1852,12 +1843,18 @@ fn an_unknown_user_is_told_where_a_rename_took_the_id_or_the_closest_one() {
         .replace("previously: bob, ", "")
         .replace("previously: owen, ", "");
     let with = |user: &str| settled.replace("memberships:", &format!("  {user}\nmemberships:"));
-    world.apply("acme.yaml", &with("bob: { email: bob.new@acme.example }"));
-    world.apply(
+    apply(
+        &world,
+        "acme.yaml",
+        &with("bob: { email: bob.new@acme.example }"),
+    );
+    apply(
+        &world,
         "acme.yaml",
         &with("bert: { previously: bob, email: bob.new@acme.example }"),
     );
-    world.refused(
+    expect_refused(
+        &world,
         &["access", "bob"],
         "hint: `bob` was renamed more than once: those users are `bert`, `robert` now\n",
     );
@@ -2095,7 +2092,7 @@ struct Opened {
 
 /// The record of a random run, checked after every step.
 struct Run<'w> {
-    world: &'w World,
+    world: &'w Scratch,
     /// Every SR opened, by id.
     opened: Vec<Opened>,
     /// `sr list --format json` after the previous step.
@@ -2114,9 +2111,7 @@ impl Run<'_> {
     /// The user a step names: see [`Step`].
     fn user(&self, user: usize, eligible: bool) -> String {
         if eligible {
-            let able: Vec<String> = self
-                .world
-                .access_all()
+            let able: Vec<String> = access_all(self.world)
                 .iter()
                 .filter(|a| a["can_open_sr"] == true)
                 .map(|a| text_of(a, "user").to_string())
@@ -2144,7 +2139,7 @@ impl Run<'_> {
 
     fn apply(&mut self, config: &ConfigDraw) {
         let yaml = config.yaml();
-        self.world.apply("acme.yaml", &yaml);
+        apply(self.world, "acme.yaml", &yaml);
         self.users = config.users();
         let users = self.users.clone();
         self.persons.retain(|id, _| users.contains(id));
@@ -2154,14 +2149,14 @@ impl Run<'_> {
                 self.persons.insert(id, self.people);
             }
         }
-        let all = self.world.access_all();
+        let all = access_all(self.world);
         let users: Vec<&str> = all.iter().map(|a| text_of(a, "user")).collect();
         assert_eq!(users, self.users, "the users of\n{yaml}");
     }
 
     fn open(&mut self, user: &str, severity: usize, n: usize) {
         let access = self.access(user);
-        let everyone = self.world.access_all();
+        let everyone = access_all(self.world);
         let severity = ["highest", "high", "medium", "low"][severity];
         let title = format!("step {n}");
         let out = self.world.run(&[
@@ -2263,7 +2258,7 @@ impl Run<'_> {
         let access = self.access(user);
         let sees = access
             .as_ref()
-            .map(|_| self.world.visible(user).contains(&self.opened[i].id));
+            .map(|_| visible(self.world, user).contains(&self.opened[i].id));
         let person = self.person(user);
         let sr = &mut self.opened[i];
         let id = sr.id.to_string();
@@ -2295,7 +2290,7 @@ impl Run<'_> {
             );
         }
         sr.comments += 1;
-        let shown = self.world.show(sr.id);
+        let shown = sr_show(self.world, sr.id);
         let comments = shown["comments"].as_array().unwrap();
         assert_eq!(comments.len(), sr.comments);
         let last = comments.last().unwrap();
@@ -2327,7 +2322,7 @@ impl Run<'_> {
             })
             .map(|sr| sr.id)
             .collect();
-        let seen = self.world.visible(user);
+        let seen = visible(self.world, user);
         assert_eq!(seen, expected, "what {user} sees, by {access}");
         if access["path"] == "linked" {
             assert!(
@@ -2341,7 +2336,7 @@ impl Run<'_> {
 
     /// The invariants, after every step.
     fn check(&mut self) {
-        let now = self.world.srs();
+        let now = srs(self.world);
         assert!(now.len() >= self.last.len(), "an SR was lost");
         assert_eq!(
             now.len(),
@@ -2375,7 +2370,7 @@ impl Run<'_> {
                 assert_eq!(old[..], new.as_array().unwrap()[..old.len()]);
             }
         }
-        for a in self.world.access_all() {
+        for a in access_all(self.world) {
             if a["path"] == "linked" {
                 assert_ne!(a["acts_as"], a["user"], "{a}");
                 assert_eq!(a["visible_in_mos"], false, "{a}");
@@ -2406,7 +2401,7 @@ proptest! {
         first in config_draw(),
         steps in prop::collection::vec(step(), 6..20),
     ) {
-        let world = World::new();
+        let world = Scratch::new();
         let mut run = Run { world: &world, opened: Vec::new(), last: Vec::new(), users: Vec::new(), persons: std::collections::BTreeMap::new(), people: 0 };
         run.apply(&first);
         run.check();
@@ -2423,8 +2418,8 @@ proptest! {
                 }
                 Step::ListAs { user } => run.list_as(who(*user)),
                 Step::NextDay => {
-                    let next = DAYS.iter().skip_while(|d| **d != world.today.get()).nth(1);
-                    world.today.set(next.copied().unwrap_or(DAYS[DAYS.len() - 1]));
+                    let next = DAYS.iter().skip_while(|d| **d != world.today()).nth(1);
+                    world.set_today(next.copied().unwrap_or(DAYS[DAYS.len() - 1]));
                 }
             }
             run.check();

@@ -8,7 +8,7 @@
 //! by its status file and `supportctl status`, by the state (`show --format
 //! json`, `plan --detailed-exitcode`) and by how it exits.
 //!
-//! Every wait has a deadline ([`WAIT`]). The only fixed sleeps are the short
+//! Every wait has a deadline ([`DEADLINE`]). The only fixed sleeps are the short
 //! quiet periods ([`QUIET`]) that show that something did *not* happen. A
 //! [`Watcher`] kills its process when dropped, so a failing test leaks no
 //! process.
@@ -25,11 +25,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::binary::{self, Outcome, copy_dir};
+use crate::binary::{self, DEADLINE, Dice, Scratch, arg, copy_dir, json};
 
-/// How long anything awaited may take: the machine may be busy with the
-/// other tests.
-const WAIT: Duration = Duration::from_secs(20);
 /// The debounce of most tests: quick, and long enough to merge one save.
 const DEBOUNCE_MS: &str = "100";
 /// How long "nothing happens" is watched for: several debounce periods.
@@ -41,16 +38,6 @@ const RECONCILE_MESSAGES: [&str; 4] = [
     "reconcile failed",
     "skipped",
 ];
-
-/// A path as a command-line argument (every path in these tests is UTF-8).
-fn arg(path: &Path) -> &str {
-    path.to_str().expect("a UTF-8 path")
-}
-
-#[track_caller]
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
-}
 
 // ---- Configs ----
 
@@ -114,118 +101,71 @@ fn user_name(show: &Value, id: &str) -> Option<String> {
     user(show, id)["name"].as_str().map(str::to_owned)
 }
 
-/// A test's world: a temporary directory holding its database, its status
-/// file (`state.db.status.json`) and usually its config.
-struct World(binary::Scratch);
-
-impl std::ops::Deref for World {
-    type Target = binary::Scratch;
-    fn deref(&self) -> &binary::Scratch {
-        &self.0
-    }
+/// `examples/acme-prod/` copied to `relative` in the test's folder.
+fn example_dir(world: &Scratch, relative: &str) -> PathBuf {
+    let path = world.path(relative);
+    copy_dir(&binary::crate_root().join("examples/acme-prod"), &path);
+    path
 }
 
-impl World {
-    fn new() -> World {
-        World(binary::Scratch::new())
-    }
+/// The status file watch writes by default: `<db>.status.json`, beside the
+/// SQLite file.
+fn default_status_file(world: &Scratch) -> PathBuf {
+    PathBuf::from(format!("{}.status.json", world.db.display()))
+}
 
-    /// `examples/acme-prod/` copied to `relative`.
-    fn example_dir(&self, relative: &str) -> PathBuf {
-        let path = self.path(relative);
-        copy_dir(&binary::crate_root().join("examples/acme-prod"), &path);
-        path
-    }
+/// `show --format json`, or `None` while there is no tenancy to show.
+fn try_show(world: &Scratch) -> Option<Value> {
+    let outcome = world.run(&["show", "--format", "json"]);
+    (outcome.code() == 0).then(|| json(&outcome.stdout))
+}
 
-    /// The status file watch writes by default: `<db>.status.json`.
-    fn status_file(&self) -> PathBuf {
-        PathBuf::from(format!("{}.status.json", self.db.display()))
-    }
+/// The exit code of `plan --detailed-exitcode CONFIG`: 0 when the state
+/// equals the config, 2 when it does not.
+fn plan_code(world: &Scratch, config: &Path) -> i32 {
+    world
+        .run(&["plan", "--detailed-exitcode", arg(config)])
+        .code()
+}
 
-    /// `supportctl --db DB ARGS…` in the test environment.
-    fn command(&self, args: &[&str]) -> Command {
-        let mut all = vec!["--db", arg(&self.db)];
-        all.extend_from_slice(args);
-        binary::supportctl(self.root(), all)
-    }
+/// The config digest of a config set, as `plan --format json` gives it.
+fn config_digest(world: &Scratch, config: &Path) -> String {
+    json(&world.ok(&["plan", "--format", "json", arg(config)]).stdout)["config_digest"]
+        .as_str()
+        .expect("the plan has a config digest")
+        .to_owned()
+}
 
-    fn run(&self, args: &[&str]) -> Outcome {
-        let outcome = binary::run(&mut self.command(args));
-        outcome.assert_no_panic();
-        outcome
-    }
+/// `status --format json [FLAGS…]`: the exit code and the document.
+fn status_json(world: &Scratch, flags: &[&str]) -> (i32, Value, String) {
+    let mut args = vec!["status", "--format", "json"];
+    args.extend_from_slice(flags);
+    let outcome = world.run(&args);
+    let doc = serde_json::from_str(&outcome.stdout).unwrap_or(Value::Null);
+    (outcome.code(), doc, outcome.stderr)
+}
 
-    /// `show --format json`; the database must hold the tenancy.
-    #[track_caller]
-    fn show(&self) -> Value {
-        let outcome = self.run(&["show", "--format", "json"]);
-        outcome.assert_code(0);
-        json(&outcome.stdout)
-    }
+/// The status file as JSON, or `None` while it does not exist (or is
+/// not whole, which an atomic write never shows).
+fn read_status(path: &Path) -> Option<Value> {
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "the status file {} is not JSON ({e}); it is written atomically:\n{text}",
+            path.display()
+        )
+    }))
+}
 
-    /// `show --format json`, or `None` while there is no tenancy to show.
-    fn try_show(&self) -> Option<Value> {
-        let outcome = self.run(&["show", "--format", "json"]);
-        (outcome.code() == 0).then(|| json(&outcome.stdout))
-    }
+/// `supportctl --db DB --log-format json watch CONFIG FLAGS…`.
+fn watch_command(world: &Scratch, config: &Path, flags: &[&str]) -> Command {
+    let mut args = vec!["--log-format", "json", "watch", arg(config)];
+    args.extend_from_slice(flags);
+    world.command(&args)
+}
 
-    fn history_len(&self) -> usize {
-        let outcome = self.run(&["history", "--format", "json"]);
-        outcome.assert_code(0);
-        json(&outcome.stdout)
-            .as_array()
-            .expect("history is a JSON list")
-            .len()
-    }
-
-    /// The exit code of `plan --detailed-exitcode CONFIG`: 0 when the state
-    /// equals the config, 2 when it does not.
-    fn plan_code(&self, config: &Path) -> i32 {
-        self.run(&["plan", "--detailed-exitcode", arg(config)])
-            .code()
-    }
-
-    /// The config digest of a config set, as `plan --format json` gives it.
-    fn digest(&self, config: &Path) -> String {
-        let outcome = self.run(&["plan", "--format", "json", arg(config)]);
-        outcome.assert_code(0);
-        json(&outcome.stdout)["config_digest"]
-            .as_str()
-            .expect("the plan has a config digest")
-            .to_owned()
-    }
-
-    /// `status --format json [FLAGS…]`: the exit code and the document.
-    fn status_json(&self, flags: &[&str]) -> (i32, Value, String) {
-        let mut args = vec!["status", "--format", "json"];
-        args.extend_from_slice(flags);
-        let outcome = self.run(&args);
-        let doc = serde_json::from_str(&outcome.stdout).unwrap_or(Value::Null);
-        (outcome.code(), doc, outcome.stderr)
-    }
-
-    /// The status file as JSON, or `None` while it does not exist (or is
-    /// not whole, which an atomic write never shows).
-    fn read_status(&self, path: &Path) -> Option<Value> {
-        let text = std::fs::read_to_string(path).ok()?;
-        Some(serde_json::from_str(&text).unwrap_or_else(|e| {
-            panic!(
-                "the status file {} is not JSON ({e}); it is written atomically:\n{text}",
-                path.display()
-            )
-        }))
-    }
-
-    /// `supportctl --db DB --log-format json watch CONFIG FLAGS…`.
-    fn watch_command(&self, config: &Path, flags: &[&str]) -> Command {
-        let mut args = vec!["--log-format", "json", "watch", arg(config)];
-        args.extend_from_slice(flags);
-        self.command(&args)
-    }
-
-    fn watch(&self, config: &Path, flags: &[&str]) -> Watcher {
-        Watcher::spawn(self.watch_command(config, flags))
-    }
+fn watch(world: &Scratch, config: &Path, flags: &[&str]) -> Watcher {
+    Watcher::spawn(watch_command(world, config, flags))
 }
 
 // ---- A running watcher ----
@@ -390,10 +330,10 @@ impl Watcher {
 
     /// Waits for the first JSON line from `from` on that `pred` accepts;
     /// returns the cursor after it and the line. Fails the test after
-    /// [`WAIT`], or when the process ends first.
+    /// [`DEADLINE`], or when the process ends first.
     #[track_caller]
     fn wait_for(&self, from: usize, what: &str, pred: impl Fn(&Value) -> bool) -> (usize, Value) {
-        let deadline = Instant::now() + WAIT;
+        let deadline = Instant::now() + DEADLINE;
         let (lock, grew) = &*self.log;
         let mut log = lock.lock().unwrap();
         let mut at = from;
@@ -415,7 +355,7 @@ impl Watcher {
                     if ended {
                         "the watcher ended".to_owned()
                     } else {
-                        format!("waited {} s", WAIT.as_secs())
+                        format!("waited {} s", DEADLINE.as_secs())
                     },
                     self.dump()
                 );
@@ -440,15 +380,15 @@ impl Watcher {
         })
     }
 
-    /// Polls `done` until it holds; fails the test after [`WAIT`].
+    /// Polls `done` until it holds; fails the test after [`DEADLINE`].
     #[track_caller]
     fn wait_until(&self, what: &str, mut done: impl FnMut() -> bool) {
-        let deadline = Instant::now() + WAIT;
+        let deadline = Instant::now() + DEADLINE;
         while !done() {
             assert!(
                 Instant::now() < deadline,
                 "waited {} s for {what}\n{}",
-                WAIT.as_secs(),
+                DEADLINE.as_secs(),
                 self.dump()
             );
             std::thread::sleep(Duration::from_millis(100));
@@ -457,10 +397,10 @@ impl Watcher {
 
     /// Waits until the state satisfies `done` (polling `show`).
     #[track_caller]
-    fn wait_state(&self, world: &World, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    fn wait_state(&self, world: &Scratch, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         let mut last = None;
         self.wait_until(what, || {
-            last = world.try_show();
+            last = try_show(world);
             last.as_ref().is_some_and(&done)
         });
         last.expect("a state")
@@ -539,7 +479,7 @@ impl Watcher {
 
     /// All it printed on stderr, as text (after it ended).
     fn stderr_text(&self) -> String {
-        let deadline = Instant::now() + WAIT;
+        let deadline = Instant::now() + DEADLINE;
         let (lock, grew) = &*self.log;
         let mut log = lock.lock().unwrap();
         while !log.ended && Instant::now() < deadline {
@@ -562,10 +502,10 @@ impl Drop for Watcher {
 }
 
 /// A watcher on `config` with the short debounce and `flags`, started.
-fn watching(world: &World, config: &Path, flags: &[&str]) -> (Watcher, usize) {
+fn watching(world: &Scratch, config: &Path, flags: &[&str]) -> (Watcher, usize) {
     let mut all = vec!["--debounce-ms", DEBOUNCE_MS];
     all.extend_from_slice(flags);
-    let watcher = world.watch(config, &all);
+    let watcher = watch(world, config, &all);
     let (from, first) = watcher.started();
     assert_eq!(
         text_field(&first, "outcome"),
@@ -579,7 +519,7 @@ fn watching(world: &World, config: &Path, flags: &[&str]) -> (Watcher, usize) {
 /// Waits until alice's name in the state is `name`, then checks that a
 /// change (not a start or an interval) applied it.
 #[track_caller]
-fn assert_alice_becomes(world: &World, watcher: &Watcher, from: usize, name: &str) {
+fn assert_alice_becomes(world: &Scratch, watcher: &Watcher, from: usize, name: &str) {
     watcher.wait_state(world, &format!("alice to be named {name:?}"), |show| {
         user_name(show, "alice").as_deref() == Some(name)
     });
@@ -599,7 +539,7 @@ fn assert_alice_becomes(world: &World, watcher: &Watcher, from: usize, name: &st
 /// the backup deleted.
 #[test]
 fn watch_applies_a_vim_save_that_renames_the_file_to_its_backup() {
-    let world = World::new();
+    let world = Scratch::new();
     let config = world.write("acme.yaml", &acme());
     let (watcher, from) = watching(&world, &config, &[]);
 
@@ -612,14 +552,14 @@ fn watch_applies_a_vim_save_that_renames_the_file_to_its_backup() {
     std::fs::remove_file(world.path(".acme.yaml.swp")).unwrap();
 
     assert_alice_becomes(&world, &watcher, from, "Alice Vim");
-    assert_eq!(world.plan_code(&config), 0);
+    assert_eq!(plan_code(&world, &config), 0);
 }
 
 /// An atomic save: the new content written to a temporary name, renamed
 /// over the file.
 #[test]
 fn watch_applies_an_atomic_save_renamed_over_the_file() {
-    let world = World::new();
+    let world = Scratch::new();
     let config = world.write("acme.yaml", &acme());
     let (watcher, from) = watching(&world, &config, &[]);
 
@@ -635,7 +575,7 @@ fn watch_applies_an_atomic_save_renamed_over_the_file() {
 /// truncated and rewritten in place.
 #[test]
 fn watch_applies_a_save_written_in_place() {
-    let world = World::new();
+    let world = Scratch::new();
     let config = world.write("acme.yaml", &acme());
     let (watcher, from) = watching(&world, &config, &[]);
 
@@ -654,14 +594,14 @@ fn watch_applies_a_save_written_in_place() {
 /// `.yaml`); the watcher still sees the next real edit.
 #[test]
 fn watch_ignores_editor_temporaries_the_database_and_its_status_file() {
-    let world = World::new();
+    let world = Scratch::new();
     copy_dir(
         &binary::crate_root().join("examples/acme-prod"),
         world.root(),
     );
     // -v: a trigger acted on shows as `reconcile started` or `skipped` too.
     let (mut watcher, from) = watching(&world, world.root(), &["-v"]);
-    watcher.wait_until("the status file", || world.status_file().exists());
+    watcher.wait_until("the status file", || default_status_file(&world).exists());
 
     for folder in ["", "users/"] {
         for name in [
@@ -706,7 +646,7 @@ fn watch_ignores_editor_temporaries_the_database_and_its_status_file() {
 /// `-v`, the one change is logged with its address.
 #[test]
 fn watch_applies_a_jetbrains_safe_write() {
-    let world = World::new();
+    let world = Scratch::new();
     let config = world.write("acme.yaml", &acme());
     let (watcher, from) = watching(&world, &config, &["-v"]);
 
@@ -752,7 +692,7 @@ fn watch_applies_a_jetbrains_safe_write() {
 /// not an empty one), then written again with new content.
 #[test]
 fn watch_survives_its_config_file_deleted_and_recreated() {
-    let world = World::new();
+    let world = Scratch::new();
     let config = world.write("acme.yaml", &acme());
     let (mut watcher, from) = watching(&world, &config, &[]);
     let before = world.show();
@@ -780,8 +720,8 @@ fn watch_survives_its_config_file_deleted_and_recreated() {
 /// recreated (she is back).
 #[test]
 fn watch_applies_a_file_deleted_and_recreated_in_a_config_directory() {
-    let world = World::new();
-    let config = world.example_dir("acme-prod");
+    let world = Scratch::new();
+    let config = example_dir(&world, "acme-prod");
     let (watcher, from) = watching(&world, &config, &[]);
     let carol = config.join("users/carol.yaml");
     let text = std::fs::read_to_string(&carol).unwrap();
@@ -799,7 +739,7 @@ fn watch_applies_a_file_deleted_and_recreated_in_a_config_directory() {
     });
     assert_eq!(user(&show, "carol")["membership"], true);
     watcher.wait_for(at, "the recreation", reconciled("applied", "change"));
-    assert_eq!(world.plan_code(&config), 0);
+    assert_eq!(plan_code(&world, &config), 0);
 }
 
 /// New folders with new files are picked up, and watched: a later edit of
@@ -807,8 +747,8 @@ fn watch_applies_a_file_deleted_and_recreated_in_a_config_directory() {
 /// once, as a `git checkout` does.
 #[test]
 fn watch_picks_up_new_subdirectories_and_watches_them() {
-    let world = World::new();
-    let config = world.example_dir("acme-prod");
+    let world = Scratch::new();
+    let config = example_dir(&world, "acme-prod");
     let (watcher, from) = watching(&world, &config, &[]);
 
     let dave =
@@ -856,8 +796,8 @@ fn watch_picks_up_new_subdirectories_and_watches_them() {
 /// seen too.
 #[test]
 fn watch_survives_its_config_directory_deleted_and_recreated() {
-    let world = World::new();
-    let config = world.example_dir("acme-prod");
+    let world = Scratch::new();
+    let config = example_dir(&world, "acme-prod");
     let (mut watcher, from) = watching(&world, &config, &[]);
     let before = world.show();
 
@@ -869,7 +809,7 @@ fn watch_survives_its_config_directory_deleted_and_recreated() {
     assert_eq!(world.show(), before, "a missing config changes nothing");
     watcher.assert_alive();
 
-    world.example_dir("acme-prod");
+    example_dir(&world, "acme-prod");
     let alice = config.join("users/alice.yaml");
     let text = std::fs::read_to_string(&alice).unwrap();
     std::fs::write(&alice, edited(&text, "name: Alice Lee", "name: Alice Anew")).unwrap();
@@ -888,7 +828,7 @@ fn watch_survives_its_config_directory_deleted_and_recreated() {
 /// renames it over `..data` and removes `..v1`. Twice.
 #[test]
 fn watch_follows_a_configmap_style_symlink_swap() {
-    let world = World::new();
+    let world = Scratch::new();
     let cfg = world.path("cfg");
     world.write("cfg/..v1/acme.yaml", &acme());
     symlink("..v1", cfg.join("..data")).unwrap();
@@ -903,20 +843,20 @@ fn watch_follows_a_configmap_style_symlink_swap() {
         assert_alice_becomes(&world, &watcher, from, name);
         from = watcher.cursor();
     }
-    assert_eq!(world.plan_code(&cfg), 0);
+    assert_eq!(plan_code(&world, &cfg), 0);
 }
 
 /// PATH itself a symlink (`current -> v1`), swapped atomically to `v2`; a
 /// later edit under the new target is applied too.
 #[test]
 fn watch_follows_its_path_symlink_swapped_to_a_new_target() {
-    let world = World::new();
-    world.example_dir("v1");
+    let world = Scratch::new();
+    example_dir(&world, "v1");
     let current = world.path("current");
     symlink("v1", &current).unwrap();
     let (watcher, from) = watching(&world, &current, &[]);
 
-    let v2 = world.example_dir("v2");
+    let v2 = example_dir(&world, "v2");
     let alice = v2.join("users/alice.yaml");
     let text = std::fs::read_to_string(&alice).unwrap();
     std::fs::write(&alice, edited(&text, "name: Alice Lee", "name: Alice V2")).unwrap();
@@ -941,7 +881,7 @@ fn watch_follows_its_path_symlink_swapped_to_a_new_target() {
 /// applies and `status` is healthy again.
 #[test]
 fn watch_logs_an_invalid_edit_changes_nothing_and_applies_the_next_valid_one() {
-    let world = World::new();
+    let world = Scratch::new();
     let config = world.write("acme.yaml", &acme());
     let (mut watcher, from) = watching(&world, &config, &[]);
     let before = world.show();
@@ -981,11 +921,9 @@ fn watch_logs_an_invalid_edit_changes_nothing_and_applies_the_next_valid_one() {
     assert_eq!(world.show(), before, "an invalid config changes nothing");
     watcher.assert_alive();
     watcher.wait_until("the status file to say invalid", || {
-        world
-            .read_status(&world.status_file())
-            .is_some_and(|s| s["last"]["outcome"] == "invalid")
+        read_status(&default_status_file(&world)).is_some_and(|s| s["last"]["outcome"] == "invalid")
     });
-    let (code, doc, stderr) = world.status_json(&[]);
+    let (code, doc, stderr) = status_json(&world, &[]);
     assert_eq!(code, 1, "status after a failed reconcile\n{doc}\n{stderr}");
     assert_eq!(doc["healthy"], false, "{doc}");
     assert!(doc["problem"].is_string(), "{doc}");
@@ -995,7 +933,7 @@ fn watch_logs_an_invalid_edit_changes_nothing_and_applies_the_next_valid_one() {
     std::fs::write(&config, acme_with_alice("Alice Fixed")).unwrap();
     assert_alice_becomes(&world, &watcher, at, "Alice Fixed");
     watcher.wait_until("`status` to be healthy again", || {
-        world.status_json(&[]).0 == 0
+        status_json(&world, &[]).0 == 0
     });
 }
 
@@ -1005,7 +943,7 @@ fn watch_logs_an_invalid_edit_changes_nothing_and_applies_the_next_valid_one() {
 /// reported again.
 #[test]
 fn watch_does_not_recheck_the_same_invalid_content() {
-    let world = World::new();
+    let world = Scratch::new();
     let config = world.write("acme.yaml", &acme());
     let (mut watcher, from) = watching(&world, &config, &["-v"]);
 
@@ -1036,12 +974,12 @@ fn watch_does_not_recheck_the_same_invalid_content() {
 /// and applies the config once it is fixed.
 #[test]
 fn watch_starts_on_an_invalid_config_and_applies_it_once_fixed() {
-    let world = World::new();
+    let world = Scratch::new();
     let config = world.write("acme.yaml", &acme_invalid());
-    let mut watcher = world.watch(&config, &["--debounce-ms", DEBOUNCE_MS]);
+    let mut watcher = watch(&world, &config, &["--debounce-ms", DEBOUNCE_MS]);
     let (from, first) = watcher.started();
     assert_eq!(text_field(&first, "outcome"), "invalid", "{first}");
-    assert!(world.try_show().is_none(), "nothing is applied");
+    assert!(try_show(&world).is_none(), "nothing is applied");
     watcher.assert_alive();
     std::fs::write(&config, acme()).unwrap();
     watcher.wait_for(
@@ -1049,16 +987,17 @@ fn watch_starts_on_an_invalid_config_and_applies_it_once_fixed() {
         "the fixed config applied",
         reconciled("applied", "change"),
     );
-    assert_eq!(world.plan_code(&config), 0);
+    assert_eq!(plan_code(&world, &config), 0);
 }
 
 /// `--max-file-size` holds for watch: a file past it is an input-limit
 /// error (E010) at the file, and nothing is applied.
 #[test]
 fn watch_reads_under_max_file_size() {
-    let world = World::new();
+    let world = Scratch::new();
     let config = world.write("acme.yaml", &acme());
-    let mut watcher = world.watch(
+    let mut watcher = watch(
+        &world,
         &config,
         &["--max-file-size", "100", "--debounce-ms", DEBOUNCE_MS],
     );
@@ -1073,7 +1012,7 @@ fn watch_reads_under_max_file_size() {
         text_field(&limit, "location").contains("acme.yaml"),
         "{limit}"
     );
-    assert!(world.try_show().is_none(), "nothing is applied");
+    assert!(try_show(&world).is_none(), "nothing is applied");
     watcher.assert_alive();
 }
 
@@ -1082,11 +1021,11 @@ fn watch_reads_under_max_file_size() {
 /// applies.
 #[test]
 fn watch_survives_a_symlink_loop_in_its_config_directory() {
-    let world = World::new();
-    let config = world.example_dir("acme-prod");
+    let world = Scratch::new();
+    let config = example_dir(&world, "acme-prod");
     let looped = config.join("users/loop");
     symlink("..", &looped).unwrap();
-    let mut watcher = world.watch(&config, &["--debounce-ms", DEBOUNCE_MS]);
+    let mut watcher = watch(&world, &config, &["--debounce-ms", DEBOUNCE_MS]);
     let (from, first) = watcher.started();
     assert_eq!(text_field(&first, "outcome"), "invalid", "{first}");
     assert!(
@@ -1103,7 +1042,7 @@ fn watch_survives_a_symlink_loop_in_its_config_directory() {
         "the config set applied",
         reconciled("applied", "change"),
     );
-    assert_eq!(world.plan_code(&config), 0);
+    assert_eq!(plan_code(&world, &config), 0);
 }
 
 /// A database that supportctl refuses (not a supportctl database) fails
@@ -1112,11 +1051,11 @@ fn watch_survives_a_symlink_loop_in_its_config_directory() {
 /// own and applies.
 #[test]
 fn watch_retries_after_a_failure_and_recovers_on_its_own() {
-    let world = World::new();
+    let world = Scratch::new();
     let config = world.write("acme.yaml", &acme());
     let garbage = b"this is not a database, it is a shopping list\n".repeat(100);
     std::fs::write(&world.db, &garbage).unwrap();
-    let mut watcher = world.watch(&config, &["--debounce-ms", DEBOUNCE_MS]);
+    let mut watcher = watch(&world, &config, &["--debounce-ms", DEBOUNCE_MS]);
     let (from, first) = watcher.started();
     assert_eq!(text_field(&first, "outcome"), "failed", "{first}");
     assert!(!text_field(&first, "error").is_empty(), "{first}");
@@ -1132,16 +1071,16 @@ fn watch_retries_after_a_failure_and_recovers_on_its_own() {
         message(l) == "reconciled" && text_field(l, "outcome") == "applied"
     });
     assert_eq!(text_field(&line, "trigger"), "retry", "{line}");
-    assert_eq!(world.plan_code(&config), 0);
+    assert_eq!(plan_code(&world, &config), 0);
 }
 
 /// An edit saved while a reconcile is applying is not lost: it is applied
 /// after it.
 #[test]
 fn watch_applies_an_edit_made_during_a_reconcile() {
-    let world = World::new();
+    let world = Scratch::new();
     let config = world.write("big.yaml", &big_config(2000));
-    let watcher = world.watch(&config, &["-v", "--debounce-ms", DEBOUNCE_MS]);
+    let watcher = watch(&world, &config, &["-v", "--debounce-ms", DEBOUNCE_MS]);
     let (at, _) = watcher.wait_for(0, "the `applying` line", is("applying"));
     let text = edited(
         &big_config(2000),
@@ -1153,7 +1092,7 @@ fn watch_applies_an_edit_made_during_a_reconcile() {
     watcher.wait_state(&world, "the edit made during the apply", |show| {
         user_name(show, "u7").as_deref() == Some("User Seven")
     });
-    assert_eq!(world.plan_code(&config), 0);
+    assert_eq!(plan_code(&world, &config), 0);
 }
 
 // ---- 5. A burst of edits ----
@@ -1163,9 +1102,9 @@ fn watch_applies_an_edit_made_during_a_reconcile() {
 /// ends equal to the final files.
 #[test]
 fn watch_settles_a_burst_of_100_edits_on_the_final_files_with_few_applies() {
-    let world = World::new();
+    let world = Scratch::new();
     let config = world.write("acme.yaml", &acme());
-    let watcher = world.watch(&config, &[]);
+    let watcher = watch(&world, &config, &[]);
     let (from, first) = watcher.started();
     assert_eq!(text_field(&first, "outcome"), "applied");
 
@@ -1181,9 +1120,9 @@ fn watch_settles_a_burst_of_100_edits_on_the_final_files_with_few_applies() {
         std::thread::sleep(Duration::from_millis(8));
     }
     let burst = started.elapsed();
-    let digest = world.digest(&config);
+    let digest = config_digest(&world, &config);
     watcher.wait_until("the last reconcile to be of the final files", || {
-        world.read_status(&world.status_file()).is_some_and(|s| {
+        read_status(&default_status_file(&world)).is_some_and(|s| {
             s["state"] == "watching"
                 && s["last"]["config_digest"] == digest.as_str()
                 && matches!(
@@ -1193,7 +1132,7 @@ fn watch_settles_a_burst_of_100_edits_on_the_final_files_with_few_applies() {
         })
     });
     assert_eq!(
-        world.plan_code(&config),
+        plan_code(&world, &config),
         0,
         "the state equals the final files"
     );
@@ -1223,7 +1162,7 @@ fn watch_settles_a_burst_of_100_edits_on_the_final_files_with_few_applies() {
 /// unhealthy); a watcher with `--allow-mass-delete` applies it.
 #[test]
 fn watch_refuses_a_mass_deletion_unless_allowed() {
-    let world = World::new();
+    let world = Scratch::new();
     let config = world.write("acme.yaml", &acme());
     let (mut watcher, from) = watching(&world, &config, &[]);
     let before = world.show();
@@ -1264,20 +1203,19 @@ fn watch_refuses_a_mass_deletion_unless_allowed() {
     );
     watcher.assert_alive();
     watcher.wait_until("the status file to say refused", || {
-        world
-            .read_status(&world.status_file())
-            .is_some_and(|s| s["last"]["outcome"] == "refused")
+        read_status(&default_status_file(&world)).is_some_and(|s| s["last"]["outcome"] == "refused")
     });
     assert_eq!(
-        world.status_json(&[]).0,
+        status_json(&world, &[]).0,
         1,
         "a refused watcher is unhealthy"
     );
 
     watcher.signal("INT");
-    assert_eq!(watcher.wait_exit(WAIT).code(), Some(0));
+    assert_eq!(watcher.wait_exit(DEADLINE).code(), Some(0));
 
-    let allowed = world.watch(
+    let allowed = watch(
+        &world,
         &config,
         &["--allow-mass-delete", "--debounce-ms", DEBOUNCE_MS],
     );
@@ -1290,7 +1228,7 @@ fn watch_refuses_a_mass_deletion_unless_allowed() {
     );
     let show = world.show();
     assert_eq!(show["users"].as_array().map(Vec::len), Some(1), "{show}");
-    assert_eq!(world.plan_code(&config), 0);
+    assert_eq!(plan_code(&world, &config), 0);
 }
 
 // ---- 7. Expiry ----
@@ -1300,7 +1238,7 @@ fn watch_refuses_a_mass_deletion_unless_allowed() {
 /// no file touched.
 #[test]
 fn watch_revokes_an_expired_grant_at_midnight_with_no_file_change() {
-    let world = World::new();
+    let world = Scratch::new();
     let text = edited(
         &edited(&acme(), "expires: 2030-06-30", "expires: 2027-01-31"),
         "expires: 2030-01-31",
@@ -1317,7 +1255,7 @@ fn watch_revokes_an_expired_grant_at_midnight_with_no_file_change() {
         .unwrap();
     let modified = std::fs::metadata(&config).unwrap().modified().unwrap();
 
-    let mut command = world.watch_command(&config, &["--debounce-ms", DEBOUNCE_MS]);
+    let mut command = watch_command(&world, &config, &["--debounce-ms", DEBOUNCE_MS]);
     command
         .env_remove("SUPPORTCTL_TODAY")
         .env("SUPPORTCTL_NOW", "2027-01-30T23:59:58Z");
@@ -1329,7 +1267,7 @@ fn watch_revokes_an_expired_grant_at_midnight_with_no_file_change() {
         Some(all),
         "on 2027-01-30 every grant is applied: {first}"
     );
-    if let Some(status) = world.read_status(&world.status_file())
+    if let Some(status) = read_status(&default_status_file(&world))
         && status["last"]["trigger"] == "start"
         && status["state"] == "watching"
     {
@@ -1355,11 +1293,10 @@ fn watch_revokes_an_expired_grant_at_midnight_with_no_file_change() {
         "no file was touched"
     );
     watcher.wait_until("the status file to show the expiry", || {
-        world
-            .read_status(&world.status_file())
+        read_status(&default_status_file(&world))
             .is_some_and(|s| s["last"]["trigger"] == "expiry" && s["state"] == "watching")
     });
-    let status = world.read_status(&world.status_file()).unwrap();
+    let status = read_status(&default_status_file(&world)).unwrap();
     assert!(
         status["next_wake_at"].is_null(),
         "nothing is due any more: {status}"
@@ -1372,7 +1309,7 @@ fn watch_revokes_an_expired_grant_at_midnight_with_no_file_change() {
 /// lands too (issue 17 §1's example).
 #[test]
 fn watch_expiry_of_many_links_is_no_mass_deletion_and_a_later_removal_lands() {
-    let world = World::new();
+    let world = Scratch::new();
     let seven = |l6: bool| {
         let mut text = String::from(
             "tenancy: { name: acme, csi: \"20817431\", admin: dan }\nusers:\n  dan:\n    email: dan@acme.example\n    support_account: { phone: \"+82 2 555 0100\", timezone: Asia/Seoul }\n",
@@ -1390,7 +1327,7 @@ fn watch_expiry_of_many_links_is_no_mass_deletion_and_a_later_removal_lands() {
         text
     };
     let config = world.write("acme.yaml", &seven(true));
-    let mut command = world.watch_command(&config, &["--debounce-ms", DEBOUNCE_MS]);
+    let mut command = watch_command(&world, &config, &["--debounce-ms", DEBOUNCE_MS]);
     command
         .env_remove("SUPPORTCTL_TODAY")
         .env("SUPPORTCTL_NOW", "2027-01-30T23:59:58Z");
@@ -1413,22 +1350,20 @@ fn watch_expiry_of_many_links_is_no_mass_deletion_and_a_later_removal_lands() {
 /// due.
 #[test]
 fn watch_with_a_frozen_day_does_not_wake_for_expiry() {
-    let world = World::new();
+    let world = Scratch::new();
     let text = edited(
         &edited(&acme(), "expires: 2030-06-30", "expires: 2021-01-01"),
         "expires: 2030-01-31",
         "expires: 2021-01-01",
     );
     let config = world.write("acme.yaml", &text);
-    let mut command = world.watch_command(&config, &["--debounce-ms", DEBOUNCE_MS]);
+    let mut command = watch_command(&world, &config, &["--debounce-ms", DEBOUNCE_MS]);
     command.env("SUPPORTCTL_TODAY", "2020-01-01");
     let mut watcher = Watcher::spawn(command);
     let (from, first) = watcher.started();
     assert_eq!(text_field(&first, "outcome"), "applied", "{first}");
     watcher.assert_quiet(from, "nothing (the day is frozen)");
-    let status = world
-        .read_status(&world.status_file())
-        .expect("a status file");
+    let status = read_status(&default_status_file(&world)).expect("a status file");
     assert!(status["next_wake_at"].is_null(), "nothing is due: {status}");
     let show = world.show();
     assert!(!user(&show, "alice")["approval"].is_null(), "{show}");
@@ -1438,7 +1373,7 @@ fn watch_with_a_frozen_day_does_not_wake_for_expiry() {
 
 /// A config set of 8,000 users (32,003 resources) on top of the state of its
 /// first 20: the watcher's first reconcile is a long apply of 31,920 adds.
-fn large_apply(world: &World) -> (PathBuf, PathBuf) {
+fn large_apply(world: &Scratch) -> (PathBuf, PathBuf) {
     let small = world.write("small.yaml", &big_config(20));
     let large = world.write("cfg/large.yaml", &big_config(8000));
     world
@@ -1450,25 +1385,25 @@ fn large_apply(world: &World) -> (PathBuf, PathBuf) {
 /// The state is exactly before (`small`, serial 1) or exactly after
 /// (`large`, serial 2); returns which.
 #[track_caller]
-fn before_or_after(world: &World, small: &Path, large: &Path) -> &'static str {
+fn before_or_after(world: &Scratch, small: &Path, large: &Path) -> &'static str {
     let serial = world.show()["serial"].as_u64();
     match serial {
         Some(1) => {
             assert_eq!(
-                world.plan_code(small),
+                plan_code(world, small),
                 0,
                 "serial 1 is exactly the state before"
             );
-            assert_eq!(world.history_len(), 1);
+            assert_eq!(world.history().len(), 1);
             "before"
         }
         Some(2) => {
             assert_eq!(
-                world.plan_code(large),
+                plan_code(world, large),
                 0,
                 "serial 2 is exactly the state after"
             );
-            assert_eq!(world.history_len(), 2);
+            assert_eq!(world.history().len(), 2);
             "after"
         }
         other => panic!("serial {other:?}: neither before nor after"),
@@ -1479,9 +1414,9 @@ fn before_or_after(world: &World, small: &Path, large: &Path) -> &'static str {
 /// then the watcher stops with exit 0.
 #[test]
 fn watch_finishes_the_apply_in_flight_on_sigterm_and_exits_0() {
-    let world = World::new();
+    let world = Scratch::new();
     let (small, large) = large_apply(&world);
-    let mut watcher = world.watch(&large, &["-v", "--debounce-ms", DEBOUNCE_MS]);
+    let mut watcher = watch(&world, &large, &["-v", "--debounce-ms", DEBOUNCE_MS]);
     let (at, applying) = watcher.wait_for(0, "the `applying` line", is("applying"));
     assert_eq!(
         field(&applying, "changes").as_u64(),
@@ -1491,7 +1426,7 @@ fn watch_finishes_the_apply_in_flight_on_sigterm_and_exits_0() {
     watcher.signal("TERM");
     let signalled = Instant::now();
 
-    let status = watcher.wait_exit(WAIT);
+    let status = watcher.wait_exit(DEADLINE);
     eprintln!(
         "SIGTERM during the apply: {status} after {:?}",
         signalled.elapsed()
@@ -1521,9 +1456,9 @@ fn watch_finishes_the_apply_in_flight_on_sigterm_and_exits_0() {
 /// `code` (or by the signal itself, which a shell reports as the same
 /// code); the database is whole, and exactly before or after.
 fn second_signal_exits_at_once(signal: &str, code: i32) {
-    let world = World::new();
+    let world = Scratch::new();
     let (small, large) = large_apply(&world);
-    let mut watcher = world.watch(&large, &["-v", "--debounce-ms", DEBOUNCE_MS]);
+    let mut watcher = watch(&world, &large, &["-v", "--debounce-ms", DEBOUNCE_MS]);
     let (at, _) = watcher.wait_for(0, "the `applying` line", is("applying"));
     watcher.signal(signal);
     // A pause, so that the first is delivered before the second is sent:
@@ -1578,13 +1513,12 @@ fn watch_exits_129_at_once_on_a_second_sighup_and_the_database_is_whole() {
 /// stdout, the status file saying "stopped" and `status` exiting 1.
 #[test]
 fn watch_stops_on_sigint_when_idle_and_status_tells_healthy_from_stopped() {
-    let world = World::new();
+    let world = Scratch::new();
     let config = world.write("acme.yaml", &acme());
     let (mut watcher, from) = watching(&world, &config, &[]);
-    let status_file = world.status_file();
+    let status_file = default_status_file(&world);
     watcher.wait_until("the status file after the first reconcile", || {
-        world
-            .read_status(&status_file)
+        read_status(&status_file)
             .is_some_and(|s| s["state"] == "watching" && s["last"]["outcome"] == "applied")
     });
     assert_eq!(
@@ -1599,7 +1533,7 @@ fn watch_stops_on_sigint_when_idle_and_status_tells_healthy_from_stopped() {
 
     let text = world.run(&["status"]);
     text.assert_code(0);
-    let (code, doc, stderr) = world.status_json(&[]);
+    let (code, doc, stderr) = status_json(&world, &[]);
     assert_eq!(code, 0, "{doc}\n{stderr}");
     assert_eq!(doc["healthy"], true, "{doc}");
     assert!(doc["problem"].is_null(), "{doc}");
@@ -1638,13 +1572,13 @@ fn watch_stops_on_sigint_when_idle_and_status_tells_healthy_from_stopped() {
     assert!(last["ms"].is_u64(), "{doc}");
     assert_eq!(
         last["config_digest"],
-        world.digest(&config).as_str(),
+        config_digest(&world, &config).as_str(),
         "{doc}"
     );
 
     let idle = watcher.cursor();
     watcher.signal("INT");
-    let status = watcher.wait_exit(WAIT);
+    let status = watcher.wait_exit(DEADLINE);
     assert_eq!(status.code(), Some(0), "{}", watcher.dump());
     let (_, stopping) = watcher.wait_for(idle, "the `stopping` line", is("stopping"));
     assert!(!field(&stopping, "signal").is_null(), "{stopping}");
@@ -1653,9 +1587,7 @@ fn watch_stops_on_sigint_when_idle_and_status_tells_healthy_from_stopped() {
     assert_eq!(watcher.count_since(from, is("reconcile started")), 0);
     assert_eq!(watcher.stdout(), "", "watch never prints to stdout");
 
-    let after = world
-        .read_status(&status_file)
-        .expect("the status file stays");
+    let after = read_status(&status_file).expect("the status file stays");
     assert_eq!(after["state"], "stopped", "{after}");
     let text = world.run(&["status"]);
     text.assert_code(1);
@@ -1663,7 +1595,7 @@ fn watch_stops_on_sigint_when_idle_and_status_tells_healthy_from_stopped() {
         !text.stderr.trim().is_empty(),
         "status says why it is unhealthy"
     );
-    let (code, doc, _) = world.status_json(&[]);
+    let (code, doc, _) = status_json(&world, &[]);
     assert_eq!(code, 1, "{doc}");
     assert_eq!(doc["healthy"], false, "{doc}");
     assert!(doc["problem"].is_string(), "{doc}");
@@ -1673,7 +1605,7 @@ fn watch_stops_on_sigint_when_idle_and_status_tells_healthy_from_stopped() {
     stale["state"] = "watching".into();
     stale["heartbeat_at"] = "2000-01-01T00:00:00Z".into();
     std::fs::write(&status_file, stale.to_string()).unwrap();
-    let (code, doc, _) = world.status_json(&[]);
+    let (code, doc, _) = status_json(&world, &[]);
     assert_eq!(code, 1, "a stale heartbeat is unhealthy: {doc}");
     assert_eq!(doc["healthy"], false, "{doc}");
 }
@@ -1682,7 +1614,7 @@ fn watch_stops_on_sigint_when_idle_and_status_tells_healthy_from_stopped() {
 /// hanging.
 #[test]
 fn status_without_a_status_file_exits_1_with_a_reason() {
-    let world = World::new();
+    let world = Scratch::new();
     let outcome = world.run(&["status"]);
     outcome.assert_code(1);
     assert!(!outcome.stderr.trim().is_empty(), "a reason on stderr");
@@ -1700,7 +1632,7 @@ fn status_without_a_status_file_exits_1_with_a_reason() {
 /// --status-file` reads it.
 #[test]
 fn watch_reconciles_every_interval_and_writes_the_status_file_asked_for() {
-    let world = World::new();
+    let world = Scratch::new();
     let config = world.write("acme.yaml", &acme());
     let custom = world.path("run/watch-status.json");
     std::fs::create_dir_all(custom.parent().unwrap()).unwrap();
@@ -1721,24 +1653,21 @@ fn watch_reconciles_every_interval_and_writes_the_status_file_asked_for() {
         reconciled("no-changes", "interval"),
     );
     watcher.wait_until("the status file to count 3 reconciles", || {
-        world
-            .read_status(&custom)
+        read_status(&custom)
             .is_some_and(|s| s["reconciles"].as_u64() >= Some(3) && s["state"] == "watching")
     });
 
-    let status = world
-        .read_status(&custom)
-        .expect("the status file asked for");
+    let status = read_status(&custom).expect("the status file asked for");
     assert!(status["next_wake_at"].is_string(), "{status}");
     assert!(
         std::fs::metadata(&custom).unwrap().permissions().mode() & 0o777 == 0o600,
         "the status file is private"
     );
     assert!(
-        !world.status_file().exists(),
+        !default_status_file(&world).exists(),
         "the default status file is not written"
     );
-    let (code, doc, stderr) = world.status_json(&["--status-file", arg(&custom)]);
+    let (code, doc, stderr) = status_json(&world, &["--status-file", arg(&custom)]);
     assert_eq!(code, 0, "{doc}\n{stderr}");
     assert_eq!(doc["healthy"], true, "{doc}");
     assert_eq!(doc["last"]["outcome"], "no-changes", "{doc}");
@@ -1750,9 +1679,10 @@ fn watch_reconciles_every_interval_and_writes_the_status_file_asked_for() {
 /// `--poll` (for filesystems without events) sees an edit too.
 #[test]
 fn watch_with_poll_applies_a_change() {
-    let world = World::new();
-    let config = world.example_dir("acme-prod");
-    let watcher = world.watch(
+    let world = Scratch::new();
+    let config = example_dir(&world, "acme-prod");
+    let watcher = watch(
+        &world,
         &config,
         &[
             "--poll",
@@ -1787,19 +1717,19 @@ fn watch_with_poll_applies_a_change() {
 /// `-q`: errors only. An invalid config at start is logged; nothing else.
 #[test]
 fn watch_quiet_logs_errors_only() {
-    let world = World::new();
+    let world = Scratch::new();
     let config = world.write("acme.yaml", &acme_invalid());
-    let mut watcher = world.watch(&config, &["-q", "--debounce-ms", DEBOUNCE_MS]);
+    let mut watcher = watch(&world, &config, &["-q", "--debounce-ms", DEBOUNCE_MS]);
     watcher.wait_for(0, "the failed first reconcile", failed("invalid"));
     watcher.signal("TERM");
-    assert_eq!(watcher.wait_exit(WAIT).code(), Some(0));
+    assert_eq!(watcher.wait_exit(DEADLINE).code(), Some(0));
     let stderr = watcher.stderr_text();
     for line in stderr.lines() {
         let parsed: Value = json(line);
         assert_eq!(parsed["level"], "ERROR", "with -q only errors:\n{stderr}");
     }
     assert!(
-        world.try_show().is_none(),
+        try_show(&world).is_none(),
         "an invalid config applies nothing"
     );
 }
@@ -1808,7 +1738,7 @@ fn watch_quiet_logs_errors_only() {
 /// outcome, without colour under NO_COLOR.
 #[test]
 fn watch_logs_text_by_default() {
-    let world = World::new();
+    let world = Scratch::new();
     let config = world.write("acme.yaml", &acme());
     let mut command = world.command(&["watch", arg(&config), "--debounce-ms", DEBOUNCE_MS]);
     command.env("NO_COLOR", "1");
@@ -1820,7 +1750,7 @@ fn watch_logs_text_by_default() {
             .any(|l| l.contains("reconciled") && l.contains("applied"))
     });
     watcher.signal("TERM");
-    assert_eq!(watcher.wait_exit(WAIT).code(), Some(0));
+    assert_eq!(watcher.wait_exit(DEADLINE).code(), Some(0));
     let stderr = watcher.stderr_text();
     assert!(!stderr.contains('\u{1b}'), "no colour:\n{stderr}");
     assert!(
@@ -1843,7 +1773,7 @@ fn run_briefly(command: Command) -> (Option<i32>, String) {
 
 #[test]
 fn watch_refuses_bad_flags_naming_the_flag() {
-    let world = World::new();
+    let world = Scratch::new();
     let config = world.write("acme.yaml", &acme());
     for flags in [
         &["--interval", "0s"][..],
@@ -1855,7 +1785,7 @@ fn watch_refuses_bad_flags_naming_the_flag() {
         &["--debounce-ms=-1"],
         &["--debounce-ms", "banana"],
     ] {
-        let (code, stderr) = run_briefly(world.watch_command(&config, flags));
+        let (code, stderr) = run_briefly(watch_command(&world, &config, flags));
         let flag = flags[0].split('=').next().unwrap().trim_start_matches('-');
         assert!(
             matches!(code, Some(1 | 2)),
@@ -1874,9 +1804,9 @@ fn watch_refuses_bad_flags_naming_the_flag() {
 
 #[test]
 fn watch_exits_1_naming_a_path_that_does_not_exist() {
-    let world = World::new();
+    let world = Scratch::new();
     let missing = world.path("no-such-config");
-    let (code, stderr) = run_briefly(world.watch_command(&missing, &[]));
+    let (code, stderr) = run_briefly(watch_command(&world, &missing, &[]));
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("no-such-config"),
@@ -1892,8 +1822,8 @@ fn watch_exits_1_naming_a_path_that_does_not_exist() {
 /// same as planning from scratch.
 #[test]
 fn watch_parses_only_the_edited_file_of_a_directory_config_set() {
-    let world = World::new();
-    let config = world.example_dir("acme-prod");
+    let world = Scratch::new();
+    let config = example_dir(&world, "acme-prod");
     let (watcher, from) = watching(&world, &config, &["-v"]);
     let first = watcher
         .lines_between(0, from + 1)
@@ -1915,7 +1845,11 @@ fn watch_parses_only_the_edited_file_of_a_directory_config_set() {
         Some(files - 1),
         "{checked}"
     );
-    assert_eq!(world.plan_code(&config), 0, "the cached load planned right");
+    assert_eq!(
+        plan_code(&world, &config),
+        0,
+        "the cached load planned right"
+    );
 }
 
 /// The watcher keeps the state it applied, but another process's apply
@@ -1923,7 +1857,7 @@ fn watch_parses_only_the_edited_file_of_a_directory_config_set() {
 /// puts the config back.
 #[test]
 fn watch_reads_the_state_again_after_another_process_applies() {
-    let world = World::new();
+    let world = Scratch::new();
     let config = world.write("acme.yaml", &acme());
     let (watcher, from) = watching(&world, &config, &["--interval", "300ms"]);
     // Outside the watched folders, so that only the interval can notice.
@@ -1952,25 +1886,24 @@ fn watch_reads_the_state_again_after_another_process_applies() {
 /// default action killed it on the spot, its status file still healthy.
 #[test]
 fn watch_stops_cleanly_on_sighup_and_status_says_stopped() {
-    let world = World::new();
+    let world = Scratch::new();
     let config = world.write("acme.yaml", &acme());
     let (mut watcher, from) = watching(&world, &config, &[]);
-    let status_file = world.status_file();
+    let status_file = default_status_file(&world);
     watcher.wait_until("the status file after the first reconcile", || {
-        world
-            .read_status(&status_file)
+        read_status(&status_file)
             .is_some_and(|s| s["state"] == "watching" && s["last"]["outcome"] == "applied")
     });
     watcher.signal("HUP");
-    let status = watcher.wait_exit(WAIT);
+    let status = watcher.wait_exit(DEADLINE);
     assert_eq!(status.code(), Some(0), "{status}\n{}", watcher.dump());
     let (_, stopping) = watcher.wait_for(from, "the `stopping` line", is("stopping"));
     assert_eq!(text_field(&stopping, "signal"), "SIGHUP", "{stopping}");
     let (_, stopped) = watcher.wait_for(from, "the `stopped` line", is("stopped"));
     assert_eq!(text_field(&stopped, "signal"), "SIGHUP", "{stopped}");
-    let after = world.read_status(&status_file).expect("the status file");
+    let after = read_status(&status_file).expect("the status file");
     assert_eq!(after["state"], "stopped", "{after}");
-    let (code, doc, _) = world.status_json(&[]);
+    let (code, doc, _) = status_json(&world, &[]);
     assert_eq!(code, 1, "a stopped watcher is not healthy: {doc}");
 }
 
@@ -1980,9 +1913,9 @@ fn watch_stops_cleanly_on_sighup_and_status_says_stopped() {
 /// first log line it could not write made it panic (exit 101).
 #[test]
 fn watch_keeps_working_when_the_reader_of_its_stderr_goes_away() {
-    let world = World::new();
+    let world = Scratch::new();
     let config = world.write("acme.yaml", &acme());
-    let mut command = world.watch_command(&config, &["--debounce-ms", DEBOUNCE_MS]);
+    let mut command = watch_command(&world, &config, &["--debounce-ms", DEBOUNCE_MS]);
     command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -1990,7 +1923,7 @@ fn watch_keeps_working_when_the_reader_of_its_stderr_goes_away() {
     let mut child = command.spawn().expect("the watcher starts");
     let stderr = child.stderr.take().expect("stderr is piped");
     let mut lines = BufReader::new(stderr).lines();
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + DEADLINE;
     loop {
         let line = lines
             .next()
@@ -2004,15 +1937,14 @@ fn watch_keeps_working_when_the_reader_of_its_stderr_goes_away() {
     // The log shipper goes away: the reading end closes.
     drop(lines);
     std::fs::write(&config, acme_with_alice("Alice Unheard")).unwrap();
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + DEADLINE;
     loop {
         assert!(
             child.try_wait().unwrap().is_none(),
             "the watcher ended when its stderr closed: {:?}",
             child.try_wait()
         );
-        if world
-            .try_show()
+        if try_show(&world)
             .is_some_and(|show| user_name(&show, "alice").as_deref() == Some("Alice Unheard"))
         {
             break;
@@ -2027,9 +1959,7 @@ fn watch_keeps_working_when_the_reader_of_its_stderr_goes_away() {
     assert!(kill.success());
     let status = binary::wait_or_kill(&mut child, "supportctl watch", Instant::now());
     assert_eq!(status.code(), Some(0), "{status}");
-    let after = world
-        .read_status(&world.status_file())
-        .expect("the status file");
+    let after = read_status(&default_status_file(&world)).expect("the status file");
     assert_eq!(after["state"], "stopped", "{after}");
 }
 
@@ -2038,12 +1968,11 @@ fn watch_keeps_working_when_the_reader_of_its_stderr_goes_away() {
 /// still logged at info.
 #[test]
 fn watch_logs_intervals_that_change_nothing_at_debug_only() {
-    let world = World::new();
+    let world = Scratch::new();
     let config = world.write("acme.yaml", &acme());
     let (watcher, from) = watching(&world, &config, &["--interval", "150ms"]);
     watcher.wait_until("several interval reconciles", || {
-        world
-            .read_status(&world.status_file())
+        read_status(&default_status_file(&world))
             .is_some_and(|s| s["reconciles"].as_u64() >= Some(5))
     });
     let quiet = watcher.count_since(from, |l| {
@@ -2070,7 +1999,7 @@ fn watch_logs_intervals_that_change_nothing_at_debug_only() {
     assert_eq!(repaired["level"], "INFO", "{repaired}");
 
     // At `-v` the quiet ones are there, at debug level.
-    let second = World::new();
+    let second = Scratch::new();
     let config = second.write("acme.yaml", &acme());
     let (verbose, from) = watching(&second, &config, &["-v", "--interval", "150ms"]);
     let (_, line) = verbose.wait_for(
@@ -2096,14 +2025,13 @@ fn line_of(text: &str, what: &str) -> usize {
 /// in a directory config set.
 #[test]
 fn status_names_the_file_and_line_of_an_invalid_config() {
-    let world = World::new();
+    let world = Scratch::new();
     let config = world.write("acme.yaml", &acme_invalid());
     let line = line_of(&acme_invalid(), "csi: \"CSI-2081\"");
-    let watcher = world.watch(&config, &["--debounce-ms", DEBOUNCE_MS]);
+    let watcher = watch(&world, &config, &["--debounce-ms", DEBOUNCE_MS]);
     watcher.wait_for(0, "the invalid first reconcile", failed("invalid"));
     watcher.wait_until("the status file to say invalid", || {
-        world
-            .read_status(&world.status_file())
+        read_status(&default_status_file(&world))
             .is_some_and(|s| s["last"]["outcome"] == "invalid" && s["state"] == "watching")
     });
     let place = format!("{}:{line}:", config.display());
@@ -2119,7 +2047,7 @@ fn status_names_the_file_and_line_of_an_invalid_config() {
         "the reason names {place}:\n{}",
         text.stderr
     );
-    let (code, doc, _) = world.status_json(&[]);
+    let (code, doc, _) = status_json(&world, &[]);
     assert_eq!(code, 1);
     let first = &doc["last"]["findings"][0];
     assert_eq!(first["code"], "E101", "{doc}");
@@ -2137,18 +2065,17 @@ fn status_names_the_file_and_line_of_an_invalid_config() {
     drop(watcher);
 
     // A directory: the finding is in users/alice.yaml, named with its path.
-    let dir_world = World::new();
-    let dir = dir_world.example_dir("acme-prod");
+    let dir_world = Scratch::new();
+    let dir = example_dir(&dir_world, "acme-prod");
     let alice = dir.join("users/alice.yaml");
     let text = std::fs::read_to_string(&alice).unwrap();
     let bad = edited(&text, "email: alice@acme.example", "email: not-an-address");
     std::fs::write(&alice, &bad).unwrap();
     let line = line_of(&bad, "not-an-address");
-    let watcher = dir_world.watch(&dir, &["--debounce-ms", DEBOUNCE_MS]);
+    let watcher = watch(&dir_world, &dir, &["--debounce-ms", DEBOUNCE_MS]);
     watcher.wait_for(0, "the invalid first reconcile", failed("invalid"));
     watcher.wait_until("the status file to say invalid", || {
-        dir_world
-            .read_status(&dir_world.status_file())
+        read_status(&default_status_file(&dir_world))
             .is_some_and(|s| s["last"]["outcome"] == "invalid")
     });
     let text = dir_world.run(&["status"]);
@@ -2199,16 +2126,6 @@ fn write_in_steps(file: &Path, chunks: &[String], pauses: &[Duration]) -> Child 
         .expect("sh runs")
 }
 
-/// The history's entries as JSON.
-fn history(world: &World) -> Vec<Value> {
-    let outcome = world.run(&["history", "--format", "json"]);
-    outcome.assert_code(0);
-    json(&outcome.stdout)
-        .as_array()
-        .expect("history is a list")
-        .clone()
-}
-
 /// The issue's example: a file rewritten in place in two steps, one second
 /// apart, by a separate process. The first step alone is a valid config set
 /// without the last user; before, the watcher applied it (a transient
@@ -2216,7 +2133,7 @@ fn history(world: &World) -> Vec<Value> {
 /// for the writer to close the file and applies the whole once: one update.
 #[test]
 fn watch_never_applies_a_file_written_in_place_in_two_steps_half_written() {
-    let world = World::new();
+    let world = Scratch::new();
     let config = world.write("acme.yaml", &acme_ending_with_zoe("Zoe Quinn"));
     let (watcher, from) = watching(&world, &config, &[]);
     let whole = acme_ending_with_zoe("Zoe Park");
@@ -2230,7 +2147,7 @@ fn watch_never_applies_a_file_written_in_place_in_two_steps_half_written() {
     watcher.wait_state(&world, "zoe to be named Zoe Park", |show| {
         user_name(show, "zoe").as_deref() == Some("Zoe Park")
     });
-    let entries = history(&world);
+    let entries = world.history();
     for entry in &entries {
         assert_eq!(
             entry["summary"]["destroy"],
@@ -2262,17 +2179,15 @@ fn watch_never_applies_a_file_written_in_place_in_two_steps_half_written() {
 /// invalid, and ends with each round's whole file applied.
 #[test]
 fn watch_applies_only_whole_files_through_random_in_place_rewrites() {
-    let mut dice = crate::reliability::Dice::new("watch_applies_only_whole_files");
-    let world = World::new();
+    let mut dice = Dice::new("watch_applies_only_whole_files");
+    let world = Scratch::new();
     let config = world.write("acme.yaml", &acme_ending_with_zoe("Zoe 0"));
     let (watcher, from) = watching(&world, &config, &[]);
     for round in 1..=5 {
         let name = format!("Zoe {round}");
         let whole = acme_ending_with_zoe(&name);
-        let pieces = 2 + (dice.next() % 3) as usize;
-        let mut cuts: Vec<usize> = (1..pieces)
-            .map(|_| 1 + (dice.next() as usize) % (whole.len() - 1))
-            .collect();
+        let pieces = dice.draw(2..=4usize);
+        let mut cuts: Vec<usize> = (1..pieces).map(|_| dice.draw(1..whole.len())).collect();
         cuts.sort_unstable();
         cuts.dedup();
         let mut chunks = Vec::new();
@@ -2295,7 +2210,7 @@ fn watch_applies_only_whole_files_through_random_in_place_rewrites() {
             user_name(show, "zoe").as_deref() == Some(name.as_str())
         });
     }
-    for entry in history(&world) {
+    for entry in world.history() {
         assert_eq!(
             entry["summary"]["destroy"],
             0,
@@ -2320,7 +2235,7 @@ fn watch_applies_only_whole_files_through_random_in_place_rewrites() {
 /// plans to no change at all.
 #[test]
 fn watch_does_not_apply_a_config_set_that_changed_while_it_was_read() {
-    let world = World::new();
+    let world = Scratch::new();
     let dir = world.path("config");
     std::fs::create_dir_all(&dir).unwrap();
     let zoe = "  zoe:\n    email: zoe@acme.example\n    name: Zoe Quinn\n";
@@ -2329,7 +2244,7 @@ fn watch_does_not_apply_a_config_set_that_changed_while_it_was_read() {
     std::fs::write(dir.join("z.yaml"), format!("users:\n{zoe}{yuri}")).unwrap();
     // A long debounce: the second write lands well inside the time the
     // watcher waits after a read before it acts.
-    let watcher = world.watch(&dir, &["-v", "--debounce-ms", "400"]);
+    let watcher = watch(&world, &dir, &["-v", "--debounce-ms", "400"]);
     let (from, first) = watcher.started();
     assert_eq!(text_field(&first, "outcome"), "applied", "{first}");
 
@@ -2352,7 +2267,7 @@ fn watch_does_not_apply_a_config_set_that_changed_while_it_was_read() {
         "{done}\n{}",
         watcher.dump()
     );
-    let entries = history(&world);
+    let entries = world.history();
     assert_eq!(
         entries.len(),
         1,
@@ -2382,12 +2297,13 @@ fn watch_does_not_apply_a_config_set_that_changed_while_it_was_read() {
 /// the only one.
 #[test]
 fn a_second_watcher_of_another_config_set_refuses_loudly_and_does_not_flap() {
-    let world = World::new();
+    let world = Scratch::new();
     let first_config = world.write("one/acme.yaml", &acme());
     let second_config = world.write("two/acme.yaml", &acme_with_alice("Alice Two"));
     let second_status = world.path("two/status.json");
     let (first, first_from) = watching(&world, &first_config, &["--interval", "200ms"]);
-    let second = world.watch(
+    let second = watch(
+        &world,
         &second_config,
         &[
             "--debounce-ms",
@@ -2415,7 +2331,7 @@ fn a_second_watcher_of_another_config_set_refuses_loudly_and_does_not_flap() {
     );
     // Two seconds of intervals on both sides: nothing more is applied.
     std::thread::sleep(Duration::from_secs(2));
-    let entries = history(&world);
+    let entries = world.history();
     assert_eq!(
         entries.len(),
         1,
@@ -2448,14 +2364,14 @@ fn a_second_watcher_of_another_config_set_refuses_loudly_and_does_not_flap() {
         "{}",
         second.dump()
     );
-    let (code, doc, stderr) = world.status_json(&["--status-file", arg(&second_status)]);
+    let (code, doc, stderr) = status_json(&world, &["--status-file", arg(&second_status)]);
     assert_eq!(code, 1, "the second watcher is not healthy: {doc}");
     assert_eq!(doc["last"]["outcome"], "contended", "{doc}");
     assert!(
         stderr.contains("kept by another watcher"),
         "status says why: {stderr}"
     );
-    let (code, doc, _) = world.status_json(&[]);
+    let (code, doc, _) = status_json(&world, &[]);
     assert_eq!(code, 0, "the first watcher is healthy: {doc}");
 }
 
@@ -2466,7 +2382,7 @@ fn a_second_watcher_of_another_config_set_refuses_loudly_and_does_not_flap() {
 /// between counts as nobody's watcher: it is put back, with a warning.
 #[test]
 fn take_over_takes_a_retired_watchers_tenancy_but_never_a_running_ones() {
-    let world = World::new();
+    let world = Scratch::new();
     let a = world.write("a/acme.yaml", &acme());
     let b = world.write("b/acme.yaml", &acme_with_alice("Alice Bee"));
     let status = |name: &str| world.path(&format!("{name}/status.json"));
@@ -2483,7 +2399,7 @@ fn take_over_takes_a_retired_watchers_tenancy_but_never_a_running_ones() {
     let spawn = |config: &Path, name: &str, extra: &[&str]| {
         let flags = flags(name, extra);
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-        world.watch(config, &flags)
+        watch(&world, config, &flags)
     };
 
     // A applies, and is retired.
@@ -2491,7 +2407,7 @@ fn take_over_takes_a_retired_watchers_tenancy_but_never_a_running_ones() {
     let (_, line) = first.started();
     assert_eq!(text_field(&line, "outcome"), "applied", "{line}");
     first.signal("TERM");
-    assert_eq!(first.wait_exit(WAIT).code(), Some(0));
+    assert_eq!(first.wait_exit(DEADLINE).code(), Some(0));
 
     // B without --take-over refuses, and points at --take-over.
     let second = spawn(&b, "b", &[]);
@@ -2536,7 +2452,7 @@ fn take_over_takes_a_retired_watchers_tenancy_but_never_a_running_ones() {
         "{refused}"
     );
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(history(&world).len(), 3, "A, B's take-over, C's take-over");
+    assert_eq!(world.history().len(), 3, "A, B's take-over, C's take-over");
     assert_eq!(
         user_name(&world.show(), "alice").as_deref(),
         Some("Alice Lee")
@@ -2563,7 +2479,7 @@ fn take_over_takes_a_retired_watchers_tenancy_but_never_a_running_ones() {
     third.wait_state(&world, "alice put back", |show| {
         user_name(show, "alice").as_deref() == Some("Alice Lee")
     });
-    let entries = history(&world);
+    let entries = world.history();
     assert_eq!(entries.len(), 5, "{entries:?}");
     assert_eq!(entries[3]["applied_by"]["command"], "apply", "{entries:?}");
     assert_eq!(entries[4]["applied_by"]["command"], "watch", "{entries:?}");
@@ -2576,26 +2492,26 @@ fn take_over_takes_a_retired_watchers_tenancy_but_never_a_running_ones() {
 /// that still says `watching`; its process is gone, so the next one starts.
 #[test]
 fn a_second_watcher_cannot_take_a_running_watchers_status_file() {
-    let world = World::new();
+    let world = Scratch::new();
     let config = world.write("acme.yaml", &acme());
     let other = world.write("other/acme.yaml", &acme_with_alice("Alice Other"));
     let (mut first, _) = watching(&world, &config, &[]);
-    let (code, stderr) = run_briefly(world.watch_command(&other, &[]));
+    let (code, stderr) = run_briefly(watch_command(&world, &other, &[]));
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains(&format!("pid {}", first.pid())) && stderr.contains("--status-file"),
         "names the running watcher and the way out:\n{stderr}"
     );
-    assert_eq!(history(&world).len(), 1, "the second applied nothing");
+    assert_eq!(world.history().len(), 1, "the second applied nothing");
 
     first.child.kill().unwrap();
-    first.wait_exit(WAIT);
+    first.wait_exit(DEADLINE);
     assert_eq!(
-        world.read_status(&world.status_file()).unwrap()["state"],
+        read_status(&default_status_file(&world)).unwrap()["state"],
         "watching",
         "a killed watcher's status file"
     );
-    let next = world.watch(&config, &["--debounce-ms", DEBOUNCE_MS]);
+    let next = watch(&world, &config, &["--debounce-ms", DEBOUNCE_MS]);
     let (_, line) = next.started();
     assert_eq!(text_field(&line, "outcome"), "no-changes", "{line}");
 }
