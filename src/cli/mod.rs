@@ -544,7 +544,7 @@ pub(crate) fn open_parse_cache(db: &Path) -> config::ParseCache {
             reason = %diag::escape_control(&why),
             "parse cache not used"
         );
-        config::ParseCache::new()
+        config::ParseCache::empty()
     })
 }
 
@@ -578,7 +578,7 @@ pub struct Checked {
 
 /// Loads and checks a config set: the first half of every command that reads one.
 pub fn load_and_check(path: &Path, limits: &Limits, today: Date) -> Checked {
-    load_and_check_cached(path, limits, today, &mut config::ParseCache::default())
+    load_and_check_cached(path, limits, today, &mut config::ParseCache::disabled())
 }
 
 /// [`load_and_check`], parsing only the files `cache` does not hold as they are.

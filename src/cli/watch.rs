@@ -473,7 +473,7 @@ pub fn watch(args: &WatchArgs, db: &Path) -> Result<u8, CliError> {
         failures: 0,
         status_unwritable: false,
         parsed: if args.no_cache {
-            crate::config::ParseCache::new()
+            crate::config::ParseCache::empty()
         } else {
             open_parse_cache(db)
         },
