@@ -615,7 +615,7 @@ pub fn check_loaded(
         // The files that failed may hold the tenancy: "no tenancy" would mislead.
         None
     } else {
-        let (model, findings) = check::check(&mut loaded.raw, today);
+        let (model, findings) = check::check(std::mem::take(&mut loaded.raw), today);
         // Rules about references cannot be trusted when files are missing:
         // report only what the readable files show for certain.
         if loaded.incomplete {

@@ -326,8 +326,8 @@ mod tests {
     use crate::model::Date;
 
     fn checked(loaded: &Loaded) -> Model {
-        let mut raw = loaded.raw.clone();
-        let (model, diags) = crate::check::check(&mut raw, Date::parse("2026-11-24").unwrap());
+        let raw = loaded.raw.clone();
+        let (model, diags) = crate::check::check(raw, Date::parse("2026-11-24").unwrap());
         model.unwrap_or_else(|| panic!("{diags:?}"))
     }
 
