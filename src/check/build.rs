@@ -8,8 +8,8 @@ use crate::config::{RawConfig, RawUserEntry, Spanned, raw};
 use crate::model::{Approval, Model, Privilege, Role, SupportAccount, SupportLink, Tenancy, User};
 
 /// The model of the entries `selection` names, made of their strings,
-/// moved out of `raw`.
-pub(super) fn build(mut raw: RawConfig, selection: Selection) -> Model {
+/// moved out of `raw` (which is left with empty strings).
+pub(super) fn build(raw: &mut RawConfig, selection: Selection) -> Model {
     let tenancy = &mut raw.tenancies[0].value;
     let admin = tenancy.admin.value.clone();
     let tenancy = Tenancy {

@@ -47,8 +47,29 @@ pub fn check(mut raw: RawConfig, today: Date) -> (Option<Model>, Vec<Diagnostic>
     let has_errors = checker.diagnostics.iter().any(Diagnostic::is_error);
     let model = selection
         .filter(|_| !has_errors)
-        .map(|selection| build::build(raw, selection));
+        .map(|selection| build::build(&mut raw, selection));
+    drop_aside(raw);
     (model, checker.diagnostics)
+}
+
+/// How many entries a raw config holds before what is left of it is worth
+/// a thread to drop.
+const DROP_ASIDE_FROM: usize = 10_000;
+
+/// Drops what is left of a raw config once checked, on a thread of its own
+/// when it is large: its vectors hold tens of MiB for a large set, which the
+/// rest of the run need not wait for the system to take back. Dropped here
+/// when it is small, or when no thread can be started.
+fn drop_aside(raw: RawConfig) {
+    let entries =
+        raw.users.len() + raw.memberships.len() + raw.approvals.len() + raw.support_links.len();
+    if entries < DROP_ASIDE_FROM {
+        return;
+    }
+    // On failure the closure, and `raw` with it, is dropped here.
+    let _ = std::thread::Builder::new()
+        .name("drop-raw".into())
+        .spawn(move || drop(raw));
 }
 
 /// Checks a model against every rule `check` applies to a config set, as
