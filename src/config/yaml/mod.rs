@@ -16,12 +16,11 @@
 //! builder from events, and in `scalar`, how it reads a scalar's type; in
 //! `budgets`, the file held to its budgets before the deserializer reads
 //! it; in `deserializer`, the tree through serde and its errors made to
-//! read for a person; in `halves`, a large file built in two halves.
+//! read for a person.
 
 mod budgets;
 mod deserializer;
 mod events;
-mod halves;
 mod scalar;
 
 use deserializer::parse_with_serde;
@@ -134,11 +133,6 @@ pub struct ParseError {
 /// always given or builds the tree. Both ways give the same tree for the
 /// same file (see the tests).
 pub fn parse(text: &str) -> Result<Node, ParseError> {
-    if text.len() >= halves::FROM
-        && let Some(root) = halves::tree(text)
-    {
-        return Ok(root);
-    }
     match events::tree(text) {
         Some(root) => Ok(root),
         None => parse_with_serde(text),

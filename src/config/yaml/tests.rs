@@ -505,7 +505,7 @@ fn errors_limits_anchors_tags_and_merge_keys_are_left_to_the_deserializer() {
 }
 
 /// Every YAML file of the repository: the examples and the fixtures.
-pub(super) fn repository_files() -> Vec<std::path::PathBuf> {
+fn repository_files() -> Vec<std::path::PathBuf> {
     fn walk(dir: &std::path::Path, files: &mut Vec<std::path::PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
