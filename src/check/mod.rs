@@ -7,8 +7,8 @@
 //! stops the check. Pure: no files, no clock (the caller passes today).
 //! Rule numbers are those of docs/DOMAIN.md §3.
 //!
-//! The rules pick the entries that pass ([`Selection`]); the model is then
-//! built of their strings, moved out of the raw config ([`build`]). Here:
+//! The rules pick the entries that pass (`Selection`); the model is then
+//! built of their strings, moved out of the raw config (`build`). Here:
 //! the checker and the order it applies the rules in; in `users`, the
 //! tenancy and each user; in `grants`, memberships, approvals and support
 //! links; in `references`, a reference to a user and the hint when it names
