@@ -223,19 +223,9 @@ pub fn to_directory(model: &Model, schema: &str) -> Vec<(PathBuf, String)> {
 /// at no place: so that every rule `check` applies to a config set applies
 /// to any model, such as the one a saved plan leads to.
 pub fn raw_of(model: &Model) -> super::RawConfig {
-    use super::raw::{
-        RawApproval, RawMembership, RawPrivilege, RawRole, RawSupportAccount, RawSupportLink,
-        RawTenancy, RawUser,
-    };
-    use super::{RawUserEntry, Spanned};
-    use crate::model::Privilege;
+    use super::RawUserEntry;
+    use super::raw::{RawMembership, RawSupportAccount, RawSupportLink, RawTenancy, RawUser};
 
-    fn at<T>(value: T) -> Spanned<T> {
-        Spanned {
-            value,
-            location: crate::diag::Location::default(),
-        }
-    }
     let t = &model.tenancy;
     let users = model
         .users
@@ -258,28 +248,7 @@ pub fn raw_of(model: &Model) -> super::RawConfig {
     let approvals = model
         .approvals
         .iter()
-        .map(|(id, a)| {
-            at(RawApproval {
-                user: at(id.clone()),
-                role: at(match a.role {
-                    Role::User => RawRole::User,
-                    Role::Admin => RawRole::Admin,
-                }),
-                access: Some(at(a
-                    .access
-                    .iter()
-                    .map(|p| {
-                        at(match p {
-                            Privilege::CreateSr => RawPrivilege::CreateSr,
-                            Privilege::ViewSr => RawPrivilege::ViewSr,
-                            Privilege::Download => RawPrivilege::Download,
-                        })
-                    })
-                    .collect())),
-                approved_by: Some(at(a.approved_by.clone())),
-                expires: a.expires.map(|d| at(d.to_string())),
-            })
-        })
+        .map(|(id, a)| at(raw_approval(id, a)))
         .collect();
     let support_links = model
         .support_links
@@ -315,15 +284,50 @@ pub fn raw_of(model: &Model) -> super::RawConfig {
     }
 }
 
+/// `value` at no place.
+fn at<T>(value: T) -> super::Spanned<T> {
+    super::Spanned {
+        value,
+        location: crate::diag::Location::default(),
+    }
+}
+
+/// The approval of user `id` as a config set would declare it.
+fn raw_approval(id: &str, a: &crate::model::Approval) -> super::raw::RawApproval {
+    use super::raw::{RawApproval, RawPrivilege, RawRole};
+    use crate::model::Privilege;
+    RawApproval {
+        user: at(id.to_owned()),
+        role: at(match a.role {
+            Role::User => RawRole::User,
+            Role::Admin => RawRole::Admin,
+        }),
+        access: Some(at(a
+            .access
+            .iter()
+            .map(|p| {
+                at(match p {
+                    Privilege::CreateSr => RawPrivilege::CreateSr,
+                    Privilege::ViewSr => RawPrivilege::ViewSr,
+                    Privilege::Download => RawPrivilege::Download,
+                })
+            })
+            .collect())),
+        approved_by: Some(at(a.approved_by.clone())),
+        expires: a.expires.map(|d| at(d.to_string())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Limits, Loaded, load, load_file};
+    use crate::config::load::load_file;
+    use crate::config::{Limits, Loaded, load};
     use crate::model::Date;
 
     fn checked(loaded: &Loaded) -> Model {
-        let mut raw = loaded.raw.clone();
-        let (model, diags) = crate::check::check(&mut raw, Date::parse("2026-11-24").unwrap());
+        let raw = loaded.raw.clone();
+        let (model, diags) = crate::check::check(raw, Date::parse("2026-11-24").unwrap());
         model.unwrap_or_else(|| panic!("{diags:?}"))
     }
 

@@ -22,7 +22,7 @@ pub fn open_parse_cache(db: &Location) -> config::ParseCache {
             reason = %diag::escape_control(&why),
             "parse cache not used"
         );
-        config::ParseCache::new()
+        config::ParseCache::empty()
     })
 }
 

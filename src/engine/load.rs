@@ -18,7 +18,7 @@ pub struct Checked {
 
 /// Loads and checks a config set: the first half of every command that reads one.
 pub fn load_and_check(path: &Path, limits: &Limits, today: Date) -> Checked {
-    load_and_check_cached(path, limits, today, &mut config::ParseCache::default())
+    load_and_check_cached(path, limits, today, &mut config::ParseCache::disabled())
 }
 
 /// [`load_and_check`], parsing only the files `cache` does not hold as they are.
@@ -55,7 +55,7 @@ pub fn check_loaded(
         // The files that failed may hold the tenancy: "no tenancy" would mislead.
         None
     } else {
-        let (model, findings) = check::check(&mut loaded.raw, today);
+        let (model, findings) = check::check(std::mem::take(&mut loaded.raw), today);
         // Rules about references cannot be trusted when files are missing:
         // report only what the readable files show for certain.
         if loaded.incomplete {

@@ -249,13 +249,10 @@ impl Prepared {
         if let (Some(cache), Some(_)) = (&mut cache, &store) {
             super::cache::save_parse_cache(cache, db);
         }
-        // The files' entries and texts are not needed past the check. Behind a
-        // small plan they are left for the end of the process (freeing them
-        // one by one costs a noticeable part of a small plan at 100k users); a
-        // large plan's text, JSON and writes reuse their memory instead
-        // (kept, they add to a first apply's peak).
+        // The files' texts are not needed past the check (their entries were
+        // taken by it). Behind a small plan they are left for the end of the
+        // process; a large plan's text, JSON and writes reuse their memory.
         if planned.plan.changes.len() < FREE_BEHIND_PLANS_OF {
-            super::free_at_exit(checked.loaded.raw);
             super::free_at_exit(checked.loaded.sources);
         }
         Ok(PlannedSet {

@@ -164,7 +164,7 @@ impl Reconciler {
             .display()
             .to_string();
         let parsed = if settings.no_cache {
-            ParseCache::new()
+            ParseCache::empty()
         } else {
             super::cache::open_parse_cache(&settings.db)
         };

@@ -316,8 +316,8 @@ proptest! {
             a.access = Privilege::ALL.into_iter().collect();
         }
         let today = Date::parse("2026-06-01").unwrap();
-        let mut raw = crate::config::raw_of(&m);
-        let (model, findings) = crate::check::check(&mut raw, today);
+        let raw = crate::config::raw_of(&m);
+        let (model, findings) = crate::check::check(raw, today);
         prop_assert!(
             findings.iter().all(|d| !d.is_error()),
             "{:?}",

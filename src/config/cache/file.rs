@@ -21,11 +21,12 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::raw::{
+use super::ParsedFile;
+use crate::config::raw::{
     RawApproval, RawMembership, RawPrivilege, RawRole, RawSupportAccount, RawSupportLink,
     RawTenancy, RawUser,
 };
-use super::{ParsedFile, RawConfig, RawUserEntry, Spanned, Unreadable};
+use crate::config::{RawConfig, RawUserEntry, Spanned, Unreadable};
 use crate::diag::{Diagnostic, Location, Related, Rule};
 
 /// The first bytes of a cache file.
@@ -45,13 +46,13 @@ const SLACK: u64 = 1 << 20;
 /// A file's parse in the cache's encoding, sharing the buffer the cache file
 /// was read into (a load decodes from it; nothing is copied before).
 #[derive(Clone, Debug)]
-pub(super) struct Encoded {
+pub(in crate::config) struct Encoded {
     bytes: Arc<Vec<u8>>,
     range: Range<usize>,
 }
 
 impl Encoded {
-    pub(super) fn new(bytes: Vec<u8>) -> Self {
+    pub(in crate::config) fn new(bytes: Vec<u8>) -> Self {
         let range = 0..bytes.len();
         Encoded {
             bytes: Arc::new(bytes),
@@ -88,8 +89,9 @@ impl Written {
     }
 }
 
-/// The largest cache file read: a million users' entries take about 150
-/// MB, and a file is written afresh before it holds twice its live entries.
+/// The largest cache file read: well above what the entries of a set of a
+/// million users take, since a file is written afresh before it holds
+/// twice its live entries.
 const MAX_FILE_BYTES: u64 = 1 << 30;
 
 /// The cache file as an output: private (its entries hold phone numbers),
@@ -112,7 +114,11 @@ fn header() -> Vec<u8> {
 
 /// A file's parse, encoded: whether it was read whole, its entries and its
 /// findings.
-pub(super) fn encode(complete: bool, raw: &RawConfig, diagnostics: &[Diagnostic]) -> Vec<u8> {
+pub(in crate::config) fn encode(
+    complete: bool,
+    raw: &RawConfig,
+    diagnostics: &[Diagnostic],
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + raw.users.len() * 160);
     complete.put(&mut out);
     raw.put(&mut out);
@@ -124,7 +130,7 @@ pub(super) fn encode(complete: bool, raw: &RawConfig, diagnostics: &[Diagnostic]
 }
 
 /// The parse [`encode`] wrote; `None` when the bytes are not one.
-pub(super) fn decode(bytes: &[u8]) -> Option<(bool, RawConfig, Vec<Diagnostic>)> {
+pub(in crate::config) fn decode(bytes: &[u8]) -> Option<(bool, RawConfig, Vec<Diagnostic>)> {
     let mut r = Reader { bytes, at: 0 };
     let complete = bool::take(&mut r)?;
     let raw = RawConfig::take(&mut r)?;
