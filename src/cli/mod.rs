@@ -342,6 +342,12 @@ impl From<StateError> for CliError {
     }
 }
 
+/// A warning about the state rather than a config file, with its hints.
+pub struct Warning {
+    pub message: String,
+    pub hints: Vec<String>,
+}
+
 /// What a command prints to, with the colour decisions made once.
 pub struct Output {
     pub stderr_palette: Palette,
@@ -555,7 +561,12 @@ fn report_diagnostics(checked: &Checked, output: &Output, format: DiagnosticForm
 /// A warning about the state rather than a config file (no file or line):
 /// `warning: …` on stderr, or a GitHub workflow command for `--format
 /// github`, so a pull request shows it too.
-fn print_warning(message: &str, format: DiagnosticFormat) {
+fn print_warning(warning: &Warning, format: DiagnosticFormat) {
+    let mut message = warning.message.clone();
+    for hint in &warning.hints {
+        message.push_str("\n  hint: ");
+        message.push_str(hint);
+    }
     match format {
         DiagnosticFormat::Github => print_stderr(&format!(
             "::warning title=supportctl::{}\n",

@@ -11,7 +11,7 @@ use std::io::{BufRead, IsTerminal};
 use clap::Args;
 
 use super::inspect::{load_model, open_existing};
-use super::{CliError, Output, print_stderr, print_stdout};
+use super::{CliError, Output, Warning, print_stderr, print_stdout};
 use crate::diag::escape_control;
 use crate::plan;
 use crate::render;
@@ -100,7 +100,7 @@ fn consent(name: &str) -> Result<(), CliError> {
 /// than `planned`: a tenancy renamed or dropped from the config sets is not
 /// removed by any reconcile, and its grants stay in force until it is
 /// retired. `None` when there are none.
-pub fn other_tenancies(store: &Store, planned: &str, planned_is_new: bool) -> Option<String> {
+pub fn other_tenancies(store: &Store, planned: &str, planned_is_new: bool) -> Option<Warning> {
     let others: Vec<String> = store
         .tenancies()
         .ok()?
@@ -126,8 +126,13 @@ pub fn other_tenancies(store: &Store, planned: &str, planned_is_new: bool) -> Op
     } else {
         String::new()
     };
-    Some(format!(
-        "the state also holds {holds}, which this config set does not manage; if no config set manages {it} any more (renamed or dropped), its users can still open SRs.{renamed}\n  hint: retire {it} with `supportctl retire --tenancy {}` (its SRs and history are kept)",
-        escape_control(first)
-    ))
+    Some(Warning {
+        message: format!(
+            "the state also holds {holds}, which this config set does not manage; if no config set manages {it} any more (renamed or dropped), its users can still open SRs.{renamed}"
+        ),
+        hints: vec![format!(
+            "retire {it} with `supportctl retire --tenancy {}` (its SRs and history are kept)",
+            escape_control(first)
+        )],
+    })
 }
