@@ -364,7 +364,7 @@ impl Reconciler {
     ) -> Option<Outcome> {
         let message = match self.kept_by_another(store, &about.tenancy) {
             Ok(None) => return None,
-            Ok(Some(message)) => message,
+            Ok(Some(kept)) => kept.text(),
             Err(e) => return Some(Outcome::Done(about.fail(OutcomeKind::Failed, e))),
         };
         let fingerprint = format!("contended {} {message}", about.digest);
@@ -444,7 +444,7 @@ impl Reconciler {
     /// `--take-over` was not given). An apply by hand in between does not
     /// matter: the watcher puts its config set back over it, as ever (and
     /// says so).
-    fn kept_by_another(&self, store: &Store, tenancy: &str) -> Result<Option<String>, Error> {
+    fn kept_by_another(&self, store: &Store, tenancy: &str) -> Result<Option<Error>, Error> {
         let shown = escape_control(tenancy);
         if let Some(last) = store.last_apply(tenancy, Some(AppliedBy::Watch))?
             && let Some(source) = &last.source
@@ -464,9 +464,15 @@ impl Reconciler {
                 } else {
                     "that watcher is running (it applied since this one started): stop one of the two"
                 };
-                return Ok(Some(format!(
-                    "tenancy `{tenancy}` is kept by another watcher: {other}; this watcher does not apply over it\n  hint: {hint}"
-                )));
+                return Ok(Some(
+                    Error::new(
+                        super::ErrorKind::Locked,
+                        format!(
+                            "tenancy `{tenancy}` is kept by another watcher: {other}; this watcher does not apply over it"
+                        ),
+                    )
+                    .with_hint(hint),
+                ));
             }
             tracing::warn!(tenancy = %shown, from = %escape_control(&other), "taking the tenancy over");
         }
