@@ -151,6 +151,10 @@ pub fn plan(
         None => (None, 0),
     };
     if let Some((new, old)) = plan::rename_conflicts(desired, actual.as_ref()).first() {
+        // The state read is still the state: kept for the next plan.
+        if let (Some(store), Some(model)) = (&store, actual.clone()) {
+            state.applied(model, store.lineage(), serial);
+        }
         return Err(Error::new(
             ErrorKind::RenameConflict,
             format!(

@@ -394,6 +394,14 @@ impl std::str::FromStr for Location {
     }
 }
 
+/// Any path the operating system allows, UTF-8 or not (what clap hands
+/// `--db` and `SUPPORTCTL_DB` over as).
+impl From<std::ffi::OsString> for Location {
+    fn from(text: std::ffi::OsString) -> Self {
+        Location::Sqlite(PathBuf::from(text))
+    }
+}
+
 impl From<&Path> for Location {
     fn from(path: &Path) -> Self {
         Location::Sqlite(path.to_path_buf())

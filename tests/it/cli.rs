@@ -8,7 +8,7 @@ use serde_json::Value;
 use supportctl::diag::{Rule, Severity};
 
 use crate::binary::{
-    Outcome, crate_root, data_dir, fixed_environment, run, supportctl, wait_or_kill,
+    Outcome, Scratch, crate_root, data_dir, fixed_environment, run, supportctl, wait_or_kill,
 };
 
 fn invalid_dir() -> std::path::PathBuf {
@@ -970,4 +970,35 @@ fn every_numeric_flag_is_range_checked_with_an_error_naming_it() {
     run(&mut supportctl(&crate_root(), &args))
         .assert_code(0)
         .assert_no_panic();
+}
+
+/// `--db` and `SUPPORTCTL_DB` take any path the system allows, UTF-8 or
+/// not: the state is made there and read back, and the name is shown
+/// escaped. (SQLite-only: it names the database file.)
+#[test]
+fn a_database_path_that_is_not_utf8_is_used_as_given() {
+    use std::os::unix::ffi::OsStrExt;
+    let scratch = Scratch::new();
+    let db = std::ffi::OsStr::from_bytes(b"state-\xff.db");
+    let example = crate_root().join("examples/acme-prod.yaml");
+    let mut apply = supportctl(scratch.root(), [std::ffi::OsStr::new("--db"), db]);
+    apply.args(["apply", "--auto-approve"]).arg(&example);
+    run(&mut apply).assert_code(0);
+    assert!(
+        scratch.root().join(db).is_file(),
+        "the database is where it was named"
+    );
+    let mut plan = supportctl(scratch.root(), ["plan"]);
+    plan.arg(&example).env("SUPPORTCTL_DB", db);
+    let planned = run(&mut plan);
+    planned.assert_code(0);
+    assert!(planned.stdout.contains("No changes"), "{}", planned.stdout);
+    let mut show = supportctl(scratch.root(), ["--db", "missing-\u{7f}.db", "show"]);
+    let missing = run(&mut show);
+    missing.assert_code(1);
+    assert!(
+        missing.stderr.contains("missing-\\u{7f}.db"),
+        "{}",
+        missing.stderr
+    );
 }
