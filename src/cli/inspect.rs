@@ -76,7 +76,7 @@ fn no_database(db: &Location) -> CliError {
 /// Opens an existing database to write (`sr open`, `sr comment`); a
 /// missing one is an error, not a new empty database.
 pub(super) fn open_existing(db: &Location) -> Result<Store, CliError> {
-    if !crate::state::database_exists(db)? {
+    if !db.exists()? {
         return Err(no_database(db));
     }
     Ok(Store::open(db)?)

@@ -11,6 +11,9 @@
 //! - [`apply`]: the mass-delete [`guard`], the check of the state a plan
 //!   leads to, the journal entry and the store's transaction.
 //! - [`saved`]: plans saved by `plan -o` and applied by `apply FILE`.
+//! - [`base`] and [`git`]: a config set at a git ref (`plan --base`), and
+//!   the git side of a journal entry.
+//! - [`retire`]: a retirement's journal entry and transaction.
 //! - [`step`]: one reconcile of a watcher, `Reconciler::once`.
 //! - [`schedule`]: when a watcher reconciles next (pure timers).
 //! - [`clock`]: the one clock.
@@ -29,15 +32,14 @@ pub mod saved;
 pub mod schedule;
 pub mod step;
 
-use crate::state::Location;
 use std::path::Path;
+
+use crate::state::Location;
 
 pub use apply::{CheckAgainst, apply_planned, apply_source, checked_result, guard, host_name};
 pub use error::{Error, ErrorKind};
 pub use load::{Checked, check_loaded, load_and_check, load_and_check_cached};
 pub use plan::{Access, Planned, PlannedSet, Prepared, StateCache, open_existing, plan, prepare};
-
-pub use crate::state::with_suffix;
 
 /// The files no output may be: the state database `db`, its side files
 /// and the parse cache beside it (see `files`). A command adds its config

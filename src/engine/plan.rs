@@ -32,14 +32,11 @@ pub enum Access {
 /// it holds exactly one (the config set's, almost always; that is checked
 /// when it is used). A tenancy that cannot be read here is read again, and
 /// its error reported, once the config set has named its tenancy.
-pub fn read_state_early(
-    db: &Location,
-    access: Access,
-) -> Result<(Option<Store>, StateCache), Error> {
+fn read_state_early(db: &Location, access: Access) -> Result<(Option<Store>, StateCache), Error> {
     let started = std::time::Instant::now();
     let store = match access {
         Access::Read => Store::open_read_only(db)?,
-        Access::Write if crate::state::database_exists(db)? => Some(Store::open(db)?),
+        Access::Write if db.exists()? => Some(Store::open(db)?),
         Access::Write => None,
     };
     let Some(store) = store else {
@@ -120,7 +117,7 @@ impl StateCache {
 /// The database at `db` opened to write when it exists (`None` when there
 /// is none: planning never creates it).
 pub fn open_existing(db: &Location) -> Result<Option<Store>, Error> {
-    Ok(if crate::state::database_exists(db)? {
+    Ok(if db.exists()? {
         Some(Store::open(db)?)
     } else {
         None

@@ -180,10 +180,6 @@ impl Reconciler {
         }
     }
 
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
     /// One reconcile from scratch.
     pub fn once(&mut self, files: &mut impl Settling) -> Outcome {
         let today = match super::clock::today() {

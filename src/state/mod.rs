@@ -321,18 +321,6 @@ pub enum Location {
 }
 
 impl Location {
-    /// The location `--db` names: a SQLite database file's path.
-    pub fn parse(text: &str) -> Location {
-        Location::Sqlite(PathBuf::from(text))
-    }
-
-    /// The database file, for a state kept in one.
-    pub fn file(&self) -> Option<&Path> {
-        match self {
-            Location::Sqlite(path) => Some(path),
-        }
-    }
-
     /// Whether there is a state here: false when there is nothing of one
     /// (see [`sqlite::database_exists`]).
     pub fn exists(&self) -> Result<bool, StateError> {
@@ -370,7 +358,8 @@ impl Location {
     /// The local folder the state must be in, when there is one and it does
     /// not exist: a state there could never be written.
     pub fn missing_folder(&self) -> Option<&Path> {
-        let folder = match self.file()?.parent() {
+        let Location::Sqlite(path) = self;
+        let folder = match path.parent() {
             Some(f) if !f.as_os_str().is_empty() => f,
             _ => return None,
         };
@@ -383,14 +372,6 @@ impl std::fmt::Display for Location {
         match self {
             Location::Sqlite(path) => write!(f, "{}", path.display()),
         }
-    }
-}
-
-impl std::str::FromStr for Location {
-    type Err = std::convert::Infallible;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Ok(Location::parse(text))
     }
 }
 
@@ -431,11 +412,6 @@ pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)
-}
-
-/// Whether there is a state at `at`: false when there is nothing of one.
-pub fn database_exists(at: impl Into<Location>) -> Result<bool, StateError> {
-    at.into().exists()
 }
 
 /// An open state, whatever keeps it.
@@ -488,11 +464,6 @@ impl Store {
         &self.location
     }
 
-    /// The backend, for what only it can do.
-    pub fn backend(&self) -> &Backend {
-        &self.backend
-    }
-
     /// The state's lineage: a random 128-bit id in hex, made once.
     pub fn lineage(&self) -> &str {
         on_backend!(&self.backend, s => s.lineage())
@@ -532,7 +503,7 @@ impl Store {
         plan: &Plan,
         entry: impl FnOnce() -> JournalEntry,
     ) -> Result<u64, StateError> {
-        on_backend!(&mut self.backend, s => s.apply(tenancy, lineage, expected_serial, plan, entry))
+        self.apply_unless(tenancy, lineage, expected_serial, plan, || Ok(entry()))
     }
 
     /// [`Store::apply`], where `entry` may still refuse the plan (as
