@@ -321,7 +321,7 @@ pub fn plan_json(plan: &Plan, lineage: &str, serial: u64, config_digest: &str) -
 /// The same JSON plan on one line: what the journal keeps, where nobody
 /// reads it by eye and a large plan is half the size. Written once: the
 /// unsealed line is what the seal hashes, so the seal is hashed from it and
-/// put in after `config_digest`, where [`plan_doc`] places it.
+/// put in after `config_digest`, where `plan_doc` places it.
 pub fn plan_json_compact(plan: &Plan, lineage: &str, serial: u64, config_digest: &str) -> String {
     let doc = plan_doc(plan, lineage, serial, config_digest, None);
     let mut text = serde_json::to_string(&doc).unwrap_or_default();

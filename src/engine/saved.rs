@@ -43,7 +43,7 @@ pub fn plan_protected(db: &Location, config: &Path) -> crate::files::Protected {
 /// but a config set: not a regular file (a folder), or not a JSON object
 /// with a `format_version`. (A config in YAML flow style also starts with
 /// `{`, so the first byte alone does not tell.) A regular file that starts
-/// as an object is read only within [`MAX_PLAN_BYTES`].
+/// as an object is read only within `MAX_PLAN_BYTES`.
 pub fn saved_plan_text(path: &Path) -> Result<Option<String>, Error> {
     if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
         return Ok(None);

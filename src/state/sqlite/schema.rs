@@ -23,7 +23,7 @@ pub const APPLICATION_ID: i32 = 0x5350_4354;
 ///
 /// Service requests and their comments (docs/guide/state.md) are runtime data: no
 /// reconcile deletes or rewrites one, so they must not cascade from users.
-/// They name people by [`PEOPLE`]'s person numbers, which a rename keeps.
+/// They name people by `PEOPLE`'s person numbers, which a rename keeps.
 pub const MIGRATIONS: &[&str] = &[
     // v1: the configuration state and the apply journal.
     r"
