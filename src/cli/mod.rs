@@ -64,6 +64,15 @@ pub struct GlobalArgs {
         value_name = "PATH"
     )]
     pub db: crate::state::Location,
+    /// The schema that holds a PostgreSQL state, so that several states
+    /// can share a database [default: supportctl].
+    #[arg(long, global = true, env = "SUPPORTCTL_DB_SCHEMA", value_name = "NAME")]
+    pub db_schema: Option<String>,
+    /// How long a write waits for another writer's lock of the state
+    /// before it gives up, naming who holds it.
+    #[arg(long, global = true, env = "SUPPORTCTL_LOCK_TIMEOUT", value_name = "DURATION",
+          default_value = "10s", value_parser = lock_timeout)]
+    pub lock_timeout: std::time::Duration,
     /// When to colour output; `NO_COLOR` set in the environment means never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
@@ -410,7 +419,16 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
     let watching = matches!(cli.command, Command::Watch(_));
     init_logging(&cli.global, if watching { 1 } else { 0 });
     let output = Output::new(cli.global.color);
-    let db = &cli.global.db;
+    crate::state::set_lock_timeout(cli.global.lock_timeout);
+    let db = &match &cli.global.db_schema {
+        Some(schema) => cli
+            .global
+            .db
+            .clone()
+            .with_schema(schema)
+            .map_err(CliError::error)?,
+        None => cli.global.db.clone(),
+    };
     if matches!(
         cli.command,
         Command::Plan(_) | Command::Apply(_) | Command::Watch(_)
@@ -441,6 +459,12 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Man(args) => shell::man(&args, db),
         Command::Init(args) => inspect::init(&args, db),
     }
+}
+
+/// `--lock-timeout`: from a millisecond to an hour.
+fn lock_timeout(text: &str) -> Result<std::time::Duration, String> {
+    use std::time::Duration;
+    watch::parse_duration(text, (Duration::from_millis(1), Duration::from_secs(3600)))
 }
 
 /// A database in a folder that does not exist could never be written: say

@@ -89,7 +89,10 @@ fn parse_poll_interval(text: &str) -> Result<Duration, String> {
 }
 
 /// A duration such as `30s`, `5m`, `1h30m` or `500ms`, within `range`.
-fn parse_duration(text: &str, (least, most): (Duration, Duration)) -> Result<Duration, String> {
+pub(super) fn parse_duration(
+    text: &str,
+    (least, most): (Duration, Duration),
+) -> Result<Duration, String> {
     let shown = |d: Duration| {
         jiff::SignedDuration::try_from(d).map_or_else(|_| format!("{d:?}"), |d| format!("{d:#}"))
     };

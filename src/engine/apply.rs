@@ -12,16 +12,7 @@ use crate::render;
 use crate::state::Location;
 use crate::state::{AppliedBy, ApplySource, JournalEntry, JournalPlan, Store};
 
-/// This host's name, as the journal and the status file record it: the
-/// kernel's (a container's own), else `HOSTNAME`, else `unknown`.
-pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|name| name.trim().to_string())
-        .filter(|name| !name.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok().filter(|n| !n.is_empty()))
-        .unwrap_or_else(|| "unknown".to_string())
-}
+pub use crate::state::host_name;
 
 /// Who is making an apply, for its journal entry: `by` in this process on
 /// this host, from `path` (made absolute).

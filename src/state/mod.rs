@@ -9,8 +9,10 @@
 //! is a module (today [`sqlite`], the embedded default) and a variant of
 //! [`Backend`]; adding one changes no caller.
 
+pub mod postgres;
 mod requests;
 pub mod sqlite;
+mod values;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,9 +24,10 @@ pub use requests::{Channel, Comment, NewServiceRequest, People, ServiceRequest};
 pub use sqlite::{MIGRATIONS, SCHEMA_VERSION};
 
 /// How long an operation waits for another process's lock before giving up
-/// with [`StateError::Busy`]. An apply holds the write lock for the length of
-/// one transaction, which is short even for large plans.
-pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// with [`StateError::Busy`] or [`StateError::Locked`], unless
+/// `--lock-timeout` says otherwise. An apply holds the write lock for the
+/// length of one transaction, which is short even for large plans.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the state could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -122,9 +125,58 @@ pub enum StateError {
     Corrupt { path: PathBuf, detail: String },
 
     #[error("the database `{}`: {source}", path.display())]
-    Sqlite {
+    Engine {
         path: PathBuf,
         source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// The server could not be reached, or refused the connection (wrong
+    /// password, no such database, TLS refused). Nothing was read or
+    /// written. The message never holds a password.
+    #[error("{message}{}", hint.as_ref().map(|h| format!("{HINT}{h}")).unwrap_or_default())]
+    Connect {
+        message: String,
+        hint: Option<String>,
+    },
+
+    /// The database role may not do what the command needs. Nothing was
+    /// changed.
+    #[error("{detail} (`{}`); nothing was changed\n  hint: {hint}", what.display())]
+    Denied {
+        what: PathBuf,
+        detail: String,
+        hint: String,
+    },
+
+    /// Another writer held the tenancy's lock for longer than
+    /// `--lock-timeout`. Nothing was written.
+    #[error(
+        "the state `{}` is locked{}: waited {}; nothing was changed\n  hint: wait for it to finish and run the command again, or give a longer `--lock-timeout`",
+        what.display(),
+        holder.as_ref().map(|h| format!(" by {h}")).unwrap_or_else(|| " by another supportctl".into()),
+        crate::state::shown_duration(*waited)
+    )]
+    Locked {
+        what: PathBuf,
+        waited: Duration,
+        /// Who holds the lock, when the database says (host, pid, command,
+        /// since).
+        holder: Option<String>,
+    },
+
+    /// The connection to the server was lost while the command ran. A
+    /// transaction the server never saw committed was rolled back whole;
+    /// when it was lost during the commit itself, the outcome is unknown.
+    #[error(
+        "the connection to `{}` was lost {}: {detail}\n  hint: {}",
+        what.display(),
+        if *during_commit { "while the apply committed; it may or may not have landed" } else { "before anything was committed; nothing was changed" },
+        if *during_commit { "run `supportctl plan` to see whether it landed (an apply that landed plans to no changes)" } else { "run the same command again once the server answers" }
+    )]
+    Lost {
+        what: PathBuf,
+        detail: String,
+        during_commit: bool,
     },
 
     #[error("`{}`: {source}", path.display())]
@@ -153,6 +205,28 @@ impl StateError {
             .skip(1)
             .map(str::to_string)
             .collect()
+    }
+}
+
+/// This host's name, as the journal and the status file record it: the
+/// kernel's (a container's own), else `HOSTNAME`, else `unknown`.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|n| !n.is_empty()))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// A wait as the errors show it: `10s`, `1.5s`, `250ms`.
+pub fn shown_duration(d: Duration) -> String {
+    if d.as_millis() % 1000 == 0 {
+        format!("{}s", d.as_secs())
+    } else if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
     }
 }
 
@@ -318,68 +392,128 @@ pub struct JournalRecord {
 pub enum Location {
     /// A SQLite database file.
     Sqlite(PathBuf),
+    /// A schema in a PostgreSQL database.
+    Postgres(postgres::Target),
 }
 
 impl Location {
     /// Whether there is a state here: false when there is nothing of one
-    /// (see [`sqlite::database_exists`]).
+    /// (see [`sqlite::database_exists`]; for PostgreSQL, no supportctl
+    /// schema, which takes a connection to tell).
     pub fn exists(&self) -> Result<bool, StateError> {
         match self {
             Location::Sqlite(path) => sqlite::database_exists(path),
+            Location::Postgres(target) => {
+                Ok(postgres::Store::open_read_only(target, lock_timeout())?.is_some())
+            }
         }
     }
 
     /// The files that hold the state, each with what it is: no output may be
-    /// written over them, and a watcher ignores their changes.
+    /// written over them, and a watcher ignores their changes. None for a
+    /// state on a server.
     pub fn files(&self) -> Vec<(PathBuf, &'static str)> {
         match self {
             Location::Sqlite(path) => sqlite::files(path),
+            Location::Postgres(_) => Vec::new(),
         }
     }
 
     /// A local file named after the state, with `suffix` added: where the
-    /// parse cache and the watcher's status file are kept by default.
+    /// parse cache and the watcher's status file are kept by default. For
+    /// a state on a server, a file under the user's cache folder named by
+    /// a digest of the URL without its password and of the schema, so that
+    /// it never holds a secret and two states never share one.
     pub fn beside(&self, suffix: &str) -> PathBuf {
         match self {
             Location::Sqlite(path) => with_suffix(path, suffix),
+            Location::Postgres(target) => {
+                use sha2::Digest as _;
+                let digest = sha2::Sha256::digest(target.key_text().as_bytes());
+                let name = format!("pg-{}{suffix}", &crate::hex::sha256_text(&digest)[..24]);
+                user_cache_dir().join(name)
+            }
         }
     }
 
-    /// The location made absolute, as the watcher's status file names it.
+    /// The location made absolute, as the watcher's status file names it
+    /// (a URL with its password as `***`).
     pub fn absolute(&self) -> String {
         match self {
             Location::Sqlite(path) => std::path::absolute(path)
                 .unwrap_or_else(|_| path.clone())
                 .display()
                 .to_string(),
+            Location::Postgres(target) => target.shown(),
         }
     }
 
     /// The local folder the state must be in, when there is one and it does
     /// not exist: a state there could never be written.
     pub fn missing_folder(&self) -> Option<&Path> {
-        let Location::Sqlite(path) = self;
+        let Location::Sqlite(path) = self else {
+            return None;
+        };
         let folder = match path.parent() {
             Some(f) if !f.as_os_str().is_empty() => f,
             _ => return None,
         };
         (!folder.is_dir()).then_some(folder)
     }
+
+    /// The location with its state in schema `schema` (`--db-schema`):
+    /// refused for a SQLite file, which has no schemas, and for a name
+    /// supportctl does not use.
+    pub fn with_schema(self, schema: &str) -> Result<Location, String> {
+        match self {
+            Location::Sqlite(path) => Err(format!(
+                "`--db-schema` (or SUPPORTCTL_DB_SCHEMA) names a schema of a PostgreSQL state, and `{}` is a SQLite file",
+                path.display()
+            )),
+            Location::Postgres(mut target) => {
+                postgres::check_schema_name(schema)?;
+                target.schema = schema.to_owned();
+                Ok(Location::Postgres(target))
+            }
+        }
+    }
+}
+
+/// The user's cache folder: `XDG_CACHE_HOME`, else `~/.cache`, with
+/// `supportctl` in it; the temporary folder when there is no home.
+fn user_cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|home| PathBuf::from(home).join(".cache"))
+        })
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("supportctl")
 }
 
 impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Location::Sqlite(path) => write!(f, "{}", path.display()),
+            Location::Postgres(target) => write!(f, "{}", target.shown()),
         }
     }
 }
 
 /// Any path the operating system allows, UTF-8 or not (what clap hands
-/// `--db` and `SUPPORTCTL_DB` over as).
+/// `--db` and `SUPPORTCTL_DB` over as); a `postgres://` or `postgresql://`
+/// URL is a PostgreSQL state.
 impl From<std::ffi::OsString> for Location {
     fn from(text: std::ffi::OsString) -> Self {
-        Location::Sqlite(PathBuf::from(text))
+        match text.to_str() {
+            Some(url) if postgres::conninfo::is_url(url) => {
+                Location::Postgres(postgres::Target::new(url.to_owned()))
+            }
+            _ => Location::Sqlite(PathBuf::from(text)),
+        }
     }
 }
 
@@ -407,6 +541,21 @@ impl From<&Location> for Location {
     }
 }
 
+static LOCK_TIMEOUT_MS: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(DEFAULT_BUSY_TIMEOUT.as_millis() as u64);
+
+/// Sets how long a write waits for another writer's lock, for every store
+/// this process opens from now on (`--lock-timeout`).
+pub fn set_lock_timeout(timeout: Duration) {
+    let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+    LOCK_TIMEOUT_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How long a write waits for another writer's lock.
+pub fn lock_timeout() -> Duration {
+    Duration::from_millis(LOCK_TIMEOUT_MS.load(std::sync::atomic::Ordering::Relaxed))
+}
+
 /// `path` with `suffix` appended to its file name: `s.db` → `s.db-wal`.
 pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
@@ -425,6 +574,7 @@ pub struct Store {
 #[derive(Debug)]
 pub enum Backend {
     Sqlite(sqlite::Store),
+    Postgres(postgres::Store),
 }
 
 /// Calls the same method on whichever backend `$store` holds.
@@ -432,6 +582,7 @@ macro_rules! on_backend {
     ($store:expr, $backend:ident => $call:expr) => {
         match $store {
             Backend::Sqlite($backend) => $call,
+            Backend::Postgres($backend) => $call,
         }
     };
 }
@@ -444,7 +595,14 @@ impl Store {
     pub fn open(at: impl Into<Location>) -> Result<Store, StateError> {
         let location = at.into();
         let backend = match &location {
-            Location::Sqlite(path) => Backend::Sqlite(sqlite::Store::open(path)?),
+            Location::Sqlite(path) => {
+                let store = sqlite::Store::open(path)?;
+                store.set_busy_timeout(lock_timeout())?;
+                Backend::Sqlite(store)
+            }
+            Location::Postgres(target) => {
+                Backend::Postgres(postgres::Store::open(target, lock_timeout())?)
+            }
         };
         Ok(Store { backend, location })
     }
@@ -455,6 +613,9 @@ impl Store {
         let location = at.into();
         let backend = match &location {
             Location::Sqlite(path) => sqlite::Store::open_read_only(path)?.map(Backend::Sqlite),
+            Location::Postgres(target) => {
+                postgres::Store::open_read_only(target, lock_timeout())?.map(Backend::Postgres)
+            }
         };
         Ok(backend.map(|backend| Store { backend, location }))
     }
@@ -467,11 +628,6 @@ impl Store {
     /// The state's lineage: a random 128-bit id in hex, made once.
     pub fn lineage(&self) -> &str {
         on_backend!(&self.backend, s => s.lineage())
-    }
-
-    /// How long to wait for another process's lock.
-    pub fn set_busy_timeout(&self, timeout: Duration) -> Result<(), StateError> {
-        on_backend!(&self.backend, s => s.set_busy_timeout(timeout))
     }
 
     /// The names of the tenancies in the state, sorted.

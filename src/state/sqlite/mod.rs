@@ -65,7 +65,7 @@ fn sql_error(path: &Path, e: rusqlite::Error) -> StateError {
         Some(ErrorCode::ReadOnly) => StateError::ReadOnly {
             path: path.to_path_buf(),
         },
-        _ => StateError::Sqlite {
+        _ => StateError::Engine {
             path: path.to_path_buf(),
             source: Box::new(e),
         },

@@ -6,10 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use rusqlite::types::ToSql;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction};
 
-use crate::model::{
-    Approval, Date, Model, Privilege, Role, SupportAccount, SupportLink, Tenancy, User,
-};
+use crate::model::{Approval, Date, Model, SupportAccount, SupportLink, Tenancy, User};
 use crate::plan::{Action, Change, Kind, Value};
+use crate::state::values::{self, access_text, parse_access, parse_role};
 
 /// Why a change could not be written.
 pub enum WriteError {
@@ -122,34 +121,8 @@ fn table(kind: Kind) -> Option<&'static TableSql> {
     }
 }
 
-/// The stored form of a set of privileges: their names, sorted, joined by
-/// commas (`create_sr,download,view_sr`); the empty string for none.
-pub fn access_text(access: &BTreeSet<Privilege>) -> String {
-    let mut names: Vec<&str> = access.iter().map(|p| p.as_str()).collect();
-    names.sort_unstable();
-    names.join(",")
-}
-
-fn parse_access(text: &str) -> Option<BTreeSet<Privilege>> {
-    text.split(',')
-        .filter(|name| !name.is_empty())
-        .map(Privilege::parse)
-        .collect()
-}
-
-fn parse_role(text: &str) -> Option<Role> {
-    [Role::User, Role::Admin]
-        .into_iter()
-        .find(|r| r.as_str() == text)
-}
-
 fn parse_date(text: Option<&str>, what: impl Fn() -> String) -> Result<Option<Date>, ReadError> {
-    match text {
-        None => Ok(None),
-        Some(t) => Date::parse(t)
-            .map(Some)
-            .ok_or_else(|| ReadError::Corrupt(format!("{} has the expiry date `{t}`", what()))),
-    }
+    values::parse_date(text, what).map_err(ReadError::Corrupt)
 }
 
 /// Writes one resource's row with `sql` (an insert or an update of its

@@ -731,8 +731,11 @@ fn two_applies_at_once_one_lands_and_the_other_is_stale() {
 #[test]
 fn access_is_stored_as_a_sorted_list_of_names() {
     let all: BTreeSet<Privilege> = Privilege::ALL.into_iter().collect();
-    assert_eq!(rows::access_text(&all), "create_sr,download,view_sr");
-    assert_eq!(rows::access_text(&BTreeSet::new()), "");
+    assert_eq!(
+        crate::state::values::access_text(&all),
+        "create_sr,download,view_sr"
+    );
+    assert_eq!(crate::state::values::access_text(&BTreeSet::new()), "");
 }
 
 /// A plan of some ten thousand changes lands whole and loads back equal:
