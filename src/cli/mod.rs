@@ -55,13 +55,15 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// The state database.
+    /// The state: a SQLite database file, or a PostgreSQL server as a
+    /// `postgres://` URL (libpq's form; PGHOST, PGUSER, PGPASSWORD, ~/.pgpass
+    /// and the rest fill in what it leaves out).
     #[arg(
         long,
         global = true,
         env = "SUPPORTCTL_DB",
         default_value = "supportctl.db",
-        value_name = "PATH"
+        value_name = "PATH|URL"
     )]
     pub db: crate::state::Location,
     /// The schema that holds a PostgreSQL state, so that several states
@@ -461,10 +463,10 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
     }
 }
 
-/// `--lock-timeout`: from a millisecond to an hour.
+/// `--lock-timeout`: from 10 ms to an hour.
 fn lock_timeout(text: &str) -> Result<std::time::Duration, String> {
     use std::time::Duration;
-    watch::parse_duration(text, (Duration::from_millis(1), Duration::from_secs(3600)))
+    watch::parse_duration(text, (Duration::from_millis(10), Duration::from_secs(3600)))
 }
 
 /// A database in a folder that does not exist could never be written: say
