@@ -70,6 +70,10 @@ pub struct GlobalArgs {
     /// can share a database [default: supportctl].
     #[arg(long, global = true, env = "SUPPORTCTL_DB_SCHEMA", value_name = "NAME")]
     pub db_schema: Option<String>,
+    /// Where `plan`, `apply` and `watch` keep the parse cache [default:
+    /// beside a SQLite database; for a URL, in the user's cache folder].
+    #[arg(long, global = true, env = "SUPPORTCTL_PARSE_CACHE", value_name = "PATH")]
+    pub parse_cache: Option<std::path::PathBuf>,
     /// How long a write waits for another writer's lock of the state
     /// before it gives up, naming who holds it.
     #[arg(long, global = true, env = "SUPPORTCTL_LOCK_TIMEOUT", value_name = "DURATION",
@@ -422,6 +426,9 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
     init_logging(&cli.global, if watching { 1 } else { 0 });
     let output = Output::new(cli.global.color);
     crate::state::set_lock_timeout(cli.global.lock_timeout);
+    if let Some(path) = &cli.global.parse_cache {
+        engine::cache::choose_parse_cache(path.clone());
+    }
     let db = &match &cli.global.db_schema {
         Some(schema) => cli
             .global

@@ -198,6 +198,17 @@ pub fn watch(args: &WatchArgs, db: &Location) -> Result<u8, CliError> {
         .status_file
         .clone()
         .unwrap_or_else(|| default_status_file(db));
+    if args.status_file.is_none() {
+        // For a state on a server the default is in the user's cache
+        // folder, which may not exist yet; made for its owner only.
+        if let Some(folder) = status_file.parent().filter(|f| !f.exists()) {
+            use std::os::unix::fs::DirBuilderExt as _;
+            let _ = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(folder);
+        }
+    }
     let protected = status_protected(db, root);
     crate::files::check_output(&status_file, &STATUS_FILE, &protected)
         .map_err(|e| super::output_error("the watcher's status", &status_file, e))?;

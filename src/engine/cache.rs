@@ -7,9 +7,24 @@ use crate::config;
 use crate::diag;
 use crate::state::Location;
 
-/// Where the parse cache of the config sets planned against `db` is kept.
+/// The parse cache `--parse-cache` names, for the whole process.
+static CHOSEN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Keeps the parse cache at `path` instead of its default place, for every
+/// command this process runs (`--parse-cache`). Set once, at start.
+pub fn choose_parse_cache(path: PathBuf) {
+    let _ = CHOSEN.set(path);
+}
+
+/// Where the parse cache of the config sets planned against `db` is kept:
+/// where `--parse-cache` says, else beside a SQLite database, else (a
+/// state on a server) in the user's cache folder, named after the state
+/// (see [`Location::beside`]).
 pub fn parse_cache_path(db: &Location) -> PathBuf {
-    db.beside(".parse-cache")
+    CHOSEN
+        .get()
+        .cloned()
+        .unwrap_or_else(|| db.beside(".parse-cache"))
 }
 
 /// The parse cache kept beside `db`, or an empty one when there is none it
@@ -33,6 +48,18 @@ pub fn open_parse_cache(db: &Location) -> config::ParseCache {
 pub fn save_parse_cache(cache: &mut config::ParseCache, db: &Location) {
     let path = parse_cache_path(db);
     let started = std::time::Instant::now();
+    // The user's cache folder may not exist yet (a state on a server);
+    // made for its owner only.
+    if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty() && !f.exists()) {
+        use std::os::unix::fs::DirBuilderExt as _;
+        if let Err(e) = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(folder)
+        {
+            tracing::debug!(error = %e, "parse cache folder not made");
+        }
+    }
     match cache.save(&path) {
         Ok(true) => tracing::debug!(
             ms = started.elapsed().as_millis() as u64,

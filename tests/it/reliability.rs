@@ -61,7 +61,7 @@ fn assert_intact(world: &Scratch) {
 /// `bob`, linked through `dan` when `variant` is even and through `zoe` when
 /// it is odd. `variant` also renames every third filler user, so two
 /// variants differ in updates as well as in size.
-fn tenancy_config(n: usize, variant: u8) -> String {
+pub(crate) fn tenancy_config(n: usize, variant: u8) -> String {
     let mut out = String::from(
         "tenancy: { name: big, csi: \"1\", admin: dan }\nusers:\n  dan: { email: dan@x.example, support_account: { phone: \"+1 555 0100\", timezone: UTC } }\n  zoe: { email: zoe@x.example, support_account: { phone: \"+1 555 0101\", timezone: UTC } }\n  bob: { email: bob@x.example }\n",
     );

@@ -106,6 +106,13 @@ impl Target {
         format!("\"{}\"", self.schema.replace('"', "\"\""))
     }
 
+    /// The keys of the advisory lock an apply to `tenancy` takes, as
+    /// `pg_advisory_xact_lock(int, int)` takes them: for tools (and tests)
+    /// that want to hold or watch it.
+    pub fn lock_key(&self, tenancy: &str) -> (i32, i32) {
+        (LOCK_CLASS, self.lock_id(tenancy))
+    }
+
     /// The second key of the advisory lock named `name` in this schema: a
     /// 32-bit FNV-1a hash of the schema and the name (a collision only
     /// makes two tenancies wait for each other).
