@@ -2,8 +2,10 @@
 //! tests of issue 19 stand on. Each test skips, with one line on stderr,
 //! where PostgreSQL is not installed, except in CI (see `pg_server`).
 //!
-//! The last tests run this test binary again as a child that starts a
-//! server and then is killed, or panics: the server must not outlive it.
+//! Then the switch of `binary::Scratch` between the backends
+//! (`SUPPORTCTL_TEST_BACKEND`, `sqlite_only!`). The last tests run this
+//! test binary again as a child that starts a server and then is killed,
+//! or panics: the server must not outlive it.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -11,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::binary::DEADLINE;
+use crate::binary::{Backend, DEADLINE, Scratch, sqlite_only};
 use crate::pg_server::{self, PASSWORD_ROLE, PASSWORD_ROLE_PASSWORD};
 
 #[test]
@@ -263,6 +265,61 @@ fn rustls_connector(ca: &Path) -> tokio_postgres_rustls::MakeRustlsConnect {
     .with_root_certificates(roots)
     .with_no_client_auth();
     tokio_postgres_rustls::MakeRustlsConnect::new(config)
+}
+
+#[test]
+fn a_scratch_on_postgresql_gets_a_database_of_its_own_dropped_with_it() {
+    let Some(server) = pg_server::shared() else {
+        return;
+    };
+    let world = Scratch::with_backend(Backend::Postgres);
+    assert!(world.is_postgres());
+    let url = world.db_arg();
+    assert!(url.starts_with("postgres://"), "{url}");
+    assert_eq!(world.db_arg_from(world.root()), url);
+    let database: String = world
+        .postgres_client()
+        .query_one("SELECT current_database()::text", &[])
+        .expect("the scratch's database is read")
+        .get(0);
+    assert!(
+        url.contains(&format!("/{database}?")),
+        "{url} is not {database}"
+    );
+    let other = Scratch::with_backend(Backend::Postgres);
+    assert_ne!(other.db_arg(), url, "two scratches share a database");
+
+    drop(world);
+    let left: bool = server
+        .client("postgres")
+        .query_one(
+            "SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)",
+            &[&database],
+        )
+        .expect("the catalogue is read")
+        .get(0);
+    assert!(!left, "{database} outlives its scratch");
+}
+
+#[test]
+fn a_scratch_on_sqlite_is_the_file_in_its_folder() {
+    let world = Scratch::with_backend(Backend::Sqlite);
+    assert!(!world.is_postgres());
+    assert_eq!(world.db_arg(), world.db.to_str().expect("a UTF-8 path"));
+}
+
+#[test]
+fn sqlite_only_ends_a_test_early_on_postgresql_alone() {
+    let ran_on = std::cell::Cell::new(None);
+    let test = || {
+        sqlite_only!();
+        ran_on.set(Some(Backend::current()));
+    };
+    test();
+    match Backend::current() {
+        Backend::Sqlite => assert_eq!(ran_on.get(), Some(Backend::Sqlite)),
+        Backend::Postgres => assert_eq!(ran_on.get(), None),
+    }
 }
 
 /// What the child run of this binary does (`PG_HARNESS_CHILD`): starts the
