@@ -229,6 +229,36 @@ fn the_tls_server_speaks_tls_for_localhost_only() {
         "refused for another reason: {wrong:?}"
     );
 
+    // libpq agrees, with its strictest mode, on the URL the harness gives
+    // (what supportctl's own TLS test will take): this name, not that one.
+    let psql = |host: &str| {
+        Command::new(tls.server().bin_dir().join("psql"))
+            .args([
+                &tls.url(host, "postgres", "verify-full"),
+                "-XAtc",
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            ])
+            // No client certificate or settings from the user's
+            // ~/.postgresql.
+            .env("HOME", tls.server().socket_dir())
+            .output()
+            .expect("psql runs")
+    };
+    let verified = psql("localhost");
+    assert_eq!(
+        String::from_utf8_lossy(&verified.stdout).trim(),
+        "t",
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let mismatch = psql("127.0.0.1");
+    assert!(
+        !mismatch.status.success()
+            && String::from_utf8_lossy(&mismatch.stderr).contains("does not match host name"),
+        "verify-full with 127.0.0.1: {}",
+        String::from_utf8_lossy(&mismatch.stderr)
+    );
+
     // Over TCP, only TLS is let in.
     let plain = config("localhost")
         .ssl_mode(postgres::config::SslMode::Disable)

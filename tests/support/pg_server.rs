@@ -197,7 +197,12 @@ pub fn tls_server() -> Option<TlsServer> {
                 let ca_file = server.root.join("ca.crt");
                 return Some(TlsServer { server, ca_file });
             }
-            Err(why) => last = why,
+            // Only a port taken meanwhile is worth another try.
+            Err(why) if why.contains("could not bind") => last = why,
+            Err(why) => {
+                last = why;
+                break;
+            }
         }
     }
     unavailable(&last);
