@@ -328,11 +328,12 @@ pub struct Scratch {
     today: RefCell<String>,
 }
 
-/// A [`Scratch`]'s database on the shared PostgreSQL server.
+/// A [`Scratch`]'s state on PostgreSQL.
 struct PgDatabase {
-    server: &'static crate::pg_server::PgServer,
-    name: String,
     url: String,
+    /// The database [`Scratch::new`] made on the shared server, and drops;
+    /// `None` for a URL given to [`Scratch::at`].
+    made: Option<(&'static crate::pg_server::PgServer, String)>,
 }
 
 impl Scratch {
@@ -355,7 +356,10 @@ impl Scratch {
                 });
                 let name = server.create_database_name();
                 let url = server.url(&name);
-                Some(PgDatabase { server, name, url })
+                Some(PgDatabase {
+                    url,
+                    made: Some((server, name)),
+                })
             }
         };
         Scratch {
@@ -366,18 +370,30 @@ impl Scratch {
         }
     }
 
+    /// A scratch whose state is the PostgreSQL database at `url`, whatever
+    /// this run's backend, left as it is when dropped: a second machine on
+    /// another scratch's state (`Scratch::at(first.db_arg())`), or a
+    /// database made by a test (another role, another password).
+    pub fn at(url: String) -> Scratch {
+        let mut scratch = Scratch::with_backend(Backend::Sqlite);
+        scratch.postgres = Some(PgDatabase { url, made: None });
+        scratch
+    }
+
     /// Whether the state is on PostgreSQL ([`Backend`]).
     pub fn is_postgres(&self) -> bool {
         self.postgres.is_some()
     }
 
-    /// The database on the shared PostgreSQL server as a client of its
-    /// superuser, to inspect what no command shows. PostgreSQL only.
+    /// The database [`Scratch::new`] made on the shared PostgreSQL server,
+    /// as a client of its superuser, to inspect what no command shows.
     pub fn postgres_client(&self) -> postgres::Client {
-        let database = self.postgres.as_ref().unwrap_or_else(|| {
-            panic!("postgres_client: the state is on SQLite (SUPPORTCTL_TEST_BACKEND)")
-        });
-        database.server.client(&database.name)
+        match self.postgres.as_ref().and_then(|d| d.made.as_ref()) {
+            Some((server, name)) => server.client(name),
+            None => panic!(
+                "postgres_client: no database made by this scratch (on SQLite, or Scratch::at)"
+            ),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -591,13 +607,10 @@ impl Drop for Scratch {
     /// so that the shared server does not grow by a database per test; best
     /// effort, the server goes with the test process anyway.
     fn drop(&mut self) {
-        if let Some(database) = &self.postgres
-            && let Ok(mut client) = database.server.try_client("postgres")
+        if let Some((server, name)) = self.postgres.as_ref().and_then(|d| d.made.as_ref())
+            && let Ok(mut client) = server.try_client("postgres")
         {
-            let _ = client.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                database.name
-            ));
+            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
         }
     }
 }

@@ -122,6 +122,31 @@ fn the_password_role_must_give_its_password_even_on_the_socket() {
         denied.code(),
         Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
     );
+    // A role of its own per database, whose password must be given as
+    // well: no test changes another's password.
+    let url = server.create_database_as_password_role("pw 1/é");
+    let other = server.create_database_as_password_role("pw-2");
+    let as_role = |url: &str| {
+        Command::new(server.bin_dir().join("psql"))
+            .args([url, "-XAtc", "CREATE SCHEMA mine; SELECT current_user"])
+            .output()
+            .expect("psql runs")
+    };
+    for url in [&url, &other] {
+        let made = as_role(url);
+        assert!(
+            made.status.success(),
+            "{url}: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    }
+    let wrong = as_role(&url.replace(":pw%201%2F%C3%A9@", ":pw-2@"));
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("password authentication failed"),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+
     // The password URL reaches it through libpq too.
     let psql = Command::new(server.bin_dir().join("psql"))
         .args([
@@ -318,6 +343,14 @@ fn a_scratch_on_postgresql_gets_a_database_of_its_own_dropped_with_it() {
     );
     let other = Scratch::with_backend(Backend::Postgres);
     assert_ne!(other.db_arg(), url, "two scratches share a database");
+    // Another machine on the same state: the same URL, another folder,
+    // nothing dropped with it.
+    let second = Scratch::at(url.clone());
+    assert!(second.is_postgres());
+    assert_eq!(second.db_arg(), url);
+    assert_ne!(second.root(), world.root());
+    drop(second);
+    world.postgres_client();
 
     drop(world);
     let left: bool = server

@@ -70,8 +70,10 @@ use std::time::{Duration, Instant};
 pub const SUPERUSER: &str = "postgres";
 
 /// A role that must give its password, even on the socket (SCRAM), for the
-/// tests of a wrong password. It may log in; it owns nothing, and may not
-/// create a schema in a database it did not create.
+/// tests of a wrong password; so must its members, the roles
+/// [`PgServer::create_database_as_password_role`] makes. It may log in; it
+/// owns nothing, and may not create a schema in a database it did not
+/// create.
 pub const PASSWORD_ROLE: &str = "supportctl_pw";
 
 /// [`PASSWORD_ROLE`]'s password.
@@ -306,7 +308,7 @@ impl PgServer {
         format!(
             "postgres://{SUPERUSER}@/{}?host={}&port={}",
             encode(db),
-            encode(&self.root.to_string_lossy()),
+            encode_dir(&self.root),
             self.port
         )
     }
@@ -318,7 +320,7 @@ impl PgServer {
             "postgres://{PASSWORD_ROLE}:{}@/{}?host={}&port={}",
             encode(password),
             encode(db),
-            encode(&self.root.to_string_lossy()),
+            encode_dir(&self.root),
             self.port
         )
     }
@@ -338,6 +340,32 @@ impl PgServer {
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .unwrap_or_else(|e| panic!("cannot create database {name}: {}", describe(&e)));
         name
+    }
+
+    /// Creates a role of its own with `password` (a member of
+    /// [`PASSWORD_ROLE`], so that it too must give it, see `pg_hba.conf`)
+    /// and a database it owns, and gives the URL of that database as that
+    /// role, password included:
+    /// `postgres://ROLE:PASSWORD@/DB?host=/socket/dir&port=PORT`. A role per
+    /// call, so that tests running at once never change each other's
+    /// password.
+    pub fn create_database_as_password_role(&self, password: &str) -> String {
+        let database = self.create_database_name();
+        let role = format!("{PASSWORD_ROLE}_{database}");
+        self.client("postgres")
+            .batch_execute(&format!(
+                "SET password_encryption = 'scram-sha-256';
+                 CREATE ROLE {role} LOGIN IN ROLE {PASSWORD_ROLE} PASSWORD '{}';
+                 ALTER DATABASE {database} OWNER TO {role}",
+                password.replace('\'', "''")
+            ))
+            .unwrap_or_else(|e| panic!("cannot make {role} own {database}: {}", describe(&e)));
+        format!(
+            "postgres://{role}:{}@/{database}?host={}&port={}",
+            encode(password),
+            encode_dir(&self.root),
+            self.port
+        )
     }
 
     /// The directory of the server's binaries (`psql` is there too).
@@ -491,12 +519,22 @@ fn describe(error: &postgres::Error) -> String {
     }
 }
 
-/// Percent-encodes `text` for a URL's path or query, keeping `/` (a socket
-/// directory stays readable) and the unreserved characters.
+/// Percent-encodes `text` for any part of a URL (a user, a password, a
+/// database), keeping only the unreserved characters.
 fn encode(text: &str) -> String {
+    encode_keeping(text, b"")
+}
+
+/// Percent-encodes a socket directory for a URL's query (`host=`), keeping
+/// its `/`, which a query may hold, so that it stays readable.
+fn encode_dir(dir: &Path) -> String {
+    encode_keeping(&dir.to_string_lossy(), b"/")
+}
+
+fn encode_keeping(text: &str, keep: &[u8]) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) || keep.contains(&byte) {
             out.push(char::from(byte));
         } else {
             let _ = write!(out, "%{byte:02X}");
@@ -685,12 +723,13 @@ fn configure(root: &Path, port: u16, tls: bool) -> Result<(), String> {
     text.push_str(&settings);
     std::fs::write(&conf, text).map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
 
-    // The first line that matches decides: the password role always gives
-    // its password, everyone else is trusted on the socket, and over TCP
+    // The first line that matches decides: the password role and its
+    // members (`+`) always give their password, everyone else is trusted
+    // on the socket, and over TCP
     // only TLS connections from this machine are accepted.
     let mut hba = format!(
         "# supportctl's test server (tests/support/pg_server.rs)\n\
-         local all {PASSWORD_ROLE} scram-sha-256\n\
+         local all +{PASSWORD_ROLE} scram-sha-256\n\
          local all all trust\n"
     );
     if tls {
