@@ -250,30 +250,149 @@ fn show(command: &Command) -> String {
     shown
 }
 
+/// The backend the state of the tests is on: `SUPPORTCTL_TEST_BACKEND`,
+/// `sqlite` (the default) or `postgres` (issue 19: a database of its own
+/// for each [`Scratch`] on the test process's PostgreSQL server,
+/// `pg_server::shared`). Read by [`Scratch::new`], the one place that
+/// picks it, and by [`sqlite_only!`].
+///
+/// Waiting for the PostgreSQL backend: until supportctl takes a
+/// `postgres://` URL as `--db`, a run with `postgres` fails everywhere
+/// (the URL is taken for a SQLite path).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend `SUPPORTCTL_TEST_BACKEND` names; a test fails on any
+    /// other value rather than run on a backend nobody asked for.
+    pub fn current() -> Backend {
+        match std::env::var("SUPPORTCTL_TEST_BACKEND").as_deref() {
+            Err(std::env::VarError::NotPresent) | Ok("" | "sqlite") => Backend::Sqlite,
+            Ok("postgres") => Backend::Postgres,
+            Ok(other) => panic!("SUPPORTCTL_TEST_BACKEND={other}: neither sqlite nor postgres"),
+            Err(e) => panic!("SUPPORTCTL_TEST_BACKEND: {e}"),
+        }
+    }
+}
+
+/// Ends a test early (it passes) when the suite runs on PostgreSQL
+/// ([`Backend::current`]): for a test of the SQLite backend itself — one
+/// that reads, damages or names the file [`Scratch::db`] (its bytes, its
+/// side files, its modes), or opens it ([`Scratch::sqlite`]). Put it first
+/// in the test, before its [`Scratch`], so that no database is made for
+/// nothing:
+///
+/// ```ignore
+/// #[test]
+/// fn a_truncated_database_is_reported_as_damaged() {
+///     sqlite_only!();
+///     let world = Scratch::new();
+///     …
+/// }
+/// ```
+///
+/// The test passes without running: say in its name or comment what it
+/// holds for SQLite, and give the PostgreSQL backend its own test of the
+/// same promise where there is one (issue 19 §4).
+macro_rules! sqlite_only {
+    () => {
+        if $crate::binary::Backend::current() == $crate::binary::Backend::Postgres {
+            eprintln!("skipped on PostgreSQL: a test of the SQLite file itself");
+            return;
+        }
+    };
+}
+pub(crate) use sqlite_only;
+
 /// A test's temporary folder and the state its commands run against, with
 /// the day they see as today: what every test that runs commands against a
 /// state is built on. Removed when dropped.
 ///
 /// The state's location comes from one place, [`Scratch::db_arg`]: every
-/// command made here is given it as `--db`. Today that is the SQLite file
-/// `state.db` in the folder, [`Scratch::db`]; a test that reads, damages or
-/// names that file itself (its bytes, its side files, its modes) is a test of
-/// the SQLite backend, and says so.
+/// command made here is given it as `--db`. On SQLite (the default, see
+/// [`Backend`]) that is the file `state.db` in the folder, [`Scratch::db`];
+/// on PostgreSQL it is the URL of a database made for this scratch on the
+/// shared test server, dropped with it. A test that reads, damages or
+/// names the SQLite file itself (its bytes, its side files, its modes) is
+/// a test of the SQLite backend, and says so with [`sqlite_only!`].
 pub struct Scratch {
     dir: tempfile::TempDir,
-    /// The SQLite file that holds the state (`state.db` in the folder).
+    /// The SQLite file that holds the state (`state.db` in the folder); on
+    /// PostgreSQL, a path nothing writes.
     pub db: PathBuf,
+    /// On PostgreSQL: the database on the shared server.
+    postgres: Option<PgDatabase>,
     today: RefCell<String>,
 }
 
+/// A [`Scratch`]'s state on PostgreSQL.
+struct PgDatabase {
+    url: String,
+    /// The database [`Scratch::new`] made on the shared server, and drops;
+    /// `None` for a URL given to [`Scratch::at`].
+    made: Option<(&'static crate::pg_server::PgServer, String)>,
+}
+
 impl Scratch {
+    /// A scratch on the backend of this run ([`Backend::current`]).
     pub fn new() -> Scratch {
+        Scratch::with_backend(Backend::current())
+    }
+
+    /// A scratch on `backend`, whatever this run's: for the tests of the
+    /// switch itself, and for a test that compares the two backends.
+    pub fn with_backend(backend: Backend) -> Scratch {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let db = dir.path().join("state.db");
+        let postgres = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                // Asked for by name: no PostgreSQL is a failure, not a skip.
+                let server = crate::pg_server::shared().unwrap_or_else(|| {
+                    panic!("SUPPORTCTL_TEST_BACKEND=postgres, and no PostgreSQL server starts")
+                });
+                let name = server.create_database_name();
+                let url = server.url(&name);
+                Some(PgDatabase {
+                    url,
+                    made: Some((server, name)),
+                })
+            }
+        };
         Scratch {
             dir,
             db,
+            postgres,
             today: RefCell::new(TODAY.to_owned()),
+        }
+    }
+
+    /// A scratch whose state is the PostgreSQL database at `url`, whatever
+    /// this run's backend, left as it is when dropped: a second machine on
+    /// another scratch's state (`Scratch::at(first.db_arg())`), or a
+    /// database made by a test (another role, another password).
+    pub fn at(url: String) -> Scratch {
+        let mut scratch = Scratch::with_backend(Backend::Sqlite);
+        scratch.postgres = Some(PgDatabase { url, made: None });
+        scratch
+    }
+
+    /// Whether the state is on PostgreSQL ([`Backend`]).
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+
+    /// The database [`Scratch::new`] made on the shared PostgreSQL server,
+    /// as a client of its superuser, to inspect what no command shows.
+    pub fn postgres_client(&self) -> postgres::Client {
+        match self.postgres.as_ref().and_then(|d| d.made.as_ref()) {
+            Some((server, name)) => server.client(name),
+            None => panic!(
+                "postgres_client: no database made by this scratch (on SQLite, or Scratch::at)"
+            ),
         }
     }
 
@@ -296,15 +415,23 @@ impl Scratch {
     }
 
     /// Where the state is, as `--db` (or `SUPPORTCTL_DB`) takes it: the one
-    /// place that says which state the tests run against.
+    /// place that says which state the tests run against (the SQLite file,
+    /// or the PostgreSQL database's URL).
     pub fn db_arg(&self) -> String {
-        arg(&self.db).to_owned()
+        match &self.postgres {
+            Some(database) => database.url.clone(),
+            None => arg(&self.db).to_owned(),
+        }
     }
 
     /// [`Scratch::db_arg`] spelled from `dir`, a folder inside this one (or
     /// this one): for a command line that a snapshot shows, which must hold
-    /// no temporary path.
+    /// no temporary path. On PostgreSQL, the URL, which does hold one (the
+    /// socket's folder): a snapshot of it is a SQLite test for now.
     pub fn db_arg_from(&self, dir: &Path) -> String {
+        if let Some(database) = &self.postgres {
+            return database.url.clone();
+        }
         let inside = dir
             .strip_prefix(self.root())
             .unwrap_or_else(|_| panic!("{} is not inside the scratch folder", dir.display()));
@@ -445,6 +572,7 @@ impl Scratch {
     /// The SQLite file's bytes (empty while there is none): what a test that
     /// must see that nothing was written compares. SQLite backend only.
     pub fn db_bytes(&self) -> Vec<u8> {
+        self.assert_sqlite("db_bytes");
         match std::fs::read(&self.db) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -455,8 +583,35 @@ impl Scratch {
     /// The SQLite file opened directly, to inspect what no command shows
     /// (SQLite's own checks, its tables). SQLite backend only.
     pub fn sqlite(&self) -> rusqlite::Connection {
+        self.assert_sqlite("sqlite");
         rusqlite::Connection::open(&self.db)
             .unwrap_or_else(|e| panic!("cannot open {}: {e}", self.db.display()))
+    }
+}
+
+impl Scratch {
+    /// Fails a test that reads the SQLite file while the state is on
+    /// PostgreSQL: it needs [`sqlite_only!`].
+    #[track_caller]
+    fn assert_sqlite(&self, what: &str) {
+        assert!(
+            !self.is_postgres(),
+            "Scratch::{what} reads the SQLite file, and the state is on PostgreSQL: \
+             mark the test sqlite_only!()"
+        );
+    }
+}
+
+impl Drop for Scratch {
+    /// Drops the PostgreSQL database (with whatever still holds it open),
+    /// so that the shared server does not grow by a database per test; best
+    /// effort, the server goes with the test process anyway.
+    fn drop(&mut self) {
+        if let Some((server, name)) = self.postgres.as_ref().and_then(|d| d.made.as_ref())
+            && let Ok(mut client) = server.try_client("postgres")
+        {
+            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
     }
 }
 

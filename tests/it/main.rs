@@ -55,6 +55,10 @@
 //!   --out`) ever replaces the state, the parse cache, the config set or a
 //!   file of another kind; files read that are not config are regular and
 //!   bounded.
+//! - `pg_harness`: the tests' own PostgreSQL servers (`pg_server`, shared
+//!   with the benchmark from `tests/support/pg_server.rs`): they start, give
+//!   each test a database of its own, refuse a wrong password, restart, and
+//!   speak TLS; and they stop with the test process.
 //! - `watch`: `watch` and `status` — editors' saves, files and folders that
 //!   come and go, symlink swaps, bad configs, bursts, the mass-delete guard,
 //!   expiry, signals and the status file, with real file events.
@@ -70,6 +74,9 @@ mod gitops;
 mod guard;
 mod newcomer;
 mod outputs;
+mod pg_harness;
+#[path = "../support/pg_server.rs"]
+mod pg_server;
 mod props;
 mod reconcile;
 mod reliability;
