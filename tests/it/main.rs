@@ -77,6 +77,7 @@ mod outputs;
 mod pg_harness;
 #[path = "../support/pg_server.rs"]
 mod pg_server;
+mod postgres;
 mod props;
 mod reconcile;
 mod reliability;

@@ -76,6 +76,7 @@ fn racing_applies_from_many_processes_land_once_each_serial() {
     let Some(server) = server() else { return };
     let world = world(server);
     let config = example(&world);
+    world.ok(&["apply", "--auto-approve", config]);
     for round in 0..3 {
         // Each round edits the config so that every process has a change.
         let text = std::fs::read_to_string(world.path("config/acme.yaml")).unwrap();
@@ -407,7 +408,10 @@ fn a_connection_lost_mid_apply_writes_nothing_and_the_apply_can_run_again() {
     world.write("big.yaml", &crate::reliability::tenancy_config(20_000, 0));
     let db = database_of(&world.db_arg());
     // The schema first, so that the apply below is the big one.
-    world.write("small.yaml", "tenancy: { name: small, csi: \"2\", admin: a }\nusers:\n  a: { email: a@x.example }\n");
+    world.write(
+        "small.yaml",
+        "tenancy: { name: small, csi: \"2\", admin: a }\nusers:\n  a: { email: a@x.example, support_account: { phone: \"+1 555 0100\", timezone: UTC } }\n",
+    );
     world.ok(&["apply", "--auto-approve", "small.yaml"]);
     let mut watcher = server.client(&db);
     let child = world.start(&["apply", "--auto-approve", "big.yaml"]);

@@ -212,7 +212,7 @@ fn racing_writers_each_apply_or_say_why_and_the_state_is_one_config() {
                 Some(0) => applied += 1,
                 Some(1) => assert!(
                     (stderr.contains("is stale") && stderr.contains("nothing was changed"))
-                        || stderr.contains("is locked by another supportctl"),
+                        || stderr.contains(" is locked by "),
                     "round {round}, {config}: an unclear refusal: {stderr}"
                 ),
                 other => panic!("round {round}, {config}: exit {other:?}: {stderr}"),

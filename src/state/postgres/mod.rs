@@ -445,20 +445,18 @@ fn lock_holder(
 /// What a writer says about itself while it holds a tenancy's lock (as its
 /// `application_name`, at most 63 bytes): `supportctl apply on HOST, pid N`.
 fn holder_name() -> String {
+    // The command among the process's arguments (the first of the commands
+    // that write; flags and their values come before it).
     let command = std::env::args()
         .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .unwrap_or_else(|| "supportctl".into());
-    let command: String = command
+        .find(|a| ["apply", "watch", "retire", "sr", "state"].contains(&a.as_str()))
+        .unwrap_or_else(|| "command".into());
+    let host: String = crate::state::host_name()
         .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .take(10)
+        .filter(|c| c.is_ascii_graphic() && *c != '\'')
         .collect();
-    let host = crate::state::host_name();
     let mut text = format!("supportctl {command} on {host}, pid {}", std::process::id());
-    while text.len() > 63 {
-        text.pop();
-    }
+    text.truncate(63);
     text
 }
 
@@ -473,7 +471,7 @@ fn begin_write<'a>(
     lock_timeout: Duration,
 ) -> Result<postgres::Transaction<'a>, StateError> {
     let pg = |e| pg_error(target, e);
-    let holder = holder_name().replace('\'', "");
+    let holder = holder_name();
     let mut tx = client.transaction().map_err(pg)?;
     tx.batch_execute(&format!(
         "SET LOCAL lock_timeout = {}; SET LOCAL application_name = '{holder}'",
