@@ -23,6 +23,7 @@
 
 mod apply;
 pub mod conninfo;
+mod dump;
 mod journal;
 mod requests;
 mod rows;
