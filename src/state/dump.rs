@@ -126,8 +126,9 @@ impl TenancyDump {
     }
 }
 
-/// What keeps a set of dumps from being copied into a state: the first
-/// clash of each kind, in words, or `None` when nothing clashes. `taken`
+/// What keeps a set of dumps from being copied into a state, in words (the
+/// tenancies first, then each kind of id in turn, stopping at the first
+/// kind that clashes), or `None` when nothing clashes. `taken`
 /// answers for a kind of id (`tenancy`, `journal entry`, `SR`, `comment`,
 /// `person`) which of the given ones the state already holds.
 pub(super) fn clash(
@@ -175,15 +176,15 @@ pub(super) fn clash(
         }
         let held = taken(kind, &ids, &[])?;
         if !held.is_empty() {
-            return Ok(Some(format!(
-                "its {} {} already taken there",
-                kind.plural(),
-                if held.len() == 1 {
-                    format!("{} is", held[0])
-                } else {
-                    format!("{} are", listed_plain(&held))
-                }
-            )));
+            return Ok(Some(if held.len() == 1 {
+                format!("its {} {} is already taken there", kind.noun(), held[0])
+            } else {
+                format!(
+                    "its {}s {} are already taken there",
+                    kind.noun(),
+                    listed_plain(&held)
+                )
+            }));
         }
     }
     Ok(None)
@@ -200,13 +201,14 @@ pub(super) enum IdKind {
 }
 
 impl IdKind {
-    fn plural(self) -> &'static str {
+    /// What one is called in a refusal.
+    fn noun(self) -> &'static str {
         match self {
-            IdKind::Tenancy => "tenancies",
-            IdKind::Journal => "journal entry ids",
-            IdKind::ServiceRequest => "SR ids",
-            IdKind::Comment => "comment ids",
-            IdKind::Person => "person numbers",
+            IdKind::Tenancy => "tenancy",
+            IdKind::Journal => "journal entry id",
+            IdKind::ServiceRequest => "SR id",
+            IdKind::Comment => "comment id",
+            IdKind::Person => "person number",
         }
     }
 }

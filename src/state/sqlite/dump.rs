@@ -430,3 +430,115 @@ fn insert(tx: &Connection, dump: &TenancyDump) -> rusqlite::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A state with tenancy `t` written by hand, as an older supportctl
+    /// left it: a journal entry whose plan is still text (before schema
+    /// v3), a renamed user, an SR with a comment, and ids that do not start
+    /// at 1; beside it, retired tenancy `gone`, with only a journal entry.
+    fn written_by_hand(dir: &tempfile::TempDir) -> Store {
+        let store = Store::open(&dir.path().join("a.db")).unwrap();
+        store
+            .conn
+            .execute_batch(
+                "BEGIN;
+                 INSERT INTO tenancies (name, csi, home_region, admin, serial) VALUES ('t', '1', NULL, 'ann', 4);
+                 INSERT INTO users (person, tenancy, id, email, name) VALUES (5, 't', 'ann', 'ann@x', 'Ann');
+                 INSERT INTO user_former_ids (tenancy, id, person) VALUES ('t', 'anne', 5);
+                 INSERT INTO journal (id, tenancy, time, serial, add_count, change_count, destroy_count,
+                     plan_json, config_digest) VALUES (3, 't', '2024-01-01T00:00:00Z', 4, 2, 0, 0, '{\"old\":true}', 'd');
+                 INSERT INTO journal (id, tenancy, time, serial, add_count, change_count, destroy_count,
+                     plan_json, plan_zlib, plan_size, config_digest, kind) VALUES (8, 'gone', '2024-02-01T00:00:00Z', 2, 0, 0, 1, '', NULL, NULL, 'e', 'retire');
+                 INSERT INTO service_requests (id, tenancy, title, type, severity, opened_by, owner,
+                     contact_email, channel, opened_at, opener_person, owner_person, csi)
+                     VALUES (4, 't', 'x', 'tech', 'low', 'anne', 'anne', 'ann@x', 'mos', '2024-01-02T00:00:00Z', 5, 5, '1');
+                 INSERT INTO sr_comments (id, sr_id, author, channel, text, at) VALUES (9, 4, 'anne', 'mos', 'hi', '2024-01-03T00:00:00Z');
+                 COMMIT;",
+            )
+            .unwrap();
+        store
+    }
+
+    #[test]
+    fn a_copy_keeps_every_id_and_compresses_a_plan_stored_as_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = written_by_hand(&dir);
+        let dumps = source.dump_all().unwrap();
+        assert_eq!(
+            dumps.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(),
+            ["gone", "t"]
+        );
+        let t = &dumps[1];
+        assert_eq!(t.journal[0].plan, JournalPlan::new("{\"old\":true}"));
+        assert_eq!(t.former_ids, [("anne".to_string(), 5)]);
+        assert_eq!(t.rows.as_ref().unwrap().persons["ann"], 5);
+        assert_eq!(t.service_requests[0].comments[0].0, 9);
+        assert!(dumps[0].rows.is_none());
+
+        let mut copy = Store::open(&dir.path().join("b.db")).unwrap();
+        copy.restore(&dumps).unwrap();
+        assert_eq!(copy.dump_all().unwrap(), dumps);
+        assert_eq!(
+            copy.history(Some("t")).unwrap()[0].plan_json,
+            "{\"old\":true}"
+        );
+        assert_eq!(copy.retired_tenancies().unwrap(), ["gone"]);
+
+        // AUTOINCREMENT went past the copied ids by itself.
+        let next: Vec<(String, i64)> = copy
+            .conn
+            .prepare("SELECT name, seq FROM sqlite_sequence ORDER BY name")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for (table, at_least) in [
+            ("journal", 8),
+            ("service_requests", 4),
+            ("sr_comments", 9),
+            ("users", 5),
+        ] {
+            let seq = next.iter().find(|(n, _)| n == table).map(|(_, s)| *s);
+            assert!(seq >= Some(at_least), "{table}: {seq:?} in {next:?}");
+        }
+    }
+
+    #[test]
+    fn a_copy_into_a_state_that_knows_a_tenancy_or_an_id_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = written_by_hand(&dir);
+        let dumps = source.dump_all().unwrap();
+        let mut copy = Store::open(&dir.path().join("b.db")).unwrap();
+        copy.restore(&dumps).unwrap();
+        let before = copy.dump_all().unwrap();
+
+        let err = copy.restore(&dumps).unwrap_err();
+        assert!(
+            err.to_string().starts_with(&format!(
+                "cannot copy into `{}`: it already holds tenancies `gone`, `t` (rows, journal or SRs); nothing was written\n  hint: ",
+                dir.path().join("b.db").display()
+            )),
+            "{err}"
+        );
+        // Another tenancy, whose SR id is taken: refused too.
+        let mut other = dumps[1].clone();
+        other.name = "u".into();
+        other.journal.clear();
+        other.former_ids.clear();
+        other.rows = None;
+        other.service_requests[0].comments.clear();
+        other.service_requests[0].request.opener = None;
+        other.service_requests[0].request.owner_person = None;
+        let err = copy.restore(&[other]).unwrap_err();
+        assert!(
+            err.message()
+                .ends_with("its SR id 4 is already taken there; nothing was written"),
+            "{err}"
+        );
+        assert_eq!(copy.dump_all().unwrap(), before);
+    }
+}
