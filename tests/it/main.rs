@@ -55,6 +55,9 @@
 //!   --out`) ever replaces the state, the parse cache, the config set or a
 //!   file of another kind; files read that are not config are regular and
 //!   bounded.
+//! - `state_copy`: `state copy` moves every tenancy (rows, journal, SRs,
+//!   renames, retired ones) into another state, SQLite or PostgreSQL, which
+//!   then reads the same; a copy into a state holding one is refused.
 //! - `watch`: `watch` and `status` — editors' saves, files and folders that
 //!   come and go, symlink swaps, bad configs, bursts, the mass-delete guard,
 //!   expiry, signals and the status file, with real file events.
@@ -76,5 +79,6 @@ mod reliability;
 mod retire;
 mod schema;
 mod shell;
+mod state_copy;
 mod support;
 mod watch;
