@@ -329,6 +329,11 @@ impl LocalServer {
                 return Err("cannot give the server's folder to the `postgres` user".into());
             }
         }
+        // From here on, the folder (and the server, once started) goes when
+        // the test binary exits, whatever fails.
+        let _ = STARTED.set(dir.clone());
+        // SAFETY: registers a function with no preconditions, run at exit.
+        unsafe { libc::atexit(stop_local_server) };
         let data = dir.join("data");
         let step = |command: &mut Command, what: &str| -> Result<(), String> {
             let out = command.output().map_err(|e| format!("{what}: {e}"))?;
@@ -356,9 +361,6 @@ impl LocalServer {
                 .arg(&data),
             "initdb",
         )?;
-        let _ = STARTED.set(dir.clone());
-        // SAFETY: registers a function with no preconditions, run at exit.
-        unsafe { libc::atexit(stop_local_server) };
         step(
             server_command("pg_ctl")
                 .arg("-D")
