@@ -11,7 +11,7 @@ use crate::config::export;
 use crate::diag::escape_control;
 use crate::model::Model;
 use crate::state::Location;
-use crate::state::{JournalKind, Store};
+use crate::state::{JournalKind, JournalRecord, Store};
 
 #[derive(Debug, Args)]
 pub struct TenancyArg {
@@ -184,16 +184,19 @@ pub fn show(args: &ShowArgs, db: &Location) -> Result<u8, CliError> {
     let text = match args.format {
         ShowFormat::Text => show_text(&model, serial),
         ShowFormat::Yaml => export::to_single_file(&model, None),
-        ShowFormat::Json => {
-            let mut text =
-                serde_json::to_string_pretty(&ShowJson::new(&model, serial, store.lineage()))
-                    .unwrap_or_default();
-            text.push('\n');
-            text
-        }
+        ShowFormat::Json => show_json(&model, serial, store.lineage()),
     };
     print_stdout(&text)?;
     Ok(0)
+}
+
+/// `show --format json`: the tenancy's rows and serial, and the state's
+/// lineage. `state copy` compares these of both states.
+pub(super) fn show_json(model: &Model, serial: u64, lineage: &str) -> String {
+    let mut text =
+        serde_json::to_string_pretty(&ShowJson::new(model, serial, lineage)).unwrap_or_default();
+    text.push('\n');
+    text
 }
 
 fn show_text(model: &Model, serial: u64) -> String {
@@ -566,42 +569,45 @@ fn shown_time(stored: &str) -> String {
     }
 }
 
+/// `history --format json`: the journal entries given. `state copy`
+/// compares these of both states.
+pub(super) fn history_json(records: &[JournalRecord]) -> String {
+    let docs: Vec<HistoryJson> = records
+        .iter()
+        .map(|r| HistoryJson {
+            id: r.id,
+            action: r.kind.as_str(),
+            tenancy: &r.tenancy,
+            time: &r.time,
+            serial: r.serial,
+            summary: crate::render::JsonSummary {
+                add: r.summary.add,
+                change: r.summary.change,
+                destroy: r.summary.destroy,
+            },
+            config_digest: (r.kind == JournalKind::Apply).then_some(r.config_digest.as_str()),
+            git_commit: r.git_commit.as_deref(),
+            git_dirty: r.git_changes.as_ref().map(|c| !c.is_empty()),
+            git_changes: r.git_changes.as_deref(),
+            applied_by: r.source.as_ref().map(|s| AppliedByJson {
+                command: s.command.as_str(),
+                host: &s.host,
+                path: &s.path,
+                pid: s.pid,
+            }),
+        })
+        .collect();
+    let mut text = serde_json::to_string_pretty(&docs).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
 pub fn history(args: &HistoryArgs, db: &Location) -> Result<u8, CliError> {
     let store = open_to_read(db)?;
     let tenancy = choose_tenancy_or_retired(&store, &args.tenancy)?;
     let records = store.history(Some(&tenancy))?;
     let text = match args.format {
-        HistoryFormat::Json => {
-            let docs: Vec<HistoryJson> = records
-                .iter()
-                .map(|r| HistoryJson {
-                    id: r.id,
-                    action: r.kind.as_str(),
-                    tenancy: &r.tenancy,
-                    time: &r.time,
-                    serial: r.serial,
-                    summary: crate::render::JsonSummary {
-                        add: r.summary.add,
-                        change: r.summary.change,
-                        destroy: r.summary.destroy,
-                    },
-                    config_digest: (r.kind == JournalKind::Apply)
-                        .then_some(r.config_digest.as_str()),
-                    git_commit: r.git_commit.as_deref(),
-                    git_dirty: r.git_changes.as_ref().map(|c| !c.is_empty()),
-                    git_changes: r.git_changes.as_deref(),
-                    applied_by: r.source.as_ref().map(|s| AppliedByJson {
-                        command: s.command.as_str(),
-                        host: &s.host,
-                        path: &s.path,
-                        pid: s.pid,
-                    }),
-                })
-                .collect();
-            let mut text = serde_json::to_string_pretty(&docs).unwrap_or_default();
-            text.push('\n');
-            text
-        }
+        HistoryFormat::Json => history_json(&records),
         HistoryFormat::Text => {
             let mut out = String::new();
             if records.is_empty() {

@@ -9,6 +9,7 @@ mod reconcile;
 mod retire;
 mod shell;
 mod sr;
+mod state;
 mod status;
 mod support;
 mod watch;
@@ -136,6 +137,8 @@ pub enum Command {
     Access(support::AccessArgs),
     /// Service requests: open, list, show, comment.
     Sr(sr::SrArgs),
+    /// Manage the state itself: copy it into another state.
+    State(state::StateArgs),
     /// Reconcile now, then on every change, every interval and expiry.
     ///
     /// A config set is applied only once it is still: not while a config
@@ -454,6 +457,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Retire(args) => retire::retire(&args, db, &output),
         Command::Access(args) => support::access(&args, db),
         Command::Sr(args) => sr::sr(&args, db),
+        Command::State(args) => state::state(&args, db),
         Command::Watch(args) => watch::watch(&args, db),
         Command::Status(args) => status::status(&args, db),
         Command::Schema(args) => {

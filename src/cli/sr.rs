@@ -213,6 +213,12 @@ impl<'a> From<&'a ServiceRequest> for SrJson<'a> {
     }
 }
 
+/// `sr list --format json`: the SRs, as one line. `state copy` compares
+/// these of both states.
+pub(super) fn list_json(requests: &[ServiceRequest]) -> String {
+    json_line(&requests.iter().map(SrJson::from).collect::<Vec<_>>())
+}
+
 pub fn sr(args: &SrArgs, db: &Location) -> Result<u8, CliError> {
     match &args.command {
         SrCommand::Open(a) => sr_open(a, db),
@@ -320,7 +326,7 @@ fn sr_list(args: &SrListArgs, db: &Location) -> Result<u8, CliError> {
         requests.retain(|sr| access::sees(&model, user, person, &sr.parties(), today).is_some());
     }
     let text = match args.format {
-        SrFormat::Json => json_line(&requests.iter().map(SrJson::from).collect::<Vec<_>>()),
+        SrFormat::Json => list_json(&requests),
         SrFormat::Text => {
             let mut out = String::new();
             if requests.is_empty() {

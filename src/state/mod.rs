@@ -9,6 +9,7 @@
 //! is a module (today [`sqlite`], the embedded default) and a variant of
 //! [`Backend`]; adding one changes no caller.
 
+mod dump;
 pub mod postgres;
 mod requests;
 pub mod sqlite;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use crate::model::{Model, Person};
 use crate::plan::{Plan, Summary};
 
+pub use dump::{JournalRow, ServiceRequestDump, TenancyDump, TenancyRows};
 pub use requests::{Channel, Comment, NewServiceRequest, People, ServiceRequest};
 pub use sqlite::{MIGRATIONS, SCHEMA_VERSION};
 
@@ -178,6 +180,15 @@ pub enum StateError {
         detail: String,
         during_commit: bool,
     },
+
+    /// `state copy` was refused: the state copied into already knows one
+    /// of the tenancies, or holds one of the ids the copy keeps. Nothing
+    /// was written.
+    #[error(
+        "cannot copy into `{}`: {detail}; nothing was written\n  hint: copy into a state that holds none of them: a new database file, or a new schema (`--to-schema NAME`)",
+        what.display()
+    )]
+    CopyRefused { what: PathBuf, detail: String },
 
     #[error("`{}`: {source}", path.display())]
     Io {
@@ -726,6 +737,28 @@ impl Store {
         decide: impl FnOnce(&Model) -> Result<NewServiceRequest, E>,
     ) -> Result<Result<ServiceRequest, E>, StateError> {
         on_backend!(&mut self.backend, s => s.open_service_request(tenancy, decide))
+    }
+
+    /// Everything of `tenancy` — rows, serial, persons, former ids,
+    /// journal, SRs and comments, every id as stored — in one snapshot;
+    /// `None` when the name is nowhere in the state.
+    pub fn dump(&self, tenancy: &str) -> Result<Option<TenancyDump>, StateError> {
+        on_backend!(&self.backend, s => s.dump(tenancy))
+    }
+
+    /// [`Store::dump`] of every tenancy name in the state (with rows, or
+    /// only in the journal or the SRs: a retired one), sorted, all in one
+    /// snapshot.
+    pub fn dump_all(&self) -> Result<Vec<TenancyDump>, StateError> {
+        on_backend!(&self.backend, s => s.dump_all())
+    }
+
+    /// Writes `dumps` into the state in one transaction, every id kept, and
+    /// moves the id sequences past them. Refused with
+    /// [`StateError::CopyRefused`], nothing written, when the state already
+    /// knows one of the tenancies or holds one of the ids.
+    pub fn restore(&mut self, dumps: &[TenancyDump]) -> Result<(), StateError> {
+        on_backend!(&mut self.backend, s => s.restore(dumps))
     }
 
     /// The SRs of `tenancy`, by id.

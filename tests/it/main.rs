@@ -59,6 +59,9 @@
 //!   with the benchmark from `tests/support/pg_server.rs`): they start, give
 //!   each test a database of its own, refuse a wrong password, restart, and
 //!   speak TLS; and they stop with the test process.
+//! - `state_copy`: `state copy` moves every tenancy (rows, journal, SRs,
+//!   renames, retired ones) into another state, SQLite or PostgreSQL, which
+//!   then reads the same; a copy into a state holding one is refused.
 //! - `watch`: `watch` and `status` — editors' saves, files and folders that
 //!   come and go, symlink swaps, bad configs, bursts, the mass-delete guard,
 //!   expiry, signals and the status file, with real file events.
@@ -84,5 +87,6 @@ mod reliability;
 mod retire;
 mod schema;
 mod shell;
+mod state_copy;
 mod support;
 mod watch;

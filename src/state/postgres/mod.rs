@@ -23,6 +23,7 @@
 
 mod apply;
 pub mod conninfo;
+mod dump;
 mod journal;
 mod requests;
 mod rows;
@@ -386,8 +387,11 @@ impl Store {
         let rows = self
             .client()
             .query(
-                "SELECT DISTINCT tenancy FROM journal WHERE kind = 'retire' \
-                 AND tenancy NOT IN (SELECT name FROM tenancies) ORDER BY tenancy COLLATE \"C\"",
+                // GROUP BY, not DISTINCT: PostgreSQL refuses ORDER BY with a
+                // collation under SELECT DISTINCT.
+                "SELECT tenancy FROM journal WHERE kind = 'retire' \
+                 AND tenancy NOT IN (SELECT name FROM tenancies) \
+                 GROUP BY tenancy ORDER BY tenancy COLLATE \"C\"",
                 &[],
             )
             .map_err(|e| pg_error(&self.target, e))?;

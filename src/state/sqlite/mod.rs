@@ -21,6 +21,7 @@
 //! ([`Store::open_read_only`]): nothing is created, migrated or written.
 
 mod apply;
+mod dump;
 mod journal;
 mod open;
 #[cfg(test)]
