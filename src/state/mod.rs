@@ -10,6 +10,7 @@
 //! [`Backend`]; adding one changes no caller.
 
 mod requests;
+pub mod postgres;
 pub mod sqlite;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,1 @@
+//! How to reach the server: the URL, libpq's environment and password file.

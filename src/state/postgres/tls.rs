@@ -1,0 +1,1 @@
+//! TLS for the connection, by `sslmode`.
