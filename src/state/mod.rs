@@ -9,8 +9,8 @@
 //! is a module (today [`sqlite`], the embedded default) and a variant of
 //! [`Backend`]; adding one changes no caller.
 
-mod requests;
 pub mod postgres;
+mod requests;
 pub mod sqlite;
 
 use std::path::{Path, PathBuf};

@@ -107,7 +107,9 @@ fn rewrite_unparsable(url: &str, mask: Option<&str>) -> String {
     let kept: Vec<String> = text[q + 1..]
         .split('&')
         .filter_map(|segment| {
-            let key = segment.split('=').next().unwrap_or(segment);
+            let Some((key, _value)) = segment.split_once('=') else {
+                return Some(segment.to_owned());
+            };
             let is_password = decode_lenient(key).eq_ignore_ascii_case("password");
             match (is_password, mask) {
                 (false, _) => Some(segment.to_owned()),
@@ -225,7 +227,9 @@ impl Host {
         match self {
             Host::Tcp(name) if name.contains(':') => format!("[{name}]:{port}"),
             Host::Tcp(name) => format!("{name}:{port}"),
-            Host::Socket(dir) => format!("socket {}", dir.join(format!(".s.PGSQL.{port}")).display()),
+            Host::Socket(dir) => {
+                format!("socket {}", dir.join(format!(".s.PGSQL.{port}")).display())
+            }
         }
     }
 
@@ -382,7 +386,11 @@ impl Params {
             }
             other => return Err(format!("invalid URI query parameter `{other}`")),
         };
-        *slot = Some(if key == "ssl" { "require".into() } else { value });
+        *slot = Some(if key == "ssl" {
+            "require".into()
+        } else {
+            value
+        });
         Ok(())
     }
 }
@@ -451,9 +459,7 @@ impl<'a> RawUri<'a> {
                     e += 1;
                 }
                 if e == len {
-                    return Err(
-                        "the URL has an IPv6 host address with no closing `]`".into()
-                    );
+                    return Err("the URL has an IPv6 host address with no closing `]`".into());
                 }
                 if e == h {
                     return Err("the URL has an empty IPv6 host address `[]`".into());
@@ -559,7 +565,10 @@ impl<'a> RawUri<'a> {
                     .as_ref()
                     .is_none_or(|p| self.at(p).bytes().all(|c| c.is_ascii_digit()))
         });
-        let db_ok = self.dbname.as_ref().is_none_or(|d| !self.at(d).contains('@'));
+        let db_ok = self
+            .dbname
+            .as_ref()
+            .is_none_or(|d| !self.at(d).contains('@'));
         hosts_ok && db_ok && self.params().is_ok()
     }
 
@@ -619,12 +628,14 @@ impl<'a> RawUri<'a> {
         if let Some(user) = &self.user
             && !user.is_empty()
         {
-            params.user = Some(decode(self.at(user)).map_err(|e| format!("the URL's user name {e}"))?);
+            params.user =
+                Some(decode(self.at(user)).map_err(|e| format!("the URL's user name {e}"))?);
         }
         if let Some(pw) = &self.password
             && !pw.is_empty()
         {
-            params.password = Some(decode(self.at(pw)).map_err(|e| format!("the URL's password {e}"))?);
+            params.password =
+                Some(decode(self.at(pw)).map_err(|e| format!("the URL's password {e}"))?);
         }
         let hosts: Vec<&str> = self.hosts.iter().map(|(h, _)| self.at(h)).collect();
         let hosts = hosts.join(",");
@@ -643,11 +654,12 @@ impl<'a> RawUri<'a> {
         if let Some(db) = &self.dbname
             && !db.is_empty()
         {
-            params.dbname = Some(decode(self.at(db)).map_err(|e| format!("the URL's database name {e}"))?);
+            params.dbname =
+                Some(decode(self.at(db)).map_err(|e| format!("the URL's database name {e}"))?);
         }
         for param in self.params()? {
-            let key = decode(self.at(&param.key))
-                .map_err(|e| format!("a query parameter's name {e}"))?;
+            let key =
+                decode(self.at(&param.key)).map_err(|e| format!("a query parameter's name {e}"))?;
             let value = decode(self.at(&param.value))
                 .map_err(|e| format!("the query parameter `{key}` {e}"))?;
             params.set(&key, value)?;
@@ -710,9 +722,10 @@ fn parse_port(text: &str) -> Result<u16, String> {
 /// `connect_timeout` as libpq reads it: whole seconds; zero or less waits
 /// without limit; 1 is taken as 2 (libpq's minimum).
 fn parse_timeout(text: &str) -> Result<Duration, String> {
-    let secs: i64 = text.trim().parse().map_err(|_| {
-        format!("invalid connect_timeout `{text}`: a whole number of seconds")
-    })?;
+    let secs: i64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid connect_timeout `{text}`: a whole number of seconds"))?;
     Ok(match secs {
         ..=0 => Duration::ZERO,
         1 => Duration::from_secs(2),
@@ -787,7 +800,13 @@ impl ConnInfo {
         let ports: Vec<u16> = match params.port.or_else(|| var("PGPORT")) {
             Some(list) => list
                 .split(',')
-                .map(|p| if p.is_empty() { Ok(DEFAULT_PORT) } else { parse_port(p) })
+                .map(|p| {
+                    if p.is_empty() {
+                        Ok(DEFAULT_PORT)
+                    } else {
+                        parse_port(p)
+                    }
+                })
                 .collect::<Result<_, _>>()?,
             None => vec![DEFAULT_PORT],
         };
@@ -1183,7 +1202,10 @@ pub enum PasswordSource {
 pub enum ConnectError {
     /// TLS could not be set up (root certificate file missing or bad):
     /// nothing was sent.
-    TlsSetup { server: String, error: tls::TlsError },
+    TlsSetup {
+        server: String,
+        error: tls::TlsError,
+    },
     /// The server could not be reached: refused, no socket, no route,
     /// unknown host name, or no answer within the timeout.
     Unreachable {
@@ -1233,7 +1255,10 @@ impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConnectError::TlsSetup { server, error } => {
-                write!(f, "cannot connect to the PostgreSQL server at {server}: {error}")
+                write!(
+                    f,
+                    "cannot connect to the PostgreSQL server at {server}: {error}"
+                )
             }
             ConnectError::Unreachable {
                 server,
@@ -1253,7 +1278,10 @@ impl fmt::Display for ConnectError {
                 "the PostgreSQL server at {server} does not offer TLS, and sslmode {sslmode} requires it"
             ),
             ConnectError::TlsFailed { server, detail, .. } => {
-                write!(f, "TLS with the PostgreSQL server at {server} failed: {detail}")
+                write!(
+                    f,
+                    "TLS with the PostgreSQL server at {server} failed: {detail}"
+                )
             }
             ConnectError::WrongPassword { server, user, .. } => write!(
                 f,
@@ -1283,7 +1311,10 @@ impl fmt::Display for ConnectError {
                 write!(f, "cannot connect to PostgreSQL: {detail}")
             }
             ConnectError::Other { server, detail } => {
-                write!(f, "cannot connect to the PostgreSQL server at {server}: {detail}")
+                write!(
+                    f,
+                    "cannot connect to the PostgreSQL server at {server}: {detail}"
+                )
             }
         }
     }
@@ -1366,7 +1397,13 @@ fn read_passfile(path: &Path) -> Option<Vec<String>> {
 /// server, as libpq's `passwordFromFile`: fields `host:port:db:user:pw`,
 /// `*` matching anything, `\:` and `\\` escapes, `#` starting a comment
 /// line.
-fn passfile_lookup(lines: &[String], host: &str, port: &str, db: &str, user: &str) -> Option<String> {
+fn passfile_lookup(
+    lines: &[String],
+    host: &str,
+    port: &str,
+    db: &str,
+    user: &str,
+) -> Option<String> {
     lines
         .iter()
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
@@ -1421,4 +1458,894 @@ fn unescape_password(field: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    /// An environment holding only `vars`.
+    fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    /// Resolves with an environment holding `vars` and a home with no
+    /// password file, so that the machine's own never leaks in.
+    fn resolve_with(url: &str, vars: &[(&str, &str)]) -> Result<ConnInfo, String> {
+        let mut all = vec![("HOME", "/nonexistent-home-for-tests")];
+        all.extend_from_slice(vars);
+        ConnInfo::resolve(url, &env_of(&all))
+    }
+
+    fn resolve(url: &str) -> ConnInfo {
+        resolve_with(url, &[("PGUSER", "envuser")]).unwrap_or_else(|e| panic!("{url}: {e}"))
+    }
+
+    fn tcp(name: &str) -> Host {
+        Host::Tcp(name.into())
+    }
+
+    fn socket(dir: &str) -> Host {
+        Host::Socket(dir.into())
+    }
+
+    /// The password `connect` would send to host 0, for the tests.
+    fn password(info: &ConnInfo) -> Option<String> {
+        info.password_for(0).map(|(p, _)| p.to_owned())
+    }
+
+    #[test]
+    fn is_url_takes_both_schemes_in_any_case() {
+        for yes in [
+            "postgres://h/db",
+            "postgresql://h/db",
+            "POSTGRES://h",
+            "PostgreSQL://",
+            "postgres://",
+        ] {
+            assert!(is_url(yes), "{yes}");
+        }
+        for no in [
+            "postgres:/h",
+            "postgres",
+            "state.db",
+            "/var/lib/postgres://x",
+            "pg://h",
+            "",
+            "mysql://h",
+            "postgres:",
+        ] {
+            assert!(!is_url(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn a_full_url() {
+        let info = resolve(
+            "postgresql://alice:s3cret@db.example.com:6543/state?sslmode=verify-full&sslrootcert=/etc/ca.pem&connect_timeout=5&application_name=ci%20runner",
+        );
+        assert_eq!(info.hosts, [tcp("db.example.com")]);
+        assert_eq!((info.port, info.ports.clone()), (6543, vec![6543]));
+        assert_eq!(info.user, "alice");
+        assert_eq!(info.dbname, "state");
+        assert_eq!(password(&info).as_deref(), Some("s3cret"));
+        assert_eq!(info.sslmode, SslMode::VerifyFull);
+        assert_eq!(info.sslrootcert, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(info.connect_timeout, Duration::from_secs(5));
+        assert_eq!(info.application_name.as_deref(), Some("ci runner"));
+        assert_eq!(info.server(), "db.example.com:6543");
+    }
+
+    #[test]
+    fn percent_decoding_everywhere() {
+        let info = resolve("postgres://a%40b:p%40ss%3Aw%2Fo%25rd@h%2Dx/my%20db?user=u%26v");
+        // The query's user wins over the body's.
+        assert_eq!(info.user, "u&v");
+        assert_eq!(password(&info).as_deref(), Some("p@ss:w/o%rd"));
+        assert_eq!(info.hosts, [tcp("h-x")]);
+        assert_eq!(info.dbname, "my db");
+        // `+` is a plus, not a space.
+        assert_eq!(resolve("postgres://h/a+b").dbname, "a+b");
+        for bad in [
+            "postgres://h/db%2",
+            "postgres://h/db%zz",
+            "postgres://h/db%00",
+        ] {
+            let err = resolve_with(bad, &[("PGUSER", "u")]).unwrap_err();
+            assert!(err.contains("database name"), "{bad}: {err}");
+        }
+        let err = resolve_with("postgres://u:se%zzcret@h/db", &[]).unwrap_err();
+        assert!(
+            err.contains("password") && !err.contains("se%zzcret"),
+            "{err}"
+        );
+        assert!(
+            resolve_with("postgres://h/%C3%28", &[("PGUSER", "u")])
+                .unwrap_err()
+                .contains("UTF-8")
+        );
+    }
+
+    #[test]
+    fn unix_sockets() {
+        // Empty host: the default socket folder.
+        let info = resolve("postgres:///state");
+        assert_eq!(info.hosts, [socket(DEFAULT_SOCKET_DIR)]);
+        assert_eq!(info.server(), "socket /var/run/postgresql/.s.PGSQL.5432");
+        // Empty host and ?host=.
+        let info = resolve("postgres:///state?host=/run/postgresql&port=5433");
+        assert_eq!(info.hosts, [socket("/run/postgresql")]);
+        assert_eq!(info.server(), "socket /run/postgresql/.s.PGSQL.5433");
+        // A percent-encoded folder as host.
+        let info = resolve("postgresql://u@%2Ftmp%2Fpg%20sock:5999/db");
+        assert_eq!(info.hosts, [socket("/tmp/pg sock")]);
+        assert_eq!(info.ports, [5999]);
+        // The query's host wins over the body's.
+        let info = resolve("postgres://db.example/state?host=%2Fsock");
+        assert_eq!(info.hosts, [socket("/sock")]);
+        // A host name given as a parameter.
+        assert_eq!(resolve("postgres:///x?host=db1").hosts, [tcp("db1")]);
+    }
+
+    #[test]
+    fn several_hosts_and_ipv6() {
+        let info = resolve("postgres://h1:5433,[::1]:5434,h3/db");
+        assert_eq!(info.hosts, [tcp("h1"), tcp("::1"), tcp("h3")]);
+        // libpq: a host with no port in a list gets the default port.
+        assert_eq!(info.ports, [5433, 5434, 5432]);
+        assert_eq!(info.port, 5433);
+        assert_eq!(info.server(), "h1:5433, [::1]:5434, h3:5432");
+
+        let info = resolve("postgres://[2001:db8::7]/db");
+        assert_eq!(info.hosts, [tcp("2001:db8::7")]);
+        assert_eq!(info.server(), "[2001:db8::7]:5432");
+        let info = resolve("postgres://[fe80::1%25eth0]:6000");
+        assert_eq!(info.hosts, [tcp("fe80::1%eth0")]);
+        assert_eq!(info.ports, [6000]);
+
+        // One port for several hosts from the query.
+        let info = resolve("postgres:///db?host=a,b&port=6000");
+        assert_eq!(
+            (info.hosts.clone(), info.ports.clone()),
+            (vec![tcp("a"), tcp("b")], vec![6000, 6000])
+        );
+        let err =
+            resolve_with("postgres:///db?host=a,b,c&port=1,2", &[("PGUSER", "u")]).unwrap_err();
+        assert!(err.contains("2 ports for 3 hosts"), "{err}");
+        // An empty entry in a host list is the default socket.
+        assert_eq!(
+            resolve("postgres://h1,/db").hosts,
+            [tcp("h1"), socket(DEFAULT_SOCKET_DIR)]
+        );
+
+        for bad in [
+            "postgres://[::1/db",
+            "postgres://[]/db",
+            "postgres://[::1]x/db",
+        ] {
+            assert!(resolve_with(bad, &[("PGUSER", "u")]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ports_and_timeouts_are_checked() {
+        let u = [("PGUSER", "u")];
+        for bad in [
+            "postgres://h:0/db",
+            "postgres://h:65536/db",
+            "postgres://h:54x/db",
+            "postgres://h/db?port=-1",
+        ] {
+            let err = resolve_with(bad, &u).unwrap_err();
+            assert!(err.contains("invalid port number"), "{bad}: {err}");
+        }
+        assert_eq!(
+            resolve("postgres://h/?connect_timeout=0").connect_timeout,
+            Duration::ZERO
+        );
+        assert_eq!(
+            resolve("postgres://h/?connect_timeout=-3").connect_timeout,
+            Duration::ZERO
+        );
+        assert_eq!(
+            resolve("postgres://h/?connect_timeout=1").connect_timeout,
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            resolve("postgres://h/?connect_timeout=%2030").connect_timeout,
+            Duration::from_secs(30)
+        );
+        let err = resolve_with("postgres://h/?connect_timeout=5s", &u).unwrap_err();
+        assert!(err.contains("connect_timeout"), "{err}");
+    }
+
+    #[test]
+    fn query_parameters() {
+        let u = [("PGUSER", "u")];
+        let err = resolve_with("postgres://h/db?sslmode=require&frobnicate=1", &u).unwrap_err();
+        assert!(err.contains("`frobnicate`"), "{err}");
+        let err = resolve_with("postgres://h/db?sslcert=/x.pem", &u).unwrap_err();
+        assert!(
+            err.contains("`sslcert`") && err.contains("not supported"),
+            "{err}"
+        );
+        let err = resolve_with("postgres://h/db?password", &u).unwrap_err();
+        assert!(
+            err.contains("`password`") && err.contains("no `=value`"),
+            "{err}"
+        );
+        let err = resolve_with("postgres://h/db?password=a=b", &u).unwrap_err();
+        assert!(err.contains("second `=`") && !err.contains("a=b"), "{err}");
+        // A trailing `&` and an empty query are fine, as in libpq.
+        assert_eq!(
+            resolve("postgres://h/db?sslmode=disable&").sslmode,
+            SslMode::Disable
+        );
+        assert_eq!(resolve("postgres://h/db?").dbname, "db");
+        // libpq's JDBC spelling.
+        assert_eq!(
+            resolve("postgres://h/db?ssl=true").sslmode,
+            SslMode::Require
+        );
+        // Parameters for the parts of the body.
+        let info = resolve("postgres://h/db?dbname=other&user=bob&password=pw&application_name=x");
+        assert_eq!((info.dbname.as_str(), info.user.as_str()), ("other", "bob"));
+        assert_eq!(password(&info).as_deref(), Some("pw"));
+        assert_eq!(info.application_name.as_deref(), Some("x"));
+        assert_eq!(
+            resolve("postgres://h/db?fallback_application_name=fb")
+                .application_name
+                .as_deref(),
+            Some("fb")
+        );
+    }
+
+    #[test]
+    fn sslmode_parsing() {
+        for (text, mode) in [
+            ("disable", SslMode::Disable),
+            ("prefer", SslMode::Prefer),
+            ("require", SslMode::Require),
+            ("verify-ca", SslMode::VerifyCa),
+            ("verify-full", SslMode::VerifyFull),
+        ] {
+            assert_eq!(text.parse::<SslMode>(), Ok(mode));
+            assert_eq!(mode.to_string(), text);
+        }
+        let err = "verify_full".parse::<SslMode>().unwrap_err();
+        assert!(err.contains("invalid sslmode `verify_full`"), "{err}");
+        assert!(
+            "allow"
+                .parse::<SslMode>()
+                .unwrap_err()
+                .contains("not supported")
+        );
+        assert!("Require".parse::<SslMode>().is_err());
+        let err = resolve_with("postgres://h/db?sslmode=bogus", &[("PGUSER", "u")]).unwrap_err();
+        assert!(err.contains("bogus"), "{err}");
+        let err =
+            resolve_with("postgres://h/db", &[("PGUSER", "u"), ("PGSSLMODE", "nope")]).unwrap_err();
+        assert!(err.contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn defaults() {
+        let info = resolve_with("postgres://", &[]).unwrap();
+        let me = os_user().expect("this test needs a user in the password database");
+        assert_eq!(info.hosts, [socket(DEFAULT_SOCKET_DIR)]);
+        assert_eq!(info.ports, [DEFAULT_PORT]);
+        assert_eq!(info.user, me);
+        assert_eq!(info.dbname, me);
+        assert_eq!(password(&info), None);
+        assert!(!info.has_password());
+        assert_eq!(info.sslmode, SslMode::Prefer);
+        assert_eq!(info.sslrootcert, None);
+        assert_eq!(info.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+        assert_eq!(info.application_name, None);
+        // The database defaults to the user given, not the OS user.
+        assert_eq!(resolve("postgres://carol@h").dbname, "carol");
+        // An empty user or password in the URL sets nothing.
+        let info = resolve("postgres://:@h");
+        assert_eq!((info.user.as_str(), password(&info)), ("envuser", None));
+        // The verify modes default to ~/.postgresql/root.crt.
+        let info =
+            resolve_with("postgres://h/db?sslmode=verify-ca", &[("HOME", "/home/x")]).unwrap();
+        assert_eq!(
+            info.sslrootcert,
+            Some(PathBuf::from("/home/x/.postgresql/root.crt"))
+        );
+        let info = resolve_with("postgres://h/db?sslmode=require", &[("HOME", "/home/x")]).unwrap();
+        assert_eq!(info.sslrootcert, None);
+    }
+
+    #[test]
+    fn the_environment_fills_what_the_url_leaves_out() {
+        let env = [
+            ("PGHOST", "envhost"),
+            ("PGPORT", "6000"),
+            ("PGUSER", "envuser"),
+            ("PGDATABASE", "envdb"),
+            ("PGPASSWORD", "envpw"),
+            ("PGSSLMODE", "verify-full"),
+            ("PGSSLROOTCERT", "/env/ca.pem"),
+            ("PGCONNECT_TIMEOUT", "7"),
+            ("PGAPPNAME", "envapp"),
+        ];
+        let info = resolve_with("postgres://", &env).unwrap();
+        assert_eq!(info.hosts, [tcp("envhost")]);
+        assert_eq!(info.ports, [6000]);
+        assert_eq!(
+            (info.user.as_str(), info.dbname.as_str()),
+            ("envuser", "envdb")
+        );
+        assert_eq!(password(&info).as_deref(), Some("envpw"));
+        assert_eq!(info.sslmode, SslMode::VerifyFull);
+        assert_eq!(info.sslrootcert, Some(PathBuf::from("/env/ca.pem")));
+        assert_eq!(info.connect_timeout, Duration::from_secs(7));
+        assert_eq!(info.application_name.as_deref(), Some("envapp"));
+
+        // The URL wins over every variable.
+        let info = resolve_with(
+            "postgres://u:urlpw@urlhost:7000/urldb?sslmode=disable&sslrootcert=/url.pem&connect_timeout=3&application_name=urlapp",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(info.hosts, [tcp("urlhost")]);
+        assert_eq!(info.ports, [7000]);
+        assert_eq!((info.user.as_str(), info.dbname.as_str()), ("u", "urldb"));
+        assert_eq!(password(&info).as_deref(), Some("urlpw"));
+        assert_eq!(info.sslmode, SslMode::Disable);
+        assert_eq!(info.sslrootcert, Some(PathBuf::from("/url.pem")));
+        assert_eq!(info.connect_timeout, Duration::from_secs(3));
+        assert_eq!(info.application_name.as_deref(), Some("urlapp"));
+
+        // A socket folder and host lists from the environment.
+        let info = resolve_with(
+            "postgres:///db",
+            &[("PGHOST", "/tmp/s,h2"), ("PGPORT", "1,2"), ("PGUSER", "u")],
+        )
+        .unwrap();
+        assert_eq!(info.hosts, [socket("/tmp/s"), tcp("h2")]);
+        assert_eq!(info.ports, [1, 2]);
+        // An empty variable is as good as unset.
+        let info = resolve_with(
+            "postgres://h",
+            &[("PGUSER", "u"), ("PGDATABASE", ""), ("PGPASSWORD", "")],
+        )
+        .unwrap();
+        assert_eq!((info.dbname.as_str(), password(&info)), ("u", None));
+        // A port in the URL keeps PGPORT out even for the other hosts
+        // (libpq: the URL set the port list).
+        let info =
+            resolve_with("postgres://a:1,b/db", &[("PGUSER", "u"), ("PGPORT", "9")]).unwrap();
+        assert_eq!(info.ports, [1, 5432]);
+    }
+
+    #[test]
+    fn debug_never_shows_a_password() {
+        let info = resolve("postgres://u:hunter2@h/db");
+        let shown = format!("{info:?} {info:#?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("***"), "{shown}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = passfile(&dir, "*:*:*:*:filepw\n", 0o600);
+        let info = resolve_with(
+            "postgres://h/db",
+            &[("PGUSER", "u"), ("PGPASSFILE", file.to_str().unwrap())],
+        )
+        .unwrap();
+        assert_eq!(password(&info).as_deref(), Some("filepw"));
+        let shown = format!("{info:?}");
+        assert!(!shown.contains("filepw"), "{shown}");
+    }
+
+    /// A password file with `text` and `mode` in `dir`.
+    fn passfile(dir: &tempfile::TempDir, text: &str, mode: u32) -> PathBuf {
+        let path = dir.path().join("pgpass");
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+
+    #[test]
+    fn the_password_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = passfile(
+            &dir,
+            "# a comment:*:*:*:nope\n\
+             \n\
+             db.example:5432:state:alice:first\n\
+             db.example:5432:state:alice:second\n\
+             db.example:*:*:bob:bobs\n\
+             localhost:5432:*:carol:socketpw\n\
+             /tmp/sock:5432:*:carol:tmpsock\n\
+             ho\\:st:5432:*:dave:esc\\:aped\\\\pw:ignored\n\
+             *:*:*:*:fallback\r\n",
+            0o600,
+        );
+        let file = file.to_str().unwrap();
+        let pw = |url: &str, user: &str| {
+            let info = resolve_with(url, &[("PGUSER", user), ("PGPASSFILE", file)]).unwrap();
+            password(&info)
+        };
+        assert_eq!(
+            pw("postgres://db.example/state", "alice").as_deref(),
+            Some("first")
+        );
+        assert_eq!(
+            pw("postgres://db.example:6000/other", "bob").as_deref(),
+            Some("bobs")
+        );
+        assert_eq!(
+            pw("postgres://db.example:6000/state", "alice").as_deref(),
+            Some("fallback")
+        );
+        // The default socket folder matches `localhost`; another socket
+        // folder matches its own path (libpq's rule).
+        assert_eq!(pw("postgres:///db", "carol").as_deref(), Some("socketpw"));
+        assert_eq!(
+            pw("postgres://localhost/db", "carol").as_deref(),
+            Some("socketpw")
+        );
+        assert_eq!(
+            pw("postgres:///db?host=/tmp/sock", "carol").as_deref(),
+            Some("tmpsock")
+        );
+        // `\:` and `\\`, and anything after the password's end ignored.
+        assert_eq!(
+            pw("postgres:///db?host=ho:st", "dave").as_deref(),
+            Some("esc:aped\\pw")
+        );
+        // A password from the URL or PGPASSWORD is not looked up.
+        assert_eq!(
+            pw("postgres://u:mine@db.example/state", "alice").as_deref(),
+            Some("mine")
+        );
+        let info = resolve_with(
+            "postgres://db.example/state",
+            &[
+                ("PGUSER", "alice"),
+                ("PGPASSFILE", file),
+                ("PGPASSWORD", "envpw"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(password(&info).as_deref(), Some("envpw"));
+        // Looked up per host.
+        let info = resolve_with(
+            "postgres://db.example,other/state",
+            &[("PGUSER", "alice"), ("PGPASSFILE", file)],
+        )
+        .unwrap();
+        assert_eq!(info.password_for(0).map(|(p, _)| p), Some("first"));
+        assert_eq!(info.password_for(1).map(|(p, _)| p), Some("fallback"));
+        assert_eq!(
+            info.password_for(0).map(|(_, s)| s),
+            Some(PasswordSource::File(PathBuf::from(file)))
+        );
+        // `?passfile=` names it too.
+        let info = resolve_with(
+            &format!("postgres://db.example/state?passfile={file}"),
+            &[("PGUSER", "alice")],
+        )
+        .unwrap();
+        assert_eq!(password(&info).as_deref(), Some("first"));
+    }
+
+    #[test]
+    fn the_password_file_is_ignored_unless_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = passfile(&dir, "*:*:*:*:leaked\n", 0o644);
+        let env = [("PGUSER", "u"), ("PGPASSFILE", file.to_str().unwrap())];
+        assert_eq!(
+            password(&resolve_with("postgres://h/db", &env).unwrap()),
+            None
+        );
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(
+            password(&resolve_with("postgres://h/db", &env).unwrap()),
+            None
+        );
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert_eq!(
+            password(&resolve_with("postgres://h/db", &env).unwrap()).as_deref(),
+            Some("leaked")
+        );
+        // A folder is not a password file.
+        let env = [
+            ("PGUSER", "u"),
+            ("PGPASSFILE", dir.path().to_str().unwrap()),
+        ];
+        assert_eq!(
+            password(&resolve_with("postgres://h/db", &env).unwrap()),
+            None
+        );
+        // The default is ~/.pgpass.
+        let home = tempfile::tempdir().unwrap();
+        let pgpass = home.path().join(".pgpass");
+        std::fs::write(&pgpass, "h:5432:db:u:homepw\n").unwrap();
+        std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let env = env_of(&[("PGUSER", "u"), ("HOME", home.path().to_str().unwrap())]);
+        let info = ConnInfo::resolve("postgres://h/db", &env).unwrap();
+        assert_eq!(password(&info).as_deref(), Some("homepw"));
+    }
+
+    #[test]
+    fn passfile_fields_match_as_libpq_does() {
+        let lines = |text: &str| text.lines().map(str::to_owned).collect::<Vec<_>>();
+        // `*` only as a whole field.
+        assert_eq!(
+            passfile_lookup(&lines("h*:*:*:*:x"), "hx", "1", "d", "u"),
+            None
+        );
+        assert_eq!(
+            passfile_lookup(&lines("h:*:*:*:x"), "h", "1", "d", "u").as_deref(),
+            Some("x")
+        );
+        // A field must match whole, not as a prefix.
+        assert_eq!(
+            passfile_lookup(&lines("host:*:*:*:x"), "ho", "1", "d", "u"),
+            None
+        );
+        assert_eq!(
+            passfile_lookup(&lines("ho:*:*:*:x"), "host", "1", "d", "u"),
+            None
+        );
+        // A line with too few fields matches nothing.
+        assert_eq!(passfile_lookup(&lines("h:1:d:u"), "h", "1", "d", "u"), None);
+        // An empty password.
+        assert_eq!(
+            passfile_lookup(&lines("h:1:d:u:"), "h", "1", "d", "u").as_deref(),
+            Some("")
+        );
+        // `#` starts a comment only at the line's start.
+        assert_eq!(
+            passfile_lookup(&lines("#h:1:d:u:x\n h:1:d:u:y"), "#h", "1", "d", "u"),
+            None
+        );
+        assert_eq!(
+            passfile_lookup(&lines("\\#h:1:d:u:x"), "#h", "1", "d", "u").as_deref(),
+            Some("x")
+        );
+    }
+
+    /// Shapes of URL with and without passwords: (URL, redacted, without).
+    const SHAPES: &[(&str, &str, &str)] = &[
+        (
+            "postgres://u:pw@h/db",
+            "postgres://u:***@h/db",
+            "postgres://u@h/db",
+        ),
+        (
+            "postgresql://u:pw@h:5432/db?sslmode=require",
+            "postgresql://u:***@h:5432/db?sslmode=require",
+            "postgresql://u@h:5432/db?sslmode=require",
+        ),
+        (
+            "postgres://u@h/db",
+            "postgres://u@h/db",
+            "postgres://u@h/db",
+        ),
+        ("postgres://h/db", "postgres://h/db", "postgres://h/db"),
+        (
+            "postgres:///db?host=/run/postgresql",
+            "postgres:///db?host=/run/postgresql",
+            "postgres:///db?host=/run/postgresql",
+        ),
+        (
+            "postgres://u:@h/db",
+            "postgres://u:***@h/db",
+            "postgres://u@h/db",
+        ),
+        ("postgres://:pw@h", "postgres://:***@h", "postgres://@h"),
+        (
+            "postgres://u:p%40ss%3Aw%2Fd@h/db",
+            "postgres://u:***@h/db",
+            "postgres://u@h/db",
+        ),
+        (
+            "postgres://u:pa:ss@h/db",
+            "postgres://u:***@h/db",
+            "postgres://u@h/db",
+        ),
+        (
+            "postgres://u:pa?ss@h/db",
+            "postgres://u:***@h/db",
+            "postgres://u@h/db",
+        ),
+        (
+            "postgres://h/db?password=pw",
+            "postgres://h/db?password=***",
+            "postgres://h/db",
+        ),
+        (
+            "postgres://h/db?sslmode=require&password=pw&application_name=a",
+            "postgres://h/db?sslmode=require&password=***&application_name=a",
+            "postgres://h/db?sslmode=require&application_name=a",
+        ),
+        (
+            "postgres://h/db?password=pw&sslmode=disable",
+            "postgres://h/db?password=***&sslmode=disable",
+            "postgres://h/db?sslmode=disable",
+        ),
+        (
+            "postgres://h/db?pass%77ord=pw",
+            "postgres://h/db?pass%77ord=***",
+            "postgres://h/db",
+        ),
+        (
+            "postgres://u:a@h/db?password=b",
+            "postgres://u:***@h/db?password=***",
+            "postgres://u@h/db",
+        ),
+        (
+            "postgres://u:pw@[::1]:5432,h2/db",
+            "postgres://u:***@[::1]:5432,h2/db",
+            "postgres://u@[::1]:5432,h2/db",
+        ),
+        (
+            "POSTGRES://U:PW@H/DB",
+            "POSTGRES://U:***@H/DB",
+            "POSTGRES://U@H/DB",
+        ),
+        // Not percent-encoded: `@` in the password.
+        (
+            "postgres://u:p@ss@h/db",
+            "postgres://u:***@h/db",
+            "postgres://u@h/db",
+        ),
+        (
+            "postgres://u:p@ss@w@h:5432/db?sslmode=require",
+            "postgres://u:***@h:5432/db?sslmode=require",
+            "postgres://u@h:5432/db?sslmode=require",
+        ),
+        // `/` in the password.
+        (
+            "postgres://u:pa/ss@h/db",
+            "postgres://u:***@h/db",
+            "postgres://u@h/db",
+        ),
+        (
+            "postgres://u:/pw@h/db",
+            "postgres://u:***@h/db",
+            "postgres://u@h/db",
+        ),
+        // Unparsable: masked all the same.
+        (
+            "postgres://u:pw@[::1/db",
+            "postgres://u:***@[::1/db",
+            "postgres://u@[::1/db",
+        ),
+        (
+            "postgres://u:pw@h/db?password",
+            "postgres://u:***@h/db?password",
+            "postgres://u@h/db?password",
+        ),
+        (
+            "postgres://h/db?password=a=b&x",
+            "postgres://h/db?password=***&x",
+            "postgres://h/db?x",
+        ),
+        (
+            "postgres://u:p%zz@h/db",
+            "postgres://u:***@h/db",
+            "postgres://u@h/db",
+        ),
+        // Not a URL: as it is.
+        ("state.db", "state.db", "state.db"),
+        ("", "", ""),
+    ];
+
+    #[test]
+    fn redact_and_without_password() {
+        for (url, redacted, without) in SHAPES {
+            assert_eq!(&redact(url), redacted, "redact({url})");
+            assert_eq!(&without_password(url), without, "without_password({url})");
+        }
+    }
+
+    #[test]
+    fn no_shape_leaks_a_password() {
+        let secrets = [
+            "pw", "p@ss", "pa/ss", "pa:ss", "hunter2", "s3cr%40t", "p@ss@w",
+        ];
+        for secret in secrets {
+            for url in [
+                format!("postgres://alice:{secret}@db.example:5432/state?sslmode=require"),
+                format!("postgresql://alice:{secret}@[::1]/state"),
+                format!("postgres://db.example/state?password={secret}"),
+                format!(
+                    "postgres://db.example/state?application_name=x&password={secret}&sslmode=disable"
+                ),
+                format!("postgres://alice:{secret}@/state?host=/tmp"),
+                format!("postgres://alice:{secret}@db.example/state?password"),
+            ] {
+                for shown in [redact(&url), without_password(&url)] {
+                    // `pw` is also in no other part of these URLs.
+                    assert!(!shown.contains(secret), "{url} -> {shown}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn resolve_errors_never_hold_the_password() {
+        for url in [
+            "postgres://u:hunter2@h:badport/db",
+            "postgres://u:hunter2@h/db?bogus=1",
+            "postgres://u:hunter2@h/db?password=hunter2=x",
+            "postgres://u:hunter2@[::1/db",
+            "postgres://u:hunter2%@h/db",
+            "postgres://h/db?password=hunter2%",
+        ] {
+            let err = resolve_with(url, &[("PGUSER", "u")]).unwrap_err();
+            assert!(
+                !err.contains("hunter2") && !err.contains('\n'),
+                "{url}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn connect_errors_read_as_one_line_each() {
+        let s = "db.example:5432".to_string();
+        let errors = [
+            ConnectError::Unreachable {
+                server: s.clone(),
+                socket: false,
+                timed_out: Some(Duration::from_secs(10)),
+                cause: "no answer".into(),
+            },
+            ConnectError::Unreachable {
+                server: s.clone(),
+                socket: false,
+                timed_out: None,
+                cause: "connection refused".into(),
+            },
+            ConnectError::Unreachable {
+                server: "socket /tmp/.s.PGSQL.5432".into(),
+                socket: true,
+                timed_out: None,
+                cause: "no server socket there".into(),
+            },
+            ConnectError::NoTls {
+                server: s.clone(),
+                sslmode: SslMode::VerifyFull,
+            },
+            ConnectError::TlsFailed {
+                server: s.clone(),
+                detail:
+                    "the server's certificate is not valid for the name `db.example`: it names x"
+                        .into(),
+                name_mismatch: true,
+            },
+            ConnectError::WrongPassword {
+                server: s.clone(),
+                user: "alice".into(),
+                source: Some(PasswordSource::File("/h/.pgpass".into())),
+            },
+            ConnectError::NoPassword {
+                server: s.clone(),
+                user: "alice".into(),
+            },
+            ConnectError::AuthRejected {
+                server: s.clone(),
+                user: "alice".into(),
+                message: "no pg_hba.conf entry".into(),
+            },
+            ConnectError::NoDatabase {
+                server: s.clone(),
+                dbname: "state".into(),
+            },
+            ConnectError::Refused {
+                server: s.clone(),
+                message: "sorry, too many clients already".into(),
+            },
+            ConnectError::TlsSetup {
+                server: s.clone(),
+                error: tls::TlsError::NoRootCert {
+                    mode: SslMode::VerifyCa,
+                },
+            },
+        ];
+        for e in &errors {
+            let text = e.to_string();
+            assert!(!text.contains('\n') && text.contains("5432"), "{text}");
+            if let Some(hint) = e.hint() {
+                assert!(!hint.contains('\n'), "{hint}");
+            }
+        }
+        assert_eq!(
+            errors[0].to_string(),
+            "cannot reach the PostgreSQL server at db.example:5432 within 10 s: no answer"
+        );
+        assert!(
+            errors[4]
+                .to_string()
+                .contains("not valid for the name `db.example`")
+        );
+        assert!(errors[4].hint().unwrap().contains("verify-ca"));
+        assert!(errors[5].hint().unwrap().contains("/h/.pgpass"));
+        assert_eq!(
+            errors[8].to_string(),
+            "database `state` does not exist on the PostgreSQL server at db.example:5432"
+        );
+        assert!(errors[8].hint().unwrap().contains("createdb state"));
+    }
+
+    #[test]
+    fn an_unreachable_server_fails_within_the_timeout() {
+        // A socket folder with no server in it: refused at once.
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("postgres:///db?host={}&port=5999", dir.path().display());
+        let info = resolve_with(&url, &[("PGUSER", "u"), ("PGPASSWORD", "hunter2")]).unwrap();
+        let err = info.connect().err().expect("no server there");
+        assert!(
+            matches!(err, ConnectError::Unreachable { socket: true, .. }),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains(".s.PGSQL.5999") && !text.contains("hunter2"),
+            "{text}"
+        );
+
+        // A listener that accepts and never answers: the deadline holds.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let url =
+            format!("postgres://u:hunter2@127.0.0.1:{port}/db?connect_timeout=2&sslmode=disable");
+        let info = resolve_with(&url, &[]).unwrap();
+        let started = std::time::Instant::now();
+        let err = info.connect().err().expect("no server there");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("cannot reach the PostgreSQL server at 127.0.0.1:{port} within 2 s: no answer")
+        );
+        drop(listener);
+
+        // Nothing listening: refused.
+        let url = format!("postgres://u@127.0.0.1:{port}/db?sslmode=disable");
+        let err = resolve_with(&url, &[])
+            .unwrap()
+            .connect()
+            .err()
+            .expect("no server there");
+        assert!(err.to_string().ends_with("connection refused"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_root_certificate_fails_before_connecting() {
+        let url = "postgres://u@127.0.0.1:1/db?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem";
+        let err = resolve_with(url, &[])
+            .unwrap()
+            .connect()
+            .err()
+            .expect("no server there");
+        assert!(matches!(err, ConnectError::TlsSetup { .. }), "{err:?}");
+        assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+        // No TLS over a Unix socket, so no certificate needed there.
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!(
+            "postgres:///db?host={}&sslmode=verify-full",
+            dir.path().display()
+        );
+        let err = resolve_with(&url, &[("PGUSER", "u")])
+            .unwrap()
+            .connect()
+            .err()
+            .expect("no server there");
+        assert!(matches!(err, ConnectError::Unreachable { .. }), "{err:?}");
+    }
 }
