@@ -597,7 +597,8 @@ impl<'a> RawUri<'a> {
         let kept: Vec<String> = params
             .iter()
             .filter_map(|param| {
-                let is_password = decode(self.at(&param.key)).is_ok_and(|k| k == "password");
+                let is_password =
+                    decode_lenient(self.at(&param.key)).eq_ignore_ascii_case("password");
                 match (is_password, mask) {
                     (false, _) => Some(self.at(&param.whole).to_owned()),
                     (true, Some(mask)) => Some(format!("{}={mask}", self.at(&param.key))),
@@ -1275,7 +1276,7 @@ impl fmt::Display for ConnectError {
             }
             ConnectError::NoTls { server, sslmode } => write!(
                 f,
-                "the PostgreSQL server at {server} does not offer TLS, and sslmode {sslmode} requires it"
+                "the PostgreSQL server at {server} does not offer TLS, which sslmode {sslmode} needs"
             ),
             ConnectError::TlsFailed { server, detail, .. } => {
                 write!(
@@ -2073,6 +2074,12 @@ mod tests {
             "postgres://h/db?password=pw&sslmode=disable",
             "postgres://h/db?password=***&sslmode=disable",
             "postgres://h/db?sslmode=disable",
+        ),
+        // libpq refuses this one; it is shown with the error, masked.
+        (
+            "postgres://h/db?PassWord=pw",
+            "postgres://h/db?PassWord=***",
+            "postgres://h/db",
         ),
         (
             "postgres://h/db?pass%77ord=pw",
