@@ -73,7 +73,12 @@ pub struct GlobalArgs {
     pub db_schema: Option<String>,
     /// Where `plan`, `apply` and `watch` keep the parse cache [default:
     /// beside a SQLite database; for a URL, in the user's cache folder].
-    #[arg(long, global = true, env = "SUPPORTCTL_PARSE_CACHE", value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        env = "SUPPORTCTL_PARSE_CACHE",
+        value_name = "PATH"
+    )]
     pub parse_cache: Option<std::path::PathBuf>,
     /// How long a write waits for another writer's lock of the state
     /// before it gives up, naming who holds it.

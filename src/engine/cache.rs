@@ -50,7 +50,10 @@ pub fn save_parse_cache(cache: &mut config::ParseCache, db: &Location) {
     let started = std::time::Instant::now();
     // The user's cache folder may not exist yet (a state on a server);
     // made for its owner only.
-    if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty() && !f.exists()) {
+    if let Some(folder) = path
+        .parent()
+        .filter(|f| !f.as_os_str().is_empty() && !f.exists())
+    {
         use std::os::unix::fs::DirBuilderExt as _;
         if let Err(e) = std::fs::DirBuilder::new()
             .recursive(true)

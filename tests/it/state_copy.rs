@@ -6,7 +6,6 @@
 //! refused and writes nothing. SQLite to SQLite always; SQLite to
 //! PostgreSQL and back when a server is at hand (see [`pg_url`]).
 
-
 use serde_json::Value;
 
 use crate::binary::{Outcome, Scratch, copy_dir, crate_root, json, run, supportctl};
