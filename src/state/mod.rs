@@ -232,7 +232,7 @@ pub fn host_name() -> String {
 
 /// A wait as the errors show it: `10s`, `1.5s`, `250ms`.
 pub fn shown_duration(d: Duration) -> String {
-    if d.as_millis() % 1000 == 0 {
+    if d.as_millis().is_multiple_of(1000) {
         format!("{}s", d.as_secs())
     } else if d < Duration::from_secs(1) {
         format!("{}ms", d.as_millis())
@@ -585,7 +585,8 @@ pub struct Store {
 #[derive(Debug)]
 pub enum Backend {
     Sqlite(sqlite::Store),
-    Postgres(postgres::Store),
+    /// Boxed: a connection is several times the size of a SQLite handle.
+    Postgres(Box<postgres::Store>),
 }
 
 /// Calls the same method on whichever backend `$store` holds.
@@ -612,7 +613,7 @@ impl Store {
                 Backend::Sqlite(store)
             }
             Location::Postgres(target) => {
-                Backend::Postgres(postgres::Store::open(target, lock_timeout())?)
+                Backend::Postgres(Box::new(postgres::Store::open(target, lock_timeout())?))
             }
         };
         Ok(Store { backend, location })
@@ -624,9 +625,8 @@ impl Store {
         let location = at.into();
         let backend = match &location {
             Location::Sqlite(path) => sqlite::Store::open_read_only(path)?.map(Backend::Sqlite),
-            Location::Postgres(target) => {
-                postgres::Store::open_read_only(target, lock_timeout())?.map(Backend::Postgres)
-            }
+            Location::Postgres(target) => postgres::Store::open_read_only(target, lock_timeout())?
+                .map(|s| Backend::Postgres(Box::new(s))),
         };
         Ok(backend.map(|backend| Store { backend, location }))
     }
