@@ -273,6 +273,26 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         )],
     ),
     (
+        "state",
+        &[(
+            "Move the state from a SQLite file into a shared PostgreSQL database:",
+            "supportctl --db supportctl.db state copy --to postgres://ops@db.example.com/supportctl",
+        )],
+    ),
+    (
+        "state copy",
+        &[
+            (
+                "Copy a SQLite state into PostgreSQL, then use it there:",
+                "supportctl --db supportctl.db state copy --to postgres://ops@db.example.com/supportctl\nsupportctl --db postgres://ops@db.example.com/supportctl plan my-tenancy/",
+            ),
+            (
+                "Copy it into its own schema of a database other states share:",
+                "supportctl --db supportctl.db state copy --to postgres://ops@db.example.com/shared --to-schema acme",
+            ),
+        ],
+    ),
+    (
         "watch",
         &[
             (

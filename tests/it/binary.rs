@@ -328,6 +328,36 @@ pub struct Scratch {
     today: RefCell<String>,
 }
 
+/// Every row of every table outside PostgreSQL's own schemas, as JSON
+/// lines, tables and rows in order: a database's content, to compare.
+fn postgres_rows(client: &mut postgres::Client) -> Vec<u8> {
+    let tables = client
+        .query(
+            "SELECT quote_ident(table_schema) || '.' || quote_ident(table_name) FROM \
+             information_schema.tables WHERE table_schema NOT IN ('pg_catalog', \
+             'information_schema') ORDER BY 1",
+            &[],
+        )
+        .expect("the tables are listed");
+    let mut out = String::new();
+    for table in tables {
+        let name: String = table.get(0);
+        out.push_str(&name);
+        out.push('\n');
+        let rows = client
+            .query(
+                &format!("SELECT row_to_json(t)::text AS j FROM {name} t ORDER BY j"),
+                &[],
+            )
+            .unwrap_or_else(|e| panic!("{name} is read: {e}"));
+        for row in rows {
+            out.push_str(row.get::<_, &str>(0));
+            out.push('\n');
+        }
+    }
+    out.into_bytes()
+}
+
 /// A [`Scratch`]'s state on PostgreSQL.
 struct PgDatabase {
     url: String,
@@ -569,14 +599,35 @@ impl Scratch {
         json(&self.ok(&["access", user, "--format", "json"]).stdout)
     }
 
-    /// The SQLite file's bytes (empty while there is none): what a test that
-    /// must see that nothing was written compares. SQLite backend only.
+    /// The state as bytes, what a test that must see that nothing was
+    /// written compares: the SQLite file's bytes (empty while there is
+    /// none), or on PostgreSQL every row of every table of the database's
+    /// own schemas as JSON, table by table in order (empty while there is
+    /// no table).
     pub fn db_bytes(&self) -> Vec<u8> {
-        self.assert_sqlite("db_bytes");
+        if let Some(database) = &self.postgres {
+            return postgres_rows(&mut self.client_of(database));
+        }
         match std::fs::read(&self.db) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => panic!("cannot read {}: {e}", self.db.display()),
+        }
+    }
+
+    /// A superuser's client of `database`.
+    fn client_of(&self, database: &PgDatabase) -> postgres::Client {
+        match &database.made {
+            Some((server, name)) => server.client(name),
+            None => {
+                let config: postgres::Config = database
+                    .url
+                    .parse()
+                    .unwrap_or_else(|e| panic!("{}: {e}", database.url));
+                config
+                    .connect(postgres::NoTls)
+                    .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", database.url))
+            }
         }
     }
 

@@ -824,8 +824,9 @@ fn every_numeric_flag_is_range_checked_with_an_error_naming_it() {
     use clap::CommandFactory;
     // Value names that are not numbers; a new value name must be added to
     // one list or the other.
-    const NOT_NUMERIC: [&str; 14] = [
+    const NOT_NUMERIC: [&str; 15] = [
         "PATH|URL",
+        "DEST",
         "PATH",
         "PATH|PLANFILE",
         "PLANFILE",
