@@ -436,13 +436,20 @@ impl Location {
     /// a digest of the URL without its password and of the schema, so that
     /// it never holds a secret and two states never share one.
     pub fn beside(&self, suffix: &str) -> PathBuf {
+        self.beside_in(&user_cache_home(), suffix)
+    }
+
+    /// [`Location::beside`] with `cache_home` as the user's cache folder
+    /// (`$XDG_CACHE_HOME`, else `~/.cache`): the files of a state on a
+    /// server go in its `supportctl` folder.
+    pub fn beside_in(&self, cache_home: &Path, suffix: &str) -> PathBuf {
         match self {
             Location::Sqlite(path) => with_suffix(path, suffix),
             Location::Postgres(target) => {
                 use sha2::Digest as _;
                 let digest = sha2::Sha256::digest(target.key_text().as_bytes());
                 let name = format!("pg-{}{suffix}", &crate::hex::sha256_text(&digest)[..24]);
-                user_cache_dir().join(name)
+                cache_home.join("supportctl").join(name)
             }
         }
     }
@@ -490,10 +497,10 @@ impl Location {
     }
 }
 
-/// The user's cache folder: `XDG_CACHE_HOME`, else `~/.cache`, with
-/// `supportctl` in it; the temporary folder when there is no home.
-fn user_cache_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
+/// The user's cache folder: `XDG_CACHE_HOME`, else `~/.cache`; the
+/// temporary folder when there is no home.
+fn user_cache_home() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| {
@@ -501,8 +508,7 @@ fn user_cache_dir() -> PathBuf {
                 .filter(|v| !v.is_empty())
                 .map(|home| PathBuf::from(home).join(".cache"))
         })
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("supportctl")
+        .unwrap_or_else(std::env::temp_dir)
 }
 
 impl std::fmt::Display for Location {

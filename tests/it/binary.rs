@@ -254,11 +254,8 @@ fn show(command: &Command) -> String {
 /// `sqlite` (the default) or `postgres` (issue 19: a database of its own
 /// for each [`Scratch`] on the test process's PostgreSQL server,
 /// `pg_server::shared`). Read by [`Scratch::new`], the one place that
-/// picks it, and by [`sqlite_only!`].
-///
-/// Waiting for the PostgreSQL backend: until supportctl takes a
-/// `postgres://` URL as `--db`, a run with `postgres` fails everywhere
-/// (the URL is taken for a SQLite path).
+/// picks it, and by [`sqlite_only!`]. CI runs the suite on both
+/// (`.ci/run`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -325,6 +322,10 @@ pub struct Scratch {
     pub db: PathBuf,
     /// On PostgreSQL: the database on the shared server.
     postgres: Option<PgDatabase>,
+    /// The user's cache folder every command is given (`XDG_CACHE_HOME`),
+    /// outside [`Scratch::root`]: where the files [`Scratch::beside`] names
+    /// go for a state on a server, and never the developer's own.
+    cache_home: tempfile::TempDir,
     today: RefCell<String>,
 }
 
@@ -396,6 +397,7 @@ impl Scratch {
             dir,
             db,
             postgres,
+            cache_home: tempfile::tempdir().expect("a temporary cache folder"),
             today: RefCell::new(TODAY.to_owned()),
         }
     }
@@ -457,11 +459,17 @@ impl Scratch {
     /// [`Scratch::db_arg`] spelled from `dir`, a folder inside this one (or
     /// this one): for a command line that a snapshot shows, which must hold
     /// no temporary path. On PostgreSQL, the URL, which does hold one (the
-    /// socket's folder): a snapshot of it is a SQLite test for now.
+    /// socket's folder): [`Scratch::as_snapshot`] spells it as the SQLite
+    /// file.
     pub fn db_arg_from(&self, dir: &Path) -> String {
-        if let Some(database) = &self.postgres {
-            return database.url.clone();
+        match &self.postgres {
+            Some(database) => database.url.clone(),
+            None => self.sqlite_arg_from(dir),
         }
+    }
+
+    /// The SQLite file [`Scratch::db`] spelled from `dir`, inside this folder.
+    fn sqlite_arg_from(&self, dir: &Path) -> String {
         let inside = dir
             .strip_prefix(self.root())
             .unwrap_or_else(|_| panic!("{} is not inside the scratch folder", dir.display()));
@@ -471,6 +479,29 @@ impl Scratch {
             .strip_prefix(self.root())
             .expect("the database is inside");
         format!("{up}{}", arg(name))
+    }
+
+    /// `outcome` of a command run from `dir` with [`Scratch::db_arg_from`],
+    /// with the state's URL (in its command line and in what it printed)
+    /// spelled as the SQLite file: one snapshot for both backends, holding
+    /// no temporary path. On SQLite, `outcome` as it is.
+    pub fn as_snapshot(&self, mut outcome: Outcome, dir: &Path) -> Outcome {
+        if let Some(database) = &self.postgres {
+            let file = self.sqlite_arg_from(dir);
+            for text in [&mut outcome.shown, &mut outcome.stdout, &mut outcome.stderr] {
+                *text = text.replace(&database.url, &file);
+            }
+        }
+        outcome
+    }
+
+    /// The file supportctl keeps with the state under `suffix` by default
+    /// (`.status.json`: the watcher's status file, `.parse-cache`): beside
+    /// the SQLite file, or for a state on a server in the scratch's cache
+    /// folder, named after the URL as `Location::beside` names it.
+    pub fn beside(&self, suffix: &str) -> PathBuf {
+        let location = supportctl::state::Location::from(std::ffi::OsString::from(self.db_arg()));
+        location.beside_in(self.cache_home.path(), suffix)
     }
 
     /// The day every later run sees as today (`SUPPORTCTL_TODAY`; [`TODAY`]
@@ -498,7 +529,10 @@ impl Scratch {
     /// `supportctl --db DB ARGS`, from `dir`, not yet run.
     pub fn command_in(&self, dir: &Path, args: &[&str]) -> Command {
         let mut command = supportctl(dir, ["--db", &self.db_arg()]);
-        command.args(args).env("SUPPORTCTL_TODAY", self.today());
+        command
+            .args(args)
+            .env("SUPPORTCTL_TODAY", self.today())
+            .env("XDG_CACHE_HOME", self.cache_home.path());
         command
     }
 

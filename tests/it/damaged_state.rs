@@ -17,7 +17,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::binary::{Outcome, Scratch, crate_root, run, supportctl};
+use crate::binary::{Outcome, Scratch, crate_root, run, sqlite_only, supportctl};
 use crate::reliability::as_unprivileged;
 
 /// A test's scratch with the example tenancy as `acme.yaml` and a change of
@@ -139,6 +139,7 @@ fn assert_nothing_new_but_empty_sides(world: &Scratch, before: &[String], outcom
 /// one (`plan` showed everything to add, the SR history silently gone).
 #[test]
 fn a_database_truncated_to_nothing_is_damaged_not_a_new_one() {
+    sqlite_only!();
     let world = world_with_history();
     std::fs::write(&world.db, b"").unwrap();
     assert_damaged_everywhere(&world, "it is empty (0 bytes)");
@@ -148,6 +149,7 @@ fn a_database_truncated_to_nothing_is_damaged_not_a_new_one() {
 /// database is damaged for every command.
 #[test]
 fn a_database_cut_short_or_with_malformed_pages_is_damaged() {
+    sqlite_only!();
     let world = world_with_history();
     let whole = std::fs::read(&world.db).unwrap();
     for cut in [whole.len() - 4096, whole.len() / 2, 5000, 64, 8] {
@@ -208,6 +210,7 @@ fn as_reader(world: &Scratch, commands: &[&[&str]]) -> Vec<Result<String, String
 /// readonly database".
 #[test]
 fn reads_work_for_a_user_who_may_only_read_the_database() {
+    sqlite_only!();
     let world = world_with_history();
     std::fs::set_permissions(&world.db, std::fs::Permissions::from_mode(0o644)).unwrap();
     let expected = reads_as_owner(&world);
@@ -293,6 +296,7 @@ fn reads_work_for_a_user_who_may_only_read_the_database() {
 /// through a copy migrated in memory; the file is left byte for byte.
 #[test]
 fn a_read_of_an_older_database_migrates_a_copy_in_memory_and_leaves_the_file() {
+    sqlite_only!();
     // A database as an older supportctl left it: the first three schema
     // versions, with a tenancy in it.
     let world = example_world();

@@ -106,7 +106,7 @@ fn plan_in(scratch: &Scratch, args: &[&str]) -> Outcome {
     command.args(args);
     let outcome = run(&mut command);
     outcome.assert_no_panic();
-    outcome
+    scratch.as_snapshot(outcome, scratch.root())
 }
 
 /// `plan --format github`: the plan text on stdout, every finding as a
@@ -360,7 +360,7 @@ fn plan_base(scratch: &Scratch, args: &[&str]) -> Outcome {
     command.args(args);
     let outcome = run(&mut command);
     outcome.assert_no_panic();
-    outcome
+    scratch.as_snapshot(outcome, &repo)
 }
 
 /// The pull request's own effect and the plan against a drifted state are

@@ -94,23 +94,31 @@ fn assert_refused(
 fn plan_o_never_writes_over_the_state_its_side_files_the_cache_or_the_config() {
     let world = world_with_history();
     world.ok(&["plan", "acme.yaml"]); // the parse cache exists now
-    assert!(world.path("state.db.parse-cache").exists());
+    let cache = world.beside(".parse-cache");
+    assert!(cache.exists(), "{}", cache.display());
+    let cache = cache.to_str().unwrap().to_owned();
     let absolute = world.db.to_str().unwrap().to_owned();
-    std::os::unix::fs::symlink(&world.db, world.path("link.db")).unwrap();
-    std::fs::hard_link(&world.db, world.path("hard.db")).unwrap();
+    // The SQLite file and its side files; a state on a server has none.
+    let mut state_files = Vec::new();
+    if !world.is_postgres() {
+        std::os::unix::fs::symlink(&world.db, world.path("link.db")).unwrap();
+        std::fs::hard_link(&world.db, world.path("hard.db")).unwrap();
+        state_files = vec![
+            ("state.db", "acme.yaml", "it is the state database"),
+            ("./state.db", "acme.yaml", "it is the state database"),
+            ("sub/../state.db", "acme.yaml", "it is the state database"),
+            (absolute.as_str(), "acme.yaml", "it is the state database"),
+            ("link.db", "acme.yaml", "it is the state database"),
+            ("hard.db", "acme.yaml", "it is the state database"),
+            ("state.db-wal", "acme.yaml", "write-ahead log"),
+            ("state.db-shm", "acme.yaml", "shared-memory file"),
+            ("state.db-journal", "acme.yaml", "rollback journal"),
+        ];
+    }
     std::fs::create_dir(world.path("sub")).unwrap();
     let before = files_of(&world);
-    for (out, config, says) in [
-        ("state.db", "acme.yaml", "it is the state database"),
-        ("./state.db", "acme.yaml", "it is the state database"),
-        ("sub/../state.db", "acme.yaml", "it is the state database"),
-        (absolute.as_str(), "acme.yaml", "it is the state database"),
-        ("link.db", "acme.yaml", "it is the state database"),
-        ("hard.db", "acme.yaml", "it is the state database"),
-        ("state.db-wal", "acme.yaml", "write-ahead log"),
-        ("state.db-shm", "acme.yaml", "shared-memory file"),
-        ("state.db-journal", "acme.yaml", "rollback journal"),
-        ("state.db.parse-cache", "acme.yaml", "it is the parse cache"),
+    for (out, config, says) in state_files.into_iter().chain([
+        (cache.as_str(), "acme.yaml", "it is the parse cache"),
         ("acme.yaml", "acme.yaml", "it is the config set"),
         (
             "set/approvals.yaml",
@@ -123,7 +131,7 @@ fn plan_o_never_writes_over_the_state_its_side_files_the_cache_or_the_config() {
             "set",
             "a config file of the config set",
         ),
-    ] {
+    ]) {
         let outcome = world.run(&["plan", "-o", out, config]);
         assert_refused(&world, &outcome, &before, says);
         assert_eq!(outcome.stdout, "", "refused before planning");
@@ -145,12 +153,19 @@ fn plan_o_never_writes_over_the_state_its_side_files_the_cache_or_the_config() {
 fn watch_status_file_never_writes_over_the_state_or_the_config() {
     let world = world_with_history();
     let before = files_of(&world);
-    for (status, config, says) in [
-        ("state.db", "acme.yaml", "it is the state database"),
-        ("state.db-wal", "acme.yaml", "write-ahead log"),
+    // The SQLite file and its side files; a state on a server has none.
+    let state_files = if world.is_postgres() {
+        vec![]
+    } else {
+        vec![
+            ("state.db", "acme.yaml", "it is the state database"),
+            ("state.db-wal", "acme.yaml", "write-ahead log"),
+        ]
+    };
+    for (status, config, says) in state_files.into_iter().chain([
         ("acme.yaml", "acme.yaml", "it is the config set"),
         ("set/status.yaml", "set", "a config file of the config set"),
-    ] {
+    ]) {
         let outcome = world.run(&["watch", "--status-file", status, config]);
         assert_refused(&world, &outcome, &before, says);
         assert!(
@@ -292,7 +307,10 @@ fn export_folders_and_files_are_private_whatever_the_umask() {
             }
         }
     }
-    // An export into the state's side files is refused too.
+    // An export into the SQLite state's side files is refused too.
+    if world.is_postgres() {
+        return;
+    }
     let before = files_of(&world);
     let outcome = world.run(&["export", "--out", "state.db-wal"]);
     assert_refused(&world, &outcome, &before, "write-ahead log");

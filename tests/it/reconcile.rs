@@ -872,7 +872,7 @@ fn saved_plans_exports_and_the_database_are_private_files() {
         .run(&["plan", "-o", "acme.plan", arg(&config)])
         .expect(0);
     assert_eq!(mode(&world.path("acme.plan")), 0o600);
-    assert!(!world.db.exists(), "planning creates no database");
+    assert!(world.db_bytes().is_empty(), "planning creates no database");
     // A plan written over an existing plan others could read replaces it
     // with a private file.
     let open = world.path("open.plan");
@@ -885,12 +885,20 @@ fn saved_plans_exports_and_the_database_are_private_files() {
     assert!(std::fs::read_to_string(&open).unwrap().starts_with('{'));
 
     apply(&world, &config);
-    assert_eq!(mode(&world.db), 0o600);
-    for entry in std::fs::read_dir(world.root()).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.starts_with("state.db") {
-            assert_eq!(mode(&path), 0o600, "{name}");
+    if world.is_postgres() {
+        // The files kept for a state on a server, in the user's cache
+        // folder, which is private too.
+        let cache = world.beside(".parse-cache");
+        assert_eq!(mode(&cache), 0o600, "{}", cache.display());
+        assert_eq!(mode(cache.parent().unwrap()), 0o700);
+    } else {
+        assert_eq!(mode(&world.db), 0o600);
+        for entry in std::fs::read_dir(world.root()).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with("state.db") {
+                assert_eq!(mode(&path), 0o600, "{name}");
+            }
         }
     }
     world.run(&["export", "--out", "exported"]).expect(0);
@@ -2486,7 +2494,7 @@ fn the_parse_cache_beside_the_database_is_reused_and_never_changes_a_plan() {
     let world = Scratch::new();
     let set = world.path("set");
     copy_dir(&example("acme-prod"), &set);
-    let cache = world.path("state.db.parse-cache");
+    let cache = world.beside(".parse-cache");
     let set_arg = arg(&set);
 
     // No database, no cache: a plan writes nothing beside a database that

@@ -40,9 +40,25 @@ fn settled_on(world: &Scratch, config: &str) -> bool {
     }
 }
 
-/// SQLite's own verdict on the database file, and the foreign keys (SQLite
-/// backend only).
+/// The database's own verdict on the state. On SQLite: `PRAGMA
+/// integrity_check` on the file, and the foreign keys (which SQLite checks
+/// only when asked). On PostgreSQL, which checks its foreign keys at every
+/// commit: every table of the state is there and reads whole.
 fn assert_intact(world: &Scratch) {
+    if world.is_postgres() {
+        assert_eq!(
+            postgres_tables(world).len(),
+            STATE_TABLES.len(),
+            "every table"
+        );
+        let mut client = world.postgres_client();
+        for table in STATE_TABLES {
+            client
+                .query_one(&format!("SELECT count(*) FROM supportctl.{table}"), &[])
+                .unwrap_or_else(|e| panic!("supportctl.{table} reads: {e}"));
+        }
+        return;
+    }
     let conn = world.sqlite();
     let verdict: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -54,6 +70,35 @@ fn assert_intact(world: &Scratch) {
         })
         .expect("foreign_key_check runs");
     assert_eq!(broken, 0, "rows whose references are broken");
+}
+
+/// The tables of a PostgreSQL state (its schema `supportctl`).
+const STATE_TABLES: [&str; 11] = [
+    "approvals",
+    "journal",
+    "memberships",
+    "meta",
+    "service_requests",
+    "sr_comments",
+    "support_accounts",
+    "support_links",
+    "tenancies",
+    "user_former_ids",
+    "users",
+];
+
+/// The tables in the schema `supportctl` of a PostgreSQL state, by name.
+fn postgres_tables(world: &Scratch) -> Vec<String> {
+    world
+        .postgres_client()
+        .query(
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = 'supportctl' ORDER BY 1",
+            &[],
+        )
+        .expect("the tables are listed")
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
 }
 
 /// A tenancy `big` with `n` filler users besides three that matter: `dan`
@@ -855,7 +900,15 @@ fn sql_in_names_phones_and_titles_is_kept_as_text() {
     assert_eq!(titles, hostile);
     assert!(settled_on(&world, "sql.yaml"));
     assert_intact(&world);
-    // SQLite backend only: the tables themselves.
+    // The tables themselves.
+    if world.is_postgres() {
+        assert_eq!(
+            postgres_tables(&world),
+            STATE_TABLES,
+            "every table is still there"
+        );
+        return;
+    }
     let conn = world.sqlite();
     let tables: i64 = conn
         .query_row(

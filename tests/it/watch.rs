@@ -109,9 +109,9 @@ fn example_dir(world: &Scratch, relative: &str) -> PathBuf {
 }
 
 /// The status file watch writes by default: `<db>.status.json`, beside the
-/// SQLite file.
+/// SQLite file, or in the user's cache folder for a state on a server.
 fn default_status_file(world: &Scratch) -> PathBuf {
-    PathBuf::from(format!("{}.status.json", world.db.display()))
+    world.beside(".status.json")
 }
 
 /// `show --format json`, or `None` while there is no tenancy to show.
@@ -1046,27 +1046,39 @@ fn watch_survives_a_symlink_loop_in_its_config_directory() {
 }
 
 /// A database that supportctl refuses (not a supportctl database) fails
-/// the reconcile (outcome failed), is left byte for byte untouched, and the
-/// watcher keeps running; once the file is gone the watcher retries on its
-/// own and applies.
+/// the reconcile (outcome failed), is left untouched, and the watcher keeps
+/// running; once the foreign state is gone the watcher retries on its own
+/// and applies. On SQLite the foreign state is a file of text; on
+/// PostgreSQL a `supportctl` schema holding a table of someone else's.
 #[test]
 fn watch_retries_after_a_failure_and_recovers_on_its_own() {
     let world = Scratch::new();
     let config = world.write("acme.yaml", &acme());
-    let garbage = b"this is not a database, it is a shopping list\n".repeat(100);
-    std::fs::write(&world.db, &garbage).unwrap();
+    if world.is_postgres() {
+        world
+            .postgres_client()
+            .batch_execute("CREATE SCHEMA supportctl; CREATE TABLE supportctl.orders (id int)")
+            .unwrap();
+    } else {
+        let garbage = b"this is not a database, it is a shopping list\n".repeat(100);
+        std::fs::write(&world.db, &garbage).unwrap();
+    }
+    let before = world.db_bytes();
     let mut watcher = watch(&world, &config, &["--debounce-ms", DEBOUNCE_MS]);
     let (from, first) = watcher.started();
     assert_eq!(text_field(&first, "outcome"), "failed", "{first}");
     assert!(!text_field(&first, "error").is_empty(), "{first}");
     watcher.assert_alive();
-    assert_eq!(
-        std::fs::read(&world.db).unwrap(),
-        garbage,
-        "the file is untouched"
-    );
+    assert_eq!(world.db_bytes(), before, "the foreign state is untouched");
 
-    std::fs::remove_file(&world.db).unwrap();
+    if world.is_postgres() {
+        world
+            .postgres_client()
+            .batch_execute("DROP SCHEMA supportctl CASCADE")
+            .unwrap();
+    } else {
+        std::fs::remove_file(&world.db).unwrap();
+    }
     let (_, line) = watcher.wait_for(from, "a retry that applies", |l| {
         message(l) == "reconciled" && text_field(l, "outcome") == "applied"
     });
@@ -1547,10 +1559,15 @@ fn watch_stops_on_sigint_when_idle_and_status_tells_healthy_from_stopped() {
             .is_some_and(|c| c.ends_with("acme.yaml")),
         "{doc}"
     );
+    let database = if world.is_postgres() {
+        world.db_arg()
+    } else {
+        "state.db".to_owned()
+    };
     assert!(
         doc["database"]
             .as_str()
-            .is_some_and(|d| d.ends_with("state.db")),
+            .is_some_and(|d| d.ends_with(&database)),
         "{doc}"
     );
     for time in ["started_at", "heartbeat_at", "last_success_at"] {
@@ -1799,7 +1816,10 @@ fn watch_refuses_bad_flags_naming_the_flag() {
         );
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
-    assert!(!world.db.exists(), "a refused watch creates no database");
+    assert!(
+        world.db_bytes().is_empty(),
+        "a refused watch creates no database"
+    );
 }
 
 #[test]
