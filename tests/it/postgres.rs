@@ -495,3 +495,142 @@ fn db_schema_is_refused_for_a_sqlite_file() {
     assert!(outcome.stderr.contains("SQLite file"), "{}", outcome.stderr);
     let _ = TODAY;
 }
+
+/// `url` with its user replaced by `role` (a URL of the harness, whose
+/// user is the superuser).
+fn as_role(url: &str, role: &str) -> String {
+    let rest = url
+        .strip_prefix(&format!("postgres://{}@", pg_server::SUPERUSER))
+        .expect("a URL of the harness");
+    format!("postgres://{role}@{rest}")
+}
+
+/// The roles of docs/guide/shared-state.md, made as it says: an owner role
+/// given the schema, which applies, and a reader role with `USAGE` on it
+/// and `SELECT` on the tables the owner makes, which plans, shows, exports,
+/// reads the journal, access and SRs exactly as the owner does, and whose
+/// writes are refused with one line, nothing written.
+#[test]
+fn the_owner_and_reader_roles_of_the_guide_apply_and_read() {
+    let Some(server) = server() else { return };
+    let url = server.create_database();
+    let db = database_of(&url);
+    let (owner, reader) = (format!("{db}_owner"), format!("{db}_reader"));
+    let mut admin = server.client(&db);
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {owner} LOGIN; \
+             CREATE SCHEMA supportctl AUTHORIZATION {owner}; \
+             CREATE ROLE {reader} LOGIN; \
+             GRANT USAGE ON SCHEMA supportctl TO {reader}; \
+             ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA supportctl \
+                 GRANT SELECT ON TABLES TO {reader};"
+        ))
+        .unwrap();
+    let owning = Scratch::at(as_role(&url, &owner));
+    let config = example(&owning);
+    owning.ok(&["apply", "--auto-approve", config]);
+    owning.ok(&["sr", "open", "--user", "bob", "--title", "Disk full"]);
+
+    let reading = Scratch::at(as_role(&url, &reader));
+    let config = example(&reading);
+    let reads: [&[&str]; 7] = [
+        &["plan", "--detailed-exitcode", config],
+        &["show", "--format", "json"],
+        &["history", "--format", "json"],
+        &["access", "--all", "--format", "json"],
+        &["sr", "list", "--format", "json"],
+        &["sr", "show", "1", "--format", "json"],
+        &["export", "--out", "exported"],
+    ];
+    for args in reads {
+        let as_reader = reading.run(args);
+        assert_eq!(as_reader.code(), 0, "{}", as_reader.transcript());
+        let as_owner = owning.run(args);
+        assert_eq!(as_reader.stdout, as_owner.stdout, "`{}`", args.join(" "));
+    }
+
+    // The database as its superuser reads it.
+    let superuser = Scratch::at(url.clone());
+    let before = superuser.db_bytes();
+    reading.write("config/acme.yaml", "tenancy: { name: acme-prod, csi: \"20817431\", admin: dankim }\nusers:\n  dankim: { email: dankim@acme.example, support_account: { phone: \"+82 2 555 0100\", timezone: Asia/Seoul } }\n");
+    for args in [
+        vec!["apply", "--auto-approve", "--allow-mass-delete", config],
+        vec!["sr", "open", "--user", "bob", "--title", "Another"],
+    ] {
+        let outcome = reading.run(&args);
+        assert_eq!(outcome.code(), 1, "{}", outcome.transcript());
+        assert_eq!(
+            outcome
+                .stderr
+                .lines()
+                .filter(|l| l.starts_with("error"))
+                .count(),
+            1,
+            "one error line:\n{}",
+            outcome.stderr
+        );
+        assert!(
+            outcome.stderr.contains("permission") || outcome.stderr.contains("may not"),
+            "says it is a permission:\n{}",
+            outcome.stderr
+        );
+    }
+    assert_eq!(superuser.db_bytes(), before, "the reader wrote nothing");
+}
+
+/// issue 19 §7: TLS with `sslmode=verify-full` against a server whose
+/// certificate (made by the test harness, signed by a CA of its own) is for
+/// `localhost`: by that name supportctl applies and reads over TLS (the
+/// server takes TCP connections with TLS only); by the address
+/// `127.0.0.1`, which the certificate does not name, it is refused before
+/// anything is sent, with one line naming the mismatch, and nothing is
+/// written. `verify-ca` checks the chain only and takes the address.
+#[test]
+fn verify_full_takes_the_certificates_name_and_refuses_another() {
+    let Some(tls) = pg_server::tls_server() else {
+        return;
+    };
+    let db = tls.server().create_database_name();
+    let ca = tls.ca_file().to_str().expect("a UTF-8 path").to_owned();
+    let url = |host: &str, mode: &str, root: &str| {
+        format!(
+            "postgres://{}@{host}:{}/{db}?sslmode={mode}&sslrootcert={root}",
+            pg_server::SUPERUSER,
+            tls.port()
+        )
+    };
+    let by_name = Scratch::at(url("localhost", "verify-full", &ca));
+    let config = example(&by_name);
+    by_name.ok(&["apply", "--auto-approve", config]);
+    let plan = by_name.run(&["plan", "--detailed-exitcode", config]);
+    assert_eq!(plan.code(), 0, "{}", plan.transcript());
+    // Without TLS the server turns TCP away: what landed came over TLS.
+    let plain = Scratch::at(url("localhost", "disable", &ca));
+    let refused = plain.run(&["show"]);
+    assert_eq!(refused.code(), 1, "{}", refused.transcript());
+
+    // The database as its superuser reads it, on the socket.
+    let superuser = Scratch::at(tls.server().url(&db));
+    let before = superuser.db_bytes();
+    let by_address = Scratch::at(url("127.0.0.1", "verify-full", &ca));
+    let config = example(&by_address);
+    for args in [vec!["show"], vec!["apply", "--auto-approve", config]] {
+        let outcome = by_address.run(&args);
+        assert_eq!(outcome.code(), 1, "{}", outcome.transcript());
+        assert!(
+            outcome
+                .stderr
+                .contains("certificate is not valid for the name `127.0.0.1`"),
+            "names the mismatch:\n{}",
+            outcome.stderr
+        );
+    }
+    assert_eq!(superuser.db_bytes(), before, "nothing was written");
+
+    // verify-ca: the chain, not the name.
+    let chain_only = Scratch::at(url("127.0.0.1", "verify-ca", &ca));
+    let show = chain_only.run(&["show", "--format", "json"]);
+    assert_eq!(show.code(), 0, "{}", show.transcript());
+    assert_eq!(json(&show.stdout), by_name.show());
+}

@@ -2535,3 +2535,64 @@ fn a_second_watcher_cannot_take_a_running_watchers_status_file() {
     let (_, line) = next.started();
     assert_eq!(text_field(&line, "outcome"), "no-changes", "{line}");
 }
+
+/// issue 19 §4: a watcher whose PostgreSQL server goes away keeps the last
+/// good state, fails its reconciles with the reason and retries them with a
+/// growing delay, says so in `status`, and applies what changed meanwhile
+/// once the server is back — on its own, with no edit to wake it.
+#[test]
+fn watch_on_postgresql_rides_out_the_server_going_away() {
+    let Some(server) = crate::pg_server::private() else {
+        return;
+    };
+    let world = Scratch::at(server.create_database());
+    let config = world.write("acme.yaml", &acme());
+    let mut watcher = watch(&world, &config, &["--debounce-ms", DEBOUNCE_MS]);
+    let (from, first) = watcher.started();
+    assert_eq!(text_field(&first, "outcome"), "applied", "{first}");
+
+    server.stop_fast();
+    std::fs::write(&config, acme_with_alice("Alice Away")).unwrap();
+    let failed = |trigger: &'static str| {
+        move |l: &Value| {
+            text_field(l, "outcome") == "failed"
+                && (trigger.is_empty() || text_field(l, "trigger") == trigger)
+        }
+    };
+    let (at, line) = watcher.wait_for(from, "a reconcile that fails", failed(""));
+    let error = text_field(&line, "error").to_owned();
+    assert!(
+        error.contains("cannot reach the PostgreSQL server"),
+        "the error says the server cannot be reached: {line}"
+    );
+    // Retried, each time after a longer wait.
+    let (at, _) = watcher.wait_for(at, "a first retry that fails", failed("retry"));
+    let first_retry = Instant::now();
+    let (at, _) = watcher.wait_for(at, "a second retry that fails", failed("retry"));
+    let second_wait = first_retry.elapsed();
+    assert!(
+        second_wait >= Duration::from_millis(700),
+        "the second retry came {second_wait:?} after the first: no backoff"
+    );
+    watcher.assert_alive();
+    let (code, doc, stderr) = status_json(&world, &[]);
+    assert_eq!(
+        code, 1,
+        "status says the watcher is failing\n{doc}\n{stderr}"
+    );
+    assert_eq!(doc["state"], "watching", "{doc}");
+    assert_eq!(doc["last"]["outcome"], "failed", "{doc}");
+    assert!(doc["last_success_at"].is_string(), "{doc}");
+
+    server.start_again();
+    let (_, line) = watcher.wait_for(at, "a retry that applies", |l| {
+        text_field(l, "outcome") == "applied"
+    });
+    assert_eq!(text_field(&line, "trigger"), "retry", "{line}");
+    assert_eq!(
+        user_name(&world.show(), "alice").as_deref(),
+        Some("Alice Away")
+    );
+    let (code, doc, _) = status_json(&world, &[]);
+    assert_eq!(code, 0, "healthy again\n{doc}");
+}

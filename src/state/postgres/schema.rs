@@ -261,9 +261,20 @@ pub fn migrate(client: &mut Client, key: &Key) -> Result<(), StateError> {
     if from == LATEST {
         return Ok(());
     }
-    if from == 0 {
-        let quoted = key.quoted_schema();
-        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {quoted}"))
+    let quoted = key.quoted_schema();
+    // A schema made for the role beforehand (docs/guide/shared-state.md:
+    // `CREATE SCHEMA … AUTHORIZATION`) is used as it is: PostgreSQL checks
+    // the right to create a schema even when it exists, and the role
+    // applying need not have it.
+    let exists: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            &[&key.schema],
+        )
+        .map_err(|e| pg_error(key, e))?
+        .get(0);
+    if from == 0 && !exists {
+        tx.batch_execute(&format!("CREATE SCHEMA {quoted}"))
             .map_err(|e| match e.code() {
                 Some(c) if *c == SqlState::INSUFFICIENT_PRIVILEGE => StateError::Denied {
                     what: key.shown_path(),
@@ -279,7 +290,19 @@ pub fn migrate(client: &mut Client, key: &Key) -> Result<(), StateError> {
             })?;
     }
     for (version, migration) in MIGRATIONS.iter().enumerate().skip(from as usize) {
-        tx.batch_execute(migration).map_err(|e| pg_error(key, e))?;
+        tx.batch_execute(migration).map_err(|e| match e.code() {
+            Some(c) if *c == SqlState::INSUFFICIENT_PRIVILEGE => StateError::Denied {
+                what: key.shown_path(),
+                detail: format!(
+                    "the role may not create tables in the schema `{}`",
+                    key.schema
+                ),
+                hint: format!(
+                    "as the schema's owner: `ALTER SCHEMA {quoted} OWNER TO <role>`, or `GRANT CREATE ON SCHEMA {quoted} TO <role>`"
+                ),
+            },
+            _ => pg_error(key, e),
+        })?;
         let next = (version + 1).to_string();
         tx.execute(
             "INSERT INTO meta (key, value) VALUES ('schema_version', $1) \
