@@ -350,6 +350,14 @@ fn a_password_in_the_url_is_never_written() {
         written.contains(":***@"),
         "the URL is shown redacted:\n{written}"
     );
+    // The parse cache kept for the URL: its name and its bytes.
+    let cache = world.beside(".parse-cache");
+    let bytes = std::fs::read(&cache).expect("the apply kept a parse cache");
+    assert!(!cache.to_string_lossy().contains(SECRET));
+    assert!(
+        !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+        "the parse cache holds the password"
+    );
     // The journal itself.
     let mut client = server.client(&database_of(&url));
     for row in client
