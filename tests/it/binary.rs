@@ -53,7 +53,8 @@ where
 }
 
 /// The environment every run gets: a fixed day, no colour, no logging or
-/// database settings leaking in from the developer's shell.
+/// database settings leaking in from the developer's shell, a cache folder
+/// of the tests' own.
 pub fn fixed_environment(command: &mut Command) {
     command
         .env("NO_COLOR", "1")
@@ -61,6 +62,12 @@ pub fn fixed_environment(command: &mut Command) {
         .env_remove("RUST_LOG")
         .env_remove("RUST_BACKTRACE")
         .env_remove("SUPPORTCTL_DB")
+        // The files kept for a PostgreSQL state go under `target/`, never
+        // in the developer's own cache folder (a `Scratch` gives its own).
+        .env(
+            "XDG_CACHE_HOME",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("cache"),
+        )
         .env_remove("CLICOLOR_FORCE")
         .env_remove("COLUMNS");
 }
@@ -646,6 +653,38 @@ impl Scratch {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => panic!("cannot read {}: {e}", self.db.display()),
+        }
+    }
+
+    /// Waits until no other session is left on the state's database (the
+    /// scratch's own, so those are supportctl's): on PostgreSQL a client killed after it sent `COMMIT` has
+    /// its transaction finished by the server after it is gone, so what
+    /// the state holds once a killed command ends is read only after its
+    /// session has ended too. Nothing to wait for on SQLite, where a
+    /// killed process's transaction ends with it.
+    pub fn wait_for_sessions_to_end(&self) {
+        let Some(database) = &self.postgres else {
+            return;
+        };
+        let mut client = self.client_of(database);
+        let started = std::time::Instant::now();
+        loop {
+            let left: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                     AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+                    &[],
+                )
+                .expect("the sessions are counted")
+                .get(0);
+            if left == 0 {
+                return;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "sessions of supportctl outlived their processes by {DEADLINE:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 

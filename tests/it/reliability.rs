@@ -182,6 +182,7 @@ fn applies_killed_at_random_moments_leave_the_state_before_or_after() {
             killed += 1;
         }
         let status = child.finish().status;
+        world.wait_for_sessions_to_end();
         assert_intact(&world);
         let now = world.content();
         if now == contents[at].1 {

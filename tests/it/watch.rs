@@ -2580,7 +2580,11 @@ fn watch_on_postgresql_rides_out_the_server_going_away() {
         code, 1,
         "status says the watcher is failing\n{doc}\n{stderr}"
     );
-    assert_eq!(doc["state"], "watching", "{doc}");
+    // Between retries, or in one.
+    assert!(
+        doc["state"] == "watching" || doc["state"] == "reconciling",
+        "{doc}"
+    );
     assert_eq!(doc["last"]["outcome"], "failed", "{doc}");
     assert!(doc["last_success_at"].is_string(), "{doc}");
 
