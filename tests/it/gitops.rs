@@ -683,8 +683,9 @@ fn readme_roles_sql(password: &str) -> String {
 /// from its secret, writes nothing and keeps the plan; the apply job, as the
 /// owner, applies that plan, and the reader then reads what the owner
 /// wrote; of two pull requests planned against one state, the second to
-/// merge is refused as stale, nothing written. No step prints a password or
-/// the CA.
+/// merge is refused as stale, nothing written; a reader made after the
+/// owner's tables reads them once given the README's grant on the tables
+/// already made. No step prints a password or the CA.
 #[test]
 fn the_postgres_workflow_runs_as_written_against_a_server_with_tls() {
     let Some(tls) = crate::pg_server::tls_server() else {
@@ -802,6 +803,29 @@ fn the_postgres_workflow_runs_as_written_against_a_server_with_tls() {
     let stale = job("apply-omar", "omar", "apply", false);
     assert!(stale.contains("is stale"), "{stale}");
     assert_eq!(scratch.db_bytes(), before, "the stale plan wrote nothing");
+
+    // A reader made after the owner's tables: the README's `GRANT SELECT
+    // ON ALL TABLES` is what lets it read them.
+    let grant = readme_roles_sql(PASSWORD)
+        .lines()
+        .find(|l| l.starts_with("GRANT SELECT ON ALL TABLES"))
+        .expect("the README grants SELECT on the tables already made")
+        .replace("supportctl_reader", "late_reader");
+    let mut admin = server.client(&db);
+    admin
+        .batch_execute(
+            "CREATE ROLE late_reader LOGIN; GRANT USAGE ON SCHEMA supportctl TO late_reader",
+        )
+        .expect("a late reader");
+    let late = Scratch::at(format!(
+        "postgres://late_reader@localhost:{}/{db}?sslmode=verify-full&sslrootcert={}",
+        tls.port(),
+        arg(tls.ca_file())
+    ));
+    let refused = late.run(&["show"]);
+    assert_eq!(refused.code(), 1, "{}", refused.transcript());
+    admin.batch_execute(&grant).expect("the grant");
+    late.ok(&["show"]);
 
     let everything = all.join("\n");
     let ca_body = ca.lines().nth(1).expect("a PEM body");
