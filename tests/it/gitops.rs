@@ -1,16 +1,18 @@
 //! supportctl in a team's daily work: findings for machines from `plan`, the
-//! GitOps example under `examples/gitops/` (its config set, workflow,
-//! pre-commit hooks and CODEOWNERS checked for what they claim), and
-//! `plan --base` on real git repositories.
+//! GitOps example under `examples/gitops/` (its config set, workflows,
+//! pre-commit hooks and CODEOWNERS checked for what they claim; the
+//! workflow for hosted runners run as written against a PostgreSQL server
+//! with TLS), and `plan --base` on real git repositories.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use clap::Parser;
 use serde_json::Value;
-use supportctl::cli::Cli;
+use supportctl::cli::{Cli, Command as CliCommand};
 
-use crate::binary::{Outcome, Scratch, assert_bash_syntax, crate_root, run, supportctl};
+use crate::binary::{Outcome, Scratch, arg, assert_bash_syntax, crate_root, run, supportctl};
 
 fn gitops() -> PathBuf {
     crate_root().join("examples/gitops")
@@ -180,18 +182,20 @@ fn the_gitops_example_validates_and_plans() {
     }
 }
 
-/// The workflow is valid YAML with the jobs it promises; each `run:` script
-/// passes `bash -n`; each supportctl command in it parses with supportctl's
-/// own command line.
-#[test]
-fn the_gitops_workflow_is_well_formed_and_its_commands_exist() {
-    let path = gitops().join(".github/workflows/supportctl.yml");
+/// A workflow of the example, by its file name under `.github/workflows/`,
+/// checked for what every one of them holds: valid YAML that runs on pull
+/// requests, opened to closed, with a `plan` job and an `apply` job on
+/// merge; every step runs or uses something; each `run:` script passes
+/// `bash -n`; each supportctl command in it parses with supportctl's own
+/// command line. Gives the workflow, and those commands by job.
+fn checked_workflow(file: &str) -> (Value, Vec<(String, String)>) {
+    let path = gitops().join(".github/workflows").join(file);
     let workflow = yaml(&path);
     let types = &workflow["on"]["pull_request"]["types"];
     for t in ["opened", "synchronize", "closed"] {
         assert!(
             types.as_array().is_some_and(|a| a.iter().any(|v| v == t)),
-            "on.pull_request.types lacks {t}"
+            "{file}: on.pull_request.types lacks {t}"
         );
     }
     let jobs = workflow["jobs"].as_object().expect("jobs");
@@ -205,35 +209,630 @@ fn the_gitops_workflow_is_well_formed_and_its_commands_exist() {
     let scratch = Scratch::new();
     for (name, job) in jobs {
         let steps = job["steps"].as_array().expect("steps");
-        assert!(!steps.is_empty(), "{name}");
+        assert!(!steps.is_empty(), "{file}: {name}");
         for (i, step) in steps.iter().enumerate() {
             assert!(
                 step.get("run").is_some() || step.get("uses").is_some(),
-                "{name} step {i} neither runs nor uses"
+                "{file}: {name} step {i} neither runs nor uses"
             );
             let Some(script) = step["run"].as_str() else {
                 continue;
             };
             let script = substituted(script);
-            let file = scratch.write(&format!("{name}-{i}.sh"), &script);
-            assert_bash_syntax(&file, &format!("{name} step {i}"));
+            let script_file = scratch.write(&format!("{name}-{i}.sh"), &script);
+            assert_bash_syntax(&script_file, &format!("{file}: {name} step {i}"));
             for line in script.lines().map(str::trim) {
                 if line.starts_with("supportctl ") {
                     assert_parses(line);
-                    commands.push(line.to_string());
+                    commands.push((name.clone(), line.to_string()));
                 }
             }
         }
     }
-    let all = commands.join("\n");
+    let all: Vec<&str> = commands.iter().map(|(_, line)| line.as_str()).collect();
+    let all = all.join("\n");
     for needed in [
         "supportctl validate --format github",
         "supportctl plan --format github --base",
         "supportctl apply",
     ] {
+        assert!(all.contains(needed), "{file} lacks `{needed}`:\n{all}");
+    }
+    (workflow, commands)
+}
+
+/// The steps of a job.
+fn steps<'a>(workflow: &'a Value, job: &str) -> &'a [Value] {
+    workflow["jobs"][job]["steps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no steps in job {job}"))
+}
+
+/// The first line of a job's `run:` scripts that starts with `start`.
+fn script_line(workflow: &Value, job: &str, start: &str) -> String {
+    steps(workflow, job)
+        .iter()
+        .filter_map(|step| step["run"].as_str())
+        .flat_map(str::lines)
+        .map(str::trim)
+        .find(|line| line.starts_with(start))
+        .unwrap_or_else(|| panic!("job {job} has no line starting `{start}`"))
+        .to_string()
+}
+
+/// The word after `flag` in a command line.
+fn flag_value(line: &str, flag: &str) -> String {
+    let words = shell_words(line);
+    let at = words
+        .iter()
+        .position(|w| w == flag)
+        .unwrap_or_else(|| panic!("no {flag} in `{line}`"));
+    words
+        .get(at + 1)
+        .unwrap_or_else(|| panic!("nothing after {flag} in `{line}`"))
+        .clone()
+}
+
+/// The flow the example's workflows promise: the plan job saves its plan
+/// with `-o` and keeps that file as an artifact; the apply job checks
+/// nothing out, fetches that artifact from this workflow's run for the pull
+/// request's head commit, and applies that file — the plan the reviewers
+/// saw, never a config set planned afresh at merge.
+fn assert_applies_the_reviewed_plan(file: &str, workflow: &Value) {
+    let plan = script_line(workflow, "plan", "supportctl plan ");
+    let Ok(Cli {
+        command: CliCommand::Plan(plan_args),
+        ..
+    }) = Cli::try_parse_from(shell_words(&plan))
+    else {
+        panic!("{file}: `{plan}` is not a plan");
+    };
+    let saved = plan_args
+        .out
+        .unwrap_or_else(|| panic!("{file}: `{plan}` saves no plan (-o)"));
+    let upload = steps(workflow, "plan")
+        .iter()
+        .find(|s| {
+            s["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("actions/upload-artifact@"))
+        })
+        .unwrap_or_else(|| panic!("{file}: the plan job keeps no artifact"));
+    assert_eq!(
+        upload["with"]["path"].as_str().map(PathBuf::from),
+        Some(saved.clone()),
+        "{file}: the artifact is not the saved plan"
+    );
+    let artifact = upload["with"]["name"].as_str().expect("an artifact name");
+
+    assert!(
+        !steps(workflow, "apply").iter().any(|s| s["uses"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("actions/checkout@"))),
+        "{file}: the apply job checks out the config set; it applies the saved plan only"
+    );
+    let list = script_line(workflow, "apply", "run_id=$(gh run list ");
+    assert_eq!(flag_value(&list, "--workflow"), file, "{file}: `{list}`");
+    assert_eq!(
+        flag_value(&list, "--commit"),
+        "$HEAD_SHA",
+        "{file}: `{list}`"
+    );
+    assert_eq!(flag_value(&list, "--status"), "success", "{file}: `{list}`");
+    assert_eq!(
+        workflow["jobs"]["apply"]["env"]["HEAD_SHA"], "${{ github.event.pull_request.head.sha }}",
+        "{file}: HEAD_SHA is not the pull request's head commit"
+    );
+    let download = script_line(workflow, "apply", "gh run download ");
+    assert_eq!(flag_value(&download, "--name"), artifact, "{file}");
+
+    let apply = script_line(workflow, "apply", "supportctl apply ");
+    let Ok(Cli {
+        command: CliCommand::Apply(apply_args),
+        ..
+    }) = Cli::try_parse_from(shell_words(&apply))
+    else {
+        panic!("{file}: `{apply}` is not an apply");
+    };
+    assert_eq!(
+        apply_args.path, saved,
+        "{file}: `{apply}` does not apply the saved plan"
+    );
+}
+
+/// The workflow for a self-hosted runner with the state in SQLite is
+/// valid, its commands exist, and it applies the reviewed plan.
+#[test]
+fn the_gitops_workflow_is_well_formed_and_its_commands_exist() {
+    let (workflow, _) = checked_workflow("supportctl.yml");
+    assert_applies_the_reviewed_plan("supportctl.yml", &workflow);
+}
+
+/// The `secrets.NAME` a text names.
+fn secrets_in(text: &str) -> BTreeSet<String> {
+    text.match_indices("secrets.")
+        .map(|(at, _)| {
+            text[at + "secrets.".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect()
+        })
+        .collect()
+}
+
+/// The workflow for hosted runners with the state in PostgreSQL: well
+/// formed as the other, the same reviewed-plan flow, and safe with its
+/// secrets: the pull request's plan reads as the read-only role, only the
+/// apply has the owner's URL; a secret reaches only the steps that use it
+/// (never the one that builds supportctl from the network), no script
+/// expands the database's URL or prints a secret; TLS verifies the server;
+/// hosted runners; one apply at a time, waiting for supportctl's lock.
+#[test]
+fn the_postgres_workflow_plans_as_the_reader_and_only_the_apply_has_the_owner() {
+    let file = "supportctl-postgres.yml";
+    let (workflow, commands) = checked_workflow(file);
+    assert_applies_the_reviewed_plan(file, &workflow);
+    assert_eq!(
+        workflow["env"]["PGSSLMODE"], "verify-full",
+        "TLS must verify the server"
+    );
+    for (name, job) in workflow["jobs"].as_object().expect("jobs") {
+        assert_eq!(
+            job["runs-on"], "ubuntu-latest",
+            "{name} must run on a hosted runner"
+        );
+    }
+    // Secrets only in the environment of the steps that use them.
+    assert!(
+        secrets_in(&workflow["env"].to_string()).is_empty(),
+        "a secret in the workflow's env reaches every step"
+    );
+    let mut named = BTreeMap::new();
+    for job in ["plan", "apply"] {
+        let mut in_job = BTreeSet::new();
         assert!(
-            all.contains(needed),
-            "the workflow lacks `{needed}`:\n{all}"
+            secrets_in(&workflow["jobs"][job]["env"].to_string()).is_empty(),
+            "{job}: a secret in the job's env reaches every step"
+        );
+        for step in steps(&workflow, job) {
+            let shown = step["name"]
+                .as_str()
+                .or(step["uses"].as_str())
+                .unwrap_or("a step");
+            for field in ["run", "with", "if"] {
+                assert!(
+                    secrets_in(&step[field].to_string()).is_empty(),
+                    "{job}, {shown}: a secret in `{field}`, not in the step's env"
+                );
+            }
+            let script = step["run"].as_str().unwrap_or_default();
+            if script.contains("cargo install") {
+                assert!(
+                    step.get("env").is_none(),
+                    "{job}, {shown}: the build gets no env"
+                );
+            }
+            for bad in [
+                "set -x",
+                "set -o xtrace",
+                "printenv",
+                "env |",
+                "declare -p",
+                "export -p",
+            ] {
+                assert!(
+                    !script.contains(bad),
+                    "{job}, {shown}: `{bad}` prints secrets"
+                );
+            }
+            for (var, value) in step["env"].as_object().into_iter().flatten() {
+                let secrets = secrets_in(&value.to_string());
+                if secrets.is_empty() {
+                    continue;
+                }
+                in_job.extend(secrets);
+                if var == "SUPPORTCTL_DB" {
+                    // supportctl reads it from the environment; nothing else
+                    // touches it.
+                    assert!(
+                        !script.contains("SUPPORTCTL_DB"),
+                        "{job}, {shown}: the script expands the database's URL"
+                    );
+                    let verb = if job == "plan" { "plan" } else { "apply" };
+                    assert!(
+                        script.contains(&format!("supportctl {verb} ")),
+                        "{job}, {shown}: the URL is given to a step that does not {verb}"
+                    );
+                }
+                // Any other secret may be written to a file, never to output.
+                for line in script
+                    .lines()
+                    .filter(|l| l.contains(&format!("${var}")) || l.contains(&format!("${{{var}")))
+                {
+                    let writes = ["echo", "printf", "cat", "tee"]
+                        .iter()
+                        .any(|w| line.split_whitespace().any(|word| word == *w));
+                    let to_file = line.contains("> \"$RUNNER_TEMP/")
+                        && !line.contains("tee")
+                        && !line.contains("GITHUB_");
+                    assert!(!writes || to_file, "{job}, {shown}: `{line}` prints ${var}");
+                }
+            }
+        }
+        named.insert(job, in_job);
+    }
+    assert!(
+        named["plan"].contains("SUPPORTCTL_DB_READONLY")
+            && !named["plan"].contains("SUPPORTCTL_DB"),
+        "the plan job must read as the read-only role: {named:?}"
+    );
+    assert!(
+        named["apply"].contains("SUPPORTCTL_DB")
+            && !named["apply"].contains("SUPPORTCTL_DB_READONLY"),
+        "the apply job must write as the owner: {named:?}"
+    );
+    // The owner's URL is a secret of the environment the apply job names.
+    let apply = &workflow["jobs"]["apply"];
+    assert_eq!(apply["environment"], "production");
+    // One apply at a time, each waiting for supportctl's own lock.
+    assert!(
+        apply["concurrency"]["group"]
+            .as_str()
+            .is_some_and(|g| !g.is_empty()),
+        "the apply job has no concurrency group"
+    );
+    assert_eq!(apply["concurrency"]["cancel-in-progress"], false);
+    let applies: Vec<&String> = commands
+        .iter()
+        .filter(|(job, line)| job == "apply" && line.starts_with("supportctl apply "))
+        .map(|(_, line)| line)
+        .collect();
+    assert!(!applies.is_empty());
+    for line in applies {
+        assert!(
+            line.contains("--lock-timeout "),
+            "`{line}` waits only 10s for the lock"
+        );
+    }
+}
+
+/// One step of a job as [`run_job`] ran it.
+struct StepRun {
+    name: String,
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// A job of a workflow, run as GitHub's runner would run it, as far as the
+/// example's workflows need: `${{ secrets.NAME }}` from `secrets`, every
+/// other expression as `main`; the environment of the workflow, the job
+/// and the step, and what earlier steps wrote to `$GITHUB_ENV`;
+/// `$RUNNER_TEMP`, `$GITHUB_STEP_SUMMARY`; each `run:` script by `bash -e`
+/// in `workspace`, with the supportctl under test first on `PATH`. Three
+/// steps stand in for what needs GitHub: the checkout is `workspace`
+/// itself (a git repository made by the test), building supportctl is
+/// skipped, and artifacts are folders of `artifacts`, kept by
+/// `actions/upload-artifact` and fetched by the script that runs `gh run
+/// download --name NAME`. Stops after the first step that fails, as the
+/// runner does. `folder` holds the runner's own files; the step summary
+/// is `folder/summary.md`.
+fn run_job(
+    workflow: &Value,
+    job: &str,
+    secrets: &BTreeMap<&str, String>,
+    workspace: &Path,
+    artifacts: &Path,
+    folder: &Path,
+) -> Vec<StepRun> {
+    let temp = folder.join("temp");
+    let home = folder.join("home");
+    for dir in [
+        &temp,
+        &home,
+        &workspace.to_path_buf(),
+        &artifacts.to_path_buf(),
+    ] {
+        std::fs::create_dir_all(dir).expect("a folder");
+    }
+    let github_env = folder.join("github-env");
+    let summary = folder.join("summary.md");
+    std::fs::write(&github_env, "").expect("GITHUB_ENV");
+    let resolve = |value: &Value| -> String {
+        let text = match value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        match text.trim().strip_prefix("${{") {
+            Some(expr) => {
+                let expr = expr
+                    .trim_end()
+                    .strip_suffix("}}")
+                    .expect("an expression")
+                    .trim();
+                match expr.strip_prefix("secrets.") {
+                    Some(name) => secrets
+                        .get(name)
+                        .unwrap_or_else(|| panic!("no secret {name}"))
+                        .clone(),
+                    None => substituted(&text),
+                }
+            }
+            None => text,
+        }
+    };
+    let bin = Path::new(env!("CARGO_BIN_EXE_supportctl"))
+        .parent()
+        .expect("the binary's folder");
+    let mut runs = Vec::new();
+    for (i, step) in steps(workflow, job).iter().enumerate() {
+        let name = step["name"]
+            .as_str()
+            .or(step["uses"].as_str())
+            .unwrap_or("a step")
+            .to_string();
+        let done = |runs: &mut Vec<StepRun>| {
+            runs.push(StepRun {
+                name: name.clone(),
+                code: 0,
+                stdout: String::new(),
+                stderr: String::new(),
+            });
+        };
+        if let Some(uses) = step["uses"].as_str() {
+            if uses.starts_with("actions/checkout@") {
+                assert!(
+                    workspace.join(".git").exists(),
+                    "{job}: no repository to check out"
+                );
+            } else if uses.starts_with("actions/upload-artifact@") {
+                let path = step["with"]["path"].as_str().expect("a path");
+                let into = artifacts.join(step["with"]["name"].as_str().expect("a name"));
+                std::fs::create_dir_all(&into).expect("an artifact folder");
+                std::fs::copy(workspace.join(path), into.join(path)).expect("the artifact is kept");
+            } else {
+                panic!("{job}: no stand-in for `{uses}`");
+            }
+            done(&mut runs);
+            continue;
+        }
+        let script = step["run"].as_str().expect("a script");
+        if script.contains("cargo install") {
+            done(&mut runs);
+            continue;
+        }
+        if let Some(line) = script.lines().find(|l| l.contains("gh run download ")) {
+            let from = artifacts.join(flag_value(line.trim(), "--name"));
+            for entry in std::fs::read_dir(&from).expect("the artifact was kept") {
+                let entry = entry.expect("an entry");
+                std::fs::copy(entry.path(), workspace.join(entry.file_name()))
+                    .expect("the artifact is fetched");
+            }
+            done(&mut runs);
+            continue;
+        }
+        let file = folder.join(format!("step-{i}.sh"));
+        std::fs::write(&file, substituted(script)).expect("the script");
+        let mut command = Command::new("bash");
+        command
+            .args(["--noprofile", "--norc", "-e"])
+            .arg(&file)
+            .current_dir(workspace)
+            .env_clear();
+        for scope in [
+            &workflow["env"],
+            &workflow["jobs"][job]["env"],
+            &step["env"],
+        ] {
+            for (key, value) in scope.as_object().into_iter().flatten() {
+                command.env(key, resolve(value));
+            }
+        }
+        let written = std::fs::read_to_string(&github_env).expect("GITHUB_ENV");
+        for line in written.lines() {
+            let (key, value) = line.split_once('=').expect("NAME=value in GITHUB_ENV");
+            command.env(key, value);
+        }
+        command
+            .env(
+                "PATH",
+                format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display()),
+            )
+            .env("HOME", &home)
+            .env("XDG_CACHE_HOME", home.join(".cache"))
+            .env("RUNNER_TEMP", &temp)
+            .env("GITHUB_ENV", &github_env)
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .env("GITHUB_WORKSPACE", workspace)
+            .env("GITHUB_REPOSITORY", "globex/support-config")
+            .env("NO_COLOR", "1")
+            .env("SUPPORTCTL_TODAY", crate::binary::TODAY);
+        let outcome = run(&mut command);
+        let code = outcome.code();
+        runs.push(StepRun {
+            name,
+            code,
+            stdout: outcome.stdout,
+            stderr: outcome.stderr,
+        });
+        if code != 0 {
+            break;
+        }
+    }
+    runs
+}
+
+/// The steps of a job run, for a failure message.
+fn transcript(runs: &[StepRun]) -> String {
+    runs.iter()
+        .map(|r| format!("--- {} (exit {})\n{}{}", r.name, r.code, r.stdout, r.stderr))
+        .collect()
+}
+
+/// The example README's SQL for the roles, its passwords `password`.
+fn readme_roles_sql(password: &str) -> String {
+    let text = std::fs::read_to_string(gitops().join("README.md")).expect("the README");
+    let start = text.find("```sql\n").expect("an SQL block in the README") + "```sql\n".len();
+    let end = text[start..].find("```").expect("the SQL block ends") + start;
+    text[start..end].replace("'…'", &format!("'{password}'"))
+}
+
+/// The PostgreSQL workflow run, its jobs' scripts as written, against a
+/// server with TLS whose roles are made by the SQL in the example's README:
+/// a pull request's plan, read as the reader over `verify-full` with the CA
+/// from its secret, writes nothing and keeps the plan; the apply job, as the
+/// owner, applies that plan, and the reader then reads what the owner
+/// wrote; of two pull requests planned against one state, the second to
+/// merge is refused as stale, nothing written; a reader made after the
+/// owner's tables reads them once given the README's grant on the tables
+/// already made. No step prints a password or the CA.
+#[test]
+fn the_postgres_workflow_runs_as_written_against_a_server_with_tls() {
+    let Some(tls) = crate::pg_server::tls_server() else {
+        return;
+    };
+    const PASSWORD: &str = "never-shown-7c1e";
+    let workflow = yaml(&gitops().join(".github/workflows/supportctl-postgres.yml"));
+    let server = tls.server();
+    let db = server.create_database_name();
+    server
+        .client(&db)
+        .batch_execute(&readme_roles_sql(PASSWORD))
+        .expect("the README's roles are made");
+    let url = |role: &str| format!("postgres://{role}:{PASSWORD}@localhost:{}/{db}", tls.port());
+    let ca = std::fs::read_to_string(tls.ca_file()).expect("the CA");
+    let secrets = BTreeMap::from([
+        ("SUPPORTCTL_DB_READONLY", url("supportctl_reader")),
+        ("SUPPORTCTL_DB", url("supportctl_owner")),
+        ("SUPPORTCTL_DB_CA", ca.clone()),
+    ]);
+    // The folder, and the database as its superuser sees it.
+    let scratch = Scratch::at(server.url(&db));
+    let repo = scratch.path("repo");
+    crate::binary::copy_dir(&gitops(), &repo);
+    git(&repo, &["init", "-q"]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "the example"]);
+    let branch = |name: &str, from: &str, user: &str| {
+        git(&repo, &["checkout", "-q", "-b", name, from]);
+        scratch.write(
+            &format!("repo/users/{user}.yaml"),
+            &format!("users:\n  {user}: {{ email: {user}@globex.example }}\n"),
+        );
+        git(&repo, &["add", "-A"]);
+        git(&repo, &["commit", "-q", "-m", user]);
+    };
+    let mut all = Vec::new();
+    // A job of the pull request from `branch`; its artifacts are those of
+    // the last plan of that branch. The plan job's checkout is a clone of
+    // the branch, whose `origin/main` is the repository's `main`.
+    let mut job = |name: &str, branch: &str, job: &str, expect_ok: bool| -> String {
+        let workspace = scratch.path(&format!("{name}/workspace"));
+        if job == "plan" {
+            git(
+                scratch.root(),
+                &[
+                    "clone",
+                    "-q",
+                    "--branch",
+                    branch,
+                    arg(&repo),
+                    arg(&workspace),
+                ],
+            );
+        }
+        let folder = scratch.path(&format!("{name}/runner"));
+        let runs = run_job(
+            &workflow,
+            job,
+            &secrets,
+            &workspace,
+            &scratch.path(&format!("artifacts/{branch}")),
+            &folder,
+        );
+        let ok = runs.len() == steps(&workflow, job).len() && runs.iter().all(|r| r.code == 0);
+        assert_eq!(ok, expect_ok, "{name}:\n{}", transcript(&runs));
+        let summary = std::fs::read_to_string(folder.join("summary.md")).unwrap_or_default();
+        all.push(transcript(&runs));
+        all.push(summary.clone());
+        all.push(std::fs::read_to_string(folder.join("github-env")).expect("GITHUB_ENV"));
+        format!("{summary}{}", transcript(&runs))
+    };
+    let tables = || -> i64 {
+        server
+            .client(&db)
+            .query_one(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'supportctl'",
+                &[],
+            )
+            .expect("the tables are counted")
+            .get(0)
+    };
+
+    // A pull request on a new state: the reader plans, and writes nothing.
+    branch("max", "main", "max");
+    let planned = job("plan-max", "max", "plan", true);
+    assert!(
+        planned.contains("### supportctl plan")
+            && planned.contains("Against `origin/main`")
+            && planned.contains("+ user.max")
+            && planned.contains("+ tenancy.globex-prod"),
+        "{planned}"
+    );
+    assert_eq!(tables(), 0, "the reader's plan wrote nothing");
+    // Merged: the owner applies the plan saved on the pull request.
+    let applied = job("apply-max", "max", "apply", true);
+    assert!(applied.contains("Apply complete!"), "{applied}");
+    assert!(tables() > 0);
+    // The reader reads what the owner made: the branch plans to nothing.
+    git(&repo, &["branch", "-f", "main", "max"]);
+    let again = job("plan-max-again", "max", "plan", true);
+    assert!(
+        again.contains("No changes. The state matches the configuration."),
+        "{again}"
+    );
+
+    // Two pull requests planned against the same state; the second to merge
+    // holds a stale plan.
+    branch("nia", "max", "nia");
+    job("plan-nia", "nia", "plan", true);
+    branch("omar", "max", "omar");
+    job("plan-omar", "omar", "plan", true);
+    job("apply-nia", "nia", "apply", true);
+    let before = scratch.db_bytes();
+    let stale = job("apply-omar", "omar", "apply", false);
+    assert!(stale.contains("is stale"), "{stale}");
+    assert_eq!(scratch.db_bytes(), before, "the stale plan wrote nothing");
+
+    // A reader made after the owner's tables: the README's `GRANT SELECT
+    // ON ALL TABLES` is what lets it read them.
+    let grant = readme_roles_sql(PASSWORD)
+        .lines()
+        .find(|l| l.starts_with("GRANT SELECT ON ALL TABLES"))
+        .expect("the README grants SELECT on the tables already made")
+        .replace("supportctl_reader", "late_reader");
+    let mut admin = server.client(&db);
+    admin
+        .batch_execute(
+            "CREATE ROLE late_reader LOGIN; GRANT USAGE ON SCHEMA supportctl TO late_reader",
+        )
+        .expect("a late reader");
+    let late = Scratch::at(format!(
+        "postgres://late_reader@localhost:{}/{db}?sslmode=verify-full&sslrootcert={}",
+        tls.port(),
+        arg(tls.ca_file())
+    ));
+    let refused = late.run(&["show"]);
+    assert_eq!(refused.code(), 1, "{}", refused.transcript());
+    admin.batch_execute(&grant).expect("the grant");
+    late.ok(&["show"]);
+
+    let everything = all.join("\n");
+    let ca_body = ca.lines().nth(1).expect("a PEM body");
+    for secret in [PASSWORD, ca_body] {
+        assert!(
+            !everything.contains(secret),
+            "a secret was printed:\n{everything}"
         );
     }
 }

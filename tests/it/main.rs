@@ -16,8 +16,9 @@
 //! - `cli`: the command-line contract of docs/reference.md's *Commands* and *JSON formats* (formats, exit codes, help,
 //!   colour, closed pipes).
 //! - `gitops`: `plan --format github|json` findings, the GitOps example
-//!   (config set, workflow, pre-commit hooks, CODEOWNERS) and `plan --base`
-//!   on real git repositories.
+//!   (config set, workflows, pre-commit hooks, CODEOWNERS; the PostgreSQL
+//!   workflow's jobs run against a real server) and `plan --base` on real
+//!   git repositories.
 //! - `bad_input`: inputs that must end in a clear error, never a panic, a hang
 //!   or an out-of-memory.
 //! - `shell`: `--version` with its commit, `completions`, and the manual
