@@ -500,7 +500,13 @@ fn insert_postgres(
     copy_in(
         &mut tx,
         "tenancies (name, csi, home_region, admin, serial)",
-        &[text.clone(), text.clone(), text.clone(), text.clone(), Type::INT8],
+        &[
+            text.clone(),
+            text.clone(),
+            text.clone(),
+            text.clone(),
+            Type::INT8,
+        ],
         |w| {
             w.write(&[
                 &name,

@@ -503,7 +503,11 @@ impl Report {
         };
         let verdict = |pass: bool| if pass { "PASS" } else { "**MISS**" };
         let mut rows = Vec::new();
-        for pg in self.cases.iter().filter(|c| c.backend == Backend::Postgres.name()) {
+        for pg in self
+            .cases
+            .iter()
+            .filter(|c| c.backend == Backend::Postgres.name())
+        {
             let Some(sqlite) = self
                 .cases
                 .iter()
@@ -546,7 +550,10 @@ impl Report {
                 if pg.users == 10_000
                     && let Some(p) = post
                 {
-                    let under = format!("< {PG_10K_LIMIT_S} s: {}", verdict(p.wall_s < PG_10K_LIMIT_S));
+                    let under = format!(
+                        "< {PG_10K_LIMIT_S} s: {}",
+                        verdict(p.wall_s < PG_10K_LIMIT_S)
+                    );
                     target = if target.is_empty() {
                         under
                     } else {
