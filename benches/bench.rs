@@ -1,11 +1,11 @@
 //! The benchmark of supportctl: how long each command takes, and how much
 //! memory, on config sets of N users, against a floor measured in the same
-//! run.
+//! run, with the state in SQLite and in PostgreSQL.
 //!
 //! ```sh
 //! cargo bench --bench bench -- [--sizes 1000,10000,100000] [--layouts file,dir] \
-//!     [--runs 3] [--warmup 1] [--out target/bench/results.json]
-//! cargo test --bench bench      # smoke: N = 200, both layouts, one run, no timing asserted
+//!     [--backends sqlite,postgres] [--runs 3] [--warmup 1] [--out target/bench/results.json]
+//! cargo test --bench bench      # smoke: N = 200, both layouts and backends, one run, no timing asserted
 //! ```
 //!
 //! For each size N and layout (one file `acme.yaml`, or a directory of
@@ -33,24 +33,51 @@
 //! so the harness streams its files and stays a few MiB; its own peak is
 //! printed under the tables.)
 //!
-//! **The floor** (`support/floor.rs`) runs as a separate process, this same
-//! executable with the hidden mode `--floor CONFIG DB`, so that its peak RSS
-//! is its own: it parses the same files with the same YAML crate into plain
-//! serde structs, inserts every row into a fresh SQLite file in one
-//! transaction, reads them all back into hash maps and compares them with the
-//! parsed data, timing each phase (medians over the runs). It runs first in
-//! each case, before the commands, with the same warm-up.
+//! **PostgreSQL** (`--backends`, by default both when a server starts).
+//! The benchmark starts a server of its own with the tests' harness
+//! (`tests/support/pg_server.rs`: `initdb` in a temporary directory, a Unix
+//! socket there, stopped with the process), and turns its durability back
+//! on (`fsync`, `synchronous_commit`, `full_page_writes`, which the tests'
+//! servers run without): a commit waits for the disk, as SQLite's
+//! `synchronous = FULL` does. After SQLite's commands, the set as generated
+//! again, the same commands run with `--db postgres://…` instead, on
+//! databases made for the case: the first apply on a database dropped and
+//! created again before every run, `plan (empty state)` on one that stays
+//! empty. supportctl keeps a URL's parse cache in `$XDG_CACHE_HOME`, which
+//! is a folder of the case's own per database, removed with it. `validate`
+//! reads no state and runs with SQLite's cases only. Before each run on
+//! PostgreSQL (floor included) a `CHECKPOINT`, not timed, writes out what
+//! the runs before left, so that no run pays for another's. The server
+//! runs beside supportctl on the same cores; its memory is not in the
+//! peak RSS. Without PostgreSQL's binaries (and `CI` unset) that part is
+//! skipped, with one line saying so; with `CI` set the harness fails, as
+//! the tests do.
 //!
-//! The report, a markdown table on stdout and every figure as JSON in
-//! `--out`, gives each command's ratio to its floor (no-op plan ÷ floor
-//! parse + load + compare; first apply ÷ floor parse + insert), its cost per
-//! user relative to the smallest size (and the marginal cost per user between
-//! sizes), and the targets of issue 6 as PASS or MISS: at 100k users, no-op
-//! plan and first apply within 2× their floor and every peak RSS ≤ 400 MiB;
-//! at 10k users, every command under 0.3 s; cost per user within 1.5× from
-//! the smallest size to the largest. Targets are reported, never asserted:
-//! the program fails only when a command exits other than expected or the
-//! floor's comparison finds a difference.
+//! **The floor** (`support/floor.rs`) runs as a separate process, this same
+//! executable with the hidden mode `--floor CONFIG DB` (SQLite) or
+//! `--floor-pg CONFIG URL` (PostgreSQL), so that its peak RSS is its own: it
+//! parses the same files with the same YAML crate into plain serde structs,
+//! writes every row in one transaction — SQLite: inserts into a fresh file;
+//! PostgreSQL: connect, create supportctl's schema (its own migrations) in a
+//! database made empty for each run, one binary `COPY` per table, commit —
+//! reads them all back into hash maps and compares them with the parsed
+//! data, timing each phase (medians over the runs). It runs first in each
+//! case, before the commands, with the same warm-up.
+//!
+//! The report, markdown tables on stdout and every figure as JSON in
+//! `--out`, gives each command's ratio to its own backend's floor (no-op
+//! plan ÷ floor parse + load + compare; first apply ÷ floor parse +
+//! insert), its cost per user relative to the smallest size (and the
+//! marginal cost per user between sizes), SQLite and PostgreSQL side by
+//! side, and the targets as PASS or MISS. Issue 6, on SQLite: at 100k
+//! users, no-op plan and first apply within 2× their floor and every peak
+//! RSS ≤ 400 MiB; at 10k users, every command under 0.3 s; cost per user
+//! within 1.5× from the smallest size to the largest. Issue 19, on
+//! PostgreSQL: at 100k users, the first apply within 1.5× its floor
+//! (parse + COPY) and the no-op plan without the parse cache within 1.5×
+//! the same on SQLite; at 10k users, every command under 0.5 s. Targets are
+//! reported, never asserted: the program fails only when a command exits
+//! other than expected or a floor's comparison finds a difference.
 //!
 //! For profiling by hand, `bench --generate file|dir USERS DIR` writes a
 //! config set as the benchmark does and prints its path, e.g.
@@ -59,8 +86,8 @@
 //!
 //! **Smoke mode.** Without `--bench` among its arguments (`cargo test --bench
 //! bench`, in the debug profile) it runs everything at N = 200 for both
-//! layouts, once, and fails when an exit code is not the expected one or the
-//! floor's comparison fails. No time is asserted.
+//! layouts and both backends, once, and fails when an exit code is not the
+//! expected one or a floor's comparison fails. No time is asserted.
 
 // The modules live in benches/support/: a file directly under benches/ would
 // be discovered by cargo as a bench target of its own.
@@ -68,9 +95,13 @@
 mod floor;
 #[path = "support/generate.rs"]
 mod generate;
+// The tests' PostgreSQL servers, shared with them as the module says.
+#[path = "../tests/support/pg_server.rs"]
+mod pg_server;
 #[path = "support/report.rs"]
 mod report;
 
+use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -85,7 +116,7 @@ const TODAY: &str = "2026-11-24";
 /// The smoke test's size.
 const SMOKE_USERS: usize = 200;
 
-/// The five measured commands.
+/// The measured commands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cmd {
     Validate,
@@ -146,6 +177,37 @@ impl Cmd {
             _ => 0,
         }
     }
+
+    /// Whether the command is measured on `backend`: `validate` reads no
+    /// state, so it runs once per set, with SQLite's cases.
+    fn runs_on(self, backend: Backend) -> bool {
+        self != Cmd::Validate || backend == Backend::Sqlite
+    }
+}
+
+/// Where the state is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// Its name in `--backends`, the tables and the JSON output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Backend> {
+        match text {
+            "sqlite" => Some(Backend::Sqlite),
+            "postgres" | "postgresql" => Some(Backend::Postgres),
+            _ => None,
+        }
+    }
 }
 
 /// The command line of the harness.
@@ -154,6 +216,9 @@ struct Options {
     bench: bool,
     sizes: Vec<usize>,
     layouts: Vec<Layout>,
+    /// `None`: SQLite, and PostgreSQL when a server starts; `Some`: these
+    /// (`--backends`), PostgreSQL failing the run when none starts.
+    backends: Option<Vec<Backend>>,
     /// `None`: 3, or 1 for sizes of a million and more.
     runs: Option<usize>,
     /// Runs made and not counted before each command's: `None`: 1, or 0 for
@@ -168,6 +233,7 @@ impl Options {
             bench: false,
             sizes: vec![1_000, 10_000, 100_000],
             layouts: vec![Layout::File, Layout::Dir],
+            backends: None,
             runs: None,
             warmup: None,
             out: None,
@@ -203,6 +269,21 @@ impl Options {
                         })
                         .collect::<Result<_, _>>()?;
                 }
+                "--backends" => {
+                    let mut backends = value()?
+                        .split(',')
+                        .map(|b| {
+                            Backend::parse(b.trim()).ok_or_else(|| {
+                                format!("unknown backend `{b}` (sqlite or postgres)")
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    // SQLite first, always: PostgreSQL's side-by-side
+                    // figures are read against it.
+                    backends.sort_by_key(|b| *b != Backend::Sqlite);
+                    backends.dedup();
+                    options.backends = Some(backends);
+                }
                 "--runs" => {
                     let runs = value()?;
                     options.runs = Some(
@@ -224,13 +305,19 @@ impl Options {
                 other => eprintln!("bench: ignoring unknown argument `{other}`"),
             }
         }
-        if options.sizes.is_empty() || options.layouts.is_empty() {
-            return Err("nothing to measure: --sizes and --layouts need a value each".into());
+        if options.sizes.is_empty()
+            || options.layouts.is_empty()
+            || options.backends.as_ref().is_some_and(Vec::is_empty)
+        {
+            return Err(
+                "nothing to measure: --sizes, --layouts and --backends need a value each".into(),
+            );
         }
         if !options.bench {
             // The smoke test is always the same small run.
             options.sizes = vec![SMOKE_USERS];
             options.layouts = vec![Layout::File, Layout::Dir];
+            options.backends = None;
             options.runs = Some(1);
             options.warmup = Some(0);
         } else if options.out.is_none() {
@@ -271,6 +358,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("--floor") => return floor_main(&args[1..]),
+        Some("--floor-pg") => return floor_pg_main(&args[1..]),
         Some("--generate") => return generate_main(&args[1..]),
         _ => {}
     }
@@ -309,6 +397,25 @@ fn floor_main(args: &[String]) -> ExitCode {
     }
 }
 
+/// The hidden `--floor-pg CONFIG URL` mode: PostgreSQL's floor, in a
+/// process of its own, into the empty database at `URL`.
+fn floor_pg_main(args: &[String]) -> ExitCode {
+    let [config, url] = args else {
+        eprintln!("bench --floor-pg: expected CONFIG URL");
+        return ExitCode::FAILURE;
+    };
+    match floor::run_postgres(Path::new(config), url) {
+        Ok(report) => {
+            println!("{}", serde_json::to_string(&report).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("bench --floor-pg: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// The `--generate LAYOUT USERS DIR` mode: writes a config set, as the
 /// benchmark does, and prints its path; for profiling a command by hand.
 fn generate_main(args: &[String]) -> ExitCode {
@@ -334,9 +441,9 @@ fn generate_main(args: &[String]) -> ExitCode {
     }
 }
 
-/// Measures every size and layout, prints the report and writes the JSON.
-/// Returns whether every command exited as expected and every floor
-/// comparison found equality.
+/// Measures every size, layout and backend, prints the report and writes
+/// the JSON. Returns whether every command exited as expected and every
+/// floor comparison found equality.
 fn run(options: &Options) -> io::Result<bool> {
     let binary = PathBuf::from(env!("CARGO_BIN_EXE_supportctl"));
     let me = std::env::current_exe()?;
@@ -349,6 +456,29 @@ fn run(options: &Options) -> io::Result<bool> {
         binary.display(),
         work.path().display()
     );
+    let wanted = options
+        .backends
+        .clone()
+        .unwrap_or_else(|| vec![Backend::Sqlite, Backend::Postgres]);
+    // Started before anything is measured, and stopped (dropped) after.
+    let pg = if wanted.contains(&Backend::Postgres) {
+        match Pg::start()? {
+            Some(pg) => Some(pg),
+            // pg_server said why on stderr, in one line.
+            None if options.backends.is_none() => None,
+            None => {
+                return Err(io::Error::other(
+                    "--backends names postgres, and no PostgreSQL server could start",
+                ));
+            }
+        }
+    } else {
+        None
+    };
+    let backends: Vec<Backend> = wanted
+        .into_iter()
+        .filter(|b| *b != Backend::Postgres || pg.is_some())
+        .collect();
     let mut cases = Vec::new();
     for &users in &options.sizes {
         for &layout in &options.layouts {
@@ -358,13 +488,23 @@ fn run(options: &Options) -> io::Result<bool> {
                 counted: options.runs_for(users),
                 warmup: options.warmup_for(users),
             };
-            let case = measure_case(&binary, &me, &dir, layout, users, runs)?;
+            let measured = measure_set(
+                &binary,
+                &me,
+                &dir,
+                layout,
+                users,
+                runs,
+                &backends,
+                pg.as_ref(),
+            )?;
             // Keep the disk use to one case at a time.
             fs::remove_dir_all(&dir)?;
-            cases.push(case);
+            cases.extend(measured);
         }
     }
-    let report = report::Report::new(cases, options.bench, harness_peak_rss_kib());
+    let server = pg.as_ref().map(Pg::describe);
+    let report = report::Report::new(cases, options.bench, harness_peak_rss_kib(), server);
     print!("{}", report.markdown());
     if let Some(out) = &options.out {
         if let Some(parent) = out.parent() {
@@ -389,26 +529,278 @@ struct Runs {
     warmup: usize,
 }
 
-/// One size and layout: generate, run the five commands and the floor.
-fn measure_case(
+/// The PostgreSQL server of a run, started by the tests' harness, with
+/// durability turned back on (see the top of this file).
+struct Pg {
+    server: pg_server::PgServer,
+}
+
+impl Pg {
+    /// Starts the server; `None` when PostgreSQL is not there (and `CI` is
+    /// unset: in CI, pg_server panics).
+    fn start() -> io::Result<Option<Pg>> {
+        let Some(server) = pg_server::private() else {
+            return Ok(None);
+        };
+        let pg = Pg { server };
+        // One statement at a time: ALTER SYSTEM runs in no transaction, and
+        // a string of several statements is one.
+        for sql in [
+            "ALTER SYSTEM SET fsync = on",
+            "ALTER SYSTEM SET synchronous_commit = on",
+            "ALTER SYSTEM SET full_page_writes = on",
+            "SELECT pg_reload_conf()",
+        ] {
+            pg.execute(sql)?;
+        }
+        eprintln!("bench: PostgreSQL: {}", pg.describe());
+        Ok(Some(pg))
+    }
+
+    /// Runs `sql` (one statement) as the superuser in the `postgres`
+    /// database.
+    fn execute(&self, sql: &str) -> io::Result<()> {
+        let error = |e: postgres::Error| io::Error::other(format!("PostgreSQL: {sql}: {e}"));
+        let mut client = self.server.try_client("postgres").map_err(error)?;
+        client.batch_execute(sql).map_err(error)
+    }
+
+    /// Drops database `db` if it is there, and creates it again, empty.
+    fn recreate(&self, db: &str) -> io::Result<()> {
+        self.drop_database(db)?;
+        self.execute(&format!("CREATE DATABASE {db}"))
+    }
+
+    fn drop_database(&self, db: &str) -> io::Result<()> {
+        self.execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+    }
+
+    /// Writes out every dirty page and the log: what runs before left is
+    /// not paid for by the next.
+    fn checkpoint(&self) -> io::Result<()> {
+        self.execute("CHECKPOINT")
+    }
+
+    /// The server's version and the settings that matter to the figures.
+    fn describe(&self) -> String {
+        let show = |name: &str| -> String {
+            self.server
+                .try_client("postgres")
+                .and_then(|mut c| c.query_one(&format!("SHOW {name}"), &[]))
+                .map(|row| row.get::<_, String>(0))
+                .unwrap_or_else(|_| "?".into())
+        };
+        format!(
+            "{} on a Unix socket; fsync {}, synchronous_commit {}, full_page_writes {}, shared_buffers {}",
+            show("server_version"),
+            show("fsync"),
+            show("synchronous_commit"),
+            show("full_page_writes"),
+            show("shared_buffers")
+        )
+    }
+}
+
+/// Where a case's commands and floor keep their state.
+enum StateAt<'a> {
+    /// `--db` paths in the case's directory: `empty.db`, which no command
+    /// creates, `state.db`, and the floor's `floor.db`.
+    Sqlite {
+        empty: PathBuf,
+        state: PathBuf,
+        floor: PathBuf,
+    },
+    /// `--db` URLs of databases on the run's server, named after the case:
+    /// one left empty, one for the state, one for the floor. Each of the
+    /// first two has a cache folder of its own in the case's directory,
+    /// supportctl's `$XDG_CACHE_HOME`, where a URL's parse cache is kept.
+    Postgres {
+        pg: &'a Pg,
+        empty: String,
+        state: String,
+        floor: String,
+        dir: PathBuf,
+    },
+}
+
+impl StateAt<'_> {
+    fn backend(&self) -> Backend {
+        match self {
+            StateAt::Sqlite { .. } => Backend::Sqlite,
+            StateAt::Postgres { .. } => Backend::Postgres,
+        }
+    }
+
+    /// Ready for the case: on PostgreSQL, the empty database made.
+    fn prepare(&self) -> io::Result<()> {
+        match self {
+            StateAt::Sqlite { .. } => Ok(()),
+            StateAt::Postgres { pg, empty, .. } => pg.recreate(empty),
+        }
+    }
+
+    /// The state emptied before a first apply, its parse cache removed, so
+    /// that the apply starts from nothing and parses every file.
+    fn reset(&self) -> io::Result<()> {
+        match self {
+            StateAt::Sqlite { state, .. } => remove_db(state),
+            StateAt::Postgres { pg, state, .. } => {
+                pg.recreate(state)?;
+                remove_dir(&self.cache_home(state))
+            }
+        }
+    }
+
+    /// What comes just before each run, not timed: on PostgreSQL, a
+    /// checkpoint.
+    fn settle(&self) -> io::Result<()> {
+        match self {
+            StateAt::Sqlite { .. } => Ok(()),
+            StateAt::Postgres { pg, .. } => pg.checkpoint(),
+        }
+    }
+
+    /// Points `command` at the state `cmd` runs on: `--db`, and on
+    /// PostgreSQL the cache folder; nothing from the environment chooses
+    /// another state, schema, parse cache or server.
+    fn point(&self, cmd: Cmd, command: &mut Command) {
+        command
+            .env_remove("SUPPORTCTL_DB")
+            .env_remove("SUPPORTCTL_DB_SCHEMA")
+            .env_remove("SUPPORTCTL_PARSE_CACHE");
+        match self {
+            StateAt::Sqlite { empty, state, .. } => {
+                let db = if cmd == Cmd::PlanEmpty { empty } else { state };
+                command.arg("--db").arg(db);
+            }
+            StateAt::Postgres {
+                pg, empty, state, ..
+            } => {
+                let db = if cmd == Cmd::PlanEmpty { empty } else { state };
+                command
+                    .arg("--db")
+                    .arg(pg.server.url(db))
+                    .env("XDG_CACHE_HOME", self.cache_home(db));
+                for (name, _) in std::env::vars_os() {
+                    if name.to_string_lossy().starts_with("PG") {
+                        command.env_remove(name);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The floor's mode and where it writes: `--floor DB` or `--floor-pg
+    /// URL`, the database emptied first.
+    fn floor_args(&self) -> io::Result<(&'static str, OsString)> {
+        match self {
+            StateAt::Sqlite { floor, .. } => Ok(("--floor", floor.clone().into())),
+            StateAt::Postgres { pg, floor, .. } => {
+                pg.recreate(floor)?;
+                Ok(("--floor-pg", pg.server.url(floor).into()))
+            }
+        }
+    }
+
+    /// supportctl's `$XDG_CACHE_HOME` for database `db`.
+    fn cache_home(&self, db: &str) -> PathBuf {
+        match self {
+            StateAt::Sqlite { .. } => PathBuf::new(),
+            StateAt::Postgres { dir, .. } => dir.join(format!("cache-{db}")),
+        }
+    }
+
+    /// Whatever the case left on the server, dropped.
+    fn clean_up(&self) -> io::Result<()> {
+        match self {
+            StateAt::Sqlite { .. } => Ok(()),
+            StateAt::Postgres {
+                pg,
+                empty,
+                state,
+                floor,
+                ..
+            } => {
+                for db in [empty, state, floor] {
+                    pg.drop_database(db)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The user whose name the one-user change of run `run` alters.
+fn changed_user(users: usize, run: usize) -> usize {
+    users / 2 + run % 2
+}
+
+/// One size and layout: generate the set, then on each backend in turn the
+/// floor and the commands, the set restored as generated in between.
+#[allow(clippy::too_many_arguments)]
+fn measure_set(
     binary: &Path,
     me: &Path,
     dir: &Path,
     layout: Layout,
     users: usize,
     runs: Runs,
-) -> io::Result<Case> {
-    let tag = format!("{users} users, {}", layout.name());
+    backends: &[Backend],
+    pg: Option<&Pg>,
+) -> io::Result<Vec<Case>> {
     let t = Instant::now();
     let set = ConfigSet::write(dir, layout, users)?;
     eprintln!(
-        "[{tag}] generated {} file(s), {:.1} MiB in {:.1} s",
+        "[{users} users, {}] generated {} file(s), {:.1} MiB in {:.1} s",
+        layout.name(),
         set.files,
         set.bytes as f64 / 1048576.0,
         t.elapsed().as_secs_f64()
     );
-    let empty_db = dir.join("empty.db");
-    let state_db = dir.join("state.db");
+    let mut cases = Vec::new();
+    for (i, &backend) in backends.iter().enumerate() {
+        if i > 0 {
+            // The one-user changes of the backend before, undone.
+            set.restore(&[changed_user(users, 0), changed_user(users, 1)])?;
+        }
+        let state = match (backend, pg) {
+            (Backend::Sqlite, _) => StateAt::Sqlite {
+                empty: dir.join("empty.db"),
+                state: dir.join("state.db"),
+                floor: dir.join("floor.db"),
+            },
+            (Backend::Postgres, Some(pg)) => {
+                let name = format!("bench_{users}_{}", layout.name());
+                StateAt::Postgres {
+                    pg,
+                    empty: format!("{name}_empty"),
+                    state: format!("{name}_state"),
+                    floor: format!("{name}_floor"),
+                    dir: dir.to_path_buf(),
+                }
+            }
+            (Backend::Postgres, None) => continue,
+        };
+        state.prepare()?;
+        let case = measure_case(binary, me, dir, &set, runs, &state);
+        state.clean_up()?;
+        cases.push(case?);
+    }
+    Ok(cases)
+}
+
+/// One size, layout and backend: the floor, then the commands.
+fn measure_case(
+    binary: &Path,
+    me: &Path,
+    dir: &Path,
+    set: &ConfigSet,
+    runs: Runs,
+    state: &StateAt<'_>,
+) -> io::Result<Case> {
+    let backend = state.backend();
+    let users = set.users;
+    let tag = format!("{users} users, {}, {}", set.layout.name(), backend.name());
     let stderr = dir.join("stderr.txt");
     // The floor first, on the set as generated (the commands change it only
     // in their last step), then the commands, each after a warm-up run that
@@ -416,33 +808,27 @@ fn measure_case(
     // program pays for memory and files that program left (the command run
     // right after the floor took up to 0.1 s longer at 10k and 100k users),
     // which measures the machine rather than the command.
-    let floor = measure_floor(me, &set, dir, runs, &tag)?;
+    let floor = measure_floor(me, set, dir, runs, &tag, state)?;
     let mut commands = Vec::new();
-    for cmd in Cmd::ALL {
+    for cmd in Cmd::ALL.into_iter().filter(|c| c.runs_on(backend)) {
         let mut samples = Vec::new();
         for run in 0..runs.warmup + runs.counted {
             if cmd == Cmd::PlanChanged {
                 // Every run after a fresh one-file edit: the changed user
                 // alternates between two of one file.
-                set.change_one_user(users / 2 + run % 2)?;
+                set.change_one_user(changed_user(users, run))?;
             }
-            let db = if cmd == Cmd::PlanEmpty {
-                &empty_db
-            } else {
-                &state_db
-            };
             if cmd == Cmd::ApplyEmpty {
-                remove_db(db)?;
+                state.reset()?;
             }
+            state.settle()?;
             let mut command = Command::new(binary);
+            state.point(cmd, &mut command);
             command
-                .arg("--db")
-                .arg(db)
                 .args(cmd.args())
                 .arg(&set.path)
                 .env("SUPPORTCTL_TODAY", TODAY)
                 .env("NO_COLOR", "1")
-                .env_remove("SUPPORTCTL_DB")
                 .env_remove("RUST_LOG")
                 .current_dir(dir)
                 .stdin(Stdio::null())
@@ -483,34 +869,39 @@ fn measure_case(
     }
     Ok(Case {
         users,
-        layout: layout.name(),
+        layout: set.layout.name(),
+        backend: backend.name(),
         files: set.files,
         bytes: set.bytes,
-        users_per_file: (layout == Layout::Dir).then_some(set.per_file),
+        users_per_file: (set.layout == Layout::Dir).then_some(set.per_file),
         runs: runs.counted,
         commands,
         floor,
     })
 }
 
-/// Runs the floor on `set` as `runs` says, each run in a process of its own.
+/// Runs the floor on `set` as `runs` says, each run in a process of its own
+/// on a fresh database of `state`'s backend.
 fn measure_floor(
     me: &Path,
     set: &ConfigSet,
     dir: &Path,
     runs: Runs,
     tag: &str,
+    state: &StateAt<'_>,
 ) -> io::Result<FloorResult> {
     let out = dir.join("floor.json");
     let stderr = dir.join("floor.stderr.txt");
     let mut reports = Vec::new();
     let mut samples = Vec::new();
     for run in 0..runs.warmup + runs.counted {
+        let (mode, db) = state.floor_args()?;
+        state.settle()?;
         let mut command = Command::new(me);
         command
-            .arg("--floor")
+            .arg(mode)
             .arg(&set.path)
-            .arg(dir.join("floor.db"))
+            .arg(db)
             .stdin(Stdio::null())
             .stdout(File::create(&out)?)
             .stderr(File::create(&stderr)?);
@@ -531,8 +922,17 @@ fn measure_floor(
         }
     }
     let result = FloorResult::new(samples, reports, runs.counted);
+    let parts = result
+        .insert_parts
+        .map(|p| {
+            format!(
+                " [connect {:.3}, schema {:.3}, COPY {:.3}, commit {:.3}]",
+                p.connect_s, p.schema_s, p.copy_s, p.commit_s
+            )
+        })
+        .unwrap_or_default();
     eprintln!(
-        "[{tag}] {:<22} {:>8.3} s {:>8.1} MiB  (parse {:.3}, insert {:.3}, load {:.3}, compare {:.3}; equal: {})",
+        "[{tag}] {:<22} {:>8.3} s {:>8.1} MiB  (parse {:.3}, insert {:.3}{parts}, load {:.3}, compare {:.3}; equal: {})",
         "floor",
         result.total_s(),
         result.peak_rss_kib as f64 / 1024.0,
@@ -543,6 +943,14 @@ fn measure_floor(
         result.equal
     );
     Ok(result)
+}
+
+/// Removes a folder and everything in it, if it is there.
+fn remove_dir(dir: &Path) -> io::Result<()> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Removes a database, its WAL companions and its parse cache, so the next

@@ -142,6 +142,29 @@ impl ConfigSet {
         Ok(())
     }
 
+    /// Rewrites the files that declare the users `indices` as generated,
+    /// undoing [`ConfigSet::change_one_user`]: the set is again what the
+    /// next backend's first apply and floor must start from.
+    pub fn restore(&self, indices: &[usize]) -> io::Result<()> {
+        match self.layout {
+            Layout::File => {
+                write_file(&self.path, |out| {
+                    out.write_all(tenancy_yaml().as_bytes())?;
+                    write_sections(out, 0..self.users, None)
+                })?;
+            }
+            Layout::Dir => {
+                let mut chunks: Vec<usize> = indices.iter().map(|i| i / self.per_file).collect();
+                chunks.sort_unstable();
+                chunks.dedup();
+                for chunk in chunks {
+                    self.write_chunk(chunk, None)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn chunks(&self) -> usize {
         self.users.div_ceil(self.per_file)
     }

@@ -1,13 +1,28 @@
 //! The figures of a run, what is derived from them (ratios to the floor, cost
-//! per user, the issue's targets), and how they are printed: markdown tables
+//! per user, the issues' targets), and how they are printed: markdown tables
 //! on stdout, every figure as JSON.
+//!
+//! A case is one size, layout and state backend. The targets of issue 6 are
+//! SQLite's (they were set before there was another backend); those of
+//! issue 19 are PostgreSQL's, two of them against figures of the same run:
+//! its own floor, and the same command on SQLite.
 
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::Cmd;
-use crate::floor::FloorReport;
+use crate::floor::{FloorReport, InsertParts};
+use crate::{Backend, Cmd};
+
+/// Issue 19: at 100k users, a first apply on PostgreSQL within this many
+/// times its floor (parse, then the same rows loaded by binary `COPY`).
+const PG_APPLY_VS_FLOOR: f64 = 1.5;
+/// Issue 19: at 100k users, a no-op plan without the parse cache on
+/// PostgreSQL within this many times the same on SQLite.
+const PG_NOOP_VS_SQLITE: f64 = 1.5;
+/// Issue 19: at 10k users, every command on PostgreSQL under this many
+/// seconds.
+const PG_10K_LIMIT_S: f64 = 0.5;
 
 /// One run of one process.
 #[derive(Clone, Debug, Serialize)]
@@ -72,6 +87,9 @@ pub struct FloorResult {
     pub noop_plan_floor_s: f64,
     /// What a first apply is compared with: parse + insert.
     pub first_apply_floor_s: f64,
+    /// PostgreSQL only: the insert phase in its parts (medians).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insert_parts: Option<InsertParts>,
     /// The largest peak RSS of the floor processes.
     pub peak_rss_kib: u64,
     /// Every run succeeded and found what it loaded equal to what it parsed.
@@ -90,6 +108,18 @@ impl FloorResult {
             phase(|r| r.load_s),
             phase(|r| r.compare_s),
         );
+        let insert_parts = (!runs.is_empty() && runs.iter().all(|r| r.insert_parts.is_some()))
+            .then(|| {
+                let part = |f: fn(&InsertParts) -> f64| {
+                    median(runs.iter().filter_map(|r| r.insert_parts.as_ref()).map(f))
+                };
+                InsertParts {
+                    connect_s: part(|p| p.connect_s),
+                    schema_s: part(|p| p.schema_s),
+                    copy_s: part(|p| p.copy_s),
+                    commit_s: part(|p| p.commit_s),
+                }
+            });
         FloorResult {
             parse_s,
             insert_s,
@@ -97,6 +127,7 @@ impl FloorResult {
             compare_s,
             noop_plan_floor_s: parse_s + load_s + compare_s,
             first_apply_floor_s: parse_s + insert_s,
+            insert_parts,
             peak_rss_kib: processes.iter().map(|s| s.peak_rss_kib).max().unwrap_or(0),
             equal: runs.len() == expected
                 && processes.iter().all(|s| s.exit == 0)
@@ -112,32 +143,42 @@ impl FloorResult {
     }
 }
 
-/// One size and layout.
+/// One size, layout and state backend.
 #[derive(Debug, Serialize)]
 pub struct Case {
     pub users: usize,
     pub layout: &'static str,
+    /// `sqlite` or `postgres`.
+    pub backend: &'static str,
     pub files: usize,
     pub bytes: u64,
     pub users_per_file: Option<usize>,
     pub runs: usize,
+    /// Every command of [`Cmd::ALL`] that reads or writes the state on this
+    /// backend (`validate` reads none, and runs with SQLite's cases only).
     pub commands: Vec<CommandResult>,
     pub floor: FloorResult,
 }
 
 impl Case {
-    fn command(&self, cmd: Cmd) -> &CommandResult {
-        self.commands
-            .iter()
-            .find(|c| c.cmd == cmd)
-            .expect("every case runs every command")
+    /// The command's figures, when this case ran it.
+    fn command(&self, cmd: Cmd) -> Option<&CommandResult> {
+        self.commands.iter().find(|c| c.cmd == cmd)
+    }
+
+    /// Whether `other` is the same size and layout (on another backend).
+    fn same_set(&self, other: &Case) -> bool {
+        self.users == other.users && self.layout == other.layout
     }
 }
 
-/// A target of issue 6, met or not.
+/// A target of issue 6 or 19, met or not.
 #[derive(Debug, Serialize)]
 pub struct Target {
     pub target: String,
+    /// The issue that sets it.
+    pub issue: u32,
+    pub backend: &'static str,
     pub users: usize,
     pub layout: &'static str,
     pub measured: String,
@@ -194,16 +235,24 @@ pub struct Report {
     /// The harness's own peak RSS: a child started by vfork+exec inherits it
     /// as its starting peak, so no reading below it is possible.
     pub harness_peak_rss_kib: u64,
+    /// The PostgreSQL server the run started (version and settings), when
+    /// it measured that backend.
+    pub postgres_server: Option<String>,
     pub cases: Vec<Case>,
     pub targets: Vec<Target>,
 }
 
 impl Report {
-    pub fn new(mut cases: Vec<Case>, bench: bool, harness_peak_rss_kib: u64) -> Report {
+    pub fn new(
+        mut cases: Vec<Case>,
+        bench: bool,
+        harness_peak_rss_kib: u64,
+        postgres_server: Option<String>,
+    ) -> Report {
         derive(&mut cases);
         let targets = targets(&cases);
         Report {
-            format_version: 1,
+            format_version: 2,
             date: today_utc(),
             mode: if bench { "bench" } else { "smoke" },
             profile: if cfg!(debug_assertions) {
@@ -215,6 +264,7 @@ impl Report {
             command: reproduce(bench),
             commit: commit(),
             harness_peak_rss_kib,
+            postgres_server,
             cases,
             targets,
         }
@@ -250,6 +300,9 @@ impl Report {
             m.kernel,
             self.command
         );
+        if let Some(server) = &self.postgres_server {
+            let _ = writeln!(out, "PostgreSQL: {server}\n");
+        }
 
         let smallest = |layout: &str| {
             self.cases
@@ -276,6 +329,7 @@ impl Report {
                 rows.push(vec![
                     case.users.to_string(),
                     case.layout.to_string(),
+                    case.backend.to_string(),
                     r.cmd.label().to_string(),
                     format!("{:.3}", r.wall_s),
                     mib(r.peak_rss_kib),
@@ -290,6 +344,7 @@ impl Report {
             rows.push(vec![
                 case.users.to_string(),
                 case.layout.to_string(),
+                case.backend.to_string(),
                 "floor (all phases)".into(),
                 format!("{:.3}", f.total_s()),
                 mib(f.peak_rss_kib),
@@ -310,6 +365,7 @@ impl Report {
             &[
                 "users",
                 "layout",
+                "backend",
                 "command",
                 "wall (s)",
                 "peak RSS (MiB)",
@@ -323,9 +379,10 @@ impl Report {
         ));
         out.push_str(
             "\nwall: median of the counted runs, after the uncounted warm-up runs (`--warmup`: by default one below a million users, none at a million and in the smoke test); peak RSS: largest of the counted runs. per-user ÷ N: \
-             µs/user ÷ µs/user at the smallest size of the layout. marginal: extra time per extra \
+             µs/user ÷ µs/user at the smallest size of the layout and backend. marginal: extra time per extra \
              user since the next smaller size. ÷ floor: no-op plan ÷ floor parse+load+compare, \
-             first apply ÷ floor parse+insert.\n\n",
+             first apply ÷ floor parse+insert, each against its own backend's floor. `validate` reads no \
+             state: it runs once per set, with SQLite's cases.\n\n",
         );
 
         let rows: Vec<Vec<String>> = self
@@ -336,6 +393,7 @@ impl Report {
                 vec![
                     c.users.to_string(),
                     c.layout.to_string(),
+                    c.backend.to_string(),
                     c.files.to_string(),
                     format!("{:.1}", c.bytes as f64 / 1048576.0),
                     format!("{:.3}", f.parse_s),
@@ -349,11 +407,14 @@ impl Report {
                 ]
             })
             .collect();
-        out.push_str("### Floor (serde-saphyr into plain structs, SQLite, hash maps)\n\n");
+        out.push_str(
+            "### Floor (serde-saphyr into plain structs; one transaction of SQLite inserts, or of PostgreSQL binary COPY; hash maps)\n\n",
+        );
         out.push_str(&table(
             &[
                 "users",
                 "layout",
+                "backend",
                 "files",
                 "YAML (MiB)",
                 "parse (s)",
@@ -367,6 +428,34 @@ impl Report {
             ],
             &rows,
         ));
+        let parts: Vec<String> = self
+            .cases
+            .iter()
+            .filter_map(|c| {
+                let p = c.floor.insert_parts.as_ref()?;
+                Some(format!(
+                    "{} users, {}: connect {:.3}, schema {:.3}, COPY {:.3}, commit {:.3}",
+                    c.users, c.layout, p.connect_s, p.schema_s, p.copy_s, p.commit_s
+                ))
+            })
+            .collect();
+        if !parts.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nPostgreSQL's insert phase, in seconds: {}.",
+                parts.join("; ")
+            );
+        }
+
+        if let Some(side) = self.side_by_side() {
+            out.push_str("\n### SQLite and PostgreSQL side by side\n\n");
+            out.push_str(&side);
+            out.push_str(
+                "\nEach cell: median wall time, peak RSS. floor: PostgreSQL's, parse + insert \
+                 (connect, schema, binary COPY, commit) for a first apply. ratio: a first apply ÷ \
+                 its floor, any other command ÷ the same command on SQLite.\n",
+            );
+        }
 
         if !self.targets.is_empty() {
             let rows: Vec<Vec<String>> = self
@@ -375,6 +464,8 @@ impl Report {
                 .map(|t| {
                     vec![
                         t.target.clone(),
+                        t.issue.to_string(),
+                        t.backend.to_string(),
                         t.users.to_string(),
                         t.layout.to_string(),
                         t.measured.clone(),
@@ -383,9 +474,11 @@ impl Report {
                     ]
                 })
                 .collect();
-            out.push_str("\n### Targets (issue 6)\n\n");
+            out.push_str("\n### Targets (issues 6 and 19)\n\n");
             out.push_str(&table(
-                &["target", "users", "layout", "measured", "limit", "result"],
+                &[
+                    "target", "issue", "backend", "users", "layout", "measured", "limit", "result",
+                ],
                 &rows,
             ));
         }
@@ -396,17 +489,125 @@ impl Report {
         );
         out
     }
+
+    /// The table of issue 19: for each size and layout measured on both
+    /// backends, every command on SQLite and on PostgreSQL, PostgreSQL's
+    /// floor for the first apply, the ratio each target reads, and the
+    /// target met or not. `None` when no set was measured on both.
+    fn side_by_side(&self) -> Option<String> {
+        let cell = |r: Option<&CommandResult>| {
+            r.map_or_else(
+                || "".to_string(),
+                |r| format!("{:.3} s, {} MiB", r.wall_s, mib(r.peak_rss_kib)),
+            )
+        };
+        let verdict = |pass: bool| if pass { "PASS" } else { "**MISS**" };
+        let mut rows = Vec::new();
+        for pg in self
+            .cases
+            .iter()
+            .filter(|c| c.backend == Backend::Postgres.name())
+        {
+            let Some(sqlite) = self
+                .cases
+                .iter()
+                .find(|c| c.backend == Backend::Sqlite.name() && c.same_set(pg))
+            else {
+                continue;
+            };
+            for cmd in Cmd::ALL {
+                let (lite, post) = (sqlite.command(cmd), pg.command(cmd));
+                let mut floor = String::new();
+                let mut ratio = String::new();
+                let mut target = String::new();
+                match (cmd, post) {
+                    (Cmd::ApplyEmpty, Some(p)) => {
+                        let f = pg.floor.first_apply_floor_s;
+                        let x = p.wall_s / f;
+                        floor = format!("{f:.3} s");
+                        ratio = format!("{x:.2}× the floor");
+                        if pg.users == 100_000 {
+                            target = format!(
+                                "≤ {PG_APPLY_VS_FLOOR}× the floor: {}",
+                                verdict(x <= PG_APPLY_VS_FLOOR)
+                            );
+                        }
+                    }
+                    (_, Some(p)) => {
+                        if let Some(l) = lite {
+                            let x = p.wall_s / l.wall_s;
+                            ratio = format!("{x:.2}× SQLite");
+                            if cmd == Cmd::PlanNoopCold && pg.users == 100_000 {
+                                target = format!(
+                                    "≤ {PG_NOOP_VS_SQLITE}× SQLite: {}",
+                                    verdict(x <= PG_NOOP_VS_SQLITE)
+                                );
+                            }
+                        }
+                    }
+                    (_, None) => {}
+                }
+                if pg.users == 10_000
+                    && let Some(p) = post
+                {
+                    let under = format!(
+                        "< {PG_10K_LIMIT_S} s: {}",
+                        verdict(p.wall_s < PG_10K_LIMIT_S)
+                    );
+                    target = if target.is_empty() {
+                        under
+                    } else {
+                        format!("{target}; {under}")
+                    };
+                }
+                let post_cell = if post.is_none() && cmd == Cmd::Validate {
+                    "(reads no state)".to_string()
+                } else {
+                    cell(post)
+                };
+                rows.push(vec![
+                    short_users(pg.users),
+                    pg.layout.to_string(),
+                    cmd.label().to_string(),
+                    cell(lite),
+                    post_cell,
+                    floor,
+                    ratio,
+                    target,
+                ]);
+            }
+        }
+        (!rows.is_empty()).then(|| {
+            table(
+                &[
+                    "users",
+                    "layout",
+                    "command",
+                    "SQLite",
+                    "PostgreSQL",
+                    "floor",
+                    "ratio",
+                    "target",
+                ],
+                &rows,
+            )
+        })
+    }
 }
 
 /// Fills in each command's figures relative to its floor and to the other
-/// sizes of its layout. `cases` are in increasing size within a layout.
+/// sizes of its layout and backend. `cases` are in increasing size within
+/// a layout and backend.
 fn derive(cases: &mut [Case]) {
     for i in 0..cases.len() {
         let (before, rest) = cases.split_at_mut(i);
         let case = &mut rest[0];
-        let same_layout: Vec<&Case> = before.iter().filter(|c| c.layout == case.layout).collect();
-        let smallest = same_layout.first().copied();
-        let previous = same_layout.last().copied();
+        let same_kind: Vec<&Case> = before
+            .iter()
+            .filter(|c| c.layout == case.layout && c.backend == case.backend)
+            .collect();
+        let smallest = same_kind.first().copied();
+        let previous = same_kind.last().copied();
         let users = case.users as f64;
         for r in &mut case.commands {
             r.us_per_user = r.wall_s * 1e6 / users;
@@ -416,96 +617,60 @@ fn derive(cases: &mut [Case]) {
                 _ => None,
             }
             .filter(|x| x.is_finite());
-            r.per_user_vs_smallest = smallest.map(|s| r.us_per_user / s.command(r.cmd).us_per_user);
-            r.marginal_us_per_user = previous
-                .map(|p| (r.wall_s - p.command(r.cmd).wall_s) * 1e6 / (users - p.users as f64));
+            r.per_user_vs_smallest = smallest
+                .and_then(|s| s.command(r.cmd))
+                .map(|s| r.us_per_user / s.us_per_user);
+            r.marginal_us_per_user = previous.and_then(|p| {
+                let before = p.command(r.cmd)?;
+                Some((r.wall_s - before.wall_s) * 1e6 / (users - p.users as f64))
+            });
         }
     }
 }
 
-/// The targets of issue 6 that the sizes of this run can show.
+/// The targets that the sizes and backends of this run can show.
 fn targets(cases: &[Case]) -> Vec<Target> {
-    const MIB: u64 = 1024;
     let mut targets = Vec::new();
     for case in cases {
-        let mut target = |target: String, measured: String, limit: &str, pass: bool| {
+        let mut target = |issue: u32, target: String, measured: String, limit: String, pass| {
             targets.push(Target {
                 target,
+                issue,
+                backend: case.backend,
                 users: case.users,
                 layout: case.layout,
                 measured,
-                limit: limit.into(),
+                limit,
                 pass,
             })
         };
-        if case.users == 100_000 {
-            // The floor parses every file: compare the plan that does too.
-            let noop = case.command(Cmd::PlanNoopCold);
-            let apply = case.command(Cmd::ApplyEmpty);
-            let x = noop.vs_floor.unwrap_or(f64::INFINITY);
-            target(
-                "no-op plan (no cache) ÷ floor parse+load+compare".into(),
-                format!(
-                    "{x:.2}× ({:.3} s ÷ {:.3} s)",
-                    noop.wall_s, case.floor.noop_plan_floor_s
-                ),
-                "≤ 2×",
-                x <= 2.0,
-            );
-            let x = apply.vs_floor.unwrap_or(f64::INFINITY);
-            target(
-                "first apply ÷ floor parse+insert".into(),
-                format!(
-                    "{x:.2}× ({:.3} s ÷ {:.3} s)",
-                    apply.wall_s, case.floor.first_apply_floor_s
-                ),
-                "≤ 2×",
-                x <= 2.0,
-            );
-            let worst = case
-                .commands
+        if case.backend == Backend::Sqlite.name() {
+            sqlite_targets(case, &mut target);
+        } else {
+            let sqlite = cases
                 .iter()
-                .max_by_key(|r| r.peak_rss_kib)
-                .expect("every case runs every command");
-            target(
-                "peak RSS of every command".into(),
-                format!("{} MiB ({})", mib(worst.peak_rss_kib), worst.cmd.label()),
-                "≤ 400 MiB",
-                worst.peak_rss_kib <= 400 * MIB,
-            );
-            if case.layout == "dir" {
-                let changed = case.command(Cmd::PlanChanged);
-                target(
-                    "plan after a one-file edit (item 3: parse cache)".into(),
-                    format!("{:.3} s", changed.wall_s),
-                    "≤ 0.25 s",
-                    changed.wall_s <= 0.25,
-                );
-            }
-        }
-        if case.users == 10_000 {
-            let worst = case
-                .commands
-                .iter()
-                .max_by(|a, b| a.wall_s.total_cmp(&b.wall_s))
-                .expect("every case runs every command");
-            target(
-                "every command's wall time".into(),
-                format!("{:.3} s ({})", worst.wall_s, worst.cmd.label()),
-                "< 0.3 s",
-                worst.wall_s < 0.3,
-            );
+                .find(|c| c.backend == Backend::Sqlite.name() && c.same_set(case));
+            postgres_targets(case, sqlite, &mut target);
         }
     }
-    // Linearity: per layout, from the smallest size to the largest.
+    // Linearity (issue 6, SQLite): per layout, from the smallest size to
+    // the largest.
+    let sqlite: Vec<&Case> = cases
+        .iter()
+        .filter(|c| c.backend == Backend::Sqlite.name())
+        .collect();
     let mut layouts: Vec<&'static str> = Vec::new();
-    for case in cases {
+    for case in &sqlite {
         if !layouts.contains(&case.layout) {
             layouts.push(case.layout);
         }
     }
     for layout in layouts {
-        let of_layout: Vec<&Case> = cases.iter().filter(|c| c.layout == layout).collect();
+        let of_layout: Vec<&Case> = sqlite
+            .iter()
+            .copied()
+            .filter(|c| c.layout == layout)
+            .collect();
         let (Some(first), Some(last)) = (of_layout.first(), of_layout.last()) else {
             continue;
         };
@@ -524,6 +689,8 @@ fn targets(cases: &[Case]) -> Vec<Target> {
                     "cost per user, {} → {} users, ÷ that at {}",
                     first.users, last.users, first.users
                 ),
+                issue: 6,
+                backend: Backend::Sqlite.name(),
                 users: last.users,
                 layout,
                 measured: format!("{x:.2}× (worst: {} at {users})", cmd.label()),
@@ -533,6 +700,137 @@ fn targets(cases: &[Case]) -> Vec<Target> {
         }
     }
     targets
+}
+
+/// Issue 6's targets of one SQLite case, given to `target` (issue, name,
+/// measured, limit, met).
+fn sqlite_targets(case: &Case, target: &mut impl FnMut(u32, String, String, String, bool)) {
+    const MIB: u64 = 1024;
+    if case.users == 100_000 {
+        // The floor parses every file: compare the plan that does too.
+        if let Some(noop) = case.command(Cmd::PlanNoopCold) {
+            let x = noop.vs_floor.unwrap_or(f64::INFINITY);
+            target(
+                6,
+                "no-op plan (no cache) ÷ floor parse+load+compare".into(),
+                format!(
+                    "{x:.2}× ({:.3} s ÷ {:.3} s)",
+                    noop.wall_s, case.floor.noop_plan_floor_s
+                ),
+                "≤ 2×".into(),
+                x <= 2.0,
+            );
+        }
+        if let Some(apply) = case.command(Cmd::ApplyEmpty) {
+            let x = apply.vs_floor.unwrap_or(f64::INFINITY);
+            target(
+                6,
+                "first apply ÷ floor parse+insert".into(),
+                format!(
+                    "{x:.2}× ({:.3} s ÷ {:.3} s)",
+                    apply.wall_s, case.floor.first_apply_floor_s
+                ),
+                "≤ 2×".into(),
+                x <= 2.0,
+            );
+        }
+        if let Some(worst) = case.commands.iter().max_by_key(|r| r.peak_rss_kib) {
+            target(
+                6,
+                "peak RSS of every command".into(),
+                format!("{} MiB ({})", mib(worst.peak_rss_kib), worst.cmd.label()),
+                "≤ 400 MiB".into(),
+                worst.peak_rss_kib <= 400 * MIB,
+            );
+        }
+        if case.layout == "dir"
+            && let Some(changed) = case.command(Cmd::PlanChanged)
+        {
+            target(
+                6,
+                "plan after a one-file edit (item 3: parse cache)".into(),
+                format!("{:.3} s", changed.wall_s),
+                "≤ 0.25 s".into(),
+                changed.wall_s <= 0.25,
+            );
+        }
+    }
+    if case.users == 10_000
+        && let Some(worst) = case
+            .commands
+            .iter()
+            .max_by(|a, b| a.wall_s.total_cmp(&b.wall_s))
+    {
+        target(
+            6,
+            "every command's wall time".into(),
+            format!("{:.3} s ({})", worst.wall_s, worst.cmd.label()),
+            "< 0.3 s".into(),
+            worst.wall_s < 0.3,
+        );
+    }
+}
+
+/// Issue 19's targets of one PostgreSQL case, given to `target` as in
+/// [`sqlite_targets`]; `sqlite` is the same set on SQLite in this run, if
+/// measured.
+fn postgres_targets(
+    case: &Case,
+    sqlite: Option<&Case>,
+    target: &mut impl FnMut(u32, String, String, String, bool),
+) {
+    if case.users == 100_000 {
+        if let Some(apply) = case.command(Cmd::ApplyEmpty) {
+            let x = apply.vs_floor.unwrap_or(f64::INFINITY);
+            target(
+                19,
+                "first apply ÷ floor parse+COPY (same rows, same tables, same server)".into(),
+                format!(
+                    "{x:.2}× ({:.3} s ÷ {:.3} s)",
+                    apply.wall_s, case.floor.first_apply_floor_s
+                ),
+                format!("≤ {PG_APPLY_VS_FLOOR}×"),
+                x <= PG_APPLY_VS_FLOOR,
+            );
+        }
+        if let (Some(pg), Some(lite)) = (
+            case.command(Cmd::PlanNoopCold),
+            sqlite.and_then(|s| s.command(Cmd::PlanNoopCold)),
+        ) {
+            let x = pg.wall_s / lite.wall_s;
+            let x = if x.is_finite() { x } else { f64::INFINITY };
+            target(
+                19,
+                "no-op plan (no cache) ÷ the same on SQLite".into(),
+                format!("{x:.2}× ({:.3} s ÷ {:.3} s)", pg.wall_s, lite.wall_s),
+                format!("≤ {PG_NOOP_VS_SQLITE}×"),
+                x <= PG_NOOP_VS_SQLITE,
+            );
+        }
+    }
+    if case.users == 10_000
+        && let Some(worst) = case
+            .commands
+            .iter()
+            .max_by(|a, b| a.wall_s.total_cmp(&b.wall_s))
+    {
+        target(
+            19,
+            "every command's wall time".into(),
+            format!("{:.3} s ({})", worst.wall_s, worst.cmd.label()),
+            format!("< {PG_10K_LIMIT_S} s"),
+            worst.wall_s < PG_10K_LIMIT_S,
+        );
+    }
+}
+
+/// `10k`, `100k`, `1M`, or the number as it is.
+fn short_users(users: usize) -> String {
+    match users {
+        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
+        n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
+        n => n.to_string(),
+    }
 }
 
 /// The commit of the source tree the binary was built from, `-dirty` when

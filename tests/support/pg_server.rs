@@ -2,8 +2,9 @@
 //! them: issue 19 §7 ("Tested on a real server, in CI").
 //!
 //! Self-contained (it names nothing of supportctl's), so that both
-//! `tests/it/` and `benches/bench.rs` include it with
-//! `#[path = "../support/pg_server.rs"] mod pg_server;`.
+//! `tests/it/` and `benches/bench.rs` include it by `#[path]`:
+//! `"../support/pg_server.rs"` from `tests/it/`,
+//! `"../tests/support/pg_server.rs"` from `benches/`.
 //!
 //! - [`shared`]: the one server of a test process, started on first use;
 //!   a test takes a database of its own on it ([`PgServer::create_database`]).
