@@ -28,6 +28,9 @@ pub enum Wake {
     Trouble(String),
     /// SIGINT, SIGTERM or SIGHUP arrived (its name).
     Stop(&'static str),
+    /// This watcher started or stopped leading its tenancy
+    /// ([`crate::engine::leader`]): a new leader reconciles at once.
+    Lease,
 }
 
 /// How to learn of changes.

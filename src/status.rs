@@ -39,6 +39,22 @@ pub struct Status {
     pub reconciles: u64,
     pub last: Option<LastReconcile>,
     pub last_success_at: Option<String>,
+    /// This watcher as the tenancy's lease names it (`host/pid/start`),
+    /// and where it stands: `leader` or `standby`, with the lease's epoch.
+    /// Absent until its config set named a tenancy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<ReplicaStatus>,
+}
+
+/// Where a watcher stands in its tenancy's lease, as its status file says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaStatus {
+    pub id: String,
+    pub tenancy: String,
+    /// `leader` or `standby`.
+    pub role: String,
+    /// The lease's epoch as last seen.
+    pub epoch: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +114,8 @@ pub enum Trigger {
     Interval,
     Expiry,
     Retry,
+    /// This watcher took the tenancy's lease.
+    Lease,
 }
 
 impl Trigger {
@@ -108,6 +126,7 @@ impl Trigger {
             Trigger::Interval => "interval",
             Trigger::Expiry => "expiry",
             Trigger::Retry => "retry",
+            Trigger::Lease => "lease",
         }
     }
 }
@@ -128,6 +147,10 @@ pub enum OutcomeKind {
     /// watched apply came from another host or path): not applied over,
     /// looked at again with a growing delay.
     Contended,
+    /// Another replica of this watcher holds the tenancy's lease: this one
+    /// keeps its parse of the config set warm and applies nothing until it
+    /// takes the lease. Healthy.
+    Standby,
 }
 
 impl OutcomeKind {
@@ -139,6 +162,7 @@ impl OutcomeKind {
             OutcomeKind::Refused => "refused",
             OutcomeKind::Failed => "failed",
             OutcomeKind::Contended => "contended",
+            OutcomeKind::Standby => "standby",
         }
     }
 
@@ -148,7 +172,10 @@ impl OutcomeKind {
     }
 
     pub fn is_success(self) -> bool {
-        matches!(self, OutcomeKind::Applied | OutcomeKind::NoChanges)
+        matches!(
+            self,
+            OutcomeKind::Applied | OutcomeKind::NoChanges | OutcomeKind::Standby
+        )
     }
 }
 
@@ -298,6 +325,7 @@ mod tests {
                 findings: Vec::new(),
             }),
             last_success_at: None,
+            replica: None,
         }
     }
 

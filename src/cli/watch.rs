@@ -20,14 +20,15 @@ use clap::Args;
 use super::{CliError, ConfigArgs};
 use crate::config::SetStamp;
 use crate::diag::escape_control;
+use crate::engine::leader::{Leadership, Terms};
 use crate::engine::schedule::{self, EXPIRY_MARGIN, Ended, Schedule};
 use crate::engine::step::{Outcome, Reconciled, Reconciler, Settings, Settling};
 use crate::engine::{self, clock};
 use crate::events::{FileWatch, Ignored, Mode, Wake};
-use crate::state::Location;
+use crate::state::{Location, Replica};
 use crate::status::{
-    HEARTBEAT, LastReconcile, OutcomeKind, STATUS_FILE, Status, Trigger, WatcherState,
-    running_watcher,
+    HEARTBEAT, LastReconcile, OutcomeKind, ReplicaStatus, STATUS_FILE, Status, Trigger,
+    WatcherState, running_watcher,
 };
 
 #[derive(Debug, Args)]
@@ -69,6 +70,33 @@ pub struct WatchArgs {
     /// means the other is running, and is never applied over.
     #[arg(long)]
     pub take_over: bool,
+    /// How long the tenancy's lease lasts after each renewal, by the
+    /// database's clock: a standby takes over this long (and one
+    /// `--retry-period`) after a leader dies. From 1s to 10m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_lease_time, default_value = "15s")]
+    pub lease_duration: Duration,
+    /// How long a leader goes on applying after it last renewed its lease;
+    /// shorter than `--lease-duration`, so that it stops before another can
+    /// take over. From 1s to 10m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_lease_time, default_value = "10s")]
+    pub renew_deadline: Duration,
+    /// How often a leader renews its lease and a standby tries to take it.
+    /// From 100ms to 10m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_retry_period, default_value = "2s")]
+    pub retry_period: Duration,
+}
+
+/// The range of `--lease-duration` and `--renew-deadline`.
+const LEASE_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(600));
+/// The range of `--retry-period`.
+const RETRY_RANGE: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(600));
+
+fn parse_lease_time(text: &str) -> Result<Duration, String> {
+    parse_duration(text, LEASE_RANGE)
+}
+
+fn parse_retry_period(text: &str) -> Result<Duration, String> {
+    parse_duration(text, RETRY_RANGE)
 }
 
 /// The shortest and longest `--interval`: shorter would reconcile without
@@ -136,11 +164,22 @@ struct StatusOut {
     protected: crate::files::Protected,
     /// Whether writing the status file failed (and was reported).
     unwritable: bool,
+    /// The lease, whose standing the status file reports.
+    leadership: Option<Leadership>,
 }
 
 impl StatusOut {
     fn write(&mut self) {
         self.status.heartbeat_at = clock::timestamp();
+        if let Some(leadership) = self.leadership.as_ref() {
+            let standing = leadership.standing();
+            self.status.replica = standing.tenancy.map(|tenancy| ReplicaStatus {
+                id: leadership.me().id.clone(),
+                tenancy,
+                role: if standing.leader { "leader" } else { "standby" }.to_string(),
+                epoch: standing.lease.map(|l| l.epoch),
+            });
+        }
         let mut text = serde_json::to_string_pretty(&self.status).unwrap_or_default();
         text.push('\n');
         let written =
@@ -169,6 +208,8 @@ struct Files<'a> {
     watch: FileWatch,
     /// A stop signal that came while a reconcile read the wake-ups.
     stop: Option<&'static str>,
+    /// A change of leader that came meanwhile.
+    lease_changed: bool,
 }
 
 /// The watcher: its settings, its reconciler and timers, and its status.
@@ -188,6 +229,18 @@ struct Watcher<'a> {
 /// the wiring reads in the order it happens.
 pub fn watch(args: &WatchArgs, db: &Location) -> Result<u8, CliError> {
     let root = &args.config.path;
+    let terms = Terms {
+        duration: args.lease_duration,
+        renew_deadline: args.renew_deadline,
+        retry_period: args.retry_period,
+    };
+    if let Some(problem) = terms.problem() {
+        // A usage error, as clap's own: exit 2, with the usage line.
+        use clap::CommandFactory as _;
+        super::Cli::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, problem)
+            .exit();
+    }
     if !root.exists() {
         return Err(CliError::error(format!(
             "cannot watch `{}`: no such file or directory",
@@ -224,6 +277,7 @@ pub fn watch(args: &WatchArgs, db: &Location) -> Result<u8, CliError> {
         .with_hint("give this watcher its own `--status-file` (two watchers of one tenancy undo each other's applies: stop one of them)"));
     }
     let (wakes, woken) = std::sync::mpsc::channel();
+    let wakes_for_lease = wakes.clone();
     crate::events::on_stop_signals(wakes.clone())
         .map_err(|e| CliError::error(format!("cannot handle stop signals: {e}")))?;
     let ignored = Ignored::new(
@@ -246,8 +300,19 @@ pub fn watch(args: &WatchArgs, db: &Location) -> Result<u8, CliError> {
             .display()
             .to_string()
     };
-    let started_at = clock::timestamp();
+    let started = clock::now().unwrap_or_else(|_| jiff::Timestamp::now());
+    let started_at = started.to_string();
     let host = engine::host_name();
+    // The lease, on a thread of its own; a change of leader wakes the loop.
+    let me = Replica::this_process(host.clone(), started_at.clone(), absolute(root));
+    let on_change = {
+        let wakes = wakes_for_lease;
+        Box::new(move || {
+            let _ = wakes.send(Wake::Lease);
+        })
+    };
+    let leadership = Leadership::start(db.clone(), me, terms, on_change)
+        .map_err(|e| CliError::error(format!("cannot start the lease thread: {e}")))?;
     let reconciler = Reconciler::new(
         Settings {
             config: root.clone(),
@@ -257,7 +322,7 @@ pub fn watch(args: &WatchArgs, db: &Location) -> Result<u8, CliError> {
             take_over: args.take_over,
             no_cache: args.no_cache,
         },
-        host.clone(),
+        leadership.clone(),
     );
     let mut watcher = Watcher {
         out: StatusOut {
@@ -275,15 +340,18 @@ pub fn watch(args: &WatchArgs, db: &Location) -> Result<u8, CliError> {
                 reconciles: 0,
                 last: None,
                 last_success_at: None,
+                replica: None,
             },
             protected,
             unwritable: false,
+            leadership: Some(leadership),
         },
         files: Files {
             args,
             woken,
             watch: files,
             stop: None,
+            lease_changed: false,
         },
         reconciler,
         schedule: Schedule::new(args.interval),
@@ -297,9 +365,16 @@ pub fn watch(args: &WatchArgs, db: &Location) -> Result<u8, CliError> {
         "watching"
     );
     let stopped_by = watcher.run();
-    watcher.out.status.state = WatcherState::Stopped;
-    watcher.out.status.next_wake_at = None;
-    watcher.out.write();
+    // The lease first: a standby takes over at its next campaign.
+    let Watcher {
+        mut out,
+        reconciler,
+        ..
+    } = watcher;
+    reconciler.stop();
+    out.status.state = WatcherState::Stopped;
+    out.status.next_wake_at = None;
+    out.write();
     tracing::info!(signal = stopped_by, "stopped");
     Ok(0)
 }
@@ -312,6 +387,10 @@ impl Watcher<'_> {
         loop {
             if let Some(signal) = self.files.stop.take() {
                 return signal;
+            }
+            // A change of leader read while a reconcile waited.
+            if std::mem::take(&mut self.files.lease_changed) && pending.is_none() {
+                pending = Some(Trigger::Lease);
             }
             if let Some(trigger) = pending.take() {
                 let ended = match self.reconcile(trigger) {
@@ -372,6 +451,10 @@ impl Watcher<'_> {
                     tracing::warn!(problem = %escape_control(&message), "file watcher");
                     self.files.refresh();
                     pending = Some(Trigger::Change);
+                }
+                Ok(Wake::Lease) => {
+                    self.files.lease_changed = false;
+                    pending = Some(Trigger::Lease);
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     if let Some(trigger) = wait.trigger {
@@ -459,6 +542,10 @@ impl Files<'_> {
                 match self.woken.recv_timeout(wait) {
                     Ok(Wake::Stop(signal)) => return Some(signal),
                     Ok(Wake::Changed(_) | Wake::Trouble(_)) => continue,
+                    Ok(Wake::Lease) => {
+                        self.lease_changed = true;
+                        continue;
+                    }
                     Err(RecvTimeoutError::Disconnected) => return None,
                     Err(RecvTimeoutError::Timeout) => {}
                 }
@@ -476,6 +563,7 @@ impl Files<'_> {
             // is checked every second.
             match self.woken.recv_timeout(Duration::from_secs(1)) {
                 Ok(Wake::Stop(signal)) => return Some(signal),
+                Ok(Wake::Lease) => self.lease_changed = true,
                 Err(RecvTimeoutError::Disconnected) => return None,
                 Ok(_) | Err(RecvTimeoutError::Timeout) => {}
             }
@@ -498,6 +586,10 @@ impl Files<'_> {
         match wake {
             Wake::Stop(signal) => {
                 self.stop.get_or_insert(signal);
+                false
+            }
+            Wake::Lease => {
+                self.lease_changed = true;
                 false
             }
             Wake::Trouble(_) => true,

@@ -98,7 +98,7 @@ impl From<std::io::Error> for Error {
 impl From<StateError> for Error {
     fn from(e: StateError) -> Self {
         let kind = match &e {
-            StateError::Stale { .. } => ErrorKind::Stale,
+            StateError::Stale { .. } | StateError::Fenced { .. } => ErrorKind::Stale,
             StateError::Busy { .. } => ErrorKind::Locked,
             StateError::Refused(_) => ErrorKind::Refused,
             _ => ErrorKind::State,

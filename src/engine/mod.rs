@@ -25,6 +25,7 @@ pub mod cache;
 pub mod clock;
 mod error;
 pub mod git;
+pub mod leader;
 pub mod load;
 mod plan;
 pub mod retire;

@@ -148,7 +148,7 @@ impl Schedule {
         match trigger {
             Trigger::Expiry => self.next_expiry = None,
             Trigger::Retry => self.next_retry = None,
-            Trigger::Start | Trigger::Change | Trigger::Interval => {}
+            Trigger::Start | Trigger::Change | Trigger::Interval | Trigger::Lease => {}
         }
     }
 }

@@ -11,6 +11,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use super::leader::Leadership;
 use super::{CheckAgainst, Checked, Error, Planned, StateCache, apply_planned, guard};
 use crate::config::{Limits, ParseCache, SetStamp};
 use crate::diag::{self, Diagnostic, escape_control};
@@ -87,6 +88,10 @@ pub struct Reconciled {
     pub errors: usize,
     pub warnings: usize,
     pub findings: Vec<Finding>,
+    /// A failure because the state or the lease moved on meanwhile.
+    pub stale: bool,
+    /// What the apply wrote, by action (create, update, delete, replace).
+    pub applied: Vec<(&'static str, u64)>,
 }
 
 impl Reconciled {
@@ -102,6 +107,8 @@ impl Reconciled {
             errors: 0,
             warnings: 0,
             findings: Vec::new(),
+            stale: false,
+            applied: Vec::new(),
         }
     }
 }
@@ -138,12 +145,8 @@ pub struct Settings {
 /// A watcher's reconciler: its settings, and its memory between reconciles.
 pub struct Reconciler {
     settings: Settings,
-    /// This watcher, as the journal names appliers: its host, and its
-    /// config set's absolute path.
-    host: String,
+    /// This watcher's config set, absolute, as the journal names it.
     config_path: String,
-    /// When this watcher started, by the one clock.
-    started: jiff::Timestamp,
     /// What the last failure was about, so the same failing input is not
     /// reported again and again.
     failing: Option<String>,
@@ -154,11 +157,14 @@ pub struct Reconciler {
     /// The tenancy's state as last read or applied: read again only when
     /// its serial moved.
     state: StateCache,
+    /// The lease: only its holder applies.
+    leadership: Leadership,
 }
 
 impl Reconciler {
-    /// A reconciler for `settings`, started now on `host`.
-    pub fn new(settings: Settings, host: String) -> Self {
+    /// A reconciler for `settings` that applies only while `leadership`
+    /// says it leads.
+    pub fn new(settings: Settings, leadership: Leadership) -> Self {
         let config_path = std::path::absolute(&settings.config)
             .unwrap_or_else(|_| settings.config.clone())
             .display()
@@ -170,14 +176,23 @@ impl Reconciler {
         };
         Reconciler {
             settings,
-            host,
             config_path,
-            started: super::clock::now().unwrap_or_else(|_| jiff::Timestamp::now()),
             failing: None,
             warned: None,
             parsed,
             state: StateCache::default(),
+            leadership,
         }
+    }
+
+    /// The lease this reconciler campaigns for.
+    pub fn leadership(&self) -> &Leadership {
+        &self.leadership
+    }
+
+    /// Stops campaigning, releasing the lease.
+    pub fn stop(self) {
+        self.leadership.stop();
     }
 
     /// One reconcile from scratch.
@@ -277,9 +292,14 @@ impl Reconciler {
             digest: digest.clone(),
             next_expiry: desired.next_expiry(read.today),
         };
+        // Only the lease's holder goes on; the others keep their parse warm.
+        if let Some(outcome) = self.stand_by(&about) {
+            return outcome;
+        }
         let db = &self.settings.db.clone();
-        let planned = super::open_existing(db)
-            .and_then(|store| super::plan(desired, digest.clone(), store, &mut self.state));
+        let planned = self
+            .fenced_store()
+            .and_then(|store| super::plan(desired, digest.clone(), Some(store), &mut self.state));
         let (planned, store) = match planned {
             Ok(planned) => planned,
             Err(e) => return Outcome::Done(about.fail(OutcomeKind::Failed, e)),
@@ -350,6 +370,88 @@ impl Reconciler {
         Outcome::Done(self.apply(&about, &planned, &plan, refusal, against, store))
     }
 
+    /// The outcome when this watcher does not hold the tenancy's lease:
+    /// a replica stands by; a watcher of another config set is contended
+    /// (said once); a lease that cannot be campaigned for is a failure,
+    /// retried. `None` when this watcher leads.
+    fn stand_by(&mut self, about: &About) -> Option<Outcome> {
+        let wait = self.leadership.terms().renew_deadline;
+        let standing = self.leadership.want(&about.tenancy, wait);
+        if standing.leader {
+            return None;
+        }
+        let me = self.leadership.me();
+        let held = standing.lease.as_ref().filter(|l| l.holder != me.id);
+        let Some(lease) = held else {
+            let why = match &standing.error {
+                Some(error) => format!(
+                    "cannot take part in the lease of tenancy `{}`: {error}",
+                    about.tenancy
+                ),
+                None if standing.lease.is_some() => format!(
+                    "this watcher could not renew its lease of tenancy `{}` within {}; it applies nothing until it renews",
+                    about.tenancy,
+                    crate::state::shown_duration(wait)
+                ),
+                None => format!(
+                    "the lease of tenancy `{}` was not campaigned for within {}",
+                    about.tenancy,
+                    crate::state::shown_duration(wait)
+                ),
+            };
+            self.failing = None;
+            return Some(Outcome::Done(about.fail(
+                OutcomeKind::Failed,
+                Error::new(super::ErrorKind::State, why),
+            )));
+        };
+        let leader = format!(
+            "the watcher of `{}` on host `{}` (pid {}) leads it (lease epoch {})",
+            lease.config, lease.host, lease.pid, lease.epoch
+        );
+        if lease.config != self.config_path {
+            let fingerprint = format!("contended {} lease {}", about.digest, lease.epoch);
+            if self.failing.as_ref() == Some(&fingerprint) {
+                tracing::debug!(
+                    reason = "the tenancy is still led by a watcher of another config set",
+                    "skipped"
+                );
+                return Some(Outcome::Skipped { retry: true });
+            }
+            self.failing = Some(fingerprint);
+            let error = Error::new(
+                super::ErrorKind::Locked,
+                format!(
+                    "tenancy `{}` is kept by another watcher: {leader}; this watcher does not apply over it",
+                    about.tenancy
+                ),
+            )
+            .with_hint("replicas of one watcher watch the config set at the same path; stop one of the two watchers");
+            return Some(Outcome::Done(about.fail(OutcomeKind::Contended, error)));
+        }
+        self.failing = None;
+        Some(Outcome::Done(Reconciled {
+            message: Some(format!(
+                "standing by: {leader}; this replica applies only if it takes the lease"
+            )),
+            ..about.outcome(OutcomeKind::Standby)
+        }))
+    }
+
+    /// The state, opened (created, for a first apply) for this leader's
+    /// applies: each checks the lease first.
+    fn fenced_store(&self) -> Result<Store, Error> {
+        let Some(fence) = self.leadership.fence() else {
+            return Err(Error::new(
+                super::ErrorKind::Stale,
+                "this watcher stopped leading before it planned; it applies nothing until it leads again",
+            ));
+        };
+        let mut store = Store::open(&self.settings.db)?;
+        store.set_fence(Some(fence));
+        Ok(store)
+    }
+
     /// The outcome when another watcher keeps the tenancy: not applied
     /// over, looked at again after a delay (and said once).
     fn contended(
@@ -409,8 +511,15 @@ impl Reconciler {
         );
         let (serial, lineage, result) = match applied {
             Ok(applied) => applied,
-            Err(e) => return about.fail(OutcomeKind::Failed, e),
+            Err(e) => {
+                let stale = e.kind == super::ErrorKind::Stale;
+                return Reconciled {
+                    stale,
+                    ..about.fail(OutcomeKind::Failed, e)
+                };
+            }
         };
+        let written = written_by_action(plan);
         self.state.applied(result, &lineage, serial);
         match refusal {
             // What takes access away has landed; the rest is refused until
@@ -420,6 +529,7 @@ impl Reconciler {
                 Reconciled {
                     serial: Some(serial),
                     summary: Some(SummaryCounts::from(plan.summary())),
+                    applied: written,
                     ..about.fail(OutcomeKind::Refused, e)
                 }
             }
@@ -428,38 +538,32 @@ impl Reconciler {
                 Reconciled {
                     serial: Some(serial),
                     summary: Some(SummaryCounts::from(planned.plan.summary())),
+                    applied: written,
                     ..about.outcome(OutcomeKind::Applied)
                 }
             }
         }
     }
 
-    /// Why this watcher must not apply to `tenancy`, when another watcher
-    /// keeps it: the latest apply by a watcher came from another host or
-    /// another config set, and was made after this watcher started (or
-    /// `--take-over` was not given). An apply by hand in between does not
+    /// Why this watcher must not apply to `tenancy`, when the tenancy's
+    /// latest watched apply came from a watcher of another config set: this
+    /// watcher holds the lease, so that watcher is not running (or stands
+    /// by); its tenancy is taken over only with `--take-over`, with a
+    /// warning. Replicas (the same config set's path, on any host) hand
+    /// over to each other freely. An apply by hand in between does not
     /// matter: the watcher puts its config set back over it, as ever (and
     /// says so).
     fn kept_by_another(&self, store: &Store, tenancy: &str) -> Result<Option<Error>, Error> {
         let shown = escape_control(tenancy);
         if let Some(last) = store.last_apply(tenancy, Some(AppliedBy::Watch))?
             && let Some(source) = &last.source
-            && (source.host != self.host || source.path != self.config_path)
+            && source.path != self.config_path
         {
-            let before_start = last
-                .time
-                .parse::<jiff::Timestamp>()
-                .is_ok_and(|t| t < self.started);
             let other = format!(
                 "the watcher of `{}` on host `{}` (pid {}) applied serial {} at {}",
                 source.path, source.host, source.pid, last.serial, last.time
             );
-            if !(self.settings.take_over && before_start) {
-                let hint = if before_start {
-                    "stop one of the two watchers; if that one is gone for good, start this one with `--take-over`"
-                } else {
-                    "that watcher is running (it applied since this one started): stop one of the two"
-                };
+            if !self.settings.take_over {
                 return Ok(Some(
                     Error::new(
                         super::ErrorKind::Locked,
@@ -467,7 +571,7 @@ impl Reconciler {
                             "tenancy `{tenancy}` is kept by another watcher: {other}; this watcher does not apply over it"
                         ),
                     )
-                    .with_hint(hint),
+                    .with_hint("stop one of the two watchers; if that one is gone for good, start this one with `--take-over`"),
                 ));
             }
             tracing::warn!(tenancy = %shown, from = %escape_control(&other), "taking the tenancy over");
@@ -514,6 +618,19 @@ fn log_diagnostics(diagnostics: &[Diagnostic], sources: &diag::Sources) {
             tracing::warn!(location = %location, code = %d.rule.code(), detail = %message, "config");
         }
     }
+}
+
+/// How many changes of each action `plan` makes, for the metrics.
+fn written_by_action(plan: &Plan) -> Vec<(&'static str, u64)> {
+    let mut counts: Vec<(&'static str, u64)> = Vec::new();
+    for change in &plan.changes {
+        let action = change.action.as_str();
+        match counts.iter_mut().find(|(a, _)| *a == action) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((action, 1)),
+        }
+    }
+    counts
 }
 
 fn plural(n: usize, word: &str) -> String {

@@ -10,6 +10,7 @@
 //! [`Backend`]; adding one changes no caller.
 
 mod dump;
+pub mod lease;
 pub mod postgres;
 mod requests;
 pub mod sqlite;
@@ -22,6 +23,7 @@ use crate::model::{Model, Person};
 use crate::plan::{Plan, Summary};
 
 pub use dump::{JournalRow, ServiceRequestDump, TenancyDump, TenancyRows};
+pub use lease::{Campaign, Fence, Lease, Leases, Replica, ReplicaRow, Role};
 pub use requests::{Channel, Comment, NewServiceRequest, People, ServiceRequest};
 pub use sqlite::{MIGRATIONS, SCHEMA_VERSION};
 
@@ -179,6 +181,18 @@ pub enum StateError {
         what: PathBuf,
         detail: String,
         during_commit: bool,
+    },
+
+    /// A watcher's apply met a lease that is no longer its own: another
+    /// watcher took it, or it expired (the watcher was paused or cut off).
+    /// Nothing was written.
+    #[error(
+        "this watcher's lease on tenancy `{tenancy}` (epoch {epoch}) is no longer current: {detail}; nothing was written\n  hint: the watcher stands by, and applies again only if it takes the lease back"
+    )]
+    Fenced {
+        tenancy: String,
+        epoch: u64,
+        detail: String,
     },
 
     /// `state copy` was refused: the state copied into already knows one
@@ -765,6 +779,36 @@ impl Store {
     /// knows one of the tenancies or holds one of the ids.
     pub fn restore(&mut self, dumps: &[TenancyDump]) -> Result<(), StateError> {
         on_backend!(&mut self.backend, s => s.restore(dumps))
+    }
+
+    /// Campaigns for the lease of `tenancy` as `me`, in one short
+    /// transaction (see [`lease`]): renews it, takes it, or learns who
+    /// holds it; and writes `me`'s row of the replicas table.
+    pub fn campaign(
+        &mut self,
+        tenancy: &str,
+        me: &Replica,
+        duration: Duration,
+    ) -> Result<Campaign, StateError> {
+        on_backend!(&mut self.backend, s => s.campaign(tenancy, me, duration))
+    }
+
+    /// Gives up `me`'s lease of `tenancy` (if it holds it) so that a
+    /// standby takes it at once, and marks `me` stopped.
+    pub fn release(&mut self, tenancy: &str, me: &Replica) -> Result<(), StateError> {
+        on_backend!(&mut self.backend, s => s.release(tenancy, me))
+    }
+
+    /// The leases and replicas of `tenancy` (all when `None`), by tenancy
+    /// and replica, with the database's time.
+    pub fn leases(&self, tenancy: Option<&str>) -> Result<Leases, StateError> {
+        on_backend!(&self.backend, s => s.leases(tenancy))
+    }
+
+    /// Makes every later apply through this store check, inside its
+    /// transaction, that `fence` is still the tenancy's live lease.
+    pub fn set_fence(&mut self, fence: Option<Fence>) {
+        on_backend!(&mut self.backend, s => s.set_fence(fence))
     }
 
     /// The SRs of `tenancy`, by id.

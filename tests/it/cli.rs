@@ -960,9 +960,12 @@ fn every_numeric_flag_is_range_checked_with_an_error_naming_it() {
             "validate --max-total-size",
             "watch --debounce-ms",
             "watch --interval",
+            "watch --lease-duration",
             "watch --max-file-size",
             "watch --max-total-size",
             "watch --poll-interval",
+            "watch --renew-deadline",
+            "watch --retry-period",
         ],
         "the numeric flags found"
     );

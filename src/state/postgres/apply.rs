@@ -46,6 +46,9 @@ impl Store {
         let mut guard = self.client.lock().unwrap_or_else(|e| e.into_inner());
         let client: &mut Client = &mut guard;
         let mut tx = begin_write(client, &target, tenancy, lock_timeout)?;
+        // A watcher's lease first (once the tenancy's lock is held): one
+        // that lost it writes nothing.
+        super::lease::check_fence(&mut tx, &target, self.fence.as_deref())?;
         let found_lineage: String = tx
             .query_one("SELECT value FROM meta WHERE key = 'lineage'", &[])
             .map_err(pg)?
@@ -114,6 +117,9 @@ impl Store {
             JournalKind::Apply,
         )?;
         let journal_done = started.elapsed();
+        // And again at the end: a lease taken over while the rows were
+        // written (its holder paused past its expiry) stops the commit.
+        super::lease::check_fence(&mut tx, &target, self.fence.as_deref())?;
         tx.commit().map_err(|e| {
             if let Some(db) = e.as_db_error()
                 && *db.code() == SqlState::FOREIGN_KEY_VIOLATION

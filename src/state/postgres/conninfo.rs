@@ -980,7 +980,19 @@ impl ConnInfo {
             .port(port)
             .ssl_mode(tls.mode);
         match host {
-            Host::Tcp(name) => config.host(name),
+            Host::Tcp(name) => config
+                .host(name)
+                // A server cut off (a network partition, a machine gone)
+                // is noticed within seconds, not the kernel's hours: sent
+                // data unacknowledged for 15 s, or an idle connection
+                // unanswered to three probes, ends the connection. A
+                // watcher's lease thread depends on it to give up a lease
+                // it can no longer renew.
+                .keepalives(true)
+                .keepalives_idle(Duration::from_secs(10))
+                .keepalives_interval(Duration::from_secs(5))
+                .keepalives_retries(3)
+                .tcp_user_timeout(Duration::from_secs(15)),
             Host::Socket(dir) => config.host_path(dir),
         };
         if !self.connect_timeout.is_zero() {

@@ -25,6 +25,7 @@ mod apply;
 pub mod conninfo;
 mod dump;
 mod journal;
+mod lease;
 mod requests;
 mod rows;
 pub mod schema;
@@ -222,6 +223,8 @@ pub struct Store {
     target: Target,
     lineage: String,
     lock_timeout: Duration,
+    /// The watcher's lease every apply checks, when one is set.
+    fence: Option<Box<crate::state::Fence>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -314,6 +317,7 @@ impl Store {
             target: target.clone(),
             lineage,
             lock_timeout,
+            fence: None,
         })
     }
 

@@ -162,6 +162,36 @@ CREATE TABLE user_former_ids (
     PRIMARY KEY (tenancy, id, person)
 );
 ",
+    // v2: watchers' leases (one leader per tenancy) and the replicas that
+    // campaign for them (`state::lease`), as in the SQLite backend's
+    // version 7. Times are the server's clock in milliseconds.
+    r"
+CREATE TABLE leases (
+    tenancy     TEXT PRIMARY KEY,
+    epoch       BIGINT NOT NULL CHECK (epoch > 0),
+    holder      TEXT NOT NULL,
+    host        TEXT NOT NULL,
+    pid         BIGINT NOT NULL,
+    started_at  TEXT NOT NULL,
+    config      TEXT NOT NULL,
+    acquired_ms BIGINT NOT NULL,
+    renewed_ms  BIGINT NOT NULL,
+    expires_ms  BIGINT NOT NULL
+);
+CREATE TABLE replicas (
+    tenancy    TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    host       TEXT NOT NULL,
+    pid        BIGINT NOT NULL,
+    started_at TEXT NOT NULL,
+    config     TEXT NOT NULL,
+    role       TEXT NOT NULL CHECK (role IN ('leader', 'standby', 'stopped')),
+    since_ms   BIGINT NOT NULL,
+    renewed_ms BIGINT NOT NULL,
+    expires_ms BIGINT NOT NULL,
+    PRIMARY KEY (tenancy, id)
+);
+",
 ];
 
 /// The schema version this binary writes: the number of migrations.

@@ -90,6 +90,10 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql)?;
+        // A watcher's lease first: one that lost it writes nothing. The
+        // write lock held from here to the commit keeps any other watcher
+        // from taking it meanwhile.
+        super::lease::check_fence(&tx, &path, self.fence.as_deref())?;
 
         let found_lineage: String = tx
             .prepare_cached("SELECT value FROM meta WHERE key = 'lineage'")

@@ -23,6 +23,7 @@
 mod apply;
 mod dump;
 mod journal;
+mod lease;
 mod open;
 #[cfg(test)]
 mod people_props;
@@ -98,6 +99,8 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     lineage: String,
+    /// The watcher's lease every apply checks, when one is set.
+    fence: Option<Box<crate::state::Fence>>,
 }
 
 impl std::fmt::Debug for Store {

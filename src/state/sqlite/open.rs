@@ -349,6 +349,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             lineage,
+            fence: None,
         })
     }
 }

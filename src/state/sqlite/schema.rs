@@ -201,7 +201,41 @@ CREATE INDEX journal_applied_by ON journal (tenancy, applied_by, id);
 ",
     // 6: persons, and SRs that belong to them and to a CSI.
     PEOPLE,
+    // 7: watchers' leases (one leader per tenancy) and the replicas that
+    // campaign for them (`state::lease`). Times are the database's clock in
+    // milliseconds since the Unix epoch. Neither refers to `tenancies`: a
+    // watcher campaigns before its first apply creates the tenancy.
+    LEASES,
 ];
+
+/// The leases and replicas tables (`state::lease`).
+const LEASES: &str = "
+CREATE TABLE leases (
+    tenancy     TEXT PRIMARY KEY,
+    epoch       INTEGER NOT NULL CHECK (epoch > 0),
+    holder      TEXT NOT NULL,
+    host        TEXT NOT NULL,
+    pid         INTEGER NOT NULL,
+    started_at  TEXT NOT NULL,
+    config      TEXT NOT NULL,
+    acquired_ms INTEGER NOT NULL,
+    renewed_ms  INTEGER NOT NULL,
+    expires_ms  INTEGER NOT NULL
+) STRICT;
+CREATE TABLE replicas (
+    tenancy    TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    host       TEXT NOT NULL,
+    pid        INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    config     TEXT NOT NULL,
+    role       TEXT NOT NULL CHECK (role IN ('leader', 'standby', 'stopped')),
+    since_ms   INTEGER NOT NULL,
+    renewed_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenancy, id)
+) STRICT;
+";
 
 /// The migration that ties service requests to people and to a CSI, not to
 /// ids (docs/DOMAIN.md §5: an SR belongs to the person who opened it and
