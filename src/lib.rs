@@ -6,7 +6,8 @@
 //! runs that use case — load, check, plan, guard, apply, one watcher step —
 //! for [`cli`], which parses flags and prints. Only `config` names the YAML
 //! crate, only `state` names SQLite, only [`events`] names the file watcher
-//! and signal crates; only `cli` prints.
+//! and signal crates; only [`telemetry`] names the metrics crate and serves
+//! HTTP; only `cli` prints.
 
 pub mod access;
 pub mod check;
@@ -22,3 +23,4 @@ pub mod plan;
 pub mod render;
 pub mod state;
 pub mod status;
+pub mod telemetry;
