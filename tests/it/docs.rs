@@ -20,6 +20,7 @@ fn documents() -> Vec<PathBuf> {
         "fuzz/README.md",
         "fuzz/regressions/README.md",
         "examples/gitops/README.md",
+        "examples/kubernetes/README.md",
         "tests/data/README.md",
     ]
     .iter()

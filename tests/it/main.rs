@@ -63,6 +63,12 @@
 //! - `state_copy`: `state copy` moves every tenancy (rows, journal, SRs,
 //!   renames, retired ones) into another state, SQLite or PostgreSQL, which
 //!   then reads the same; a copy into a state holding one is refused.
+//! - `kubernetes`: the Kubernetes example (`examples/kubernetes/`) and the
+//!   `Dockerfile`: valid Kubernetes objects (`kubernetes-validate`, which
+//!   `.ci/run` installs), well-formed Prometheus Operator objects whose
+//!   alerts use metrics `watch` serves, and every cross-reference (the
+//!   ConfigMap's config set validates, the container's `watch` command line
+//!   parses, probes, Service, budget, Secret keys, the image's user).
 //! - `watch`: `watch` and `status` — editors' saves, files and folders that
 //!   come and go, symlink swaps, bad configs, bursts, the mass-delete guard,
 //!   expiry, signals and the status file, with real file events.
@@ -76,6 +82,7 @@ mod docs;
 mod fixtures;
 mod gitops;
 mod guard;
+mod kubernetes;
 mod newcomer;
 mod outputs;
 mod pg_harness;
