@@ -12,6 +12,7 @@ mod sr;
 mod state;
 mod status;
 mod support;
+mod telemetry;
 mod watch;
 
 use std::io::{IsTerminal, Write};

@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
+use std::sync::Arc;
+
+use super::telemetry::{self as wired, Pulse, WatchProbe};
 use super::{CliError, ConfigArgs};
 use crate::config::SetStamp;
 use crate::diag::escape_control;
@@ -30,6 +33,7 @@ use crate::status::{
     HEARTBEAT, LastReconcile, OutcomeKind, ReplicaStatus, STATUS_FILE, Status, Trigger,
     WatcherState, running_watcher,
 };
+use crate::telemetry::{Metrics, Server};
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
@@ -84,6 +88,11 @@ pub struct WatchArgs {
     /// From 100ms to 10m.
     #[arg(long, value_name = "DURATION", value_parser = parse_retry_period, default_value = "2s")]
     pub retry_period: Duration,
+    /// Serve `/metrics` (Prometheus), `/healthz` and `/readyz` over HTTP at
+    /// this address, e.g. `127.0.0.1:9464`, `0.0.0.0:9464`, `[::1]:9464`
+    /// (the port defaults to 9464). Off unless given.
+    #[arg(long, value_name = "ADDR", value_parser = crate::telemetry::parse_listen)]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// The range of `--lease-duration` and `--renew-deadline`.
@@ -166,12 +175,18 @@ struct StatusOut {
     unwritable: bool,
     /// The lease, whose standing the status file reports.
     leadership: Option<Leadership>,
+    /// The metrics and what the probes read, kept with the status: each
+    /// write of it is a turn of the loop.
+    metrics: Arc<Metrics>,
+    pulse: Arc<Pulse>,
 }
 
 impl StatusOut {
     fn write(&mut self) {
         self.status.heartbeat_at = clock::timestamp();
+        self.pulse.beat();
         if let Some(leadership) = self.leadership.as_ref() {
+            wired::lease(&self.metrics, leadership);
             let standing = leadership.standing();
             self.status.replica = standing.tenancy.map(|tenancy| ReplicaStatus {
                 id: leadership.me().id.clone(),
@@ -313,6 +328,25 @@ pub fn watch(args: &WatchArgs, db: &Location) -> Result<u8, CliError> {
     };
     let leadership = Leadership::start(db.clone(), me, terms, on_change)
         .map_err(|e| CliError::error(format!("cannot start the lease thread: {e}")))?;
+    let metrics = Arc::new(Metrics::new());
+    let pulse = Arc::new(Pulse::new());
+    pulse.beat();
+    let server = match args.listen {
+        None => None,
+        Some(addr) => {
+            let probe = Arc::new(WatchProbe {
+                pulse: Arc::clone(&pulse),
+                leadership: leadership.clone(),
+            });
+            let server = Server::start(addr, Arc::clone(&metrics), probe).map_err(|e| {
+                leadership.stop();
+                CliError::error(e.to_string())
+                    .with_hint("give `--listen` an address of this host with a free port")
+            })?;
+            tracing::info!(addr = %server.local_addr(), "serving /metrics, /healthz and /readyz");
+            Some(server)
+        }
+    };
     let reconciler = Reconciler::new(
         Settings {
             config: root.clone(),
@@ -345,6 +379,8 @@ pub fn watch(args: &WatchArgs, db: &Location) -> Result<u8, CliError> {
             protected,
             unwritable: false,
             leadership: Some(leadership),
+            metrics,
+            pulse,
         },
         files: Files {
             args,
@@ -375,6 +411,9 @@ pub fn watch(args: &WatchArgs, db: &Location) -> Result<u8, CliError> {
     out.status.state = WatcherState::Stopped;
     out.status.next_wake_at = None;
     out.write();
+    if let Some(server) = server {
+        server.stop();
+    }
     tracing::info!(signal = stopped_by, "stopped");
     Ok(0)
 }
@@ -496,7 +535,9 @@ impl Watcher<'_> {
             }
         };
         self.unsettled = false;
-        let ms = started.elapsed().as_millis() as u64;
+        let took = started.elapsed();
+        wired::reconciled(&self.out.metrics, &self.out.pulse, &reconciled, took);
+        let ms = took.as_millis() as u64;
         let status = &mut self.out.status;
         status.reconciles += 1;
         log_outcome(&reconciled, trigger, ms);
@@ -678,6 +719,27 @@ fn log_outcome(r: &Reconciled, trigger: Trigger, ms: u64) {
     let counts = r
         .summary
         .unwrap_or_else(|| crate::plan::Summary::default().into());
+    if r.kind == OutcomeKind::Standby {
+        let message = r.message.as_deref().map(escape_control).unwrap_or_default();
+        macro_rules! standing_by {
+            ($level:ident) => {
+                tracing::$level!(
+                    outcome = %r.kind.as_str(),
+                    tenancy = %tenancy,
+                    detail = %message,
+                    ms,
+                    trigger = %trigger.as_str(),
+                    "reconciled"
+                )
+            };
+        }
+        if trigger == Trigger::Interval {
+            standing_by!(debug);
+        } else {
+            standing_by!(info);
+        }
+        return;
+    }
     if r.kind.is_success() {
         macro_rules! reconciled {
             ($level:ident) => {

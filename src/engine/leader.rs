@@ -332,7 +332,11 @@ impl Campaigner {
         if let Some(tenancy) = held {
             self.release(&tenancy);
         }
-        self.shared.lock().done = true;
+        let mut inner = self.shared.lock();
+        inner.standing.leader = false;
+        inner.won_at = None;
+        inner.done = true;
+        drop(inner);
         self.shared.changed.notify_all();
     }
 

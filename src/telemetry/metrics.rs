@@ -52,11 +52,14 @@ pub enum ReconcileResult {
     Contended,
     /// Planning or applying failed otherwise: the database, a file (`Failed`).
     Error,
+    /// Another replica holds the lease; this one applied nothing
+    /// (`Standby`).
+    Standby,
 }
 
 impl ReconcileResult {
     /// Every result, in the order a scrape lists them.
-    pub const ALL: [ReconcileResult; 7] = [
+    pub const ALL: [ReconcileResult; 8] = [
         ReconcileResult::Applied,
         ReconcileResult::NoChange,
         ReconcileResult::InvalidConfig,
@@ -64,6 +67,7 @@ impl ReconcileResult {
         ReconcileResult::Refused,
         ReconcileResult::Contended,
         ReconcileResult::Error,
+        ReconcileResult::Standby,
     ];
 
     /// The label value.
@@ -76,6 +80,7 @@ impl ReconcileResult {
             ReconcileResult::Refused => "refused",
             ReconcileResult::Contended => "contended",
             ReconcileResult::Error => "error",
+            ReconcileResult::Standby => "standby",
         }
     }
 }

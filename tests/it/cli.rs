@@ -824,7 +824,7 @@ fn every_numeric_flag_is_range_checked_with_an_error_naming_it() {
     use clap::CommandFactory;
     // Value names that are not numbers; a new value name must be added to
     // one list or the other.
-    const NOT_NUMERIC: [&str; 15] = [
+    const NOT_NUMERIC: [&str; 16] = [
         "PATH|URL",
         "DEST",
         "PATH",
@@ -840,6 +840,7 @@ fn every_numeric_flag_is_range_checked_with_an_error_naming_it() {
         "FORMAT",
         "SHELL",
         "DAY",
+        "ADDR",
     ];
     // A runnable command line for each command with a numeric argument.
     let example = "examples/acme-prod.yaml";
