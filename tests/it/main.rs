@@ -92,6 +92,7 @@ mod postgres;
 mod props;
 mod reconcile;
 mod reliability;
+mod replicas;
 mod retire;
 mod schema;
 mod shell;
