@@ -23,20 +23,6 @@ use supportctl::cli::{Cli, Command as CliCommand};
 
 use crate::binary::{Scratch, arg, crate_root, run, supportctl};
 
-/// The flags of `watch` that issue 20 adds — leader election and the
-/// metrics and health endpoints — which the Deployment already uses,
-/// written against that issue's contract before it lands. A flag listed
-/// here and missing from `supportctl watch --help` is let through (and
-/// left out of the parse); once issue 20 is in the tree, they are all in
-/// the help and checked like any other flag, and this list can go. Each
-/// takes a value.
-const FLAGS_ADDED_BY_ISSUE_20: [&str; 4] = [
-    "--listen",
-    "--lease-duration",
-    "--renew-deadline",
-    "--retry-period",
-];
-
 /// The port `watch --listen ADDR` serves on when ADDR names none.
 const DEFAULT_LISTEN_PORT: u16 = 9464;
 
@@ -622,8 +608,7 @@ fn the_config_map_holds_the_example_tenancy() {
 }
 
 /// The container runs a real `watch`: every flag is one `watch --help`
-/// lists (but for [`FLAGS_ADDED_BY_ISSUE_20`] until that issue lands), the
-/// command line parses, and what it names exists: the watched path is the
+/// lists, the command line parses, and what it names exists: the watched path is the
 /// ConfigMap's mount (a folder, so that `..data` swaps reach it), the
 /// `--listen` port is the container's port that the probes ask on
 /// `/healthz` and `/readyz`, `XDG_CACHE_HOME` is on an emptyDir under a
@@ -647,21 +632,13 @@ fn the_deployment_runs_watch_on_the_config_map() {
     let known = watch_flags();
     assert!(known.contains("--interval"), "read the help: {known:?}");
     let mut parsed = vec!["supportctl".to_owned()];
-    let mut skip_value = false;
     for word in &args {
-        if std::mem::take(&mut skip_value) {
-            continue;
-        }
         let flag = word.split('=').next().unwrap_or(word);
-        if !flag.starts_with("--") || known.contains(flag) {
-            parsed.push(word.clone());
-        } else {
-            assert!(
-                FLAGS_ADDED_BY_ISSUE_20.contains(&flag),
-                "the Deployment runs `watch {flag}`, which `supportctl watch --help` does not list"
-            );
-            skip_value = !word.contains('=');
-        }
+        assert!(
+            !flag.starts_with("--") || known.contains(flag),
+            "the Deployment runs `watch {flag}`, which `supportctl watch --help` does not list"
+        );
+        parsed.push(word.clone());
     }
     let cli = Cli::try_parse_from(&parsed)
         .unwrap_or_else(|e| panic!("`{}` does not parse:\n{e}", parsed.join(" ")));
