@@ -303,14 +303,24 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
                 "Whether that watcher is healthy (exit 0) or not:",
                 "supportctl status --status-file watch.json",
             ),
+            (
+                "One of several replicas on a shared state (the leader applies, the others stand by), with metrics and health probes:",
+                "supportctl --db postgres://ops@db.example.com/supportctl watch --listen 0.0.0.0:9464 /srv/my-tenancy/",
+            ),
         ],
     ),
     (
         "status",
-        &[(
-            "A watcher's health, for a probe or a script:",
-            "supportctl status --status-file watch.json",
-        )],
+        &[
+            (
+                "A watcher's health, for a probe or a script:",
+                "supportctl status --status-file watch.json",
+            ),
+            (
+                "The tenancy's leader and every replica, from a shared state:",
+                "supportctl --db postgres://ops@db.example.com/supportctl status --format json",
+            ),
+        ],
     ),
     (
         "schema",

@@ -341,6 +341,13 @@ impl Campaigner {
     }
 
     fn campaign(&mut self, tenancy: &str) -> Result<Campaign, StateError> {
+        // A SQLite file is opened afresh each time (it is cheap): a state
+        // moved aside and made anew under its name is then the one the
+        // lease is kept in, as every reconcile opens it. A server keeps its
+        // connection, opened again only after a failure.
+        if matches!(self.db, Location::Sqlite(_)) {
+            self.store = None;
+        }
         let store = match &mut self.store {
             Some(store) => store,
             None => self.store.insert(Store::open(&self.db)?),
