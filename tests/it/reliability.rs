@@ -73,11 +73,13 @@ fn assert_intact(world: &Scratch) {
 }
 
 /// The tables of a PostgreSQL state (its schema `supportctl`).
-const STATE_TABLES: [&str; 11] = [
+const STATE_TABLES: [&str; 13] = [
     "approvals",
     "journal",
+    "leases",
     "memberships",
     "meta",
+    "replicas",
     "service_requests",
     "sr_comments",
     "support_accounts",
