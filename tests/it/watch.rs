@@ -28,7 +28,7 @@ use serde_json::Value;
 use crate::binary::{self, DEADLINE, Dice, Scratch, arg, copy_dir, json};
 
 /// The debounce of most tests: quick, and long enough to merge one save.
-const DEBOUNCE_MS: &str = "100";
+pub(crate) const DEBOUNCE_MS: &str = "100";
 /// How long "nothing happens" is watched for: several debounce periods.
 const QUIET: Duration = Duration::from_millis(800);
 /// The messages that tell that a trigger was acted on.
@@ -42,14 +42,14 @@ const RECONCILE_MESSAGES: [&str; 4] = [
 // ---- Configs ----
 
 /// `examples/acme-prod.yaml`: one file, 7 users, every kind of resource.
-fn acme() -> String {
+pub(crate) fn acme() -> String {
     std::fs::read_to_string(binary::crate_root().join("examples/acme-prod.yaml"))
         .expect("the example is readable")
 }
 
 /// `text` with the first `from` replaced by `to`; `from` must be there.
 #[track_caller]
-fn edited(text: &str, from: &str, to: &str) -> String {
+pub(crate) fn edited(text: &str, from: &str, to: &str) -> String {
     assert!(text.contains(from), "`{from}` is not in the text");
     text.replacen(from, to, 1)
 }
@@ -60,7 +60,7 @@ fn acme_with_alice(name: &str) -> String {
 }
 
 /// The example with a CSI that breaks rule 1 (E101): an invalid edit.
-fn acme_invalid() -> String {
+pub(crate) fn acme_invalid() -> String {
     edited(&acme(), "csi: \"20817431\"", "csi: \"CSI-2081\"")
 }
 
@@ -110,12 +110,12 @@ fn example_dir(world: &Scratch, relative: &str) -> PathBuf {
 
 /// The status file watch writes by default: `<db>.status.json`, beside the
 /// SQLite file, or in the user's cache folder for a state on a server.
-fn default_status_file(world: &Scratch) -> PathBuf {
+pub(crate) fn default_status_file(world: &Scratch) -> PathBuf {
     world.beside(".status.json")
 }
 
 /// `show --format json`, or `None` while there is no tenancy to show.
-fn try_show(world: &Scratch) -> Option<Value> {
+pub(crate) fn try_show(world: &Scratch) -> Option<Value> {
     let outcome = world.run(&["show", "--format", "json"]);
     (outcome.code() == 0).then(|| json(&outcome.stdout))
 }
@@ -158,13 +158,13 @@ fn read_status(path: &Path) -> Option<Value> {
 }
 
 /// `supportctl --db DB --log-format json watch CONFIG FLAGS…`.
-fn watch_command(world: &Scratch, config: &Path, flags: &[&str]) -> Command {
+pub(crate) fn watch_command(world: &Scratch, config: &Path, flags: &[&str]) -> Command {
     let mut args = vec!["--log-format", "json", "watch", arg(config)];
     args.extend_from_slice(flags);
     world.command(&args)
 }
 
-fn watch(world: &Scratch, config: &Path, flags: &[&str]) -> Watcher {
+pub(crate) fn watch(world: &Scratch, config: &Path, flags: &[&str]) -> Watcher {
     Watcher::spawn(watch_command(world, config, flags))
 }
 
@@ -179,7 +179,7 @@ struct Log {
 }
 
 /// A running `supportctl watch`, killed when dropped.
-struct Watcher {
+pub(crate) struct Watcher {
     child: Child,
     log: Arc<(Mutex<Log>, Condvar)>,
     stdout: Option<JoinHandle<Vec<u8>>>,
@@ -187,7 +187,7 @@ struct Watcher {
     shown: String,
 }
 
-fn message(line: &Value) -> &str {
+pub(crate) fn message(line: &Value) -> &str {
     line["fields"]["message"].as_str().unwrap_or_default()
 }
 
@@ -195,12 +195,12 @@ fn field<'a>(line: &'a Value, name: &str) -> &'a Value {
     &line["fields"][name]
 }
 
-fn text_field<'a>(line: &'a Value, name: &str) -> &'a str {
+pub(crate) fn text_field<'a>(line: &'a Value, name: &str) -> &'a str {
     field(line, name).as_str().unwrap_or_default()
 }
 
 /// A `reconciled` line with this outcome and trigger.
-fn reconciled(outcome: &'static str, trigger: &'static str) -> impl Fn(&Value) -> bool {
+pub(crate) fn reconciled(outcome: &'static str, trigger: &'static str) -> impl Fn(&Value) -> bool {
     move |line| {
         message(line) == "reconciled"
             && text_field(line, "outcome") == outcome
@@ -213,7 +213,7 @@ fn failed(outcome: &'static str) -> impl Fn(&Value) -> bool {
     move |line| message(line) == "reconcile failed" && text_field(line, "outcome") == outcome
 }
 
-fn is(wanted: &'static str) -> impl Fn(&Value) -> bool {
+pub(crate) fn is(wanted: &'static str) -> impl Fn(&Value) -> bool {
     move |line| message(line) == wanted
 }
 
@@ -304,7 +304,7 @@ impl Watcher {
 
     /// Everything it printed on stderr (the last lines of it, when long),
     /// for failure messages.
-    fn dump(&self) -> String {
+    pub(crate) fn dump(&self) -> String {
         let log = self.log.0.lock().unwrap();
         let shown: Vec<&String> = log
             .lines
@@ -332,7 +332,12 @@ impl Watcher {
     /// returns the cursor after it and the line. Fails the test after
     /// [`DEADLINE`], or when the process ends first.
     #[track_caller]
-    fn wait_for(&self, from: usize, what: &str, pred: impl Fn(&Value) -> bool) -> (usize, Value) {
+    pub(crate) fn wait_for(
+        &self,
+        from: usize,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> (usize, Value) {
         let deadline = Instant::now() + DEADLINE;
         let (lock, grew) = &*self.log;
         let mut log = lock.lock().unwrap();
@@ -368,7 +373,7 @@ impl Watcher {
     /// (trigger `start`, whatever its outcome); returns the cursor after it
     /// and that reconcile's line.
     #[track_caller]
-    fn started(&self) -> (usize, Value) {
+    pub(crate) fn started(&self) -> (usize, Value) {
         let (at, watching) = self.wait_for(0, "the `watching` line", is("watching"));
         assert!(
             !text_field(&watching, "path").is_empty() && !text_field(&watching, "db").is_empty(),
@@ -435,7 +440,7 @@ impl Watcher {
     }
 
     /// Sends a signal (`TERM`, `INT`) with kill(1).
-    fn signal(&self, name: &str) {
+    pub(crate) fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .args(["-s", name, &self.pid().to_string()])
             .status()
@@ -445,7 +450,7 @@ impl Watcher {
 
     /// Waits for the process to end, at most `within`.
     #[track_caller]
-    fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+    pub(crate) fn wait_exit(&mut self, within: Duration) -> ExitStatus {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().expect("waiting for the watcher") {
@@ -1787,7 +1792,7 @@ fn watch_logs_text_by_default() {
 
 /// Runs a watch command that must end at once; returns its exit status and
 /// stderr.
-fn run_briefly(command: Command) -> (Option<i32>, String) {
+pub(crate) fn run_briefly(command: Command) -> (Option<i32>, String) {
     let mut watcher = Watcher::spawn(command);
     let status = watcher.wait_exit(Duration::from_secs(10));
     (status.code(), watcher.stderr_text())
