@@ -13,6 +13,9 @@
 //! applied, an invalid, a standing-by and a leading watcher go through
 //! `promtool check metrics`, where promtool is found
 //! (`tests/support/promtool.rs`).
+//!
+//! The only fixed waits are the watch of a leader's lease gauges for longer
+//! than its lease, which shows that they do *not* go stale.
 
 use std::collections::BTreeSet;
 use std::io::{Read as _, Write as _};
@@ -495,6 +498,48 @@ fn a_standby_replica_is_ready_and_its_metrics_show_it_take_over_from_a_stopped_l
         (ready.status, ready.body.as_str()),
         (200, "ok\n"),
         "{ready:?}"
+    );
+}
+
+/// A leader renews its lease every retry period (200 ms here), so its
+/// lease expiry gauge is always ahead of now, even between the turns of
+/// its loop, which may be a heartbeat (10 s) apart: watched for longer than
+/// the lease lasts (3 s), every scrape that says it leads shows a lease not
+/// yet expired.
+#[test]
+fn a_leaders_lease_expiry_gauge_follows_its_renewals_between_turns_of_its_loop() {
+    let world = Scratch::new();
+    let config = world.write("acme.yaml", &acme());
+    let (watcher, at, _) = applied(&world, &config, &SHORT_LEASE);
+    let first = wait_metrics(&watcher, &at, "the lease in the metrics", |m| {
+        m.value("supportctl_leader") == Some(1.0)
+    });
+    let lease = Duration::from_secs(3);
+    let watched = Instant::now();
+    let mut leading_after_a_lease = 0;
+    while watched.elapsed() < lease + Duration::from_millis(500) {
+        let metrics = at.metrics();
+        let now = now_seconds();
+        if metrics.value("supportctl_leader") == Some(1.0) {
+            let expiry = metrics.of("supportctl_lease_expiry_timestamp_seconds");
+            assert!(
+                expiry > now,
+                "a leader's lease shown as expired at {now} ({expiry}), {:?} into the watch; \
+                 the first scrape said:\n{}\nthis one:\n{}",
+                watched.elapsed(),
+                first.0,
+                metrics.0
+            );
+            if watched.elapsed() > lease {
+                leading_after_a_lease += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        leading_after_a_lease > 0,
+        "the watcher led for the whole watch\n{}",
+        watcher.dump()
     );
 }
 
