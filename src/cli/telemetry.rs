@@ -98,6 +98,15 @@ impl Probe for WatchProbe {
         }
         Ok(())
     }
+
+    /// The lease's gauges as the lease thread last saw it: the loop records
+    /// them only when it turns, which may be a heartbeat (10 s) apart, while
+    /// a leader renews every retry period. Without this, a scrape between
+    /// two turns shows the expiry of a renewal long past: with a lease
+    /// shorter than the heartbeat, a healthy leader's lease as expired.
+    fn refresh(&self, metrics: &Metrics) {
+        lease(metrics, &self.leadership);
+    }
 }
 
 /// The result label of a reconcile's outcome.

@@ -1,10 +1,11 @@
 //! The watcher's HTTP endpoints: `/metrics`, `/healthz` and `/readyz`.
 //!
 //! [`Server`] listens on one address and answers `GET` and `HEAD` of the
-//! three paths, each from memory: the exposition of [`Metrics`], and the
-//! answers of a [`Probe`], which the watcher gives from what its loop and
-//! lease thread last saw. It never touches the state, the config set or the
-//! clock, and it reads no request body.
+//! three paths, each from memory: the exposition of [`Metrics`] (brought up
+//! to date by [`Probe::refresh`] first), and the answers of a [`Probe`],
+//! which the watcher gives from what its loop and lease thread last saw.
+//! It never touches the state, the config set or the clock, and it reads
+//! no request body.
 //!
 //! The server is HTTP/1.1 on `std::net`, written for these three answers
 //! rather than taken from a crate. tiny_http 0.12, the small synchronous
@@ -149,6 +150,11 @@ pub trait Probe: Send + Sync {
     /// healthy standby), and the database answered when it was last asked.
     /// `Err` holds why not, one line for a person.
     fn ready(&self) -> Result<(), String>;
+    /// Before `/metrics` is encoded: records into `metrics` what changes
+    /// between the times the watcher records (its lease, renewed by a
+    /// thread of its own every retry period while the loop may sleep for a
+    /// heartbeat), from memory as the answers above.
+    fn refresh(&self, _metrics: &Metrics) {}
 }
 
 /// The HTTP server of `watch --listen`: listening from [`Server::start`]
@@ -576,12 +582,15 @@ fn answer(line: &[u8], metrics: &Metrics, probe: &dyn Probe) -> (Answer, bool) {
         return (answer, false);
     }
     let answer = match path {
-        b"/metrics" => Answer {
-            status: 200,
-            content_type: METRICS_CONTENT_TYPE,
-            body: metrics.encode(),
-            allow: false,
-        },
+        b"/metrics" => {
+            probe.refresh(metrics);
+            Answer {
+                status: 200,
+                content_type: METRICS_CONTENT_TYPE,
+                body: metrics.encode(),
+                allow: false,
+            }
+        }
         b"/healthz" => Answer::from_probe(probe.live()),
         _ => Answer::from_probe(probe.ready()),
     };

@@ -402,6 +402,12 @@ impl Metrics {
     }
 }
 
+/// Where `promtool` is, and its check of an exposition: shared with
+/// `tests/it/telemetry.rs`.
+#[cfg(test)]
+#[path = "../../tests/support/promtool.rs"]
+mod promtool;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -616,67 +622,17 @@ mod tests {
         );
     }
 
-    /// Where `promtool` is: `SUPPORTCTL_TEST_PROMTOOL`, then `PATH`, then
-    /// `target/tools/promtool` (where `.ci/promtool` puts it).
-    fn promtool() -> Option<std::path::PathBuf> {
-        if let Some(path) = std::env::var_os("SUPPORTCTL_TEST_PROMTOOL").filter(|p| !p.is_empty()) {
-            return Some(path.into());
-        }
-        let on_path = std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join("promtool"))
-                .find(|p| p.is_file())
-        });
-        on_path.or_else(|| {
-            Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/promtool"))
-                .filter(|p| p.is_file())
-        })
-    }
-
     /// The exposition passes Prometheus's own parser and linter: `promtool
     /// check metrics` exits 0 and prints no problem.
     #[test]
     fn promtool_accepts_the_exposition() {
-        use std::io::Write as _;
-        use std::process::{Command, Stdio};
-
-        let Some(promtool) = promtool() else {
-            let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
-            assert!(
-                !ci,
-                "promtool is missing, and CI is set; run .ci/promtool, put promtool on PATH \
-                 or set SUPPORTCTL_TEST_PROMTOOL"
-            );
-            eprintln!(
-                "skipped: promtool is missing (run .ci/promtool, put it on PATH \
-                 or set SUPPORTCTL_TEST_PROMTOOL)"
-            );
+        let Some(promtool) = super::promtool::or_skip() else {
             return;
         };
         for text in [Metrics::new().encode(), recorded().encode()] {
-            let mut child = Command::new(&promtool)
-                .args(["check", "metrics"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap_or_else(|e| panic!("{} not run: {e}", promtool.display()));
-            let mut stdin = child.stdin.take().expect("piped");
-            stdin
-                .write_all(text.as_bytes())
-                .expect("promtool reads its input");
-            drop(stdin);
-            let out = child.wait_with_output().expect("promtool ran");
-            let said = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            assert!(
-                out.status.success() && said.trim().is_empty(),
-                "promtool check metrics: {}\n{said}\non:\n{text}",
-                out.status
-            );
+            if let Err(problem) = super::promtool::check_metrics(&promtool, &text) {
+                panic!("{problem}\non:\n{text}");
+            }
         }
     }
 }

@@ -72,6 +72,12 @@
 //! - `watch`: `watch` and `status` — editors' saves, files and folders that
 //!   come and go, symlink swaps, bad configs, bursts, the mass-delete guard,
 //!   expiry, signals and the status file, with real file events.
+//! - `telemetry`: `watch --listen` — `/metrics`, `/healthz` and `/readyz`
+//!   read with a real HTTP client while a watcher applies, fails, stands by
+//!   and takes over; the exposition checked by `promtool` (found by
+//!   `promtool`, shared with the unit tests from
+//!   `tests/support/promtool.rs`); no personal data in a label; `--listen`
+//!   errors, SIGTERM, and clients that send nothing.
 
 mod bad_input;
 mod binary;
@@ -89,6 +95,8 @@ mod pg_harness;
 #[path = "../support/pg_server.rs"]
 mod pg_server;
 mod postgres;
+#[path = "../support/promtool.rs"]
+mod promtool;
 mod props;
 mod reconcile;
 mod reliability;
@@ -98,4 +106,5 @@ mod schema;
 mod shell;
 mod state_copy;
 mod support;
+mod telemetry;
 mod watch;

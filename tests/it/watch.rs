@@ -60,7 +60,7 @@ pub(crate) fn acme_with_alice(name: &str) -> String {
 }
 
 /// The example with a CSI that breaks rule 1 (E101): an invalid edit.
-fn acme_invalid() -> String {
+pub(crate) fn acme_invalid() -> String {
     edited(&acme(), "csi: \"20817431\"", "csi: \"CSI-2081\"")
 }
 
@@ -110,12 +110,12 @@ fn example_dir(world: &Scratch, relative: &str) -> PathBuf {
 
 /// The status file watch writes by default: `<db>.status.json`, beside the
 /// SQLite file, or in the user's cache folder for a state on a server.
-fn default_status_file(world: &Scratch) -> PathBuf {
+pub(crate) fn default_status_file(world: &Scratch) -> PathBuf {
     world.beside(".status.json")
 }
 
 /// `show --format json`, or `None` while there is no tenancy to show.
-fn try_show(world: &Scratch) -> Option<Value> {
+pub(crate) fn try_show(world: &Scratch) -> Option<Value> {
     let outcome = world.run(&["show", "--format", "json"]);
     (outcome.code() == 0).then(|| json(&outcome.stdout))
 }
@@ -1797,7 +1797,7 @@ fn watch_logs_text_by_default() {
 
 /// Runs a watch command that must end at once; returns its exit status and
 /// stderr.
-fn run_briefly(command: Command) -> (Option<i32>, String) {
+pub(crate) fn run_briefly(command: Command) -> (Option<i32>, String) {
     let mut watcher = Watcher::spawn(command);
     let status = watcher.wait_exit(Duration::from_secs(10));
     (status.code(), watcher.stderr_text())

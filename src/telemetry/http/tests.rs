@@ -63,6 +63,8 @@ fn listen_addresses() {
 struct Answers {
     dead: Mutex<Option<String>>,
     unready: Mutex<Option<String>>,
+    /// The lease it records before a scrape: whether it leads, the epoch.
+    lease: Mutex<Option<(bool, u64)>>,
 }
 
 impl Probe for Answers {
@@ -71,6 +73,11 @@ impl Probe for Answers {
     }
     fn ready(&self) -> Result<(), String> {
         self.unready.lock().unwrap().clone().map_or(Ok(()), Err)
+    }
+    fn refresh(&self, metrics: &Metrics) {
+        if let Some((leader, epoch)) = *self.lease.lock().unwrap() {
+            metrics.lease(leader, epoch, None);
+        }
     }
 }
 
@@ -217,6 +224,23 @@ fn head_has_the_headers_of_get_and_no_body() {
         }
         assert_eq!(head.body_mut().read_to_string().unwrap(), "", "{path}");
     }
+}
+
+/// Each scrape has the probe record what changed since the watcher last
+/// recorded (its lease) before the exposition is encoded.
+#[test]
+fn a_scrape_has_the_probe_refresh_the_metrics_first() {
+    let f = Fixture::start();
+    let agent = agent();
+    *f.probe.lease.lock().unwrap() = Some((true, 4));
+    let (status, _, body) = got(agent.get(f.url("/metrics")).call());
+    assert_eq!(status, 200);
+    assert!(body.contains("\nsupportctl_leader 1\n"), "{body}");
+    assert!(body.contains("\nsupportctl_lease_epoch 4\n"), "{body}");
+    *f.probe.lease.lock().unwrap() = Some((false, 5));
+    let (_, _, body) = got(agent.get(f.url("/metrics")).call());
+    assert!(body.contains("\nsupportctl_leader 0\n"), "{body}");
+    assert!(body.contains("\nsupportctl_lease_epoch 5\n"), "{body}");
 }
 
 #[test]
