@@ -37,17 +37,29 @@ pub fn status(args: &StatusArgs, db: &Location) -> Result<u8, CliError> {
         .status_file
         .clone()
         .unwrap_or_else(|| default_status_file(db));
-    let text = crate::files::read_bounded(&path, MAX_STATUS_BYTES).map_err(|e| {
-        if e.is_not_found() {
-            CliError::error(format!(
+    let text = match crate::files::read_bounded(&path, MAX_STATUS_BYTES) {
+        Ok(text) => text,
+        Err(e) if e.is_not_found() => {
+            // No watcher here: the state may still tell of replicas
+            // elsewhere.
+            if args.status_file.is_none()
+                && let Some(code) = replicas_only(args, db)
+            {
+                return code;
+            }
+            return Err(CliError::error(format!(
                 "no watcher status at `{}`: no `supportctl watch` has run with this database",
                 path.display()
             ))
-            .with_hint("pass `--status-file` if the watcher was started with one")
-        } else {
-            CliError::error(format!("cannot read `{}`: {e}", path.display()))
+            .with_hint("pass `--status-file` if the watcher was started with one"));
         }
-    })?;
+        Err(e) => {
+            return Err(CliError::error(format!(
+                "cannot read `{}`: {e}",
+                path.display()
+            )));
+        }
+    };
     let status: Status = serde_json::from_slice(&text).map_err(|e| {
         CliError::error(format!(
             "`{}` is not a watcher status file: {e}",
@@ -192,15 +204,74 @@ fn lease_report(status: &Status, db: &Location) -> LeaseReport {
         Ok(leases) => leases,
         Err(e) => return unknown(e.message()),
     };
-    report_of(status, &tenancy, &leases)
+    report_of(
+        status.replica.as_ref().map(|r| r.id.as_str()),
+        &tenancy,
+        &leases,
+    )
 }
 
-fn report_of(status: &Status, tenancy: &str, found: &Leases) -> LeaseReport {
+/// `status` where no watcher's status file is (another machine than the
+/// watchers'): the leader and replicas of every tenancy the state holds a
+/// lease for, healthy (exit 0) when each has a live leader. `None` when
+/// the state holds no lease, or cannot be read: then the missing file is
+/// the error.
+fn replicas_only(args: &StatusArgs, db: &Location) -> Option<Result<u8, CliError>> {
+    let found = Store::open_read_only(db).ok()??.leases(None).ok()?;
+    if found.leases.is_empty() {
+        return None;
+    }
+    let reports: Vec<(String, LeaseReport)> = found
+        .leases
+        .iter()
+        .map(|l| (l.tenancy.clone(), report_of(None, &l.tenancy, &found)))
+        .collect();
+    let leaderless: Vec<&str> = reports
+        .iter()
+        .filter(|(_, r)| r.json["leader"].is_null())
+        .map(|(t, _)| t.as_str())
+        .collect();
+    let problem = (!leaderless.is_empty()).then(|| {
+        format!(
+            "no watcher leads tenancy {}: every replica stopped, or none renews its lease",
+            leaderless
+                .iter()
+                .map(|t| format!("`{}`", escape_control(t)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    });
+    let printed = match args.format {
+        StatusFormat::Json => {
+            let doc = serde_json::json!({
+                "healthy": problem.is_none(),
+                "problem": problem,
+                "leases": reports.iter().map(|(_, r)| r.json.clone()).collect::<Vec<_>>(),
+            });
+            print_stdout(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&doc).unwrap_or_default()
+            ))
+        }
+        StatusFormat::Text => print_stdout(
+            &reports
+                .iter()
+                .map(|(_, r)| r.text.as_str())
+                .collect::<String>(),
+        ),
+    };
+    Some(match (printed, problem) {
+        (Err(e), _) => Err(e.into()),
+        (Ok(()), Some(problem)) => Err(CliError::error(problem)),
+        (Ok(()), None) => Ok(0),
+    })
+}
+
+fn report_of(this: Option<&str>, tenancy: &str, found: &Leases) -> LeaseReport {
     let now = found.now_ms;
     let at = |ms: i64| {
         jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
     };
-    let this = status.replica.as_ref().map(|r| r.id.as_str());
     let alive = |r: &ReplicaRow| r.role != Role::Stopped && r.expires_ms > now;
     let lease = found.leases.iter().find(|l| l.tenancy == tenancy);
     let leader = lease.filter(|l| l.live_at(now));

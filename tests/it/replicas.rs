@@ -460,3 +460,40 @@ fn an_apply_under_a_lost_lease_is_refused_in_its_transaction() {
         "the lease's holder applies"
     );
 }
+
+/// On a machine where no watcher runs (no status file beside the state),
+/// `status` reads the leader and the replicas of every tenancy from the
+/// state: healthy while each has a live leader, exit 1 naming the tenancy
+/// once none leads.
+#[test]
+fn status_where_no_watcher_runs_reports_each_tenancys_leader_from_the_state() {
+    let world = Scratch::new();
+    let config = world.write("acme.yaml", &acme());
+    let (mut leader, _) = replica(&world, &config, "elsewhere", &[]);
+    leader.started();
+    let (code, doc, stderr) = status_json(&world, &[]);
+    assert_eq!(code, 0, "{doc}\n{stderr}");
+    assert_eq!(doc["healthy"], true, "{doc}");
+    let leases = doc["leases"].as_array().expect("every tenancy's lease");
+    assert_eq!(leases.len(), 1, "{doc}");
+    assert_eq!(leases[0]["tenancy"], "acme-prod", "{doc}");
+    assert_eq!(leases[0]["leader"]["pid"], leader.pid(), "{doc}");
+    let text = world.run(&["status"]);
+    assert_eq!(text.code(), 0, "{}", text.transcript());
+    assert!(
+        text.stdout.contains(&format!("pid {}", leader.pid())) && text.stdout.contains("led by"),
+        "{}",
+        text.stdout
+    );
+
+    leader.signal("TERM");
+    assert_eq!(leader.wait_exit(crate::binary::DEADLINE).code(), Some(0));
+    let (code, doc, stderr) = status_json(&world, &[]);
+    assert_eq!(code, 1, "{doc}");
+    assert_eq!(doc["leases"][0]["leader"], Value::Null, "{doc}");
+    assert_eq!(doc["leases"][0]["replicas"][0]["role"], "stopped", "{doc}");
+    assert!(
+        stderr.contains("no watcher leads tenancy `acme-prod`"),
+        "{stderr}"
+    );
+}
