@@ -28,7 +28,7 @@ use serde_json::Value;
 use crate::binary::{self, DEADLINE, Dice, Scratch, arg, copy_dir, json};
 
 /// The debounce of most tests: quick, and long enough to merge one save.
-const DEBOUNCE_MS: &str = "100";
+pub(crate) const DEBOUNCE_MS: &str = "100";
 /// How long "nothing happens" is watched for: several debounce periods.
 const QUIET: Duration = Duration::from_millis(800);
 /// The messages that tell that a trigger was acted on.
@@ -42,20 +42,20 @@ const RECONCILE_MESSAGES: [&str; 4] = [
 // ---- Configs ----
 
 /// `examples/acme-prod.yaml`: one file, 7 users, every kind of resource.
-fn acme() -> String {
+pub(crate) fn acme() -> String {
     std::fs::read_to_string(binary::crate_root().join("examples/acme-prod.yaml"))
         .expect("the example is readable")
 }
 
 /// `text` with the first `from` replaced by `to`; `from` must be there.
 #[track_caller]
-fn edited(text: &str, from: &str, to: &str) -> String {
+pub(crate) fn edited(text: &str, from: &str, to: &str) -> String {
     assert!(text.contains(from), "`{from}` is not in the text");
     text.replacen(from, to, 1)
 }
 
 /// The example with alice's display name changed: a one-change edit.
-fn acme_with_alice(name: &str) -> String {
+pub(crate) fn acme_with_alice(name: &str) -> String {
     edited(&acme(), "name: Alice Lee", &format!("name: {name}"))
 }
 
@@ -90,14 +90,14 @@ fn big_config(n: usize) -> String {
 // ---- The state ----
 
 /// The user `id` in a `show --format json` document, or null.
-fn user<'a>(show: &'a Value, id: &str) -> &'a Value {
+pub(crate) fn user<'a>(show: &'a Value, id: &str) -> &'a Value {
     show["users"]
         .as_array()
         .and_then(|users| users.iter().find(|u| u["id"] == id))
         .unwrap_or(&Value::Null)
 }
 
-fn user_name(show: &Value, id: &str) -> Option<String> {
+pub(crate) fn user_name(show: &Value, id: &str) -> Option<String> {
     user(show, id)["name"].as_str().map(str::to_owned)
 }
 
@@ -115,7 +115,7 @@ fn default_status_file(world: &Scratch) -> PathBuf {
 }
 
 /// `show --format json`, or `None` while there is no tenancy to show.
-fn try_show(world: &Scratch) -> Option<Value> {
+pub(crate) fn try_show(world: &Scratch) -> Option<Value> {
     let outcome = world.run(&["show", "--format", "json"]);
     (outcome.code() == 0).then(|| json(&outcome.stdout))
 }
@@ -158,13 +158,13 @@ fn read_status(path: &Path) -> Option<Value> {
 }
 
 /// `supportctl --db DB --log-format json watch CONFIG FLAGS…`.
-fn watch_command(world: &Scratch, config: &Path, flags: &[&str]) -> Command {
+pub(crate) fn watch_command(world: &Scratch, config: &Path, flags: &[&str]) -> Command {
     let mut args = vec!["--log-format", "json", "watch", arg(config)];
     args.extend_from_slice(flags);
     world.command(&args)
 }
 
-fn watch(world: &Scratch, config: &Path, flags: &[&str]) -> Watcher {
+pub(crate) fn watch(world: &Scratch, config: &Path, flags: &[&str]) -> Watcher {
     Watcher::spawn(watch_command(world, config, flags))
 }
 
@@ -179,7 +179,7 @@ struct Log {
 }
 
 /// A running `supportctl watch`, killed when dropped.
-struct Watcher {
+pub(crate) struct Watcher {
     child: Child,
     log: Arc<(Mutex<Log>, Condvar)>,
     stdout: Option<JoinHandle<Vec<u8>>>,
@@ -187,20 +187,20 @@ struct Watcher {
     shown: String,
 }
 
-fn message(line: &Value) -> &str {
+pub(crate) fn message(line: &Value) -> &str {
     line["fields"]["message"].as_str().unwrap_or_default()
 }
 
-fn field<'a>(line: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn field<'a>(line: &'a Value, name: &str) -> &'a Value {
     &line["fields"][name]
 }
 
-fn text_field<'a>(line: &'a Value, name: &str) -> &'a str {
+pub(crate) fn text_field<'a>(line: &'a Value, name: &str) -> &'a str {
     field(line, name).as_str().unwrap_or_default()
 }
 
 /// A `reconciled` line with this outcome and trigger.
-fn reconciled(outcome: &'static str, trigger: &'static str) -> impl Fn(&Value) -> bool {
+pub(crate) fn reconciled(outcome: &'static str, trigger: &'static str) -> impl Fn(&Value) -> bool {
     move |line| {
         message(line) == "reconciled"
             && text_field(line, "outcome") == outcome
@@ -213,7 +213,7 @@ fn failed(outcome: &'static str) -> impl Fn(&Value) -> bool {
     move |line| message(line) == "reconcile failed" && text_field(line, "outcome") == outcome
 }
 
-fn is(wanted: &'static str) -> impl Fn(&Value) -> bool {
+pub(crate) fn is(wanted: &'static str) -> impl Fn(&Value) -> bool {
     move |line| message(line) == wanted
 }
 
@@ -273,22 +273,22 @@ impl Watcher {
         }
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// How many lines it has printed: a cursor for the waits below.
-    fn cursor(&self) -> usize {
+    pub(crate) fn cursor(&self) -> usize {
         self.log.0.lock().unwrap().lines.len()
     }
 
     /// The JSON lines printed from `from` on.
-    fn lines_since(&self, from: usize) -> Vec<Value> {
+    pub(crate) fn lines_since(&self, from: usize) -> Vec<Value> {
         self.lines_between(from, usize::MAX)
     }
 
     /// The JSON lines printed between two cursors.
-    fn lines_between(&self, from: usize, to: usize) -> Vec<Value> {
+    pub(crate) fn lines_between(&self, from: usize, to: usize) -> Vec<Value> {
         let log = self.log.0.lock().unwrap();
         log.lines
             .iter()
@@ -298,13 +298,13 @@ impl Watcher {
             .collect()
     }
 
-    fn count_since(&self, from: usize, pred: impl Fn(&Value) -> bool) -> usize {
+    pub(crate) fn count_since(&self, from: usize, pred: impl Fn(&Value) -> bool) -> usize {
         self.lines_since(from).iter().filter(|l| pred(l)).count()
     }
 
     /// Everything it printed on stderr (the last lines of it, when long),
     /// for failure messages.
-    fn dump(&self) -> String {
+    pub(crate) fn dump(&self) -> String {
         let log = self.log.0.lock().unwrap();
         let shown: Vec<&String> = log
             .lines
@@ -332,7 +332,12 @@ impl Watcher {
     /// returns the cursor after it and the line. Fails the test after
     /// [`DEADLINE`], or when the process ends first.
     #[track_caller]
-    fn wait_for(&self, from: usize, what: &str, pred: impl Fn(&Value) -> bool) -> (usize, Value) {
+    pub(crate) fn wait_for(
+        &self,
+        from: usize,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> (usize, Value) {
         let deadline = Instant::now() + DEADLINE;
         let (lock, grew) = &*self.log;
         let mut log = lock.lock().unwrap();
@@ -368,7 +373,7 @@ impl Watcher {
     /// (trigger `start`, whatever its outcome); returns the cursor after it
     /// and that reconcile's line.
     #[track_caller]
-    fn started(&self) -> (usize, Value) {
+    pub(crate) fn started(&self) -> (usize, Value) {
         let (at, watching) = self.wait_for(0, "the `watching` line", is("watching"));
         assert!(
             !text_field(&watching, "path").is_empty() && !text_field(&watching, "db").is_empty(),
@@ -382,7 +387,7 @@ impl Watcher {
 
     /// Polls `done` until it holds; fails the test after [`DEADLINE`].
     #[track_caller]
-    fn wait_until(&self, what: &str, mut done: impl FnMut() -> bool) {
+    pub(crate) fn wait_until(&self, what: &str, mut done: impl FnMut() -> bool) {
         let deadline = Instant::now() + DEADLINE;
         while !done() {
             assert!(
@@ -397,7 +402,12 @@ impl Watcher {
 
     /// Waits until the state satisfies `done` (polling `show`).
     #[track_caller]
-    fn wait_state(&self, world: &Scratch, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) fn wait_state(
+        &self,
+        world: &Scratch,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let mut last = None;
         self.wait_until(what, || {
             last = try_show(world);
@@ -427,7 +437,7 @@ impl Watcher {
     }
 
     #[track_caller]
-    fn assert_alive(&mut self) {
+    pub(crate) fn assert_alive(&mut self) {
         if let Some(status) = self.child.try_wait().expect("waiting for the watcher") {
             self.exit = Some(status);
             panic!("the watcher ended ({status})\n{}", self.dump());
@@ -435,7 +445,7 @@ impl Watcher {
     }
 
     /// Sends a signal (`TERM`, `INT`) with kill(1).
-    fn signal(&self, name: &str) {
+    pub(crate) fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .args(["-s", name, &self.pid().to_string()])
             .status()
@@ -443,9 +453,15 @@ impl Watcher {
         assert!(status.success(), "kill -s {name} {} failed", self.pid());
     }
 
+    /// Kills it with SIGKILL and reaps it: a crash, or a machine lost.
+    pub(crate) fn kill(&mut self) {
+        self.child.kill().expect("the watcher is killed");
+        self.exit = Some(self.child.wait().expect("the killed watcher is reaped"));
+    }
+
     /// Waits for the process to end, at most `within`.
     #[track_caller]
-    fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+    pub(crate) fn wait_exit(&mut self, within: Duration) -> ExitStatus {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().expect("waiting for the watcher") {
