@@ -69,6 +69,12 @@
 //!   alerts use metrics `watch` serves, and every cross-reference (the
 //!   ConfigMap's config set validates, the container's `watch` command line
 //!   parses, probes, Service, budget, Secret keys, the image's user).
+//! - `pooler`: plans, applies, reads and replicated watchers through a
+//!   PgBouncer in transaction mode that shares two server connections
+//!   among every client.
+//! - `partition`: a leader cut off from PostgreSQL by a TCP proxy that stops
+//!   forwarding (sockets open): the standby takes over, the old leader never
+//!   writes again.
 //! - `watch`: `watch` and `status` — editors' saves, files and folders that
 //!   come and go, symlink swaps, bad configs, bursts, the mass-delete guard,
 //!   expiry, signals and the status file, with real file events.
@@ -91,9 +97,11 @@ mod guard;
 mod kubernetes;
 mod newcomer;
 mod outputs;
+mod partition;
 mod pg_harness;
 #[path = "../support/pg_server.rs"]
 mod pg_server;
+mod pooler;
 mod postgres;
 #[path = "../support/promtool.rs"]
 mod promtool;

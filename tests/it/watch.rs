@@ -288,7 +288,7 @@ impl Watcher {
     }
 
     /// The JSON lines printed between two cursors.
-    fn lines_between(&self, from: usize, to: usize) -> Vec<Value> {
+    pub(crate) fn lines_between(&self, from: usize, to: usize) -> Vec<Value> {
         let log = self.log.0.lock().unwrap();
         log.lines
             .iter()
@@ -451,6 +451,12 @@ impl Watcher {
             .status()
             .expect("kill runs");
         assert!(status.success(), "kill -s {name} {} failed", self.pid());
+    }
+
+    /// Kills it with SIGKILL and reaps it: a crash, or a machine lost.
+    pub(crate) fn kill(&mut self) {
+        self.child.kill().expect("the watcher is killed");
+        self.exit = Some(self.child.wait().expect("the killed watcher is reaped"));
     }
 
     /// Waits for the process to end, at most `within`.

@@ -13,11 +13,18 @@
 //!   one would cut every other test's connections.
 //! - [`tls_server`]: a separate server on `127.0.0.1` with TLS, with a
 //!   certificate for `localhost` signed by a CA made for it.
+//! - [`private_tcp`]: a [`private`] server that also listens on
+//!   `127.0.0.1` without TLS, for a test that puts something between the
+//!   client and the server (a proxy that cuts the network).
+//!
+//! The tests that start a program of their own beside a server (a
+//! connection pooler) use the same ways to run it: [`private_dir`],
+//! [`spawn_as_server_user`], [`in_ci`].
 //!
 //! **How a server runs.** `initdb` in a fresh temporary directory (under
 //! `$TMPDIR`, named `supportctl-pg.PID.*`), then `postgres` in the
 //! foreground as a child of this process, listening on a Unix socket in
-//! that directory only (the TLS server also on `127.0.0.1`), with
+//! that directory only (the TLS and TCP servers also on `127.0.0.1`), with
 //! durability off (`fsync`, `synchronous_commit`, `full_page_writes`): the
 //! data is thrown away. PostgreSQL refuses to run as root, so as root
 //! both run as the `postgres` user (Debian's package makes it), switched to
@@ -182,6 +189,25 @@ pub fn private() -> Option<PgServer> {
 /// PostgreSQL missing: Debian's `postgresql` depends on it, through
 /// `ssl-cert`).
 pub fn tls_server() -> Option<TlsServer> {
+    on_free_port(true)
+        .map(|server| {
+            let ca_file = server.root.join("ca.crt");
+            TlsServer { server, ca_file }
+        })
+        .map_err(|why| unavailable(&why))
+        .ok()
+}
+
+/// A server of the caller's own, as [`private`], that also listens on
+/// `127.0.0.1:port` ([`PgServer::port`]) without TLS, trusting every
+/// connection from this machine ([`PgServer::tcp_url`]). `None` as
+/// [`shared`].
+pub fn private_tcp() -> Option<PgServer> {
+    on_free_port(false).map_err(|why| unavailable(&why)).ok()
+}
+
+/// A server on a free TCP port of `127.0.0.1`, with TLS or without.
+fn on_free_port(tls: bool) -> Result<PgServer, String> {
     // Another process may take the free port between the probe and the
     // server's bind: try again with another.
     let mut last = String::new();
@@ -194,22 +220,16 @@ pub fn tls_server() -> Option<TlsServer> {
             }
         };
         match PgServer::start(&Setup {
-            tls_port: Some(port),
+            tcp_port: Some(port),
+            tls,
         }) {
-            Ok(server) => {
-                let ca_file = server.root.join("ca.crt");
-                return Some(TlsServer { server, ca_file });
-            }
+            Ok(server) => return Ok(server),
             // Only a port taken meanwhile is worth another try.
             Err(why) if why.contains("could not bind") => last = why,
-            Err(why) => {
-                last = why;
-                break;
-            }
+            Err(why) => return Err(why),
         }
     }
-    unavailable(&last);
-    None
+    Err(last)
 }
 
 /// In CI, fails the test with `why`; elsewhere prints the one line saying
@@ -235,19 +255,24 @@ fn unavailable(why: &str) {
 
 /// Whether this runs in CI: `CI` set to anything but empty, `0` or `false`
 /// (CI services set `CI=true`).
-fn in_ci() -> bool {
+pub fn in_ci() -> bool {
     std::env::var("CI")
         .is_ok_and(|v| !matches!(v.to_ascii_lowercase().as_str(), "" | "0" | "false"))
 }
 
-/// What differs between the servers: the TLS server's port.
+/// What differs between the servers: a TCP port, and TLS on it.
 struct Setup {
-    /// `Some(port)`: listen on `127.0.0.1:port` with TLS as well.
-    tls_port: Option<u16>,
+    /// `Some(port)`: listen on `127.0.0.1:port` as well.
+    tcp_port: Option<u16>,
+    /// TLS on that port, and only TLS.
+    tls: bool,
 }
 
 impl Setup {
-    const SOCKET_ONLY: Setup = Setup { tls_port: None };
+    const SOCKET_ONLY: Setup = Setup {
+        tcp_port: None,
+        tls: false,
+    };
 }
 
 impl PgServer {
@@ -264,9 +289,9 @@ impl PgServer {
         register(&pid, &root);
         let started = (|| {
             initdb(&bin_dir, &root, run_as)?;
-            let port = setup.tls_port.unwrap_or(5432);
-            configure(&root, port, setup.tls_port.is_some())?;
-            if setup.tls_port.is_some() {
+            let port = setup.tcp_port.unwrap_or(5432);
+            configure(&root, port, setup.tcp_port.is_some(), setup.tls)?;
+            if setup.tls {
                 make_certificates(&root, run_as)?;
             }
             let child = spawn_postgres(&bin_dir, &root, run_as)?;
@@ -297,10 +322,20 @@ impl PgServer {
         &self.root
     }
 
-    /// The port: the name of the socket file, and the TLS server's TCP
-    /// port.
+    /// The port: the name of the socket file, and the TCP port of the TLS
+    /// server and of [`private_tcp`].
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// A libpq URL to `db` over TCP on `127.0.0.1:port` as the superuser,
+    /// without TLS: for [`private_tcp`], or `port` of something that
+    /// forwards to it.
+    pub fn tcp_url(&self, port: u16, db: &str) -> String {
+        format!(
+            "postgres://{SUPERUSER}@127.0.0.1:{port}/{}?sslmode=disable",
+            encode(db)
+        )
     }
 
     /// A libpq URL to `db` on the socket as the superuser:
@@ -694,8 +729,8 @@ fn initdb(
 }
 
 /// The settings and `pg_hba.conf` of a server on the socket in `root`
-/// (and on `127.0.0.1` with TLS when `tls`).
-fn configure(root: &Path, port: u16, tls: bool) -> Result<(), String> {
+/// (and on `127.0.0.1` when `tcp`, with TLS only when `tls`).
+fn configure(root: &Path, port: u16, tcp: bool, tls: bool) -> Result<(), String> {
     let data = root.join("data");
     let quoted = |path: &Path| path.to_string_lossy().replace('\'', "''");
     let mut settings = format!(
@@ -707,7 +742,7 @@ fn configure(root: &Path, port: u16, tls: bool) -> Result<(), String> {
          synchronous_commit = off\n\
          full_page_writes = off\n\
          max_connections = 200\n",
-        if tls { "127.0.0.1" } else { "" },
+        if tcp { "127.0.0.1" } else { "" },
         quoted(root),
     );
     if tls {
@@ -726,8 +761,8 @@ fn configure(root: &Path, port: u16, tls: bool) -> Result<(), String> {
 
     // The first line that matches decides: the password role and its
     // members (`+`) always give their password, everyone else is trusted
-    // on the socket, and over TCP
-    // only TLS connections from this machine are accepted.
+    // on the socket, and over TCP only connections from this machine are
+    // accepted: only TLS ones on the TLS server.
     let mut hba = format!(
         "# supportctl's test server (tests/support/pg_server.rs)\n\
          local all +{PASSWORD_ROLE} scram-sha-256\n\
@@ -735,6 +770,8 @@ fn configure(root: &Path, port: u16, tls: bool) -> Result<(), String> {
     );
     if tls {
         hba.push_str("hostssl all all 127.0.0.1/32 trust\n");
+    } else if tcp {
+        hba.push_str("host all all 127.0.0.1/32 trust\n");
     }
     let hba_file = data.join("pg_hba.conf");
     std::fs::write(&hba_file, hba).map_err(|e| format!("cannot write {}: {e}", hba_file.display()))
@@ -881,6 +918,40 @@ fn spawn_postgres(
 /// group and the user, then ask for `SIGQUIT` when the parent dies (after
 /// the change of user, which clears that request).
 fn as_server_user(command: &mut Command, run_as: Option<(libc::uid_t, libc::gid_t)>) {
+    die_with_this_process(command, run_as, libc::SIGQUIT);
+}
+
+/// Starts `command` as the servers run (as the `postgres` user when this
+/// process is root, which programs beside PostgreSQL refuse too), from the
+/// thread that starts the servers, to get `death_signal` when this process
+/// dies: for a program a test runs beside a server (a connection pooler),
+/// with its files in a [`private_dir`].
+pub fn spawn_as_server_user(
+    mut command: Command,
+    death_signal: libc::c_int,
+) -> Result<Child, String> {
+    let run_as = run_as()?;
+    die_with_this_process(&mut command, run_as, death_signal);
+    let program = command.get_program().to_string_lossy().into_owned();
+    spawn(command).map_err(|e| format!("cannot start {program}: {e}"))
+}
+
+/// A directory of the test's own (mode 0700, under `$TMPDIR` and named as
+/// the servers' are, so that the next test process removes it if this one
+/// is killed), handed to the user the servers run as: for the files of a
+/// program started by [`spawn_as_server_user`]. The caller removes it.
+pub fn private_dir() -> Result<PathBuf, String> {
+    sweep_leftovers();
+    make_root(run_as()?)
+}
+
+/// [`as_server_user`] with the signal the child gets when this process
+/// dies.
+fn die_with_this_process(
+    command: &mut Command,
+    run_as: Option<(libc::uid_t, libc::gid_t)>,
+    death_signal: libc::c_int,
+) {
     // SAFETY: getpid cannot fail.
     let parent = unsafe { libc::getpid() };
     let setup = move || -> io::Result<()> {
@@ -901,7 +972,7 @@ fn as_server_user(command: &mut Command, run_as: Option<(libc::uid_t, libc::gid_
             }
             check(libc::prctl(
                 libc::PR_SET_PDEATHSIG,
-                libc::SIGQUIT as libc::c_ulong,
+                death_signal as libc::c_ulong,
                 0,
                 0,
                 0,

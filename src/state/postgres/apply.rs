@@ -45,7 +45,7 @@ impl Store {
         let lock_timeout = self.lock_timeout;
         let mut guard = self.client.lock().unwrap_or_else(|e| e.into_inner());
         let client: &mut Client = &mut guard;
-        let mut tx = begin_write(client, &target, tenancy, lock_timeout)?;
+        let mut tx = begin_write(client, &target, tenancy, lock_timeout, self.read_only)?;
         // A watcher's lease first (once the tenancy's lock is held): one
         // that lost it writes nothing.
         super::lease::check_fence(&mut tx, &target, self.fence.as_deref())?;
@@ -153,7 +153,7 @@ impl Store {
         let lock_timeout = self.lock_timeout;
         let mut guard = self.client.lock().unwrap_or_else(|e| e.into_inner());
         let client: &mut Client = &mut guard;
-        let mut tx = begin_write(client, &target, tenancy, lock_timeout)?;
+        let mut tx = begin_write(client, &target, tenancy, lock_timeout, self.read_only)?;
         let found_lineage: String = tx
             .query_one("SELECT value FROM meta WHERE key = 'lineage'", &[])
             .map_err(pg)?

@@ -210,7 +210,7 @@ impl Store {
         let lock_timeout = self.lock_timeout;
         let mut guard = self.client.lock().unwrap_or_else(|e| e.into_inner());
         let client: &mut Client = &mut guard;
-        let mut tx = client.transaction().map_err(pg)?;
+        let mut tx = begin(client, &target, self.read_only, "")?;
         tx.batch_execute(&format!(
             "SET LOCAL lock_timeout = {}; LOCK TABLE {TABLES} IN EXCLUSIVE MODE",
             lock_timeout.as_millis().max(1)

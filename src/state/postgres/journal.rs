@@ -16,16 +16,16 @@ const COLUMNS: &str = "id, tenancy, time, serial, add_count, change_count, destr
 impl Store {
     /// The journal, oldest first (by id), for one tenancy or for all.
     pub fn history(&self, tenancy: Option<&str>) -> Result<Vec<JournalRecord>, StateError> {
-        let mut client = self.client();
-        let rows = match tenancy {
-            Some(t) => client.query(
-                &format!("SELECT {COLUMNS} FROM journal WHERE tenancy = $1 ORDER BY id"),
-                &[&t],
-            ),
-            None => client.query(&format!("SELECT {COLUMNS} FROM journal ORDER BY id"), &[]),
-        }
-        .map_err(|e| pg_error(&self.target, e))?;
-        rows.iter().map(|r| self.record(r)).collect()
+        self.read_rows(
+            |tx| match tenancy {
+                Some(t) => tx.query(
+                    &format!("SELECT {COLUMNS} FROM journal WHERE tenancy = $1 ORDER BY id"),
+                    &[&t],
+                ),
+                None => tx.query(&format!("SELECT {COLUMNS} FROM journal ORDER BY id"), &[]),
+            },
+            |r| self.record(r),
+        )
     }
 
     fn record(&self, r: &postgres::Row) -> Result<JournalRecord, StateError> {
@@ -78,35 +78,37 @@ impl Store {
         by: Option<AppliedBy>,
     ) -> Result<Option<LastApply>, StateError> {
         const SELECT: &str = "SELECT id, time, serial, config_digest, applied_by, host, config_path, pid FROM journal";
-        let mut client = self.client();
-        let row = match by {
-            None => client.query_opt(
-                &format!("{SELECT} WHERE tenancy = $1 AND kind = 'apply' ORDER BY id DESC LIMIT 1"),
-                &[&tenancy],
-            ),
-            Some(by) => client.query_opt(
-                &format!(
-                    "{SELECT} WHERE tenancy = $1 AND applied_by = $2 ORDER BY id DESC LIMIT 1"
+        let found = self.read_rows(
+            |tx| match by {
+                None => tx.query(
+                    &format!(
+                        "{SELECT} WHERE tenancy = $1 AND kind = 'apply' ORDER BY id DESC LIMIT 1"
+                    ),
+                    &[&tenancy],
                 ),
-                &[&tenancy, &by.as_str()],
-            ),
-        }
-        .map_err(|e| pg_error(&self.target, e))?;
-        row.map(|r| {
-            let id: i64 = r.get(0);
-            let serial: i64 = r.get(2);
-            Ok(LastApply {
-                id,
-                time: r.get(1),
-                serial: u64::try_from(serial).map_err(|_| StateError::Corrupt {
-                    path: self.target.shown_path(),
-                    detail: format!("journal entry {id}: it holds the serial {serial}"),
-                })?,
-                config_digest: r.get(3),
-                source: source_columns(&r, 4),
-            })
-        })
-        .transpose()
+                Some(by) => tx.query(
+                    &format!(
+                        "{SELECT} WHERE tenancy = $1 AND applied_by = $2 ORDER BY id DESC LIMIT 1"
+                    ),
+                    &[&tenancy, &by.as_str()],
+                ),
+            },
+            |r| {
+                let id: i64 = r.get(0);
+                let serial: i64 = r.get(2);
+                Ok(LastApply {
+                    id,
+                    time: r.get(1),
+                    serial: u64::try_from(serial).map_err(|_| StateError::Corrupt {
+                        path: self.target.shown_path(),
+                        detail: format!("journal entry {id}: it holds the serial {serial}"),
+                    })?,
+                    config_digest: r.get(3),
+                    source: source_columns(r, 4),
+                })
+            },
+        )?;
+        Ok(found.into_iter().next())
     }
 }
 

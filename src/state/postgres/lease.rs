@@ -100,13 +100,24 @@ impl Store {
         let target = self.target.clone();
         let pg = |e| pg_error(&target, e);
         let lock_timeout = self.lock_timeout;
+        let read_only = self.read_only;
         let mut client = self.client();
-        let mut tx = client.transaction().map_err(pg)?;
-        tx.batch_execute(&format!(
-            "SET LOCAL lock_timeout = {}",
-            lock_timeout.as_millis().max(1)
-        ))
-        .map_err(pg)?;
+        // A campaigner that goes silent inside the transaction (cut off by
+        // the network, paused) would hold the lease's lock on the server
+        // until the server noticed (its TCP keepalives: hours), and no
+        // standby could campaign: the server ends the session once it has
+        // waited for the client for as long as a lease lasts, by when the
+        // campaigner has lost the lease anyway.
+        let mut tx = begin(
+            &mut client,
+            &target,
+            read_only,
+            &format!(
+                "SET LOCAL lock_timeout = {}; SET LOCAL idle_in_transaction_session_timeout = {}",
+                lock_timeout.as_millis().max(1),
+                duration.as_millis().max(1)
+            ),
+        )?;
         tx.execute(
             "SELECT pg_advisory_xact_lock($1, $2)",
             &[&LOCK_CLASS, &target.lock_id(&format!("lease:{tenancy}"))],
@@ -186,8 +197,9 @@ impl Store {
     pub fn release(&mut self, tenancy: &str, me: &Replica) -> Result<(), StateError> {
         let target = self.target.clone();
         let pg = |e| pg_error(&target, e);
+        let read_only = self.read_only;
         let mut client = self.client();
-        let mut tx = client.transaction().map_err(pg)?;
+        let mut tx = begin(&mut client, &target, read_only, "")?;
         tx.execute(
             "SELECT pg_advisory_xact_lock($1, $2)",
             &[&LOCK_CLASS, &target.lock_id(&format!("lease:{tenancy}"))],

@@ -18,8 +18,22 @@
 //! the length of its transaction (so a holder that dies leaves nothing
 //! behind).
 //!
-//! Commands that only read open the state in read-only sessions: nothing is
-//! created, migrated or written.
+//! Commands that only read open the state read-only: every transaction
+//! they make is read-only, so nothing is created, migrated or written.
+//!
+//! Nothing outlives a transaction on the server's session: every statement
+//! runs inside a transaction ([`begin`], [`read_transaction`]), which first
+//! sets the search path to the state's schema for itself (`SET LOCAL`), as
+//! it does every other setting; no session-level setting, lock or prepared
+//! statement is used across two transactions. So supportctl works through
+//! a connection pooler in transaction mode (PgBouncer's `pool_mode =
+//! transaction`), which runs each transaction on whichever server session
+//! is free: a session setting would be missing from the next transaction,
+//! and would leak into another client's (a read-only default, a search
+//! path into another state's schema); and the driver's named prepared
+//! statements, parsed outside a transaction, would be looked for, or made
+//! again, on another session. Inside a transaction each is parsed, run and
+//! closed on the one session the transaction holds.
 
 mod apply;
 pub mod conninfo;
@@ -181,6 +195,10 @@ fn lost_or(target: &Target, e: postgres::Error, during_commit: bool) -> StateErr
             source: Box::new(e),
         };
     };
+    // The driver's own text for a server's error is only "db error".
+    let said = |db: &postgres::error::DbError| -> Box<dyn std::error::Error + Send + Sync> {
+        format!("{} ({}): {}", db.severity(), db.code().code(), db.message()).into()
+    };
     match db.code() {
         c if *c == SqlState::LOCK_NOT_AVAILABLE => StateError::Locked {
             what,
@@ -209,13 +227,13 @@ fn lost_or(target: &Target, e: postgres::Error, during_commit: bool) -> StateErr
         }
         _ => StateError::Engine {
             path: what,
-            source: Box::new(e),
+            source: said(db),
         },
     }
 }
 
-/// An open state in PostgreSQL: one connection, its session's search path
-/// set to the state's schema.
+/// An open state in PostgreSQL: one connection, whose every transaction
+/// reads and writes the state's schema.
 pub struct Store {
     /// Behind a lock so that reads take `&self` as the other backends' do;
     /// a command uses its store from one thread at a time.
@@ -223,6 +241,8 @@ pub struct Store {
     target: Target,
     lineage: String,
     lock_timeout: Duration,
+    /// Opened to read only: every transaction is read-only.
+    read_only: bool,
     /// The watcher's lease every apply checks, when one is set.
     fence: Option<Box<crate::state::Fence>>,
 }
@@ -236,25 +256,18 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Connects to the state's database, its search path set to the schema.
+/// Connects to the state's database. Its session is left as it is: each
+/// transaction sets what it needs ([`begin`]).
 fn connect(target: &Target) -> Result<Client, StateError> {
     let info = conninfo::ConnInfo::resolve(target.url(), &|name| std::env::var(name).ok())
         .map_err(|message| StateError::Connect {
             message: format!("`{}`: {message}", target.shown()),
             hint: None,
         })?;
-    let mut client = info.connect().map_err(|e| StateError::Connect {
+    info.connect().map_err(|e| StateError::Connect {
         message: e.to_string(),
         hint: e.hint(),
-    })?;
-    // `pg_catalog` last: nothing unqualified resolves to `public`.
-    client
-        .batch_execute(&format!(
-            "SET search_path TO {}, pg_catalog",
-            target.quoted_schema()
-        ))
-        .map_err(|e| pg_error(target, e))?;
-    Ok(client)
+    })
 }
 
 impl Store {
@@ -263,14 +276,14 @@ impl Store {
     pub fn open(target: &Target, lock_timeout: Duration) -> Result<Store, StateError> {
         let mut client = connect(target)?;
         // The common case, a current schema, needs no lock.
-        match schema::inspect(&mut client, target)? {
+        match inspect(&mut client, target)? {
             schema::Found::Supportctl { version } if version == schema::LATEST => {}
             _ => schema::migrate(&mut client, target)?,
         }
-        Store::ready(client, target, lock_timeout)
+        Store::ready(client, target, lock_timeout, false)
     }
 
-    /// Opens the state at `target` to read only, in a read-only session:
+    /// Opens the state at `target` to read only, every transaction read-only:
     /// never created, migrated or written. `None` when the schema holds no
     /// state yet.
     pub fn open_read_only(
@@ -278,10 +291,7 @@ impl Store {
         lock_timeout: Duration,
     ) -> Result<Option<Store>, StateError> {
         let mut client = connect(target)?;
-        client
-            .batch_execute("SET default_transaction_read_only = on")
-            .map_err(|e| pg_error(target, e))?;
-        match schema::inspect(&mut client, target)? {
+        match inspect(&mut client, target)? {
             schema::Found::Nothing => Ok(None),
             schema::Found::Supportctl { version } if version > schema::LATEST => {
                 Err(StateError::TooNew {
@@ -298,7 +308,7 @@ impl Store {
                 })
             }
             schema::Found::Supportctl { .. } => {
-                Store::ready(client, target, lock_timeout).map(Some)
+                Store::ready(client, target, lock_timeout, true).map(Some)
             }
         }
     }
@@ -307,16 +317,21 @@ impl Store {
         mut client: Client,
         target: &Target,
         lock_timeout: Duration,
+        read_only: bool,
     ) -> Result<Store, StateError> {
-        let lineage: String = client
+        let pg = |e| pg_error(target, e);
+        let mut tx = read_transaction(&mut client, target)?;
+        let lineage: String = tx
             .query_one("SELECT value FROM meta WHERE key = 'lineage'", &[])
-            .map_err(|e| pg_error(target, e))?
+            .map_err(pg)?
             .get(0);
+        tx.commit().map_err(pg)?;
         Ok(Store {
             client: Mutex::new(client),
             target: target.clone(),
             lineage,
             lock_timeout,
+            read_only,
             fence: None,
         })
     }
@@ -333,14 +348,39 @@ impl Store {
 
     /// The names of the tenancies in the state, sorted.
     pub fn tenancies(&self) -> Result<Vec<String>, StateError> {
-        let rows = self
-            .client()
-            .query(
-                "SELECT name FROM tenancies ORDER BY name COLLATE \"C\"",
-                &[],
-            )
-            .map_err(|e| pg_error(&self.target, e))?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        self.read_rows(
+            |tx| {
+                tx.query(
+                    "SELECT name FROM tenancies ORDER BY name COLLATE \"C\"",
+                    &[],
+                )
+            },
+            |r| Ok(r.get(0)),
+        )
+    }
+
+    /// What `each` makes of the rows of one query, read in a read-only
+    /// transaction of its own. The rows are gone before the commit: a row
+    /// holds the driver's prepared statement, which is closed when its last
+    /// row goes, and that close must reach the session the statement was
+    /// made on (through a pooler, the next transaction may run on another
+    /// session, and this one be handed to a client that makes a statement
+    /// of the same name).
+    fn read_rows<T>(
+        &self,
+        query: impl FnOnce(
+            &mut postgres::Transaction<'_>,
+        ) -> Result<Vec<postgres::Row>, postgres::Error>,
+        each: impl FnMut(&postgres::Row) -> Result<T, StateError>,
+    ) -> Result<Vec<T>, StateError> {
+        let pg = |e| pg_error(&self.target, e);
+        let mut client = self.client();
+        let mut tx = read_transaction(&mut client, &self.target)?;
+        let rows = query(&mut tx).map_err(pg)?;
+        let values = rows.iter().map(each).collect::<Result<Vec<T>, _>>()?;
+        drop(rows);
+        tx.commit().map_err(pg)?;
+        Ok(values)
     }
 
     /// The tenancy's state, or `None` when it is not in the state: one query
@@ -362,11 +402,11 @@ impl Store {
 
     /// The tenancy's serial, or `None` when it is not in the state.
     pub fn serial(&self, tenancy: &str) -> Result<Option<u64>, StateError> {
-        let row = self
-            .client()
-            .query_opt("SELECT serial FROM tenancies WHERE name = $1", &[&tenancy])
-            .map_err(|e| pg_error(&self.target, e))?;
-        row.map(|r| self.serial_from(r.get(0))).transpose()
+        let serials = self.read_rows(
+            |tx| tx.query("SELECT serial FROM tenancies WHERE name = $1", &[&tenancy]),
+            |r| self.serial_from(r.get(0)),
+        )?;
+        Ok(serials.into_iter().next())
     }
 
     fn serial_from(&self, serial: i64) -> Result<u64, StateError> {
@@ -388,19 +428,63 @@ impl Store {
 
     /// The tenancies that were retired and not created again, sorted.
     pub fn retired_tenancies(&self) -> Result<Vec<String>, StateError> {
-        let rows = self
-            .client()
-            .query(
-                // GROUP BY, not DISTINCT: PostgreSQL refuses ORDER BY with a
-                // collation under SELECT DISTINCT.
-                "SELECT tenancy FROM journal WHERE kind = 'retire' \
-                 AND tenancy NOT IN (SELECT name FROM tenancies) \
-                 GROUP BY tenancy ORDER BY tenancy COLLATE \"C\"",
-                &[],
-            )
-            .map_err(|e| pg_error(&self.target, e))?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        self.read_rows(
+            |tx| {
+                tx.query(
+                    // GROUP BY, not DISTINCT: PostgreSQL refuses ORDER BY with
+                    // a collation under SELECT DISTINCT.
+                    "SELECT tenancy FROM journal WHERE kind = 'retire' \
+                     AND tenancy NOT IN (SELECT name FROM tenancies) \
+                     GROUP BY tenancy ORDER BY tenancy COLLATE \"C\"",
+                    &[],
+                )
+            },
+            |r| Ok(r.get(0)),
+        )
     }
+}
+
+/// What the schema at `target` holds, read in a read-only transaction.
+fn inspect(client: &mut Client, target: &Target) -> Result<schema::Found, StateError> {
+    let mut tx = read_transaction(client, target)?;
+    let found = schema::inspect(&mut tx, target)?;
+    tx.commit().map_err(|e| pg_error(target, e))?;
+    Ok(found)
+}
+
+/// The settings every transaction starts with, for itself only (`SET
+/// LOCAL`): the state's schema as the search path, `pg_catalog` last so
+/// that nothing unqualified resolves to `public`.
+fn local_search_path(target: &Target) -> String {
+    format!(
+        "SET LOCAL search_path TO {}, pg_catalog",
+        target.quoted_schema()
+    )
+}
+
+/// Starts a transaction on the state's schema (see the module's comment:
+/// nothing is set for the session), read-only when `read_only`, with
+/// `settings` (more `SET LOCAL` statements, `;`-separated, or none) sent
+/// in the same round trip as the search path.
+fn begin<'a>(
+    client: &'a mut Client,
+    target: &Target,
+    read_only: bool,
+    settings: &str,
+) -> Result<postgres::Transaction<'a>, StateError> {
+    let pg = |e| pg_error(target, e);
+    let mut tx = client
+        .build_transaction()
+        .read_only(read_only)
+        .start()
+        .map_err(pg)?;
+    let mut sql = local_search_path(target);
+    if !settings.is_empty() {
+        sql.push_str("; ");
+        sql.push_str(settings);
+    }
+    tx.batch_execute(&sql).map_err(pg)?;
+    Ok(tx)
 }
 
 /// A transaction that reads one snapshot of every table.
@@ -408,12 +492,15 @@ fn read_transaction<'a>(
     client: &'a mut Client,
     target: &Target,
 ) -> Result<postgres::Transaction<'a>, StateError> {
-    client
+    let mut tx = client
         .build_transaction()
         .isolation_level(postgres::IsolationLevel::RepeatableRead)
         .read_only(true)
         .start()
-        .map_err(|e| pg_error(target, e))
+        .map_err(|e| pg_error(target, e))?;
+    tx.batch_execute(&local_search_path(target))
+        .map_err(|e| pg_error(target, e))?;
+    Ok(tx)
 }
 
 /// Who holds a tenancy's lock, as the holder's session says: its
@@ -477,15 +564,19 @@ fn begin_write<'a>(
     target: &Target,
     tenancy: &str,
     lock_timeout: Duration,
+    read_only: bool,
 ) -> Result<postgres::Transaction<'a>, StateError> {
     let pg = |e| pg_error(target, e);
     let holder = holder_name();
-    let mut tx = client.transaction().map_err(pg)?;
-    tx.batch_execute(&format!(
-        "SET LOCAL lock_timeout = {}; SET LOCAL application_name = '{holder}'",
-        lock_timeout.as_millis().max(1)
-    ))
-    .map_err(pg)?;
+    let mut tx = begin(
+        client,
+        target,
+        read_only,
+        &format!(
+            "SET LOCAL lock_timeout = {}; SET LOCAL application_name = '{holder}'",
+            lock_timeout.as_millis().max(1)
+        ),
+    )?;
     // In a savepoint, so that after a wait that timed out the transaction
     // can still ask who holds the lock. A lock taken in a savepoint that
     // is released belongs to the transaction.

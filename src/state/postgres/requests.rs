@@ -82,16 +82,17 @@ impl Store {
     /// The ids the persons who were once `id` in `tenancy` have now, when
     /// they were renamed away from it and are still users; sorted.
     pub fn renamed_from(&self, tenancy: &str, id: &str) -> Result<Vec<String>, StateError> {
-        let rows = self
-            .client()
-            .query(
-                "SELECT u.id FROM user_former_ids f \
-                 JOIN users u ON u.person = f.person AND u.tenancy = f.tenancy \
-                 WHERE f.tenancy = $1 AND f.id = $2 AND u.id <> $2 ORDER BY u.id COLLATE \"C\"",
-                &[&tenancy, &id],
-            )
-            .map_err(|e| pg_error(&self.target, e))?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        self.read_rows(
+            |tx| {
+                tx.query(
+                    "SELECT u.id FROM user_former_ids f \
+                     JOIN users u ON u.person = f.person AND u.tenancy = f.tenancy \
+                     WHERE f.tenancy = $1 AND f.id = $2 AND u.id <> $2 ORDER BY u.id COLLATE \"C\"",
+                    &[&tenancy, &id],
+                )
+            },
+            |r| Ok(r.get(0)),
+        )
     }
 
     /// Opens an SR in `tenancy`, as `decide` says from the tenancy's state
@@ -107,7 +108,7 @@ impl Store {
         let lock_timeout = self.lock_timeout;
         let mut guard = self.client.lock().unwrap_or_else(|e| e.into_inner());
         let client: &mut Client = &mut guard;
-        let mut tx = begin_write(client, &target, tenancy, lock_timeout)?;
+        let mut tx = begin_write(client, &target, tenancy, lock_timeout, self.read_only)?;
         let Some(model) = self.tenancy_model(&mut tx, tenancy)? else {
             return Err(StateError::Mismatch {
                 tenancy: tenancy.to_owned(),
@@ -224,7 +225,7 @@ impl Store {
         let lock_timeout = self.lock_timeout;
         let mut guard = self.client.lock().unwrap_or_else(|e| e.into_inner());
         let client: &mut Client = &mut guard;
-        let mut tx = begin_write(client, &target, tenancy, lock_timeout)?;
+        let mut tx = begin_write(client, &target, tenancy, lock_timeout, self.read_only)?;
         let Some(request) = tx
             .query_opt(
                 &format!("{SELECT_SR} WHERE tenancy = $1 AND id = $2"),

@@ -271,7 +271,7 @@ pub fn inspect(client: &mut impl GenericClient, key: &Key) -> Result<Found, Stat
 /// keyed by the schema, so that two first runs racing on an empty database
 /// make one schema. A foreign or newer schema is refused, untouched.
 pub fn migrate(client: &mut Client, key: &Key) -> Result<(), StateError> {
-    let mut tx = client.transaction().map_err(|e| pg_error(key, e))?;
+    let mut tx = super::begin(client, key, false, "")?;
     tx.execute(
         "SELECT pg_advisory_xact_lock($1, $2)",
         &[&super::LOCK_CLASS, &key.lock_id("migrate")],
