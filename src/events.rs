@@ -116,21 +116,39 @@ fn absolute(path: &Path) -> PathBuf {
 
 enum Inner {
     Events(Debouncer<RecommendedWatcher, RecommendedCache>),
-    Poll(Debouncer<PollWatcher, NoCache>),
+    /// Polling: the config set's own files compared by content (`files`),
+    /// and the folders around it by metadata only (`folders`): a folder
+    /// around a config set may hold the state, and reading a SQLite file
+    /// by hand, as a comparison by content does, would drop the locks this
+    /// process's connections hold on it.
+    Poll {
+        files: Debouncer<PollWatcher, NoCache>,
+        folders: Debouncer<PollWatcher, NoCache>,
+    },
+}
+
+/// What a watch is of: the config set's files (read when polling), or a
+/// folder around them (only listed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Watched {
+    Files,
+    Folder,
 }
 
 impl Inner {
-    fn watch(&mut self, path: &Path, mode: RecursiveMode) -> notify::Result<()> {
+    fn watch(&mut self, path: &Path, mode: RecursiveMode, what: Watched) -> notify::Result<()> {
         match self {
             Inner::Events(d) => d.watch(path, mode),
-            Inner::Poll(d) => d.watch(path, mode),
+            Inner::Poll { files, .. } if what == Watched::Files => files.watch(path, mode),
+            Inner::Poll { folders, .. } => folders.watch(path, mode),
         }
     }
 
-    fn unwatch(&mut self, path: &Path) -> notify::Result<()> {
+    fn unwatch(&mut self, path: &Path, what: Watched) -> notify::Result<()> {
         match self {
             Inner::Events(d) => d.unwatch(path),
-            Inner::Poll(d) => d.unwatch(path),
+            Inner::Poll { files, .. } if what == Watched::Files => files.unwatch(path),
+            Inner::Poll { folders, .. } => folders.unwatch(path),
         }
     }
 }
@@ -179,7 +197,7 @@ impl Writing {
 pub struct FileWatch {
     inner: Inner,
     root: PathBuf,
-    watched: Vec<(PathBuf, RecursiveMode)>,
+    watched: Vec<(PathBuf, RecursiveMode, Watched)>,
     /// Where `root` pointed when the watches were set, to notice a swap.
     target: Option<PathBuf>,
     /// The same, for the event handler's thread.
@@ -261,21 +279,31 @@ impl FileWatch {
                 notify_debouncer_full::new_debouncer(debounce, None, handler)
                     .map_err(|e| format!("cannot start the file watcher: {e}"))?,
             ),
-            Mode::Poll(every) => Inner::Poll(
-                notify_debouncer_full::new_debouncer_opt::<_, PollWatcher, NoCache>(
-                    debounce,
-                    None,
-                    handler,
-                    NoCache,
+            Mode::Poll(every) => {
+                let handler = Arc::new(handler);
+                let poller = |contents: bool| {
+                    let handler = Arc::clone(&handler);
+                    notify_debouncer_full::new_debouncer_opt::<_, PollWatcher, NoCache>(
+                        debounce,
+                        None,
+                        move |result| handler(result),
+                        NoCache,
+                        notify::Config::default()
+                            .with_poll_interval(every)
+                            .with_compare_contents(contents),
+                    )
+                    .map_err(|e| format!("cannot start the file watcher: {e}"))
+                };
+                Inner::Poll {
                     // The poll watcher compares modification times in whole
                     // seconds: an edit in the same second as the last one
                     // would be missed without comparing the contents too.
-                    notify::Config::default()
-                        .with_poll_interval(every)
-                        .with_compare_contents(true),
-                )
-                .map_err(|e| format!("cannot start the file watcher: {e}"))?,
-            ),
+                    files: poller(true)?,
+                    // A folder's entries coming and going is all that
+                    // matters of it, and its other files are not read.
+                    folders: poller(false)?,
+                }
+            }
         };
         let mut watch = FileWatch {
             inner,
@@ -320,35 +348,56 @@ impl FileWatch {
     /// Cheap when nothing moved; the loop calls it after every wake.
     pub fn refresh(&mut self) -> Result<(), String> {
         let target = std::fs::canonicalize(&self.root).ok();
-        let gone = self.watched.iter().any(|(p, _)| !p.exists());
+        let gone = self.watched.iter().any(|(p, _, _)| !p.exists());
         if !self.watched.is_empty() && target == self.target && !gone {
             return Ok(());
         }
-        for (path, _) in std::mem::take(&mut self.watched) {
+        for (path, _, what) in std::mem::take(&mut self.watched) {
             // A directory that went away took its watch with it.
-            let _ = self.inner.unwatch(&path);
+            let _ = self.inner.unwatch(&path, what);
         }
-        let mut wanted: Vec<(PathBuf, RecursiveMode)> = Vec::new();
+        let polling = matches!(self.inner, Inner::Poll { .. });
+        let mut wanted: Vec<(PathBuf, RecursiveMode, Watched)> = Vec::new();
         if let Some(parent) = self.root.parent() {
-            wanted.push((parent.to_path_buf(), RecursiveMode::NonRecursive));
+            wanted.push((
+                parent.to_path_buf(),
+                RecursiveMode::NonRecursive,
+                Watched::Folder,
+            ));
         }
         if self.root.is_dir() {
-            wanted.push((self.root.clone(), RecursiveMode::Recursive));
+            wanted.push((self.root.clone(), RecursiveMode::Recursive, Watched::Files));
+        } else if polling && self.root.exists() {
+            // The folder is only listed: the file itself is compared.
+            wanted.push((
+                self.root.clone(),
+                RecursiveMode::NonRecursive,
+                Watched::Files,
+            ));
         }
         if let Some(target) = &target
             && target != &self.root
         {
             if target.is_dir() {
-                wanted.push((target.clone(), RecursiveMode::Recursive));
-            } else if let Some(parent) = target.parent() {
-                wanted.push((parent.to_path_buf(), RecursiveMode::NonRecursive));
+                wanted.push((target.clone(), RecursiveMode::Recursive, Watched::Files));
+            } else {
+                if let Some(parent) = target.parent() {
+                    wanted.push((
+                        parent.to_path_buf(),
+                        RecursiveMode::NonRecursive,
+                        Watched::Folder,
+                    ));
+                }
+                if polling {
+                    wanted.push((target.clone(), RecursiveMode::NonRecursive, Watched::Files));
+                }
             }
         }
         wanted.dedup();
         let mut problems = Vec::new();
-        for (path, mode) in wanted {
-            match self.inner.watch(&path, mode) {
-                Ok(()) => self.watched.push((path, mode)),
+        for (path, mode, what) in wanted {
+            match self.inner.watch(&path, mode, what) {
+                Ok(()) => self.watched.push((path, mode, what)),
                 Err(e) => problems.push(format!("cannot watch `{}`: {e}", path.display())),
             }
         }

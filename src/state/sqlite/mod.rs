@@ -101,6 +101,9 @@ pub struct Store {
     lineage: String,
     /// The watcher's lease every apply checks, when one is set.
     fence: Option<Box<crate::state::Fence>>,
+    /// The file it holds open, counted in `open::OPEN_FILES`; `None` for a
+    /// copy in memory.
+    file_id: Option<open::FileId>,
 }
 
 impl std::fmt::Debug for Store {

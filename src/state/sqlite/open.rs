@@ -45,6 +45,65 @@ pub fn database_exists(path: &Path) -> Result<bool, StateError> {
 /// non-empty file whose header is a supportctl database's or an empty SQLite
 /// database's. An empty file is never a database of supportctl's (it makes
 /// them whole before they take their name), so it is a damaged one.
+/// The database files this process has open through SQLite, by identity
+/// (device and inode), with how many stores hold each.
+///
+/// A POSIX lock belongs to the process, and closing *any* descriptor of a
+/// file drops every lock the process holds on it. SQLite keeps its own
+/// descriptors in check, but the header check ([`recognise`]) opens and
+/// closes the file by itself: done while another connection of this
+/// process (a watcher's lease thread, say) has the file open, it would drop
+/// that connection's locks, and another connection could then take it for
+/// the last one and checkpoint and delete the write-ahead log under it.
+/// So every open, and every close of a store, holds this registry, and a
+/// file a live store holds — known to be a supportctl database — is not
+/// opened by hand again.
+static OPEN_FILES: std::sync::Mutex<Vec<(FileId, usize)>> = std::sync::Mutex::new(Vec::new());
+
+/// A file's identity: its device and inode.
+pub(super) type FileId = (u64, u64);
+
+fn open_files() -> std::sync::MutexGuard<'static, Vec<(FileId, usize)>> {
+    OPEN_FILES.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn file_id(path: &Path) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Whether a live store of this process holds the file `id`.
+fn held(open: &[(FileId, usize)], id: Option<FileId>) -> bool {
+    id.is_some_and(|id| open.iter().any(|(held, n)| *held == id && *n > 0))
+}
+
+/// Counts one more store on `id`.
+fn hold(open: &mut Vec<(FileId, usize)>, id: Option<FileId>) {
+    let Some(id) = id else { return };
+    match open.iter_mut().find(|(held, _)| *held == id) {
+        Some((_, n)) => *n += 1,
+        None => open.push((id, 1)),
+    }
+}
+
+impl Drop for Store {
+    /// Closes the connection while the registry is held (so that no header
+    /// check of the file runs meanwhile), then counts the store out.
+    fn drop(&mut self) {
+        let Some(id) = self.file_id else { return };
+        let mut open = open_files();
+        if let Ok(nothing) = Connection::open_in_memory() {
+            drop(std::mem::replace(&mut self.conn, nothing));
+        }
+        if let Some(at) = open.iter().position(|(held, _)| *held == id) {
+            open[at].1 -= 1;
+            if open[at].1 == 0 {
+                open.swap_remove(at);
+            }
+        }
+    }
+}
+
 pub(super) fn recognise(path: &Path) -> Result<schema::Found, StateError> {
     let meta = std::fs::metadata(path).map_err(|source| StateError::Io {
         path: path.to_path_buf(),
@@ -224,10 +283,17 @@ impl Store {
     /// beside it is damaged too. A SQLite database with nothing in it
     /// becomes a new database.
     pub fn open(path: &Path) -> Result<Store, StateError> {
+        let mut open = open_files();
         if !database_exists(path)? {
             create(path)?;
         }
-        let found = recognise(path)?;
+        let id = file_id(path);
+        // A file a live store holds is a supportctl database, not empty.
+        let found = if held(&open, id) {
+            schema::Found::Ours { version: 0 }
+        } else {
+            recognise(path)?
+        };
         let sql = |e| sql_error(path, e);
         // The file exists: no SQLITE_OPEN_CREATE. SQLite creates the -wal and
         // -shm files with the database file's permissions (it sets them
@@ -253,7 +319,10 @@ impl Store {
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false)
             .map_err(sql)?;
         prepare(&mut conn, path)?;
-        Store::with_lineage(conn, path)
+        let mut store = Store::with_lineage(conn, path)?;
+        hold(&mut open, id);
+        store.file_id = id;
+        Ok(store)
     }
 
     /// Opens the database at `path` to read only: never created, migrated
@@ -271,10 +340,12 @@ impl Store {
     /// changes, the file is read into memory and used from there, after
     /// checking it did not change while it was read.
     pub fn open_read_only(path: &Path) -> Result<Option<Store>, StateError> {
+        let mut open = open_files();
         if !database_exists(path)? {
             return Ok(None);
         }
-        if recognise(path)? == schema::Found::Empty {
+        let id = file_id(path);
+        if !held(&open, id) && recognise(path)? == schema::Found::Empty {
             return Ok(None);
         }
         let sql = |e| sql_error(path, e);
@@ -328,7 +399,13 @@ impl Store {
             schema::Found::Ours { .. } => {}
         }
         conn.set_prepared_statement_cache_capacity(64);
-        Store::with_lineage(conn, path).map(Some)
+        let mut store = Store::with_lineage(conn, path)?;
+        // A copy in memory holds nothing of the file.
+        if !store.conn.path().is_none_or(str::is_empty) {
+            hold(&mut open, id);
+            store.file_id = id;
+        }
+        Ok(Some(store))
     }
 
     /// The store over `conn`, with the lineage it holds.
@@ -350,6 +427,7 @@ impl Store {
             path: path.to_path_buf(),
             lineage,
             fence: None,
+            file_id: None,
         })
     }
 }

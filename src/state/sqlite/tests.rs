@@ -1256,3 +1256,34 @@ fn a_database_from_before_persons_is_migrated_with_what_can_be_told() {
     );
     assert_eq!(now["robert"], people["robert"]);
 }
+
+/// Two stores of one file in one process (a watcher's reconcile and its
+/// lease thread): opening and closing the second never drops the first's
+/// locks. Were the second's header check to open and close the file by
+/// hand while the first is open, the process's POSIX locks on it would go
+/// with that descriptor, and the second's close, taking itself for the
+/// last connection, would checkpoint and delete the write-ahead log from
+/// under the first.
+#[test]
+fn a_second_store_of_the_same_file_leaves_the_first_ones_log_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(&dir);
+    let desired = model_a("acme");
+    let first = store_with(&path, &desired);
+    let [wal, shm] = side_files(&path);
+    assert!(wal.exists() && shm.exists(), "the first store's log");
+    for _ in 0..3 {
+        let second = Store::open(&path).unwrap();
+        assert_eq!(second.lineage(), first.lineage());
+        drop(second);
+        let reader = Store::open_read_only(&path).unwrap().expect("a state");
+        drop(reader);
+        assert!(
+            wal.exists() && shm.exists(),
+            "a second store's close took the first's log away"
+        );
+    }
+    assert_eq!(first.serial("acme").unwrap(), Some(1));
+    let loaded = first.load("acme").unwrap().expect("the tenancy");
+    assert_eq!(without_renames(loaded.model), without_renames(desired));
+}
