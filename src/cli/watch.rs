@@ -428,7 +428,10 @@ impl Watcher<'_> {
                 return signal;
             }
             // A change of leader read while a reconcile waited.
-            if std::mem::take(&mut self.files.lease_changed) && pending.is_none() {
+            if std::mem::take(&mut self.files.lease_changed)
+                && pending.is_none()
+                && self.reconciler.lease_news_matters()
+            {
                 pending = Some(Trigger::Lease);
             }
             if let Some(trigger) = pending.take() {
@@ -493,7 +496,9 @@ impl Watcher<'_> {
                 }
                 Ok(Wake::Lease) => {
                     self.files.lease_changed = false;
-                    pending = Some(Trigger::Lease);
+                    if self.reconciler.lease_news_matters() {
+                        pending = Some(Trigger::Lease);
+                    }
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     if let Some(trigger) = wait.trigger {

@@ -159,6 +159,9 @@ pub struct Reconciler {
     state: StateCache,
     /// The lease: only its holder applies.
     leadership: Leadership,
+    /// The lease's epoch the last reconcile of a valid config set ran
+    /// under as leader; `None` when it stood by.
+    led_epoch: Option<u64>,
 }
 
 impl Reconciler {
@@ -182,6 +185,19 @@ impl Reconciler {
             parsed,
             state: StateCache::default(),
             leadership,
+            led_epoch: None,
+        }
+    }
+
+    /// Whether news of the lease calls for a reconcile: this watcher now
+    /// leads under an epoch its last reconcile did not lead under (it took
+    /// the lease), or it led and no longer does (it reports standing by).
+    pub fn lease_news_matters(&self) -> bool {
+        let standing = self.leadership.standing();
+        if standing.leader {
+            standing.lease.map(|l| l.epoch) != self.led_epoch
+        } else {
+            self.led_epoch.is_some()
         }
     }
 
@@ -378,8 +394,10 @@ impl Reconciler {
         let wait = self.leadership.terms().renew_deadline;
         let standing = self.leadership.want(&about.tenancy, wait);
         if standing.leader {
+            self.led_epoch = standing.lease.map(|l| l.epoch);
             return None;
         }
+        self.led_epoch = None;
         let me = self.leadership.me();
         let held = standing.lease.as_ref().filter(|l| l.holder != me.id);
         let Some(lease) = held else {

@@ -536,14 +536,10 @@ fn two_watchers_through_pgbouncer_elect_one_leader_and_hand_over_when_it_is_kill
     // An edit: applied once, by the leader.
     std::fs::write(&config, acme_with_alice("Alice Pooled")).unwrap();
     leader.wait_for(leader_from, "the leader's apply of the edit", |l| {
-        message(l) == "reconciled"
-            && text_field(l, "outcome") == "applied"
-            && text_field(l, "trigger") == "change"
+        message(l) == "reconciled" && text_field(l, "outcome") == "applied" && woken_by_the_edit(l)
     });
     standby.wait_for(standby_from, "the standby's look at the edit", |l| {
-        message(l) == "reconciled"
-            && text_field(l, "outcome") == "standby"
-            && text_field(l, "trigger") == "change"
+        message(l) == "reconciled" && text_field(l, "outcome") == "standby" && woken_by_the_edit(l)
     });
     assert_eq!(serials(&world.history()), [1, 2]);
 
@@ -574,9 +570,7 @@ fn two_watchers_through_pgbouncer_elect_one_leader_and_hand_over_when_it_is_kill
     });
     std::fs::write(&config, acme_with_alice("Alice Handed Over")).unwrap();
     standby.wait_for(took_at, "the new leader's apply of the next edit", |l| {
-        message(l) == "reconciled"
-            && text_field(l, "outcome") == "applied"
-            && text_field(l, "trigger") == "change"
+        message(l) == "reconciled" && text_field(l, "outcome") == "applied" && woken_by_the_edit(l)
     });
     assert_eq!(
         user_name(&world.show(), "alice").as_deref(),
@@ -601,4 +595,12 @@ fn two_watchers_through_pgbouncer_elect_one_leader_and_hand_over_when_it_is_kill
         failures.len(),
         failures[0]
     );
+}
+
+/// A reconcile that read an edit: woken by it, or by news of the lease
+/// that came while the edit settled (the reconcile then carries the
+/// lease's trigger; on a loaded machine a leader may miss a renewal and
+/// take its lease back meanwhile).
+fn woken_by_the_edit(l: &Value) -> bool {
+    ["change", "lease"].contains(&text_field(l, "trigger"))
 }
