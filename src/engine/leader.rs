@@ -113,6 +113,31 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Waits on `guard` while `waiting` holds, until `until` at the latest.
+    fn wait_until<'a>(
+        &self,
+        guard: MutexGuard<'a, Inner>,
+        until: Instant,
+        mut waiting: impl FnMut(&mut Inner) -> bool,
+    ) -> MutexGuard<'a, Inner> {
+        self.changed
+            .wait_timeout_while(
+                guard,
+                until.saturating_duration_since(Instant::now()),
+                |i| waiting(i),
+            )
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+    }
+}
+
+impl Inner {
+    /// Whether this watcher leads: it won its last campaign, which began
+    /// less than `renew_deadline` ago.
+    fn leads(&self, renew_deadline: Duration) -> bool {
+        self.standing.leader && self.won_at.is_some_and(|at| at.elapsed() < renew_deadline)
+    }
 }
 
 /// The campaigning thread, and what it found: a handle, cloned for
@@ -182,19 +207,9 @@ impl Leadership {
             inner.won_at = None;
             let seen = inner.standing.campaigns;
             self.shared.changed.notify_all();
-            let until = Instant::now() + wait;
-            while inner.standing.campaigns == seen && !inner.stop {
-                let left = until.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                inner = self
-                    .shared
-                    .changed
-                    .wait_timeout(inner, left)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
-            }
+            inner = self.shared.wait_until(inner, Instant::now() + wait, |i| {
+                i.standing.campaigns == seen && !i.stop
+            });
         }
         self.standing_of(&inner)
     }
@@ -206,12 +221,10 @@ impl Leadership {
     }
 
     fn standing_of(&self, inner: &Inner) -> Standing {
-        let mut standing = inner.standing.clone();
-        standing.leader = standing.leader
-            && inner
-                .won_at
-                .is_some_and(|at| at.elapsed() < self.terms.renew_deadline);
-        standing
+        Standing {
+            leader: inner.leads(self.terms.renew_deadline),
+            ..inner.standing.clone()
+        }
     }
 
     /// The fence an apply must pass, while this watcher leads.
@@ -241,21 +254,12 @@ impl Leadership {
         let mut inner = self.shared.lock();
         inner.stop = true;
         self.shared.changed.notify_all();
-        let until = Instant::now() + STOP_WAIT;
-        while !inner.done {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                tracing::warn!(
-                    "the lease thread did not end in time; the lease expires on its own"
-                );
-                return;
-            }
-            inner = self
-                .shared
-                .changed
-                .wait_timeout(inner, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+        inner = self
+            .shared
+            .wait_until(inner, Instant::now() + STOP_WAIT, |i| !i.done);
+        if !inner.done {
+            tracing::warn!("the lease thread did not end in time; the lease expires on its own");
+            return;
         }
         drop(inner);
         let thread = self
@@ -311,20 +315,11 @@ impl Campaigner {
                 (self.on_change)();
             }
             // Until the next campaign, or a stop, or another tenancy.
-            let mut inner = self.shared.lock();
-            let until = began + self.terms.retry_period;
-            while !inner.stop && inner.standing.tenancy.as_deref() == Some(tenancy.as_str()) {
-                let left = until.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                inner = self
-                    .shared
-                    .changed
-                    .wait_timeout(inner, left)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
-            }
+            let inner =
+                self.shared
+                    .wait_until(self.shared.lock(), began + self.terms.retry_period, |i| {
+                        !i.stop && i.standing.tenancy.as_deref() == Some(tenancy.as_str())
+                    });
             if inner.stop {
                 break;
             }
@@ -428,10 +423,7 @@ impl Campaigner {
                 }
             }
         }
-        let leading = inner.standing.leader
-            && inner
-                .won_at
-                .is_some_and(|at| at.elapsed() < self.terms.renew_deadline);
+        let leading = inner.leads(self.terms.renew_deadline);
         inner.reported = leading;
         if was_leading && !leading {
             tracing::warn!(

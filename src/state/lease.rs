@@ -183,6 +183,18 @@ impl Fence {
         }
         None
     }
+
+    /// [`Fence::breach`] as the error an apply returns, writing nothing.
+    pub fn check(&self, found: Option<&Lease>, now_ms: i64) -> Result<(), super::StateError> {
+        match self.breach(found, now_ms) {
+            None => Ok(()),
+            Some(detail) => Err(super::StateError::Fenced {
+                tenancy: self.tenancy.clone(),
+                epoch: self.epoch,
+                detail,
+            }),
+        }
+    }
 }
 
 /// How long the rows of replicas that stopped or stopped renewing are kept

@@ -33,6 +33,21 @@ const DURATION_BUCKETS: [f64; 15] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
+/// Every metric family a watcher serves, as a scrape shows them: the names
+/// alerts are written against (a test holds the exposition to them).
+pub const FAMILIES: [&str; 10] = [
+    "supportctl_reconciles_total",
+    "supportctl_reconcile_duration_seconds",
+    "supportctl_last_success_timestamp_seconds",
+    "supportctl_changes_applied_total",
+    "supportctl_config_valid",
+    "supportctl_leader",
+    "supportctl_lease_epoch",
+    "supportctl_lease_expiry_timestamp_seconds",
+    "supportctl_next_grant_expiry_timestamp_seconds",
+    "supportctl_build_info",
+];
+
 /// How one reconcile of a watcher ended: the `result` label of
 /// `supportctl_reconciles_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -411,20 +426,6 @@ mod promtool;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The names alerts are written against, as a scrape shows them.
-    const FAMILIES: [&str; 10] = [
-        "supportctl_reconciles_total",
-        "supportctl_reconcile_duration_seconds",
-        "supportctl_last_success_timestamp_seconds",
-        "supportctl_changes_applied_total",
-        "supportctl_config_valid",
-        "supportctl_leader",
-        "supportctl_lease_epoch",
-        "supportctl_lease_expiry_timestamp_seconds",
-        "supportctl_next_grant_expiry_timestamp_seconds",
-        "supportctl_build_info",
-    ];
 
     /// A few recordings of each kind, as a watcher would make them.
     fn recorded() -> Metrics {

@@ -28,18 +28,7 @@ const DEFAULT_LISTEN_PORT: u16 = 9464;
 
 /// The metrics `watch --listen` serves (issue 20): the only names an alert
 /// may use.
-const METRICS: [&str; 10] = [
-    "supportctl_reconciles_total",
-    "supportctl_reconcile_duration_seconds",
-    "supportctl_last_success_timestamp_seconds",
-    "supportctl_changes_applied_total",
-    "supportctl_config_valid",
-    "supportctl_leader",
-    "supportctl_lease_epoch",
-    "supportctl_lease_expiry_timestamp_seconds",
-    "supportctl_next_grant_expiry_timestamp_seconds",
-    "supportctl_build_info",
-];
+const METRICS: [&str; 10] = supportctl::telemetry::metrics::FAMILIES;
 
 /// The histogram among [`METRICS`], whose series carry these suffixes.
 const HISTOGRAM: (&str, [&str; 3]) = (

@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use crate::binary::Scratch;
 use crate::pg_server;
-use crate::pooler::{LEASE, LEASE_FLAGS, RETRY, SLACK};
+use crate::replicas::{LEASE, LEASE_FLAGS, RETRY, SLACK};
 use crate::watch::{
     DEBOUNCE_MS, Watcher, acme, acme_with_alice, field, is, message, text_field, user_name, watch,
 };

@@ -24,6 +24,7 @@ use serde_json::Value;
 
 use crate::binary::{DEADLINE, Scratch, arg, json};
 use crate::pg_server::{self, PgServer};
+use crate::replicas::{LEASE, LEASE_FLAGS, RETRY, SLACK};
 use crate::watch::{
     DEBOUNCE_MS, acme, acme_with_alice, field, is, message, text_field, user_name, watch,
 };
@@ -34,24 +35,6 @@ const POOL_SIZE: usize = 2;
 
 /// The PgBouncer's socket's port: the socket file's name, no TCP port.
 const POOLER_PORT: u16 = 6432;
-
-/// The short lease of the replica tests, as `watch` takes it: a standby
-/// takes a dead leader's lease within `LEASE` and one `RETRY`.
-pub(crate) const LEASE: Duration = Duration::from_secs(3);
-pub(crate) const RETRY: Duration = Duration::from_millis(200);
-pub(crate) const LEASE_FLAGS: [&str; 6] = [
-    "--lease-duration",
-    "3s",
-    "--renew-deadline",
-    "2s",
-    "--retry-period",
-    "200ms",
-];
-
-/// What a take-over may take beyond the lease and one retry period on a
-/// busy two-core machine: the last renewal before the leader died, a
-/// campaign's transaction, the log line.
-pub(crate) const SLACK: Duration = Duration::from_secs(3);
 
 /// A PgBouncer in transaction mode in front of `server`, stopped (and its
 /// folder removed) when dropped, or with the test process.

@@ -20,10 +20,13 @@ use crate::watch::{
     DEBOUNCE_MS, Watcher, acme, acme_with_alice, message, status_json, text_field, user_name, watch,
 };
 
-/// The lease of these tests: 3 s, a leader stops 2 s after its last
-/// renewal, campaigns every 200 ms.
-const LEASE: Duration = Duration::from_secs(3);
-const SHORT_LEASE: [&str; 6] = [
+/// The short lease of the replica tests (here, and in the pooler, the
+/// partition and the telemetry tests), as `watch` takes it: a leader stops
+/// 2 s after its last renewal, and a standby takes a dead leader's lease
+/// within `LEASE` and one `RETRY`.
+pub(crate) const LEASE: Duration = Duration::from_secs(3);
+pub(crate) const RETRY: Duration = Duration::from_millis(200);
+pub(crate) const LEASE_FLAGS: [&str; 6] = [
     "--lease-duration",
     "3s",
     "--renew-deadline",
@@ -31,9 +34,10 @@ const SHORT_LEASE: [&str; 6] = [
     "--retry-period",
     "200ms",
 ];
-/// What a take-over may take beyond the lease and a retry: a loaded
-/// machine's scheduling, a reconcile's start.
-const SLACK: Duration = Duration::from_secs(3);
+/// What a take-over may take beyond the lease and a retry on a busy
+/// two-core machine: the last renewal before the leader died, a
+/// campaign's transaction, a reconcile's start, the log line.
+pub(crate) const SLACK: Duration = Duration::from_secs(3);
 
 /// A replica of the watcher of `config`, with a status file of its own
 /// (`NAME.status.json`) and the short lease.
@@ -41,7 +45,7 @@ fn replica(world: &Scratch, config: &Path, name: &str, extra: &[&str]) -> (Watch
     let status = world.path(&format!("{name}.status.json"));
     let mut flags = vec!["--debounce-ms", DEBOUNCE_MS, "--status-file", arg(&status)];
     // The short lease, but for what `extra` sets itself.
-    for pair in SHORT_LEASE.chunks(2) {
+    for pair in LEASE_FLAGS.chunks(2) {
         if !extra.contains(&pair[0]) {
             flags.extend_from_slice(pair);
         }

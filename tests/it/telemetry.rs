@@ -27,6 +27,7 @@ use serde_json::Value;
 
 use crate::binary::{DEADLINE, Scratch, arg, json};
 use crate::promtool;
+use crate::replicas::LEASE_FLAGS;
 use crate::watch::{
     DEBOUNCE_MS, Watcher, acme, acme_invalid, default_status_file, edited, is, message, reconciled,
     run_briefly, text_field, try_show, watch, watch_command,
@@ -38,15 +39,6 @@ const SERVING: &str = "serving /metrics, /healthz and /readyz";
 const EXPOSITION: &str = "text/plain; version=0.0.4";
 /// The pause between two scrapes of a wait.
 const POLL: Duration = Duration::from_millis(50);
-/// Short lease timings, so that a standby takes over within a second or two.
-const SHORT_LEASE: [&str; 6] = [
-    "--lease-duration",
-    "3s",
-    "--renew-deadline",
-    "2s",
-    "--retry-period",
-    "200ms",
-];
 
 // ---- The endpoints ----
 
@@ -424,7 +416,7 @@ fn an_invalid_edit_makes_the_watcher_unready_saying_why_and_its_fix_ready_again(
 fn a_standby_replica_is_ready_and_its_metrics_show_it_take_over_from_a_stopped_leader() {
     let world = Scratch::new();
     let config = world.write("acme.yaml", &acme());
-    let (mut leader, leader_at, _) = applied(&world, &config, &SHORT_LEASE);
+    let (mut leader, leader_at, _) = applied(&world, &config, &LEASE_FLAGS);
     let leading = wait_metrics(&leader, &leader_at, "the leader's lease", |m| {
         m.value("supportctl_leader") == Some(1.0)
     });
@@ -432,7 +424,7 @@ fn a_standby_replica_is_ready_and_its_metrics_show_it_take_over_from_a_stopped_l
     assert!(epoch >= 1.0, "{}", leading.0);
 
     let second_status = world.path("second.status.json");
-    let mut flags = SHORT_LEASE.to_vec();
+    let mut flags = LEASE_FLAGS.to_vec();
     flags.extend(["--status-file", arg(&second_status)]);
     let (second, second_at, from, first) = listening(&world, &config, &flags);
     assert_eq!(
@@ -510,7 +502,7 @@ fn a_standby_replica_is_ready_and_its_metrics_show_it_take_over_from_a_stopped_l
 fn a_leaders_lease_expiry_gauge_follows_its_renewals_between_turns_of_its_loop() {
     let world = Scratch::new();
     let config = world.write("acme.yaml", &acme());
-    let (watcher, at, _) = applied(&world, &config, &SHORT_LEASE);
+    let (watcher, at, _) = applied(&world, &config, &LEASE_FLAGS);
     let first = wait_metrics(&watcher, &at, "the lease in the metrics", |m| {
         m.value("supportctl_leader") == Some(1.0)
     });

@@ -79,14 +79,7 @@ pub(super) fn check_fence(
     let pg = |e| pg_error(target, e);
     let found = current_lease(tx, &fence.tenancy).map_err(pg)?;
     let now = now_ms(tx).map_err(pg)?;
-    match fence.breach(found.as_ref(), now) {
-        None => Ok(()),
-        Some(detail) => Err(StateError::Fenced {
-            tenancy: fence.tenancy.clone(),
-            epoch: fence.epoch,
-            detail,
-        }),
-    }
+    fence.check(found.as_ref(), now)
 }
 
 impl Store {

@@ -71,14 +71,7 @@ pub(super) fn check_fence(
     let sql = |e| sql_error(path, e);
     let found = current_lease(conn, &fence.tenancy).map_err(sql)?;
     let now = now_ms(conn).map_err(sql)?;
-    match fence.breach(found.as_ref(), now) {
-        None => Ok(()),
-        Some(detail) => Err(StateError::Fenced {
-            tenancy: fence.tenancy.clone(),
-            epoch: fence.epoch,
-            detail,
-        }),
-    }
+    fence.check(found.as_ref(), now)
 }
 
 impl Store {

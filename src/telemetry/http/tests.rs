@@ -152,18 +152,7 @@ fn endpoints_answer_with_their_status_and_type() {
 
     let (status, content_type, body) = got(agent.get(f.url("/metrics")).call());
     assert_eq!((status, content_type.as_str()), (200, EXPOSITION));
-    for name in [
-        "supportctl_reconciles_total",
-        "supportctl_reconcile_duration_seconds",
-        "supportctl_last_success_timestamp_seconds",
-        "supportctl_changes_applied_total",
-        "supportctl_config_valid",
-        "supportctl_leader",
-        "supportctl_lease_epoch",
-        "supportctl_lease_expiry_timestamp_seconds",
-        "supportctl_next_grant_expiry_timestamp_seconds",
-        "supportctl_build_info",
-    ] {
+    for name in crate::telemetry::metrics::FAMILIES {
         assert!(
             body.contains(&format!("# TYPE {name} ")),
             "{name} in:\n{body}"
