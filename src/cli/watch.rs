@@ -33,7 +33,7 @@ use crate::status::{
     HEARTBEAT, LastReconcile, OutcomeKind, ReplicaStatus, STATUS_FILE, Status, Trigger,
     WatcherState, running_watcher,
 };
-use crate::telemetry::{Metrics, Server};
+use crate::telemetry::{Endpoints, Metrics, Server};
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
@@ -338,7 +338,8 @@ pub fn watch(args: &WatchArgs, db: &Location) -> Result<u8, CliError> {
                 pulse: Arc::clone(&pulse),
                 leadership: leadership.clone(),
             });
-            let server = Server::start(addr, Arc::clone(&metrics), probe).map_err(|e| {
+            let endpoints = Arc::new(Endpoints::new(Arc::clone(&metrics), probe));
+            let server = Server::start(addr, endpoints).map_err(|e| {
                 leadership.stop();
                 CliError::error(e.to_string())
                     .with_hint("give `--listen` an address of this host with a free port")
