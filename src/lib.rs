@@ -21,6 +21,7 @@ pub mod hex;
 pub mod model;
 pub mod plan;
 pub mod render;
+pub mod report;
 pub mod state;
 pub mod status;
 pub mod telemetry;
