@@ -49,6 +49,6 @@ pub fn access_json(access: &Access) -> String {
 }
 
 /// `access --all --format json`: every user given, in that order.
-pub fn access_json_all(all: &[Access]) -> String {
-    super::pretty(&all.iter().map(AccessJson::from).collect::<Vec<_>>())
+pub fn access_json_all<'a>(all: impl IntoIterator<Item = &'a Access>) -> String {
+    super::pretty(&all.into_iter().map(AccessJson::from).collect::<Vec<_>>())
 }

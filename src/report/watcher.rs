@@ -9,6 +9,7 @@ use crate::status::Status;
 
 /// What the state says of the tenancy's lease and replicas, as `status`
 /// reports it.
+#[derive(Debug)]
 pub struct LeaseReport {
     /// `lease` in the JSON status: `null` when not known.
     pub json: serde_json::Value,
