@@ -63,6 +63,8 @@ pub struct Site {
     reader: data::Reader,
     auth: Auth,
     expiring_within: u32,
+    /// The day pages are read on, when not the clock's (tests).
+    day: Option<crate::model::Date>,
 }
 
 impl Site {
@@ -71,6 +73,15 @@ impl Site {
             reader: data::Reader::new(settings.db, settings.status_file, settings.show_phones),
             auth: settings.auth,
             expiring_within: settings.expiring_within,
+            day: None,
+        }
+    }
+
+    /// The site with its pages read on `day` rather than today.
+    pub fn on_day(self, day: crate::model::Date) -> Site {
+        Site {
+            day: Some(day),
+            ..self
         }
     }
 }
@@ -139,10 +150,12 @@ enum Route {
 /// The route of a path, and whether its `.json` twin is asked for.
 fn route(path: &str) -> Result<(Route, bool), Problem> {
     let not_found = || Problem::not_found(format!("there is no page at `{}`", shown(path)));
-    let tenancy = |segment: &str| {
-        html::decode(segment, false)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| Problem::bad_query("the tenancy in the path is not well encoded"))
+    let tenancy = |segment: &str| match html::decode(segment, false) {
+        None => Err(Problem::bad_query(
+            "the tenancy in the path is not well encoded",
+        )),
+        Some(t) if t.is_empty() => Err(not_found()),
+        Some(t) => Ok(t),
     };
     let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
     Ok(match segments.as_slice() {
@@ -273,7 +286,10 @@ impl Site {
                 ),
             ));
         };
-        let today = clock::today()?;
+        let today = match self.day {
+            Some(day) => day,
+            None => clock::today()?,
+        };
         let context = pages::Context {
             opened: &opened,
             today,

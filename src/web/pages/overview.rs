@@ -176,6 +176,48 @@ struct ExpiringJson<'a> {
     days_left: i64,
 }
 
+/// The overview's JSON: the tenancy, its serial and last apply (as
+/// `history --format json` prints an entry), what needs attention and who
+/// acts through whom (users as `access --format json` prints them), and the
+/// watcher (as `status --format json` prints it) and the tenancy's lease.
+#[derive(Serialize)]
+struct OverviewJson<'a> {
+    format_version: u32,
+    tenancy: TenancyJson<'a>,
+    serial: u64,
+    today: String,
+    users: usize,
+    can_open_sr: usize,
+    last_apply: Option<HistoryJson<'a>>,
+    attention: AttentionJson<'a>,
+    acting_through: Vec<ActingJson<'a>>,
+    watcher: Option<serde_json::Value>,
+    lease: Option<&'a serde_json::Value>,
+}
+
+#[derive(Serialize)]
+struct TenancyJson<'a> {
+    name: &'a str,
+    csi: &'a str,
+    home_region: Option<&'a str>,
+    admin: &'a str,
+}
+
+#[derive(Serialize)]
+struct AttentionJson<'a> {
+    expiring_within_days: u32,
+    pending_memberships: Vec<AccessJson<'a>>,
+    expiring: Vec<ExpiringJson<'a>>,
+    inactive_links: Vec<AccessJson<'a>>,
+    no_access: Vec<AccessJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct ActingJson<'a> {
+    administrator: &'a str,
+    users: Vec<AccessJson<'a>>,
+}
+
 fn overview_json(
     cx: &Context,
     view: &View,
@@ -184,50 +226,60 @@ fn overview_json(
     attention: &Attention,
     acting: &[(&str, Vec<&Access>)],
 ) -> String {
-    let t = &view.model.tenancy;
     fn access<'a>(list: &[&'a Access]) -> Vec<AccessJson<'a>> {
         list.iter().map(|a| AccessJson::from(*a)).collect()
     }
-    let doc = json!({
-        "format_version": 1,
-        "tenancy": {
-            "name": t.name,
-            "csi": t.csi,
-            "home_region": t.home_region,
-            "admin": t.admin,
+    let t = &view.model.tenancy;
+    let doc = OverviewJson {
+        format_version: 1,
+        tenancy: TenancyJson {
+            name: &t.name,
+            csi: &t.csi,
+            home_region: t.home_region.as_deref(),
+            admin: &t.admin,
         },
-        "serial": view.serial,
-        "today": view.today.to_string(),
-        "users": view.model.users.len(),
-        "can_open_sr": view.access.iter().filter(|a| a.can_open_sr).count(),
-        "last_apply": last.map(HistoryJson::from),
-        "attention": {
-            "expiring_within_days": cx.expiring_within,
-            "pending_memberships": access(&attention.pending),
-            "expiring": attention.expiring.iter().map(|e| ExpiringJson {
-                user: e.user,
-                grant: e.grant,
-                via: e.via,
-                expires: e.expires.to_string(),
-                expires_at: e.expires.start().to_string(),
-                days_left: e.days_left,
-            }).collect::<Vec<_>>(),
-            "inactive_links": access(&attention.inactive_links),
-            "no_access": access(&attention.no_access),
+        serial: view.serial,
+        today: view.today.to_string(),
+        users: view.model.users.len(),
+        can_open_sr: view.access.iter().filter(|a| a.can_open_sr).count(),
+        last_apply: last.map(HistoryJson::from),
+        attention: AttentionJson {
+            expiring_within_days: cx.expiring_within,
+            pending_memberships: access(&attention.pending),
+            expiring: attention
+                .expiring
+                .iter()
+                .map(|e| ExpiringJson {
+                    user: e.user,
+                    grant: e.grant,
+                    via: e.via,
+                    expires: e.expires.to_string(),
+                    expires_at: e.expires.start().to_string(),
+                    days_left: e.days_left,
+                })
+                .collect(),
+            inactive_links: access(&attention.inactive_links),
+            no_access: access(&attention.no_access),
         },
-        "acting_through": acting.iter().map(|(admin, users)| json!({
-            "administrator": admin,
-            "users": access(users),
-        })).collect::<Vec<_>>(),
-        "watcher": watcher.status.as_ref().map(|(status, problem)| {
+        acting_through: acting
+            .iter()
+            .map(|(admin, users)| ActingJson {
+                administrator: admin,
+                users: access(users),
+            })
+            .collect(),
+        watcher: watcher.status.as_ref().map(|(status, problem)| {
             report::status_json(
                 status,
                 problem.as_deref(),
-                watcher.lease.as_ref().map_or(&serde_json::Value::Null, |l| &l.json),
+                watcher
+                    .lease
+                    .as_ref()
+                    .map_or(&serde_json::Value::Null, |l| &l.json),
             )
         }),
-        "lease": watcher.lease.as_ref().map(|l| &l.json),
-    });
+        lease: watcher.lease.as_ref().map(|l| &l.json),
+    };
     report::pretty(&doc)
 }
 
