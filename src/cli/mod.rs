@@ -159,10 +159,10 @@ pub enum Command {
     Watch(watch::WatchArgs),
     /// Tell whether the watcher is running and its last reconcile succeeded.
     Status(status::StatusArgs),
-    /// Serve a read-only web view of the state: who can open SRs, as whom,
-    /// until when, and what each apply changed.
+    /// Serve the state as read-only web pages (and their JSON) over HTTP.
     ///
-    /// Pages of every tenancy (its overview and what needs attention, the
+    /// Who can open SRs, as whom, until when, and what each apply changed:
+    /// pages of every tenancy (its overview and what needs attention, the
     /// access table of `access --all`, the apply journal and each apply's
     /// plan), each also as the JSON the command line prints (`.json`, or
     /// `Accept: application/json`). Nothing it serves can change the state.

@@ -136,13 +136,14 @@ pub fn serve(args: &ServeArgs, db: &Location) -> Result<u8, CliError> {
             "serving without a token (--insecure-no-auth): anyone who reaches this address reads who may open SRs"
         );
     }
-    loop {
+    let signal = loop {
         match woken.recv() {
-            Ok(Wake::Stop(_)) | Err(_) => break,
+            Ok(Wake::Stop(signal)) => break signal,
             Ok(_) => {}
+            Err(_) => break "none",
         }
-    }
+    };
     server.stop();
-    tracing::info!("stopped");
+    tracing::info!(signal, "stopped");
     Ok(0)
 }

@@ -84,6 +84,11 @@
 //!   `promtool`, shared with the unit tests from
 //!   `tests/support/promtool.rs`); no personal data in a label; `--listen`
 //!   errors, SIGTERM, and clients that send nothing.
+//! - `web`: `serve` — the web view of the example read with a real HTTP
+//!   client, its JSON the bytes the command line prints, bob acting
+//!   through dankim, the token and the login form, the refusal of an
+//!   address beyond loopback, no password of the state's URL on any page,
+//!   SIGTERM.
 
 mod bad_input;
 mod binary;
@@ -116,3 +121,4 @@ mod state_copy;
 mod support;
 mod telemetry;
 mod watch;
+mod web;
