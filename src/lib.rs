@@ -7,7 +7,8 @@
 //! for [`cli`], which parses flags and prints. Only `config` names the YAML
 //! crate, only `state` names SQLite, only [`events`] names the file watcher
 //! and signal crates; only [`telemetry`] names the metrics crate and serves
-//! HTTP; only `cli` prints.
+//! HTTP, for the watcher's endpoints and the [`web`] view; only `cli`
+//! prints.
 
 pub mod access;
 pub mod check;

@@ -216,6 +216,11 @@ fn serve_shows_the_example_as_the_command_line_does_and_stops_on_sigterm() {
     );
     let json: serde_json::Value =
         serde_json::from_str(&served.get_with("/t/acme-prod/index.json", &[]).body).unwrap();
+    crate::shell::same_shape(
+        &crate::shell::documented_json("overview"),
+        &json,
+        "the overview",
+    );
     assert_eq!(json["acting_through"][0]["administrator"], "dankim");
     assert_eq!(json["acting_through"][0]["users"][0]["user"], "bob");
 
