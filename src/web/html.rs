@@ -70,13 +70,15 @@ impl Html {
 pub enum Section {
     Overview,
     Access,
+    Expiries,
     History,
 }
 
 impl Section {
-    const ALL: [(Section, &'static str, &'static str); 3] = [
+    const ALL: [(Section, &'static str, &'static str); 4] = [
         (Section::Overview, "", "Overview"),
         (Section::Access, "/access", "Access"),
+        (Section::Expiries, "/expiries", "Expiries"),
         (Section::History, "/history", "History"),
     ];
 }

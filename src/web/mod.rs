@@ -14,8 +14,10 @@
 //! Routes: `/` (the overview of the only tenancy, or the list of them),
 //! `/t/{tenancy}` (its overview: status, what needs attention, who acts
 //! through whom), `/t/{tenancy}/access` (the audit table of `access
-//! --all`), `/t/{tenancy}/history` and `/t/{tenancy}/history/{serial}` (the
-//! journal, and one apply's plan), `/login`, `/static/…`.
+//! --all`), `/t/{tenancy}/users/{id}` (one user's access),
+//! `/t/{tenancy}/expiries` (what ends in the next 90 days),
+//! `/t/{tenancy}/history` and `/t/{tenancy}/history/{serial}` (the journal,
+//! and one apply's plan), `/login`, `/static/…`.
 
 mod auth;
 mod data;
@@ -143,6 +145,8 @@ enum Route {
     Home,
     Overview(String),
     Access(String),
+    User(String, String),
+    Expiries(String),
     History(String),
     Entry(String, u64),
 }
@@ -157,6 +161,11 @@ fn route(path: &str) -> Result<(Route, bool), Problem> {
         Some(t) if t.is_empty() => Err(not_found()),
         Some(t) => Ok(t),
     };
+    let segment = |text: &str| match html::decode(text, false) {
+        None => Err(Problem::bad_query("the path is not well encoded")),
+        Some(t) if t.is_empty() => Err(not_found()),
+        Some(t) => Ok(t),
+    };
     let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
     Ok(match segments.as_slice() {
         [""] => (Route::Home, false),
@@ -165,6 +174,12 @@ fn route(path: &str) -> Result<(Route, bool), Problem> {
         ["t", t, "index.json"] => (Route::Overview(tenancy(t)?), true),
         ["t", t, "access"] => (Route::Access(tenancy(t)?), false),
         ["t", t, "access.json"] => (Route::Access(tenancy(t)?), true),
+        ["t", t, "users", id] | ["t", t, "users", id, ""] => {
+            (Route::User(tenancy(t)?, segment(id)?), false)
+        }
+        ["t", t, "users", id, "index.json"] => (Route::User(tenancy(t)?, segment(id)?), true),
+        ["t", t, "expiries"] => (Route::Expiries(tenancy(t)?), false),
+        ["t", t, "expiries.json"] => (Route::Expiries(tenancy(t)?), true),
         ["t", t, "history"] => (Route::History(tenancy(t)?), false),
         ["t", t, "history.json"] => (Route::History(tenancy(t)?), true),
         ["t", t, "history", serial] => {
@@ -274,6 +289,7 @@ impl Site {
     ) -> Result<Response, Problem> {
         let allowed: &[&str] = match route {
             Route::Access(_) => pages::access::PARAMETERS,
+            Route::Expiries(_) => pages::expiries::PARAMETERS,
             _ => &[],
         };
         let query = query::Query::parse(&request.query, allowed).map_err(Problem::bad_query)?;
@@ -300,6 +316,8 @@ impl Site {
             Route::Home => pages::overview::home(&context),
             Route::Overview(tenancy) => pages::overview::overview(&context, tenancy),
             Route::Access(tenancy) => pages::access::access(&context, tenancy, &query),
+            Route::User(tenancy, id) => pages::user::user(&context, tenancy, id),
+            Route::Expiries(tenancy) => pages::expiries::expiries(&context, tenancy, &query),
             Route::History(tenancy) => pages::history::history(&context, tenancy),
             Route::Entry(tenancy, serial) => pages::history::entry(&context, tenancy, *serial),
         }

@@ -482,6 +482,132 @@ fn the_access_table_pages_by_five_hundred() {
 }
 
 #[test]
+fn a_users_page_is_access_user_with_what_the_state_holds() {
+    let world = World::new();
+    let site = world.site(Auth::Open);
+    let page = ok_html(&site, "/t/acme-prod/users/bob");
+    let access = element(&page, "<section id=\"user-access\"", "</section>");
+    assert!(access.contains("data-path=\"linked\""), "{access}");
+    assert!(
+        access.contains("as <span class=\"acts-as\">dankim</span>"),
+        "{access}"
+    );
+    let state = element(&page, "<dl id=\"user-state\"", "</dl>");
+    assert!(state.contains("Support link</dt><dd>through <a class=\"user\" data-user=\"dankim\" href=\"/t/acme-prod/users/dankim\">"), "{state}");
+    // The administrator's page lists who acts through them; phones are
+    // redacted.
+    let dankim = ok_html(&site, "/t/acme-prod/users/dankim");
+    let acting = element(&dankim, "<ul id=\"acting\">", "</ul>");
+    assert!(acting.contains("data-user=\"bob\""), "{acting}");
+    assert!(dankim.contains("phone (redacted)"), "{dankim}");
+    assert!(!dankim.contains("555 0100"));
+    // Its twin is `access USER --format json`.
+    let view = match site
+        .reader
+        .open()
+        .unwrap()
+        .unwrap()
+        .view("acme-prod", day())
+        .unwrap()
+    {
+        data::Found::Here(view) => view,
+        _ => panic!("acme-prod is in the state"),
+    };
+    let bob = view.access.iter().find(|a| a.user == "bob").unwrap();
+    assert_eq!(
+        get(&site, "/t/acme-prod/users/bob/index.json").body,
+        crate::report::access_json(bob)
+    );
+    assert_eq!(
+        get_json(&site, "/t/acme-prod/users/bob").body,
+        crate::report::access_json(bob)
+    );
+    // The access table and the overview link to it.
+    assert!(ok_html(&site, "/t/acme-prod/access").contains("href=\"/t/acme-prod/users/bob\""));
+    assert!(ok_html(&site, "/t/acme-prod").contains("href=\"/t/acme-prod/users/bob\""));
+    let got = get(&site, "/t/acme-prod/users/nobody");
+    assert_eq!(got.status, 404);
+    assert!(
+        got.body.contains("is not a user of tenancy"),
+        "{}",
+        got.body
+    );
+    assert_eq!(get(&site, "/t/acme-prod/users/nobody?x=1").status, 400);
+}
+
+#[test]
+fn expiries_list_what_ends_within_the_days_asked_for() {
+    let world = World::new();
+    let site = world.site(Auth::Open);
+    // On 2030-01-20: gina's link ends in 11 days, alice's approval in 161.
+    let page = ok_html(&site, "/t/acme-prod/expiries");
+    let list = element(&page, "<ol id=\"expiries\"", "</ol>");
+    assert!(
+        list.contains("<li data-user=\"gina\" data-grant=\"link\">"),
+        "{list}"
+    );
+    assert!(!list.contains("alice"), "{list}");
+    let json = ok_json(&site, "/t/acme-prod/expiries.json?days=365");
+    let users: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["user"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["gina", "alice"]);
+    assert_eq!(json[1]["grant"], "approval");
+    assert_eq!(json[1]["days_left"], 161);
+    for bad in ["?days=0", "?days=3651", "?days=x", "?week=1"] {
+        assert_eq!(
+            get(&site, &format!("/t/acme-prod/expiries{bad}")).status,
+            400,
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn an_administrators_expiry_ends_the_links_through_them_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.yaml");
+    std::fs::write(
+        &path,
+        r#"
+tenancy: { name: t, csi: "1", admin: root }
+users:
+  root: { email: root@example.com, support_account: { phone: "1", timezone: UTC } }
+  boss: { email: boss@example.com, support_account: { phone: "1", timezone: UTC } }
+  temp: { email: temp@example.com }
+memberships: [{ user: boss }]
+approvals: [{ user: boss, role: admin, expires: 2030-01-25 }]
+support_links: [{ user: temp, via: boss }]
+"#,
+    )
+    .unwrap();
+    let model = checked(&path);
+    let mut store = Store::open(dir.path().join("state.db")).unwrap();
+    apply(&mut store, &model, None, 0, "c0ffee");
+    let site = Site::new(Settings {
+        db: Location::Sqlite(dir.path().join("state.db")),
+        status_file: dir.path().join("none.json"),
+        show_phones: false,
+        expiring_within: 14,
+        auth: Auth::Open,
+    })
+    .on_day(day());
+    let json = ok_json(&site, "/t/t/index.json");
+    let expiring = &json["attention"]["expiring"][0];
+    assert_eq!(expiring["user"], "boss");
+    assert_eq!(expiring["also_ends"], serde_json::json!(["temp"]));
+    let page = ok_html(&site, "/t/t");
+    let item = element(&page, "data-kind=\"expiring\" data-user=\"boss\"", "</li>");
+    assert!(
+        item.contains("and with it the links of <a class=\"user\" data-user=\"temp\""),
+        "{item}"
+    );
+}
+
+#[test]
 fn history_lists_entries_newest_first_and_each_opens_to_its_plan() {
     let world = World::new();
     let site = world.site(Auth::Open);
@@ -884,6 +1010,17 @@ fn routes_are_read_strictly() {
     );
     ok("/t/x/access.json", Route::Access("x".into()), true);
     ok("/t/x/history", Route::History("x".into()), false);
+    ok(
+        "/t/x/users/a.json",
+        Route::User("x".into(), "a.json".into()),
+        false,
+    );
+    ok(
+        "/t/x/users/bob/index.json",
+        Route::User("x".into(), "bob".into()),
+        true,
+    );
+    ok("/t/x/expiries.json", Route::Expiries("x".into()), true);
     ok("/t/x/history/12", Route::Entry("x".into(), 12), false);
     ok("/t/x/history/12.json", Route::Entry("x".into(), 12), true);
     for missing in [

@@ -450,9 +450,11 @@ fn row(h: &mut Html, view: &View, a: &Access) {
     if !a.can_open_sr {
         h.raw(" class=\"cannot\"");
     }
-    h.raw(">\n<th scope=\"row\" class=\"user\"><span class=\"id\">")
+    h.raw(">\n<th scope=\"row\" class=\"user\"><a class=\"id\" href=\"")
+        .text(super::user_href(&view.model.tenancy.name, &a.user))
+        .raw("\">")
         .text(&a.user)
-        .raw("</span>");
+        .raw("</a>");
     if let Some(user) = view.model.users.get(&a.user) {
         if let Some(name) = &user.name {
             h.raw(" <span class=\"name\">").text(name).raw("</span>");

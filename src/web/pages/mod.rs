@@ -3,9 +3,11 @@
 //! the state is read only through [`Context::opened`].
 
 pub mod access;
+pub mod expiries;
 pub mod history;
 pub mod login;
 pub mod overview;
+pub mod user;
 
 use std::sync::Arc;
 
@@ -65,6 +67,25 @@ fn missing(tenancy: &str) -> Problem {
 /// The link to a page of `tenancy`: `suffix` is `""`, `/access`, …
 pub fn link(tenancy: &str, suffix: &str) -> String {
     format!("/t/{}{suffix}", html::path(tenancy))
+}
+
+/// The link to a user's page.
+pub fn user_href(tenancy: &str, user: &str) -> String {
+    format!("/t/{}/users/{}", html::path(tenancy), html::path(user))
+}
+
+/// A user as a link to its page, with its name.
+fn user_link(h: &mut Html, tenancy: &str, view: &View, user: &str) {
+    h.raw("<a class=\"user\" data-user=\"")
+        .text(user)
+        .raw("\" href=\"")
+        .text(user_href(tenancy, user))
+        .raw("\">")
+        .text(user)
+        .raw("</a>");
+    if let Some(name) = view.model.users.get(user).and_then(|u| u.name.as_deref()) {
+        h.raw(" <span class=\"name\">(").text(name).raw(")</span>");
+    }
 }
 
 /// A whole page of `tenancy`.

@@ -5,10 +5,10 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::{Context, counted, day, link, tenancy_page};
+use super::expiries::{Expiring, ExpiringJson, describe, expiring};
+use super::{Context, counted, day, link, tenancy_page, user_link};
 use crate::access::{Access, Path};
 use crate::engine::clock;
-use crate::model::Date;
 use crate::report::{self, AccessJson, HistoryJson};
 use crate::state::JournalRecord;
 use crate::telemetry::Response;
@@ -59,17 +59,6 @@ pub fn home(cx: &Context) -> Result<Response, Problem> {
     )
 }
 
-/// A grant that ends soon.
-struct Expiring<'a> {
-    user: &'a str,
-    /// `approval` or `link`.
-    grant: &'static str,
-    /// The administrator a link goes through.
-    via: Option<&'a str>,
-    expires: Date,
-    days_left: i64,
-}
-
 /// What needs someone's attention in a tenancy.
 struct Attention<'a> {
     /// Membership requested, no approval: waiting for a CSI administrator.
@@ -85,32 +74,7 @@ struct Attention<'a> {
 
 impl<'a> Attention<'a> {
     fn of(view: &'a View, within: u32) -> Attention<'a> {
-        let today = view.today;
-        let soon = |d: Date| today < d && today.days_until(d) <= i64::from(within);
-        let mut expiring: Vec<Expiring> = view
-            .model
-            .approvals
-            .iter()
-            .filter_map(|(user, a)| Some((user, a.expires.filter(|d| soon(*d))?)))
-            .map(|(user, expires)| Expiring {
-                user,
-                grant: "approval",
-                via: None,
-                expires,
-                days_left: today.days_until(expires),
-            })
-            .chain(view.model.support_links.iter().filter_map(|(user, l)| {
-                let expires = l.expires.filter(|d| soon(*d))?;
-                Some(Expiring {
-                    user,
-                    grant: "link",
-                    via: Some(&l.via),
-                    expires,
-                    days_left: today.days_until(expires),
-                })
-            }))
-            .collect();
-        expiring.sort_by(|a, b| (a.expires, a.user).cmp(&(b.expires, b.user)));
+        let expiring = expiring(view, within);
         let with_account = |a: &Access| view.model.support_accounts.contains_key(&a.user);
         Attention {
             pending: view
@@ -163,17 +127,6 @@ pub fn overview(cx: &Context, tenancy: &str) -> Result<Response, Problem> {
         || overview_html(cx, &view, last, &watcher, &attention, &acting),
         || overview_json(cx, &view, last, &watcher, &attention, &acting),
     )
-}
-
-#[derive(Serialize)]
-struct ExpiringJson<'a> {
-    user: &'a str,
-    grant: &'static str,
-    via: Option<&'a str>,
-    expires: String,
-    /// `expires` as the moment the grant ends: 00:00 UTC of that day.
-    expires_at: String,
-    days_left: i64,
 }
 
 /// The overview's JSON: the tenancy, its serial and last apply (as
@@ -246,18 +199,7 @@ fn overview_json(
         attention: AttentionJson {
             expiring_within_days: cx.expiring_within,
             pending_memberships: access(&attention.pending),
-            expiring: attention
-                .expiring
-                .iter()
-                .map(|e| ExpiringJson {
-                    user: e.user,
-                    grant: e.grant,
-                    via: e.via,
-                    expires: e.expires.to_string(),
-                    expires_at: e.expires.start().to_string(),
-                    days_left: e.days_left,
-                })
-                .collect(),
+            expiring: attention.expiring.iter().map(ExpiringJson::from).collect(),
             inactive_links: access(&attention.inactive_links),
             no_access: access(&attention.no_access),
         },
@@ -288,20 +230,6 @@ pub(super) fn shown_time(stored: &str) -> String {
     match stored.parse::<jiff::Timestamp>() {
         Ok(moment) => moment.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
         Err(_) => stored.to_string(),
-    }
-}
-
-/// A user as a link to its row of the access table, with its name.
-fn user_link(h: &mut Html, tenancy: &str, view: &View, user: &str) {
-    h.raw("<a class=\"user\" href=\"")
-        .text(link(tenancy, "/access"))
-        .raw("?q=")
-        .text(html::query(user))
-        .raw("\">")
-        .text(user)
-        .raw("</a>");
-    if let Some(name) = view.model.users.get(user).and_then(|u| u.name.as_deref()) {
-        h.raw(" <span class=\"name\">(").text(name).raw(")</span>");
     }
 }
 
@@ -390,25 +318,15 @@ fn overview_html(
         items += 1;
         h.raw("<li data-kind=\"expiring\" data-user=\"")
             .text(e.user)
-            .raw("\">");
-        match e.via {
-            Some(via) => {
-                h.raw("The support link of ");
-                user_link(&mut h, tenancy, view, e.user);
-                h.raw(" through ").text(via);
-            }
-            None => {
-                h.raw("The approval of ");
-                user_link(&mut h, tenancy, view, e.user);
-            }
-        }
-        h.raw(" ends <time datetime=\"")
+            .raw("\">Ends <time datetime=\"")
             .text(e.expires.start())
             .raw("\">")
             .text(day(e.expires))
             .raw("</time>, in ")
             .text(counted(e.days_left as usize, "day"))
-            .raw("</li>\n");
+            .raw(": ");
+        describe(&mut h, tenancy, view, e);
+        h.raw("</li>\n");
     }
     for a in &attention.inactive_links {
         items += 1;
@@ -433,7 +351,9 @@ fn overview_html(
     }
     h.raw("</ul>\n<p class=\"note\">Grants that end within ")
         .text(counted(cx.expiring_within as usize, "day"))
-        .raw(" are listed (<code>--expiring-within</code>).</p>\n</section>\n");
+        .raw(" are listed (<code>--expiring-within</code>); <a href=\"")
+        .text(link(tenancy, "/expiries"))
+        .raw("\">everything that ends in the next 90 days</a>.</p>\n</section>\n");
 
     h.raw("<section aria-labelledby=\"acting-title\">\n<h2 id=\"acting-title\">Who acts through whom</h2>\n");
     h.raw("<p class=\"note\">A linked user acts through the CSI administrator it is linked through: the SRs it opens are owned by that administrator, and mailed to them.</p>\n<ul id=\"acting\">\n");
