@@ -3,7 +3,6 @@
 use std::fmt::Write as _;
 
 use clap::{Args, ValueEnum};
-use serde::Serialize;
 
 use super::inspect::{TenancyArg, choose_tenancy, load_model, open_to_read};
 use super::{CliError, print_stdout};
@@ -107,10 +106,6 @@ pub(super) fn unknown_user(
             ids(many)
         )),
     }
-}
-
-pub(super) fn json_line<T: Serialize>(value: &T) -> String {
-    crate::report::pretty(value)
 }
 
 fn yes_no(b: bool) -> &'static str {

@@ -71,14 +71,16 @@ pub enum Section {
     Overview,
     Access,
     Expiries,
+    Srs,
     History,
 }
 
 impl Section {
-    const ALL: [(Section, &'static str, &'static str); 4] = [
+    const ALL: [(Section, &'static str, &'static str); 5] = [
         (Section::Overview, "", "Overview"),
         (Section::Access, "/access", "Access"),
         (Section::Expiries, "/expiries", "Expiries"),
+        (Section::Srs, "/srs", "SRs"),
         (Section::History, "/history", "History"),
     ];
 }

@@ -16,6 +16,7 @@
 //! through whom), `/t/{tenancy}/access` (the audit table of `access
 //! --all`), `/t/{tenancy}/users/{id}` (one user's access),
 //! `/t/{tenancy}/expiries` (what ends in the next 90 days),
+//! `/t/{tenancy}/srs` (the SRs, or those `?as=USER` sees),
 //! `/t/{tenancy}/history` and `/t/{tenancy}/history/{serial}` (the journal,
 //! and one apply's plan), `/login`, `/static/…`.
 
@@ -147,6 +148,7 @@ enum Route {
     Access(String),
     User(String, String),
     Expiries(String),
+    Srs(String),
     History(String),
     Entry(String, u64),
 }
@@ -180,6 +182,8 @@ fn route(path: &str) -> Result<(Route, bool), Problem> {
         ["t", t, "users", id, "index.json"] => (Route::User(tenancy(t)?, segment(id)?), true),
         ["t", t, "expiries"] => (Route::Expiries(tenancy(t)?), false),
         ["t", t, "expiries.json"] => (Route::Expiries(tenancy(t)?), true),
+        ["t", t, "srs"] => (Route::Srs(tenancy(t)?), false),
+        ["t", t, "srs.json"] => (Route::Srs(tenancy(t)?), true),
         ["t", t, "history"] => (Route::History(tenancy(t)?), false),
         ["t", t, "history.json"] => (Route::History(tenancy(t)?), true),
         ["t", t, "history", serial] => {
@@ -290,6 +294,7 @@ impl Site {
         let allowed: &[&str] = match route {
             Route::Access(_) => pages::access::PARAMETERS,
             Route::Expiries(_) => pages::expiries::PARAMETERS,
+            Route::Srs(_) => pages::srs::PARAMETERS,
             _ => &[],
         };
         let query = query::Query::parse(&request.query, allowed).map_err(Problem::bad_query)?;
@@ -318,6 +323,7 @@ impl Site {
             Route::Access(tenancy) => pages::access::access(&context, tenancy, &query),
             Route::User(tenancy, id) => pages::user::user(&context, tenancy, id),
             Route::Expiries(tenancy) => pages::expiries::expiries(&context, tenancy, &query),
+            Route::Srs(tenancy) => pages::srs::srs(&context, tenancy, &query),
             Route::History(tenancy) => pages::history::history(&context, tenancy),
             Route::Entry(tenancy, serial) => pages::history::entry(&context, tenancy, *serial),
         }

@@ -97,6 +97,37 @@ impl World {
         apply(&mut store, &first, None, 0, "c0ffee1");
         apply(&mut store, &second, Some(&first), 1, "c0ffee2");
         apply(&mut store, &hostile, None, 0, "c0ffee3");
+        // bob opens an SR (owned by dankim, in the Console), dankim comments.
+        store
+            .open_service_request("acme-prod", |model| {
+                let opening = crate::access::opening(model, "bob", day())?;
+                Ok::<_, String>(crate::state::NewServiceRequest {
+                    title: "Disk <full> on db-1".into(),
+                    kind: "tech".into(),
+                    severity: "high".into(),
+                    opened_by: "bob".into(),
+                    owner: opening.owner,
+                    contact_email: opening.contact,
+                    channel: opening.channel,
+                    opened_at: "2030-01-19T09:00:00Z".into(),
+                })
+            })
+            .unwrap()
+            .unwrap();
+        store
+            .add_comment("acme-prod", 1, "dankim", |model, person, sr| {
+                let channel =
+                    crate::access::may_comment(model, "dankim", person, &sr.parties(), day())?;
+                Ok::<_, String>(crate::state::Comment {
+                    author: "dankim".into(),
+                    channel,
+                    text: "Looking.".into(),
+                    at: "2030-01-19T10:00:00Z".into(),
+                })
+            })
+            .unwrap()
+            .unwrap()
+            .unwrap();
         World { dir }
     }
 
@@ -605,6 +636,56 @@ support_links: [{ user: temp, via: boss }]
         item.contains("and with it the links of <a class=\"user\" data-user=\"temp\""),
         "{item}"
     );
+}
+
+#[test]
+fn the_srs_page_lists_every_sr_or_what_a_user_sees_and_where() {
+    let world = World::new();
+    let site = world.site(Auth::Open);
+    let page = ok_html(&site, "/t/acme-prod/srs");
+    let row = element(&page, "<tr data-sr=\"1\"", "</tr>");
+    assert!(row.contains("Disk &lt;full&gt; on db-1"), "{row}");
+    assert!(
+        row.contains("<td class=\"owner\"><span class=\"user\">dankim</span>"),
+        "{row}"
+    );
+    assert!(row.contains("dan.kim@acme.example"), "{row}");
+    assert!(row.contains("1 comment"), "{row}");
+    let srs = |target: &str| -> Vec<i64> {
+        ok_json(&site, target)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|sr| sr["id"].as_i64().unwrap())
+            .collect()
+    };
+    // bob reads his own in the Console; alice (view_sr) every SR of the CSI
+    // in MOS; carol (pending) none.
+    let bob = ok_html(&site, "/t/acme-prod/srs?as=bob");
+    assert!(
+        element(&bob, "<tr data-sr=\"1\"", "</tr>")
+            .contains("<td class=\"seen-in\">the Console</td>"),
+        "{bob}"
+    );
+    let alice = ok_html(&site, "/t/acme-prod/srs?as=alice");
+    assert!(element(&alice, "<tr data-sr=\"1\"", "</tr>").contains(">MOS</td>"));
+    assert_eq!(srs("/t/acme-prod/srs.json?as=carol"), Vec::<i64>::new());
+    assert_eq!(srs("/t/acme-prod/srs.json?as=bob"), [1]);
+    // The twin is `sr list --format json`.
+    let all = site
+        .reader
+        .open()
+        .unwrap()
+        .unwrap()
+        .store
+        .service_requests("acme-prod")
+        .unwrap();
+    assert_eq!(
+        get(&site, "/t/acme-prod/srs.json").body,
+        crate::report::sr_list_json(&all)
+    );
+    assert_eq!(get(&site, "/t/acme-prod/srs?as=nobody").status, 400);
+    assert_eq!(get(&site, "/t/nowhere/srs").status, 404);
 }
 
 #[test]

@@ -7,6 +7,7 @@ pub mod expiries;
 pub mod history;
 pub mod login;
 pub mod overview;
+pub mod srs;
 pub mod user;
 
 use std::sync::Arc;
