@@ -70,15 +70,17 @@ impl Html {
 pub enum Section {
     Overview,
     Access,
+    Graph,
     Expiries,
     Srs,
     History,
 }
 
 impl Section {
-    const ALL: [(Section, &'static str, &'static str); 5] = [
+    const ALL: [(Section, &'static str, &'static str); 6] = [
         (Section::Overview, "", "Overview"),
         (Section::Access, "/access", "Access"),
+        (Section::Graph, "/graph", "Links"),
         (Section::Expiries, "/expiries", "Expiries"),
         (Section::Srs, "/srs", "SRs"),
         (Section::History, "/history", "History"),

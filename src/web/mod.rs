@@ -15,6 +15,7 @@
 //! `/t/{tenancy}` (its overview: status, what needs attention, who acts
 //! through whom), `/t/{tenancy}/access` (the audit table of `access
 //! --all`), `/t/{tenancy}/users/{id}` (one user's access),
+//! `/t/{tenancy}/graph` (who acts through whom, drawn),
 //! `/t/{tenancy}/expiries` (what ends in the next 90 days),
 //! `/t/{tenancy}/srs` (the SRs, or those `?as=USER` sees),
 //! `/t/{tenancy}/history` and `/t/{tenancy}/history/{serial}` (the journal,
@@ -147,6 +148,7 @@ enum Route {
     Overview(String),
     Access(String),
     User(String, String),
+    Graph(String),
     Expiries(String),
     Srs(String),
     History(String),
@@ -180,6 +182,8 @@ fn route(path: &str) -> Result<(Route, bool), Problem> {
             (Route::User(tenancy(t)?, segment(id)?), false)
         }
         ["t", t, "users", id, "index.json"] => (Route::User(tenancy(t)?, segment(id)?), true),
+        ["t", t, "graph"] => (Route::Graph(tenancy(t)?), false),
+        ["t", t, "graph.json"] => (Route::Graph(tenancy(t)?), true),
         ["t", t, "expiries"] => (Route::Expiries(tenancy(t)?), false),
         ["t", t, "expiries.json"] => (Route::Expiries(tenancy(t)?), true),
         ["t", t, "srs"] => (Route::Srs(tenancy(t)?), false),
@@ -322,6 +326,7 @@ impl Site {
             Route::Overview(tenancy) => pages::overview::overview(&context, tenancy),
             Route::Access(tenancy) => pages::access::access(&context, tenancy, &query),
             Route::User(tenancy, id) => pages::user::user(&context, tenancy, id),
+            Route::Graph(tenancy) => pages::graph::graph(&context, tenancy),
             Route::Expiries(tenancy) => pages::expiries::expiries(&context, tenancy, &query),
             Route::Srs(tenancy) => pages::srs::srs(&context, tenancy, &query),
             Route::History(tenancy) => pages::history::history(&context, tenancy),

@@ -689,6 +689,50 @@ fn the_srs_page_lists_every_sr_or_what_a_user_sees_and_where() {
 }
 
 #[test]
+fn the_graph_draws_each_link_from_its_administrator_with_its_end() {
+    let world = World::new();
+    let site = world.site(Auth::Open);
+    let page = ok_html(&site, "/t/acme-prod/graph");
+    let svg = element(&page, "<svg id=\"graph\"", "</svg>");
+    let bob = element(
+        svg,
+        "<g class=\"edge\" data-user=\"bob\" data-via=\"dankim\">",
+        "</g>",
+    );
+    assert!(bob.contains(">no end</text>"), "{bob}");
+    let gina = element(
+        svg,
+        "<g class=\"edge\" data-user=\"gina\" data-via=\"erin\">",
+        "</g>",
+    );
+    assert!(gina.contains(">until 2030-01-31</text>"), "{gina}");
+    assert!(svg.contains("data-admin=\"dankim\""), "{svg}");
+    assert!(svg.contains("data-admin=\"erin\""), "{svg}");
+    let table = element(&page, "<table id=\"links\"", "</table>");
+    assert!(
+        table.contains("<tr data-user=\"bob\" data-via=\"dankim\">"),
+        "{table}"
+    );
+    let json = ok_json(&site, "/t/acme-prod/graph.json");
+    assert_eq!(json[0]["administrator"], "dankim");
+    assert_eq!(json[0]["is_admin"], true);
+    assert_eq!(json[0]["users"][0]["user"], "bob");
+
+    // A link through someone who is no administrator is drawn dashed.
+    let hostile = ok_html(&site, "/t/hostile/graph");
+    let svg = element(&hostile, "<svg id=\"graph\"", "</svg>");
+    assert!(
+        svg.contains("<g class=\"edge inactive\" data-user=\"linker\" data-via=\"frank\">"),
+        "{svg}"
+    );
+    assert!(
+        svg.contains("<g class=\"node admin not-admin\" data-admin=\"frank\">"),
+        "{svg}"
+    );
+    assert!(!hostile.contains("<script>alert"), "{hostile}");
+}
+
+#[test]
 fn history_lists_entries_newest_first_and_each_opens_to_its_plan() {
     let world = World::new();
     let site = world.site(Auth::Open);
@@ -1102,6 +1146,8 @@ fn routes_are_read_strictly() {
         true,
     );
     ok("/t/x/expiries.json", Route::Expiries("x".into()), true);
+    ok("/t/x/graph", Route::Graph("x".into()), false);
+    ok("/t/x/srs.json", Route::Srs("x".into()), true);
     ok("/t/x/history/12", Route::Entry("x".into(), 12), false);
     ok("/t/x/history/12.json", Route::Entry("x".into(), 12), true);
     for missing in [

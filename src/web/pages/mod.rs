@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod expiries;
+pub mod graph;
 pub mod history;
 pub mod login;
 pub mod overview;
