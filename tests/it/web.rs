@@ -238,6 +238,38 @@ fn serve_shows_the_example_as_the_command_line_does_and_stops_on_sigterm() {
         "phones redacted"
     );
 
+    // A user's page, the links drawn, the expiries and the SRs.
+    let bob = served.ok("/t/acme-prod/users/bob");
+    assert!(
+        bob.contains("as <span class=\"acts-as\">dankim</span>"),
+        "{bob}"
+    );
+    assert_eq!(
+        served
+            .get_with("/t/acme-prod/users/bob/index.json", &[])
+            .body,
+        world.ok(&["access", "bob", "--format", "json"]).stdout
+    );
+    let graph = served.ok("/t/acme-prod/graph");
+    assert!(
+        graph.contains("<g class=\"edge\" data-user=\"bob\" data-via=\"dankim\">"),
+        "{graph}"
+    );
+    let expiries = served.ok("/t/acme-prod/expiries?days=3650");
+    assert!(
+        expiries.contains("<li data-user=\"gina\" data-grant=\"link\">"),
+        "{expiries}"
+    );
+    world.ok(&["sr", "open", "--user", "bob", "--title", "Disk full"]);
+    let srs = served.ok("/t/acme-prod/srs?as=bob");
+    assert!(srs.contains("<tr data-sr=\"1\">"), "{srs}");
+    assert_eq!(
+        served.get_with("/t/acme-prod/srs.json?as=bob", &[]).body,
+        world
+            .ok(&["sr", "list", "--user", "bob", "--format", "json"])
+            .stdout
+    );
+
     // Every answer forbids any script but its own; a bad path is a 404
     // page, a bad query a 400, and nothing can be written.
     for path in ["/", "/t/acme-prod/access", "/static/app.js", "/nowhere"] {
