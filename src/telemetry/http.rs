@@ -77,8 +77,9 @@ pub const SLICE: Duration = Duration::from_millis(100);
 /// has its answer, and how much of it at most.
 const LINGER: Duration = Duration::from_millis(250);
 const LINGER_BYTES: usize = 1024 * 1024;
-/// The stack of a connection's thread: parsing, a probe and an encode.
-const STACK_SIZE: usize = 256 * 1024;
+/// The stack of a connection's thread unless its handler asks for more
+/// ([`Handler::stack_size`]): parsing, a probe and an encode.
+pub const STACK_SIZE: usize = 256 * 1024;
 /// The pause after a failed `accept` (out of file descriptors, say), so that
 /// the thread does not spin.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
@@ -284,6 +285,12 @@ pub trait Handler: Send + Sync {
     /// only with a `Content-Length` within this limit.
     fn body_limit(&self, _request: &Request<'_>) -> usize {
         0
+    }
+
+    /// The stack each connection's thread gets: [`STACK_SIZE`] unless the
+    /// handler's work needs more (one that reads a database does).
+    fn stack_size(&self) -> usize {
+        STACK_SIZE
     }
 }
 
@@ -514,7 +521,7 @@ fn accept_loop(
             let slot = Slot(&live);
             let spawned = thread::Builder::new()
                 .name("http-conn".into())
-                .stack_size(STACK_SIZE)
+                .stack_size(handler.stack_size())
                 .spawn_scoped(scope, move || {
                     let _slot = slot;
                     let served = catch_unwind(AssertUnwindSafe(|| {

@@ -45,6 +45,11 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 /// The most bytes of a login form read.
 const LOGIN_BODY: usize = 4096;
 
+/// The stack of a request's thread: it reads the state (SQLite's parser,
+/// or a PostgreSQL connection with its TLS handshake) and renders a page,
+/// which a watcher's probe never does. Only the pages touched are taken.
+const STACK_SIZE: usize = 8 * 1024 * 1024;
+
 const HTML: &str = "text/html; charset=utf-8";
 const JSON: &str = "application/json";
 
@@ -242,6 +247,10 @@ impl Handler for Site {
         } else {
             0
         }
+    }
+
+    fn stack_size(&self) -> usize {
+        STACK_SIZE
     }
 }
 
