@@ -334,6 +334,62 @@ fn the_overview_lists_inactive_links_and_accounts_without_access() {
 }
 
 #[test]
+fn the_overview_tells_a_watcher_that_is_not_healthy() {
+    use crate::status::{LastReconcile, OutcomeKind, Status, Trigger, WatcherState};
+    let world = World::new();
+    let site = world.site(Auth::Open);
+    let status = Status {
+        format_version: 1,
+        pid: 4242,
+        host: Some("build-1".into()),
+        config: "/srv/acme-prod".into(),
+        database: world.db().absolute(),
+        started_at: "2030-01-20T09:00:00Z".into(),
+        heartbeat_at: jiff::Timestamp::now().to_string(),
+        state: WatcherState::Watching,
+        next_wake_at: None,
+        reconciles: 3,
+        last: Some(LastReconcile {
+            at: "2030-01-20T09:10:00Z".into(),
+            trigger: Trigger::Change,
+            outcome: OutcomeKind::Invalid,
+            tenancy: Some("acme-prod".into()),
+            serial: Some(2),
+            summary: None,
+            ms: 12,
+            message: Some("the configuration is <invalid>".into()),
+            config_digest: None,
+            findings: vec![],
+        }),
+        last_success_at: None,
+        replica: None,
+    };
+    std::fs::write(
+        world.dir.path().join("state.db.status.json"),
+        serde_json::to_string(&status).unwrap(),
+    )
+    .unwrap();
+    let page = ok_html(&site, "/t/acme-prod");
+    let watcher = element(&page, "data-test=\"watcher\">", "</span></div>");
+    assert!(watcher.contains("not healthy"), "{watcher}");
+    assert!(
+        watcher.contains("the configuration is &lt;invalid&gt;"),
+        "{watcher}"
+    );
+    let attention = element(&page, "<ul id=\"attention\">", "</ul>\n<p");
+    assert!(
+        attention.contains("<li data-kind=\"watcher\""),
+        "{attention}"
+    );
+    let json = ok_json(&site, "/t/acme-prod/index.json");
+    assert_eq!(json["watcher"]["healthy"], false);
+    assert_eq!(json["watcher"]["pid"], 4242);
+    assert!(json["watcher"]["lease"].is_object(), "{}", json["watcher"]);
+    // A status file about another tenancy is not this one's watcher.
+    assert!(ok_json(&site, "/t/hostile/index.json")["watcher"].is_null());
+}
+
+#[test]
 fn every_value_is_escaped() {
     let world = World::new();
     let site = world.site(Auth::Open);
