@@ -287,6 +287,13 @@ pub trait Handler: Send + Sync {
         0
     }
 
+    /// Headers every answer of the server carries: the handler's own, and
+    /// those the server makes itself (a malformed request, a head too
+    /// large or too slow, too many connections). None by default.
+    fn headers(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+
     /// The stack each connection's thread gets: [`STACK_SIZE`] unless the
     /// handler's work needs more (one that reads a database does).
     fn stack_size(&self) -> usize {
@@ -514,7 +521,7 @@ fn accept_loop(
                         "http server: too many connections at once; answering 503"
                     );
                 }
-                refuse_busy(stream);
+                refuse_busy(stream, handler.headers());
                 continue;
             }
             live.fetch_add(1, Ordering::SeqCst);
@@ -543,15 +550,18 @@ fn accept_loop(
 /// The answer to a connection over [`MAX_CONNECTIONS`], written without
 /// waiting: it fits in any socket's send buffer, and when it does not go
 /// out at once it is not worth waiting for.
-fn refuse_busy(stream: TcpStream) {
+fn refuse_busy(stream: TcpStream, headers: &[(&str, &str)]) {
     let body = "busy: too many connections\n";
-    let head = format!(
+    let mut head = format!(
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
-         Content-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n",
+         Content-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n",
         body.len()
     );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
     if stream.set_nonblocking(true).is_ok() {
-        let _ = (&stream).write_all(format!("{head}{body}").as_bytes());
+        let _ = (&stream).write_all(format!("{head}\r\n{body}").as_bytes());
     }
 }
 
@@ -642,6 +652,7 @@ fn serve(mut stream: TcpStream, stopping: &AtomicBool, limits: Limits, handler: 
     let sent = send(
         &mut stream,
         &answer,
+        handler.headers(),
         head_only,
         stopping,
         limits.write_timeout,
@@ -872,6 +883,7 @@ fn is_token(b: u8) -> bool {
 fn send(
     stream: &mut TcpStream,
     answer: &Response,
+    every: &[(&str, &str)],
     head_only: bool,
     stopping: &AtomicBool,
     timeout: Duration,
@@ -885,7 +897,8 @@ fn send(
         answer.body.len()
     )
     .into_bytes();
-    for (name, value) in &answer.headers {
+    let own = answer.headers.iter().map(|(n, v)| (*n, v.as_str()));
+    for (name, value) in own.chain(every.iter().copied()) {
         // A line break in a value would end the header early: never sent.
         if value.contains(['\r', '\n']) {
             continue;

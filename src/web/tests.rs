@@ -957,40 +957,100 @@ fn unknown_paths_are_404_pages_and_other_methods_405() {
     assert_eq!(call(&site, "HEAD", "/t/acme-prod", &[], "").status, 200);
 }
 
+/// Sends `request` to `addr` on a connection of its own; the answer whole.
+fn raw(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 #[test]
 fn every_answer_has_the_security_headers() {
+    use crate::telemetry::Server;
+    use std::sync::Arc;
     let world = World::new();
-    let open = world.site(Auth::Open);
-    let guarded = world.site(Auth::Token(TokenAuth::new("s3cret")));
+    let open = Server::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Arc::new(world.site(Auth::Open)),
+    )
+    .unwrap();
+    let guarded = Server::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Arc::new(world.site(Auth::Token(TokenAuth::new("s3cret")))),
+    )
+    .unwrap();
+    let huge = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(10_000));
     let answers = [
-        get(&open, "/"),
-        get(&open, "/t/acme-prod/access"),
-        get(&open, "/t/acme-prod/access.json"),
-        get(&open, "/nowhere"),
-        get(&open, "/t/acme-prod/access?page=0"),
-        get(&open, "/static/app.js"),
-        get(&open, "/static/style.css"),
-        call(&open, "DELETE", "/", &[], ""),
-        get(&guarded, "/"),
-        call(&guarded, "GET", "/t/acme-prod", &[], ""),
-        get(&guarded, "/login"),
+        (open.local_addr(), "GET / HTTP/1.1\r\n\r\n", "200"),
+        (
+            open.local_addr(),
+            "GET /t/acme-prod/access.json HTTP/1.1\r\n\r\n",
+            "200",
+        ),
+        (
+            open.local_addr(),
+            "HEAD /t/acme-prod/access HTTP/1.1\r\n\r\n",
+            "200",
+        ),
+        (open.local_addr(), "GET /nowhere HTTP/1.1\r\n\r\n", "404"),
+        (
+            open.local_addr(),
+            "GET /t/acme-prod/access?page=0 HTTP/1.1\r\n\r\n",
+            "400",
+        ),
+        (
+            open.local_addr(),
+            "GET /static/app.js HTTP/1.1\r\n\r\n",
+            "200",
+        ),
+        (open.local_addr(), "DELETE / HTTP/1.1\r\n\r\n", "405"),
+        // What the server answers itself.
+        (open.local_addr(), "GARBAGE\r\n\r\n", "400"),
+        (open.local_addr(), "GET / HTTP/2.0\r\n\r\n", "505"),
+        (open.local_addr(), huge.as_str(), "431"),
+        (
+            open.local_addr(),
+            "POST /login HTTP/1.1\r\nContent-Length: 99999\r\n\r\n",
+            "413",
+        ),
+        (
+            guarded.local_addr(),
+            "GET / HTTP/1.1\r\nAccept: text/html\r\n\r\n",
+            "303",
+        ),
+        (
+            guarded.local_addr(),
+            "GET /t/acme-prod HTTP/1.1\r\n\r\n",
+            "401",
+        ),
+        (guarded.local_addr(), "GET /login HTTP/1.1\r\n\r\n", "200"),
     ];
-    for got in &answers {
-        assert_eq!(
-            got.header("Content-Security-Policy"),
-            Some(CSP),
-            "{}",
-            got.status
-        );
-        assert_eq!(got.header("X-Content-Type-Options"), Some("nosniff"));
-        assert_eq!(got.header("Referrer-Policy"), Some("no-referrer"));
+    for (addr, request, status) in answers {
+        let answer = raw(addr, request.as_bytes());
+        let head = format!("{}\r\n", answer.split("\r\n\r\n").next().unwrap());
+        assert_eq!(answer.get(9..12), Some(status), "{request:.60}: {head}");
+        for (name, value) in HEADERS {
+            assert!(
+                head.contains(&format!("\r\n{name}: {value}\r\n")),
+                "{request:.60} has no `{name}`: {head}"
+            );
+        }
     }
     assert!(CSP.contains("script-src 'self'") && !CSP.contains("unsafe-inline"));
     assert!(CSP.contains("frame-ancestors 'none'"));
-    let script = get(&open, "/static/app.js");
+    let site = world.site(Auth::Open);
+    let script = get(&site, "/static/app.js");
     assert_eq!(script.content_type, "text/javascript; charset=utf-8");
-    let style = get(&open, "/static/style.css");
+    let style = get(&site, "/static/style.css");
     assert_eq!(style.content_type, "text/css; charset=utf-8");
+    open.stop();
+    guarded.stop();
 }
 
 #[test]
