@@ -65,6 +65,14 @@ impl Html {
     }
 }
 
+/// The version every page's footer names, as `--version` prints it.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("SUPPORTCTL_GIT_COMMIT"),
+    ")"
+);
+
 /// The sections of a tenancy, each a link of the navigation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Section {
@@ -119,7 +127,7 @@ pub fn page(title: &str, nav: Option<(&str, Section)>, main: &Html) -> String {
     h.raw("</nav>\n</header>\n<main>\n")
         .html(main)
         .raw("</main>\n<footer>supportctl ")
-        .text(crate::cli::VERSION)
+        .text(VERSION)
         .raw(" · read only</footer>\n</body>\n</html>\n");
     h.into_string()
 }
