@@ -84,9 +84,16 @@
 //!   `promtool`, shared with the unit tests from
 //!   `tests/support/promtool.rs`); no personal data in a label; `--listen`
 //!   errors, SIGTERM, and clients that send nothing.
+//! - `browser`: pages in a real headless Chromium, driven by `webdriver`
+//!   (`tests/support/browser.rs`: `chromedriver` over WebDriver, skipped
+//!   without it except in CI): the harness itself against a tiny site of
+//!   the test's own — links, a GET filter form, a table, screenshots under
+//!   `target/browser-screenshots/`, first-paint timing, nothing left
+//!   running.
 
 mod bad_input;
 mod binary;
+mod browser;
 mod cli;
 mod config_props;
 mod damaged_state;
@@ -116,3 +123,5 @@ mod state_copy;
 mod support;
 mod telemetry;
 mod watch;
+#[path = "../support/browser.rs"]
+mod webdriver;
