@@ -25,9 +25,9 @@
 //! folder. The browser runs headless, without a sandbox (the tests may run
 //! as root), and without any of the traffic of its own it would otherwise
 //! start (updates, sync, field trials, QUIC): the tests run with no network
-//! but loopback. `HOME` and the XDG folders of the driver, which the browser
-//! inherits, are in that temporary folder too, so the browser writes nothing
-//! (crash reports, caches) outside it.
+//! but loopback. `HOME`, `TMPDIR` and the XDG folders of the driver, which
+//! the browser inherits, are in that temporary folder too, so neither
+//! writes anything (crash reports, caches, scratch folders) outside it.
 //!
 //! **Cleanup.** A [`Browser`] belongs to the test that started it. Dropped,
 //! it saves a screenshot when the test is failing, ends the session (the
@@ -231,10 +231,11 @@ impl Browser {
             .map_err(|e| format!("no temporary folder for the browser: {e}"))?;
         let home = folder.path().join("home");
         let profile = folder.path().join("profile");
-        for dir in [&home, &profile] {
+        let tmp = folder.path().join("tmp");
+        for dir in [&home, &profile, &tmp] {
             std::fs::create_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
-        let (driver, driver_log, port) = spawn_driver(&tools.chromedriver, &home)?;
+        let (driver, driver_log, port) = spawn_driver(&tools.chromedriver, &home, &tmp)?;
         let mut browser = Browser {
             test: test.to_owned(),
             agent: agent(DEADLINE + Duration::from_secs(30)),
@@ -672,12 +673,13 @@ fn agent(timeout: Duration) -> ureq::Agent {
         .into()
 }
 
-/// Spawns `chromedriver --port=0` with `HOME` in `home`, and reads the
-/// port it listens on from what it prints: the driver, its log (kept
-/// filling from then on) and the port.
+/// Spawns `chromedriver --port=0` with `HOME` in `home` and `TMPDIR` in
+/// `tmp`, and reads the port it listens on from what it prints: the driver,
+/// its log (kept filling from then on) and the port.
 fn spawn_driver(
     chromedriver: &Path,
     home: &Path,
+    tmp: &Path,
 ) -> Result<(Child, Arc<Mutex<String>>, u16), String> {
     let mut command = Command::new(chromedriver);
     command
@@ -685,6 +687,9 @@ fn spawn_driver(
         .env("HOME", home)
         .env("XDG_CONFIG_HOME", home.join(".config"))
         .env("XDG_CACHE_HOME", home.join(".cache"))
+        // The driver's and the browser's own temporary folders, which they
+        // may not remove when killed.
+        .env("TMPDIR", tmp)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
