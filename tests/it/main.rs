@@ -89,9 +89,16 @@
 //!   through dankim, the token and the login form, the refusal of an
 //!   address beyond loopback, no password of the state's URL on any page,
 //!   SIGTERM.
+//! - `browser`: pages in a real headless Chromium, driven by `webdriver`
+//!   (`tests/support/browser.rs`: `chromedriver` over WebDriver, skipped
+//!   without it except in CI): the harness itself against a tiny site of
+//!   the test's own — links, a GET filter form, a table, screenshots under
+//!   `target/browser-screenshots/`, first-paint timing, nothing left
+//!   running.
 
 mod bad_input;
 mod binary;
+mod browser;
 mod cli;
 mod config_props;
 mod damaged_state;
@@ -122,3 +129,5 @@ mod support;
 mod telemetry;
 mod watch;
 mod web;
+#[path = "../support/browser.rs"]
+mod webdriver;
