@@ -407,7 +407,7 @@ fn overview_html(
             .raw("\">")
             .text(day(e.expires))
             .raw("</time>, in ")
-            .text(counted(e.days_left as usize, "day"))
+            .text(counted(e.days_left as usize, "day", "days"))
             .raw("</li>\n");
     }
     for a in &attention.inactive_links {
@@ -432,7 +432,7 @@ fn overview_html(
         h.raw("<li class=\"none\">Nothing needs attention.</li>\n");
     }
     h.raw("</ul>\n<p class=\"note\">Grants that end within ")
-        .text(counted(cx.expiring_within as usize, "day"))
+        .text(counted(cx.expiring_within as usize, "day", "days"))
         .raw(" are listed (<code>--expiring-within</code>).</p>\n</section>\n");
 
     h.raw("<section aria-labelledby=\"acting-title\">\n<h2 id=\"acting-title\">Who acts through whom</h2>\n");
