@@ -21,10 +21,11 @@ const SERVING: &str = "serving the web view";
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'";
 
-/// A running `supportctl serve` and where it listens.
-struct Served {
-    process: Watcher,
-    addr: SocketAddr,
+/// A running `supportctl serve` and where it listens (also driven in a
+/// browser by `web_browser.rs`).
+pub(crate) struct Served {
+    pub(crate) process: Watcher,
+    pub(crate) addr: SocketAddr,
     agent: ureq::Agent,
 }
 
@@ -53,7 +54,7 @@ impl Served {
     /// `supportctl --db DB --log-format json serve --listen ADDR FLAGS…`,
     /// once it says where it listens.
     #[track_caller]
-    fn start(world: &Scratch, listen: &str, flags: &[&str]) -> Served {
+    pub(crate) fn start(world: &Scratch, listen: &str, flags: &[&str]) -> Served {
         let mut args = vec!["--log-format", "json", "serve", "--listen", listen];
         args.extend_from_slice(flags);
         Served::of(Watcher::spawn(world.command(&args)))
@@ -77,7 +78,7 @@ impl Served {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
@@ -144,7 +145,7 @@ fn answer(got: Result<ureq::http::Response<ureq::Body>, ureq::Error>, path: &str
 }
 
 /// A scratch state the example tenancy was applied to.
-fn example() -> Scratch {
+pub(crate) fn example() -> Scratch {
     let world = Scratch::new();
     let example = crate_root().join("examples/acme-prod.yaml");
     world.ok(&["apply", "--auto-approve", arg(&example)]);

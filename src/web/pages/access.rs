@@ -357,7 +357,7 @@ fn access_html(
     }
     h.raw("</form>\n");
     h.raw("<p id=\"count\" class=\"note\">")
-        .text(counted(all.len(), "user"))
+        .text(counted(all.len(), "user", "users"))
         .raw(" of ")
         .text(view.access.len())
         .raw(" on ")

@@ -153,11 +153,11 @@ pub fn expiries(cx: &Context, tenancy: &str, query: &Query) -> Result<Response, 
         || {
             let mut h = Html::new();
             h.raw("<h1>What ends in the next ")
-                .text(counted(days as usize, "day"))
+                .text(counted(days as usize, "day", "days"))
                 .raw("</h1>\n<p class=\"note\">From ")
                 .text(view.today)
                 .raw(": ")
-                .text(counted(found.len(), "grant"))
+                .text(counted(found.len(), "grant", "grants"))
                 .raw(". A grant ends at 00:00 UTC of its day. <a href=\"")
                 .text(link(tenancy, "/expiries.json"))
                 .raw("?days=")
@@ -173,7 +173,7 @@ pub fn expiries(cx: &Context, tenancy: &str, query: &Query) -> Result<Response, 
                     .raw("\">")
                     .text(day(e.expires))
                     .raw("</time> <span class=\"left\">(in ")
-                    .text(counted(e.days_left as usize, "day"))
+                    .text(counted(e.days_left as usize, "day", "days"))
                     .raw(")</span>: ");
                 describe(&mut h, tenancy, &view, e);
                 h.raw("</li>\n");
@@ -189,7 +189,7 @@ pub fn expiries(cx: &Context, tenancy: &str, query: &Query) -> Result<Response, 
                     .raw("?days=")
                     .text(more)
                     .raw("\">")
-                    .text(counted(more, "day"))
+                    .text(counted(more, "day", "days"))
                     .raw("</a> ");
             }
             h.raw("</p>\n");

@@ -23,7 +23,7 @@ pub fn history(cx: &Context, tenancy: &str) -> Result<Response, Problem> {
         || {
             let mut h = Html::new();
             h.raw("<h1>History</h1>\n<p class=\"note\">")
-                .text(counted(records.len(), "entry"))
+                .text(counted(records.len(), "entry", "entries"))
                 .raw(", newest first. <a href=\"")
                 .text(link(tenancy, "/history.json"))
                 .raw("\">As JSON</a></p>\n<ol id=\"history\" class=\"history\" reversed>\n");

@@ -117,11 +117,11 @@ fn day(d: Date) -> String {
     d.start_text()
 }
 
-/// `n` and `word`, in the plural unless `n` is 1.
-fn counted(n: usize, word: &str) -> String {
+/// `n` and `one`, or `many` unless `n` is 1.
+fn counted(n: usize, one: &str, many: &str) -> String {
     if n == 1 {
-        format!("1 {word}")
+        format!("1 {one}")
     } else {
-        format!("{n} {word}s")
+        format!("{n} {many}")
     }
 }

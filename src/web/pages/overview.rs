@@ -323,7 +323,7 @@ fn overview_html(
             .raw("\">")
             .text(day(e.expires))
             .raw("</time>, in ")
-            .text(counted(e.days_left as usize, "day"))
+            .text(counted(e.days_left as usize, "day", "days"))
             .raw(": ");
         describe(&mut h, tenancy, view, e);
         h.raw("</li>\n");
@@ -350,7 +350,7 @@ fn overview_html(
         h.raw("<li class=\"none\">Nothing needs attention.</li>\n");
     }
     h.raw("</ul>\n<p class=\"note\">Grants that end within ")
-        .text(counted(cx.expiring_within as usize, "day"))
+        .text(counted(cx.expiring_within as usize, "day", "days"))
         .raw(" are listed (<code>--expiring-within</code>); <a href=\"")
         .text(link(tenancy, "/expiries"))
         .raw("\">everything that ends in the next 90 days</a>.</p>\n</section>\n");

@@ -82,14 +82,14 @@ pub fn srs(cx: &Context, tenancy: &str, query: &Query) -> Result<Response, Probl
             h.raw("</form>\n<p id=\"count\" class=\"note\">");
             match user {
                 None => {
-                    h.text(counted(all.len(), "SR")).raw(" in the tenancy.");
+                    h.text(counted(all.len(), "SR", "SRs")).raw(" in the tenancy.");
                 }
                 Some(user) => {
                     h.text(user)
                         .raw(" sees ")
                         .text(shown.len())
                         .raw(" of ")
-                        .text(counted(all.len(), "SR"));
+                        .text(counted(all.len(), "SR", "SRs"));
                     if let Some(view) = &names
                         && let Some(a) = view.access.iter().find(|a| a.user == user)
                     {
@@ -118,7 +118,7 @@ pub fn srs(cx: &Context, tenancy: &str, query: &Query) -> Result<Response, Probl
                 h.raw("</th>\n<td class=\"title\">").text(&sr.title);
                 if !sr.comments.is_empty() {
                     h.raw("<details><summary>")
-                        .text(counted(sr.comments.len(), "comment"))
+                        .text(counted(sr.comments.len(), "comment", "comments"))
                         .raw("</summary>\n<ul class=\"comments\">\n");
                     for c in &sr.comments {
                         h.raw("<li>");
