@@ -36,6 +36,18 @@ pub struct ServeArgs {
     /// loopback needs `--auth-token-file` or `--insecure-no-auth`.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080", value_parser = listen)]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub web: WebArgs,
+    /// The status file of a watcher of this state, shown on the overview
+    /// [default: the database path followed by `.status.json`, where
+    /// `watch` writes it].
+    #[arg(long, value_name = "PATH")]
+    pub status_file: Option<PathBuf>,
+}
+
+/// How the web view is served: by `serve`, and by `watch --web`.
+#[derive(Debug, Args)]
+pub struct WebArgs {
     /// A file holding the token a client must show: `Authorization: Bearer
     /// TOKEN`, or typed once into the login form in a browser (for a
     /// session cookie). Its text, trimmed, is the token.
@@ -52,11 +64,6 @@ pub struct ServeArgs {
     /// needing attention, from 0 to 3650.
     #[arg(long, value_name = "DAYS", default_value_t = 14, value_parser = expiring_within)]
     pub expiring_within: u32,
-    /// The status file of a watcher of this state, shown on the overview
-    /// [default: the database path followed by `.status.json`, where
-    /// `watch` writes it].
-    #[arg(long, value_name = "PATH")]
-    pub status_file: Option<PathBuf>,
 }
 
 fn listen(text: &str) -> Result<SocketAddr, String> {
@@ -91,31 +98,56 @@ fn read_token(path: &std::path::Path) -> Result<String, CliError> {
     Ok(token.to_string())
 }
 
-/// `supportctl serve`: serves the web view until a stop signal.
-pub fn serve(args: &ServeArgs, db: &Location) -> Result<u8, CliError> {
-    let addr = args.listen;
-    if !addr.ip().is_loopback() && args.auth_token_file.is_none() && !args.insecure_no_auth {
+/// The web view for the state at `db`, served at `addr` as `web` says,
+/// with a watcher's status read from `status_file`; and whether it asks
+/// for a token. Refused as a usage error when `addr` is not loopback and
+/// neither a token nor `--insecure-no-auth` was given.
+pub(super) fn site(
+    web: &WebArgs,
+    addr: SocketAddr,
+    db: &Location,
+    status_file: PathBuf,
+) -> Result<(Site, bool), CliError> {
+    if !addr.ip().is_loopback() && web.auth_token_file.is_none() && !web.insecure_no_auth {
         return Err(CliError::usage(format!(
             "`--listen {addr}` is not a loopback address: other hosts could read who may open SRs, so it needs a token"
         ))
         .with_hint("give `--auth-token-file PATH` (a file holding the token), or `--insecure-no-auth` to serve it to anyone who reaches it")
         .with_hint("or listen on loopback, e.g. `--listen 127.0.0.1:8080`, behind a proxy of your own"));
     }
-    let auth = match &args.auth_token_file {
+    let auth = match &web.auth_token_file {
         Some(path) => Auth::Token(TokenAuth::new(&read_token(path)?)),
         None => Auth::Open,
     };
     let guarded = matches!(auth, Auth::Token(_));
     let site = Site::new(Settings {
         db: db.clone(),
-        status_file: args
-            .status_file
-            .clone()
-            .unwrap_or_else(|| default_status_file(db)),
-        show_phones: args.show_phones,
-        expiring_within: args.expiring_within,
+        status_file,
+        show_phones: web.show_phones,
+        expiring_within: web.expiring_within,
         auth,
     });
+    Ok((site, guarded))
+}
+
+/// Says, when the web view is open to anyone who reaches `addr`, so.
+pub(super) fn warn_if_open(guarded: bool, addr: SocketAddr) {
+    if !guarded && !addr.ip().is_loopback() {
+        tracing::warn!(
+            addr = %addr,
+            "serving the web view without a token (--insecure-no-auth): anyone who reaches this address reads who may open SRs"
+        );
+    }
+}
+
+/// `supportctl serve`: serves the web view until a stop signal.
+pub fn serve(args: &ServeArgs, db: &Location) -> Result<u8, CliError> {
+    let addr = args.listen;
+    let status_file = args
+        .status_file
+        .clone()
+        .unwrap_or_else(|| default_status_file(db));
+    let (site, guarded) = site(&args.web, addr, db, status_file)?;
     // Signals first: one that comes while the server starts stops it too.
     let (wakes, woken) = mpsc::channel();
     on_stop_signals(wakes)
@@ -130,12 +162,7 @@ pub fn serve(args: &ServeArgs, db: &Location) -> Result<u8, CliError> {
         auth = if guarded { "token" } else { "none" },
         "serving the web view"
     );
-    if !guarded && !addr.ip().is_loopback() {
-        tracing::warn!(
-            addr = %server.local_addr(),
-            "serving without a token (--insecure-no-auth): anyone who reaches this address reads who may open SRs"
-        );
-    }
+    warn_if_open(guarded, server.local_addr());
     let signal = loop {
         match woken.recv() {
             Ok(Wake::Stop(signal)) => break signal,

@@ -965,6 +965,7 @@ fn every_numeric_flag_is_range_checked_with_an_error_naming_it() {
             "validate --max-file-size",
             "validate --max-total-size",
             "watch --debounce-ms",
+            "watch --expiring-within",
             "watch --interval",
             "watch --lease-duration",
             "watch --max-file-size",

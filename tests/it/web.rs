@@ -63,7 +63,13 @@ impl Served {
     /// A started `serve`, once it says where it listens.
     #[track_caller]
     fn of(process: Watcher) -> Served {
-        let (_, line) = process.wait_for(0, "the `serving` line", is(SERVING));
+        Served::said(process, SERVING)
+    }
+
+    /// A started server, once its line `serving` says where it listens.
+    #[track_caller]
+    fn said(process: Watcher, serving: &'static str) -> Served {
+        let (_, line) = process.wait_for(0, "the `serving` line", is(serving));
         let mut addr: SocketAddr = text_field(&line, "addr")
             .parse()
             .unwrap_or_else(|e| panic!("`serving` names the address ({e}): {line}"));
@@ -467,5 +473,66 @@ fn serve_help_names_its_flags() {
         "--expiring-within",
     ] {
         assert!(outcome.stdout.contains(flag), "{flag}:\n{}", outcome.stdout);
+    }
+}
+
+/// `watch --listen ADDR --web` serves the same pages beside its endpoints:
+/// the access table's JSON is `access --all`'s, `/metrics` still answers;
+/// with a token, the pages ask for it and the endpoints stay open to
+/// scrapers and probes.
+#[test]
+fn watch_web_serves_the_pages_beside_its_endpoints_behind_the_token() {
+    let world = Scratch::new();
+    let config = world.write(
+        "acme.yaml",
+        &std::fs::read_to_string(crate_root().join("examples/acme-prod.yaml")).unwrap(),
+    );
+    let token_file = world.write("token", "a-long-random-token\n");
+    for guarded in [false, true] {
+        let mut args = vec![
+            "--log-format",
+            "json",
+            "watch",
+            arg(&config),
+            "--listen",
+            "127.0.0.1:0",
+            "--web",
+        ];
+        if guarded {
+            args.extend(["--auth-token-file", arg(&token_file)]);
+        }
+        let status = world.path(&format!("watch-{guarded}.status.json"));
+        args.extend(["--status-file", arg(&status)]);
+        let served = Served::said(
+            Watcher::spawn(world.command(&args)),
+            "serving /metrics, /healthz, /readyz and the web view",
+        );
+        served.process.started();
+        let metrics = served.get_with("/metrics", &[]);
+        assert_eq!(metrics.status, 200, "{metrics:?}");
+        assert!(metrics.body.contains("supportctl_leader"), "{metrics:?}");
+        assert_eq!(served.get_with("/healthz", &[]).status, 200);
+        let json = served.get_with("/t/acme-prod/access.json", &[]);
+        if guarded {
+            assert_eq!(json.status, 401, "the pages ask for the token: {json:?}");
+            let with = served.get_with(
+                "/t/acme-prod/access.json",
+                &[("Authorization", "Bearer a-long-random-token")],
+            );
+            assert_eq!(with.status, 200, "{with:?}");
+            assert_eq!(
+                with.body,
+                world.ok(&["access", "--all", "--format", "json"]).stdout
+            );
+        } else {
+            assert_eq!(json.status, 200, "{json:?}");
+            assert_eq!(
+                json.body,
+                world.ok(&["access", "--all", "--format", "json"]).stdout
+            );
+            let page = served.ok("/t/acme-prod/access");
+            assert!(page.contains("dankim"), "{page}");
+        }
+        served.process.signal("TERM");
     }
 }
