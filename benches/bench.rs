@@ -100,6 +100,13 @@ mod generate;
 mod pg_server;
 #[path = "support/report.rs"]
 mod report;
+#[path = "support/web.rs"]
+mod web;
+// The tests' headless Chromium, for the first paint of the web view; the
+// benchmark uses a few of its functions.
+#[allow(dead_code)]
+#[path = "../tests/support/browser.rs"]
+mod browser;
 
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -497,6 +504,7 @@ fn run(options: &Options) -> io::Result<bool> {
                 runs,
                 &backends,
                 pg.as_ref(),
+                options.bench,
             )?;
             // Keep the disk use to one case at a time.
             fs::remove_dir_all(&dir)?;
@@ -747,6 +755,7 @@ fn measure_set(
     runs: Runs,
     backends: &[Backend],
     pg: Option<&Pg>,
+    browser: bool,
 ) -> io::Result<Vec<Case>> {
     let t = Instant::now();
     let set = ConfigSet::write(dir, layout, users)?;
@@ -782,7 +791,7 @@ fn measure_set(
             (Backend::Postgres, None) => continue,
         };
         state.prepare()?;
-        let case = measure_case(binary, me, dir, &set, runs, &state);
+        let case = measure_case(binary, me, dir, &set, runs, &state, browser);
         state.clean_up()?;
         cases.push(case?);
     }
@@ -797,6 +806,7 @@ fn measure_case(
     set: &ConfigSet,
     runs: Runs,
     state: &StateAt<'_>,
+    browser: bool,
 ) -> io::Result<Case> {
     let backend = state.backend();
     let users = set.users;
@@ -867,6 +877,19 @@ fn measure_case(
         );
         commands.push(result);
     }
+    // Issue 21: the web view over the state the commands left (the set as
+    // applied; the one-user changes were only planned).
+    let serve = || {
+        let mut command = Command::new(binary);
+        state.point(Cmd::PlanNoop, &mut command);
+        command
+            .env("SUPPORTCTL_TODAY", TODAY)
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .current_dir(dir);
+        command
+    };
+    let web = web::measure(serve, users, browser, &tag)?;
     Ok(Case {
         users,
         layout: set.layout.name(),
@@ -877,6 +900,7 @@ fn measure_case(
         runs: runs.counted,
         commands,
         floor,
+        web: Some(web),
     })
 }
 
