@@ -18,7 +18,7 @@ use crate::diag::escape_control;
 use crate::events::{Wake, on_stop_signals};
 use crate::state::Location;
 use crate::telemetry::{Server, parse_listen_on};
-use crate::web::{Auth, Settings, Site, TokenAuth};
+use crate::web::{Auth, REFRESH_EVERY, Refresher, Settings, Site, TokenAuth};
 
 /// The port `serve --listen` takes when its address names none.
 pub const DEFAULT_PORT: u16 = 8080;
@@ -152,7 +152,11 @@ pub fn serve(args: &ServeArgs, db: &Location) -> Result<u8, CliError> {
     let (wakes, woken) = mpsc::channel();
     on_stop_signals(wakes)
         .map_err(|e| CliError::error(format!("cannot handle stop signals: {e}")))?;
-    let server = Server::start(addr, Arc::new(site)).map_err(|e| {
+    let site = Arc::new(site);
+    // Reads the state ahead of the first request, and after each apply.
+    let refresher = Refresher::start(Arc::clone(&site), REFRESH_EVERY)
+        .map_err(|e| CliError::error(format!("cannot start the web view's refresher: {e}")))?;
+    let server = Server::start(addr, site).map_err(|e| {
         CliError::error(e.to_string())
             .with_hint("give `--listen` an address of this host with a free port")
     })?;
@@ -171,6 +175,7 @@ pub fn serve(args: &ServeArgs, db: &Location) -> Result<u8, CliError> {
         }
     };
     server.stop();
+    drop(refresher);
     tracing::info!(signal, "stopped");
     Ok(0)
 }

@@ -362,9 +362,20 @@ pub fn watch(args: &WatchArgs, db: &Location) -> Result<u8, CliError> {
                     super::serve::site(&args.web_view, addr, db, status_file.clone())
                         .inspect_err(|_| leadership.stop())?;
                 super::serve::warn_if_open(guarded, addr);
-                Some(site)
+                Some(Arc::new(site))
             } else {
                 None
+            };
+            // The web view's state read ahead of requests, as `serve` does.
+            let refresher = match &site {
+                Some(site) => Some(
+                    crate::web::Refresher::start(Arc::clone(site), crate::web::REFRESH_EVERY)
+                        .map_err(|e| {
+                            leadership.stop();
+                            CliError::error(format!("cannot start the web view's refresher: {e}"))
+                        })?,
+                ),
+                None => None,
             };
             let handler = Arc::new(WatchSite { endpoints, site });
             let server = Server::start(addr, handler).map_err(|e| {
@@ -377,7 +388,7 @@ pub fn watch(args: &WatchArgs, db: &Location) -> Result<u8, CliError> {
             } else {
                 tracing::info!(addr = %server.local_addr(), "serving /metrics, /healthz and /readyz");
             }
-            Some(server)
+            Some((server, refresher))
         }
     };
     let reconciler = Reconciler::new(
@@ -444,8 +455,9 @@ pub fn watch(args: &WatchArgs, db: &Location) -> Result<u8, CliError> {
     out.status.state = WatcherState::Stopped;
     out.status.next_wake_at = None;
     out.write();
-    if let Some(server) = server {
+    if let Some((server, refresher)) = server {
         server.stop();
+        drop(refresher);
     }
     tracing::info!(signal = stopped_by, "stopped");
     Ok(0)
@@ -830,7 +842,7 @@ fn log_outcome(r: &Reconciled, trigger: Trigger, ms: u64) {
 /// (behind its token, when it has one).
 struct WatchSite {
     endpoints: Endpoints,
-    site: Option<crate::web::Site>,
+    site: Option<Arc<crate::web::Site>>,
 }
 
 impl WatchSite {

@@ -6,11 +6,18 @@
 //!
 //! The state is opened read-only for each request ([`Reader::open`]):
 //! never created, migrated or written, and a PostgreSQL server's connection
-//! is not held between requests.
+//! is not held between requests. A tenancy is read by one thread at a time:
+//! requests that want the same new serial wait for that one read rather
+//! than each reading it ([`Reader::fresh`]). [`Reader::refresh`] reads every
+//! tenancy whose view is not of its current serial, so that the server's
+//! refresher ([`super::Refresher`]) has the view read before anyone asks:
+//! after the server starts, and after each apply.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
 
 use crate::access::{self, Access};
 use crate::model::{Date, Model};
@@ -66,8 +73,37 @@ pub struct Reader {
     db: Location,
     status_file: PathBuf,
     show_phones: bool,
-    views: Mutex<HashMap<String, Arc<View>>>,
+    views: Mutex<HashMap<String, Slot>>,
+    /// Told each time a read of a view ends.
+    read_ended: Condvar,
+    /// How many times a tenancy was read.
+    reads: AtomicU64,
     journals: Mutex<HashMap<String, Arc<Journal>>>,
+}
+
+/// What the reader keeps of one tenancy.
+#[derive(Debug, Default)]
+struct Slot {
+    view: Option<Arc<View>>,
+    /// A thread is reading the tenancy.
+    reading: bool,
+}
+
+/// Ends a read of a tenancy however it ends (a panic included), so that
+/// the requests that wait for it do not wait for ever.
+struct Reading<'a> {
+    reader: &'a Reader,
+    tenancy: &'a str,
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        let mut views = self.reader.views();
+        if let Some(slot) = views.get_mut(self.tenancy) {
+            slot.reading = false;
+        }
+        self.reader.read_ended.notify_all();
+    }
 }
 
 /// The state opened for one request.
@@ -83,6 +119,8 @@ impl Reader {
             status_file,
             show_phones,
             views: Mutex::new(HashMap::new()),
+            read_ended: Condvar::new(),
+            reads: AtomicU64::new(0),
             journals: Mutex::new(HashMap::new()),
         }
     }
@@ -98,6 +136,158 @@ impl Reader {
             store,
         }))
     }
+
+    /// How many times a tenancy was read from the state.
+    #[cfg(test)]
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    fn views(&self) -> MutexGuard<'_, HashMap<String, Slot>> {
+        self.views.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The view of `tenancy` on `today` at `serial` (of the state
+    /// `lineage`) or later: the one kept, or else read from `store` by this
+    /// thread, or by the thread already reading it. `None`: the tenancy was
+    /// retired meanwhile.
+    fn fresh(
+        &self,
+        store: &Store,
+        tenancy: &str,
+        serial: u64,
+        today: Date,
+    ) -> Result<Option<Arc<View>>, StateError> {
+        let lineage = store.lineage();
+        let mut views = self.views();
+        loop {
+            let slot = views.entry(tenancy.to_string()).or_default();
+            if let Some(view) = &slot.view
+                && view.lineage == lineage
+                && view.today == today
+                && view.serial >= serial
+            {
+                return Ok(Some(Arc::clone(view)));
+            }
+            if !slot.reading {
+                slot.reading = true;
+                break;
+            }
+            views = self
+                .read_ended
+                .wait(views)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        drop(views);
+        let reading = Reading {
+            reader: self,
+            tenancy,
+        };
+        let view = self.read(store, tenancy, today)?;
+        if let Some(view) = &view {
+            let mut views = self.views();
+            let slot = views.entry(tenancy.to_string()).or_default();
+            // Keep the newest: a request may have read an older serial
+            // while an apply landed.
+            if slot.view.as_ref().is_none_or(|kept| {
+                kept.lineage != view.lineage
+                    || kept.today != view.today
+                    || kept.serial <= view.serial
+            }) {
+                slot.view = Some(Arc::clone(view));
+            }
+        }
+        drop(reading);
+        Ok(view)
+    }
+
+    /// Reads the tenancy's view: its state in one read transaction, then
+    /// every user's access, on the cores there are.
+    fn read(
+        &self,
+        store: &Store,
+        tenancy: &str,
+        today: Date,
+    ) -> Result<Option<Arc<View>>, StateError> {
+        let started = Instant::now();
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let Some(snapshot) = store.load(tenancy)? else {
+            return Ok(None);
+        };
+        let loaded = started.elapsed();
+        let mut model = snapshot.model;
+        if !self.show_phones {
+            model.redact_phones();
+        }
+        let access = resolve_all(&model, today);
+        tracing::info!(
+            tenancy,
+            serial = snapshot.serial,
+            users = access.len(),
+            load_s = loaded.as_secs_f64(),
+            total_s = started.elapsed().as_secs_f64(),
+            "web view: read the tenancy"
+        );
+        Ok(Some(Arc::new(View {
+            lineage: store.lineage().to_string(),
+            serial: snapshot.serial,
+            today,
+            model,
+            access,
+        })))
+    }
+
+    /// Reads every tenancy whose view is not of its current serial, and
+    /// forgets those no longer in the state. Nothing to do when there is no
+    /// state yet.
+    pub fn refresh(&self, today: Date) -> Result<(), StateError> {
+        let Some(store) = Store::open_read_only(&self.db)? else {
+            return Ok(());
+        };
+        let tenancies = store.tenancies()?;
+        self.views()
+            .retain(|t, slot| slot.reading || tenancies.binary_search(t).is_ok());
+        for tenancy in &tenancies {
+            if let Some(serial) = store.serial(tenancy)? {
+                self.fresh(&store, tenancy, serial, today)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Below this many users one thread resolves them all.
+const PARALLEL_FROM: usize = 4096;
+
+/// Every user's access on `today`, in the order of their ids: the users cut
+/// into one run per core, each run resolved on a thread of its own.
+fn resolve_all(model: &Model, today: Date) -> Vec<Access> {
+    let resolve = |users: &[&String]| -> Vec<Access> {
+        users
+            .iter()
+            .filter_map(|user| access::resolve(model, user, today).ok())
+            .collect()
+    };
+    let users: Vec<&String> = model.users.keys().collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    if threads == 1 || users.len() < PARALLEL_FROM {
+        return resolve(&users);
+    }
+    let run = users.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = users
+            .chunks(run)
+            .map(|chunk| scope.spawn(move || resolve(chunk)))
+            .collect();
+        let mut all = Vec::with_capacity(users.len());
+        for handle in handles {
+            match handle.join() {
+                Ok(part) => all.extend(part),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        all
+    })
 }
 
 impl Opened<'_> {
@@ -122,40 +312,10 @@ impl Opened<'_> {
         let Some(serial) = self.store.serial(tenancy)? else {
             return self.absent(tenancy);
         };
-        let lineage = self.store.lineage();
-        let mut views = self.reader.views.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(view) = views.get(tenancy)
-            && view.serial == serial
-            && view.today == today
-            && view.lineage == lineage
-        {
-            return Ok(Found::Here(Arc::clone(view)));
+        match self.reader.fresh(&self.store, tenancy, serial, today)? {
+            Some(view) => Ok(Found::Here(view)),
+            None => self.absent(tenancy),
         }
-        // Another reader's load may race this one: the last one kept wins,
-        // and each is whole (one read transaction).
-        drop(views);
-        let Some(snapshot) = self.store.load(tenancy)? else {
-            return self.absent(tenancy);
-        };
-        let mut model = snapshot.model;
-        if !self.reader.show_phones {
-            model.redact_phones();
-        }
-        let access = model
-            .users
-            .keys()
-            .filter_map(|user| access::resolve(&model, user, today).ok())
-            .collect();
-        let view = Arc::new(View {
-            lineage: lineage.to_string(),
-            serial: snapshot.serial,
-            today,
-            model,
-            access,
-        });
-        views = self.reader.views.lock().unwrap_or_else(|e| e.into_inner());
-        views.insert(tenancy.to_string(), Arc::clone(&view));
-        Ok(Found::Here(view))
     }
 
     /// The tenancy's journal, of a retired tenancy too.
@@ -229,5 +389,38 @@ impl Opened<'_> {
             (s, problem)
         });
         Watcher { status, lease }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_users_access_is_resolved_in_the_order_of_their_ids_on_any_number_of_threads() {
+        let example =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/acme-prod.yaml");
+        let today = Date::parse("2030-01-20").unwrap();
+        let checked =
+            crate::engine::load_and_check(&example, &crate::config::Limits::default(), today);
+        let mut model = checked.model.unwrap();
+        // Enough users for several threads, some with support accounts.
+        let bob = model.users["bob"].clone();
+        let account = model.support_accounts["dankim"].clone();
+        for n in 0..2 * PARALLEL_FROM {
+            let id = format!("u{n:05}");
+            model.users.insert(id.clone(), bob.clone());
+            if n % 3 == 0 {
+                model.support_accounts.insert(id, account.clone());
+            }
+        }
+        let one_by_one: Vec<Access> = model
+            .users
+            .keys()
+            .map(|user| access::resolve(&model, user, today).unwrap())
+            .collect();
+        let all = resolve_all(&model, today);
+        assert_eq!(all.len(), model.users.len());
+        assert_eq!(all, one_by_one);
     }
 }

@@ -28,6 +28,9 @@ mod pages;
 mod query;
 
 use std::path::PathBuf;
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::engine::clock;
 use crate::state::{Location, StateError};
@@ -91,6 +94,69 @@ impl Site {
         Site {
             day: Some(day),
             ..self
+        }
+    }
+}
+
+/// How often the [`Refresher`] asks the state for its serials.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(2);
+
+/// A thread that keeps the site's views of the state read before anyone
+/// asks for them: every tenancy's once the server starts, and again at the
+/// first look after each apply (the state's serials, asked every
+/// [`REFRESH_EVERY`]), so that a page renders from memory rather than
+/// waiting for a whole tenancy to be read. A request still asks the state
+/// for the tenancy's serial itself, and never shows a view older than it.
+/// Stops (and is waited for) when dropped.
+#[derive(Debug)]
+pub struct Refresher {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Refresher {
+    pub fn start(site: Arc<Site>, every: Duration) -> std::io::Result<Refresher> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("web-refresher".into())
+            .stack_size(STACK_SIZE)
+            .spawn(move || {
+                let mut failing = None;
+                loop {
+                    let outcome = site
+                        .today()
+                        .map_err(|e| e.message)
+                        .and_then(|today| site.reader.refresh(today).map_err(|e| e.message()));
+                    // Says once what goes wrong, and when it stops.
+                    match (outcome, &failing) {
+                        (Ok(()), Some(_)) => {
+                            tracing::info!("web view: the state reads again");
+                            failing = None;
+                        }
+                        (Err(e), last) if last.as_ref() != Some(&e) => {
+                            tracing::warn!(error = %e, "web view: cannot read the state ahead of requests");
+                            failing = Some(e);
+                        }
+                        _ => {}
+                    }
+                    match stopped.recv_timeout(every) {
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
+                }
+            })?;
+        Ok(Refresher {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Refresher {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }
@@ -269,6 +335,14 @@ pub const HEADERS: &[(&str, &str)] = &[
 ];
 
 impl Site {
+    /// The day pages are read on.
+    fn today(&self) -> Result<crate::model::Date, crate::engine::Error> {
+        match self.day {
+            Some(day) => Ok(day),
+            None => clock::today(),
+        }
+    }
+
     fn answer(&self, request: &Request<'_>) -> Response {
         let path = &*request.path;
         let method = request.method;
@@ -324,10 +398,7 @@ impl Site {
                 ),
             ));
         };
-        let today = match self.day {
-            Some(day) => day,
-            None => clock::today()?,
-        };
+        let today = self.today()?;
         let context = pages::Context {
             opened: &opened,
             today,

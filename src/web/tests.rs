@@ -1280,3 +1280,102 @@ fn routes_are_read_strictly() {
     }
     assert_eq!(route("/t/%ff").unwrap_err().status, 400);
 }
+
+/// The example tenancy changed once more (alice's name), as serial 2.
+fn apply_third(world: &World) {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/acme-prod.yaml");
+    let first = checked(&example);
+    let mut second = first.clone();
+    second.users.get_mut("alice").unwrap().name = Some("Alice Kim".into());
+    second.support_accounts.get_mut("alice").unwrap().phone = "+82 2 555 0199".into();
+    let mut third = second.clone();
+    third.users.get_mut("alice").unwrap().name = Some("Alice Park".into());
+    let mut store = Store::open(world.dir.path().join("state.db")).unwrap();
+    apply(&mut store, &third, Some(&second), 2, "c0ffee4");
+}
+
+#[test]
+fn the_state_is_read_ahead_once_per_serial_and_pages_never_show_an_older_one() {
+    let world = World::new();
+    let site = world.site(Auth::Open);
+    assert_eq!(site.reader.reads(), 0);
+    // Read ahead: both tenancies, then nothing more while their serials hold.
+    site.reader.refresh(day()).unwrap();
+    assert_eq!(site.reader.reads(), 2);
+    site.reader.refresh(day()).unwrap();
+    assert!(ok_html(&site, "/t/acme-prod/access").contains("Alice Kim"));
+    assert!(ok_html(&site, "/t/hostile/access").contains("frank"));
+    assert_eq!(
+        site.reader.reads(),
+        2,
+        "pages render from what was read ahead"
+    );
+    // After an apply the page reads the new serial itself, before any
+    // refresh, and the refresh then has nothing to read.
+    apply_third(&world);
+    let page = ok_html(&site, "/t/acme-prod/access");
+    assert!(
+        page.contains("Alice Park") && !page.contains("Alice Kim"),
+        "{page}"
+    );
+    assert_eq!(site.reader.reads(), 3);
+    site.reader.refresh(day()).unwrap();
+    assert_eq!(site.reader.reads(), 3);
+    // Another day is another view.
+    let tomorrow = Date::parse("2030-01-21").unwrap();
+    site.reader.refresh(tomorrow).unwrap();
+    assert_eq!(site.reader.reads(), 5);
+}
+
+#[test]
+fn requests_that_want_the_same_new_serial_wait_for_one_read() {
+    let world = World::new();
+    let site = world.site(Auth::Open);
+    let start = std::sync::Barrier::new(8);
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                start.wait();
+                assert!(ok_html(&site, "/t/acme-prod/access").contains("Alice Kim"));
+            });
+        }
+    });
+    assert_eq!(site.reader.reads(), 1);
+}
+
+#[test]
+fn the_refresher_reads_ahead_and_stops_when_dropped() {
+    let world = World::new();
+    let site = Arc::new(world.site(Auth::Open));
+    let refresher =
+        Refresher::start(Arc::clone(&site), std::time::Duration::from_millis(20)).unwrap();
+    let waited = std::time::Instant::now();
+    while site.reader.reads() < 2 {
+        assert!(
+            waited.elapsed().as_secs() < 10,
+            "the refresher read nothing"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // An apply is read by the refresher, without a request.
+    apply_third(&world);
+    while site.reader.reads() < 3 {
+        assert!(
+            waited.elapsed().as_secs() < 10,
+            "the refresher missed the apply"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let stopping = std::time::Instant::now();
+    drop(refresher);
+    assert!(
+        stopping.elapsed().as_secs() < 2,
+        "the refresher did not stop"
+    );
+    assert!(ok_html(&site, "/t/acme-prod/access").contains("Alice Park"));
+    assert_eq!(
+        site.reader.reads(),
+        3,
+        "the request used the refresher's read"
+    );
+}

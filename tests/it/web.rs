@@ -317,6 +317,47 @@ fn serve_shows_the_example_as_the_command_line_does_and_stops_on_sigterm() {
 /// Another host's address needs a token or `--insecure-no-auth`: without
 /// either, `serve` is a usage error (2) that says why, and listens on
 /// nothing.
+/// Whether a log line says the web view read `tenancy` at `serial`.
+fn read_at(serial: u64) -> impl Fn(&serde_json::Value) -> bool {
+    move |line| {
+        crate::watch::message(line) == "web view: read the tenancy"
+            && crate::watch::field(line, "serial").as_u64() == Some(serial)
+    }
+}
+
+/// `serve` reads the state before anyone asks, and again after an apply
+/// made by another process, also before anyone asks: a request then finds
+/// the new serial already read.
+#[test]
+fn serve_reads_the_state_ahead_of_requests_at_start_and_after_an_apply() {
+    let world = example();
+    let served = Served::start(&world, "127.0.0.1:0", &[]);
+    let (after, line) = served
+        .process
+        .wait_for(0, "the read at the start", read_at(1));
+    assert_eq!(text_field(&line, "tenancy"), "acme-prod", "{line}");
+    assert_eq!(
+        crate::watch::field(&line, "users").as_u64(),
+        Some(7),
+        "{line}"
+    );
+    let edited = world.write("acme.yaml", &crate::watch::acme_with_alice("Alice Park"));
+    world.ok(&["apply", "--auto-approve", arg(&edited)]);
+    let (after, _) = served
+        .process
+        .wait_for(after, "the read after the apply", read_at(2));
+    let access = served.ok("/t/acme-prod/access");
+    assert!(access.contains("Alice Park"), "{access}");
+    assert_eq!(
+        served
+            .process
+            .count_since(after, is("web view: read the tenancy")),
+        0,
+        "the request read nothing itself:\n{}",
+        served.process.dump()
+    );
+}
+
 #[test]
 fn serve_refuses_an_address_beyond_loopback_without_a_token() {
     let world = Scratch::new();
