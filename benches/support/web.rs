@@ -7,10 +7,11 @@
 //!
 //! - **at start**: asked the moment the server says it listens, so the
 //!   request waits for the tenancy's read (or does it): what a person who
-//!   opens the page in the 2 s after an apply waits for, too;
+//!   opens the page in the 2 s after an apply waits for, too; that read's
+//!   time is reported beside it (its log line's `total_s`);
 //! - **read ahead**: on a second server, asked once the server logged
-//!   `web view: read the tenancy` (whose `total_s` is reported as the
-//!   read's time): what the first person to open the page waits for;
+//!   `web view: read the tenancy`: what the first person to open the page
+//!   waits for;
 //!   then `WARM_RUNS` times more, of which the median is reported.
 //!
 //! Each figure is the wall time of the HTTP round trip over loopback, from
@@ -234,15 +235,14 @@ pub fn measure(
     }
     let mut pages = Vec::new();
     for path in paths {
-        let (start_s, bytes) = {
+        let (start_s, read_s, bytes) = {
             let mut served = serve(command())?;
             let url = format!("{}{path}", served.base);
-            let start = get(&agent, &url)?;
-            served.wait_read()?;
-            start
+            let (start_s, bytes) = get(&agent, &url)?;
+            (start_s, served.wait_read()?, bytes)
         };
         let mut served = serve(command())?;
-        let read_s = served.wait_read()?;
+        served.wait_read()?;
         served.drain();
         let url = format!("{}{path}", served.base);
         let (first_s, _) = get(&agent, &url)?;
