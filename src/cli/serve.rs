@@ -153,10 +153,11 @@ pub fn serve(args: &ServeArgs, db: &Location) -> Result<u8, CliError> {
     on_stop_signals(wakes)
         .map_err(|e| CliError::error(format!("cannot handle stop signals: {e}")))?;
     let site = Arc::new(site);
-    // Reads the state ahead of the first request, and after each apply.
-    let refresher = Refresher::start(Arc::clone(&site), REFRESH_EVERY)
-        .map_err(|e| CliError::error(format!("cannot start the web view's refresher: {e}")))?;
-    let server = Server::start(addr, site).map_err(|e| {
+    let server = Server::start(
+        addr,
+        Arc::clone(&site) as Arc<dyn crate::telemetry::Handler>,
+    )
+    .map_err(|e| {
         CliError::error(e.to_string())
             .with_hint("give `--listen` an address of this host with a free port")
     })?;
@@ -167,6 +168,16 @@ pub fn serve(args: &ServeArgs, db: &Location) -> Result<u8, CliError> {
         "serving the web view"
     );
     warn_if_open(guarded, server.local_addr());
+    // Reads the state ahead of the first request, and after each apply.
+    let refresher = match Refresher::start(site, REFRESH_EVERY) {
+        Ok(refresher) => refresher,
+        Err(e) => {
+            server.stop();
+            return Err(CliError::error(format!(
+                "cannot start the web view's refresher: {e}"
+            )));
+        }
+    };
     let signal = loop {
         match woken.recv() {
             Ok(Wake::Stop(signal)) => break signal,

@@ -107,20 +107,29 @@ pub const REFRESH_EVERY: Duration = Duration::from_secs(2);
 /// [`REFRESH_EVERY`]), so that a page renders from memory rather than
 /// waiting for a whole tenancy to be read. A request still asks the state
 /// for the tenancy's serial itself, and never shows a view older than it.
-/// Stops (and is waited for) when dropped.
+/// Stops when dropped, waited for up to [`STOP_WAIT`].
 #[derive(Debug)]
 pub struct Refresher {
     stop: Option<mpsc::Sender<()>>,
+    /// Closed when the thread ends.
+    ended: mpsc::Receiver<()>,
     thread: Option<JoinHandle<()>>,
 }
+
+/// How long a [`Refresher`] dropped waits for a read under way: the stop of
+/// `serve` is not held up by a state slow to answer (a server cut off),
+/// whose read, writing nothing, the process's exit may end.
+const STOP_WAIT: Duration = Duration::from_millis(250);
 
 impl Refresher {
     pub fn start(site: Arc<Site>, every: Duration) -> std::io::Result<Refresher> {
         let (stop, stopped) = mpsc::channel::<()>();
+        let (ending, ended) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("web-refresher".into())
             .stack_size(STACK_SIZE)
             .spawn(move || {
+                let _ending = ending;
                 let mut failing = None;
                 loop {
                     let outcome = site
@@ -147,6 +156,7 @@ impl Refresher {
             })?;
         Ok(Refresher {
             stop: Some(stop),
+            ended,
             thread: Some(thread),
         })
     }
@@ -155,8 +165,13 @@ impl Refresher {
 impl Drop for Refresher {
     fn drop(&mut self) {
         drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        match self.ended.recv_timeout(STOP_WAIT) {
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                if let Some(thread) = self.thread.take() {
+                    let _ = thread.join();
+                }
+            }
+            _ => tracing::debug!("web view: the refresher is still reading; left to the exit"),
         }
     }
 }
