@@ -7,7 +7,8 @@
 //! for [`cli`], which parses flags and prints. Only `config` names the YAML
 //! crate, only `state` names SQLite, only [`events`] names the file watcher
 //! and signal crates; only [`telemetry`] names the metrics crate and serves
-//! HTTP; only `cli` prints.
+//! HTTP, for the watcher's endpoints and the [`web`] view; only `cli`
+//! prints.
 
 pub mod access;
 pub mod check;
@@ -21,6 +22,8 @@ pub mod hex;
 pub mod model;
 pub mod plan;
 pub mod render;
+pub mod report;
 pub mod state;
 pub mod status;
 pub mod telemetry;
+pub mod web;

@@ -72,8 +72,82 @@ fn show(value: &Option<String>) -> &str {
     value.as_deref().unwrap_or("(none)")
 }
 
-/// Renders one field change; multi-line values get a line diff.
-fn field_change(out: &mut String, name: &str, before: &Option<String>, after: &Option<String>) {
+/// One line of a change in the plan, as the text plan prints it and the
+/// web view draws it: what it says, each value as display text (control
+/// characters escaped, strings quoted), without its indentation or colour.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlanLine {
+    /// The change itself: its symbol (by its action), its address, and why.
+    Change {
+        action: Action,
+        address: String,
+        reason: Option<String>,
+    },
+    /// A field of something created: `name: value`.
+    Field { name: &'static str, value: String },
+    /// A renamed id: `id: "old" → "new"`.
+    Renamed { from: String, to: String },
+    /// A changed field: `name: before → after` (`(none)` for unset).
+    FieldChange {
+        name: &'static str,
+        before: String,
+        after: String,
+    },
+    /// A multi-line field that changed: `name:`, then its [`PlanLine::Diff`]
+    /// lines.
+    DiffHead { name: &'static str },
+    /// A line of a multi-line field's diff: `-`, `+` or ` ` and the line.
+    Diff { sign: char, text: String },
+}
+
+/// The lines of one change: the change, then its fields (those set, for a
+/// create; the renamed id and the fields that differ, for an update or a
+/// replace; none for a delete).
+pub fn plan_lines(change: &Change) -> Vec<PlanLine> {
+    let mut lines = vec![PlanLine::Change {
+        action: change.action,
+        address: escape_control(&change.address()).into_owned(),
+        reason: change
+            .reason
+            .as_deref()
+            .map(|r| escape_control(r).into_owned()),
+    }];
+    let before = change.before.as_ref().map(fields).unwrap_or_default();
+    let after = change.after.as_ref().map(fields).unwrap_or_default();
+    match change.action {
+        Action::Create => {
+            for (name, value) in after.iter().filter(|(_, v)| v.is_some()) {
+                lines.push(PlanLine::Field {
+                    name,
+                    value: show(value).to_string(),
+                });
+            }
+        }
+        Action::Delete => {}
+        Action::Update | Action::Replace => {
+            if let Some(old) = &change.renamed_from {
+                lines.push(PlanLine::Renamed {
+                    from: escape_control(old).into_owned(),
+                    to: escape_control(&change.id).into_owned(),
+                });
+            }
+            for ((name, b), (_, a)) in before.iter().zip(after.iter()) {
+                if b != a {
+                    field_change(&mut lines, name, b, a);
+                }
+            }
+        }
+    }
+    lines
+}
+
+/// The lines of one field change; multi-line values get a line diff.
+fn field_change(
+    lines: &mut Vec<PlanLine>,
+    name: &'static str,
+    before: &Option<String>,
+    after: &Option<String>,
+) {
     let (b, a) = (show(before), show(after));
     if b.contains("\\n") || a.contains("\\n") {
         // Compare the lines of the text itself, without its quotes.
@@ -85,22 +159,25 @@ fn field_change(out: &mut String, name: &str, before: &Option<String>, after: &O
                 + "\n"
         };
         let (b, a) = (unquote(b), unquote(a));
-        let _ = writeln!(out, "      {name}:");
+        lines.push(PlanLine::DiffHead { name });
         let diff = similar::TextDiff::from_lines(&b, &a);
         for change in diff.iter_all_changes() {
             let sign = match change.tag() {
-                similar::ChangeTag::Delete => "-",
-                similar::ChangeTag::Insert => "+",
-                similar::ChangeTag::Equal => " ",
+                similar::ChangeTag::Delete => '-',
+                similar::ChangeTag::Insert => '+',
+                similar::ChangeTag::Equal => ' ',
             };
-            let _ = writeln!(
-                out,
-                "        {sign} {}",
-                change.value().trim_end_matches('\n')
-            );
+            lines.push(PlanLine::Diff {
+                sign,
+                text: change.value().trim_end_matches('\n').to_string(),
+            });
         }
     } else {
-        let _ = writeln!(out, "      {name}: {b} → {a}");
+        lines.push(PlanLine::FieldChange {
+            name,
+            before: b.to_string(),
+            after: a.to_string(),
+        });
     }
 }
 
@@ -117,42 +194,45 @@ pub fn plan_text(plan: &Plan, palette: Palette) -> String {
         escape_control(&plan.tenancy)
     );
     for change in &plan.changes {
-        let colour = palette.of(action_tone(change.action));
-        let _ = write!(
-            out,
-            "  {colour}{}{} {}{}{}",
-            change.action.symbol(),
-            palette.reset(),
-            palette.of(Tone::Bold),
-            escape_control(&change.address()),
-            palette.reset()
-        );
-        if let Some(reason) = &change.reason {
-            let _ = write!(out, "  ({})", escape_control(reason));
-        }
-        out.push('\n');
-        let before = change.before.as_ref().map(fields).unwrap_or_default();
-        let after = change.after.as_ref().map(fields).unwrap_or_default();
-        match change.action {
-            Action::Create => {
-                for (name, value) in after.iter().filter(|(_, v)| v.is_some()) {
-                    let _ = writeln!(out, "      {name}: {}", show(value));
-                }
-            }
-            Action::Delete => {}
-            Action::Update | Action::Replace => {
-                if let Some(old) = &change.renamed_from {
-                    let _ = writeln!(
+        for line in plan_lines(change) {
+            match line {
+                PlanLine::Change {
+                    action,
+                    address,
+                    reason,
+                } => {
+                    let _ = write!(
                         out,
-                        "      id: \"{}\" → \"{}\"",
-                        escape_control(old),
-                        escape_control(&change.id)
+                        "  {}{}{} {}{address}{}",
+                        palette.of(action_tone(action)),
+                        action.symbol(),
+                        palette.reset(),
+                        palette.of(Tone::Bold),
+                        palette.reset()
                     );
-                }
-                for ((name, b), (_, a)) in before.iter().zip(after.iter()) {
-                    if b != a {
-                        field_change(&mut out, name, b, a);
+                    if let Some(reason) = reason {
+                        let _ = write!(out, "  ({reason})");
                     }
+                    out.push('\n');
+                }
+                PlanLine::Field { name, value } => {
+                    let _ = writeln!(out, "      {name}: {value}");
+                }
+                PlanLine::Renamed { from, to } => {
+                    let _ = writeln!(out, "      id: \"{from}\" → \"{to}\"");
+                }
+                PlanLine::FieldChange {
+                    name,
+                    before,
+                    after,
+                } => {
+                    let _ = writeln!(out, "      {name}: {before} → {after}");
+                }
+                PlanLine::DiffHead { name } => {
+                    let _ = writeln!(out, "      {name}:");
+                }
+                PlanLine::Diff { sign, text } => {
+                    let _ = writeln!(out, "        {sign} {text}");
                 }
             }
         }

@@ -11,7 +11,7 @@ use crate::config::export;
 use crate::diag::escape_control;
 use crate::model::Model;
 use crate::state::Location;
-use crate::state::{JournalKind, JournalRecord, Store};
+use crate::state::{JournalKind, Store};
 
 #[derive(Debug, Args)]
 pub struct TenancyArg {
@@ -528,38 +528,6 @@ pub fn init(args: &InitArgs, db: &Location) -> Result<u8, CliError> {
     Ok(0)
 }
 
-#[derive(Serialize)]
-struct HistoryJson<'a> {
-    id: i64,
-    /// `apply`, or `retire` for a tenancy's retirement.
-    action: &'static str,
-    tenancy: &'a str,
-    time: &'a str,
-    serial: u64,
-    summary: crate::render::JsonSummary,
-    /// The config set's digest; `null` for a retirement, which has none.
-    config_digest: Option<&'a str>,
-    git_commit: Option<&'a str>,
-    /// Whether the config set's files differed from `git_commit` (changed,
-    /// staged, untracked or ignored); `null` when not known.
-    git_dirty: Option<bool>,
-    /// Those files, as `git status --porcelain` names them; `null` when not
-    /// known.
-    git_changes: Option<&'a [String]>,
-    /// Who made the apply; `null` for entries older than the record of it.
-    applied_by: Option<AppliedByJson<'a>>,
-}
-
-#[derive(Serialize)]
-struct AppliedByJson<'a> {
-    /// `apply` or `watch`.
-    command: &'static str,
-    host: &'a str,
-    /// The config set (or saved plan) applied.
-    path: &'a str,
-    pid: u32,
-}
-
 /// A journal time as `history` prints it: to the second, in UTC, so that
 /// the columns line up whatever fraction of a second each was stored with.
 fn shown_time(stored: &str) -> String {
@@ -569,45 +537,12 @@ fn shown_time(stored: &str) -> String {
     }
 }
 
-/// `history --format json`: the journal entries given. `state copy`
-/// compares these of both states.
-pub(super) fn history_json(records: &[JournalRecord]) -> String {
-    let docs: Vec<HistoryJson> = records
-        .iter()
-        .map(|r| HistoryJson {
-            id: r.id,
-            action: r.kind.as_str(),
-            tenancy: &r.tenancy,
-            time: &r.time,
-            serial: r.serial,
-            summary: crate::render::JsonSummary {
-                add: r.summary.add,
-                change: r.summary.change,
-                destroy: r.summary.destroy,
-            },
-            config_digest: (r.kind == JournalKind::Apply).then_some(r.config_digest.as_str()),
-            git_commit: r.git_commit.as_deref(),
-            git_dirty: r.git_changes.as_ref().map(|c| !c.is_empty()),
-            git_changes: r.git_changes.as_deref(),
-            applied_by: r.source.as_ref().map(|s| AppliedByJson {
-                command: s.command.as_str(),
-                host: &s.host,
-                path: &s.path,
-                pid: s.pid,
-            }),
-        })
-        .collect();
-    let mut text = serde_json::to_string_pretty(&docs).unwrap_or_default();
-    text.push('\n');
-    text
-}
-
 pub fn history(args: &HistoryArgs, db: &Location) -> Result<u8, CliError> {
     let store = open_to_read(db)?;
     let tenancy = choose_tenancy_or_retired(&store, &args.tenancy)?;
     let records = store.history(Some(&tenancy))?;
     let text = match args.format {
-        HistoryFormat::Json => history_json(&records),
+        HistoryFormat::Json => crate::report::history_json(&records),
         HistoryFormat::Text => {
             let mut out = String::new();
             if records.is_empty() {

@@ -7,6 +7,7 @@
 mod inspect;
 mod reconcile;
 mod retire;
+mod serve;
 mod shell;
 mod sr;
 mod state;
@@ -158,6 +159,17 @@ pub enum Command {
     Watch(watch::WatchArgs),
     /// Tell whether the watcher is running and its last reconcile succeeded.
     Status(status::StatusArgs),
+    /// Serve the state as read-only web pages (and their JSON) over HTTP.
+    ///
+    /// Who can open SRs, as whom, until when, and what each apply changed:
+    /// pages of every tenancy (its overview and what needs attention, the
+    /// access table of `access --all`, the apply journal and each apply's
+    /// plan), each also as the JSON the command line prints (`.json`, or
+    /// `Accept: application/json`). Nothing it serves can change the state.
+    /// It listens on loopback unless `--listen` says otherwise; another
+    /// address needs `--auth-token-file` (or `--insecure-no-auth`). SIGINT
+    /// and SIGTERM stop it, with exit 0.
+    Serve(serve::ServeArgs),
     /// Start a config set in a new folder, the schema beside it for editors.
     ///
     /// The example tenancy in the GitOps layout, with `supportctl.schema.json`
@@ -265,6 +277,9 @@ pub enum Failure {
     InvalidConfig,
     /// Exit 3: refused by the mass-delete guard.
     MassDelete,
+    /// Exit 2: flags that cannot go together, found after clap parsed them
+    /// (as clap's own usage errors).
+    Usage,
 }
 
 /// A command's failure: its kind, a message, and hints, printed by
@@ -285,6 +300,14 @@ impl CliError {
             message: message.into(),
             hints: Vec::new(),
             broken_pipe: false,
+        }
+    }
+
+    /// A usage error (exit 2): flags that make no sense together.
+    pub fn usage(message: impl Into<String>) -> Self {
+        CliError {
+            failure: Failure::Usage,
+            ..Self::error(message)
         }
     }
 
@@ -309,6 +332,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self.failure {
             Failure::Error | Failure::InvalidConfig => 1,
+            Failure::Usage => 2,
             Failure::MassDelete => 3,
         }
     }
@@ -431,7 +455,7 @@ pub fn print_stderr(text: &str) {
 pub fn run(cli: Cli) -> Result<u8, CliError> {
     // A watcher reports each reconcile at info; other commands speak up
     // only for warnings unless asked.
-    let watching = matches!(cli.command, Command::Watch(_));
+    let watching = matches!(cli.command, Command::Watch(_) | Command::Serve(_));
     init_logging(&cli.global, if watching { 1 } else { 0 });
     let output = Output::new(cli.global.color);
     crate::state::set_lock_timeout(cli.global.lock_timeout);
@@ -466,6 +490,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::State(args) => state::state(&args, db),
         Command::Watch(args) => watch::watch(&args, db),
         Command::Status(args) => status::status(&args, db),
+        Command::Serve(args) => serve::serve(&args, db),
         Command::Schema(args) => {
             let schema = config::raw::json_schema();
             match args.format {

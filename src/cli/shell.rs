@@ -323,6 +323,23 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     (
+        "serve",
+        &[
+            (
+                "The web view on this machine, at http://127.0.0.1:8080/:",
+                "supportctl serve",
+            ),
+            (
+                "For others on the network, behind a token (a browser logs in with it once):",
+                "supportctl --db postgres://auditor@db.example.com/supportctl serve --listen 0.0.0.0:8080 --auth-token-file /etc/supportctl/web-token",
+            ),
+            (
+                "Grants ending within 30 days flagged on the overview, and phones shown:",
+                "supportctl serve --expiring-within 30 --show-phones",
+            ),
+        ],
+    ),
+    (
         "schema",
         &[(
             "The JSON Schema for editors, beside the config set:",

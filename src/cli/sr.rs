@@ -4,17 +4,17 @@
 use std::fmt::Write as _;
 
 use clap::{Args, ValueEnum};
-use serde::Serialize;
 
 use super::inspect::{
     TenancyArg, choose_tenancy, choose_tenancy_or_retired, open_existing, open_to_read,
 };
-use super::support::{json_line, unknown_user};
+use super::support::unknown_user;
 use super::{CliError, print_stdout};
 use crate::access::{self, Channel};
 use crate::diag::escape_value;
 use crate::engine::clock::today;
 use crate::model::{Model, Person};
+use crate::report;
 use crate::state::Location;
 use crate::state::{Comment, NewServiceRequest, ServiceRequest, Store};
 
@@ -157,66 +157,10 @@ fn now() -> Result<String, CliError> {
     Ok(crate::engine::clock::now()?.to_string())
 }
 
-#[derive(Serialize)]
-struct SrJson<'a> {
-    id: i64,
-    tenancy: &'a str,
-    title: &'a str,
-    #[serde(rename = "type")]
-    kind: &'a str,
-    severity: &'a str,
-    opened_by: &'a str,
-    owner: &'a str,
-    contact_email: &'a str,
-    channel: &'static str,
-    opened_at: &'a str,
-    status: &'a str,
-    /// The CSI the SR was opened under.
-    csi: Option<&'a str>,
-    comments: Vec<CommentJson<'a>>,
-}
-
-#[derive(Serialize)]
-struct CommentJson<'a> {
-    author: &'a str,
-    channel: &'static str,
-    text: &'a str,
-    at: &'a str,
-}
-
-impl<'a> From<&'a ServiceRequest> for SrJson<'a> {
-    fn from(sr: &'a ServiceRequest) -> Self {
-        SrJson {
-            id: sr.id,
-            tenancy: &sr.tenancy,
-            title: &sr.title,
-            kind: &sr.kind,
-            severity: &sr.severity,
-            opened_by: &sr.opened_by,
-            owner: &sr.owner,
-            contact_email: &sr.contact_email,
-            channel: sr.channel.as_str(),
-            opened_at: &sr.opened_at,
-            status: &sr.status,
-            csi: sr.csi.as_deref(),
-            comments: sr
-                .comments
-                .iter()
-                .map(|c| CommentJson {
-                    author: &c.author,
-                    channel: c.channel.as_str(),
-                    text: &c.text,
-                    at: &c.at,
-                })
-                .collect(),
-        }
-    }
-}
-
-/// `sr list --format json`: the SRs, as one line. `state copy` compares
-/// these of both states.
+/// `sr list --format json`: the SRs. `state copy` compares these of both
+/// states.
 pub(super) fn list_json(requests: &[ServiceRequest]) -> String {
-    json_line(&requests.iter().map(SrJson::from).collect::<Vec<_>>())
+    report::sr_list_json(requests)
 }
 
 pub fn sr(args: &SrArgs, db: &Location) -> Result<u8, CliError> {
@@ -279,7 +223,7 @@ fn sr_open(args: &SrOpenArgs, db: &Location) -> Result<u8, CliError> {
     tracing::info!(id = sr.id, opened_by = %sr.opened_by, owner = %sr.owner, "SR opened");
     let text = match args.format {
         SrOpenFormat::Id => format!("{}\n", sr.id),
-        SrOpenFormat::Json => json_line(&SrJson::from(&sr)),
+        SrOpenFormat::Json => report::sr_json(&sr),
         SrOpenFormat::Text => format!(
             "SR {} opened by {} in {}: owned by {}, mail goes to {}\n",
             sr.id,
@@ -378,7 +322,7 @@ fn sr_show(args: &SrShowArgs, db: &Location) -> Result<u8, CliError> {
         }
     }
     let text = match args.format {
-        SrFormat::Json => json_line(&SrJson::from(&sr)),
+        SrFormat::Json => report::sr_json(&sr),
         SrFormat::Text => {
             let mut out = String::new();
             let _ = writeln!(out, "SR {}  {}", sr.id, escape_value(&sr.title));

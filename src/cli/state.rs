@@ -11,10 +11,11 @@
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-use super::inspect::{history_json, show_json};
+use super::inspect::show_json;
 use super::sr::list_json;
 use super::{CliError, plural, print_stdout};
 use crate::diag::escape_control;
+use crate::report::history_json;
 use crate::state::{Location, Store, TenancyDump};
 
 #[derive(Debug, Args)]

@@ -10,7 +10,8 @@ use super::watch::default_status_file;
 use super::{CliError, print_stdout};
 use crate::diag::escape_control;
 use crate::engine::clock;
-use crate::state::{Leases, Location, ReplicaRow, Role, Store};
+use crate::report::{self, LeaseReport};
+use crate::state::{Location, Store};
 use crate::status::{MAX_STATUS_BYTES, Status, WatcherState, problem_of};
 
 #[derive(Debug, Args)]
@@ -70,12 +71,7 @@ pub fn status(args: &StatusArgs, db: &Location) -> Result<u8, CliError> {
     let problem = problem_of(&status, clock::now()?).or_else(|| lease.problem.clone());
     match args.format {
         StatusFormat::Json => {
-            let mut doc = serde_json::to_value(&status).unwrap_or_default();
-            if let Some(map) = doc.as_object_mut() {
-                map.insert("healthy".into(), problem.is_none().into());
-                map.insert("problem".into(), problem.clone().into());
-                map.insert("lease".into(), lease.json);
-            }
+            let doc = report::status_json(&status, problem.as_deref(), &lease.json);
             print_stdout(&format!(
                 "{}\n",
                 serde_json::to_string_pretty(&doc).unwrap_or_default()
@@ -156,58 +152,16 @@ fn status_text(status: &Status) -> String {
     text
 }
 
-/// What the state says of the tenancy's lease and replicas, as `status`
-/// reports it.
-struct LeaseReport {
-    /// `lease` in the JSON status: `null` when not known.
-    json: serde_json::Value,
-    text: String,
-    /// Why the watcher is not healthy by the state's account: its replica
-    /// stopped renewing its lease.
-    problem: Option<String>,
-}
-
-/// The tenancy's lease and every replica the state knows of, read from the
-/// state the watcher writes (when it is the one `--db` names); a watcher
-/// whose replica stopped renewing is not healthy, whatever its heartbeat.
+/// [`report::lease_report`] from the state `db` names.
 fn lease_report(status: &Status, db: &Location) -> LeaseReport {
-    let unknown = |why: String| LeaseReport {
-        json: serde_json::json!({ "error": why }),
-        text: format!("lease: not known: {}\n", escape_control(&why)),
-        problem: None,
-    };
-    let tenancy = status
-        .replica
-        .as_ref()
-        .map(|r| r.tenancy.clone())
-        .or_else(|| status.last.as_ref().and_then(|l| l.tenancy.clone()));
-    let Some(tenancy) = tenancy else {
-        return LeaseReport {
-            json: serde_json::Value::Null,
-            text: "lease: none yet (no valid config set read)\n".into(),
-            problem: None,
-        };
-    };
-    if status.database != db.absolute() {
-        return unknown(format!(
-            "the watcher writes `{}`, not `{}` (pass its `--db`)",
-            status.database,
-            db.absolute()
-        ));
-    }
-    let leases = match Store::open_read_only(db) {
-        Ok(Some(store)) => store.leases(Some(&tenancy)),
-        Ok(None) => return unknown("there is no state yet".into()),
-        Err(e) => Err(e),
-    };
-    let leases = match leases {
-        Ok(leases) => leases,
-        Err(e) => return unknown(e.message()),
-    };
-    report_of(
-        status.replica.as_ref().map(|r| r.id.as_str()),
-        &tenancy,
-        &leases,
+    report::lease_report(
+        status,
+        &db.absolute(),
+        |tenancy| match Store::open_read_only(db) {
+            Ok(Some(store)) => store.leases(Some(tenancy)).map_err(|e| e.message()),
+            Ok(None) => Err("there is no state yet".into()),
+            Err(e) => Err(e.message()),
+        },
     )
 }
 
@@ -224,7 +178,12 @@ fn replicas_only(args: &StatusArgs, db: &Location) -> Option<Result<u8, CliError
     let reports: Vec<(String, LeaseReport)> = found
         .leases
         .iter()
-        .map(|l| (l.tenancy.clone(), report_of(None, &l.tenancy, &found)))
+        .map(|l| {
+            (
+                l.tenancy.clone(),
+                report::lease_of(None, &l.tenancy, &found),
+            )
+        })
         .collect();
     let leaderless: Vec<&str> = reports
         .iter()
@@ -265,111 +224,4 @@ fn replicas_only(args: &StatusArgs, db: &Location) -> Option<Result<u8, CliError
         (Ok(()), Some(problem)) => Err(CliError::error(problem)),
         (Ok(()), None) => Ok(0),
     })
-}
-
-fn report_of(this: Option<&str>, tenancy: &str, found: &Leases) -> LeaseReport {
-    let now = found.now_ms;
-    let at = |ms: i64| {
-        jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
-    };
-    let alive = |r: &ReplicaRow| r.role != Role::Stopped && r.expires_ms > now;
-    let lease = found.leases.iter().find(|l| l.tenancy == tenancy);
-    let leader = lease.filter(|l| l.live_at(now));
-    let mut text = match leader {
-        Some(l) => format!(
-            "lease: tenancy {}, epoch {}, led by {} on {} (pid {}) since {}; renewed {}, expires {}\n",
-            escape_control(tenancy),
-            l.epoch,
-            escape_control(&l.config),
-            escape_control(&l.host),
-            l.pid,
-            at(l.acquired_ms),
-            at(l.renewed_ms),
-            at(l.expires_ms)
-        ),
-        None => format!(
-            "lease: tenancy {}: no leader{}\n",
-            escape_control(tenancy),
-            lease.map_or_else(String::new, |l| format!(
-                " (epoch {} ended {})",
-                l.epoch,
-                at(l.expires_ms)
-            ))
-        ),
-    };
-    let replicas: Vec<&ReplicaRow> = found
-        .replicas
-        .iter()
-        .filter(|r| r.tenancy == tenancy)
-        .collect();
-    if !replicas.is_empty() {
-        text.push_str("replicas:\n");
-    }
-    let mut json_replicas = Vec::new();
-    for r in &replicas {
-        let state = if alive(r) {
-            r.role.as_str().to_string()
-        } else if r.role == Role::Stopped {
-            "stopped".to_string()
-        } else {
-            format!("dead (was {})", r.role.as_str())
-        };
-        text.push_str(&format!(
-            "  {state:<20} {} pid {} ({}) since {}, last renewed {}{}\n",
-            escape_control(&r.host),
-            r.pid,
-            escape_control(&r.config),
-            at(r.since_ms),
-            at(r.renewed_ms),
-            if this == Some(r.id.as_str()) {
-                ", this watcher"
-            } else {
-                ""
-            }
-        ));
-        json_replicas.push(serde_json::json!({
-            "id": r.id,
-            "host": r.host,
-            "pid": r.pid,
-            "config": r.config,
-            "started_at": r.started_at,
-            "role": r.role.as_str(),
-            "alive": alive(r),
-            "since": at(r.since_ms),
-            "renewed_at": at(r.renewed_ms),
-            "expires_at": at(r.expires_ms),
-            "this": this == Some(r.id.as_str()),
-        }));
-    }
-    let problem = replicas
-        .iter()
-        .find(|r| this == Some(r.id.as_str()))
-        .filter(|r| r.role != Role::Stopped && r.expires_ms <= now)
-        .map(|r| {
-            format!(
-                "its replica stopped renewing its lease at {} (the state says so): it was killed, is stuck, or cannot reach the database",
-                at(r.renewed_ms)
-            )
-        });
-    let json = serde_json::json!({
-        "tenancy": tenancy,
-        "now": at(now),
-        "leader": leader.map(|l| serde_json::json!({
-            "id": l.holder,
-            "host": l.host,
-            "pid": l.pid,
-            "config": l.config,
-            "epoch": l.epoch,
-            "since": at(l.acquired_ms),
-            "renewed_at": at(l.renewed_ms),
-            "expires_at": at(l.expires_ms),
-        })),
-        "epoch": lease.map(|l| l.epoch),
-        "replicas": json_replicas,
-    });
-    LeaseReport {
-        json,
-        text,
-        problem,
-    }
 }

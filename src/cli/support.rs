@@ -3,7 +3,6 @@
 use std::fmt::Write as _;
 
 use clap::{Args, ValueEnum};
-use serde::Serialize;
 
 use super::inspect::{TenancyArg, choose_tenancy, load_model, open_to_read};
 use super::{CliError, print_stdout};
@@ -11,6 +10,7 @@ use crate::access::{self, Access, AccessError};
 use crate::diag::{did_you_mean, escape_value};
 use crate::engine::clock::today;
 use crate::model::Model;
+use crate::report;
 use crate::state::Location;
 use crate::state::Store;
 
@@ -38,43 +38,6 @@ pub enum AccessFormat {
     Csv,
 }
 
-/// `access --format json`: one user (docs/reference.md, *Commands* and *JSON formats*).
-#[derive(Serialize)]
-struct AccessJson<'a> {
-    user: &'a str,
-    can_open_sr: bool,
-    acts_as: Option<&'a str>,
-    notified: Option<&'a str>,
-    visible_in_mos: bool,
-    visible_in_console: bool,
-    reason: &'a str,
-    path: &'static str,
-    via: Option<&'a str>,
-    until: Option<String>,
-    sees_all_csi_srs: bool,
-    /// `until` as the moment access ends: 00:00 UTC of that day (RFC 3339).
-    until_at: Option<String>,
-}
-
-impl<'a> From<&'a Access> for AccessJson<'a> {
-    fn from(a: &'a Access) -> Self {
-        AccessJson {
-            user: &a.user,
-            can_open_sr: a.can_open_sr,
-            acts_as: a.acts_as.as_deref(),
-            notified: a.notified.as_deref(),
-            visible_in_mos: a.visible_in_mos,
-            visible_in_console: a.visible_in_console,
-            reason: &a.reason,
-            path: a.path.as_str(),
-            via: a.via.as_deref(),
-            until: a.until.map(|d| d.to_string()),
-            sees_all_csi_srs: a.sees_all_csi_srs,
-            until_at: a.until.map(|d| d.start().to_string()),
-        }
-    }
-}
-
 pub fn access(args: &AccessArgs, db: &Location) -> Result<u8, CliError> {
     let store = open_to_read(db)?;
     let tenancy = choose_tenancy(&store, &args.tenancy)?;
@@ -92,10 +55,8 @@ pub fn access(args: &AccessArgs, db: &Location) -> Result<u8, CliError> {
             unknown_user(&store, &tenancy, Some(&model), &user)
         })?;
     let text = match (args.format, args.all) {
-        (AccessFormat::Json, false) => json_line(&AccessJson::from(&resolved[0])),
-        (AccessFormat::Json, true) => {
-            json_line(&resolved.iter().map(AccessJson::from).collect::<Vec<_>>())
-        }
+        (AccessFormat::Json, false) => report::access_json(&resolved[0]),
+        (AccessFormat::Json, true) => report::access_json_all(&resolved),
         (AccessFormat::Csv, _) => csv(&resolved),
         (AccessFormat::Text, false) => one_text(&resolved[0]),
         (AccessFormat::Text, true) => table(&resolved),
@@ -145,12 +106,6 @@ pub(super) fn unknown_user(
             ids(many)
         )),
     }
-}
-
-pub(super) fn json_line<T: Serialize>(value: &T) -> String {
-    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
-    text.push('\n');
-    text
 }
 
 fn yes_no(b: bool) -> &'static str {

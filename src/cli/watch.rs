@@ -33,7 +33,7 @@ use crate::status::{
     HEARTBEAT, LastReconcile, OutcomeKind, ReplicaStatus, STATUS_FILE, Status, Trigger,
     WatcherState, running_watcher,
 };
-use crate::telemetry::{Metrics, Server};
+use crate::telemetry::{Endpoints, Handler, Metrics, Request, Response, Server};
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
@@ -93,6 +93,14 @@ pub struct WatchArgs {
     /// (the port defaults to 9464). Off unless given.
     #[arg(long, value_name = "ADDR", value_parser = crate::telemetry::parse_listen)]
     pub listen: Option<std::net::SocketAddr>,
+    /// Also serve the web view of the state (as `supportctl serve` does)
+    /// at `--listen`; the endpoints above stay open to scrapers and
+    /// probes. An address that is not loopback needs `--auth-token-file`
+    /// or `--insecure-no-auth`.
+    #[arg(long, requires = "listen")]
+    pub web: bool,
+    #[command(flatten)]
+    pub web_view: super::serve::WebArgs,
 }
 
 /// The range of `--lease-duration` and `--renew-deadline`.
@@ -256,6 +264,16 @@ pub fn watch(args: &WatchArgs, db: &Location) -> Result<u8, CliError> {
             .error(clap::error::ErrorKind::ArgumentConflict, problem)
             .exit();
     }
+    let web = &args.web_view;
+    if !args.web && (web.auth_token_file.is_some() || web.insecure_no_auth || web.show_phones) {
+        use clap::CommandFactory as _;
+        super::Cli::command()
+            .error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "`--auth-token-file`, `--insecure-no-auth` and `--show-phones` are for the web view: give `--web` (with `--listen`) too",
+            )
+            .exit();
+    }
     if !root.exists() {
         return Err(CliError::error(format!(
             "cannot watch `{}`: no such file or directory",
@@ -338,13 +356,39 @@ pub fn watch(args: &WatchArgs, db: &Location) -> Result<u8, CliError> {
                 pulse: Arc::clone(&pulse),
                 leadership: leadership.clone(),
             });
-            let server = Server::start(addr, Arc::clone(&metrics), probe).map_err(|e| {
+            let endpoints = Endpoints::new(Arc::clone(&metrics), probe);
+            let site = if args.web {
+                let (site, guarded) =
+                    super::serve::site(&args.web_view, addr, db, status_file.clone())
+                        .inspect_err(|_| leadership.stop())?;
+                super::serve::warn_if_open(guarded, addr);
+                Some(Arc::new(site))
+            } else {
+                None
+            };
+            // The web view's state read ahead of requests, as `serve` does.
+            let refresher = match &site {
+                Some(site) => Some(
+                    crate::web::Refresher::start(Arc::clone(site), crate::web::REFRESH_EVERY)
+                        .map_err(|e| {
+                            leadership.stop();
+                            CliError::error(format!("cannot start the web view's refresher: {e}"))
+                        })?,
+                ),
+                None => None,
+            };
+            let handler = Arc::new(WatchSite { endpoints, site });
+            let server = Server::start(addr, handler).map_err(|e| {
                 leadership.stop();
                 CliError::error(e.to_string())
                     .with_hint("give `--listen` an address of this host with a free port")
             })?;
-            tracing::info!(addr = %server.local_addr(), "serving /metrics, /healthz and /readyz");
-            Some(server)
+            if args.web {
+                tracing::info!(addr = %server.local_addr(), "serving /metrics, /healthz, /readyz and the web view");
+            } else {
+                tracing::info!(addr = %server.local_addr(), "serving /metrics, /healthz and /readyz");
+            }
+            Some((server, refresher))
         }
     };
     let reconciler = Reconciler::new(
@@ -411,8 +455,9 @@ pub fn watch(args: &WatchArgs, db: &Location) -> Result<u8, CliError> {
     out.status.state = WatcherState::Stopped;
     out.status.next_wake_at = None;
     out.write();
-    if let Some(server) = server {
+    if let Some((server, refresher)) = server {
         server.stop();
+        drop(refresher);
     }
     tracing::info!(signal = stopped_by, "stopped");
     Ok(0)
@@ -790,6 +835,50 @@ fn log_outcome(r: &Reconciled, trigger: Trigger, ms: u64) {
         trigger = %trigger.as_str(),
         "reconcile failed"
     );
+}
+
+/// What `watch --listen` answers: the watcher's endpoints, open to
+/// scrapers and probes, and with `--web` the web view on every other path
+/// (behind its token, when it has one).
+struct WatchSite {
+    endpoints: Endpoints,
+    site: Option<Arc<crate::web::Site>>,
+}
+
+impl WatchSite {
+    fn is_endpoint(request: &Request<'_>) -> bool {
+        matches!(&*request.path, "/metrics" | "/healthz" | "/readyz")
+    }
+}
+
+impl Handler for WatchSite {
+    fn handle(&self, request: &Request<'_>) -> Response {
+        match &self.site {
+            Some(site) if !WatchSite::is_endpoint(request) => site.handle(request),
+            _ => self.endpoints.handle(request),
+        }
+    }
+
+    fn body_limit(&self, request: &Request<'_>) -> usize {
+        match &self.site {
+            Some(site) if !WatchSite::is_endpoint(request) => site.body_limit(request),
+            _ => 0,
+        }
+    }
+
+    fn headers(&self) -> &'static [(&'static str, &'static str)] {
+        match &self.site {
+            Some(site) => site.headers(),
+            None => self.endpoints.headers(),
+        }
+    }
+
+    fn stack_size(&self) -> usize {
+        match &self.site {
+            Some(site) => site.stack_size(),
+            None => self.endpoints.stack_size(),
+        }
+    }
 }
 
 #[cfg(test)]

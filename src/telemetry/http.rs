@@ -1,14 +1,20 @@
-//! The watcher's HTTP endpoints: `/metrics`, `/healthz` and `/readyz`.
+//! The HTTP server of supportctl, and the watcher's endpoints on it.
 //!
-//! [`Server`] listens on one address and answers `GET` and `HEAD` of the
-//! three paths, each from memory: the exposition of [`Metrics`] (brought up
-//! to date by [`Probe::refresh`] first), and the answers of a [`Probe`],
-//! which the watcher gives from what its loop and lease thread last saw.
-//! It never touches the state, the config set or the clock, and it reads
-//! no request body.
+//! [`Server`] listens on one address and hands each request to a
+//! [`Handler`]: [`Endpoints`], the watcher's `/metrics`, `/healthz` and
+//! `/readyz` (`watch --listen`), or the web view of `supportctl serve`
+//! ([`crate::web`]). The server itself knows no route: it reads a request's
+//! head (and, only when the handler asks for one, a small body), and writes
+//! the handler's [`Response`].
 //!
-//! The server is HTTP/1.1 on `std::net`, written for these three answers
-//! rather than taken from a crate. tiny_http 0.12, the small synchronous
+//! [`Endpoints`] answers `GET` and `HEAD` of its three paths, each from
+//! memory: the exposition of [`Metrics`] (brought up to date by
+//! [`Probe::refresh`] first), and the answers of a [`Probe`], which the
+//! watcher gives from what its loop and lease thread last saw. It never
+//! touches the state, the config set or the clock, and reads no body.
+//!
+//! The server is HTTP/1.1 on `std::net`, written for these answers rather
+//! than taken from a crate. tiny_http 0.12, the small synchronous
 //! server on crates.io, discards an unread request body when the request is
 //! dropped by allocating its declared `Content-Length` at once and reading
 //! it without a timeout: one request that declares 100 TB aborts the whole
@@ -22,21 +28,25 @@
 //!   client holds up only itself; at most [`MAX_CONNECTIONS`] are served at
 //!   once, and the next ones are answered `503` at once and closed;
 //! - a request's head (its line and headers) must arrive whole within
-//!   [`HEAD_TIMEOUT`] and fit in [`MAX_HEAD`] bytes (`408`, `431`); its body,
-//!   if it has one, is never read, only discarded for a moment after the
-//!   answer so that closing does not reset the connection before the client
-//!   reads it;
+//!   [`HEAD_TIMEOUT`] and fit in [`MAX_HEAD`] bytes (`408`, `431`); its body
+//!   is read only when the handler asks for it ([`Handler::body_limit`]),
+//!   only with a `Content-Length` within that limit (`411`, `413`) and
+//!   within [`HEAD_TIMEOUT`] more; any other body is never read, only
+//!   discarded for a moment after the answer so that closing does not reset
+//!   the connection before the client reads it;
 //! - an answer must be taken within [`WRITE_TIMEOUT`];
 //! - every answer closes its connection (`Connection: close`), so no idle
-//!   connection is kept between scrapes;
+//!   connection is kept between requests;
 //! - every wait is cut into slices of [`SLICE`], so [`Server::stop`] ends
 //!   every thread within about one slice and joins them all.
 //!
 //! Client mistakes (a malformed request, a timeout, a reset) are logged at
 //! debug level with the request line escaped; only the server's own
 //! failures (accepting, starting a thread, too many connections) are
-//! warnings, at most one every [`WARN_EVERY`] per kind.
+//! warnings, at most one every [`WARN_EVERY`] per kind. A handler that
+//! panics costs only its request: its connection is closed unanswered.
 
+use std::borrow::Cow;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -67,8 +77,9 @@ pub const SLICE: Duration = Duration::from_millis(100);
 /// has its answer, and how much of it at most.
 const LINGER: Duration = Duration::from_millis(250);
 const LINGER_BYTES: usize = 1024 * 1024;
-/// The stack of a connection's thread: parsing, a probe and an encode.
-const STACK_SIZE: usize = 256 * 1024;
+/// The stack of a connection's thread unless its handler asks for more
+/// ([`Handler::stack_size`]): parsing, a probe and an encode.
+pub const STACK_SIZE: usize = 256 * 1024;
 /// The pause after a failed `accept` (out of file descriptors, say), so that
 /// the thread does not spin.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
@@ -92,27 +103,32 @@ const LOGGED_CHARS: usize = 120;
 /// stands for is for the operator to decide. Port 0 is taken as given (the
 /// system picks a free port; [`Server::local_addr`] says which).
 pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    parse_listen_on(text, DEFAULT_PORT)
+}
+
+/// [`parse_listen`], where an address without a port takes `default_port`.
+pub fn parse_listen_on(text: &str, default_port: u16) -> Result<SocketAddr, String> {
     let trimmed = text.trim();
-    parse_listen_trimmed(trimmed).ok_or_else(|| {
+    parse_listen_trimmed(trimmed, default_port).ok_or_else(|| {
         format!(
             "`{}` is not a listen address; expected IP[:PORT], [IPv6][:PORT], :PORT or \
-             localhost[:PORT], e.g. `127.0.0.1:{DEFAULT_PORT}`, `[::1]:{DEFAULT_PORT}` or \
-             `:{DEFAULT_PORT}`",
+             localhost[:PORT], e.g. `127.0.0.1:{default_port}`, `[::1]:{default_port}` or \
+             `:{default_port}`",
             escape_control(text)
         )
     })
 }
 
-fn parse_listen_trimmed(text: &str) -> Option<SocketAddr> {
+fn parse_listen_trimmed(text: &str, default_port: u16) -> Option<SocketAddr> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Some(addr);
     }
     if let Ok(ip) = text.parse::<IpAddr>() {
-        return Some(SocketAddr::new(ip, DEFAULT_PORT));
+        return Some(SocketAddr::new(ip, default_port));
     }
     if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
         let ip = inner.parse::<Ipv6Addr>().ok()?;
-        return Some(SocketAddr::new(ip.into(), DEFAULT_PORT));
+        return Some(SocketAddr::new(ip.into(), default_port));
     }
     let (host, port) = match text.rsplit_once(':') {
         Some(("", port)) => {
@@ -122,7 +138,7 @@ fn parse_listen_trimmed(text: &str) -> Option<SocketAddr> {
             ));
         }
         Some((host, port)) => (host, parse_port(port)?),
-        None => (text, DEFAULT_PORT),
+        None => (text, default_port),
     };
     if host.eq_ignore_ascii_case("localhost") {
         return Some(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port));
@@ -157,8 +173,177 @@ pub trait Probe: Send + Sync {
     fn refresh(&self, _metrics: &Metrics) {}
 }
 
-/// The HTTP server of `watch --listen`: listening from [`Server::start`]
-/// until [`Server::stop`] or its drop.
+/// A request as a [`Handler`] sees it: its method, target and headers as
+/// sent, and its body when the handler asked for one.
+#[derive(Debug)]
+pub struct Request<'a> {
+    /// `GET`, `HEAD`, `POST`…, as sent (a token of RFC 9110).
+    pub method: &'a str,
+    /// The path as sent, still percent-encoded, without the query (of a
+    /// target in absolute form, `http://host/path`, its path).
+    pub path: Cow<'a, str>,
+    /// The query as sent, still encoded, without its `?`: empty when none.
+    pub query: Cow<'a, str>,
+    headers: Vec<(&'a str, &'a [u8])>,
+    /// The body: empty unless [`Handler::body_limit`] asked for one.
+    pub body: &'a [u8],
+}
+
+impl<'a> Request<'a> {
+    /// A request made of its parts, as the server would hand it over: for
+    /// the tests of a handler. `target` is a path with its query.
+    pub fn of(
+        method: &'a str,
+        target: &'a str,
+        headers: &[(&'a str, &'a str)],
+        body: &'a [u8],
+    ) -> Request<'a> {
+        let (path, query) = target_parts(target.as_bytes()).unwrap_or((b"/", b""));
+        Request {
+            method,
+            path: String::from_utf8_lossy(path),
+            query: String::from_utf8_lossy(query),
+            headers: headers.iter().map(|&(n, v)| (n, v.as_bytes())).collect(),
+            body,
+        }
+    }
+
+    /// The first header named `name` (in any case), trimmed; `None` when
+    /// there is none or its value is not UTF-8.
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+            .map(str::trim)
+    }
+}
+
+/// An answer: status, content type, the headers of its own, and the body.
+/// Every answer also has `Content-Length`, `Cache-Control: no-store` and
+/// `Connection: close`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: Cow<'static, str>,
+    /// Headers beyond those every answer has, in order. A value with a line
+    /// break is never sent.
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+
+impl Response {
+    pub fn new(
+        status: u16,
+        content_type: impl Into<Cow<'static, str>>,
+        body: impl Into<Vec<u8>>,
+    ) -> Response {
+        Response {
+            status,
+            content_type: content_type.into(),
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+
+    /// Plain text, ending with a line break.
+    pub fn text(status: u16, body: impl Into<String>) -> Response {
+        let mut body = body.into();
+        if !body.ends_with('\n') {
+            body.push('\n');
+        }
+        Response::new(status, TEXT, body)
+    }
+
+    /// The answer with one more header.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// The first of its own headers named `name` (in any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What answers the requests a [`Server`] reads. Called on the
+/// connection's thread, once per connection; it must answer soon, and a
+/// panic costs only its request.
+pub trait Handler: Send + Sync {
+    /// The answer to `request`. For a `HEAD`, the server sends the answer's
+    /// head without its body.
+    fn handle(&self, request: &Request<'_>) -> Response;
+
+    /// How many bytes of body the server may read for `request` (whose
+    /// body is still empty): 0, the default, reads none. A body is read
+    /// only with a `Content-Length` within this limit.
+    fn body_limit(&self, _request: &Request<'_>) -> usize {
+        0
+    }
+
+    /// Headers every answer of the server carries: the handler's own, and
+    /// those the server makes itself (a malformed request, a head too
+    /// large or too slow, too many connections). None by default.
+    fn headers(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+
+    /// The stack each connection's thread gets: [`STACK_SIZE`] unless the
+    /// handler's work needs more (one that reads a database does).
+    fn stack_size(&self) -> usize {
+        STACK_SIZE
+    }
+}
+
+/// The watcher's endpoints: `/metrics`, `/healthz` and `/readyz`, answered
+/// from [`Metrics`] and a [`Probe`].
+pub struct Endpoints {
+    metrics: Arc<Metrics>,
+    probe: Arc<dyn Probe>,
+}
+
+impl Endpoints {
+    pub fn new(metrics: Arc<Metrics>, probe: Arc<dyn Probe>) -> Endpoints {
+        Endpoints { metrics, probe }
+    }
+
+    fn from_probe(answer: Result<(), String>) -> Response {
+        match answer {
+            Ok(()) => Response::text(200, "ok"),
+            Err(reason) => Response::text(503, reason),
+        }
+    }
+}
+
+impl Handler for Endpoints {
+    fn handle(&self, request: &Request<'_>) -> Response {
+        let path = &*request.path;
+        if !matches!(path, "/metrics" | "/healthz" | "/readyz") {
+            return Response::text(404, "not found; try /metrics, /healthz or /readyz");
+        }
+        if request.method != "GET" && request.method != "HEAD" {
+            return Response::text(405, "method not allowed; use GET or HEAD")
+                .with_header("Allow", "GET, HEAD");
+        }
+        match path {
+            "/metrics" => {
+                self.probe.refresh(&self.metrics);
+                Response::new(200, METRICS_CONTENT_TYPE, self.metrics.encode())
+            }
+            "/healthz" => Endpoints::from_probe(self.probe.live()),
+            _ => Endpoints::from_probe(self.probe.ready()),
+        }
+    }
+}
+
+/// An HTTP server: listening from [`Server::start`] until [`Server::stop`]
+/// or its drop, each request answered by its [`Handler`].
 pub struct Server {
     local_addr: SocketAddr,
     stopping: Arc<AtomicBool>,
@@ -193,18 +378,13 @@ impl Limits {
 impl Server {
     /// Binds `addr` now, so that an address in use or not this host's is an
     /// error here (naming the address), and serves on threads of its own.
-    pub fn start(
-        addr: SocketAddr,
-        metrics: Arc<Metrics>,
-        probe: Arc<dyn Probe>,
-    ) -> io::Result<Server> {
-        Server::start_with(addr, metrics, probe, Limits::SERVED)
+    pub fn start(addr: SocketAddr, handler: Arc<dyn Handler>) -> io::Result<Server> {
+        Server::start_with(addr, handler, Limits::SERVED)
     }
 
     fn start_with(
         addr: SocketAddr,
-        metrics: Arc<Metrics>,
-        probe: Arc<dyn Probe>,
+        handler: Arc<dyn Handler>,
         limits: Limits,
     ) -> io::Result<Server> {
         let listener = TcpListener::bind(addr)
@@ -214,10 +394,10 @@ impl Server {
         let acceptor = {
             let stopping = Arc::clone(&stopping);
             thread::Builder::new()
-                .name("telemetry-http".into())
-                .spawn(move || accept_loop(&listener, &stopping, limits, &metrics, &*probe))?
+                .name("http".into())
+                .spawn(move || accept_loop(&listener, &stopping, limits, &*handler))?
         };
-        tracing::debug!(addr = %local_addr, "telemetry endpoints listening");
+        tracing::debug!(addr = %local_addr, "http server listening");
         Ok(Server {
             local_addr,
             stopping,
@@ -248,14 +428,14 @@ impl Server {
         match TcpStream::connect_timeout(&wake_addr(self.local_addr), Duration::from_secs(1)) {
             Ok(_) => {
                 if acceptor.join().is_err() {
-                    tracing::warn!("the telemetry server's thread panicked");
+                    tracing::warn!("the http server's thread panicked");
                 }
-                tracing::debug!(addr = %self.local_addr, "telemetry endpoints stopped");
+                tracing::debug!(addr = %self.local_addr, "http server stopped");
             }
             Err(e) => tracing::warn!(
                 addr = %self.local_addr,
                 error = %e,
-                "telemetry server not woken to stop; it stops when it next wakes"
+                "http server not woken to stop; it stops when it next wakes"
             ),
         }
     }
@@ -311,8 +491,7 @@ fn accept_loop(
     listener: &TcpListener,
     stopping: &AtomicBool,
     limits: Limits,
-    metrics: &Metrics,
-    probe: &dyn Probe,
+    handler: &dyn Handler,
 ) {
     let live = AtomicUsize::new(0);
     let accept_failed = Throttle::new();
@@ -329,7 +508,7 @@ fn accept_loop(
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     if accept_failed.ready() {
-                        tracing::warn!(error = %e, "telemetry server: accepting a connection failed");
+                        tracing::warn!(error = %e, "http server: accepting a connection failed");
                     }
                     thread::sleep(ACCEPT_PAUSE);
                     continue;
@@ -339,30 +518,30 @@ fn accept_loop(
                 if busy.ready() {
                     tracing::warn!(
                         limit = limits.max_connections,
-                        "telemetry server: too many connections at once; answering 503"
+                        "http server: too many connections at once; answering 503"
                     );
                 }
-                refuse_busy(stream);
+                refuse_busy(stream, handler.headers());
                 continue;
             }
             live.fetch_add(1, Ordering::SeqCst);
             let slot = Slot(&live);
             let spawned = thread::Builder::new()
-                .name("telemetry-conn".into())
-                .stack_size(STACK_SIZE)
+                .name("http-conn".into())
+                .stack_size(handler.stack_size())
                 .spawn_scoped(scope, move || {
                     let _slot = slot;
                     let served = catch_unwind(AssertUnwindSafe(|| {
-                        serve(stream, stopping, limits, metrics, probe)
+                        serve(stream, stopping, limits, handler)
                     }));
                     if served.is_err() {
-                        tracing::warn!("telemetry server: a request panicked; the server goes on");
+                        tracing::warn!("http server: a request panicked; the server goes on");
                     }
                 });
             if let Err(e) = spawned {
                 // The closure, its slot and its stream are dropped: the
                 // client sees its connection closed.
-                tracing::warn!(error = %e, "telemetry server: no thread for a connection");
+                tracing::warn!(error = %e, "http server: no thread for a connection");
             }
         }
     });
@@ -371,58 +550,37 @@ fn accept_loop(
 /// The answer to a connection over [`MAX_CONNECTIONS`], written without
 /// waiting: it fits in any socket's send buffer, and when it does not go
 /// out at once it is not worth waiting for.
-fn refuse_busy(stream: TcpStream) {
+fn refuse_busy(stream: TcpStream, headers: &[(&str, &str)]) {
     let body = "busy: too many connections\n";
-    let head = format!(
+    let mut head = format!(
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
-         Content-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n",
+         Content-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n",
         body.len()
     );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
     if stream.set_nonblocking(true).is_ok() {
-        let _ = (&stream).write_all(format!("{head}{body}").as_bytes());
-    }
-}
-
-/// An answer: status, content type, body, and whether `Allow` goes with it.
-struct Answer {
-    status: u16,
-    content_type: &'static str,
-    body: String,
-    allow: bool,
-}
-
-const TEXT: &str = "text/plain; charset=utf-8";
-
-impl Answer {
-    fn text(status: u16, body: impl Into<String>) -> Answer {
-        let mut body = body.into();
-        if !body.ends_with('\n') {
-            body.push('\n');
-        }
-        Answer {
-            status,
-            content_type: TEXT,
-            body,
-            allow: false,
-        }
-    }
-
-    fn from_probe(answer: Result<(), String>) -> Answer {
-        match answer {
-            Ok(()) => Answer::text(200, "ok"),
-            Err(reason) => Answer::text(503, reason),
-        }
+        let _ = (&stream).write_all(format!("{head}\r\n{body}").as_bytes());
     }
 }
 
 fn reason_phrase(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
         431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
         503 => "Service Unavailable",
         505 => "HTTP Version Not Supported",
         _ => "Unknown",
@@ -439,40 +597,62 @@ enum Head {
     Gone,
 }
 
-fn serve(
-    mut stream: TcpStream,
-    stopping: &AtomicBool,
-    limits: Limits,
-    metrics: &Metrics,
-    probe: &dyn Probe,
-) {
+fn serve(mut stream: TcpStream, stopping: &AtomicBool, limits: Limits, handler: &dyn Handler) {
     let started = Instant::now();
     let peer = stream
         .peer_addr()
         .map_or_else(|_| "unknown".to_owned(), |a| a.to_string());
     let _ = stream.set_nodelay(true);
     let mut buf = Vec::with_capacity(1024);
+    let mut body = Vec::new();
     let (answer, head_only, line) =
         match read_head(&mut stream, &mut buf, stopping, limits.head_timeout) {
             Head::Complete(len) => {
                 let line = request_line(&buf[..len]);
-                let (answer, head_only) = answer(line, metrics, probe);
-                (answer, head_only, line)
+                match parse_head(&buf[..len]) {
+                    Err((answer, head_only)) => (answer, head_only, line),
+                    Ok(mut request) => {
+                        let head_only = request.method == "HEAD";
+                        let limit = handler.body_limit(&request);
+                        let read = read_body(
+                            &mut stream,
+                            &request,
+                            &buf[len..],
+                            limit,
+                            &mut body,
+                            stopping,
+                            limits.head_timeout,
+                        );
+                        let answer = match read {
+                            Ok(()) => {
+                                request.body = &body;
+                                handler.handle(&request)
+                            }
+                            Err(answer) => answer,
+                        };
+                        (answer, head_only, line)
+                    }
+                }
             }
-            Head::TooLarge => (Answer::text(431, "request head too large"), false, &[][..]),
+            Head::TooLarge => (
+                Response::text(431, "request head too large"),
+                false,
+                &[][..],
+            ),
             Head::TimedOut => (
-                Answer::text(408, "request head not received in time"),
+                Response::text(408, "request head not received in time"),
                 false,
                 &[][..],
             ),
             Head::Gone => {
-                tracing::debug!(peer = %peer, "telemetry connection closed before a request");
+                tracing::debug!(peer = %peer, "http connection closed before a request");
                 return;
             }
         };
     let sent = send(
         &mut stream,
         &answer,
+        handler.headers(),
         head_only,
         stopping,
         limits.write_timeout,
@@ -484,7 +664,7 @@ fn serve(
         status = answer.status,
         sent = sent.is_ok(),
         took_ms = started.elapsed().as_millis() as u64,
-        "telemetry request"
+        "http request"
     );
 }
 
@@ -527,6 +707,70 @@ fn read_head(
     }
 }
 
+/// Reads the body `handler` asked for (at most `limit` bytes, 0 for none)
+/// into `body`: the bytes already read past the head first, then the rest
+/// within `timeout`. `Err` is the answer to a body that will not be read.
+fn read_body(
+    stream: &mut TcpStream,
+    request: &Request<'_>,
+    already: &[u8],
+    limit: usize,
+    body: &mut Vec<u8>,
+    stopping: &AtomicBool,
+    timeout: Duration,
+) -> Result<(), Response> {
+    if limit == 0 {
+        return Ok(());
+    }
+    if request.header("transfer-encoding").is_some() {
+        return Err(Response::text(
+            411,
+            "a request body is read only with a Content-Length",
+        ));
+    }
+    let Some(declared) = request.header("content-length") else {
+        return Ok(());
+    };
+    if declared.is_empty() || !declared.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Response::text(400, "malformed Content-Length"));
+    }
+    let length = match declared.parse::<usize>() {
+        Ok(n) if n <= limit => n,
+        _ => {
+            return Err(Response::text(
+                413,
+                format!("request body too large: at most {limit} bytes"),
+            ));
+        }
+    };
+    body.extend_from_slice(&already[..already.len().min(length)]);
+    if body.len() < length
+        && request
+            .header("expect")
+            .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
+    {
+        let _ = stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
+    let deadline = Instant::now() + timeout;
+    let mut chunk = [0u8; 1024];
+    while body.len() < length {
+        let Some(wait) = slice_until(deadline) else {
+            return Err(Response::text(408, "request body not received in time"));
+        };
+        if stream.set_read_timeout(Some(wait)).is_err() || stopping.load(Ordering::SeqCst) {
+            return Err(Response::text(408, "request body not received"));
+        }
+        let room = (length - body.len()).min(chunk.len());
+        match stream.read(&mut chunk[..room]) {
+            Ok(0) => return Err(Response::text(400, "request body cut short")),
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+            Err(e) if is_wait(&e) => {}
+            Err(_) => return Err(Response::text(400, "request body cut short")),
+        }
+    }
+    Ok(())
+}
+
 /// The end (exclusive) of the first empty line in `bytes`: `\n\n` or
 /// `\n\r\n`, since a line may end in a bare `\n` (RFC 9112, section 2.2).
 fn end_of_head(bytes: &[u8]) -> Option<usize> {
@@ -543,63 +787,75 @@ fn request_line(head: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-/// The answer to a request line, and whether it is to a `HEAD`.
-fn answer(line: &[u8], metrics: &Metrics, probe: &dyn Probe) -> (Answer, bool) {
+/// The request a head holds, or the answer to a malformed one and whether
+/// it is to a `HEAD`.
+fn parse_head(head: &[u8]) -> Result<Request<'_>, (Response, bool)> {
+    let line = request_line(head);
     let mut parts = line.split(|&b| b == b' ');
     let (Some(method), Some(target), Some(version), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return (Answer::text(400, "malformed request line"), false);
+        return Err((Response::text(400, "malformed request line"), false));
     };
     if method.is_empty() || !method.iter().all(|&b| is_token(b)) || target.is_empty() {
-        return (Answer::text(400, "malformed request line"), false);
+        return Err((Response::text(400, "malformed request line"), false));
     }
     match version {
         b"HTTP/1.0" | b"HTTP/1.1" => {}
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
             if major.is_ascii_digit() && minor.is_ascii_digit() =>
         {
-            return (
-                Answer::text(505, "only HTTP/1.0 and HTTP/1.1 are served"),
+            return Err((
+                Response::text(505, "only HTTP/1.0 and HTTP/1.1 are served"),
                 false,
-            );
+            ));
         }
-        _ => return (Answer::text(400, "malformed request line"), false),
+        _ => return Err((Response::text(400, "malformed request line"), false)),
     }
     let head_only = method == b"HEAD";
-    let Some(path) = path_of(target) else {
-        return (Answer::text(400, "malformed request target"), head_only);
+    let Some((path, query)) = target_parts(target) else {
+        return Err((Response::text(400, "malformed request target"), head_only));
     };
-    if !matches!(path, b"/metrics" | b"/healthz" | b"/readyz") {
-        return (
-            Answer::text(404, "not found; try /metrics, /healthz or /readyz"),
-            head_only,
-        );
-    }
-    if method != b"GET" && method != b"HEAD" {
-        let mut answer = Answer::text(405, "method not allowed; use GET or HEAD");
-        answer.allow = true;
-        return (answer, false);
-    }
-    let answer = match path {
-        b"/metrics" => {
-            probe.refresh(metrics);
-            Answer {
-                status: 200,
-                content_type: METRICS_CONTENT_TYPE,
-                body: metrics.encode(),
-                allow: false,
+    // A method is made of tokens, which are ASCII.
+    let method = std::str::from_utf8(method).unwrap_or_default();
+    Ok(Request {
+        method,
+        path: String::from_utf8_lossy(path),
+        query: String::from_utf8_lossy(query),
+        headers: headers_of(head),
+        body: &[],
+    })
+}
+
+/// The header fields of a head: each `name: value` line after the request
+/// line. A line that is not one (no colon, a name that is not a token) is
+/// left out: no handler relies on it.
+fn headers_of(head: &[u8]) -> Vec<(&str, &[u8])> {
+    head.split(|&b| b == b'\n')
+        .skip(1)
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .take_while(|line| !line.is_empty())
+        .filter_map(|line| {
+            let colon = line.iter().position(|&b| b == b':')?;
+            let name = &line[..colon];
+            if name.is_empty() || !name.iter().all(|&b| is_token(b)) {
+                return None;
             }
-        }
-        b"/healthz" => Answer::from_probe(probe.live()),
-        _ => Answer::from_probe(probe.ready()),
-    };
-    (answer, head_only)
+            Some((std::str::from_utf8(name).ok()?, &line[colon + 1..]))
+        })
+        .collect()
 }
 
 /// The path of a request target, without its query: origin form
 /// (`/metrics?x`) or absolute form (`http://host:9464/metrics`).
+#[cfg(test)]
 fn path_of(target: &[u8]) -> Option<&[u8]> {
+    target_parts(target).map(|(path, _)| path)
+}
+
+/// The path and the query (without its `?`) of a request target, in
+/// origin or absolute form; a fragment is left out.
+fn target_parts(target: &[u8]) -> Option<(&[u8], &[u8])> {
     let path = if target.starts_with(b"/") {
         target
     } else {
@@ -610,11 +866,12 @@ fn path_of(target: &[u8]) -> Option<&[u8]> {
             None => b"/",
         }
     };
-    let end = path
-        .iter()
-        .position(|&b| b == b'?' || b == b'#')
-        .unwrap_or(path.len());
-    Some(&path[..end])
+    let end = path.iter().position(|&b| b == b'#').unwrap_or(path.len());
+    let path = &path[..end];
+    Some(match path.iter().position(|&b| b == b'?') {
+        Some(question) => (&path[..question], &path[question + 1..]),
+        None => (path, &[][..]),
+    })
 }
 
 /// A `tchar` of RFC 9110, section 5.6.2: what a method is made of.
@@ -625,7 +882,8 @@ fn is_token(b: u8) -> bool {
 /// Writes the answer within `timeout`, then closes the sending side.
 fn send(
     stream: &mut TcpStream,
-    answer: &Answer,
+    answer: &Response,
+    every: &[(&str, &str)],
     head_only: bool,
     stopping: &AtomicBool,
     timeout: Duration,
@@ -637,16 +895,22 @@ fn send(
         reason_phrase(answer.status),
         answer.content_type,
         answer.body.len()
-    );
-    if answer.allow {
-        bytes.push_str("Allow: GET, HEAD\r\n");
+    )
+    .into_bytes();
+    let own = answer.headers.iter().map(|(n, v)| (*n, v.as_str()));
+    for (name, value) in own.chain(every.iter().copied()) {
+        // A line break in a value would end the header early: never sent.
+        if value.contains(['\r', '\n']) {
+            continue;
+        }
+        bytes.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
     }
-    bytes.push_str("\r\n");
+    bytes.extend_from_slice(b"\r\n");
     if !head_only {
-        bytes.push_str(&answer.body);
+        bytes.extend_from_slice(&answer.body);
     }
     let deadline = Instant::now() + timeout;
-    let mut rest = bytes.as_bytes();
+    let mut rest = &bytes[..];
     while !rest.is_empty() {
         let Some(wait) = slice_until(deadline) else {
             return Err(io::ErrorKind::TimedOut.into());

@@ -11,5 +11,8 @@
 pub mod http;
 pub mod metrics;
 
-pub use http::{DEFAULT_PORT, Probe, Server, parse_listen};
+pub use http::{
+    DEFAULT_PORT, Endpoints, Handler, Probe, Request, Response, Server, parse_listen,
+    parse_listen_on,
+};
 pub use metrics::{Metrics, ReconcileResult};

@@ -811,6 +811,7 @@ fn hostile_values(value_name: &str) -> &'static [&'static str] {
             "18446744073709551615",
             "1.5",
         ],
+        "DAYS" => &["-1", "3651", "4294967296", "1.5", "14d", ""],
         other => panic!("no hostile values for `{other}`"),
     }
 }
@@ -850,6 +851,7 @@ fn every_numeric_flag_is_range_checked_with_an_error_naming_it() {
             "plan" => vec!["plan", example],
             "apply" => vec!["apply", example],
             "watch" => vec!["watch", example],
+            "serve" => vec!["serve"],
             "sr show" => vec!["sr", "show"],
             "sr comment" => vec!["sr", "comment", "--user", "bob", "--text", "x"],
             other => panic!("no command line for `{other}`: add one"),
@@ -860,6 +862,7 @@ fn every_numeric_flag_is_range_checked_with_an_error_naming_it() {
         "BYTES" => "4294967296",
         "MS" => "600000",
         "DURATION" => "1h",
+        "DAYS" => "3650",
         _ => "9223372036854775807",
     };
     fn walk(command: &clap::Command, path: &str, found: &mut Vec<(String, clap::Arg)>) {
@@ -931,8 +934,9 @@ fn every_numeric_flag_is_range_checked_with_an_error_naming_it() {
                 outcome.stderr
             );
         }
-        // The largest value is taken (a watch is not started for it).
-        if command != "watch" {
+        // The largest value is taken (a watch or a server is not started
+        // for it).
+        if command != "watch" && command != "serve" {
             let args = with_value(largest(value_name));
             let outcome = run(&mut supportctl(&crate_root(), &args));
             outcome.assert_no_panic();
@@ -955,11 +959,13 @@ fn every_numeric_flag_is_range_checked_with_an_error_naming_it() {
             "plan --lock-timeout",
             "plan --max-file-size",
             "plan --max-total-size",
+            "serve --expiring-within",
             "sr comment <ID>",
             "sr show <ID>",
             "validate --max-file-size",
             "validate --max-total-size",
             "watch --debounce-ms",
+            "watch --expiring-within",
             "watch --interval",
             "watch --lease-duration",
             "watch --max-file-size",

@@ -84,9 +84,28 @@
 //!   `promtool`, shared with the unit tests from
 //!   `tests/support/promtool.rs`); no personal data in a label; `--listen`
 //!   errors, SIGTERM, and clients that send nothing.
+//! - `web`: `serve` — the web view of the example read with a real HTTP
+//!   client, its JSON the bytes the command line prints, bob acting
+//!   through dankim, the token and the login form, the refusal of an
+//!   address beyond loopback, no password of the state's URL on any page,
+//!   SIGTERM.
+//! - `browser`: pages in a real headless Chromium, driven by `webdriver`
+//!   (`tests/support/browser.rs`: `chromedriver` over WebDriver, skipped
+//!   without it except in CI): the harness itself against a tiny site of
+//!   the test's own — links, a GET filter form, a table, screenshots under
+//!   `target/browser-screenshots/`, first-paint timing, nothing left
+//!   running.
+//! - `web_browser`: `serve` in that browser, as a person uses it, over the
+//!   example on either backend: the overview's status and what needs
+//!   attention, its links to the access table and to a user, the table
+//!   filtered through its form (bob acting through dankim), the latest
+//!   history entry opened to its plan as `plan` printed it, the access
+//!   page's first paint within 1 s and no inline script; screenshots of the
+//!   main pages (`web-*.png`).
 
 mod bad_input;
 mod binary;
+mod browser;
 mod cli;
 mod config_props;
 mod damaged_state;
@@ -116,3 +135,7 @@ mod state_copy;
 mod support;
 mod telemetry;
 mod watch;
+mod web;
+mod web_browser;
+#[path = "../support/browser.rs"]
+mod webdriver;

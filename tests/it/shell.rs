@@ -148,7 +148,7 @@ fn the_config_reference_is_generated_from_the_schema() {
 /// Whether `actual` has the shape of `documented`: objects with the same
 /// keys, lists whose every item has the shape of the
 /// documented first item, and `null` standing for any value on either side.
-fn same_shape(documented: &serde_json::Value, actual: &serde_json::Value, at: &str) {
+pub(crate) fn same_shape(documented: &serde_json::Value, actual: &serde_json::Value, at: &str) {
     use serde_json::Value;
     match (documented, actual) {
         (Value::Null, _) | (_, Value::Null) => {}
@@ -174,22 +174,25 @@ fn same_shape(documented: &serde_json::Value, actual: &serde_json::Value, at: &s
     }
 }
 
+/// The JSON example of docs/reference.md marked `<!-- json-shape: NAME -->`.
+pub(crate) fn documented_json(name: &str) -> serde_json::Value {
+    let reference =
+        std::fs::read_to_string(crate_root().join("docs/reference.md")).expect("docs/reference.md");
+    let marker = format!("<!-- json-shape: {name} -->\n```json\n");
+    let start = reference
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} example"))
+        + marker.len();
+    let end = reference[start..].find("```").expect("the block ends") + start;
+    serde_json::from_str(&reference[start..end])
+        .unwrap_or_else(|e| panic!("the {name} example is not JSON: {e}"))
+}
+
 /// The JSON examples in docs/reference.md's "JSON formats" are the shapes
 /// the commands print: the same fields, of the same types.
 #[test]
 fn the_documented_json_formats_are_what_the_commands_print() {
-    let reference =
-        std::fs::read_to_string(crate_root().join("docs/reference.md")).expect("docs/reference.md");
-    let documented = |name: &str| -> serde_json::Value {
-        let marker = format!("<!-- json-shape: {name} -->\n```json\n");
-        let start = reference
-            .find(&marker)
-            .unwrap_or_else(|| panic!("no {name} example"))
-            + marker.len();
-        let end = reference[start..].find("```").expect("the block ends") + start;
-        serde_json::from_str(&reference[start..end])
-            .unwrap_or_else(|e| panic!("the {name} example is not JSON: {e}"))
-    };
+    let documented = documented_json;
     let scratch = Scratch::new();
     let example = crate_root().join("examples/acme-prod");
     let with_db = |args: &[&str]| scratch.ok(args).stdout;

@@ -81,6 +81,11 @@ impl Probe for Answers {
     }
 }
 
+/// The watcher's endpoints as the handler of a server.
+fn endpoints(metrics: Arc<Metrics>, probe: Arc<dyn Probe>) -> Arc<dyn Handler> {
+    Arc::new(Endpoints::new(metrics, probe))
+}
+
 struct Fixture {
     server: Server,
     metrics: Arc<Metrics>,
@@ -97,8 +102,7 @@ impl Fixture {
         let probe = Arc::new(Answers::default());
         let server = Server::start_with(
             "127.0.0.1:0".parse().unwrap(),
-            Arc::clone(&metrics),
-            Arc::clone(&probe) as Arc<dyn Probe>,
+            endpoints(Arc::clone(&metrics), Arc::clone(&probe) as Arc<dyn Probe>),
             limits,
         )
         .expect("a server on a free port");
@@ -513,8 +517,7 @@ fn a_panicking_probe_costs_only_its_request() {
     }
     let server = Server::start(
         "127.0.0.1:0".parse().unwrap(),
-        Arc::new(Metrics::new()),
-        Arc::new(Panics),
+        endpoints(Arc::new(Metrics::new()), Arc::new(Panics)),
     )
     .unwrap();
     let url = |path: &str| format!("http://{}{path}", server.local_addr());
@@ -529,8 +532,7 @@ fn a_taken_address_is_an_error_that_names_it() {
     let taken = f.addr();
     let e = Server::start(
         taken,
-        Arc::new(Metrics::new()),
-        Arc::new(Answers::default()),
+        endpoints(Arc::new(Metrics::new()), Arc::new(Answers::default())),
     )
     .expect_err("the address is taken");
     assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
@@ -568,8 +570,7 @@ fn stop_is_prompt_and_closes_the_port() {
 fn a_server_on_every_interface_stops() {
     let server = Server::start(
         "0.0.0.0:0".parse().unwrap(),
-        Arc::new(Metrics::new()),
-        Arc::new(Answers::default()),
+        endpoints(Arc::new(Metrics::new()), Arc::new(Answers::default())),
     )
     .unwrap();
     let port = server.local_addr().port();
@@ -602,4 +603,152 @@ fn the_end_of_a_head_is_its_first_empty_line() {
     assert_eq!(path_of(b"https://h/readyz#f"), Some(&b"/readyz"[..]));
     assert_eq!(path_of(b"h:9464"), None);
     assert_eq!(path_of(b"*"), None);
+}
+
+/// A handler that echoes what it was handed, and asks for the body of a
+/// `POST /echo` of at most 16 bytes.
+struct Echo;
+
+impl Handler for Echo {
+    fn handle(&self, request: &Request<'_>) -> Response {
+        let body = format!(
+            "{} {} ?{} accept={:?} cookie={:?} body={:?}",
+            request.method,
+            request.path,
+            request.query,
+            request.header("accept"),
+            request.header("COOKIE"),
+            String::from_utf8_lossy(request.body)
+        );
+        Response::text(200, body)
+            .with_header("X-Echo", "yes")
+            .with_header("X-Split", "a\r\nInjected: yes")
+    }
+
+    fn body_limit(&self, request: &Request<'_>) -> usize {
+        if request.method == "POST" && request.path == "/echo" {
+            16
+        } else {
+            0
+        }
+    }
+}
+
+fn echo_server() -> Server {
+    Server::start("127.0.0.1:0".parse().unwrap(), Arc::new(Echo)).unwrap()
+}
+
+fn raw_to(addr: SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn a_handler_is_handed_method_path_query_headers_and_the_body_it_asked_for() {
+    let server = echo_server();
+    let addr = server.local_addr();
+    let answer = raw_to(
+        addr,
+        b"GET /a/b%20c?q=x&y=1#frag HTTP/1.1\r\nAccept: text/html \r\nCookie: s=1\r\nbad line\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(
+        answer.ends_with(
+            "GET /a/b%20c ?q=x&y=1 accept=Some(\"text/html\") cookie=Some(\"s=1\") body=\"\"\n"
+        ),
+        "{answer}"
+    );
+    assert!(answer.contains("\r\nX-Echo: yes\r\n"), "{answer}");
+    assert!(
+        !answer.contains("Injected"),
+        "a header with a line break is never sent: {answer}"
+    );
+
+    // A body is read only where the handler asks for one, within its limit.
+    let answer = raw_to(
+        addr,
+        b"POST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+    );
+    assert!(answer.ends_with("body=\"hello\"\n"), "{answer}");
+    let answer = raw_to(
+        addr,
+        b"POST /other HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+    );
+    assert!(answer.ends_with("body=\"\"\n"), "{answer}");
+    let answer = raw_to(addr, b"POST /echo HTTP/1.1\r\n\r\n");
+    assert!(answer.ends_with("body=\"\"\n"), "{answer}");
+    for (request, want) in [
+        (
+            &b"POST /echo HTTP/1.1\r\nContent-Length: 17\r\n\r\n"[..],
+            "413",
+        ),
+        (
+            b"POST /echo HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+            "413",
+        ),
+        (b"POST /echo HTTP/1.1\r\nContent-Length: -1\r\n\r\n", "400"),
+        (
+            b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            "411",
+        ),
+    ] {
+        let answer = raw_to(addr, request);
+        assert_eq!(status_code(&answer), want, "{answer}");
+    }
+    // A body sent in pieces, after a `100 Continue`, is read whole.
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"POST /echo HTTP/1.1\r\nContent-Length: 6\r\nExpect: 100-continue\r\n\r\nab")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    stream.write_all(b"cdef").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"),
+        "{answer}"
+    );
+    assert!(answer.ends_with("body=\"abcdef\"\n"), "{answer}");
+    server.stop();
+}
+
+#[test]
+fn a_body_that_does_not_come_is_answered_408() {
+    let server = Server::start_with(
+        "127.0.0.1:0".parse().unwrap(),
+        Arc::new(Echo),
+        Limits {
+            head_timeout: Duration::from_millis(300),
+            ..Limits::SERVED
+        },
+    )
+    .unwrap();
+    let started = Instant::now();
+    let answer = {
+        let mut stream = TcpStream::connect(server.local_addr()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream
+            .write_all(b"POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc")
+            .unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    };
+    assert_eq!(status_code(&answer), "408", "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+fn status_code(answer: &str) -> &str {
+    answer.get(9..12).unwrap_or(answer)
 }
