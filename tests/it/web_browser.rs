@@ -4,8 +4,9 @@
 //! `webdriver` (`tests/support/browser.rs`; skipped without Chromium except
 //! in CI). The overview's status and what needs attention, the access table
 //! reached by its link and filtered through its form (bob acting through
-//! dankim), a user followed from the overview, the latest history entry
-//! opened to its plan, and the access page's first paint and its script
+//! dankim), a user followed from the overview, what ends in the next 90
+//! days, the latest history entry opened to its plan, and the access
+//! page's first paint and its script
 //! policy. Screenshots of the main pages go to `target/browser-screenshots/`
 //! as `web-*.png`.
 
@@ -246,6 +247,54 @@ fn the_overview_leads_to_the_access_table_filtered_to_bob_acting_through_dankim(
     tour.arrived_at(&format!("{TENANCY}/users/carol"));
     let carol = browser.find("#user-access");
     assert_eq!(carol.attribute("data-path").as_deref(), Some("pending"));
+}
+
+/// What ends in the next 90 days, reached from the overview's navigation:
+/// on 2030-01-10, gina's link through erin (in 21 days) and nothing else;
+/// looking further, a year, alice's approval after it, soonest first.
+#[test]
+fn the_expiries_page_tells_what_ends_in_the_next_ninety_days() {
+    let world = example();
+    world.set_today("2030-01-10");
+    let Some(tour) = Tour::start("web-expiries", &world) else {
+        return;
+    };
+    let browser = &tour.browser;
+    tour.open("/");
+    tour.nav("expiries", &format!("{TENANCY}/expiries"));
+    assert_eq!(browser.title(), "Expiries · supportctl");
+    assert_eq!(browser.find("h1").text(), "What ends in the next 90 days");
+    let ends = |b: &Browser| -> Vec<(String, String, String)> {
+        b.find_all("#expiries li")
+            .iter()
+            .map(|li| {
+                (
+                    li.attribute("data-user").unwrap_or_default(),
+                    li.find("time").attribute("datetime").unwrap_or_default(),
+                    li.text(),
+                )
+            })
+            .collect()
+    };
+    let soon = ends(browser);
+    assert_eq!(soon.len(), 1, "{soon:#?}");
+    let (user, at, text) = &soon[0];
+    assert_eq!(user, "gina");
+    assert!(at.starts_with("2030-01-31"), "{at}");
+    assert!(
+        text.contains("(in 21 days)") && text.contains("gina") && text.contains("erin"),
+        "{text}"
+    );
+    browser.screenshot("expiries");
+
+    browser.find("a[href$=\"/expiries?days=365\"]").click();
+    tour.arrived_at(&format!("{TENANCY}/expiries?days=365"));
+    assert_eq!(browser.find("h1").text(), "What ends in the next 365 days");
+    let year = ends(browser);
+    let users: Vec<&str> = year.iter().map(|(user, _, _)| user.as_str()).collect();
+    assert_eq!(users, ["gina", "alice"], "{year:#?}");
+    assert!(year[1].1.starts_with("2030-06-30"), "{year:#?}");
+    assert!(year[1].2.contains("(in 171 days)"), "{year:#?}");
 }
 
 /// The history lists the latest apply first; clicked, the entry shows its
