@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use crate::access::{self, Access};
 use crate::model::{Date, Model};
+use crate::render::{self, SavedPlan};
 use crate::report::{self, LeaseReport};
 use crate::state::{JournalRecord, Location, StateError, Store};
 use crate::status::{MAX_STATUS_BYTES, Status, problem_of};
@@ -79,6 +80,19 @@ pub struct Reader {
     /// How many times a tenancy was read.
     reads: AtomicU64,
     journals: Mutex<HashMap<String, Arc<Journal>>>,
+    /// The plan of the journal entry shown last, read from its JSON: a
+    /// large one takes a while to read, and is shown a page at a time.
+    plan: Mutex<Option<Arc<ReadPlan>>>,
+}
+
+/// A journal entry's plan as read from the journal (phones redacted unless
+/// `--show-phones`), or why it cannot be read.
+#[derive(Debug)]
+pub struct ReadPlan {
+    lineage: String,
+    tenancy: String,
+    serial: u64,
+    pub plan: Result<SavedPlan, String>,
 }
 
 /// What the reader keeps of one tenancy.
@@ -122,6 +136,7 @@ impl Reader {
             read_ended: Condvar::new(),
             reads: AtomicU64::new(0),
             journals: Mutex::new(HashMap::new()),
+            plan: Mutex::new(None),
         }
     }
 
@@ -291,11 +306,6 @@ fn resolve_all(model: &Model, today: Date) -> Vec<Access> {
 }
 
 impl Opened<'_> {
-    /// Whether phones are shown (`--show-phones`) rather than redacted.
-    pub fn show_phones(&self) -> bool {
-        self.reader.show_phones
-    }
-
     /// Whether `tenancy` is retired, or not in the state at all.
     fn absent<T>(&self, tenancy: &str) -> Result<Found<T>, StateError> {
         Ok(
@@ -353,6 +363,34 @@ impl Opened<'_> {
             .unwrap_or_else(|e| e.into_inner())
             .insert(tenancy.to_string(), Arc::clone(&journal));
         Ok(Found::Here(journal))
+    }
+
+    /// The plan of `record`, an entry of `tenancy`'s journal: the one read
+    /// last when it is the same entry, or else read now.
+    pub fn plan(&self, tenancy: &str, record: &JournalRecord) -> Arc<ReadPlan> {
+        let lineage = self.store.lineage();
+        let mut kept = self.reader.plan.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(read) = kept.as_ref()
+            && read.serial == record.serial
+            && read.tenancy == tenancy
+            && read.lineage == lineage
+        {
+            return Arc::clone(read);
+        }
+        let plan = render::parse_plan_json(&record.plan_json).map(|mut saved| {
+            if !self.reader.show_phones {
+                saved.plan.redact_phones();
+            }
+            saved
+        });
+        let read = Arc::new(ReadPlan {
+            lineage: lineage.to_string(),
+            tenancy: tenancy.to_string(),
+            serial: record.serial,
+            plan,
+        });
+        *kept = Some(Arc::clone(&read));
+        read
     }
 
     /// The watcher of `tenancy`: its status file beside the state, when it

@@ -401,6 +401,7 @@ impl Site {
             Route::Access(_) => pages::access::PARAMETERS,
             Route::Expiries(_) => pages::expiries::PARAMETERS,
             Route::Srs(_) => pages::srs::PARAMETERS,
+            Route::Entry(..) => pages::history::PARAMETERS,
             _ => &[],
         };
         let query = query::Query::parse(&request.query, allowed).map_err(Problem::bad_query)?;
@@ -429,7 +430,9 @@ impl Site {
             Route::Expiries(tenancy) => pages::expiries::expiries(&context, tenancy, &query),
             Route::Srs(tenancy) => pages::srs::srs(&context, tenancy, &query),
             Route::History(tenancy) => pages::history::history(&context, tenancy),
-            Route::Entry(tenancy, serial) => pages::history::entry(&context, tenancy, *serial),
+            Route::Entry(tenancy, serial) => {
+                pages::history::entry(&context, tenancy, *serial, &query)
+            }
         }
     }
 

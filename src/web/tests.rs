@@ -1379,3 +1379,73 @@ fn the_refresher_reads_ahead_and_stops_when_dropped() {
         "the request used the refresher's read"
     );
 }
+
+#[test]
+fn a_large_plan_is_shown_five_hundred_changes_a_page_and_whole_as_json() {
+    let world = World::new();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/acme-prod.yaml");
+    let mut big = checked(&example);
+    big.tenancy.name = "big".into();
+    let bob = big.users["bob"].clone();
+    for n in 0..1100 {
+        big.users.insert(format!("u{n:04}"), bob.clone());
+    }
+    let mut store = Store::open(world.dir.path().join("state.db")).unwrap();
+    apply(&mut store, &big, None, 0, "c0ffee5");
+    drop(store);
+    let site = world.site(Auth::Open);
+    let whole = ok_json(&site, "/t/big/history/1.json");
+    let changes = whole["changes"].as_array().unwrap().len();
+    assert!(changes > 1100, "{changes}");
+    let pages = changes.div_ceil(500);
+    let count = |html: &str| html.matches("<div class=\"change ").count();
+    let first = ok_html(&site, "/t/big/history/1");
+    assert_eq!(count(&first), 500);
+    assert!(
+        first.contains(&format!("Changes 1–500 of {changes}, 500 a page.")),
+        "{first}"
+    );
+    assert!(first.contains("href=\"/t/big/history/1?page=2\">next</a>"));
+    assert!(first.contains(&format!("href=\"/t/big/history/1?page={pages}\">last</a>")));
+    assert!(!first.contains("rel=\"prev\" href=\"/t/big/history/1?page"));
+    let summary = element(&first, "<p class=\"summary-line\">", "</p>").to_string();
+    assert!(summary.contains(&format!("{changes} to add")), "{summary}");
+    let last = ok_html(&site, &format!("/t/big/history/1?page={pages}"));
+    assert_eq!(count(&last), changes - (pages - 1) * 500);
+    assert!(last.contains(&format!(
+        "Changes {}–{changes} of {changes}",
+        (pages - 1) * 500 + 1
+    )));
+    assert!(last.contains("href=\"/t/big/history/1?page=1\">first</a>"));
+    assert_eq!(
+        element(&last, "<p class=\"summary-line\">", "</p>"),
+        summary,
+        "every page sums up the whole plan"
+    );
+    // Every change is on exactly one page.
+    let addresses: Vec<String> = (1..=pages)
+        .flat_map(|page| {
+            let html = ok_html(&site, &format!("/t/big/history/1?page={page}"));
+            html.split("data-address=\"")
+                .skip(1)
+                .map(|rest| rest[..rest.find('"').unwrap()].to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(addresses.len(), changes);
+    let unique: std::collections::BTreeSet<&String> = addresses.iter().collect();
+    assert_eq!(unique.len(), changes);
+    // A small plan has no pages; a page past the last is a 400.
+    let small = ok_html(&site, "/t/acme-prod/history/2");
+    assert!(!small.contains("plan-pages") && !small.contains("plan-count"));
+    let past = get(&site, &format!("/t/big/history/1?page={}", pages + 1));
+    assert_eq!(past.status, 400, "{}", past.body);
+    assert!(
+        past.body.contains("past the plan&#39;s last page")
+            || past.body.contains("past the plan's last page"),
+        "{}",
+        past.body
+    );
+    assert_eq!(get(&site, "/t/big/history/1?page=0").status, 400);
+    assert_eq!(get(&site, "/t/big/history/1?sort=x").status, 400);
+}

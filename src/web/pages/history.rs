@@ -2,7 +2,8 @@
 //! is `history --format json`, oldest first as the command prints it); and
 //! `/t/{tenancy}/history/{serial}`: one entry with its plan drawn as `plan`
 //! prints it — symbols, `before → after`, reasons — coloured by CSS class
-//! (its JSON twin is the JSON plan, as `plan --format json` prints it).
+//! (its JSON twin is the JSON plan, as `plan --format json` prints it), its
+//! changes 500 a page (`?page=N`).
 //! Phones in a plan are redacted unless `--show-phones`.
 
 use super::overview::shown_time;
@@ -14,6 +15,7 @@ use crate::state::{JournalKind, JournalRecord};
 use crate::telemetry::Response;
 use crate::web::Problem;
 use crate::web::html::{Html, Section};
+use crate::web::query::Query;
 
 /// `/t/{tenancy}/history`.
 pub fn history(cx: &Context, tenancy: &str) -> Result<Response, Problem> {
@@ -84,8 +86,18 @@ fn summary(h: &mut Html, r: &JournalRecord) {
         .raw("</span></span>");
 }
 
-/// `/t/{tenancy}/history/{serial}`.
-pub fn entry(cx: &Context, tenancy: &str, serial: u64) -> Result<Response, Problem> {
+/// The query parameters an entry's page takes.
+pub const PARAMETERS: &[&str] = &["page"];
+
+/// The changes of a plan on one page of its entry: a first apply of a
+/// large tenancy plans a change per row, and a page of them all would be
+/// hundreds of megabytes of HTML.
+pub const CHANGES_PER_PAGE: usize = 500;
+
+/// `/t/{tenancy}/history/{serial}`: the entry, and its plan's changes a
+/// page at a time (`?page=N`); its JSON twin is the whole plan.
+pub fn entry(cx: &Context, tenancy: &str, serial: u64, query: &Query) -> Result<Response, Problem> {
+    let page = query.number("page").map_err(Problem::bad_query)?;
     let journal = cx.journal(tenancy)?;
     let records = &journal.records;
     let Some(at) = records.iter().rposition(|r| r.serial == serial) else {
@@ -93,16 +105,19 @@ pub fn entry(cx: &Context, tenancy: &str, serial: u64) -> Result<Response, Probl
             "tenancy `{tenancy}` has no journal entry at serial {serial}"
         )));
     };
-    let record = &records[at];
-    let plan = render::parse_plan_json(&record.plan_json).map(|mut saved| {
-        if !cx.opened.show_phones() {
-            saved.plan.redact_phones();
-        }
-        saved
-    });
+    let read = cx.opened.plan(tenancy, &records[at]);
+    let plan = &read.plan;
+    let changes = plan.as_ref().map_or(0, |saved| saved.plan.changes.len());
+    let pages = changes.div_ceil(CHANGES_PER_PAGE).max(1);
+    let page = page.unwrap_or(1);
+    if page > pages {
+        return Err(Problem::bad_query(format!(
+            "page {page} is past the plan's last page, {pages}"
+        )));
+    }
     cx.reply(
-        || entry_html(tenancy, records, at, &plan),
-        || match &plan {
+        || entry_html(tenancy, records, at, plan, Paged { page, pages }),
+        || match plan {
             Ok(saved) => render::plan_json(
                 &saved.plan,
                 &saved.lineage,
@@ -115,7 +130,7 @@ pub fn entry(cx: &Context, tenancy: &str, serial: u64) -> Result<Response, Probl
             })),
         },
     )
-    .map(|response| match (&plan, cx.format) {
+    .map(|response| match (plan, cx.format) {
         (Err(_), crate::web::Format::Json) => Response {
             status: 500,
             ..response
@@ -124,11 +139,19 @@ pub fn entry(cx: &Context, tenancy: &str, serial: u64) -> Result<Response, Probl
     })
 }
 
+/// Which page of a plan's changes is shown, of how many.
+#[derive(Clone, Copy)]
+struct Paged {
+    page: usize,
+    pages: usize,
+}
+
 fn entry_html(
     tenancy: &str,
     records: &[JournalRecord],
     at: usize,
     plan: &Result<SavedPlan, String>,
+    paged: Paged,
 ) -> String {
     let r = &records[at];
     let mut h = Html::new();
@@ -180,7 +203,10 @@ fn entry_html(
     }
     h.raw("</dl>\n<h2>The plan</h2>\n");
     match plan {
-        Ok(saved) => plan_html(&mut h, saved),
+        Ok(saved) => {
+            let base = format!("{}{}", link(tenancy, "/history/"), r.serial);
+            plan_html(&mut h, saved, paged, &base);
+        }
         Err(why) => {
             h.raw("<p id=\"plan\" class=\"problem\">The journal's plan cannot be read: ")
                 .text(why)
@@ -226,14 +252,32 @@ fn class(action: Action) -> &'static str {
     }
 }
 
-/// The plan as `plan` prints it, a line for each of [`render::plan_lines`].
-fn plan_html(h: &mut Html, saved: &SavedPlan) {
+/// The plan as `plan` prints it, a line for each of [`render::plan_lines`]:
+/// the changes of page `paged` (at `base?page=N`), and the summary of all.
+fn plan_html(h: &mut Html, saved: &SavedPlan, paged: Paged, base: &str) {
     let plan = &saved.plan;
+    let first = (paged.page - 1) * CHANGES_PER_PAGE;
+    let shown = &plan.changes
+        [first.min(plan.changes.len())..(first + CHANGES_PER_PAGE).min(plan.changes.len())];
+    if paged.pages > 1 {
+        h.raw("<p id=\"plan-count\" class=\"note\">Changes ")
+            .text(first + 1)
+            .raw("–")
+            .text(first + shown.len())
+            .raw(" of ")
+            .text(plan.changes.len())
+            .raw(", ")
+            .text(CHANGES_PER_PAGE)
+            .raw(" a page. <a href=\"")
+            .text(base)
+            .raw(".json\">The whole plan as JSON</a></p>\n");
+        plan_pages(h, paged, base);
+    }
     h.raw("<div id=\"plan\" class=\"plan\">\n");
     if plan.is_empty() {
         h.raw("<p>No changes.</p>\n");
     }
-    for change in &plan.changes {
+    for change in shown {
         h.raw("<div class=\"change ")
             .text(class(change.action))
             .raw("\" data-address=\"")
@@ -313,4 +357,39 @@ fn plan_html(h: &mut Html, saved: &SavedPlan) {
     h.raw("<p class=\"summary-line\">")
         .text(render::summary_line(plan.summary()))
         .raw("</p>\n</div>\n");
+    if paged.pages > 1 {
+        plan_pages(h, paged, base);
+    }
+}
+
+/// The links to the plan's other pages: the first, the one before, the
+/// one after and the last.
+fn plan_pages(h: &mut Html, paged: Paged, base: &str) {
+    let Paged { page, pages } = paged;
+    let to = |h: &mut Html, rel: &str, target: usize, label: &str| {
+        h.raw("<a rel=\"")
+            .text(rel)
+            .raw("\" href=\"")
+            .text(base)
+            .raw("?page=")
+            .text(target)
+            .raw("\">")
+            .text(label)
+            .raw("</a>\n");
+    };
+    h.raw("<nav class=\"pages plan-pages\" aria-label=\"pages of the plan\">\n");
+    if page > 1 {
+        to(h, "first", 1, "first");
+        to(h, "prev", page - 1, "previous");
+    }
+    h.raw("<span>page ")
+        .text(page)
+        .raw(" of ")
+        .text(pages)
+        .raw("</span>\n");
+    if page < pages {
+        to(h, "next", page + 1, "next");
+        to(h, "last", pages, "last");
+    }
+    h.raw("</nav>\n");
 }
