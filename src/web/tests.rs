@@ -1449,3 +1449,70 @@ fn a_large_plan_is_shown_five_hundred_changes_a_page_and_whole_as_json() {
     assert_eq!(get(&site, "/t/big/history/1?page=0").status, 400);
     assert_eq!(get(&site, "/t/big/history/1?sort=x").status, 400);
 }
+
+#[test]
+fn the_overview_lists_fifty_of_a_kind_and_links_to_the_rest() {
+    let world = World::new();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/acme-prod.yaml");
+    let mut crowd = checked(&example);
+    crowd.tenancy.name = "crowd".into();
+    let carol = crowd.users["carol"].clone();
+    let account = crowd.support_accounts["carol"].clone();
+    let link = crowd.support_links["bob"].clone();
+    for n in 0..70 {
+        // 70 more requests waiting, like carol's; 80 more linked, like bob.
+        let waiting = format!("w{n:03}");
+        crowd.users.insert(waiting.clone(), carol.clone());
+        crowd
+            .support_accounts
+            .insert(waiting.clone(), account.clone());
+        crowd.memberships.insert(waiting);
+    }
+    for n in 0..80 {
+        let linked = format!("l{n:03}");
+        crowd.users.insert(linked.clone(), carol.clone());
+        crowd.support_links.insert(linked, link.clone());
+    }
+    let mut store = Store::open(world.dir.path().join("state.db")).unwrap();
+    apply(&mut store, &crowd, None, 0, "c0ffee6");
+    drop(store);
+    let site = world.site(Auth::Open);
+    let overview = ok_html(&site, "/t/crowd");
+    let attention = element(&overview, "<ul id=\"attention\">", "</ul>");
+    assert_eq!(attention.matches("data-kind=\"pending\"").count(), 50);
+    let more = element(
+        attention,
+        "<li class=\"more\" data-kind=\"pending-more\">",
+        "</li>",
+    );
+    assert!(
+        more.contains("and 21 more: <a href=\"/t/crowd/access?path=pending\">"),
+        "71 wait (carol too): {more}"
+    );
+    let acting = element(&overview, "<ul id=\"acting\">", "</section>");
+    let dankim = element(acting, "<li data-admin=\"dankim\">", "</ul>");
+    assert_eq!(dankim.matches("data-via=\"dankim\"").count(), 50);
+    assert!(
+        acting.contains(
+            "and 31 more: <a href=\"/t/crowd/users/dankim\">every user who acts through dankim</a>"
+        ),
+        "81 act through dankim (bob too): {acting}"
+    );
+    // The pages linked list them all, and the JSON twin is whole.
+    let pending = ok_json(&site, "/t/crowd/access.json?path=pending");
+    assert_eq!(pending.as_array().unwrap().len(), 71);
+    let dankim_page = ok_html(&site, "/t/crowd/users/dankim");
+    assert_eq!(
+        dankim_page.matches("/t/crowd/users/l0").count(),
+        80,
+        "{dankim_page}"
+    );
+    let json = ok_json(&site, "/t/crowd/index.json");
+    let waiting = json["attention"]["pending_memberships"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(waiting, 71, "{json}");
+    // The example's overview, short of fifty, says no more.
+    assert!(!ok_html(&site, "/t/acme-prod").contains("class=\"more\""));
+}

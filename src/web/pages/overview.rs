@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::expiries::{Expiring, ExpiringJson, describe, expiring};
-use super::{Context, counted, day, link, tenancy_page, user_link};
+use super::{Context, counted, day, link, tenancy_page, user_href, user_link};
 use crate::access::{Access, Path};
 use crate::engine::clock;
 use crate::report::{self, AccessJson, HistoryJson};
@@ -304,8 +304,8 @@ fn overview_html(
             .text(problem)
             .raw("</li>\n");
     }
-    for a in &attention.pending {
-        items += 1;
+    items += attention.pending.len();
+    for a in attention.pending.iter().take(LISTED) {
         h.raw("<li data-kind=\"pending\" data-user=\"")
             .text(&a.user)
             .raw("\">");
@@ -314,8 +314,15 @@ fn overview_html(
             " asked to join the CSI: the request waits for a CSI administrator's approval</li>\n",
         );
     }
-    for e in &attention.expiring {
-        items += 1;
+    more(
+        &mut h,
+        "pending",
+        attention.pending.len(),
+        &format!("{}?path=pending", link(tenancy, "/access")),
+        "every request waiting, in the access table",
+    );
+    items += attention.expiring.len();
+    for e in attention.expiring.iter().take(LISTED) {
         h.raw("<li data-kind=\"expiring\" data-user=\"")
             .text(e.user)
             .raw("\">Ends <time datetime=\"")
@@ -328,16 +335,34 @@ fn overview_html(
         describe(&mut h, tenancy, view, e);
         h.raw("</li>\n");
     }
-    for a in &attention.inactive_links {
-        items += 1;
+    more(
+        &mut h,
+        "expiring",
+        attention.expiring.len(),
+        &format!(
+            "{}?days={}",
+            link(tenancy, "/expiries"),
+            cx.expiring_within.max(1)
+        ),
+        "every one, soonest first",
+    );
+    items += attention.inactive_links.len();
+    for a in attention.inactive_links.iter().take(LISTED) {
         h.raw("<li data-kind=\"inactive-link\" data-user=\"")
             .text(&a.user)
             .raw("\">");
         user_link(&mut h, tenancy, view, &a.user);
         h.raw(" cannot open SRs: ").text(&a.reason).raw("</li>\n");
     }
-    for a in &attention.no_access {
-        items += 1;
+    more(
+        &mut h,
+        "inactive-link",
+        attention.inactive_links.len(),
+        &format!("{}?path=link-via-non-admin", link(tenancy, "/access")),
+        "every one, in the access table",
+    );
+    items += attention.no_access.len();
+    for a in attention.no_access.iter().take(LISTED) {
         h.raw("<li data-kind=\"no-access\" data-user=\"")
             .text(&a.user)
             .raw("\">");
@@ -346,6 +371,13 @@ fn overview_html(
             .text(&a.reason)
             .raw("</li>\n");
     }
+    more(
+        &mut h,
+        "no-access",
+        attention.no_access.len(),
+        &format!("{}?role=none", link(tenancy, "/access")),
+        "the users without access, in the access table",
+    );
     if items == 0 {
         h.raw("<li class=\"none\">Nothing needs attention.</li>\n");
     }
@@ -364,7 +396,7 @@ fn overview_html(
         h.raw("<li data-admin=\"").text(admin).raw("\">");
         user_link(&mut h, tenancy, view, admin);
         h.raw("\n<ul>\n");
-        for a in users {
+        for a in users.iter().take(LISTED) {
             h.raw("<li data-user=\"")
                 .text(&a.user)
                 .raw("\" data-via=\"")
@@ -379,10 +411,37 @@ fn overview_html(
             }
             h.raw("</li>\n");
         }
+        more(
+            &mut h,
+            "acting",
+            users.len(),
+            &user_href(tenancy, admin),
+            &format!("every user who acts through {admin}"),
+        );
         h.raw("</ul>\n</li>\n");
     }
     h.raw("</ul>\n</section>\n");
     tenancy_page(tenancy, tenancy, Section::Overview, &h)
+}
+
+/// The most items of one kind the overview lists: a large tenancy may have
+/// thousands, which the page that lists them all is linked for.
+pub const LISTED: usize = 50;
+
+/// After the first [`LISTED`] of `all` items of `kind`: how many more, and
+/// a link to where they are all listed.
+fn more(h: &mut Html, kind: &str, all: usize, href: &str, what: &str) {
+    if all > LISTED {
+        h.raw("<li class=\"more\" data-kind=\"")
+            .text(kind)
+            .raw("-more\">and ")
+            .text(all - LISTED)
+            .raw(" more: <a href=\"")
+            .text(href)
+            .raw("\">")
+            .text(what)
+            .raw("</a></li>\n");
+    }
 }
 
 fn watcher_html(h: &mut Html, watcher: &Watcher) {
