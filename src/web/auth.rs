@@ -83,7 +83,25 @@ impl TokenAuth {
         if let Some(token) = bearer(request) {
             return self.is_token(token);
         }
+        self.in_session(request)
+    }
+
+    /// Whether `request` comes with a live session's cookie: a browser
+    /// that logged in through the form.
+    pub fn in_session(&self, request: &Request<'_>) -> bool {
         cookie(request, COOKIE).is_some_and(|id| self.is_session(id))
+    }
+
+    /// Ends the session of the request's cookie, if it has one.
+    pub fn end_session(&self, request: &Request<'_>) {
+        let Some(id) = cookie(request, COOKIE) else {
+            return;
+        };
+        let digest = sha256(id.as_bytes());
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if sessions.by_digest.remove(&digest).is_some() {
+            sessions.order.retain(|d| *d != digest);
+        }
     }
 
     fn is_session(&self, id: &str) -> bool {
@@ -150,4 +168,9 @@ pub fn session_cookie(id: &str) -> String {
         "{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
         SESSION_LIFETIME.as_secs()
     )
+}
+
+/// The `Set-Cookie` value that makes a browser forget its session.
+pub fn ended_cookie() -> String {
+    format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
 }

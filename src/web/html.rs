@@ -95,6 +95,14 @@ impl Section {
     ];
 }
 
+/// Where the navigation of every page holds the logout form, filled in
+/// for each answer by whether its browser is in a session (`Site::handle`).
+/// No text of the state can hold it: every value is escaped.
+pub const SESSION_SLOT: &str = "<!--session-->";
+
+/// The logout form, for a browser in a session.
+pub const LOGOUT_FORM: &str = "<form method=\"post\" action=\"/logout\" class=\"logout\"><button type=\"submit\" data-test=\"logout\">Log out</button></form>\n";
+
 /// A whole page: its title, the navigation of `tenancy` with `section`
 /// marked as the current one, and `main`. The stylesheet and the script are
 /// supportctl's own (`/static/…`); the page has no inline script or style.
@@ -124,7 +132,8 @@ pub fn page(title: &str, nav: Option<(&str, Section)>, main: &Html) -> String {
             h.text(name).raw("</a>\n");
         }
     }
-    h.raw("</nav>\n</header>\n<main>\n")
+    h.raw(SESSION_SLOT)
+        .raw("</nav>\n</header>\n<main>\n")
         .html(main)
         .raw("</main>\n<footer>supportctl ")
         .text(VERSION)

@@ -2,8 +2,8 @@
 //! CSI administrators and auditors, each also as JSON.
 //!
 //! [`Site`] is the [`Handler`] the HTTP server ([`crate::telemetry::http`])
-//! hands each request to. It answers `GET` and `HEAD` (and `POST /login`,
-//! the one form): nothing here writes the state, which is opened read-only
+//! hands each request to. It answers `GET` and `HEAD` (and `POST /login`
+//! and `POST /logout`, the session's forms): nothing here writes the state, which is opened read-only
 //! for each request ([`data::Reader`]). The pages are HTML rendered here,
 //! escaped by one function ([`html::escape`]), that work without
 //! JavaScript; `/static/app.js` and `/static/style.css` are supportctl's
@@ -19,7 +19,8 @@
 //! `/t/{tenancy}/expiries` (what ends in the next 90 days),
 //! `/t/{tenancy}/srs` (the SRs, or those `?as=USER` sees),
 //! `/t/{tenancy}/history` and `/t/{tenancy}/history/{serial}` (the journal,
-//! and one apply's plan), `/login`, `/static/…`.
+//! and one apply's plan, 500 changes a page), `/login`, `/logout`,
+//! `/static/…`.
 
 mod auth;
 mod data;
@@ -319,7 +320,8 @@ fn is_browser(request: &Request<'_>) -> bool {
 
 impl Handler for Site {
     fn handle(&self, request: &Request<'_>) -> Response {
-        self.answer(request)
+        let response = self.answer(request);
+        self.fill_session_slot(request, response)
     }
 
     fn headers(&self) -> &'static [(&'static str, &'static str)] {
@@ -327,7 +329,7 @@ impl Handler for Site {
     }
 
     fn body_limit(&self, request: &Request<'_>) -> usize {
-        if request.method == "POST" && request.path == "/login" {
+        if request.method == "POST" && matches!(&*request.path, "/login" | "/logout") {
             LOGIN_BODY
         } else {
             0
@@ -367,6 +369,12 @@ impl Site {
                 "POST" => self.log_in(request),
                 _ if reading => self.login_form(request),
                 _ => not_allowed("GET, HEAD, POST"),
+            };
+        }
+        if path == "/logout" {
+            return match method {
+                "POST" => self.log_out(request),
+                _ => not_allowed("POST"),
             };
         }
         if !reading {
@@ -443,6 +451,42 @@ impl Site {
             Auth::Token(token) if !token.admits(request) => pages::login::form(200, None),
             _ => redirect("/"),
         }
+    }
+
+    /// `POST /logout`: the browser's session ends, and it is sent to the
+    /// login form.
+    fn log_out(&self, request: &Request<'_>) -> Response {
+        if from_another_site(request) {
+            return pages::login::form(403, Some("this form was posted from another site"));
+        }
+        if let Auth::Token(token) = &self.auth {
+            token.end_session(request);
+        }
+        redirect("/login").with_header("Set-Cookie", auth::ended_cookie())
+    }
+
+    /// An HTML page's [`html::SESSION_SLOT`] filled: the logout form for a
+    /// browser in a session, nothing otherwise.
+    fn fill_session_slot(&self, request: &Request<'_>, mut response: Response) -> Response {
+        if !response.content_type.starts_with("text/html") {
+            return response;
+        }
+        let slot = html::SESSION_SLOT.as_bytes();
+        let Some(at) = response
+            .body
+            .windows(slot.len())
+            .position(|window| window == slot)
+        else {
+            return response;
+        };
+        let form = match &self.auth {
+            Auth::Token(token) if token.in_session(request) => html::LOGOUT_FORM.as_bytes(),
+            _ => b"",
+        };
+        response
+            .body
+            .splice(at..at + slot.len(), form.iter().copied());
+        response
     }
 
     /// `POST /login`: the token typed into the form opens a session.

@@ -1196,6 +1196,46 @@ fn a_token_guards_every_page_and_a_login_gives_a_session() {
     let got = call(&site, "GET", "/login", &[("Cookie", &pair)], "");
     assert_eq!((got.status, got.header("Location")), (303, Some("/")));
 
+    // A page in a session offers to log out; one read with the bearer
+    // token, or by no one, does not; no page keeps the slot's mark.
+    let page =
+        |headers: &[(&str, &str)]| call(&site, "GET", "/t/acme-prod/access", headers, "").body;
+    let in_session = page(&[("Accept", "text/html"), ("Cookie", &pair)]);
+    let nav = element(&in_session, "<header>", "</header>");
+    assert!(nav.contains(html::LOGOUT_FORM.trim_end()), "{nav}");
+    let by_token = page(&[("Authorization", "Bearer s3cret-token")]);
+    assert!(!by_token.contains("/logout") && !by_token.contains(html::SESSION_SLOT));
+    assert!(!get(&site, "/login").body.contains(html::SESSION_SLOT));
+    assert!(!ok_html(&world.site(Auth::Open), "/t/acme-prod").contains(html::SESSION_SLOT));
+    // Logging out: only by POST from this site; it ends that session alone
+    // and makes the browser forget its cookie.
+    let got = call(&site, "GET", "/logout", &[("Cookie", &pair)], "");
+    assert_eq!((got.status, got.header("Allow")), (405, Some("POST")));
+    let got = call(
+        &site,
+        "POST",
+        "/logout",
+        &[("Cookie", &pair), ("Sec-Fetch-Site", "cross-site")],
+        "",
+    );
+    assert_eq!(got.status, 403);
+    assert_eq!(with(&pair), 200, "a foreign form ends no session");
+    let got = call(
+        &site,
+        "POST",
+        "/logout",
+        &[("Cookie", &pair), ("Sec-Fetch-Site", "same-origin")],
+        "",
+    );
+    assert_eq!((got.status, got.header("Location")), (303, Some("/login")));
+    let forget = got.header("Set-Cookie").unwrap();
+    assert!(
+        forget.starts_with("supportctl_session=;") && forget.contains("Max-Age=0"),
+        "{forget}"
+    );
+    assert_eq!(with(&pair), 303, "the session ended");
+    assert_eq!(with(&other), 200, "the other session holds");
+
     // Without a token, no login is needed.
     let open = world.site(Auth::Open);
     assert_eq!(get(&open, "/login").header("Location"), Some("/"));

@@ -5,7 +5,8 @@
 //! in CI). The overview's status and what needs attention, the access table
 //! reached by its link and filtered through its form (bob acting through
 //! dankim), a user followed from the overview, what ends in the next 90
-//! days, the latest history entry opened to its plan, and the access
+//! days, a login with the token and a logout, the latest history entry
+//! opened to its plan, and the access
 //! page's first paint and its script
 //! policy. Screenshots of the main pages go to `target/browser-screenshots/`
 //! as `web-*.png`.
@@ -295,6 +296,50 @@ fn the_expiries_page_tells_what_ends_in_the_next_ninety_days() {
     assert_eq!(users, ["gina", "alice"], "{year:#?}");
     assert!(year[1].1.starts_with("2030-06-30"), "{year:#?}");
     assert!(year[1].2.contains("(in 171 days)"), "{year:#?}");
+}
+
+/// Behind a token, a browser is sent to the login form; the token typed
+/// there opens a session that every page then shows, with a button that
+/// logs out, after which the pages send the browser to the form again.
+#[test]
+fn a_browser_logs_in_with_the_token_and_out_again() {
+    let world = example();
+    let token_file = world.write("web-token", "correct-horse-battery-staple\n");
+    let Some(browser) = webdriver::or_skip("web-login") else {
+        return;
+    };
+    let served = Served::start(
+        &world,
+        "127.0.0.1:0",
+        &["--auth-token-file", arg(&token_file)],
+    );
+    let tour = Tour { browser, served };
+    let browser = &tour.browser;
+
+    tour.open(&format!("{TENANCY}/access"));
+    tour.arrived_at("/login");
+    assert!(browser.find_all("[data-test=logout]").is_empty());
+    browser.find("#token").send_keys("not-the-token");
+    browser.find("#login button[type=submit]").click();
+    browser.wait_until("the refusal", DEADLINE, |b| {
+        b.find_all("#login-error").first().map(|e| e.text())
+    });
+    assert_eq!(browser.find("#login-error").text(), "that is not the token");
+
+    browser
+        .find("#token")
+        .send_keys("correct-horse-battery-staple");
+    browser.find("#login button[type=submit]").click();
+    tour.arrived_at("/");
+    assert_eq!(browser.title(), "acme-prod · supportctl");
+    tour.nav("access", &format!("{TENANCY}/access"));
+    assert_eq!(users(&table(browser)), USERS);
+    browser.screenshot("access-in-session");
+
+    browser.find("header [data-test=logout]").click();
+    tour.arrived_at("/login");
+    tour.open(&format!("{TENANCY}/access"));
+    tour.arrived_at("/login");
 }
 
 /// The history lists the latest apply first; clicked, the entry shows its
