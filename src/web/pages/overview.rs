@@ -297,88 +297,100 @@ fn overview_html(
     h.raw("</span></div>\n</section>\n");
 
     h.raw("<section aria-labelledby=\"attention-title\">\n<h2 id=\"attention-title\">Needs attention</h2>\n<ul id=\"attention\">\n");
-    let mut items = 0;
-    if let Some((_, Some(problem))) = &watcher.status {
-        items += 1;
+    let unhealthy = match &watcher.status {
+        Some((_, Some(problem))) => Some(problem),
+        _ => None,
+    };
+    if let Some(problem) = unhealthy {
         h.raw("<li data-kind=\"watcher\" class=\"bad\">The watcher is not healthy: ")
             .text(problem)
             .raw("</li>\n");
     }
-    items += attention.pending.len();
-    for a in attention.pending.iter().take(LISTED) {
-        h.raw("<li data-kind=\"pending\" data-user=\"")
+    let access = link(tenancy, "/access");
+    // A user's item: its kind, the user's link, and what is to be said.
+    let user_item = |h: &mut Html, kind: &str, a: &Access, says: &'static str, why: &str| {
+        h.raw("<li data-kind=\"")
+            .text(kind)
+            .raw("\" data-user=\"")
             .text(&a.user)
             .raw("\">");
-        user_link(&mut h, tenancy, view, &a.user);
-        h.raw(
-            " asked to join the CSI: the request waits for a CSI administrator's approval</li>\n",
-        );
-    }
-    more(
+        user_link(h, tenancy, view, &a.user);
+        h.raw(says).text(why).raw("</li>\n");
+    };
+    listed(
         &mut h,
         "pending",
-        attention.pending.len(),
-        &format!("{}?path=pending", link(tenancy, "/access")),
-        "every request waiting, in the access table",
+        &attention.pending,
+        (
+            &format!("{access}?path=pending"),
+            "every request waiting, in the access table",
+        ),
+        |h, a| {
+            user_item(
+                h,
+                "pending",
+                a,
+                " asked to join the CSI: the request waits for a CSI administrator's approval",
+                "",
+            )
+        },
     );
-    items += attention.expiring.len();
-    for e in attention.expiring.iter().take(LISTED) {
-        h.raw("<li data-kind=\"expiring\" data-user=\"")
-            .text(e.user)
-            .raw("\">Ends <time datetime=\"")
-            .text(e.expires.start())
-            .raw("\">")
-            .text(day(e.expires))
-            .raw("</time>, in ")
-            .text(counted(e.days_left as usize, "day", "days"))
-            .raw(": ");
-        describe(&mut h, tenancy, view, e);
-        h.raw("</li>\n");
-    }
-    more(
+    listed(
         &mut h,
         "expiring",
-        attention.expiring.len(),
-        &format!(
-            "{}?days={}",
-            link(tenancy, "/expiries"),
-            cx.expiring_within.max(1)
+        &attention.expiring,
+        (
+            &format!("{}?days={}", link(tenancy, "/expiries"), cx.expiring_within),
+            "every one, soonest first",
         ),
-        "every one, soonest first",
+        |h, e| {
+            h.raw("<li data-kind=\"expiring\" data-user=\"")
+                .text(e.user)
+                .raw("\">Ends <time datetime=\"")
+                .text(e.expires.start())
+                .raw("\">")
+                .text(day(e.expires))
+                .raw("</time>, in ")
+                .text(counted(e.days_left as usize, "day", "days"))
+                .raw(": ");
+            describe(h, tenancy, view, e);
+            h.raw("</li>\n");
+        },
     );
-    items += attention.inactive_links.len();
-    for a in attention.inactive_links.iter().take(LISTED) {
-        h.raw("<li data-kind=\"inactive-link\" data-user=\"")
-            .text(&a.user)
-            .raw("\">");
-        user_link(&mut h, tenancy, view, &a.user);
-        h.raw(" cannot open SRs: ").text(&a.reason).raw("</li>\n");
-    }
-    more(
+    listed(
         &mut h,
         "inactive-link",
-        attention.inactive_links.len(),
-        &format!("{}?path=link-via-non-admin", link(tenancy, "/access")),
-        "every one, in the access table",
+        &attention.inactive_links,
+        (
+            &format!("{access}?path=link-via-non-admin"),
+            "every one, in the access table",
+        ),
+        |h, a| user_item(h, "inactive-link", a, " cannot open SRs: ", &a.reason),
     );
-    items += attention.no_access.len();
-    for a in attention.no_access.iter().take(LISTED) {
-        h.raw("<li data-kind=\"no-access\" data-user=\"")
-            .text(&a.user)
-            .raw("\">");
-        user_link(&mut h, tenancy, view, &a.user);
-        h.raw(" has a support account and no access: ")
-            .text(&a.reason)
-            .raw("</li>\n");
-    }
-    more(
+    listed(
         &mut h,
         "no-access",
-        attention.no_access.len(),
-        &format!("{}?role=none", link(tenancy, "/access")),
-        "the users without access, in the access table",
+        &attention.no_access,
+        (
+            &format!("{access}?role=none"),
+            "the users without access, in the access table",
+        ),
+        |h, a| {
+            user_item(
+                h,
+                "no-access",
+                a,
+                " has a support account and no access: ",
+                &a.reason,
+            )
+        },
     );
-    if items == 0 {
+    if unhealthy.is_none()
+        && attention.pending.is_empty()
+        && attention.expiring.is_empty()
+        && attention.inactive_links.is_empty()
+        && attention.no_access.is_empty()
+    {
         h.raw("<li class=\"none\">Nothing needs attention.</li>\n");
     }
     h.raw("</ul>\n<p class=\"note\">Grants that end within ")
@@ -396,27 +408,29 @@ fn overview_html(
         h.raw("<li data-admin=\"").text(admin).raw("\">");
         user_link(&mut h, tenancy, view, admin);
         h.raw("\n<ul>\n");
-        for a in users.iter().take(LISTED) {
-            h.raw("<li data-user=\"")
-                .text(&a.user)
-                .raw("\" data-via=\"")
-                .text(admin)
-                .raw("\">");
-            user_link(&mut h, tenancy, view, &a.user);
-            h.raw(" acts through <span class=\"via\">")
-                .text(admin)
-                .raw("</span>");
-            if let Some(until) = a.until {
-                h.raw(", until ").text(day(until));
-            }
-            h.raw("</li>\n");
-        }
-        more(
+        listed(
             &mut h,
             "acting",
-            users.len(),
-            &user_href(tenancy, admin),
-            &format!("every user who acts through {admin}"),
+            users,
+            (
+                &user_href(tenancy, admin),
+                &format!("every user who acts through {admin}"),
+            ),
+            |h, a| {
+                h.raw("<li data-user=\"")
+                    .text(&a.user)
+                    .raw("\" data-via=\"")
+                    .text(admin)
+                    .raw("\">");
+                user_link(h, tenancy, view, &a.user);
+                h.raw(" acts through <span class=\"via\">")
+                    .text(admin)
+                    .raw("</span>");
+                if let Some(until) = a.until {
+                    h.raw(", until ").text(day(until));
+                }
+                h.raw("</li>\n");
+            },
         );
         h.raw("</ul>\n</li>\n");
     }
@@ -428,14 +442,25 @@ fn overview_html(
 /// thousands, which the page that lists them all is linked for.
 pub const LISTED: usize = 50;
 
-/// After the first [`LISTED`] of `all` items of `kind`: how many more, and
-/// a link to where they are all listed.
-fn more(h: &mut Html, kind: &str, all: usize, href: &str, what: &str) {
-    if all > LISTED {
+/// The first [`LISTED`] of `items`, each written by `item`; then, when
+/// there are more, how many, and a link (`all`: where, and its text) to
+/// where they are all listed, as an item of `kind-more`.
+fn listed<T>(
+    h: &mut Html,
+    kind: &str,
+    items: &[T],
+    all: (&str, &str),
+    mut item: impl FnMut(&mut Html, &T),
+) {
+    for one in items.iter().take(LISTED) {
+        item(h, one);
+    }
+    if items.len() > LISTED {
+        let (href, what) = all;
         h.raw("<li class=\"more\" data-kind=\"")
             .text(kind)
             .raw("-more\">and ")
-            .text(all - LISTED)
+            .text(items.len() - LISTED)
             .raw(" more: <a href=\"")
             .text(href)
             .raw("\">")
