@@ -517,7 +517,7 @@ fn two_watchers_through_pgbouncer_elect_one_leader_and_hand_over_when_it_is_kill
     );
 
     // An edit: applied once, by the leader.
-    std::fs::write(&config, acme_with_alice("Alice Pooled")).unwrap();
+    replace(&config, &acme_with_alice("Alice Pooled"));
     leader.wait_for(leader_from, "the leader's apply of the edit", |l| {
         message(l) == "reconciled" && text_field(l, "outcome") == "applied" && woken_by_the_edit(l)
     });
@@ -551,7 +551,7 @@ fn two_watchers_through_pgbouncer_elect_one_leader_and_hand_over_when_it_is_kill
     let (took_at, _) = standby.wait_for(took_at, "the new leader's reconcile", |l| {
         message(l) == "reconciled" && text_field(l, "trigger") == "lease"
     });
-    std::fs::write(&config, acme_with_alice("Alice Handed Over")).unwrap();
+    replace(&config, &acme_with_alice("Alice Handed Over"));
     standby.wait_for(took_at, "the new leader's apply of the next edit", |l| {
         message(l) == "reconciled" && text_field(l, "outcome") == "applied" && woken_by_the_edit(l)
     });
@@ -584,6 +584,15 @@ fn two_watchers_through_pgbouncer_elect_one_leader_and_hand_over_when_it_is_kill
 /// that came while the edit settled (the reconcile then carries the
 /// lease's trigger; on a loaded machine a leader may miss a renewal and
 /// take its lease back meanwhile).
+/// Writes `text` to `path` as an editor saves: whole, under another name,
+/// then renamed over it, so that the commands reading the file beside the
+/// watchers never read it half-written (a plain write truncates it first).
+fn replace(path: &std::path::Path, text: &str) {
+    let temporary = path.with_extension("yaml.saving");
+    std::fs::write(&temporary, text).unwrap();
+    std::fs::rename(&temporary, path).unwrap();
+}
+
 fn woken_by_the_edit(l: &Value) -> bool {
     ["change", "lease"].contains(&text_field(l, "trigger"))
 }
